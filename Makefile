@@ -1,0 +1,65 @@
+# edgebatch build and test pipeline. `make test` is what CI runs (.ci/run).
+#   make setup   toolchain, wasm-bindgen-cli (= Cargo.lock), npm devDependencies, chromium
+#   make build   pkg/ (wasm-bindgen --target web + wasm-opt -Oz)
+#   make test    fmt, clippy (native + wasm), native tests, wasm tests in Node and
+#                headless Chromium, JS tests, TypeScript declaration check
+#   make run     the Node example batch
+#   make bench   overhead benchmark
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := build
+# One step at a time: the steps share target/ and print in order.
+.NOTPARALLEL:
+
+# The wasm-bindgen CLI that matches Cargo.lock lives here; it must win over any other.
+export PATH := $(CURDIR)/.tools/bin:$(PATH)
+
+WASM_TARGET := --target wasm32-unknown-unknown
+
+.PHONY: setup build test lint test-native test-wasm test-js test-types run bench clean
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	@scripts/build.sh
+
+test: build lint test-native test-wasm test-js test-types
+	@echo "make test: all passed"
+
+lint: setup
+	@echo "==> cargo fmt --check"
+	@cargo fmt --check
+	@echo "==> cargo clippy (native)"
+	@cargo clippy --quiet --all-targets -- -D warnings
+	@echo "==> cargo clippy (wasm32)"
+	@cargo clippy --quiet $(WASM_TARGET) --all-targets -- -D warnings
+
+test-native: setup
+	@echo "==> cargo test (native)"
+	@cargo test --quiet
+
+# Not `cargo test -q` for wasm: cargo passes --quiet on to wasm-bindgen-test-runner,
+# which rejects it. Doctests are left to the native run (see scripts/test-wasm.sh).
+test-wasm: setup
+	@echo "==> wasm tests (Node, headless Chromium)"
+	@scripts/test-wasm.sh
+
+test-js: build
+	@echo "==> node --test tests/js/"
+	@ls tests/js/*.test.mjs >/dev/null 2>&1 || { echo "no tests/js/*.test.mjs found" >&2; exit 1; }
+	@node --test tests/js/
+
+test-types: build
+	@echo "==> tsc -p tests/types --noEmit"
+	@node_modules/.bin/tsc -p tests/types --noEmit
+
+run: build
+	@node examples/batch.mjs
+
+bench: build
+	@node bench/overhead.mjs
+
+clean:
+	rm -rf pkg test-artifacts
+	cargo clean

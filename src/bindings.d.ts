@@ -1,0 +1,107 @@
+/** Options of `new BatchProcessor(options)`. Invalid values throw TypeError/RangeError. */
+export interface BatchOptions {
+  /** Attempts in flight at once, at most (1..=10000, default 8). */
+  concurrency?: number;
+  /** Retries after the first attempt (0..=100, default 4). */
+  maxRetries?: number;
+  /** Per-attempt timeout in ms; the attempt's signal aborts (default 60000). */
+  timeoutMs?: number;
+  /** Whole-call deadline in ms from the call of map/run/stream (default none). */
+  deadlineMs?: number;
+  /** Exponential backoff between attempts when the server gives no Retry-After. */
+  backoff?: { baseMs?: number; maxMs?: number; jitter?: "full" | "decorrelated" | "none" };
+  /** Cap on a server's Retry-After in ms (default 60000). */
+  maxRetryAfterMs?: number;
+  /** Seed for the jitter, for repeatable runs. */
+  seed?: number;
+  /** Cancels every call of this processor. */
+  signal?: AbortSignal;
+  /** Called on every change of the counts. */
+  onProgress?: (progress: Progress) => void;
+  /** Called for every attempt start, end and backoff. */
+  onEvent?: (event: AttemptEvent) => void;
+}
+
+/** Options of one call of map/run/stream. */
+export interface CallOptions {
+  /** Cancels this call only. */
+  signal?: AbortSignal;
+}
+
+/** The second argument of the task function. */
+export interface TaskContext {
+  /** Fires on timeout, cancel or deadline: pass it to fetch or your SDK. */
+  signal: AbortSignal;
+  /** Attempt number, from 1. */
+  attempt: number;
+  /** The item's index in the input. */
+  index: number;
+}
+
+export type ErrorKind = "timeout" | "http" | "network" | "aborted" | "deadline" | "invalid" | "task";
+
+export interface ItemError {
+  kind: ErrorKind;
+  status?: number;
+  type?: string;
+  message: string;
+  retryable: boolean;
+  retryAfterMs?: number;
+}
+
+export type ItemResult<T = unknown> =
+  | { index: number; ok: true; value: T; attempts: number; elapsedMs: number }
+  | { index: number; ok: false; error: ItemError; attempts: number; elapsedMs: number };
+
+export interface Progress {
+  total: number;
+  done: number;
+  ok: number;
+  failed: number;
+  inFlight: number;
+  queued: number;
+  waiting: number;
+  retries: number;
+  elapsedMs: number;
+}
+
+export type AttemptEvent =
+  | { type: "start"; index: number; attempt: number; atMs: number }
+  | { type: "end"; index: number; attempt: number; atMs: number; latencyMs: number; outcome: "ok" | ErrorKind; status?: number }
+  | { type: "backoff"; index: number; attempt: number; atMs: number; delayMs: number };
+
+/** A request for `run()`: an object body is sent as JSON. */
+export interface FetchSpec {
+  url: string;
+  method?: string;
+  headers?: HeadersInit;
+  body?: unknown;
+}
+
+/** The value of a successful `run()` item. */
+export interface FetchValue {
+  status: number;
+  headers: Record<string, string>;
+  body: unknown;
+}
+
+/** Runs batches of calls with bounded concurrency, retries, timeouts, a deadline and cancellation. */
+export class BatchProcessor {
+  constructor(options?: BatchOptions);
+  /** One result per item, in input order. Never rejects for one item's sake. */
+  map<T, R>(
+    items: Iterable<T>,
+    fn: (item: T, ctx: TaskContext) => R | PromiseLike<R>,
+    options?: CallOptions,
+  ): Promise<ItemResult<Awaited<R>>[]>;
+  /** Sends each spec with the global fetch. */
+  run(specs: Iterable<FetchSpec>, options?: CallOptions): Promise<ItemResult<FetchValue>[]>;
+  /** Results in completion order; `break` cancels the rest. */
+  stream<T, R>(
+    items: Iterable<T>,
+    fn: (item: T, ctx: TaskContext) => R | PromiseLike<R>,
+    options?: CallOptions,
+  ): AsyncIterableIterator<ItemResult<Awaited<R>>>;
+  /** Frees the wasm memory of this processor. */
+  free(): void;
+}

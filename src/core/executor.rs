@@ -1,0 +1,501 @@
+//! The single-threaded bounded-concurrency executor: one batch, one result per item.
+
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::future::{select, Either};
+use futures::stream::{FuturesUnordered, StreamExt};
+
+use super::backoff::{server_delay, Backoff, Jitter, Rng};
+use super::cancel::CancelToken;
+use super::clock::{Clock, Sleep};
+use super::retry::is_retryable;
+use crate::error::{ErrorKind, Failure, ItemError};
+
+/// How a batch runs. Built from validated options; see `options.rs` for the JS names.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Attempts in flight at once, at most.
+    pub concurrency: usize,
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// Per-attempt timeout, counted from the attempt's start (never from when it was queued).
+    pub timeout: Option<Duration>,
+    /// Whole-batch deadline, counted from the batch's start.
+    pub deadline: Option<Duration>,
+    /// Delay between attempts when the server does not say.
+    pub backoff: Backoff,
+    /// Cap on a server's Retry-After.
+    pub max_retry_after: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            concurrency: 8,
+            max_retries: 4,
+            timeout: Some(Duration::from_secs(60)),
+            deadline: None,
+            backoff: Backoff::new(
+                Duration::from_millis(500),
+                Duration::from_secs(30),
+                Jitter::Full,
+            )
+            .expect("default backoff is valid"),
+            max_retry_after: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The one result of one item.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ItemResult<V> {
+    /// Position of the item in the input.
+    pub index: usize,
+    /// The task's value, or the final error.
+    pub outcome: Result<V, ItemError>,
+    /// Attempts started (0 when the item never started).
+    pub attempts: u32,
+    /// From the item's first start to its outcome.
+    pub elapsed: Duration,
+}
+
+/// What happened to one attempt: the data a timeline picture needs. `at` counts from the
+/// batch's start.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// An attempt was handed to the task.
+    Start {
+        /// Item index.
+        index: usize,
+        /// Attempt number, from 1.
+        attempt: u32,
+        /// When.
+        at: Duration,
+    },
+    /// An attempt finished, failed, timed out or was stopped.
+    End {
+        /// Item index.
+        index: usize,
+        /// Attempt number, from 1.
+        attempt: u32,
+        /// When.
+        at: Duration,
+        /// How long the attempt ran.
+        latency: Duration,
+        /// `None` for success, else the failure's kind.
+        outcome: Option<ErrorKind>,
+        /// HTTP status, if the failure had one.
+        status: Option<u16>,
+    },
+    /// The item will wait `delay` before its next attempt; it holds no slot meanwhile.
+    Backoff {
+        /// Item index.
+        index: usize,
+        /// The attempt that failed.
+        attempt: u32,
+        /// When.
+        at: Duration,
+        /// How long it waits.
+        delay: Duration,
+    },
+}
+
+/// Counts for a progress bar.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Items in the batch.
+    pub total: usize,
+    /// Items with a result.
+    pub done: usize,
+    /// Results that succeeded.
+    pub ok: usize,
+    /// Results that failed.
+    pub failed: usize,
+    /// Attempts running now.
+    pub in_flight: usize,
+    /// Items ready to start, waiting for a slot.
+    pub queued: usize,
+    /// Items waiting out a backoff.
+    pub waiting: usize,
+    /// Retries scheduled so far.
+    pub retries: u64,
+    /// Since the batch's start.
+    pub elapsed: Duration,
+}
+
+/// Receives what happens during a batch. Every method has an empty default.
+pub trait Observer<V> {
+    /// An attempt event.
+    fn event(&mut self, _event: &Event) {}
+    /// New counts, after every change.
+    fn progress(&mut self, _progress: &Progress) {}
+    /// An item's final result, in completion order.
+    fn result(&mut self, _result: &ItemResult<V>) {}
+}
+
+impl<V> Observer<V> for () {}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Phase {
+    Queued,
+    Running { attempt: u32, started: Duration },
+    Waiting,
+    Done,
+}
+
+struct ItemState {
+    phase: Phase,
+    attempts: u32,
+    first_start: Option<Duration>,
+    last_delay: Option<Duration>,
+    last_failure: Option<Failure>,
+}
+
+type AttemptFuture<V> = Pin<Box<dyn Future<Output = (usize, Result<V, Failure>)>>>;
+type WaitFuture = Pin<Box<dyn Future<Output = usize>>>;
+
+/// Runs `total` items through `task(index, attempt)` and returns one result per item, in
+/// input order. Never more than `config.concurrency` attempts run at once; new items start in
+/// input order, retries (once their backoff is over) go first. Dropping an attempt's future
+/// must abort it: that is how timeouts, deadlines and cancellation stop real requests.
+///
+/// ```
+/// use edgebatch::core::{clock::VirtualClock, executor::*, backoff::SplitMix64};
+/// use edgebatch::core::cancel::CancelToken;
+/// use edgebatch::Clock;
+/// use std::time::Duration;
+///
+/// let clock = VirtualClock::new();
+/// let c = clock.clone();
+/// let task = move |i: usize, _attempt: u32| {
+///     let sleep = c.sleep(Duration::from_millis(100));
+///     async move { sleep.await; Ok::<_, edgebatch::Failure>(i * 2) }
+/// };
+/// let config = Config { concurrency: 2, ..Config::default() };
+/// let mut rng = SplitMix64::new(1);
+/// let results = clock.block_on(run_batch(&config, &clock, 5, task, &CancelToken::new(),
+///     &mut rng, &mut ()));
+/// assert_eq!(results.iter().map(|r| *r.outcome.as_ref().unwrap()).collect::<Vec<_>>(),
+///     vec![0, 2, 4, 6, 8]);
+/// assert_eq!(clock.now(), Duration::from_millis(300)); // 5 items, 2 at a time, 100 ms each
+/// ```
+pub async fn run_batch<V, C, F, Fut, O>(
+    config: &Config,
+    clock: &C,
+    total: usize,
+    task: F,
+    cancel: &CancelToken,
+    rng: &mut dyn Rng,
+    observer: &mut O,
+) -> Vec<ItemResult<V>>
+where
+    V: 'static,
+    C: Clock + ?Sized,
+    F: Fn(usize, u32) -> Fut,
+    Fut: Future<Output = Result<V, Failure>> + 'static,
+    O: Observer<V> + ?Sized,
+{
+    let start = clock.now();
+    let mut batch = Batch {
+        config,
+        clock,
+        task,
+        cancel,
+        rng,
+        observer,
+        start,
+        deadline_at: config.deadline.map(|d| start + d),
+        deadline: config.deadline.map(|d| clock.sleep(d)),
+        items: (0..total)
+            .map(|_| ItemState {
+                phase: Phase::Queued,
+                attempts: 0,
+                first_start: None,
+                last_delay: None,
+                last_failure: None,
+            })
+            .collect(),
+        results: (0..total).map(|_| None).collect(),
+        next_new: 0,
+        retry_queue: VecDeque::new(),
+        running: FuturesUnordered::new(),
+        waiting: FuturesUnordered::new(),
+        done: 0,
+        ok: 0,
+        retries: 0,
+    };
+    poll_fn(|cx| batch.poll(cx)).await;
+    batch
+        .results
+        .into_iter()
+        .map(|r| r.expect("every item has exactly one result"))
+        .collect()
+}
+
+struct Batch<'a, V, C: ?Sized, F, O: ?Sized> {
+    config: &'a Config,
+    clock: &'a C,
+    task: F,
+    cancel: &'a CancelToken,
+    rng: &'a mut dyn Rng,
+    observer: &'a mut O,
+    start: Duration,
+    deadline_at: Option<Duration>,
+    deadline: Option<Sleep>,
+    items: Vec<ItemState>,
+    results: Vec<Option<ItemResult<V>>>,
+    next_new: usize,
+    retry_queue: VecDeque<usize>,
+    running: FuturesUnordered<AttemptFuture<V>>,
+    waiting: FuturesUnordered<WaitFuture>,
+    done: usize,
+    ok: usize,
+    retries: u64,
+}
+
+impl<V, C, F, Fut, O> Batch<'_, V, C, F, O>
+where
+    V: 'static,
+    C: Clock + ?Sized,
+    F: Fn(usize, u32) -> Fut,
+    Fut: Future<Output = Result<V, Failure>> + 'static,
+    O: Observer<V> + ?Sized,
+{
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            if self.done == self.items.len() {
+                return Poll::Ready(());
+            }
+            if self.cancel.poll_cancelled(cx).is_ready() {
+                self.stop_all(ErrorKind::Aborted);
+                return Poll::Ready(());
+            }
+            if let Some(deadline) = self.deadline.as_mut() {
+                if deadline.as_mut().poll(cx).is_ready() {
+                    self.stop_all(ErrorKind::Deadline);
+                    return Poll::Ready(());
+                }
+            }
+            let mut progressed = false;
+            while let Poll::Ready(Some((index, outcome))) = self.running.poll_next_unpin(cx) {
+                self.finish_attempt(index, outcome);
+                progressed = true;
+            }
+            while let Poll::Ready(Some(index)) = self.waiting.poll_next_unpin(cx) {
+                self.items[index].phase = Phase::Queued;
+                self.retry_queue.push_back(index);
+                progressed = true;
+            }
+            while self.running.len() < self.config.concurrency {
+                let Some(index) = self.next_ready() else {
+                    break;
+                };
+                self.start_attempt(index);
+                progressed = true;
+            }
+            if !progressed {
+                return Poll::Pending;
+            }
+            self.emit_progress();
+        }
+    }
+
+    fn next_ready(&mut self) -> Option<usize> {
+        if let Some(index) = self.retry_queue.pop_front() {
+            return Some(index);
+        }
+        (self.next_new < self.items.len()).then(|| {
+            self.next_new += 1;
+            self.next_new - 1
+        })
+    }
+
+    fn since_start(&self, now: Duration) -> Duration {
+        now.saturating_sub(self.start)
+    }
+
+    fn start_attempt(&mut self, index: usize) {
+        let now = self.clock.now();
+        let state = &mut self.items[index];
+        state.attempts += 1;
+        let attempt = state.attempts;
+        state.first_start.get_or_insert(now);
+        state.phase = Phase::Running {
+            attempt,
+            started: now,
+        };
+        self.observer.event(&Event::Start {
+            index,
+            attempt,
+            at: self.since_start(now),
+        });
+        let work = (self.task)(index, attempt);
+        let timeout = self.config.timeout.map(|t| (t, self.clock.sleep(t)));
+        self.running.push(Box::pin(async move {
+            let outcome = match timeout {
+                None => work.await,
+                Some((after, sleep)) => match select(Box::pin(work), sleep).await {
+                    Either::Left((outcome, _)) => outcome,
+                    Either::Right(_) => Err(Failure::timeout(after)),
+                },
+            };
+            (index, outcome)
+        }));
+    }
+
+    fn finish_attempt(&mut self, index: usize, outcome: Result<V, Failure>) {
+        let now = self.clock.now();
+        let Phase::Running { attempt, started } = self.items[index].phase else {
+            unreachable!("only running items finish attempts")
+        };
+        let (kind, status) = match &outcome {
+            Ok(_) => (None, None),
+            Err(f) => (Some(f.kind()), f.status),
+        };
+        self.observer.event(&Event::End {
+            index,
+            attempt,
+            at: self.since_start(now),
+            latency: now.saturating_sub(started),
+            outcome: kind,
+            status,
+        });
+        let failure = match outcome {
+            Ok(value) => return self.finalize(index, Ok(value)),
+            Err(failure) => failure,
+        };
+        let retryable = is_retryable(&failure);
+        if !retryable || attempt > self.config.max_retries {
+            return self.finalize(index, Err(ItemError::from_failure(failure, retryable)));
+        }
+        let delay = self.retry_delay(index, attempt, &failure);
+        if let Some(deadline_at) = self.deadline_at {
+            if now + delay >= deadline_at {
+                let mut error = ItemError::from_failure(failure, true);
+                error.kind = ErrorKind::Deadline;
+                error.message = format!(
+                    "retry would wait {} ms, past the deadline; last error: {}",
+                    delay.as_millis(),
+                    error.message
+                );
+                error.retry_after_ms = Some(delay.as_millis() as u64);
+                return self.finalize(index, Err(error));
+            }
+        }
+        self.retries += 1;
+        let state = &mut self.items[index];
+        state.last_delay = Some(delay);
+        state.last_failure = Some(failure);
+        state.phase = Phase::Waiting;
+        self.observer.event(&Event::Backoff {
+            index,
+            attempt,
+            at: self.since_start(now),
+            delay,
+        });
+        if delay.is_zero() {
+            self.items[index].phase = Phase::Queued;
+            self.retry_queue.push_back(index);
+        } else {
+            let sleep = self.clock.sleep(delay);
+            self.waiting.push(Box::pin(async move {
+                sleep.await;
+                index
+            }));
+        }
+    }
+
+    /// The server's wait when it gave one, else the backoff.
+    fn retry_delay(&mut self, index: usize, attempt: u32, failure: &Failure) -> Duration {
+        server_delay(
+            failure.retry_after_ms.as_deref(),
+            failure.retry_after.as_deref(),
+            self.clock.unix_ms(),
+            self.config.max_retry_after,
+        )
+        .unwrap_or_else(|| {
+            let previous = self.items[index].last_delay;
+            self.config.backoff.delay(attempt, previous, self.rng)
+        })
+    }
+
+    fn finalize(&mut self, index: usize, outcome: Result<V, ItemError>) {
+        let now = self.clock.now();
+        let state = &mut self.items[index];
+        state.phase = Phase::Done;
+        self.done += 1;
+        if outcome.is_ok() {
+            self.ok += 1;
+        }
+        let result = ItemResult {
+            index,
+            outcome,
+            attempts: state.attempts,
+            elapsed: state
+                .first_start
+                .map_or(Duration::ZERO, |s| now.saturating_sub(s)),
+        };
+        self.observer.result(&result);
+        self.results[index] = Some(result);
+    }
+
+    /// Cancellation or deadline: every attempt in flight is dropped (which aborts it) and
+    /// every unfinished item gets its result now.
+    fn stop_all(&mut self, kind: ErrorKind) {
+        self.running.clear();
+        self.waiting.clear();
+        let now = self.clock.now();
+        let what = if kind == ErrorKind::Aborted {
+            "cancelled"
+        } else {
+            "deadline reached"
+        };
+        for index in 0..self.items.len() {
+            let state = &self.items[index];
+            let message = match state.phase {
+                Phase::Done => continue,
+                Phase::Queued if state.attempts == 0 => format!("{what} before the item started"),
+                Phase::Queued | Phase::Waiting => format!("{what} while waiting to retry"),
+                Phase::Running { attempt, started } => {
+                    self.observer.event(&Event::End {
+                        index,
+                        attempt,
+                        at: self.since_start(now),
+                        latency: now.saturating_sub(started),
+                        outcome: Some(kind),
+                        status: None,
+                    });
+                    format!("{what} during attempt {attempt}")
+                }
+            };
+            let last = self.items[index].last_failure.take();
+            let mut error = ItemError::bare(kind, message);
+            if let Some(last) = last {
+                error.status = last.status;
+                error.error_type = last.error_type;
+                error.message = format!("{}; last error: {}", error.message, last.message);
+            }
+            self.finalize(index, Err(error));
+        }
+        self.emit_progress();
+    }
+
+    fn emit_progress(&mut self) {
+        let progress = Progress {
+            total: self.items.len(),
+            done: self.done,
+            ok: self.ok,
+            failed: self.done - self.ok,
+            in_flight: self.running.len(),
+            queued: self.retry_queue.len() + (self.items.len() - self.next_new),
+            waiting: self.waiting.len(),
+            retries: self.retries,
+            elapsed: self.since_start(self.clock.now()),
+        };
+        self.observer.progress(&progress);
+    }
+}

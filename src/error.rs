@@ -1,0 +1,149 @@
+//! The error kinds users see, and the failure a single attempt reports.
+
+use std::fmt;
+use std::time::Duration;
+
+/// What went wrong with an item, as reported in its result's `error.kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// An attempt ran past `timeoutMs` and was aborted (and no retry was left).
+    Timeout,
+    /// The server answered with a non-2xx status.
+    Http,
+    /// The request never got an answer: DNS, connection reset, refused, CORS.
+    Network,
+    /// The caller cancelled the batch through its AbortSignal.
+    Aborted,
+    /// The batch deadline passed, or a needed wait would have passed it.
+    Deadline,
+    /// The item itself is malformed; retrying cannot help.
+    Invalid,
+    /// The caller's task function threw something that is not an HTTP or network error.
+    Task,
+}
+
+impl ErrorKind {
+    /// The lower-case name used in JS results and events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Http => "http",
+            ErrorKind::Network => "network",
+            ErrorKind::Aborted => "aborted",
+            ErrorKind::Deadline => "deadline",
+            ErrorKind::Invalid => "invalid",
+            ErrorKind::Task => "task",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One failed attempt, as the task (or the platform edge) describes it. The header values
+/// are kept raw: turning them into delays needs the clock, which only the core has.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Failure {
+    /// What kind of failure this is (`None` is read as [`ErrorKind::Task`]).
+    pub kind: Option<ErrorKind>,
+    /// HTTP status, when there was a reply.
+    pub status: Option<u16>,
+    /// The API's error type, e.g. `rate_limit_error` or `overloaded_error`.
+    pub error_type: Option<String>,
+    /// Human-readable message. Never contains request headers (keys live there).
+    pub message: String,
+    /// The reply says the account's spend/quota cap is reached: waiting will not help.
+    pub spend_cap: bool,
+    /// An explicit verdict from the task (`error.retryable` in JS) that wins over the table.
+    pub retryable: Option<bool>,
+    /// Raw `retry-after-ms` header.
+    pub retry_after_ms: Option<String>,
+    /// Raw `retry-after` header (seconds or an HTTP date).
+    pub retry_after: Option<String>,
+    /// Raw `x-should-retry` header.
+    pub should_retry: Option<String>,
+}
+
+impl Failure {
+    /// A failure of the given kind with a message.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Failure {
+            kind: Some(kind),
+            message: message.into(),
+            ..Failure::default()
+        }
+    }
+
+    /// A non-2xx reply.
+    pub fn http(status: u16, message: impl Into<String>) -> Self {
+        Failure {
+            status: Some(status),
+            ..Failure::new(ErrorKind::Http, message)
+        }
+    }
+
+    /// An attempt that ran out of time.
+    pub fn timeout(after: Duration) -> Self {
+        Failure::new(
+            ErrorKind::Timeout,
+            format!("attempt timed out after {} ms", after.as_millis()),
+        )
+    }
+
+    /// The kind, with a missing kind read as a task error.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind.unwrap_or(ErrorKind::Task)
+    }
+}
+
+/// The final error of an item, as its result reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ItemError {
+    /// What went wrong.
+    pub kind: ErrorKind,
+    /// HTTP status of the last reply, if any.
+    pub status: Option<u16>,
+    /// The API's error type of the last reply, if any.
+    pub error_type: Option<String>,
+    /// Human-readable message.
+    pub message: String,
+    /// Whether the last failure was of a retryable kind (retries ran out, or the deadline hit).
+    pub retryable: bool,
+    /// The wait the server (or the backoff) asked for, when the deadline made it impossible.
+    pub retry_after_ms: Option<u64>,
+}
+
+impl ItemError {
+    /// The final error made from an attempt's failure.
+    pub fn from_failure(failure: Failure, retryable: bool) -> Self {
+        ItemError {
+            kind: failure.kind(),
+            status: failure.status,
+            error_type: failure.error_type,
+            message: failure.message,
+            retryable,
+            retry_after_ms: None,
+        }
+    }
+
+    /// An error of the given kind with nothing else known.
+    pub fn bare(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ItemError {
+            kind,
+            status: None,
+            error_type: None,
+            message: message.into(),
+            retryable: false,
+            retry_after_ms: None,
+        }
+    }
+}
+
+impl fmt::Display for ItemError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}

@@ -1,0 +1,51 @@
+//! # edgebatch
+//!
+//! Run N calls to an AI API (or any `fetch`) from a JavaScript host and get N results back:
+//! bounded concurrency, retries with exponential backoff and jitter, per-attempt timeouts that
+//! really abort the request, a whole-batch deadline, cancellation, progress and attempt events.
+//!
+//! The crate is one pure core ([`core`]: executor, retry rules, delay math, all on a [`Clock`]
+//! trait) and thin wasm edges (`web`: JS timers, `fetch`, AbortController; `bindings`: the
+//! `BatchProcessor` class JS sees). The core runs natively on a virtual clock:
+//!
+//! ```
+//! use edgebatch::core::{backoff::SplitMix64, cancel::CancelToken, clock::VirtualClock};
+//! use edgebatch::core::executor::{run_batch, Config};
+//! use edgebatch::{Clock, ErrorKind, Failure};
+//! use std::time::Duration;
+//!
+//! let clock = VirtualClock::new();
+//! let c = clock.clone();
+//! // Item 1 is rate limited on its first attempt; the server asks for a 2 s wait.
+//! let task = move |index: usize, attempt: u32| {
+//!     let sleep = c.sleep(Duration::from_millis(100));
+//!     async move {
+//!         sleep.await;
+//!         if index == 1 && attempt == 1 {
+//!             return Err(Failure { retry_after: Some("2".into()), ..Failure::http(429, "slow down") });
+//!         }
+//!         Ok(format!("summary {index}"))
+//!     }
+//! };
+//! let results = clock.block_on(run_batch(&Config::default(), &clock, 3, task,
+//!     &CancelToken::new(), &mut SplitMix64::new(1), &mut ()));
+//! assert!(results.iter().all(|r| r.outcome.is_ok()));
+//! assert_eq!(results[1].attempts, 2);
+//! assert_eq!(clock.now(), Duration::from_millis(2200));
+//! # let _ = ErrorKind::Http;
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod core;
+pub mod error;
+pub mod options;
+pub mod providers;
+
+#[cfg(target_arch = "wasm32")]
+mod bindings;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
+
+pub use crate::core::clock::Clock;
+pub use crate::error::{ErrorKind, Failure, ItemError};

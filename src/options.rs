@@ -1,0 +1,344 @@
+//! Options: defaults, validation and the messages users see when an option is wrong.
+//!
+//! The JS edge turns each option's value into a [`Raw`]; everything else is pure Rust so the
+//! rules are tested natively.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::core::backoff::{Backoff, Jitter};
+use crate::core::executor::Config;
+
+/// An option's value as it came from JS, reduced to what validation needs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Raw {
+    /// `undefined` or `null`: use the default.
+    Missing,
+    /// A number.
+    Number(f64),
+    /// A string.
+    Text(String),
+    /// A boolean.
+    Bool(bool),
+    /// Anything else, by its `typeof` name (`object`, `function`, `symbol`, `bigint`).
+    Other(String),
+}
+
+impl fmt::Display for Raw {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Raw::Missing => f.write_str("undefined"),
+            Raw::Number(n) => write!(f, "{n}"),
+            Raw::Text(s) => write!(f, "{s:?}"),
+            Raw::Bool(b) => write!(f, "{b}"),
+            Raw::Other(t) => write!(f, "a value of type {t}"),
+        }
+    }
+}
+
+/// Whether a bad option is of the wrong type (JS `TypeError`) or out of range (`RangeError`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptionErrorKind {
+    /// Wrong type.
+    Type,
+    /// Right type, value out of range.
+    Range,
+}
+
+/// A bad option; the message names it and shows the value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OptionError {
+    /// Type or range.
+    pub kind: OptionErrorKind,
+    /// E.g. `concurrency must be an integer in 1..=10000, got "abc"`.
+    pub message: String,
+}
+
+impl fmt::Display for OptionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Every option key `BatchProcessor` accepts (nested `backoff` keys are checked apart).
+pub const KNOWN_KEYS: &[&str] = &[
+    "concurrency",
+    "maxRetries",
+    "timeoutMs",
+    "deadlineMs",
+    "backoff",
+    "maxRetryAfterMs",
+    "seed",
+    "signal",
+    "onProgress",
+    "onEvent",
+];
+
+/// The keys of the `backoff` object.
+pub const BACKOFF_KEYS: &[&str] = &["baseMs", "maxMs", "jitter"];
+
+/// Largest timer delay JS timers honour (2^31 - 1 ms).
+pub const MAX_TIMER_MS: u64 = 2_147_483_647;
+
+/// The error for a key nobody knows: most often a typo.
+pub fn unknown_key(prefix: &str, key: &str) -> OptionError {
+    OptionError {
+        kind: OptionErrorKind::Type,
+        message: format!("unknown option \"{prefix}{key}\""),
+    }
+}
+
+/// An optional integer option in `min..=max`.
+pub fn integer(name: &str, raw: &Raw, min: u64, max: u64) -> Result<Option<u64>, OptionError> {
+    let bad = |kind| OptionError {
+        kind,
+        message: format!("{name} must be an integer in {min}..={max}, got {raw}"),
+    };
+    match *raw {
+        Raw::Missing => Ok(None),
+        Raw::Number(n) if n.fract() == 0.0 && n >= min as f64 && n <= max as f64 => {
+            Ok(Some(n as u64))
+        }
+        Raw::Number(_) => Err(bad(OptionErrorKind::Range)),
+        _ => Err(bad(OptionErrorKind::Type)),
+    }
+}
+
+/// The `backoff.jitter` option.
+pub fn jitter(raw: &Raw) -> Result<Option<Jitter>, OptionError> {
+    let bad = |kind| OptionError {
+        kind,
+        message: format!(
+            "backoff.jitter must be \"full\", \"decorrelated\" or \"none\", got {raw}"
+        ),
+    };
+    match raw {
+        Raw::Missing => Ok(None),
+        Raw::Text(s) => match s.as_str() {
+            "full" => Ok(Some(Jitter::Full)),
+            "decorrelated" => Ok(Some(Jitter::Decorrelated)),
+            "none" => Ok(Some(Jitter::None)),
+            _ => Err(bad(OptionErrorKind::Range)),
+        },
+        _ => Err(bad(OptionErrorKind::Type)),
+    }
+}
+
+/// The numeric options, each already reduced to a [`Raw`].
+#[derive(Clone, Debug, Default)]
+pub struct RawOptions {
+    /// `concurrency`
+    pub concurrency: Option<Raw>,
+    /// `maxRetries`
+    pub max_retries: Option<Raw>,
+    /// `timeoutMs`
+    pub timeout_ms: Option<Raw>,
+    /// `deadlineMs`
+    pub deadline_ms: Option<Raw>,
+    /// `backoff.baseMs`
+    pub backoff_base_ms: Option<Raw>,
+    /// `backoff.maxMs`
+    pub backoff_max_ms: Option<Raw>,
+    /// `backoff.jitter`
+    pub backoff_jitter: Option<Raw>,
+    /// `maxRetryAfterMs`
+    pub max_retry_after_ms: Option<Raw>,
+    /// `seed`
+    pub seed: Option<Raw>,
+}
+
+/// Validated options: the executor's [`Config`] and the jitter seed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    /// For the executor.
+    pub config: Config,
+    /// Seed for the jitter; `None` means the edge picks a random one.
+    pub seed: Option<u64>,
+}
+
+fn get(raw: &Option<Raw>) -> &Raw {
+    raw.as_ref().unwrap_or(&Raw::Missing)
+}
+
+impl RawOptions {
+    /// Checks every option, first error wins, and fills in the defaults.
+    pub fn validate(&self) -> Result<Options, OptionError> {
+        let defaults = Config::default();
+        let ms = Duration::from_millis;
+        let concurrency = integer("concurrency", get(&self.concurrency), 1, 10_000)?
+            .map_or(defaults.concurrency, |v| v as usize);
+        let max_retries = integer("maxRetries", get(&self.max_retries), 0, 100)?
+            .map_or(defaults.max_retries, |v| v as u32);
+        let timeout = integer("timeoutMs", get(&self.timeout_ms), 1, MAX_TIMER_MS)?
+            .map(ms)
+            .or(defaults.timeout);
+        let deadline = integer("deadlineMs", get(&self.deadline_ms), 1, MAX_TIMER_MS)?.map(ms);
+        let base =
+            integer("backoff.baseMs", get(&self.backoff_base_ms), 1, 3_600_000)?.unwrap_or(500);
+        let max = integer("backoff.maxMs", get(&self.backoff_max_ms), 1, 3_600_000)?
+            .unwrap_or(30_000.max(base));
+        if max < base {
+            return Err(OptionError {
+                kind: OptionErrorKind::Range,
+                message: format!(
+                    "backoff.maxMs must be at least backoff.baseMs ({base}), got {max}"
+                ),
+            });
+        }
+        let jitter = jitter(get(&self.backoff_jitter))?.unwrap_or(Jitter::Full);
+        let backoff = Backoff::new(ms(base), ms(max), jitter).map_err(|message| OptionError {
+            kind: OptionErrorKind::Range,
+            message,
+        })?;
+        let max_retry_after = integer(
+            "maxRetryAfterMs",
+            get(&self.max_retry_after_ms),
+            0,
+            3_600_000,
+        )?
+        .map_or(defaults.max_retry_after, ms);
+        let seed = integer("seed", get(&self.seed), 0, (1 << 53) - 1)?;
+        Ok(Options {
+            config: Config {
+                concurrency,
+                max_retries,
+                timeout,
+                deadline,
+                backoff,
+                max_retry_after,
+            },
+            seed,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn num(n: f64) -> Option<Raw> {
+        Some(Raw::Number(n))
+    }
+
+    #[test]
+    fn defaults() {
+        let o = RawOptions::default().validate().unwrap();
+        assert_eq!(o.config, Config::default());
+        assert_eq!(o.seed, None);
+    }
+
+    #[test]
+    fn messages_name_the_option_and_value() {
+        let cases: Vec<(RawOptions, OptionErrorKind, &str)> = vec![
+            (
+                RawOptions {
+                    concurrency: Some(Raw::Text("abc".into())),
+                    ..Default::default()
+                },
+                OptionErrorKind::Type,
+                "concurrency must be an integer in 1..=10000, got \"abc\"",
+            ),
+            (
+                RawOptions {
+                    concurrency: num(0.0),
+                    ..Default::default()
+                },
+                OptionErrorKind::Range,
+                "concurrency must be an integer in 1..=10000, got 0",
+            ),
+            (
+                RawOptions {
+                    max_retries: num(1.5),
+                    ..Default::default()
+                },
+                OptionErrorKind::Range,
+                "maxRetries must be an integer in 0..=100, got 1.5",
+            ),
+            (
+                RawOptions {
+                    timeout_ms: num(f64::NAN),
+                    ..Default::default()
+                },
+                OptionErrorKind::Range,
+                "timeoutMs must be an integer in 1..=2147483647, got NaN",
+            ),
+            (
+                RawOptions {
+                    deadline_ms: Some(Raw::Bool(true)),
+                    ..Default::default()
+                },
+                OptionErrorKind::Type,
+                "deadlineMs must be an integer in 1..=2147483647, got true",
+            ),
+            (
+                RawOptions {
+                    backoff_jitter: Some(Raw::Text("wild".into())),
+                    ..Default::default()
+                },
+                OptionErrorKind::Range,
+                "backoff.jitter must be \"full\", \"decorrelated\" or \"none\", got \"wild\"",
+            ),
+            (
+                RawOptions {
+                    backoff_base_ms: num(1000.0),
+                    backoff_max_ms: num(10.0),
+                    ..Default::default()
+                },
+                OptionErrorKind::Range,
+                "backoff.maxMs must be at least backoff.baseMs (1000), got 10",
+            ),
+            (
+                RawOptions {
+                    seed: Some(Raw::Other("object".into())),
+                    ..Default::default()
+                },
+                OptionErrorKind::Type,
+                "seed must be an integer in 0..=9007199254740991, got a value of type object",
+            ),
+        ];
+        for (raw, kind, message) in cases {
+            let err = raw.validate().unwrap_err();
+            assert_eq!((err.kind, err.message.as_str()), (kind, message));
+        }
+    }
+
+    #[test]
+    fn values_are_applied() {
+        let raw = RawOptions {
+            concurrency: num(3.0),
+            max_retries: num(0.0),
+            timeout_ms: num(250.0),
+            deadline_ms: num(9000.0),
+            backoff_base_ms: num(40_000.0),
+            backoff_jitter: Some(Raw::Text("none".into())),
+            max_retry_after_ms: num(0.0),
+            seed: num(42.0),
+            ..Default::default()
+        };
+        let o = raw.validate().unwrap();
+        let ms = Duration::from_millis;
+        assert_eq!(o.config.concurrency, 3);
+        assert_eq!(o.config.max_retries, 0);
+        assert_eq!(o.config.timeout, Some(ms(250)));
+        assert_eq!(o.config.deadline, Some(ms(9000)));
+        // maxMs defaults to 30 s but never below baseMs.
+        assert_eq!(
+            o.config.backoff,
+            Backoff::new(ms(40_000), ms(40_000), Jitter::None).unwrap()
+        );
+        assert_eq!(o.config.max_retry_after, ms(0));
+        assert_eq!(o.seed, Some(42));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        assert_eq!(
+            unknown_key("", "concurency").message,
+            "unknown option \"concurency\""
+        );
+        assert_eq!(
+            unknown_key("backoff.", "base").message,
+            "unknown option \"backoff.base\""
+        );
+    }
+}

@@ -1,0 +1,159 @@
+//! `run()`'s transport: a fetch spec `{ url, method?, headers?, body? }` sent with the global
+//! `fetch`, the body always read (an unread body holds a connection on Workers).
+
+use js_sys::{Object, Promise, JSON};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortSignal, Headers, RequestInit, Response};
+
+use super::task::failure_from_js;
+use super::{describe, get, set};
+use crate::error::{ErrorKind, Failure};
+use crate::providers::http::failure_from_reply;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(catch, js_name = fetch)]
+    fn global_fetch(url: &str, init: &RequestInit) -> Result<Promise, JsValue>;
+}
+
+fn invalid(message: impl Into<String>) -> Failure {
+    Failure::new(ErrorKind::Invalid, message)
+}
+
+/// Builds the request of one spec; a malformed spec is an `invalid` failure of that item only.
+pub fn request_init(
+    spec: &JsValue,
+    signal: &AbortSignal,
+) -> Result<(String, RequestInit), Failure> {
+    if !spec.is_object() {
+        return Err(invalid(format!(
+            "a fetch spec must be an object with a url, got {}",
+            describe(spec)
+        )));
+    }
+    let url = get(spec, "url")
+        .and_then(|u| u.as_string())
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| invalid("fetch spec needs a non-empty string `url`"))?;
+    let init = RequestInit::new();
+    init.set_signal(Some(signal));
+    if let Some(method) = get(spec, "method") {
+        let method = method.as_string().ok_or_else(|| {
+            invalid(format!(
+                "fetch spec `method` must be a string, got {}",
+                describe(&method)
+            ))
+        })?;
+        init.set_method(&method);
+    }
+    let headers = match get(spec, "headers") {
+        None => Headers::new(),
+        Some(h) => Headers::new_with_str_sequence_sequence(&h),
+    }
+    .map_err(|e| {
+        invalid(format!(
+            "fetch spec `headers` are invalid: {}",
+            failure_from_js(&e).message
+        ))
+    })?;
+    if let Some(body) = get(spec, "body") {
+        if body.is_string() || !is_plain_data(&body) {
+            init.set_body(&body);
+        } else {
+            let json = JSON::stringify(&body).map_err(|e| {
+                invalid(format!(
+                    "fetch spec `body` cannot be sent as JSON: {}",
+                    describe(&e)
+                ))
+            })?;
+            if !headers.has("content-type").unwrap_or(false) {
+                let _ = headers.set("content-type", "application/json");
+            }
+            init.set_body(&json);
+        }
+    }
+    init.set_headers(&headers);
+    Ok((url, init))
+}
+
+/// Plain objects and arrays go out as JSON; Blob, FormData, ArrayBuffer, streams as they are.
+fn is_plain_data(body: &JsValue) -> bool {
+    if js_sys::Array::is_array(body) {
+        return true;
+    }
+    body.dyn_ref::<Object>().is_some_and(|o| {
+        let proto = Object::get_prototype_of(o);
+        proto.is_null() || proto == Object::get_prototype_of(&Object::new())
+    })
+}
+
+/// Sends one spec. Value: `{ status, headers, body }`, body parsed when the reply is JSON.
+pub async fn fetch_spec(spec: &JsValue, signal: &AbortSignal) -> Result<JsValue, Failure> {
+    let (url, init) = request_init(spec, signal)?;
+    let sent = global_fetch(&url, &init).map_err(|e| fetch_rejection(&e))?;
+    let response: Response = JsFuture::from(sent)
+        .await
+        .map_err(|e| fetch_rejection(&e))?
+        .unchecked_into();
+    let text_promise = response.text().map_err(|e| failure_from_js(&e))?;
+    let text = JsFuture::from(text_promise)
+        .await
+        .map_err(|e| {
+            Failure::new(
+                ErrorKind::Network,
+                format!("reading the body failed: {}", failure_from_js(&e).message),
+            )
+        })?
+        .as_string()
+        .unwrap_or_default();
+    let headers = response.headers();
+    if !response.ok() {
+        let status = response.status();
+        return Err(failure_from_reply(
+            status,
+            &response.status_text(),
+            &text,
+            |h| headers.get(h).ok().flatten(),
+        ));
+    }
+    let is_json = headers
+        .get("content-type")
+        .ok()
+        .flatten()
+        .is_some_and(|ct| ct.to_ascii_lowercase().contains("json"));
+    let body = if is_json {
+        JSON::parse(&text).unwrap_or_else(|_| JsValue::from_str(&text))
+    } else {
+        JsValue::from_str(&text)
+    };
+    let value = Object::new();
+    set(&value, "status", response.status());
+    set(&value, "headers", headers_object(&headers));
+    set(&value, "body", body);
+    Ok(value.into())
+}
+
+/// A rejected `fetch`: a malformed URL is the item's fault, anything else is the network's.
+fn fetch_rejection(err: &JsValue) -> Failure {
+    let mut failure = failure_from_js(err);
+    let m = failure.message.as_str();
+    if m.contains("URL") || m.contains("Invalid") || m.contains("cannot load") {
+        failure.kind = Some(ErrorKind::Invalid);
+    } else if failure.kind() == ErrorKind::Task {
+        failure.kind = Some(ErrorKind::Network);
+    }
+    failure
+}
+
+/// Headers as a plain object with lower-case names (Headers iterates them lower-cased).
+pub fn headers_object(headers: &Headers) -> JsValue {
+    let out = Object::new();
+    if let Ok(Some(entries)) = js_sys::try_iter(headers) {
+        for entry in entries.flatten() {
+            let pair: js_sys::Array = entry.unchecked_into();
+            let _ = js_sys::Reflect::set(&out, &pair.get(0), &pair.get(1));
+        }
+    }
+    out.into()
+}

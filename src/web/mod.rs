@@ -1,0 +1,40 @@
+//! The wasm platform edge: JS timers, the global `fetch`, AbortController, calling JS tasks.
+//! Every JS API is wrapped in a small Rust type that cleans up in `Drop`. Globals are bound
+//! through `globalThis`, so one build runs in the browser, in workerd and in Node.
+
+pub mod abort;
+pub mod clock;
+pub mod fetch;
+pub mod task;
+
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    /// `String(value)`: never throws for primitives; an object's throwing `toString` is caught.
+    #[wasm_bindgen(catch, js_name = String)]
+    fn js_string(value: &JsValue) -> Result<String, JsValue>;
+}
+
+/// `String(value)` as JS would print it, with a fallback when even that throws.
+pub fn describe(value: &JsValue) -> String {
+    value
+        .as_string()
+        .or_else(|| js_string(value).ok())
+        .unwrap_or_else(|| "a value that cannot be printed".to_owned())
+}
+
+/// `obj[key]`, with `undefined` and `null` read as missing.
+pub fn get(obj: &JsValue, key: &str) -> Option<JsValue> {
+    if !obj.is_object() && !obj.is_function() {
+        return None;
+    }
+    js_sys::Reflect::get(obj, &JsValue::from_str(key))
+        .ok()
+        .filter(|v| !v.is_undefined() && !v.is_null())
+}
+
+/// `obj[key] = value` on an object we created (cannot fail).
+pub fn set(obj: &JsValue, key: &str, value: impl Into<JsValue>) {
+    let _ = js_sys::Reflect::set(obj, &JsValue::from_str(key), &value.into());
+}

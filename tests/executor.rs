@@ -1,0 +1,728 @@
+//! The executor on a virtual clock: properties over random latencies and failures, and the
+//! exact timing rules (backoff holds no slot, queued time is not attempt time, deadline,
+//! cancellation). Deterministic: every run sees the same times.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+use edgebatch::core::backoff::{Backoff, Jitter, Rng, SplitMix64};
+use edgebatch::core::cancel::CancelToken;
+use edgebatch::core::clock::{Clock, VirtualClock};
+use edgebatch::core::executor::{run_batch, Config, Event, ItemResult, Observer, Progress};
+use edgebatch::{ErrorKind, Failure};
+
+const MS: fn(u64) -> Duration = Duration::from_millis;
+
+type Boxed<V> = Pin<Box<dyn Future<Output = Result<V, Failure>>>>;
+
+/// Counts attempts in flight; a guard per attempt keeps the count right even when the
+/// executor drops the attempt (timeout, deadline, cancel).
+#[derive(Clone, Default)]
+struct Meter {
+    now: Rc<Cell<usize>>,
+    max: Rc<Cell<usize>>,
+    dropped_unfinished: Rc<Cell<usize>>,
+}
+
+struct InFlight {
+    meter: Meter,
+    finished: bool,
+}
+
+impl Meter {
+    fn enter(&self) -> InFlight {
+        self.now.set(self.now.get() + 1);
+        self.max.set(self.max.get().max(self.now.get()));
+        InFlight {
+            meter: self.clone(),
+            finished: false,
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.meter.now.set(self.meter.now.get() - 1);
+        if !self.finished {
+            self.meter
+                .dropped_unfinished
+                .set(self.meter.dropped_unfinished.get() + 1);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Recorder {
+    events: Vec<Event>,
+    progress: Vec<Progress>,
+    completion_order: Vec<usize>,
+}
+
+impl<V> Observer<V> for Recorder {
+    fn event(&mut self, e: &Event) {
+        self.events.push(e.clone());
+    }
+    fn progress(&mut self, p: &Progress) {
+        self.progress.push(*p);
+    }
+    fn result(&mut self, r: &ItemResult<V>) {
+        self.completion_order.push(r.index);
+    }
+}
+
+/// What one attempt does in the scripted tasks.
+#[derive(Clone, Debug)]
+enum Step {
+    Ok(u64),
+    Fail(u64, Failure),
+    Hang,
+}
+
+fn scripted(
+    clock: &VirtualClock,
+    meter: &Meter,
+    script: impl Fn(usize, u32) -> Step + 'static,
+) -> impl Fn(usize, u32) -> Boxed<usize> {
+    let (clock, meter) = (clock.clone(), meter.clone());
+    move |index, attempt| {
+        let guard = meter.enter();
+        let step = script(index, attempt);
+        let clock = clock.clone();
+        Box::pin(async move {
+            let mut guard = guard; // the whole guard, so dropping the future drops it
+            let out = match step {
+                Step::Ok(ms) => {
+                    clock.sleep(MS(ms)).await;
+                    Ok(index)
+                }
+                Step::Fail(ms, f) => {
+                    clock.sleep(MS(ms)).await;
+                    Err(f)
+                }
+                Step::Hang => futures::future::pending().await,
+            };
+            guard.finished = true;
+            out
+        })
+    }
+}
+
+fn run<V: 'static, F, Fut>(
+    clock: &VirtualClock,
+    config: &Config,
+    n: usize,
+    task: F,
+    cancel: &CancelToken,
+    rec: &mut Recorder,
+) -> Vec<ItemResult<V>>
+where
+    F: Fn(usize, u32) -> Fut,
+    Fut: Future<Output = Result<V, Failure>> + 'static,
+{
+    let mut rng = SplitMix64::new(99);
+    clock.block_on(run_batch(config, clock, n, task, cancel, &mut rng, rec))
+}
+
+fn no_jitter(base: u64, max: u64) -> Backoff {
+    Backoff::new(MS(base), MS(max), Jitter::None).unwrap()
+}
+
+fn http(status: u16) -> Failure {
+    Failure::http(status, format!("status {status}"))
+}
+
+/// Random but reproducible behaviour of attempt `attempt` of item `index` under `seed`.
+fn random_step(seed: u64, index: usize, attempt: u32) -> Step {
+    let mut r = SplitMix64::new(seed ^ ((index as u64) << 20) ^ u64::from(attempt));
+    let latency = 1 + (r.next_f64() * 400.0) as u64;
+    match (r.next_f64() * 10.0) as u32 {
+        0 => Step::Fail(latency, http(429)),
+        1 => Step::Fail(latency, http(503)),
+        2 => Step::Fail(latency, http(400)),
+        3 => Step::Fail(latency, Failure::new(ErrorKind::Network, "reset")),
+        4 => Step::Hang,
+        _ => Step::Ok(latency),
+    }
+}
+
+/// What the rules say the item's result must be, from its scripted attempts.
+fn expected(seed: u64, index: usize, max_retries: u32) -> (Result<(), ErrorKind>, u32) {
+    for attempt in 1..=max_retries + 1 {
+        let (kind, retryable) = match random_step(seed, index, attempt) {
+            Step::Ok(_) => return (Ok(()), attempt),
+            Step::Hang => (ErrorKind::Timeout, true),
+            Step::Fail(_, f) => (f.kind(), f.status != Some(400)),
+        };
+        if !retryable || attempt == max_retries + 1 {
+            return (Err(kind), attempt);
+        }
+    }
+    unreachable!()
+}
+
+#[test]
+fn property_random_latencies_and_failures() {
+    for seed in 0..150u64 {
+        let mut r = SplitMix64::new(seed);
+        let n = (r.next_f64() * 40.0) as usize;
+        let config = Config {
+            concurrency: 1 + (r.next_f64() * 8.0) as usize,
+            max_retries: (r.next_f64() * 4.0) as u32,
+            timeout: Some(MS(450)),
+            backoff: Backoff::new(MS(50), MS(2000), Jitter::Full).unwrap(),
+            ..Config::default()
+        };
+        let clock = VirtualClock::new();
+        let meter = Meter::default();
+        let starts = Rc::new(RefCell::new(Vec::new()));
+        let s = starts.clone();
+        let inner = scripted(&clock, &meter, move |i, a| random_step(seed, i, a));
+        let task = move |i, a| {
+            if a == 1 {
+                s.borrow_mut().push(i);
+            }
+            inner(i, a)
+        };
+        let mut rec = Recorder::default();
+        let results = run(&clock, &config, n, task, &CancelToken::new(), &mut rec);
+
+        assert_eq!(results.len(), n, "seed {seed}: one result per item");
+        assert!(
+            meter.max.get() <= config.concurrency,
+            "seed {seed}: bound exceeded"
+        );
+        assert_eq!(meter.now.get(), 0, "seed {seed}: nothing left in flight");
+        assert_eq!(
+            *starts.borrow(),
+            (0..n).collect::<Vec<_>>(),
+            "seed {seed}: input order"
+        );
+        let mut order = rec.completion_order.clone();
+        order.sort_unstable();
+        assert_eq!(
+            order,
+            (0..n).collect::<Vec<_>>(),
+            "seed {seed}: each result once"
+        );
+        for (i, res) in results.iter().enumerate() {
+            assert_eq!(res.index, i);
+            let (want, attempts) = expected(seed, i, config.max_retries);
+            let got = res.outcome.as_ref().map(|_| ()).map_err(|e| e.kind);
+            assert_eq!(
+                (got, res.attempts),
+                (want, attempts),
+                "seed {seed} item {i}"
+            );
+        }
+        let last = rec.progress.last().copied().unwrap_or_default();
+        if n > 0 {
+            assert_eq!(
+                (last.done, last.in_flight, last.queued, last.waiting),
+                (n, 0, 0, 0)
+            );
+            assert_eq!(
+                last.ok,
+                results.iter().filter(|r| r.outcome.is_ok()).count()
+            );
+        }
+        let starts_seen = rec
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::Start { .. }))
+            .count();
+        let ends_seen = rec
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::End { .. }))
+            .count();
+        let attempts: u32 = results.iter().map(|r| r.attempts).sum();
+        assert_eq!(
+            (starts_seen, ends_seen),
+            (attempts as usize, attempts as usize)
+        );
+    }
+}
+
+#[test]
+fn concurrency_bound_is_reached_and_timing_is_exact() {
+    let clock = VirtualClock::new();
+    let meter = Meter::default();
+    let task = scripted(&clock, &meter, |_, _| Step::Ok(100));
+    let config = Config {
+        concurrency: 4,
+        ..Config::default()
+    };
+    let results = run(
+        &clock,
+        &config,
+        10,
+        task,
+        &CancelToken::new(),
+        &mut Recorder::default(),
+    );
+    assert!(results.iter().all(|r| r.outcome.is_ok() && r.attempts == 1));
+    assert_eq!(meter.max.get(), 4);
+    assert_eq!(clock.now(), MS(300), "10 items, 4 at a time, 100 ms each");
+}
+
+#[test]
+fn queued_time_does_not_count_against_the_attempt_timeout() {
+    // The seed's Python version loses 3 of these 4 items: they time out while queued.
+    let clock = VirtualClock::new();
+    let task = scripted(&clock, &Meter::default(), |_, _| Step::Ok(1500));
+    let config = Config {
+        concurrency: 1,
+        timeout: Some(MS(2000)),
+        ..Config::default()
+    };
+    let results = run(
+        &clock,
+        &config,
+        4,
+        task,
+        &CancelToken::new(),
+        &mut Recorder::default(),
+    );
+    assert!(results.iter().all(|r| r.outcome.is_ok() && r.attempts == 1));
+    assert_eq!(clock.now(), MS(6000));
+    assert!(
+        results.iter().all(|r| r.elapsed == MS(1500)),
+        "elapsed counts from the start"
+    );
+}
+
+#[test]
+fn an_item_waiting_out_a_backoff_holds_no_slot() {
+    let clock = VirtualClock::new();
+    let task = scripted(&clock, &Meter::default(), |i, a| match (i, a) {
+        (0, 1) => Step::Fail(
+            10,
+            Failure {
+                retry_after: Some("10".into()),
+                ..http(429)
+            },
+        ),
+        _ => Step::Ok(1000),
+    });
+    let config = Config {
+        concurrency: 1,
+        ..Config::default()
+    };
+    let mut rec = Recorder::default();
+    let results = run(&clock, &config, 3, task, &CancelToken::new(), &mut rec);
+    assert!(results.iter().all(|r| r.outcome.is_ok()));
+    // Items 1 and 2 ran during item 0's 10 s wait; item 0 went again at 10.01 s.
+    assert_eq!(rec.completion_order, vec![1, 2, 0]);
+    assert_eq!(clock.now(), MS(11_010));
+    let backoff = rec.events.iter().find_map(|e| match e {
+        Event::Backoff {
+            index: 0,
+            delay,
+            at,
+            ..
+        } => Some((*delay, *at)),
+        _ => None,
+    });
+    assert_eq!(backoff, Some((MS(10_000), MS(10))));
+}
+
+#[test]
+fn retries_go_before_new_items() {
+    let clock = VirtualClock::new();
+    let task = scripted(&clock, &Meter::default(), |i, a| match (i, a) {
+        (0, 1) => Step::Fail(
+            10,
+            Failure {
+                retry_after_ms: Some("5".into()),
+                ..http(503)
+            },
+        ),
+        _ => Step::Ok(100),
+    });
+    let config = Config {
+        concurrency: 1,
+        ..Config::default()
+    };
+    let mut rec = Recorder::default();
+    run(&clock, &config, 3, task, &CancelToken::new(), &mut rec);
+    let starts: Vec<(usize, u32)> = rec
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Start { index, attempt, .. } => Some((*index, *attempt)),
+            _ => None,
+        })
+        .collect();
+    // Item 1 took the free slot at 10 ms; item 0's retry (ready at 15 ms) goes before item 2.
+    assert_eq!(starts, vec![(0, 1), (1, 1), (0, 2), (2, 1)]);
+}
+
+#[test]
+fn exponential_backoff_without_jitter_is_exact() {
+    let clock = VirtualClock::new();
+    let task = scripted(&clock, &Meter::default(), |_, a| {
+        if a < 4 {
+            Step::Fail(0, http(500))
+        } else {
+            Step::Ok(0)
+        }
+    });
+    let config = Config {
+        concurrency: 1,
+        backoff: no_jitter(100, 250),
+        ..Config::default()
+    };
+    let mut rec = Recorder::default();
+    let results = run(&clock, &config, 1, task, &CancelToken::new(), &mut rec);
+    assert_eq!(results[0].attempts, 4);
+    let delays: Vec<Duration> = rec
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Backoff { delay, .. } => Some(*delay),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delays, vec![MS(100), MS(200), MS(250)]);
+    assert_eq!(clock.now(), MS(550));
+}
+
+#[test]
+fn retry_after_http_date_and_cap() {
+    let clock = VirtualClock::new();
+    // The virtual wall clock starts at 2026-01-01T00:00:00Z.
+    let date = "Thu, 01 Jan 2026 00:00:07 GMT";
+    let task = scripted(&clock, &Meter::default(), move |i, a| match (i, a) {
+        (0, 1) => Step::Fail(
+            0,
+            Failure {
+                retry_after: Some(date.into()),
+                ..http(429)
+            },
+        ),
+        (1, 1) => Step::Fail(
+            0,
+            Failure {
+                retry_after: Some("3600".into()),
+                ..http(429)
+            },
+        ),
+        _ => Step::Ok(0),
+    });
+    let config = Config {
+        max_retry_after: MS(20_000),
+        ..Config::default()
+    };
+    let mut rec = Recorder::default();
+    run(&clock, &config, 2, task, &CancelToken::new(), &mut rec);
+    let delays: Vec<(usize, Duration)> = rec
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Backoff { index, delay, .. } => Some((*index, *delay)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delays, vec![(0, MS(7000)), (1, MS(20_000))]);
+}
+
+#[test]
+fn retry_rules_through_the_executor() {
+    let cases: Vec<(Failure, u32)> = vec![
+        (http(429), 3),
+        (http(529), 3),
+        (http(408), 3),
+        (http(400), 1),
+        (http(404), 1),
+        (
+            Failure {
+                spend_cap: true,
+                ..http(429)
+            },
+            1,
+        ),
+        (
+            Failure {
+                should_retry: Some("false".into()),
+                ..http(503)
+            },
+            1,
+        ),
+        (
+            Failure {
+                should_retry: Some("true".into()),
+                ..http(400)
+            },
+            3,
+        ),
+        (Failure::new(ErrorKind::Network, "reset"), 3),
+        (Failure::new(ErrorKind::Task, "bug"), 1),
+        (
+            Failure {
+                retryable: Some(true),
+                ..Failure::new(ErrorKind::Task, "flaky")
+            },
+            3,
+        ),
+        (Failure::new(ErrorKind::Invalid, "bad item"), 1),
+    ];
+    for (failure, attempts) in cases {
+        let clock = VirtualClock::new();
+        let f = failure.clone();
+        let task = scripted(&clock, &Meter::default(), move |_, _| {
+            Step::Fail(1, f.clone())
+        });
+        let config = Config {
+            max_retries: 2,
+            ..Config::default()
+        };
+        let results = run(
+            &clock,
+            &config,
+            1,
+            task,
+            &CancelToken::new(),
+            &mut Recorder::default(),
+        );
+        let err = results[0].outcome.as_ref().unwrap_err();
+        assert_eq!(results[0].attempts, attempts, "{failure:?}");
+        assert_eq!(err.kind, failure.kind());
+        assert_eq!(err.retryable, attempts > 1, "{failure:?}");
+    }
+}
+
+#[test]
+fn hung_attempts_time_out_and_are_dropped() {
+    let clock = VirtualClock::new();
+    let meter = Meter::default();
+    let task = scripted(&clock, &meter, |_, _| Step::Hang);
+    let config = Config {
+        max_retries: 2,
+        timeout: Some(MS(1000)),
+        backoff: no_jitter(100, 100),
+        ..Config::default()
+    };
+    let results = run(
+        &clock,
+        &config,
+        2,
+        task,
+        &CancelToken::new(),
+        &mut Recorder::default(),
+    );
+    for r in &results {
+        let e = r.outcome.as_ref().unwrap_err();
+        assert_eq!(
+            (e.kind, r.attempts, e.retryable),
+            (ErrorKind::Timeout, 3, true)
+        );
+        assert_eq!(e.message, "attempt timed out after 1000 ms");
+    }
+    assert_eq!(
+        meter.dropped_unfinished.get(),
+        6,
+        "every hung attempt was dropped (aborted)"
+    );
+    assert_eq!(clock.now(), MS(3200));
+}
+
+#[test]
+fn deadline_fails_a_wait_that_would_pass_it_at_once() {
+    let clock = VirtualClock::new();
+    let task = scripted(&clock, &Meter::default(), |i, _| match i {
+        0 => Step::Fail(
+            100,
+            Failure {
+                retry_after_ms: Some("5000".into()),
+                ..http(429)
+            },
+        ),
+        _ => Step::Ok(300),
+    });
+    let config = Config {
+        deadline: Some(MS(2000)),
+        ..Config::default()
+    };
+    let mut rec = Recorder::default();
+    let results = run(&clock, &config, 2, task, &CancelToken::new(), &mut rec);
+    let e = results[0].outcome.as_ref().unwrap_err();
+    assert_eq!(
+        (e.kind, e.retry_after_ms, e.status, e.retryable),
+        (ErrorKind::Deadline, Some(5000), Some(429), true)
+    );
+    assert_eq!(
+        results[0].elapsed,
+        MS(100),
+        "failed at once, no sleeping toward the deadline"
+    );
+    assert!(results[1].outcome.is_ok());
+    assert_eq!(clock.now(), MS(300));
+}
+
+#[test]
+fn deadline_stops_running_waiting_and_queued_items() {
+    let clock = VirtualClock::new();
+    let meter = Meter::default();
+    let task = scripted(&clock, &meter, |i, _| match i {
+        0 => Step::Ok(50),
+        1 => Step::Fail(10, http(503)),
+        _ => Step::Hang,
+    });
+    let config = Config {
+        concurrency: 2,
+        deadline: Some(MS(500)),
+        backoff: no_jitter(200, 200),
+        ..Config::default()
+    };
+    let results = run(
+        &clock,
+        &config,
+        5,
+        task,
+        &CancelToken::new(),
+        &mut Recorder::default(),
+    );
+    assert!(results[0].outcome.is_ok());
+    let kinds: Vec<(ErrorKind, u32)> = results[1..]
+        .iter()
+        .map(|r| (r.outcome.as_ref().unwrap_err().kind, r.attempts))
+        .collect();
+    // Item 1 failed at 10 ms and its retry was due at 210 ms, but by then items 2 (from
+    // 10 ms) and 3 (from 50 ms) hung in both slots; item 4 never got a slot.
+    assert_eq!(
+        kinds,
+        vec![
+            (ErrorKind::Deadline, 1),
+            (ErrorKind::Deadline, 1),
+            (ErrorKind::Deadline, 1),
+            (ErrorKind::Deadline, 0)
+        ]
+    );
+    let waiting = results[1].outcome.as_ref().unwrap_err();
+    assert_eq!(waiting.status, Some(503), "the last failure is kept");
+    assert!(
+        waiting.message.contains("while waiting to retry"),
+        "{}",
+        waiting.message
+    );
+    assert_eq!(clock.now(), MS(500));
+    assert_eq!(meter.now.get(), 0);
+}
+
+#[test]
+fn cancel_aborts_in_flight_and_accounts_for_every_item() {
+    let clock = VirtualClock::new();
+    let meter = Meter::default();
+    let task = scripted(&clock, &meter, |i, _| {
+        if i < 2 {
+            Step::Ok(100)
+        } else {
+            Step::Ok(10_000)
+        }
+    });
+    let config = Config {
+        concurrency: 3,
+        ..Config::default()
+    };
+    let cancel = CancelToken::new();
+    let (c, token) = (clock.clone(), cancel.clone());
+    let canceller = async move {
+        c.sleep(MS(250)).await;
+        token.cancel();
+    };
+    let mut rec = Recorder::default();
+    let mut rng = SplitMix64::new(1);
+    let (results, ()) = clock.block_on(futures::future::join(
+        run_batch(&config, &clock, 6, task, &cancel, &mut rng, &mut rec),
+        canceller,
+    ));
+    assert_eq!(
+        clock.now(),
+        MS(250),
+        "the batch ended at the cancel, not at 10 s"
+    );
+    assert!(results[0].outcome.is_ok() && results[1].outcome.is_ok());
+    for r in &results[2..] {
+        let e = r.outcome.as_ref().unwrap_err();
+        assert_eq!((e.kind, e.retryable), (ErrorKind::Aborted, false));
+    }
+    // Items 2, 3, 4 were running (3 slots); item 5 never started.
+    assert_eq!(
+        results.iter().map(|r| r.attempts).collect::<Vec<_>>(),
+        vec![1, 1, 1, 1, 1, 0]
+    );
+    assert_eq!(meter.dropped_unfinished.get(), 3);
+    assert_eq!(rec.progress.last().unwrap().done, 6);
+}
+
+#[test]
+fn an_already_cancelled_token_starts_nothing() {
+    let clock = VirtualClock::new();
+    let meter = Meter::default();
+    let task = scripted(&clock, &meter, |_, _| Step::Ok(10));
+    let cancel = CancelToken::new();
+    cancel.cancel();
+    let results = run(
+        &clock,
+        &Config::default(),
+        3,
+        task,
+        &cancel,
+        &mut Recorder::default(),
+    );
+    assert!(results
+        .iter()
+        .all(|r| r.attempts == 0 && r.outcome.as_ref().unwrap_err().kind == ErrorKind::Aborted));
+    assert_eq!(meter.max.get(), 0);
+}
+
+#[test]
+fn empty_batch_finishes_at_once() {
+    let clock = VirtualClock::new();
+    let task = scripted(&clock, &Meter::default(), |_, _| Step::Ok(1));
+    let results = run(
+        &clock,
+        &Config::default(),
+        0,
+        task,
+        &CancelToken::new(),
+        &mut Recorder::default(),
+    );
+    assert!(results.is_empty());
+    assert_eq!(clock.now(), MS(0));
+}
+
+#[test]
+fn progress_counts_are_consistent_at_every_step() {
+    let clock = VirtualClock::new();
+    let task = scripted(&clock, &Meter::default(), |i, a| match (i % 3, a) {
+        (0, 1) => Step::Fail(30, http(429)),
+        (1, _) => Step::Fail(20, http(400)),
+        _ => Step::Ok(40),
+    });
+    let config = Config {
+        concurrency: 2,
+        backoff: no_jitter(100, 100),
+        ..Config::default()
+    };
+    let mut rec = Recorder::default();
+    run(&clock, &config, 9, task, &CancelToken::new(), &mut rec);
+    for p in &rec.progress {
+        assert_eq!(p.total, 9);
+        assert_eq!(p.ok + p.failed, p.done);
+        assert!(p.in_flight <= 2);
+        assert_eq!(p.done + p.in_flight + p.queued + p.waiting, 9, "{p:?}");
+    }
+    let last = rec.progress.last().unwrap();
+    assert_eq!(
+        (last.done, last.ok, last.failed, last.retries),
+        (9, 6, 3, 3)
+    );
+    assert!(rec
+        .progress
+        .windows(2)
+        .all(|w| w[0].done <= w[1].done && w[0].elapsed <= w[1].elapsed));
+}
