@@ -1,6 +1,7 @@
 //! The executor on a virtual clock: properties over random latencies and failures, and the
 //! exact timing rules (backoff holds no slot, queued time is not attempt time, deadline,
 //! cancellation). Deterministic: every run sees the same times.
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;

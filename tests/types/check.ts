@@ -1,0 +1,142 @@
+// Type-level check of the shipped declarations (pkg/edgebatch.d.ts) against docs/API.md.
+// Run: npx tsc -p tests/types --noEmit. Nothing here executes; it only has to compile.
+// The `@ts-expect-error` lines fail the check if the declarations lose precision (e.g. `any`).
+import init, { initSync, BatchProcessor } from "../../pkg/edgebatch.js";
+
+type Options = NonNullable<ConstructorParameters<typeof BatchProcessor>[0]>;
+
+declare const wasmBytes: Uint8Array;
+declare const wasmModule: WebAssembly.Module;
+
+// Loading: all three documented ways.
+initSync({ module: wasmBytes });
+initSync({ module: wasmModule });
+async function browserInit(): Promise<void> {
+  await init();
+}
+void browserInit;
+
+async function main(): Promise<void> {
+  const controller = new AbortController();
+
+  // Every documented option, typed.
+  const options: Options = {
+    concurrency: 8,
+    maxRetries: 4,
+    timeoutMs: 60_000,
+    deadlineMs: 120_000,
+    backoff: { baseMs: 500, maxMs: 30_000, jitter: "full" },
+    maxRetryAfterMs: 60_000,
+    seed: 42,
+    signal: controller.signal,
+    onProgress: (p) => {
+      const counts: number[] = [p.total, p.done, p.ok, p.failed, p.inFlight, p.queued, p.waiting, p.retries, p.elapsedMs];
+      void counts;
+    },
+    onEvent: (e) => {
+      const common: [number, number, number] = [e.index, e.attempt, e.atMs];
+      void common;
+      if (e.type === "end") {
+        const latency: number = e.latencyMs;
+        const outcome: string = e.outcome;
+        const status: number | undefined = e.status;
+        void [latency, outcome, status];
+      } else if (e.type === "backoff") {
+        const delay: number = e.delayMs;
+        void delay;
+      }
+      // @ts-expect-error delayMs exists only on backoff events
+      void e.delayMs;
+    },
+  };
+  const bp = new BatchProcessor(options);
+  new BatchProcessor();
+  new BatchProcessor({});
+  new BatchProcessor({ backoff: { jitter: "decorrelated" } });
+
+  // @ts-expect-error misspelled option
+  new BatchProcessor({ concurency: 4 });
+  // @ts-expect-error concurrency is a number
+  new BatchProcessor({ concurrency: "8" });
+  // @ts-expect-error jitter is one of "full" | "decorrelated" | "none"
+  new BatchProcessor({ backoff: { jitter: "random" } });
+  // @ts-expect-error signal is an AbortSignal, not the controller
+  new BatchProcessor({ signal: controller });
+
+  // map with a typed fn: item type flows in, value type flows out.
+  const prompts = ["a", "b", "c"];
+  const results = await bp.map(
+    prompts,
+    async (prompt, { signal, attempt, index }) => {
+      const s: AbortSignal = signal;
+      const a: number = attempt;
+      const i: number = index;
+      void [s, a, i];
+      return prompt.length;
+    },
+    { signal: controller.signal },
+  );
+  for (const r of results) {
+    const index: number = r.index;
+    const attempts: number = r.attempts;
+    const elapsed: number = r.elapsedMs;
+    void [index, attempts, elapsed];
+    // @ts-expect-error value exists only once `ok` is narrowed to true
+    void r.value;
+    if (r.ok) {
+      const n: number = r.value;
+      void n;
+      // @ts-expect-error the value is a number, not a string
+      const s: string = r.value;
+      void s;
+    } else {
+      const kind: "timeout" | "http" | "network" | "aborted" | "deadline" | "invalid" | "task" = r.error.kind;
+      const message: string = r.error.message;
+      const retryable: boolean = r.error.retryable;
+      const status: number | undefined = r.error.status;
+      const type: string | undefined = r.error.type;
+      const retryAfterMs: number | undefined = r.error.retryAfterMs;
+      void [kind, message, retryable, status, type, retryAfterMs];
+    }
+  }
+
+  // A sync fn returning a plain value is fine too.
+  const squares = await bp.map(new Set([1, 2, 3]), (n) => n * n);
+  const first = squares[0];
+  if (first && first.ok) {
+    const v: number = first.value;
+    void v;
+  }
+
+  // @ts-expect-error the item is a string: no toFixed
+  await bp.map(prompts, (p) => p.toFixed(2));
+
+  // run() with fetch specs.
+  const replies = await bp.run([
+    { url: "https://api.example.test/v1/messages", method: "POST", headers: { "x-api-key": "k" }, body: { model: "m" } },
+    { url: "https://api.example.test/v1/text" },
+  ]);
+  for (const r of replies) {
+    if (r.ok) {
+      const status: number = r.value.status;
+      const ct: string | undefined = r.value.headers["content-type"];
+      const body: unknown = r.value.body;
+      void [status, ct, body];
+    }
+  }
+  // @ts-expect-error a spec needs a url
+  await bp.run([{ method: "GET" }]);
+
+  // stream(): for-await over results in completion order.
+  for await (const r of bp.stream(prompts, async (p) => ({ text: p }))) {
+    if (r.ok) {
+      const text: string = r.value.text;
+      void text;
+    } else if (r.error.kind === "deadline") {
+      const wait: number | undefined = r.error.retryAfterMs;
+      void wait;
+    }
+    break;
+  }
+}
+void main;
