@@ -21,7 +21,7 @@ use crate::web::abort::AbortGuard;
 use crate::web::clock::JsClock;
 use crate::web::fetch::fetch_spec;
 use crate::web::task::call_task;
-use crate::web::{describe, get, set};
+use crate::web::{describe, set};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &str = include_str!("bindings.d.ts");
@@ -45,9 +45,23 @@ fn type_error(message: String) -> JsValue {
     js_sys::TypeError::new(&message).into()
 }
 
+/// An option's value: only `undefined` means "not given" (`null` is a wrong type).
+fn option(obj: &JsValue, key: &str) -> Option<JsValue> {
+    js_sys::Reflect::get(obj, &JsValue::from_str(key))
+        .ok()
+        .filter(|v| !v.is_undefined())
+}
+
+/// A value as option messages show it: strings quoted, like [`Raw`]'s display.
+fn show(v: &JsValue) -> String {
+    raw(Some(v.clone())).map_or_else(|| "undefined".into(), |r| r.to_string())
+}
+
 fn raw(value: Option<JsValue>) -> Option<Raw> {
     let v = value?;
-    Some(if let Some(n) = v.as_f64() {
+    Some(if v.is_null() {
+        Raw::Other("null".into())
+    } else if let Some(n) = v.as_f64() {
         Raw::Number(n)
     } else if let Some(s) = v.as_string() {
         Raw::Text(s)
@@ -72,34 +86,30 @@ fn check_keys(obj: &JsValue, prefix: &str, known: &[&str]) -> Result<(), JsValue
 }
 
 fn object_option(parent: &JsValue, name: &str) -> Result<Option<JsValue>, JsValue> {
-    match get(parent, name) {
+    match option(parent, name) {
         Some(v) if v.is_object() && !v.is_function() && !Array::is_array(&v) => Ok(Some(v)),
         Some(v) => Err(type_error(format!(
             "{name} must be an object, got {}",
-            describe(&v)
+            show(&v)
         ))),
         None => Ok(None),
     }
 }
 
 fn function_option(options: &JsValue, name: &str) -> Result<Option<Function>, JsValue> {
-    get(options, name)
+    option(options, name)
         .map(|v| {
             v.dyn_into::<Function>()
-                .map_err(|v| type_error(format!("{name} must be a function, got {}", describe(&v))))
+                .map_err(|v| type_error(format!("{name} must be a function, got {}", show(&v))))
         })
         .transpose()
 }
 
 fn signal_option(options: &JsValue, name: &str) -> Result<Option<AbortSignal>, JsValue> {
-    get(options, name)
+    option(options, name)
         .map(|v| {
-            v.dyn_into::<AbortSignal>().map_err(|v| {
-                type_error(format!(
-                    "{name} must be an AbortSignal, got {}",
-                    describe(&v)
-                ))
-            })
+            v.dyn_into::<AbortSignal>()
+                .map_err(|v| type_error(format!("{name} must be an AbortSignal, got {}", show(&v))))
         })
         .transpose()
 }
@@ -134,17 +144,17 @@ impl BatchProcessor {
         if let Some(b) = &backoff {
             check_keys(b, "backoff.", options::BACKOFF_KEYS)?;
         }
-        let nested = |key: &str| raw(backoff.as_ref().and_then(|b| get(b, key)));
+        let nested = |key: &str| raw(backoff.as_ref().and_then(|b| option(b, key)));
         let raw_options = RawOptions {
-            concurrency: raw(get(&options, "concurrency")),
-            max_retries: raw(get(&options, "maxRetries")),
-            timeout_ms: raw(get(&options, "timeoutMs")),
-            deadline_ms: raw(get(&options, "deadlineMs")),
+            concurrency: raw(option(&options, "concurrency")),
+            max_retries: raw(option(&options, "maxRetries")),
+            timeout_ms: raw(option(&options, "timeoutMs")),
+            deadline_ms: raw(option(&options, "deadlineMs")),
             backoff_base_ms: nested("baseMs"),
             backoff_max_ms: nested("maxMs"),
             backoff_jitter: nested("jitter"),
-            max_retry_after_ms: raw(get(&options, "maxRetryAfterMs")),
-            seed: raw(get(&options, "seed")),
+            max_retry_after_ms: raw(option(&options, "maxRetryAfterMs")),
+            seed: raw(option(&options, "seed")),
         };
         Self::from_parts(raw_options, &options)
     }
