@@ -15,12 +15,12 @@ use web_sys::AbortSignal;
 use crate::core::backoff::SplitMix64;
 use crate::core::cancel::CancelToken;
 use crate::core::executor::{run_batch, Config, Event, ItemResult, Observer, Progress};
-use crate::error::{Failure, ItemError};
+use crate::error::Failure;
 use crate::options::{self, OptionError, OptionErrorKind, Raw, RawOptions};
 use crate::web::abort::AbortGuard;
 use crate::web::clock::JsClock;
 use crate::web::fetch::fetch_spec;
-use crate::web::task::call_task;
+use crate::web::task::{start_task, TaskAttempt};
 use crate::web::{describe, set};
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -284,25 +284,10 @@ fn task_fn(task: JsValue) -> Result<Rc<Function>, JsValue> {
         .map_err(|v| type_error(format!("the task must be a function, got {}", describe(&v))))
 }
 
-/// One attempt of a JS task, as the executor runs it.
-type JsAttempt = std::pin::Pin<Box<dyn std::future::Future<Output = Result<JsValue, Failure>>>>;
-
-/// The task of map/stream: `fn(item, { signal, attempt, index })`, its signal aborted when
-/// the attempt is dropped (timeout, deadline, cancel).
-fn map_task(task: Rc<Function>) -> impl Fn(usize, u32, &Array) -> JsAttempt {
-    move |index, attempt, items| {
-        let guard = AbortGuard::new();
-        let ctx = Object::new();
-        set(&ctx, "signal", guard.signal());
-        set(&ctx, "attempt", attempt);
-        set(&ctx, "index", index as u32);
-        let settled = call_task(&task, &items.get(index as u32), &ctx);
-        Box::pin(async move {
-            let out = settled.await;
-            guard.disarm();
-            out
-        })
-    }
+/// The task of map/stream: `fn(item, { signal, attempt, index })`, its signal fired when the
+/// attempt is dropped (timeout, deadline, cancel).
+fn map_task(task: Rc<Function>) -> impl Fn(usize, u32, &Array) -> TaskAttempt {
+    move |index, attempt, items| start_task(&task, items, index, attempt)
 }
 
 /// One call of map/run/stream: its items, cancel token and the links to the AbortSignals.
@@ -469,39 +454,43 @@ fn progress_object(p: &Progress) -> JsValue {
     o.into()
 }
 
-fn error_object(e: &ItemError) -> JsValue {
-    let o = Object::new();
-    set(&o, "kind", e.kind.as_str());
-    if let Some(s) = e.status {
-        set(&o, "status", s);
-    }
-    if let Some(t) = &e.error_type {
-        set(&o, "type", t.as_str());
-    }
-    set(&o, "message", e.message.as_str());
-    set(&o, "retryable", e.retryable);
-    if let Some(r) = e.retry_after_ms {
-        set(&o, "retryAfterMs", r as f64);
-    }
-    o.into()
+#[wasm_bindgen(module = "/src/web/glue.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = makeResult)]
+    fn make_result(
+        index: u32,
+        ok: bool,
+        payload: &JsValue,
+        attempts: u32,
+        elapsed_ms: f64,
+    ) -> JsValue;
+    #[wasm_bindgen(js_name = makeError)]
+    fn make_error(
+        kind: &str,
+        status: Option<u16>,
+        error_type: Option<String>,
+        message: &str,
+        retryable: bool,
+        retry_after_ms: Option<f64>,
+    ) -> JsValue;
 }
 
 fn result_object(r: &ItemResult<JsValue>) -> JsValue {
-    let o = Object::new();
-    set(&o, "index", r.index as u32);
-    match &r.outcome {
-        Ok(v) => {
-            set(&o, "ok", true);
-            set(&o, "value", v.clone());
-        }
-        Err(e) => {
-            set(&o, "ok", false);
-            set(&o, "error", error_object(e));
-        }
-    }
-    set(&o, "attempts", r.attempts);
-    set(&o, "elapsedMs", ms(r.elapsed));
-    o.into()
+    let (ok, payload) = match &r.outcome {
+        Ok(v) => (true, v.clone()),
+        Err(e) => (
+            false,
+            make_error(
+                e.kind.as_str(),
+                e.status,
+                e.error_type.clone(),
+                &e.message,
+                e.retryable,
+                e.retry_after_ms.map(|ms| ms as f64),
+            ),
+        ),
+    };
+    make_result(r.index as u32, ok, &payload, r.attempts, ms(r.elapsed))
 }
 
 fn results_array(results: &[ItemResult<JsValue>]) -> JsValue {

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::future::{select, Either};
+use futures::future::{abortable, AbortHandle};
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::backoff::{server_delay, Backoff, Jitter, Rng};
@@ -158,6 +158,16 @@ struct ItemState {
 type AttemptFuture<V> = Pin<Box<dyn Future<Output = (usize, Result<V, Failure>)>>>;
 type WaitFuture = Pin<Box<dyn Future<Output = usize>>>;
 
+/// A running attempt's timeout. Every attempt gets the same timeout, so deadlines grow in
+/// start order and a queue (not a heap) holds them; one timer serves them all, instead of a
+/// JS timer per attempt.
+struct AttemptTimeout {
+    at: Duration,
+    index: usize,
+    attempt: u32,
+    handle: AbortHandle,
+}
+
 /// Runs `total` items through `task(index, attempt)` and returns one result per item, in
 /// input order. Never more than `config.concurrency` attempts run at once; new items start in
 /// input order, retries (once their backoff is over) go first. Dropping an attempt's future
@@ -224,6 +234,8 @@ where
         retry_queue: VecDeque::new(),
         running: FuturesUnordered::new(),
         waiting: FuturesUnordered::new(),
+        timeouts: VecDeque::new(),
+        timer: None,
         done: 0,
         ok: 0,
         retries: 0,
@@ -252,6 +264,8 @@ struct Batch<'a, V, C: ?Sized, F, O: ?Sized> {
     retry_queue: VecDeque<usize>,
     running: FuturesUnordered<AttemptFuture<V>>,
     waiting: FuturesUnordered<WaitFuture>,
+    timeouts: VecDeque<AttemptTimeout>,
+    timer: Option<(Duration, Sleep)>,
     done: usize,
     ok: usize,
     retries: u64,
@@ -280,6 +294,7 @@ where
                     return Poll::Ready(());
                 }
             }
+            self.expire_timeouts(cx);
             let mut progressed = false;
             while let Poll::Ready(Some((index, outcome))) = self.running.poll_next_unpin(cx) {
                 self.finish_attempt(index, outcome);
@@ -334,17 +349,52 @@ where
             at: self.since_start(now),
         });
         let work = (self.task)(index, attempt);
-        let timeout = self.config.timeout.map(|t| (t, self.clock.sleep(t)));
+        let Some(after) = self.config.timeout else {
+            self.running
+                .push(Box::pin(async move { (index, work.await) }));
+            return;
+        };
+        let (work, handle) = abortable(work);
+        self.timeouts.push_back(AttemptTimeout {
+            at: now + after,
+            index,
+            attempt,
+            handle,
+        });
         self.running.push(Box::pin(async move {
-            let outcome = match timeout {
-                None => work.await,
-                Some((after, sleep)) => match select(Box::pin(work), sleep).await {
-                    Either::Left((outcome, _)) => outcome,
-                    Either::Right(_) => Err(Failure::timeout(after)),
-                },
-            };
+            let outcome = work.await.unwrap_or_else(|_| Err(Failure::timeout(after)));
             (index, outcome)
         }));
+    }
+
+    /// Aborts the attempts whose time is up and keeps one timer armed for the next deadline.
+    /// An aborted attempt's future ends with a timeout when `running` is polled next, which
+    /// drops the task's future (and so aborts its request).
+    fn expire_timeouts(&mut self, cx: &mut Context<'_>) {
+        let now = self.clock.now();
+        while let Some(front) = self.timeouts.front() {
+            let live = matches!(self.items[front.index].phase,
+                Phase::Running { attempt, .. } if attempt == front.attempt);
+            if !live {
+                self.timeouts.pop_front();
+            } else if front.at <= now {
+                front.handle.abort();
+                self.timeouts.pop_front();
+            } else {
+                let at = front.at;
+                if self.timer.as_ref().is_none_or(|(armed, _)| *armed > at) {
+                    self.timer = Some((at, self.clock.sleep(at - now)));
+                }
+                if let Some((_, sleep)) = self.timer.as_mut() {
+                    if sleep.as_mut().poll(cx).is_ready() {
+                        self.timer = None;
+                        return self.expire_timeouts(cx);
+                    }
+                }
+                return;
+            }
+        }
+        self.timer = None;
     }
 
     fn finish_attempt(&mut self, index: usize, outcome: Result<V, Failure>) {
@@ -448,6 +498,8 @@ where
     fn stop_all(&mut self, kind: ErrorKind) {
         self.running.clear();
         self.waiting.clear();
+        self.timeouts.clear();
+        self.timer = None;
         let now = self.clock.now();
         let what = if kind == ErrorKind::Aborted {
             "cancelled"

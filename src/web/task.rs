@@ -1,35 +1,119 @@
 //! Calling the caller's JS task function, and reading whatever it throws into a [`Failure`].
 
-use js_sys::{Function, Promise};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use js_sys::{Array, Function};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 use web_sys::Headers;
 
 use super::{describe, get};
 use crate::error::{ErrorKind, Failure};
 use crate::providers::http::SPEND_CAP_CODE;
 
-/// Calls `task(item, ctx)` now and returns a future of its settled value. A sync throw, a
-/// rejection with any value and a plain (non-promise) return value are all handled.
-pub fn call_task(
-    task: &Function,
-    item: &JsValue,
-    ctx: &JsValue,
-) -> impl std::future::Future<Output = Result<JsValue, Failure>> {
-    let called = task.call2(&JsValue::UNDEFINED, item, ctx);
-    async move {
-        let value = called.map_err(|e| failure_from_js(&e))?;
-        if !is_thenable(&value) {
-            return Ok(value);
-        }
-        JsFuture::from(Promise::resolve(&value))
-            .await
-            .map_err(|e| failure_from_js(&e))
+#[wasm_bindgen(module = "/src/web/glue.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = invokeTask)]
+    fn invoke_task(
+        task: &Function,
+        items: &Array,
+        index: u32,
+        attempt: u32,
+        id: f64,
+        settle: &JsValue,
+    ) -> JsValue;
+    #[wasm_bindgen(js_name = abortTask)]
+    fn abort_task(ctx: &JsValue);
+}
+
+/// Attempts waiting for their JS promise, by id. One settle callback serves every attempt of
+/// every batch and lives as long as the module: a promise that settles after its attempt was
+/// dropped (timeout, cancel) finds no slot and is ignored, instead of calling a freed closure.
+#[derive(Default)]
+struct Pending {
+    next_id: u64,
+    slots: HashMap<u64, Slot>,
+}
+
+#[derive(Default)]
+struct Slot {
+    outcome: Option<Result<JsValue, JsValue>>,
+    waker: Option<Waker>,
+}
+
+thread_local! {
+    static PENDING: RefCell<Pending> = RefCell::default();
+    static SETTLE: JsValue = Closure::<dyn FnMut(f64, bool, JsValue)>::new(settle).into_js_value();
+}
+
+fn settle(id: f64, ok: bool, value: JsValue) {
+    let waker = PENDING.with_borrow_mut(|p| {
+        let slot = p.slots.get_mut(&(id as u64))?;
+        slot.outcome = Some(if ok { Ok(value) } else { Err(value) });
+        slot.waker.take()
+    });
+    if let Some(w) = waker {
+        w.wake();
     }
 }
 
-fn is_thenable(value: &JsValue) -> bool {
-    get(value, "then").is_some_and(|then| then.is_function())
+/// Calls `task(items[index], { signal, attempt, index })` now. The returned future settles
+/// with the task's value or its failure; dropping it early fires the task's signal.
+pub fn start_task(task: &Function, items: &Array, index: usize, attempt: u32) -> TaskAttempt {
+    let id = PENDING.with_borrow_mut(|p| {
+        p.next_id += 1;
+        p.slots.insert(p.next_id, Slot::default());
+        p.next_id
+    });
+    let ctx =
+        SETTLE.with(|settle| invoke_task(task, items, index as u32, attempt, id as f64, settle));
+    TaskAttempt {
+        id,
+        ctx,
+        settled: false,
+    }
+}
+
+/// One attempt of a JS task; see [`start_task`].
+#[must_use = "dropping the attempt aborts it"]
+pub struct TaskAttempt {
+    id: u64,
+    ctx: JsValue,
+    settled: bool,
+}
+
+impl Future for TaskAttempt {
+    type Output = Result<JsValue, Failure>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let id = self.id;
+        let outcome = PENDING.with_borrow_mut(|p| {
+            let slot = p.slots.get_mut(&id).expect("a pending attempt has a slot");
+            let out = slot.outcome.take();
+            if out.is_none() {
+                slot.waker = Some(cx.waker().clone());
+            }
+            out
+        });
+        match outcome {
+            None => Poll::Pending,
+            Some(out) => {
+                self.settled = true;
+                Poll::Ready(out.map_err(|e| failure_from_js(&e)))
+            }
+        }
+    }
+}
+
+impl Drop for TaskAttempt {
+    fn drop(&mut self) {
+        PENDING.with_borrow_mut(|p| p.slots.remove(&self.id));
+        if !self.settled {
+            abort_task(&self.ctx);
+        }
+    }
 }
 
 /// Messages hosts give a failed `fetch`: Node/undici, Chromium, Firefox, Safari, workerd.

@@ -1,0 +1,65 @@
+// The few steps that are cheaper done in JS than across the wasm boundary, one call each:
+// calling the task, building its context and building result objects. Imported by
+// src/web/task.rs and src/bindings.rs; wasm-bindgen copies it into pkg/snippets/.
+
+const CONTROLLER = Symbol("edgebatch.controller");
+const ABORTED = Symbol("edgebatch.aborted");
+
+// The task's second argument. The AbortController is made only when the task reads `signal`:
+// a task that never looks pays nothing for it.
+class TaskContext {
+  constructor(attempt, index) {
+    this.attempt = attempt;
+    this.index = index;
+    this[CONTROLLER] = undefined;
+    this[ABORTED] = false;
+  }
+  get signal() {
+    if (this[CONTROLLER] === undefined) {
+      this[CONTROLLER] = new AbortController();
+      if (this[ABORTED]) this[CONTROLLER].abort();
+    }
+    return this[CONTROLLER].signal;
+  }
+}
+
+// Calls fn(items[index], ctx) and reports the outcome through settle(id, ok, value): a sync
+// throw, a rejection with any value and a plain return value all arrive the same way.
+export function invokeTask(fn, items, index, attempt, id, settle) {
+  const ctx = new TaskContext(attempt, index);
+  let out;
+  try {
+    out = fn(items[index], ctx);
+    if (out !== null && (typeof out === "object" || typeof out === "function") && typeof out.then === "function") {
+      Promise.resolve(out).then((v) => settle(id, true, v), (e) => settle(id, false, e));
+      return ctx;
+    }
+  } catch (e) {
+    settle(id, false, e);
+    return ctx;
+  }
+  settle(id, true, out);
+  return ctx;
+}
+
+// The attempt is over without an answer (timeout, deadline, cancel): fire its signal.
+export function abortTask(ctx) {
+  ctx[ABORTED] = true;
+  if (ctx[CONTROLLER] !== undefined) ctx[CONTROLLER].abort();
+}
+
+export function makeResult(index, ok, payload, attempts, elapsedMs) {
+  return ok
+    ? { index, ok: true, value: payload, attempts, elapsedMs }
+    : { index, ok: false, error: payload, attempts, elapsedMs };
+}
+
+export function makeError(kind, status, type, message, retryable, retryAfterMs) {
+  const error = { kind };
+  if (status !== undefined) error.status = status;
+  if (type !== undefined) error.type = type;
+  error.message = message;
+  error.retryable = retryable;
+  if (retryAfterMs !== undefined) error.retryAfterMs = retryAfterMs;
+  return error;
+}
