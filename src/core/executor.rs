@@ -362,7 +362,10 @@ where
             handle,
         });
         self.running.push(Box::pin(async move {
-            let outcome = work.await.unwrap_or_else(|_| Err(Failure::timeout(after)));
+            let outcome = match work.await {
+                Ok(outcome) => outcome,
+                Err(_aborted) => Err(Failure::timeout(after)),
+            };
             (index, outcome)
         }));
     }
