@@ -89,7 +89,7 @@ impl Failure {
     pub fn timeout(after: Duration) -> Self {
         Failure::new(
             ErrorKind::Timeout,
-            format!("attempt timed out after {} ms", after.as_millis()),
+            format!("attempt timed out after {} ms", after.as_millis() as u64),
         )
     }
 

@@ -28,12 +28,39 @@ impl fmt::Display for Raw {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Raw::Missing => f.write_str("undefined"),
-            Raw::Number(n) => write!(f, "{n}"),
+            Raw::Number(n) => f.write_str(&format_number(*n)),
             Raw::Text(s) => write!(f, "{s:?}"),
             Raw::Bool(b) => write!(f, "{b}"),
             Raw::Other(t) => write!(f, "a value of type {t}"),
         }
     }
+}
+
+/// A number as JS prints it, for messages: integers exactly, other values to 6 decimals.
+/// (Hand-rolled so the wasm build carries no float formatter.)
+pub fn format_number(n: f64) -> String {
+    if n.is_nan() {
+        return "NaN".into();
+    }
+    if n.is_infinite() {
+        return if n > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    let sign = if n < 0.0 { "-" } else { "" };
+    let a = n.abs();
+    if a.fract() == 0.0 && a < 1e19 {
+        return format!("{sign}{}", a as u64);
+    }
+    if a >= 1e19 {
+        let exp = a.log10().floor() as i32;
+        return format!("{sign}{}e+{exp}", format_number(a / 10f64.powi(exp)));
+    }
+    let micros = (a * 1e6).round() as u64;
+    let (int, frac) = (micros / 1_000_000, micros % 1_000_000);
+    if frac == 0 {
+        return format!("{sign}{int}");
+    }
+    let frac = format!("{frac:06}");
+    format!("{sign}{int}.{}", frac.trim_end_matches('0'))
 }
 
 /// Whether a bad option is of the wrong type (JS `TypeError`) or out of range (`RangeError`).
@@ -328,6 +355,24 @@ mod tests {
         );
         assert_eq!(o.config.max_retry_after, ms(0));
         assert_eq!(o.seed, Some(42));
+    }
+
+    #[test]
+    fn numbers_print_like_js() {
+        let table = [
+            (0.0, "0"),
+            (-1.0, "-1"),
+            (1.5, "1.5"),
+            (0.1, "0.1"),
+            (10001.0, "10001"),
+            (2.0f64.powi(53), "9007199254740992"),
+            (1e21, "1e+21"),
+            (f64::NAN, "NaN"),
+            (f64::NEG_INFINITY, "-Infinity"),
+        ];
+        for (n, want) in table {
+            assert_eq!(format_number(n), want);
+        }
     }
 
     #[test]

@@ -59,8 +59,8 @@ impl Backoff {
         if max < base {
             return Err(format!(
                 "backoff max ({} ms) must be at least base ({} ms)",
-                max.as_millis(),
-                base.as_millis()
+                max.as_millis() as u64,
+                base.as_millis() as u64
             ));
         }
         Ok(Backoff { base, max, jitter })
@@ -71,12 +71,12 @@ impl Backoff {
     pub fn delay(&self, retry: u32, previous: Option<Duration>, rng: &mut dyn Rng) -> Duration {
         match self.jitter {
             Jitter::None => exponential(self.base, self.max, retry),
-            Jitter::Full => exponential(self.base, self.max, retry).mul_f64(rng.next_f64()),
+            Jitter::Full => scale(exponential(self.base, self.max, retry), rng.next_f64()),
             Jitter::Decorrelated => {
                 let prev = previous.unwrap_or(self.base).max(self.base);
                 let hi = (prev * 3).min(self.max);
                 let span = hi.saturating_sub(self.base);
-                (self.base + span.mul_f64(rng.next_f64())).min(self.max)
+                (self.base + scale(span, rng.next_f64())).min(self.max)
             }
         }
     }
@@ -91,12 +91,37 @@ pub fn exponential(base: Duration, max: Duration, retry: u32) -> Duration {
     base.checked_mul(1u32 << shift).map_or(max, |d| d.min(max))
 }
 
+/// `d * factor` for a factor in `[0, 1]`, without `Duration::mul_f64`'s panicking paths.
+fn scale(d: Duration, factor: f64) -> Duration {
+    from_ms(d.as_secs_f64() * 1000.0 * factor.clamp(0.0, 1.0))
+}
+
+/// Milliseconds (finite, non-negative, checked by the caller) as a `Duration`.
+fn from_ms(ms: f64) -> Duration {
+    Duration::from_nanos((ms * 1e6) as u64)
+}
+
+/// A plain decimal: digits with an optional fraction (`12`, `1.5`, `.5`), nothing else: no
+/// sign, exponent or `NaN`. Header values are this simple, and the wasm build stays free of a
+/// full float parser.
+pub fn parse_decimal(value: &str) -> Option<f64> {
+    let (int, frac) = value.split_once('.').unwrap_or((value, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if int.len() + frac.len() == 0 || int.len() > 15 || !digits(int) || !digits(frac) {
+        return None;
+    }
+    let whole = int.bytes().fold(0.0, |n, b| n * 10.0 + f64::from(b - b'0'));
+    let (fraction, _) = frac.bytes().take(9).fold((0.0, 0.1), |(n, unit), b| {
+        (n + f64::from(b - b'0') * unit, unit / 10.0)
+    });
+    Some(whole + fraction)
+}
+
 /// Parses `retry-after-ms`: a non-negative number of milliseconds (fractions allowed).
 pub fn parse_retry_after_ms(value: &str) -> Option<Duration> {
-    let ms: f64 = value.trim().parse().ok()?;
-    (0.0..1e12)
-        .contains(&ms)
-        .then(|| Duration::from_secs_f64(ms / 1000.0))
+    parse_decimal(value.trim())
+        .filter(|ms| *ms < 1e12)
+        .map(from_ms)
 }
 
 /// Parses `retry-after`: delay-seconds, or an HTTP date measured from `now_unix_ms`.
@@ -107,15 +132,12 @@ pub fn parse_retry_after(value: &str, now_unix_ms: f64) -> Option<Duration> {
         .next()
         .is_some_and(|b| b.is_ascii_digit() || b == b'.')
     {
-        let secs: f64 = v.parse().ok()?;
-        return (0.0..1e9)
-            .contains(&secs)
-            .then(|| Duration::from_secs_f64(secs));
+        return parse_decimal(v)
+            .filter(|s| *s < 1e9)
+            .map(|s| from_ms(s * 1000.0));
     }
     let at = parse_http_date(v)?;
-    Some(Duration::from_secs_f64(
-        ((at - now_unix_ms) / 1000.0).max(0.0),
-    ))
+    Some(from_ms((at - now_unix_ms).max(0.0)))
 }
 
 /// The wait the server asked for, if it asked: `retry-after-ms` first, then `retry-after`;
@@ -260,6 +282,27 @@ mod tests {
         ];
         for (v, want) in table {
             assert_eq!(parse_retry_after(v, now), want.map(MS), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn decimals() {
+        let table = [
+            ("12", Some(12.0)),
+            ("1.5", Some(1.5)),
+            (".25", Some(0.25)),
+            ("3.", Some(3.0)),
+            ("", None),
+            (".", None),
+            ("-1", None),
+            ("+1", None),
+            ("1e3", None),
+            ("1.2.3", None),
+            ("NaN", None),
+            ("1234567890123456", None),
+        ];
+        for (v, want) in table {
+            assert_eq!(parse_decimal(v), want, "{v:?}");
         }
     }
 

@@ -432,7 +432,7 @@ where
                 error.kind = ErrorKind::Deadline;
                 error.message = format!(
                     "retry would wait {} ms, past the deadline; last error: {}",
-                    delay.as_millis(),
+                    delay.as_millis() as u64,
                     error.message
                 );
                 error.retry_after_ms = Some(delay.as_millis() as u64);

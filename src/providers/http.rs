@@ -17,35 +17,48 @@ pub struct ErrorBody {
     pub spend_cap: bool,
 }
 
-/// Parses an error body leniently: anything that is not the expected JSON yields nothing.
-pub fn parse_error_body(text: &str) -> ErrorBody {
-    let Ok(json) = serde_json::from_str::<serde_json::Value>(text) else {
-        return ErrorBody::default();
-    };
-    let error = json.get("error").filter(|e| e.is_object()).unwrap_or(&json);
-    let string = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_owned);
-    let code = |v: &serde_json::Value| {
-        v.get("details")
-            .and_then(|d| d.get("error_code"))
-            .and_then(|c| c.as_str())
+/// A read-only view of parsed JSON. The wasm edge implements it over JS values from the host's
+/// own `JSON.parse` (no JSON parser in the wasm binary); native tests over `serde_json`.
+pub trait Json: Sized {
+    /// `self[key]` when `self` is an object that has it (and it is not null).
+    fn field(&self, key: &str) -> Option<Self>;
+    /// The value when it is a string.
+    fn text(&self) -> Option<String>;
+}
+
+/// Reads an error body of a known shape leniently: anything else yields nothing.
+pub fn parse_error_body<J: Json>(json: &J) -> ErrorBody {
+    let inner = json.field("error");
+    let error = inner
+        .as_ref()
+        .filter(|e| e.field("type").is_some() || e.field("message").is_some());
+    let error = error.unwrap_or(json);
+    let is_cap = |v: &J| {
+        v.field("details")
+            .and_then(|d| d.field("error_code"))
+            .and_then(|c| c.text())
+            .as_deref()
             == Some(SPEND_CAP_CODE)
     };
     ErrorBody {
-        error_type: string(error.get("type")).filter(|t| t != "error"),
-        message: string(error.get("message")),
-        spend_cap: code(error) || code(&json),
+        error_type: error
+            .field("type")
+            .and_then(|t| t.text())
+            .filter(|t| t != "error"),
+        message: error.field("message").and_then(|m| m.text()),
+        spend_cap: is_cap(error) || is_cap(json),
     }
 }
 
 /// The failure for a non-2xx reply: status, the body's type and message, the retry headers.
 /// `header` looks a response header up by its lower-case name.
-pub fn failure_from_reply(
+pub fn failure_from_reply<J: Json>(
     status: u16,
     status_text: &str,
-    body: &str,
+    body: Option<&J>,
     header: impl Fn(&str) -> Option<String>,
 ) -> Failure {
-    let parsed = parse_error_body(body);
+    let parsed = body.map(parse_error_body).unwrap_or_default();
     let message = parsed
         .message
         .unwrap_or_else(|| format!("HTTP {status} {status_text}").trim_end().to_owned());
@@ -62,6 +75,19 @@ pub fn failure_from_reply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Json for serde_json::Value {
+        fn field(&self, key: &str) -> Option<Self> {
+            self.get(key).filter(|v| !v.is_null()).cloned()
+        }
+        fn text(&self) -> Option<String> {
+            self.as_str().map(str::to_owned)
+        }
+    }
+
+    fn parsed(text: &str) -> Option<serde_json::Value> {
+        serde_json::from_str(text).ok()
+    }
 
     #[test]
     fn error_bodies() {
@@ -82,7 +108,9 @@ mod tests {
             (r#"{"error":"flat string"}"#, None, None, false),
         ];
         for (body, ty, msg, cap) in table {
-            let p = parse_error_body(body);
+            let p = parsed(body)
+                .map(|j| parse_error_body(&j))
+                .unwrap_or_default();
             assert_eq!(
                 (p.error_type.as_deref(), p.message.as_deref(), p.spend_cap),
                 (ty, msg, cap),
@@ -94,7 +122,7 @@ mod tests {
     #[test]
     fn failure_keeps_status_body_and_headers() {
         let body = r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
-        let f = failure_from_reply(529, "", body, |h| {
+        let f = failure_from_reply(529, "", parsed(body).as_ref(), |h| {
             (h == "retry-after").then(|| "3".to_owned())
         });
         assert_eq!(f.status, Some(529));
@@ -102,7 +130,9 @@ mod tests {
         assert_eq!(f.message, "Overloaded");
         assert_eq!(f.retry_after.as_deref(), Some("3"));
         assert_eq!(f.retry_after_ms, None);
-        let g = failure_from_reply(503, "Service Unavailable", "oops", |_| None);
+        let g = failure_from_reply(503, "Service Unavailable", parsed("oops").as_ref(), |_| {
+            None
+        });
         assert_eq!(g.message, "HTTP 503 Service Unavailable");
     }
 }

@@ -19,7 +19,7 @@ pub struct JsClock;
 
 impl Clock for JsClock {
     fn now(&self) -> Duration {
-        Duration::from_secs_f64(performance_now().max(0.0) / 1000.0)
+        Duration::from_nanos((performance_now().max(0.0) * 1e6) as u64)
     }
 
     fn unix_ms(&self) -> f64 {

@@ -7,7 +7,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Headers, RequestInit, Response};
 
 use super::task::failure_from_js;
-use super::{describe, get, set};
+use super::{describe, get, parse_json, set};
 use crate::error::{ErrorKind, Failure};
 use crate::providers::http::failure_from_reply;
 
@@ -113,7 +113,7 @@ pub async fn fetch_spec(spec: &JsValue, signal: &AbortSignal) -> Result<JsValue,
         return Err(failure_from_reply(
             status,
             &response.status_text(),
-            &text,
+            parse_json(&text).as_ref(),
             |h| headers.get(h).ok().flatten(),
         ));
     }

@@ -9,6 +9,8 @@ pub mod task;
 
 use wasm_bindgen::prelude::*;
 
+use crate::providers::http::Json;
+
 #[wasm_bindgen]
 extern "C" {
     /// `String(value)`: never throws for primitives; an object's throwing `toString` is caught.
@@ -37,4 +39,22 @@ pub fn get(obj: &JsValue, key: &str) -> Option<JsValue> {
 /// `obj[key] = value` on an object we created (cannot fail).
 pub fn set(obj: &JsValue, key: &str, value: impl Into<JsValue>) {
     let _ = js_sys::Reflect::set(obj, &JsValue::from_str(key), &value.into());
+}
+
+/// Parsed JSON from the host's `JSON.parse`, seen through the pure [`Json`] view.
+#[derive(Clone, Debug)]
+pub struct JsJson(pub JsValue);
+
+impl Json for JsJson {
+    fn field(&self, key: &str) -> Option<Self> {
+        get(&self.0, key).map(JsJson)
+    }
+    fn text(&self) -> Option<String> {
+        self.0.as_string()
+    }
+}
+
+/// `JSON.parse(text)`, or `None` when it is not JSON.
+pub fn parse_json(text: &str) -> Option<JsJson> {
+    js_sys::JSON::parse(text).ok().map(JsJson)
 }

@@ -1,7 +1,7 @@
 //! Calling the caller's JS task function, and reading whatever it throws into a [`Failure`].
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -10,9 +10,9 @@ use js_sys::{Array, Function};
 use wasm_bindgen::prelude::*;
 use web_sys::Headers;
 
-use super::{describe, get};
+use super::{describe, get, JsJson};
 use crate::error::{ErrorKind, Failure};
-use crate::providers::http::SPEND_CAP_CODE;
+use crate::providers::http::parse_error_body;
 
 #[wasm_bindgen(module = "/src/web/glue.js")]
 extern "C" {
@@ -32,10 +32,36 @@ extern "C" {
 /// Attempts waiting for their JS promise, by id. One settle callback serves every attempt of
 /// every batch and lives as long as the module: a promise that settles after its attempt was
 /// dropped (timeout, cancel) finds no slot and is ignored, instead of calling a freed closure.
+/// Ids only grow and attempts mostly end in start order, so a deque indexed from the oldest
+/// live id serves as the map.
 #[derive(Default)]
 struct Pending {
-    next_id: u64,
-    slots: HashMap<u64, Slot>,
+    first_id: u64,
+    slots: VecDeque<Option<Slot>>,
+}
+
+impl Pending {
+    fn insert(&mut self) -> u64 {
+        self.slots.push_back(Some(Slot::default()));
+        self.first_id + self.slots.len() as u64 - 1
+    }
+
+    fn get_mut(&mut self, id: u64) -> Option<&mut Slot> {
+        let at = id.checked_sub(self.first_id)?;
+        self.slots.get_mut(at as usize)?.as_mut()
+    }
+
+    fn remove(&mut self, id: u64) {
+        if let Some(at) = id.checked_sub(self.first_id) {
+            if let Some(slot) = self.slots.get_mut(at as usize) {
+                *slot = None;
+            }
+        }
+        while let Some(None) = self.slots.front() {
+            self.slots.pop_front();
+            self.first_id += 1;
+        }
+    }
 }
 
 #[derive(Default)]
@@ -51,7 +77,7 @@ thread_local! {
 
 fn settle(id: f64, ok: bool, value: JsValue) {
     let waker = PENDING.with_borrow_mut(|p| {
-        let slot = p.slots.get_mut(&(id as u64))?;
+        let slot = p.get_mut(id as u64)?;
         slot.outcome = Some(if ok { Ok(value) } else { Err(value) });
         slot.waker.take()
     });
@@ -63,11 +89,7 @@ fn settle(id: f64, ok: bool, value: JsValue) {
 /// Calls `task(items[index], { signal, attempt, index })` now. The returned future settles
 /// with the task's value or its failure; dropping it early fires the task's signal.
 pub fn start_task(task: &Function, items: &Array, index: usize, attempt: u32) -> TaskAttempt {
-    let id = PENDING.with_borrow_mut(|p| {
-        p.next_id += 1;
-        p.slots.insert(p.next_id, Slot::default());
-        p.next_id
-    });
+    let id = PENDING.with_borrow_mut(Pending::insert);
     let ctx =
         SETTLE.with(|settle| invoke_task(task, items, index as u32, attempt, id as f64, settle));
     TaskAttempt {
@@ -90,7 +112,7 @@ impl Future for TaskAttempt {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let id = self.id;
         let outcome = PENDING.with_borrow_mut(|p| {
-            let slot = p.slots.get_mut(&id).expect("a pending attempt has a slot");
+            let slot = p.get_mut(id).expect("a pending attempt has a slot");
             let out = slot.outcome.take();
             if out.is_none() {
                 slot.waker = Some(cx.waker().clone());
@@ -109,7 +131,7 @@ impl Future for TaskAttempt {
 
 impl Drop for TaskAttempt {
     fn drop(&mut self) {
-        PENDING.with_borrow_mut(|p| p.slots.remove(&self.id));
+        PENDING.with_borrow_mut(|p| p.remove(self.id));
         if !self.settled {
             abort_task(&self.ctx);
         }
@@ -163,25 +185,14 @@ pub fn failure_from_js(err: &JsValue) -> Failure {
     if let Some(status) = status {
         failure.kind = Some(ErrorKind::Http);
         failure.status = Some(status as u16);
-        let body = get(err, "error");
-        let inner = body.as_ref().and_then(|b| get(b, "error"));
-        failure.error_type = [inner.as_ref(), body.as_ref(), Some(err)]
-            .into_iter()
-            .flatten()
-            .find_map(|o| {
-                get(o, "type")
-                    .and_then(|t| t.as_string())
-                    .filter(|t| t != "error")
-            });
-        failure.spend_cap = [inner.as_ref(), body.as_ref()]
-            .into_iter()
-            .flatten()
-            .any(|o| {
-                get(o, "details")
-                    .and_then(|d| get(&d, "error_code"))
-                    .and_then(|c| c.as_string())
-                    == Some(SPEND_CAP_CODE.to_owned())
-            });
+        // SDK errors carry the parsed reply body in `error` (Anthropic: the whole body;
+        // OpenAI: its inner `error`); OpenAI's error also has `type` on itself.
+        let body = get(err, "error").map(JsJson);
+        let parsed = body.as_ref().map(parse_error_body).unwrap_or_default();
+        failure.error_type = parsed
+            .error_type
+            .or_else(|| get(err, "type").and_then(|t| t.as_string()));
+        failure.spend_cap = parsed.spend_cap;
         if let Some(headers) = get(err, "headers") {
             let read = |h: &str| header_value(&headers, h);
             failure.retry_after_ms = read("retry-after-ms");
