@@ -20,7 +20,10 @@ const { initSync, BatchProcessor } = await import('../pkg/edgebatch.js');
 initSync({ module: wasmBytes });
 
 const items = Array.from({ length: TASKS }, (_, i) => i);
-const noop = async () => {};
+let calls = 0;
+const noop = async () => {
+  calls++;
+};
 
 const runners = {
   edgebatch: async () => {
@@ -41,17 +44,21 @@ const runners = {
   },
 };
 
+/** Runs `fn` once and checks that every task really ran exactly once. */
+async function once(name, fn) {
+  calls = 0;
+  const n = await fn();
+  if (n !== TASKS || calls !== TASKS) throw new Error(`${name}: ${n} results, ${calls} task calls, expected ${TASKS}`);
+}
+
 async function measure(name, fn) {
-  const n = await fn(); // warm-up
-  if (n !== TASKS) throw new Error(`${name}: warm-up returned ${n} results, expected ${TASKS}`);
+  await once(name, fn); // warm-up
   const times = [];
   for (let r = 0; r < RUNS; r++) {
     globalThis.gc?.();
     const t0 = performance.now();
-    const got = await fn();
-    const ms = performance.now() - t0;
-    if (got !== TASKS) throw new Error(`${name}: run ${r + 1} returned ${got} results`);
-    times.push(ms);
+    await once(name, fn);
+    times.push(performance.now() - t0);
   }
   const best = Math.min(...times);
   return { name, best, times, perSec: TASKS / (best / 1000) };

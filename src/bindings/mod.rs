@@ -1,5 +1,6 @@
-//! Every `#[wasm_bindgen]` export, and only those: JS values are read and made here, at the
-//! edge; the batch itself runs in `core::executor` on the JS clock.
+//! Every `#[wasm_bindgen]` export, and only those (the simulator's are in `sim.rs`): JS values
+//! are read and made here, at the edge; the batch itself runs in `core::executor` on the JS
+//! clock.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -24,7 +25,7 @@ use crate::web::task::{start_task, TaskAttempt};
 use crate::web::{describe, set};
 
 #[wasm_bindgen(typescript_custom_section)]
-const TYPES: &str = include_str!("bindings.d.ts");
+const TYPES: &str = include_str!("types.d.ts");
 
 #[wasm_bindgen(
     inline_js = "export function asAsyncIterable(o) { o[Symbol.asyncIterator] = function () { return this; }; return o; }"
