@@ -99,6 +99,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "signal",
     "onProgress",
     "onEvent",
+    "provider",
 ];
 
 /// The keys of the `backoff` object.

@@ -2,13 +2,20 @@
 //! are read and made here, at the edge; the batch itself runs in `core::executor` on the JS
 //! clock.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::future::poll_fn;
-use std::rc::Rc;
-use std::task::{Poll, Waker};
+mod convert;
+mod js_options;
+mod stream;
 
-use js_sys::{Array, Function, Object, Promise};
+use convert::{event_object, progress_object, results_array};
+use js_options::{
+    check_keys, function_option, js_error, object_option, option, provider_option, raw,
+    signal_option, type_error,
+};
+use stream::as_async_iterable;
+
+use std::rc::Rc;
+
+use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use web_sys::AbortSignal;
@@ -17,103 +24,17 @@ use crate::core::backoff::SplitMix64;
 use crate::core::cancel::CancelToken;
 use crate::core::executor::{run_batch, Config, Event, ItemResult, Observer, Progress};
 use crate::error::Failure;
-use crate::options::{self, OptionError, OptionErrorKind, Raw, RawOptions};
+use crate::options::{self, RawOptions};
+use crate::providers::{Provider, ProviderKind};
 use crate::web::abort::AbortGuard;
 use crate::web::clock::JsClock;
+use crate::web::describe;
 use crate::web::fetch::fetch_spec;
+use crate::web::provider::call_provider;
 use crate::web::task::{start_task, TaskAttempt};
-use crate::web::{describe, set};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &str = include_str!("types.d.ts");
-
-#[wasm_bindgen(
-    inline_js = "export function asAsyncIterable(o) { o[Symbol.asyncIterator] = function () { return this; }; return o; }"
-)]
-extern "C" {
-    #[wasm_bindgen(js_name = asAsyncIterable)]
-    fn as_async_iterable(stream: JsValue) -> JsValue;
-}
-
-fn js_error(err: OptionError) -> JsValue {
-    match err.kind {
-        OptionErrorKind::Type => js_sys::TypeError::new(&err.message).into(),
-        OptionErrorKind::Range => js_sys::RangeError::new(&err.message).into(),
-    }
-}
-
-fn type_error(message: String) -> JsValue {
-    js_sys::TypeError::new(&message).into()
-}
-
-/// An option's value: only `undefined` means "not given" (`null` is a wrong type).
-fn option(obj: &JsValue, key: &str) -> Option<JsValue> {
-    js_sys::Reflect::get(obj, &JsValue::from_str(key))
-        .ok()
-        .filter(|v| !v.is_undefined())
-}
-
-/// A value as option messages show it: strings quoted, like [`Raw`]'s display.
-fn show(v: &JsValue) -> String {
-    raw(Some(v.clone())).map_or_else(|| "undefined".into(), |r| r.to_string())
-}
-
-fn raw(value: Option<JsValue>) -> Option<Raw> {
-    let v = value?;
-    Some(if v.is_null() {
-        Raw::Other("null".into())
-    } else if let Some(n) = v.as_f64() {
-        Raw::Number(n)
-    } else if let Some(s) = v.as_string() {
-        Raw::Text(s)
-    } else if let Some(b) = v.as_bool() {
-        Raw::Bool(b)
-    } else {
-        Raw::Other(v.js_typeof().as_string().unwrap_or_default())
-    })
-}
-
-/// The keys of an options object, each checked against the known ones.
-fn check_keys(obj: &JsValue, prefix: &str, known: &[&str]) -> Result<(), JsValue> {
-    for key in Object::keys(obj.unchecked_ref::<Object>())
-        .iter()
-        .filter_map(|k| k.as_string())
-    {
-        if !known.contains(&key.as_str()) {
-            return Err(js_error(options::unknown_key(prefix, &key)));
-        }
-    }
-    Ok(())
-}
-
-fn object_option(parent: &JsValue, name: &str) -> Result<Option<JsValue>, JsValue> {
-    match option(parent, name) {
-        Some(v) if v.is_object() && !v.is_function() && !Array::is_array(&v) => Ok(Some(v)),
-        Some(v) => Err(type_error(format!(
-            "{name} must be an object, got {}",
-            show(&v)
-        ))),
-        None => Ok(None),
-    }
-}
-
-fn function_option(options: &JsValue, name: &str) -> Result<Option<Function>, JsValue> {
-    option(options, name)
-        .map(|v| {
-            v.dyn_into::<Function>()
-                .map_err(|v| type_error(format!("{name} must be a function, got {}", show(&v))))
-        })
-        .transpose()
-}
-
-fn signal_option(options: &JsValue, name: &str) -> Result<Option<AbortSignal>, JsValue> {
-    option(options, name)
-        .map(|v| {
-            v.dyn_into::<AbortSignal>()
-                .map_err(|v| type_error(format!("{name} must be an AbortSignal, got {}", show(&v))))
-        })
-        .transpose()
-}
 
 /// Runs batches of calls with bounded concurrency, retries, timeouts, a deadline and
 /// cancellation. Options are validated here, once.
@@ -124,6 +45,7 @@ pub struct BatchProcessor {
     signal: Option<AbortSignal>,
     on_progress: Option<Function>,
     on_event: Option<Function>,
+    provider: Option<Rc<Provider>>,
 }
 
 #[wasm_bindgen]
@@ -168,6 +90,9 @@ impl BatchProcessor {
             signal: signal_option(options, "signal")?,
             on_progress: function_option(options, "onProgress")?,
             on_event: function_option(options, "onEvent")?,
+            provider: provider_option(options)?
+                .filter(|p| p.kind != ProviderKind::Http)
+                .map(Rc::new),
         })
     }
 
@@ -182,7 +107,7 @@ impl BatchProcessor {
         };
         future_to_promise(async move {
             let results = call.execute(map_task(task), &mut ()).await;
-            Ok(results_array(&results))
+            Ok(results_array(&results, false))
         })
     }
 
@@ -192,18 +117,25 @@ impl BatchProcessor {
             Ok(call) => call,
             Err(e) => return Promise::reject(&e),
         };
-        let task = |index: usize, _attempt: u32, specs: &Array| {
+        let provider = self.provider.clone();
+        let with_usage = provider.is_some();
+        let task = move |index: usize, _attempt: u32, items: &Array| {
             let guard = AbortGuard::new();
-            let spec = specs.get(index as u32);
+            let item = items.get(index as u32);
+            let provider = provider.clone();
             async move {
-                let out = fetch_spec(&spec, &guard.signal()).await;
+                let signal = guard.signal();
+                let out = match provider.as_deref() {
+                    Some(p) => call_provider(p, &item, &signal).await,
+                    None => fetch_spec(&item, &signal).await,
+                };
                 guard.disarm();
                 out
             }
         };
         future_to_promise(async move {
             let results = call.execute(task, &mut ()).await;
-            Ok(results_array(&results))
+            Ok(results_array(&results, with_usage))
         })
     }
 
@@ -216,17 +148,10 @@ impl BatchProcessor {
     ) -> Result<JsValue, JsValue> {
         let call = self.prepare(items, call_options)?;
         let task = task_fn(task)?;
-        let sink = Rc::new(RefCell::new(StreamState::default()));
-        let stream = ResultStream {
-            sink: sink.clone(),
-            cancel: call.cancel.clone(),
-        };
+        let (stream, mut sink) = stream::channel(call.cancel.clone());
         wasm_bindgen_futures::spawn_local(async move {
-            let mut observer = StreamSink(sink.clone());
-            call.execute(map_task(task), &mut observer).await;
-            let mut st = sink.borrow_mut();
-            st.finished = true;
-            st.wakers.drain(..).for_each(Waker::wake);
+            call.execute(map_task(task), &mut sink).await;
+            sink.finish();
         });
         Ok(as_async_iterable(stream.into()))
     }
@@ -394,166 +319,21 @@ impl<O: Observer<JsValue>> Observer<JsValue> for Both<'_, O> {
     }
 }
 
-fn ms(d: std::time::Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn event_object(event: &Event) -> JsValue {
-    let o = Object::new();
-    match *event {
-        Event::Start { index, attempt, at } => {
-            set(&o, "type", "start");
-            set(&o, "index", index as u32);
-            set(&o, "attempt", attempt);
-            set(&o, "atMs", ms(at));
-        }
-        Event::End {
-            index,
-            attempt,
-            at,
-            latency,
-            outcome,
-            status,
-        } => {
-            set(&o, "type", "end");
-            set(&o, "index", index as u32);
-            set(&o, "attempt", attempt);
-            set(&o, "atMs", ms(at));
-            set(&o, "latencyMs", ms(latency));
-            set(&o, "outcome", outcome.map_or("ok", |k| k.as_str()));
-            if let Some(s) = status {
-                set(&o, "status", s);
-            }
-        }
-        Event::Backoff {
-            index,
-            attempt,
-            at,
-            delay,
-        } => {
-            set(&o, "type", "backoff");
-            set(&o, "index", index as u32);
-            set(&o, "attempt", attempt);
-            set(&o, "atMs", ms(at));
-            set(&o, "delayMs", ms(delay));
-        }
-    }
-    o.into()
-}
-
-fn progress_object(p: &Progress) -> JsValue {
-    let o = Object::new();
-    set(&o, "total", p.total as u32);
-    set(&o, "done", p.done as u32);
-    set(&o, "ok", p.ok as u32);
-    set(&o, "failed", p.failed as u32);
-    set(&o, "inFlight", p.in_flight as u32);
-    set(&o, "queued", p.queued as u32);
-    set(&o, "waiting", p.waiting as u32);
-    set(&o, "retries", p.retries as f64);
-    set(&o, "elapsedMs", ms(p.elapsed));
-    o.into()
-}
-
 #[wasm_bindgen(module = "/src/web/glue.js")]
 extern "C" {
-    #[wasm_bindgen(js_name = makeResult)]
-    fn make_result(
-        index: u32,
-        ok: bool,
-        payload: &JsValue,
-        attempts: u32,
-        elapsed_ms: f64,
-    ) -> JsValue;
-    #[wasm_bindgen(js_name = makeError)]
-    fn make_error(
-        kind: &str,
-        status: Option<u16>,
-        error_type: Option<String>,
-        message: &str,
-        retryable: bool,
-        retry_after_ms: Option<f64>,
-    ) -> JsValue;
+    #[wasm_bindgen(js_name = summarize)]
+    fn summarize_results(results: &JsValue) -> JsValue;
 }
 
-fn result_object(r: &ItemResult<JsValue>) -> JsValue {
-    let (ok, payload) = match &r.outcome {
-        Ok(v) => (true, v.clone()),
-        Err(e) => (
-            false,
-            make_error(
-                e.kind.as_str(),
-                e.status,
-                e.error_type.clone(),
-                &e.message,
-                e.retryable,
-                e.retry_after_ms.map(|ms| ms as f64),
-            ),
-        ),
-    };
-    make_result(r.index as u32, ok, &payload, r.attempts, ms(r.elapsed))
-}
-
-fn results_array(results: &[ItemResult<JsValue>]) -> JsValue {
-    results.iter().map(result_object).collect::<Array>().into()
-}
-
-#[derive(Default)]
-struct StreamState {
-    queue: VecDeque<JsValue>,
-    finished: bool,
-    wakers: Vec<Waker>,
-}
-
-struct StreamSink(Rc<RefCell<StreamState>>);
-
-impl Observer<JsValue> for StreamSink {
-    fn result(&mut self, result: &ItemResult<JsValue>) {
-        let mut st = self.0.borrow_mut();
-        st.queue.push_back(result_object(result));
-        st.wakers.drain(..).for_each(Waker::wake);
-    }
-}
-
-/// The async iterator `stream()` returns.
+/// `summarize(results)`: totals of a batch — counts, attempts, retries, failures by kind and
+/// token usage.
 #[wasm_bindgen(skip_typescript)]
-pub struct ResultStream {
-    sink: Rc<RefCell<StreamState>>,
-    cancel: CancelToken,
-}
-
-fn iter_result(value: JsValue, done: bool) -> JsValue {
-    let o = Object::new();
-    set(&o, "value", value);
-    set(&o, "done", done);
-    o.into()
-}
-
-#[wasm_bindgen]
-impl ResultStream {
-    /// The next result in completion order, or `{ done: true }` after the last.
-    pub fn next(&self) -> Promise {
-        let sink = self.sink.clone();
-        future_to_promise(async move {
-            poll_fn(|cx| {
-                let mut st = sink.borrow_mut();
-                if let Some(v) = st.queue.pop_front() {
-                    return Poll::Ready(Ok(iter_result(v, false)));
-                }
-                if st.finished {
-                    return Poll::Ready(Ok(iter_result(JsValue::UNDEFINED, true)));
-                }
-                st.wakers.push(cx.waker().clone());
-                Poll::Pending
-            })
-            .await
-        })
+pub fn summarize(results: JsValue) -> Result<JsValue, JsValue> {
+    if js_sys::try_iter(&results).ok().flatten().is_none() {
+        return Err(type_error(format!(
+            "summarize() takes the results array, got {}",
+            describe(&results)
+        )));
     }
-
-    /// Leaving a `for await` loop early: the rest of the batch is cancelled.
-    #[wasm_bindgen(js_name = "return")]
-    pub fn return_(&self) -> Promise {
-        self.cancel.cancel();
-        Promise::resolve(&iter_result(JsValue::UNDEFINED, true))
-    }
+    Ok(summarize_results(&results))
 }

@@ -20,7 +20,63 @@ export interface BatchOptions {
   onProgress?: (progress: Progress) => void;
   /** Called for every attempt start, end and backoff. */
   onEvent?: (event: AttemptEvent) => void;
+  /** Makes `run()` take the provider's own request bodies. */
+  provider?: ProviderOptions;
 }
+
+/** The API `run()` talks to. The key is sent only to `baseUrl` and never appears in results. */
+export interface ProviderOptions {
+  name: "anthropic" | "openai" | "http";
+  apiKey?: string;
+  /** Default https://api.anthropic.com or https://api.openai.com. */
+  baseUrl?: string;
+  /** `anthropic-version` (default 2023-06-01). */
+  version?: string;
+}
+
+export interface Usage {
+  inputTokens: number;
+  outputTokens: number;
+}
+
+/** One rate limit as the reply's headers reported it. */
+export interface RateLimit {
+  limit: number | null;
+  remaining: number | null;
+  resetMs: number | null;
+}
+
+/** A request body of the provider's API (Messages API or Chat Completions). */
+export interface ProviderRequest {
+  model: string;
+  messages: unknown[];
+  max_tokens?: number;
+  [key: string]: unknown;
+}
+
+/** The value of a successful provider item. */
+export interface ProviderValue {
+  text: string;
+  stopReason: string | null;
+  usage: Usage;
+  rateLimits?: { requests?: RateLimit; tokens?: RateLimit; inputTokens?: RateLimit; outputTokens?: RateLimit };
+  /** The parsed JSON reply. */
+  reply: unknown;
+}
+
+/** Totals of a batch, from `summarize(results)`. */
+export interface BatchSummary {
+  total: number;
+  ok: number;
+  failed: number;
+  attempts: number;
+  retries: number;
+  byKind: Partial<Record<ErrorKind, number>>;
+  usage: Usage;
+}
+
+/** Totals of a batch's results. */
+export function summarize(results: Iterable<ItemResult>): BatchSummary;
 
 /** Options of one call of map/run/stream. */
 export interface CallOptions {
@@ -50,7 +106,7 @@ export interface ItemError {
 }
 
 export type ItemResult<T = unknown> =
-  | { index: number; ok: true; value: T; attempts: number; elapsedMs: number }
+  | { index: number; ok: true; value: T; attempts: number; elapsedMs: number; usage?: Usage }
   | { index: number; ok: false; error: ItemError; attempts: number; elapsedMs: number };
 
 export interface Progress {
@@ -94,8 +150,10 @@ export class BatchProcessor {
     fn: (item: T, ctx: TaskContext) => R | PromiseLike<R>,
     options?: CallOptions,
   ): Promise<ItemResult<Awaited<R>>[]>;
-  /** Sends each spec with the global fetch. */
+  /** Sends each fetch spec with the global fetch (no provider, or provider `http`). */
   run(specs: Iterable<FetchSpec>, options?: CallOptions): Promise<ItemResult<FetchValue>[]>;
+  /** With a `provider`: sends each request body of the provider's own API. */
+  run<V = ProviderValue>(requests: Iterable<ProviderRequest>, options?: CallOptions): Promise<ItemResult<V>[]>;
   /** Results in completion order; `break` cancels the rest. */
   stream<T, R>(
     items: Iterable<T>,

@@ -24,6 +24,12 @@ pub trait Json: Sized {
     fn field(&self, key: &str) -> Option<Self>;
     /// The value when it is a string.
     fn text(&self) -> Option<String>;
+    /// The value when it is a number.
+    fn number(&self) -> Option<f64>;
+    /// The value when it is a boolean.
+    fn boolean(&self) -> Option<bool>;
+    /// The elements when it is an array (empty otherwise).
+    fn items(&self) -> Vec<Self>;
 }
 
 /// Reads an error body of a known shape leniently: anything else yields nothing.
@@ -76,18 +82,7 @@ pub fn failure_from_reply<J: Json>(
 mod tests {
     use super::*;
 
-    impl Json for serde_json::Value {
-        fn field(&self, key: &str) -> Option<Self> {
-            self.get(key).filter(|v| !v.is_null()).cloned()
-        }
-        fn text(&self) -> Option<String> {
-            self.as_str().map(str::to_owned)
-        }
-    }
-
-    fn parsed(text: &str) -> Option<serde_json::Value> {
-        serde_json::from_str(text).ok()
-    }
+    use crate::providers::test_json::parsed;
 
     #[test]
     fn error_bodies() {

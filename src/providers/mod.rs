@@ -1,4 +1,284 @@
-//! What APIs say back, read in pure Rust: error bodies and the headers that steer retries.
-//! (Anthropic and OpenAI request builders and rate-limit snapshots grow here.)
+//! The APIs edgebatch speaks, in pure Rust: how to address a request, how to read the reply,
+//! its usage and its rate-limit headers. JSON comes in through the [`http::Json`] view, so the
+//! wasm build uses the host's `JSON.parse` and native tests use `serde_json`.
 
+pub mod anthropic;
 pub mod http;
+pub mod openai;
+pub mod ratelimit;
+
+use crate::options::{OptionError, OptionErrorKind};
+use http::Json;
+use ratelimit::RateLimits;
+
+/// Which API a processor's `run()` talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// Anthropic Messages API.
+    Anthropic,
+    /// OpenAI Chat Completions API.
+    OpenAi,
+    /// Plain fetch specs `{ url, method?, headers?, body? }`.
+    Http,
+}
+
+/// A configured provider: where requests go and how they authenticate.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Provider {
+    /// The API.
+    pub kind: ProviderKind,
+    api_key: Option<String>,
+    base_url: String,
+    version: String,
+}
+
+impl std::fmt::Debug for Provider {
+    // Never print the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("kind", &self.kind)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Usage of one reply, in tokens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Generated tokens.
+    pub output_tokens: u64,
+}
+
+/// What a successful reply says, in the same shape for every provider.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Reply {
+    /// The generated text (all text blocks, joined).
+    pub text: String,
+    /// Why generation stopped: `end_turn`, `max_tokens`, `stop`, `length`, ...
+    pub stop_reason: Option<String>,
+    /// Token usage.
+    pub usage: Usage,
+}
+
+/// Where to send one request and with which headers (the body is the item itself, as JSON).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Full URL.
+    pub url: String,
+    /// Headers, names lower-case. They may hold the API key: never log or return them.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+fn bad(kind: OptionErrorKind, message: String) -> OptionError {
+    OptionError { kind, message }
+}
+
+impl Provider {
+    /// Validates `provider: { name, apiKey?, baseUrl?, version? }`.
+    pub fn new(
+        name: &str,
+        api_key: Option<String>,
+        base_url: Option<String>,
+        version: Option<String>,
+    ) -> Result<Provider, OptionError> {
+        let (kind, default_url) = match name {
+            "anthropic" => (ProviderKind::Anthropic, anthropic::DEFAULT_BASE_URL),
+            "openai" => (ProviderKind::OpenAi, openai::DEFAULT_BASE_URL),
+            "http" => (ProviderKind::Http, ""),
+            other => {
+                return Err(bad(
+                    OptionErrorKind::Range,
+                    format!(
+                    "provider.name must be \"anthropic\", \"openai\" or \"http\", got {other:?}"
+                ),
+                ))
+            }
+        };
+        let base_url = base_url.unwrap_or_else(|| default_url.to_owned());
+        if kind != ProviderKind::Http
+            && !(base_url.starts_with("https://") || base_url.starts_with("http://"))
+        {
+            return Err(bad(
+                OptionErrorKind::Range,
+                format!("provider.baseUrl must be an http(s) URL, got {base_url:?}"),
+            ));
+        }
+        if api_key.as_deref().is_some_and(str::is_empty) {
+            return Err(bad(
+                OptionErrorKind::Range,
+                "provider.apiKey must not be empty".into(),
+            ));
+        }
+        Ok(Provider {
+            kind,
+            api_key,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            version: version.unwrap_or_else(|| anthropic::DEFAULT_VERSION.to_owned()),
+        })
+    }
+
+    /// Where a request goes, with its headers. `None` for [`ProviderKind::Http`].
+    pub fn endpoint(&self) -> Option<Endpoint> {
+        let key = self.api_key.clone();
+        match self.kind {
+            ProviderKind::Anthropic => {
+                Some(anthropic::endpoint(&self.base_url, key, &self.version))
+            }
+            ProviderKind::OpenAi => Some(openai::endpoint(&self.base_url, key)),
+            ProviderKind::Http => None,
+        }
+    }
+
+    /// Checks one request body before it is sent; an `Err` fails that item as `invalid`.
+    pub fn check_request<J: Json>(&self, body: &J) -> Result<(), String> {
+        if body.field("stream").and_then(|s| s.boolean()) == Some(true) {
+            return Err("streaming requests (\"stream\": true) are not supported by run(); use map() with your own client".into());
+        }
+        let needs: &[&str] = match self.kind {
+            ProviderKind::Anthropic => &["model", "max_tokens", "messages"],
+            ProviderKind::OpenAi => &["model", "messages"],
+            ProviderKind::Http => &[],
+        };
+        match needs.iter().find(|k| body.field(k).is_none()) {
+            Some(missing) => Err(format!("request body needs `{missing}`")),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads a 2xx reply body.
+    pub fn parse_reply<J: Json>(&self, json: &J) -> Result<Reply, String> {
+        match self.kind {
+            ProviderKind::Anthropic => anthropic::parse_reply(json),
+            ProviderKind::OpenAi => openai::parse_reply(json),
+            ProviderKind::Http => Err("plain http replies are not parsed".into()),
+        }
+    }
+
+    /// Reads the rate-limit headers of any reply.
+    pub fn rate_limits(
+        &self,
+        header: &dyn Fn(&str) -> Option<String>,
+        now_unix_ms: f64,
+    ) -> RateLimits {
+        match self.kind {
+            ProviderKind::Anthropic => ratelimit::anthropic(header, now_unix_ms),
+            ProviderKind::OpenAi => ratelimit::openai(header),
+            ProviderKind::Http => RateLimits::default(),
+        }
+    }
+}
+
+/// Reads a token count that must be a non-negative integer.
+fn count<J: Json>(json: &J, key: &str) -> Option<u64> {
+    json.field(key)
+        .and_then(|v| v.number())
+        .filter(|n| *n >= 0.0 && n.fract() == 0.0)
+        .map(|n| n as u64)
+}
+
+#[cfg(test)]
+pub(crate) mod test_json {
+    //! The [`Json`] view over `serde_json`, for native tests.
+    use super::http::Json;
+
+    impl Json for serde_json::Value {
+        fn field(&self, key: &str) -> Option<Self> {
+            self.get(key).filter(|v| !v.is_null()).cloned()
+        }
+        fn text(&self) -> Option<String> {
+            self.as_str().map(str::to_owned)
+        }
+        fn number(&self) -> Option<f64> {
+            self.as_f64()
+        }
+        fn boolean(&self) -> Option<bool> {
+            self.as_bool()
+        }
+        fn items(&self) -> Vec<Self> {
+            self.as_array().cloned().unwrap_or_default()
+        }
+    }
+
+    /// Parses test JSON, `None` when it is not JSON.
+    pub fn parsed(text: &str) -> Option<serde_json::Value> {
+        serde_json::from_str(text).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_json::parsed;
+    use super::*;
+
+    #[test]
+    fn provider_validation() {
+        assert!(Provider::new("anthropic", Some("k".into()), None, None).is_ok());
+        let e = Provider::new("gemini", None, None, None).unwrap_err();
+        assert_eq!(
+            e.message,
+            "provider.name must be \"anthropic\", \"openai\" or \"http\", got \"gemini\""
+        );
+        let e = Provider::new("openai", None, Some("ftp://x".into()), None).unwrap_err();
+        assert!(e.message.starts_with("provider.baseUrl"), "{}", e.message);
+        let e = Provider::new("openai", Some(String::new()), None, None).unwrap_err();
+        assert_eq!(e.message, "provider.apiKey must not be empty");
+    }
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let p = Provider::new("anthropic", Some("sk-ant-secret".into()), None, None).unwrap();
+        let shown = format!("{p:?}");
+        assert!(
+            !shown.contains("secret") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn endpoints() {
+        let a = Provider::new(
+            "anthropic",
+            Some("k1".into()),
+            Some("http://127.0.0.1:9/sim/".into()),
+            None,
+        )
+        .unwrap();
+        let e = a.endpoint().unwrap();
+        assert_eq!(e.url, "http://127.0.0.1:9/sim/v1/messages");
+        assert!(e.headers.contains(&("x-api-key", "k1".into())));
+        assert!(e
+            .headers
+            .contains(&("anthropic-version", "2023-06-01".into())));
+        let o = Provider::new("openai", Some("k2".into()), None, None).unwrap();
+        let e = o.endpoint().unwrap();
+        assert_eq!(e.url, "https://api.openai.com/v1/chat/completions");
+        assert!(e.headers.contains(&("authorization", "Bearer k2".into())));
+        assert_eq!(
+            Provider::new("http", None, None, None).unwrap().endpoint(),
+            None
+        );
+    }
+
+    #[test]
+    fn request_checks() {
+        let a = Provider::new("anthropic", None, None, None).unwrap();
+        let ok = parsed(r#"{"model":"m","max_tokens":10,"messages":[]}"#).unwrap();
+        assert_eq!(a.check_request(&ok), Ok(()));
+        let missing = parsed(r#"{"model":"m","messages":[]}"#).unwrap();
+        assert_eq!(
+            a.check_request(&missing),
+            Err("request body needs `max_tokens`".into())
+        );
+        let streaming =
+            parsed(r#"{"model":"m","max_tokens":1,"messages":[],"stream":true}"#).unwrap();
+        assert!(a.check_request(&streaming).unwrap_err().contains("stream"));
+        let o = Provider::new("openai", None, None, None).unwrap();
+        assert_eq!(
+            o.check_request(&parsed(r#"{"model":"m","messages":[]}"#).unwrap()),
+            Ok(())
+        );
+    }
+}

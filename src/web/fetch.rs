@@ -88,10 +88,27 @@ fn is_plain_data(body: &JsValue) -> bool {
     })
 }
 
-/// Sends one spec. Value: `{ status, headers, body }`, body parsed when the reply is JSON.
-pub async fn fetch_spec(spec: &JsValue, signal: &AbortSignal) -> Result<JsValue, Failure> {
-    let (url, init) = request_init(spec, signal)?;
-    let sent = global_fetch(&url, &init).map_err(|e| fetch_rejection(&e))?;
+/// A reply whose body has been read in full.
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// The response headers.
+    pub headers: Headers,
+    /// The body as text.
+    pub text: String,
+}
+
+impl Reply {
+    /// A response header by name.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).ok().flatten()
+    }
+}
+
+/// Sends a request with the global `fetch` and reads the whole body: an unread body would
+/// hold one of a Worker's 6 connections. A non-2xx reply is an `http` failure.
+pub async fn send(url: &str, init: &RequestInit) -> Result<Reply, Failure> {
+    let sent = global_fetch(url, init).map_err(|e| fetch_rejection(&e))?;
     let response: Response = JsFuture::from(sent)
         .await
         .map_err(|e| fetch_rejection(&e))?
@@ -100,36 +117,45 @@ pub async fn fetch_spec(spec: &JsValue, signal: &AbortSignal) -> Result<JsValue,
     let text = JsFuture::from(text_promise)
         .await
         .map_err(|e| {
+            let cause = failure_from_js(&e).message;
             Failure::new(
                 ErrorKind::Network,
-                format!("reading the body failed: {}", failure_from_js(&e).message),
+                format!("reading the body failed: {cause}"),
             )
         })?
         .as_string()
         .unwrap_or_default();
-    let headers = response.headers();
+    let reply = Reply {
+        status: response.status(),
+        headers: response.headers(),
+        text,
+    };
     if !response.ok() {
-        let status = response.status();
+        let body = parse_json(&reply.text);
         return Err(failure_from_reply(
-            status,
+            reply.status,
             &response.status_text(),
-            parse_json(&text).as_ref(),
-            |h| headers.get(h).ok().flatten(),
+            body.as_ref(),
+            |h| reply.header(h),
         ));
     }
-    let is_json = headers
-        .get("content-type")
-        .ok()
-        .flatten()
+    Ok(reply)
+}
+
+/// Sends one spec. Value: `{ status, headers, body }`, body parsed when the reply is JSON.
+pub async fn fetch_spec(spec: &JsValue, signal: &AbortSignal) -> Result<JsValue, Failure> {
+    let (url, init) = request_init(spec, signal)?;
+    let reply = send(&url, &init).await?;
+    let is_json = reply
+        .header("content-type")
         .is_some_and(|ct| ct.to_ascii_lowercase().contains("json"));
-    let body = if is_json {
-        JSON::parse(&text).unwrap_or_else(|_| JsValue::from_str(&text))
-    } else {
-        JsValue::from_str(&text)
+    let body = match is_json.then(|| JSON::parse(&reply.text).ok()).flatten() {
+        Some(parsed) => parsed,
+        None => JsValue::from_str(&reply.text),
     };
     let value = Object::new();
-    set(&value, "status", response.status());
-    set(&value, "headers", headers_object(&headers));
+    set(&value, "status", reply.status);
+    set(&value, "headers", headers_object(&reply.headers));
     set(&value, "body", body);
     Ok(value.into())
 }

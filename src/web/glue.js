@@ -48,10 +48,32 @@ export function abortTask(ctx) {
   if (ctx[CONTROLLER] !== undefined) ctx[CONTROLLER].abort();
 }
 
-export function makeResult(index, ok, payload, attempts, elapsedMs) {
-  return ok
+export function makeResult(index, ok, payload, attempts, elapsedMs, usage) {
+  if (!ok) return { index, ok: false, error: payload, attempts, elapsedMs };
+  return usage === undefined
     ? { index, ok: true, value: payload, attempts, elapsedMs }
-    : { index, ok: false, error: payload, attempts, elapsedMs };
+    : { index, ok: true, value: payload, attempts, elapsedMs, usage };
+}
+
+// Totals of a batch's results (any iterable of results).
+export function summarize(results) {
+  const s = { total: 0, ok: 0, failed: 0, attempts: 0, retries: 0, byKind: {},
+    usage: { inputTokens: 0, outputTokens: 0 } };
+  for (const r of results) {
+    s.total++;
+    s.attempts += r.attempts;
+    s.retries += Math.max(0, r.attempts - 1);
+    if (r.ok) s.ok++;
+    else {
+      s.failed++;
+      s.byKind[r.error.kind] = (s.byKind[r.error.kind] ?? 0) + 1;
+    }
+    if (r.usage) {
+      s.usage.inputTokens += r.usage.inputTokens;
+      s.usage.outputTokens += r.usage.outputTokens;
+    }
+  }
+  return s;
 }
 
 export function makeError(kind, status, type, message, retryable, retryAfterMs) {

@@ -5,6 +5,7 @@
 pub mod abort;
 pub mod clock;
 pub mod fetch;
+pub mod provider;
 pub mod task;
 
 use wasm_bindgen::prelude::*;
@@ -51,6 +52,18 @@ impl Json for JsJson {
     }
     fn text(&self) -> Option<String> {
         self.0.as_string()
+    }
+    fn number(&self) -> Option<f64> {
+        self.0.as_f64()
+    }
+    fn boolean(&self) -> Option<bool> {
+        self.0.as_bool()
+    }
+    fn items(&self) -> Vec<Self> {
+        if !js_sys::Array::is_array(&self.0) {
+            return Vec::new();
+        }
+        js_sys::Array::from(&self.0).iter().map(JsJson).collect()
     }
 }
 

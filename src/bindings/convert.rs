@@ -1,0 +1,130 @@
+//! Rust values to the JS objects users see: results, errors, progress, events.
+
+use js_sys::{Array, Object};
+use wasm_bindgen::prelude::*;
+
+use crate::core::executor::{Event, ItemResult, Progress};
+use crate::web::{get, set};
+
+pub(super) fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+pub(super) fn event_object(event: &Event) -> JsValue {
+    let o = Object::new();
+    match *event {
+        Event::Start { index, attempt, at } => {
+            set(&o, "type", "start");
+            set(&o, "index", index as u32);
+            set(&o, "attempt", attempt);
+            set(&o, "atMs", ms(at));
+        }
+        Event::End {
+            index,
+            attempt,
+            at,
+            latency,
+            outcome,
+            status,
+        } => {
+            set(&o, "type", "end");
+            set(&o, "index", index as u32);
+            set(&o, "attempt", attempt);
+            set(&o, "atMs", ms(at));
+            set(&o, "latencyMs", ms(latency));
+            set(&o, "outcome", outcome.map_or("ok", |k| k.as_str()));
+            if let Some(s) = status {
+                set(&o, "status", s);
+            }
+        }
+        Event::Backoff {
+            index,
+            attempt,
+            at,
+            delay,
+        } => {
+            set(&o, "type", "backoff");
+            set(&o, "index", index as u32);
+            set(&o, "attempt", attempt);
+            set(&o, "atMs", ms(at));
+            set(&o, "delayMs", ms(delay));
+        }
+    }
+    o.into()
+}
+
+pub(super) fn progress_object(p: &Progress) -> JsValue {
+    let o = Object::new();
+    set(&o, "total", p.total as u32);
+    set(&o, "done", p.done as u32);
+    set(&o, "ok", p.ok as u32);
+    set(&o, "failed", p.failed as u32);
+    set(&o, "inFlight", p.in_flight as u32);
+    set(&o, "queued", p.queued as u32);
+    set(&o, "waiting", p.waiting as u32);
+    set(&o, "retries", p.retries as f64);
+    set(&o, "elapsedMs", ms(p.elapsed));
+    o.into()
+}
+
+#[wasm_bindgen(module = "/src/web/glue.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = makeResult)]
+    fn make_result(
+        index: u32,
+        ok: bool,
+        payload: &JsValue,
+        attempts: u32,
+        elapsed_ms: f64,
+        usage: &JsValue,
+    ) -> JsValue;
+    #[wasm_bindgen(js_name = makeError)]
+    fn make_error(
+        kind: &str,
+        status: Option<u16>,
+        error_type: Option<String>,
+        message: &str,
+        retryable: bool,
+        retry_after_ms: Option<f64>,
+    ) -> JsValue;
+}
+
+/// The result object; with `with_usage` (provider runs) the value's `usage` is lifted onto it.
+pub(super) fn result_object(r: &ItemResult<JsValue>, with_usage: bool) -> JsValue {
+    let mut usage = JsValue::UNDEFINED;
+    let (ok, payload) = match &r.outcome {
+        Ok(v) => {
+            if with_usage {
+                usage = get(v, "usage").unwrap_or(JsValue::UNDEFINED);
+            }
+            (true, v.clone())
+        }
+        Err(e) => (
+            false,
+            make_error(
+                e.kind.as_str(),
+                e.status,
+                e.error_type.clone(),
+                &e.message,
+                e.retryable,
+                e.retry_after_ms.map(|ms| ms as f64),
+            ),
+        ),
+    };
+    make_result(
+        r.index as u32,
+        ok,
+        &payload,
+        r.attempts,
+        ms(r.elapsed),
+        &usage,
+    )
+}
+
+pub(super) fn results_array(results: &[ItemResult<JsValue>], with_usage: bool) -> JsValue {
+    results
+        .iter()
+        .map(|r| result_object(r, with_usage))
+        .collect::<Array>()
+        .into()
+}

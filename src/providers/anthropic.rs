@@ -1,0 +1,101 @@
+//! Anthropic Messages API: `POST /v1/messages` with `x-api-key` and `anthropic-version`.
+
+use super::http::Json;
+use super::{count, Endpoint, Reply, Usage};
+
+/// The public API.
+pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
+/// The API version header edgebatch speaks by default.
+pub const DEFAULT_VERSION: &str = "2023-06-01";
+
+/// Where a Messages request goes, with its headers.
+pub fn endpoint(base_url: &str, api_key: Option<String>, version: &str) -> Endpoint {
+    let mut headers = vec![
+        ("content-type", "application/json".to_owned()),
+        ("anthropic-version", version.to_owned()),
+    ];
+    if let Some(key) = api_key {
+        headers.push(("x-api-key", key));
+    }
+    Endpoint {
+        url: format!("{base_url}/v1/messages"),
+        headers,
+    }
+}
+
+/// Reads a Message: its text blocks joined, `stop_reason`, `usage`.
+pub fn parse_reply<J: Json>(json: &J) -> Result<Reply, String> {
+    let content = json
+        .field("content")
+        .ok_or("reply has no `content`: not a Messages API reply")?;
+    let text = content
+        .items()
+        .iter()
+        .filter(|block| block.field("type").and_then(|t| t.text()).as_deref() == Some("text"))
+        .filter_map(|block| block.field("text").and_then(|t| t.text()))
+        .collect::<Vec<_>>()
+        .join("");
+    let usage = json.field("usage").ok_or("reply has no `usage`")?;
+    Ok(Reply {
+        text,
+        stop_reason: json.field("stop_reason").and_then(|s| s.text()),
+        usage: Usage {
+            input_tokens: count(&usage, "input_tokens")
+                .ok_or("usage.input_tokens is not a count")?,
+            output_tokens: count(&usage, "output_tokens")
+                .ok_or("usage.output_tokens is not a count")?,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::test_json::parsed;
+
+    #[test]
+    fn replies() {
+        let message = r#"{"id":"msg_1","type":"message","role":"assistant","model":"m",
+            "content":[{"type":"text","text":"Hello"},{"type":"tool_use","id":"t","name":"x","input":{}},{"type":"text","text":", world"}],
+            "stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":5}}"#;
+        let r = parse_reply(&parsed(message).unwrap()).unwrap();
+        assert_eq!(r.text, "Hello, world");
+        assert_eq!(r.stop_reason.as_deref(), Some("end_turn"));
+        assert_eq!(
+            r.usage,
+            Usage {
+                input_tokens: 12,
+                output_tokens: 5
+            }
+        );
+
+        let table = [
+            (
+                r#"{"usage":{"input_tokens":1,"output_tokens":1}}"#,
+                "reply has no `content`: not a Messages API reply",
+            ),
+            (r#"{"content":[]}"#, "reply has no `usage`"),
+            (
+                r#"{"content":[],"usage":{"input_tokens":-1,"output_tokens":1}}"#,
+                "usage.input_tokens is not a count",
+            ),
+            (
+                r#"{"content":[],"usage":{"input_tokens":1,"output_tokens":"7"}}"#,
+                "usage.output_tokens is not a count",
+            ),
+        ];
+        for (body, want) in table {
+            assert_eq!(
+                parse_reply(&parsed(body).unwrap()).unwrap_err(),
+                want,
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_key_no_header() {
+        let e = endpoint("https://api.anthropic.com", None, DEFAULT_VERSION);
+        assert!(e.headers.iter().all(|(name, _)| *name != "x-api-key"));
+    }
+}

@@ -1,0 +1,116 @@
+//! `run()` with a provider: each item is a request body of the provider's own API, sent to its
+//! endpoint with its auth headers; the reply is read into `{ text, stopReason, usage, reply }`.
+
+use js_sys::{Object, JSON};
+use wasm_bindgen::prelude::*;
+use web_sys::{AbortSignal, Headers, RequestInit};
+
+use super::fetch::send;
+use super::{describe, parse_json, set, JsJson};
+use crate::core::clock::Clock;
+use crate::error::{ErrorKind, Failure};
+use crate::providers::ratelimit::{Limit, RateLimits};
+use crate::providers::{Provider, Usage};
+use crate::web::clock::JsClock;
+
+fn invalid(message: impl Into<String>) -> Failure {
+    Failure::new(ErrorKind::Invalid, message)
+}
+
+/// Sends one request body through `provider`.
+pub async fn call_provider(
+    provider: &Provider,
+    body: &JsValue,
+    signal: &AbortSignal,
+) -> Result<JsValue, Failure> {
+    let endpoint = provider
+        .endpoint()
+        .ok_or_else(|| invalid("this provider takes fetch specs"))?;
+    if !body.is_object() || js_sys::Array::is_array(body) {
+        return Err(invalid(format!(
+            "a request body must be an object, got {}",
+            describe(body)
+        )));
+    }
+    provider
+        .check_request(&JsJson(body.clone()))
+        .map_err(invalid)?;
+    let json = JSON::stringify(body).map_err(|e| {
+        invalid(format!(
+            "the request body cannot be sent as JSON: {}",
+            describe(&e)
+        ))
+    })?;
+    let headers = Headers::new().map_err(|_| invalid("Headers is not available"))?;
+    for (name, value) in &endpoint.headers {
+        headers
+            .set(name, value)
+            .map_err(|_| invalid(format!("header {name} has a value fetch refuses")))?;
+    }
+    let init = RequestInit::new();
+    init.set_method("POST");
+    init.set_headers(&headers);
+    init.set_body(&json);
+    init.set_signal(Some(signal));
+
+    let reply = send(&endpoint.url, &init).await?;
+    let parsed = parse_json(&reply.text).ok_or_else(|| Failure {
+        // A cut-off or garbled 2xx body is a transient fault worth another attempt.
+        retryable: Some(true),
+        ..Failure::http(reply.status, "the reply is not valid JSON")
+    })?;
+    let read = provider
+        .parse_reply(&parsed)
+        .map_err(|m| Failure::http(reply.status, m))?;
+    let limits = provider.rate_limits(&|h| reply.header(h), JsClock.unix_ms());
+
+    let value = Object::new();
+    set(&value, "text", read.text.as_str());
+    set(
+        &value,
+        "stopReason",
+        read.stop_reason
+            .map_or(JsValue::NULL, |s| JsValue::from_str(&s)),
+    );
+    set(&value, "usage", usage_object(read.usage));
+    if !limits.is_empty() {
+        set(&value, "rateLimits", limits_object(&limits));
+    }
+    set(&value, "reply", parsed.0);
+    Ok(value.into())
+}
+
+/// `{ inputTokens, outputTokens }`.
+pub fn usage_object(usage: Usage) -> JsValue {
+    let o = Object::new();
+    set(&o, "inputTokens", usage.input_tokens as f64);
+    set(&o, "outputTokens", usage.output_tokens as f64);
+    o.into()
+}
+
+fn limits_object(limits: &RateLimits) -> JsValue {
+    let o = Object::new();
+    let kinds = [
+        ("requests", limits.requests),
+        ("tokens", limits.tokens),
+        ("inputTokens", limits.input_tokens),
+        ("outputTokens", limits.output_tokens),
+    ];
+    for (name, limit) in kinds.into_iter().filter(|(_, l)| l.is_known()) {
+        set(&o, name, limit_object(limit));
+    }
+    o.into()
+}
+
+fn limit_object(limit: Limit) -> JsValue {
+    let o = Object::new();
+    let num = |v: Option<u64>| v.map_or(JsValue::NULL, |n| JsValue::from_f64(n as f64));
+    set(&o, "limit", num(limit.limit));
+    set(&o, "remaining", num(limit.remaining));
+    set(
+        &o,
+        "resetMs",
+        num(limit.reset_in.map(|d| d.as_millis() as u64)),
+    );
+    o.into()
+}
