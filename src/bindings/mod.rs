@@ -59,7 +59,7 @@ impl BatchProcessor {
         if !options.is_object() || options.is_function() || Array::is_array(&options) {
             return Err(type_error(format!(
                 "options must be an object, got {}",
-                describe(&options)
+                js_options::show(&options)
             )));
         }
         check_keys(&options, "", options::KNOWN_KEYS)?;

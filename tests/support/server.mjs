@@ -16,6 +16,12 @@
 //   /drop                     destroys the socket without a reply
 //   /stats                    { requests, inFlight, maxInFlight, aborted, byKey }
 //   /reset                    zeroes the stats
+//   POST /v1/messages, POST /v1/chat/completions
+//                             mock Anthropic / OpenAI APIs; the body's `model` picks the scenario:
+//                             "ok" (or any other) -> a reply echoing the last user message,
+//                             "status:CODE" -> that error, "flaky:KEY:N:CODE" -> N errors then ok,
+//                             "spendcap" -> the spend-limit 429, "slow:MS" -> ok after MS.
+//                             Errors carry retry-after-ms: 10. srv.requestLog() lists what came in.
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import process from 'node:process';
@@ -72,6 +78,102 @@ function readBody(req) {
   });
 }
 
+const PROVIDER_ERROR_TYPES = {
+  400: 'invalid_request_error',
+  401: 'authentication_error',
+  403: 'permission_error',
+  404: 'not_found_error',
+  429: 'rate_limit_error',
+  500: 'api_error',
+  529: 'overloaded_error',
+};
+
+function lastUserText(body) {
+  const msgs = Array.isArray(body?.messages) ? body.messages : [];
+  const last = msgs.filter((m) => m && m.role === 'user').at(-1);
+  if (!last) return '';
+  if (typeof last.content === 'string') return last.content;
+  if (Array.isArray(last.content)) {
+    return last.content.map((b) => (typeof b === 'string' ? b : b?.text ?? '')).join('');
+  }
+  return '';
+}
+
+/** A mock Anthropic Messages / OpenAI Chat Completions reply: [status, body, headers]. */
+function providerReply(flavor, body, flaky) {
+  const model = typeof body?.model === 'string' ? body.model : 'ok';
+  const [scenario, ...args] = model.split(':');
+  let failWith = 0;
+  let spendCap = false;
+  if (scenario === 'status') failWith = parseCode(args[0], 500);
+  if (scenario === 'spendcap') {
+    failWith = 429;
+    spendCap = true;
+  }
+  if (scenario === 'flaky') {
+    const key = `${flavor}:${args[0]}`;
+    const attempt = (flaky.get(key) ?? 0) + 1;
+    flaky.set(key, attempt);
+    if (attempt <= Number(args[1] ?? 1)) failWith = parseCode(args[2], 529);
+  }
+  const rl = flavor === 'anthropic'
+    ? {
+      'anthropic-ratelimit-requests-limit': '50',
+      'anthropic-ratelimit-requests-remaining': '49',
+      'anthropic-ratelimit-requests-reset': new Date(Date.now() + 60000).toISOString(),
+      'anthropic-ratelimit-tokens-limit': '100000',
+      'anthropic-ratelimit-tokens-remaining': '99000',
+      'anthropic-ratelimit-tokens-reset': new Date(Date.now() + 60000).toISOString(),
+      'request-id': 'req_test',
+    }
+    : {
+      'x-ratelimit-limit-requests': '500',
+      'x-ratelimit-remaining-requests': '499',
+      'x-ratelimit-reset-requests': '120ms',
+      'x-ratelimit-limit-tokens': '30000',
+      'x-ratelimit-remaining-tokens': '29000',
+      'x-ratelimit-reset-tokens': '2s',
+    };
+  if (failWith) {
+    const type = PROVIDER_ERROR_TYPES[failWith] ?? 'api_error';
+    const message = spendCap
+      ? 'You have reached your specified API usage limits.'
+      : `mock ${flavor} error ${failWith}`;
+    const headers = { ...rl, 'retry-after-ms': '10' };
+    if (flavor === 'anthropic') {
+      const error = { type, message };
+      if (spendCap) error.details = { error_code: 'enforced_spend_limit_reached' };
+      return [failWith, { type: 'error', error }, headers];
+    }
+    const error = { message, type, param: null, code: spendCap ? 'insufficient_quota' : null };
+    if (spendCap) error.details = { error_code: 'enforced_spend_limit_reached' };
+    return [failWith, { error }, headers];
+  }
+  const text = `echo: ${lastUserText(body)}`;
+  const inputTokens = lastUserText(body).length;
+  const outputTokens = text.length;
+  if (flavor === 'anthropic') {
+    return [200, {
+      id: 'msg_test',
+      type: 'message',
+      role: 'assistant',
+      model,
+      content: [{ type: 'text', text }],
+      stop_reason: 'end_turn',
+      stop_sequence: null,
+      usage: { input_tokens: inputTokens, output_tokens: outputTokens },
+    }, rl];
+  }
+  return [200, {
+    id: 'chatcmpl-test',
+    object: 'chat.completion',
+    created: Math.floor(Date.now() / 1000),
+    model,
+    choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: 'stop' }],
+    usage: { prompt_tokens: inputTokens, completion_tokens: outputTokens, total_tokens: inputTokens + outputTokens },
+  }, rl];
+}
+
 function parseCode(s, fallback) {
   const n = Number(s);
   return Number.isInteger(n) && n >= 100 && n <= 999 ? n : fallback;
@@ -84,6 +186,7 @@ function parseCode(s, fallback) {
 export async function startServer() {
   let stats = freshStats();
   const flaky = new Map(); // key -> attempts seen
+  let log = []; // provider requests, newest last, at most 200
   const sockets = new Set();
 
   const server = http.createServer(async (req, res) => {
@@ -157,6 +260,26 @@ export async function startServer() {
       } else if (head === 'hang') {
         // Never answer. The 'close' handler above counts the client's abort.
         req.resume();
+      } else if (head === 'v1' && (path === '/v1/messages' || path === '/v1/chat/completions')) {
+        const raw = await readBody(req);
+        let body;
+        try {
+          body = JSON.parse(raw);
+        } catch {
+          body = undefined;
+        }
+        log.push({ method: req.method, path, headers: { ...req.headers }, body, raw });
+        if (log.length > 200) log = log.slice(-200);
+        const flavor = path === '/v1/messages' ? 'anthropic' : 'openai';
+        const [status, reply, headers] = providerReply(flavor, body, flaky);
+        const model = typeof body?.model === 'string' ? body.model : '';
+        const slow = model.startsWith('slow:') ? Math.max(0, Number(model.slice(5)) || 0) : 0;
+        if (slow) {
+          const timer = setTimeout(() => send(res, status, reply, headers), slow);
+          res.on('close', () => clearTimeout(timer));
+        } else {
+          send(res, status, reply, headers);
+        }
       } else if (head === 'drop') {
         finish(); // our own doing, not a client abort
         req.socket.destroy();
@@ -189,6 +312,7 @@ export async function startServer() {
     // the new ones start from zero and never go negative.
     stats = freshStats();
     flaky.clear();
+    log = [];
   }
 
   await new Promise((resolve, reject) => {
@@ -204,6 +328,8 @@ export async function startServer() {
   return {
     url,
     stats: snapshot,
+    /** Provider requests seen since the last reset: { method, path, headers, body, raw }. */
+    requestLog: () => log.map((r) => ({ ...r })),
     reset,
     close() {
       return new Promise((resolve) => {

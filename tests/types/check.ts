@@ -1,7 +1,7 @@
 // Type-level check of the shipped declarations (pkg/edgebatch.d.ts) against docs/API.md.
 // Run: npx tsc -p tests/types --noEmit. Nothing here executes; it only has to compile.
 // The `@ts-expect-error` lines fail the check if the declarations lose precision (e.g. `any`).
-import init, { initSync, BatchProcessor } from "../../pkg/edgebatch.js";
+import init, { initSync, BatchProcessor, summarize } from "../../pkg/edgebatch.js";
 
 type Options = NonNullable<ConstructorParameters<typeof BatchProcessor>[0]>;
 
@@ -126,6 +126,34 @@ async function main(): Promise<void> {
   }
   // @ts-expect-error a spec needs a url
   await bp.run([{ method: "GET" }]);
+
+  // Providers: run() takes the provider's own request bodies; summarize() totals a batch.
+  const claude = new BatchProcessor({
+    provider: { name: "anthropic", apiKey: "k", baseUrl: "http://127.0.0.1:8787", version: "2023-06-01" },
+  });
+  new BatchProcessor({ provider: { name: "openai", apiKey: "k" } });
+  // @ts-expect-error not a supported provider
+  new BatchProcessor({ provider: { name: "gemini" } });
+  // @ts-expect-error apiKey is a string
+  new BatchProcessor({ provider: { name: "anthropic", apiKey: 42 } });
+  const answers = await claude.run([
+    { model: "claude-test", max_tokens: 64, messages: [{ role: "user", content: "hi" }] },
+  ]);
+  for (const r of answers) {
+    if (r.ok) {
+      const text: string = r.value.text;
+      const stop: string | null = r.value.stopReason;
+      const tokensIn: number = r.value.usage.inputTokens;
+      const tokensOut: number | undefined = r.usage?.outputTokens;
+      void [text, stop, tokensIn, tokensOut];
+    }
+  }
+  const summary = summarize(answers);
+  const totals: number[] = [summary.total, summary.ok, summary.failed, summary.attempts, summary.retries];
+  const httpFailures: number | undefined = summary.byKind.http;
+  const usage: number = summary.usage.inputTokens + summary.usage.outputTokens;
+  void [totals, httpFailures, usage];
+  summarize(results);
 
   // stream(): for-await over results in completion order.
   for await (const r of bp.stream(prompts, async (p) => ({ text: p }))) {
