@@ -65,6 +65,8 @@ pub struct Failure {
     pub retry_after: Option<String>,
     /// Raw `x-should-retry` header.
     pub should_retry: Option<String>,
+    /// The reply's rate-limit headers, when it had any.
+    pub limits: Option<crate::core::limits::RateLimits>,
 }
 
 impl Failure {
@@ -83,6 +85,11 @@ impl Failure {
             status: Some(status),
             ..Failure::new(ErrorKind::Http, message)
         }
+    }
+
+    /// A request that never got an answer.
+    pub fn network(message: impl Into<String>) -> Self {
+        Failure::new(ErrorKind::Network, message)
     }
 
     /// An attempt that ran out of time.

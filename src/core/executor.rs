@@ -9,9 +9,13 @@ use std::time::Duration;
 use futures::future::{abortable, AbortHandle};
 use futures::stream::{FuturesUnordered, StreamExt};
 
+use std::cell::RefCell;
+
 use super::backoff::{server_delay, Backoff, Jitter, Rng};
 use super::cancel::CancelToken;
 use super::clock::{Clock, Sleep};
+use super::limits::{Cost, Feedback};
+use super::pacer::{Admission, Pacer, PacingConfig};
 use super::retry::is_retryable;
 use crate::error::{ErrorKind, Failure, ItemError};
 
@@ -123,6 +127,8 @@ pub struct Progress {
     pub waiting: usize,
     /// Retries scheduled so far.
     pub retries: u64,
+    /// Attempts allowed in flight now (adaptive concurrency moves it).
+    pub limit: usize,
     /// Since the batch's start.
     pub elapsed: Duration,
 }
@@ -153,6 +159,7 @@ struct ItemState {
     first_start: Option<Duration>,
     last_delay: Option<Duration>,
     last_failure: Option<Failure>,
+    cost: Option<Cost>,
 }
 
 type AttemptFuture<V> = Pin<Box<dyn Future<Output = (usize, Result<V, Failure>)>>>;
@@ -166,6 +173,17 @@ struct AttemptTimeout {
     index: usize,
     attempt: u32,
     handle: AbortHandle,
+}
+
+/// How a batch is paced: the processor's [`Pacer`], what each item costs, and what a
+/// successful value tells the pacer (usage, rate-limit headers).
+pub struct Pacing<'a, V> {
+    /// Shared by every batch of one processor.
+    pub pacer: &'a RefCell<Pacer>,
+    /// The expected cost of item `index`.
+    pub cost: &'a dyn Fn(usize) -> Cost,
+    /// What a success reports.
+    pub feedback: &'a dyn Fn(&V) -> Feedback,
 }
 
 /// Runs `total` items through `task(index, attempt)` and returns one result per item, in
@@ -209,11 +227,48 @@ where
     Fut: Future<Output = Result<V, Failure>> + 'static,
     O: Observer<V> + ?Sized,
 {
+    let pacer = RefCell::new(Pacer::new(
+        &PacingConfig::off(),
+        config.concurrency,
+        clock.now(),
+    ));
+    let pacing = Pacing {
+        pacer: &pacer,
+        cost: &|_| Cost::default(),
+        feedback: &|_| Feedback::default(),
+    };
+    run_paced(config, clock, total, task, pacing, cancel, rng, observer).await
+}
+
+/// [`run_batch`] with pacing: before each attempt the pacer admits it (rate budgets, the
+/// pause after a 429, adaptive concurrency, the breaker) or says how long to wait; the item
+/// waits at the head of the queue, holding its place. An item no budget can ever hold fails at
+/// once as `invalid`.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_paced<V, C, F, Fut, O>(
+    config: &Config,
+    clock: &C,
+    total: usize,
+    task: F,
+    pacing: Pacing<'_, V>,
+    cancel: &CancelToken,
+    rng: &mut dyn Rng,
+    observer: &mut O,
+) -> Vec<ItemResult<V>>
+where
+    V: 'static,
+    C: Clock + ?Sized,
+    F: Fn(usize, u32) -> Fut,
+    Fut: Future<Output = Result<V, Failure>> + 'static,
+    O: Observer<V> + ?Sized,
+{
     let start = clock.now();
     let mut batch = Batch {
         config,
         clock,
         task,
+        pacing,
+        gate: None,
         cancel,
         rng,
         observer,
@@ -227,6 +282,7 @@ where
                 first_start: None,
                 last_delay: None,
                 last_failure: None,
+                cost: None,
             })
             .collect(),
         results: (0..total).map(|_| None).collect(),
@@ -252,6 +308,9 @@ struct Batch<'a, V, C: ?Sized, F, O: ?Sized> {
     config: &'a Config,
     clock: &'a C,
     task: F,
+    pacing: Pacing<'a, V>,
+    /// Wakes the dispatcher when the pacer's wait is over.
+    gate: Option<(Duration, Sleep)>,
     cancel: &'a CancelToken,
     rng: &'a mut dyn Rng,
     observer: &'a mut O,
@@ -305,13 +364,7 @@ where
                 self.retry_queue.push_back(index);
                 progressed = true;
             }
-            while self.running.len() < self.config.concurrency {
-                let Some(index) = self.next_ready() else {
-                    break;
-                };
-                self.start_attempt(index);
-                progressed = true;
-            }
+            progressed |= self.dispatch(cx);
             if !progressed {
                 return Poll::Pending;
             }
@@ -319,14 +372,69 @@ where
         }
     }
 
-    fn next_ready(&mut self) -> Option<usize> {
-        if let Some(index) = self.retry_queue.pop_front() {
-            return Some(index);
-        }
-        (self.next_new < self.items.len()).then(|| {
+    fn peek_ready(&self) -> Option<usize> {
+        self.retry_queue
+            .front()
+            .copied()
+            .or((self.next_new < self.items.len()).then_some(self.next_new))
+    }
+
+    fn pop_ready(&mut self) {
+        if self.retry_queue.pop_front().is_none() {
             self.next_new += 1;
-            self.next_new - 1
-        })
+        }
+    }
+
+    /// Starts what the concurrency limit and the pacer allow; arms the gate timer when the
+    /// pacer says "wait until".
+    fn dispatch(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progressed = false;
+        loop {
+            let limit = self.limit();
+            let Some(index) = self.peek_ready().filter(|_| self.running.len() < limit) else {
+                self.gate = None;
+                return progressed;
+            };
+            let cost = match self.items[index].cost {
+                Some(cost) => cost,
+                None => *self.items[index].cost.insert((self.pacing.cost)(index)),
+            };
+            let now = self.clock.now();
+            let admission = self.pacing.pacer.borrow_mut().admit(&cost, now);
+            match admission {
+                Admission::Go => {
+                    self.pop_ready();
+                    self.pacing.pacer.borrow_mut().start(&cost, now);
+                    self.start_attempt(index);
+                }
+                Admission::Never(message) => {
+                    self.pop_ready();
+                    self.finalize(index, Err(ItemError::bare(ErrorKind::Invalid, message)));
+                }
+                Admission::Blocked => {
+                    self.gate = None;
+                    return progressed;
+                }
+                Admission::Until(at) => {
+                    if self.gate.as_ref().is_none_or(|(armed, _)| *armed != at) {
+                        self.gate = Some((at, self.clock.sleep(at.saturating_sub(now))));
+                    }
+                    let (_, sleep) = self.gate.as_mut().expect("armed above");
+                    if sleep.as_mut().poll(cx).is_pending() {
+                        return progressed;
+                    }
+                    self.gate = None;
+                    continue;
+                }
+            }
+            progressed = true;
+        }
+    }
+
+    fn limit(&self) -> usize {
+        self.config
+            .concurrency
+            .min(self.pacing.pacer.borrow().concurrency())
     }
 
     fn since_start(&self, now: Duration) -> Duration {
@@ -417,15 +525,32 @@ where
             outcome: kind,
             status,
         });
+        let cost = self.items[index].cost.unwrap_or_default();
         let failure = match outcome {
-            Ok(value) => return self.finalize(index, Ok(value)),
+            Ok(value) => {
+                let feedback = (self.pacing.feedback)(&value);
+                // Counting this attempt: it was in flight until now.
+                let in_flight = self.running.len() + 1;
+                let mut pacer = self.pacing.pacer.borrow_mut();
+                pacer.on_success(&cost, &feedback, in_flight, now);
+                drop(pacer);
+                return self.finalize(index, Ok(value));
+            }
             Err(failure) => failure,
         };
         let retryable = is_retryable(&failure);
+        let delay = if retryable {
+            self.retry_delay(index, attempt, &failure)
+        } else {
+            Duration::ZERO
+        };
+        self.pacing
+            .pacer
+            .borrow_mut()
+            .on_failure(&cost, &failure, delay, started, now);
         if !retryable || attempt > self.config.max_retries {
             return self.finalize(index, Err(ItemError::from_failure(failure, retryable)));
         }
-        let delay = self.retry_delay(index, attempt, &failure);
         if let Some(deadline_at) = self.deadline_at {
             if now + delay >= deadline_at {
                 let mut error = ItemError::from_failure(failure, true);
@@ -503,6 +628,7 @@ where
         self.waiting.clear();
         self.timeouts.clear();
         self.timer = None;
+        self.gate = None;
         let now = self.clock.now();
         let what = if kind == ErrorKind::Aborted {
             "cancelled"
@@ -549,6 +675,7 @@ where
             queued: self.retry_queue.len() + (self.items.len() - self.next_new),
             waiting: self.waiting.len(),
             retries: self.retries,
+            limit: self.limit(),
             elapsed: self.since_start(self.clock.now()),
         };
         self.observer.progress(&progress);

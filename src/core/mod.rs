@@ -1,8 +1,11 @@
 //! The pure core: no JS, no `std::time::Instant`. Everything here runs natively on a
 //! [`clock::VirtualClock`] in tests and on JS timers in wasm.
 
+pub mod adaptive;
 pub mod backoff;
 pub mod cancel;
 pub mod clock;
 pub mod executor;
+pub mod limits;
+pub mod pacer;
 pub mod retry;

@@ -43,14 +43,7 @@ impl std::fmt::Debug for Provider {
     }
 }
 
-/// Usage of one reply, in tokens.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Usage {
-    /// Prompt tokens.
-    pub input_tokens: u64,
-    /// Generated tokens.
-    pub output_tokens: u64,
-}
+pub use crate::core::limits::Usage;
 
 /// What a successful reply says, in the same shape for every provider.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -7,50 +7,7 @@ use std::time::Duration;
 
 use crate::core::backoff::{days_from_civil, parse_decimal};
 
-/// One limit: its size, what is left, and when it is full again.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Limit {
-    /// The limit per window.
-    pub limit: Option<u64>,
-    /// What is left now.
-    pub remaining: Option<u64>,
-    /// Time until the limit is replenished.
-    pub reset_in: Option<Duration>,
-}
-
-impl Limit {
-    /// Whether the reply said anything about this limit.
-    pub fn is_known(&self) -> bool {
-        self.limit.is_some() || self.remaining.is_some() || self.reset_in.is_some()
-    }
-}
-
-/// Every limit a reply reported.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RateLimits {
-    /// Requests per window.
-    pub requests: Limit,
-    /// Tokens (Anthropic: the most restrictive of input and output; OpenAI: all tokens).
-    pub tokens: Limit,
-    /// Input tokens (Anthropic).
-    pub input_tokens: Limit,
-    /// Output tokens (Anthropic).
-    pub output_tokens: Limit,
-}
-
-impl RateLimits {
-    /// Whether the reply carried no rate-limit header at all.
-    pub fn is_empty(&self) -> bool {
-        ![
-            self.requests,
-            self.tokens,
-            self.input_tokens,
-            self.output_tokens,
-        ]
-        .iter()
-        .any(Limit::is_known)
-    }
-}
+pub use crate::core::limits::{Limit, RateLimits};
 
 fn integer(value: Option<String>) -> Option<u64> {
     value?.trim().parse().ok()

@@ -1,0 +1,395 @@
+//! The pacer: one place that decides whether the next request may go now — rate budgets,
+//! the global pause after a 429, adaptive concurrency and the circuit breaker — and learns
+//! from every outcome. One pacer per processor, so what it learns outlives a single batch.
+
+use std::time::Duration;
+
+use super::adaptive::{Aimd, Breaker, Gate, Signal};
+use super::limits::{Cost, Feedback, Fit, RateLimits, TokenBucket};
+use crate::error::{ErrorKind, Failure};
+
+/// Pacing settings (JS: `rateLimit`, `adaptive`, `breaker`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PacingConfig {
+    /// Requests per minute budget, a starting guess the headers correct.
+    pub requests_per_minute: Option<u64>,
+    /// Input tokens per minute.
+    pub input_tokens_per_minute: Option<u64>,
+    /// Output tokens per minute.
+    pub output_tokens_per_minute: Option<u64>,
+    /// AIMD between 1 and the configured concurrency.
+    pub adaptive: bool,
+    /// A 429 pauses every dispatch until its wait is over, not just its own item.
+    pub pause_on_rate_limit: bool,
+    /// Replies' rate-limit headers update the budgets (and create them when none is set).
+    pub follow_headers: bool,
+    /// Consecutive outage failures that open the breaker (0: never).
+    pub breaker_failures: u32,
+    /// How long an open breaker waits before its probe.
+    pub breaker_cooldown: Duration,
+}
+
+impl Default for PacingConfig {
+    fn default() -> Self {
+        PacingConfig {
+            requests_per_minute: None,
+            input_tokens_per_minute: None,
+            output_tokens_per_minute: None,
+            adaptive: true,
+            pause_on_rate_limit: true,
+            follow_headers: true,
+            breaker_failures: 5,
+            breaker_cooldown: Duration::from_secs(5),
+        }
+    }
+}
+
+impl PacingConfig {
+    /// No budgets, no adaptation, no breaker: a plain bounded-concurrency executor.
+    pub fn off() -> Self {
+        PacingConfig {
+            adaptive: false,
+            pause_on_rate_limit: false,
+            follow_headers: false,
+            breaker_failures: 0,
+            ..PacingConfig::default()
+        }
+    }
+}
+
+/// The pacer's answer for the next request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Send it now.
+    Go,
+    /// Nothing may be sent before then; the request keeps its place.
+    Until(Duration),
+    /// Wait for an attempt in flight to finish (the breaker's probe).
+    Blocked,
+    /// This request can never fit a budget.
+    Never(String),
+}
+
+/// See the module docs.
+#[derive(Clone, Debug)]
+pub struct Pacer {
+    requests: TokenBucket,
+    tokens: TokenBucket,
+    input: TokenBucket,
+    output: TokenBucket,
+    paused_until: Option<Duration>,
+    pause_on_rate_limit: bool,
+    follow_headers: bool,
+    aimd: Aimd,
+    breaker: Breaker,
+}
+
+fn bucket(per_minute: Option<u64>, now: Duration) -> TokenBucket {
+    per_minute.map_or_else(TokenBucket::unknown, |n| TokenBucket::per_minute(n, now))
+}
+
+impl Pacer {
+    /// A pacer for at most `max_concurrency` attempts at once.
+    pub fn new(config: &PacingConfig, max_concurrency: usize, now: Duration) -> Self {
+        Pacer {
+            requests: bucket(config.requests_per_minute, now),
+            tokens: TokenBucket::unknown(),
+            input: bucket(config.input_tokens_per_minute, now),
+            output: bucket(config.output_tokens_per_minute, now),
+            paused_until: None,
+            pause_on_rate_limit: config.pause_on_rate_limit,
+            follow_headers: config.follow_headers,
+            aimd: Aimd::new(max_concurrency, config.adaptive),
+            breaker: Breaker::new(config.breaker_failures, config.breaker_cooldown),
+        }
+    }
+
+    /// Attempts allowed in flight now.
+    pub fn concurrency(&self) -> usize {
+        self.aimd.limit()
+    }
+
+    /// Until when dispatch is paused after a 429, if it is.
+    pub fn paused_until(&self, now: Duration) -> Option<Duration> {
+        self.paused_until.filter(|until| *until > now)
+    }
+
+    fn buckets(&mut self, cost: &Cost) -> [(&mut TokenBucket, f64, &'static str); 4] {
+        let (i, o) = (cost.input_tokens as f64, cost.output_tokens as f64);
+        [
+            (&mut self.requests, 1.0, "requests"),
+            (&mut self.tokens, i + o, "tokens"),
+            (&mut self.input, i, "input tokens"),
+            (&mut self.output, o, "output tokens"),
+        ]
+    }
+
+    /// May a request of this cost go now?
+    pub fn admit(&mut self, cost: &Cost, now: Duration) -> Admission {
+        let mut wait = Duration::ZERO;
+        for (b, n, name) in self.buckets(cost) {
+            match b.fit(n, now) {
+                Fit::Now => {}
+                Fit::After(d) => wait = wait.max(d),
+                Fit::Never => {
+                    let cap = b.capacity().unwrap_or_default() as u64;
+                    return Admission::Never(format!(
+                        "the request needs {} {name}, more than the whole budget of {cap} per minute",
+                        n as u64
+                    ));
+                }
+            }
+        }
+        if let Some(until) = self.paused_until(now) {
+            return Admission::Until(until);
+        }
+        match self.breaker.gate(now) {
+            Gate::Until(until) => return Admission::Until(until),
+            Gate::Blocked => return Admission::Blocked,
+            Gate::Open | Gate::Probe => {}
+        }
+        if wait > Duration::ZERO {
+            return Admission::Until(now + wait);
+        }
+        Admission::Go
+    }
+
+    /// The request was admitted and sent: reserve its cost.
+    pub fn start(&mut self, cost: &Cost, now: Duration) {
+        if self.breaker.gate(now) == Gate::Probe {
+            self.breaker.probe_sent();
+        }
+        for (b, n, _) in self.buckets(cost) {
+            b.take(n, now);
+        }
+    }
+
+    fn observe(&mut self, limits: &RateLimits, now: Duration) {
+        if !self.follow_headers {
+            return;
+        }
+        self.requests.observe(&limits.requests, now);
+        self.tokens.observe(&limits.tokens, now);
+        self.input.observe(&limits.input_tokens, now);
+        self.output.observe(&limits.output_tokens, now);
+    }
+
+    /// A success: settle the reservation with the actual usage, sync with the headers, and
+    /// tell the AIMD and the breaker.
+    pub fn on_success(
+        &mut self,
+        cost: &Cost,
+        feedback: &Feedback,
+        in_flight: usize,
+        now: Duration,
+    ) {
+        if let Some(u) = feedback.usage {
+            let settle = |b: &mut TokenBucket, reserved: u64, used: u64| {
+                if used > reserved {
+                    b.take((used - reserved) as f64, now);
+                } else {
+                    b.give_back((reserved - used) as f64, now);
+                }
+            };
+            let (ci, co) = (cost.input_tokens, cost.output_tokens);
+            settle(&mut self.input, ci, u.input_tokens);
+            settle(&mut self.output, co, u.output_tokens);
+            settle(&mut self.tokens, ci + co, u.input_tokens + u.output_tokens);
+        }
+        if let Some(limits) = &feedback.limits {
+            self.observe(limits, now);
+        }
+        self.aimd.on_success(in_flight);
+        self.breaker.on_success();
+    }
+
+    /// A failed attempt that started at `started`; `wait` is the delay before its retry (the
+    /// server's Retry-After when it gave one). A 429 pauses all dispatch for that long.
+    pub fn on_failure(
+        &mut self,
+        cost: &Cost,
+        failure: &Failure,
+        wait: Duration,
+        started: Duration,
+        now: Duration,
+    ) {
+        // Nothing was generated: the reserved tokens come back. The request itself stays
+        // counted, as servers count rejected requests too.
+        let (i, o) = (cost.input_tokens as f64, cost.output_tokens as f64);
+        self.tokens.give_back(i + o, now);
+        self.input.give_back(i, now);
+        self.output.give_back(o, now);
+        if let Some(limits) = &failure.limits {
+            self.observe(limits, now);
+        }
+        match (failure.kind(), failure.status) {
+            (ErrorKind::Http, Some(429)) if !failure.spend_cap => {
+                self.aimd.on_signal(Signal::RateLimited, started, now);
+                if self.pause_on_rate_limit {
+                    let until = now + wait;
+                    self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
+                }
+                self.breaker.on_success();
+            }
+            (ErrorKind::Http, Some(500 | 502 | 503 | 504 | 529)) => {
+                self.aimd.on_signal(Signal::Overloaded, started, now);
+                self.breaker.on_failure(now);
+            }
+            (ErrorKind::Timeout, _) => {
+                self.aimd.on_signal(Signal::Timeout, started, now);
+                self.breaker.on_failure(now);
+            }
+            (ErrorKind::Network, _) => self.breaker.on_failure(now),
+            (ErrorKind::Http, Some(_)) => self.breaker.on_success(),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::limits::{Limit, Usage};
+
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    fn cost(i: u64, o: u64) -> Cost {
+        Cost {
+            input_tokens: i,
+            output_tokens: o,
+        }
+    }
+
+    #[test]
+    fn budgets_reserve_refund_and_wait() {
+        let config = PacingConfig {
+            output_tokens_per_minute: Some(6000),
+            ..PacingConfig::off()
+        };
+        let mut p = Pacer::new(&config, 8, MS(0));
+        let c = cost(100, 3000);
+        assert_eq!(p.admit(&c, MS(0)), Admission::Go);
+        p.start(&c, MS(0));
+        assert_eq!(p.admit(&c, MS(0)), Admission::Go);
+        p.start(&c, MS(0));
+        // 6000 reserved: the third waits for 3000 tokens at 100/s.
+        assert_eq!(p.admit(&c, MS(0)), Admission::Until(MS(30_000)));
+        // The first reply used 500 of its 3000: 2500 come back.
+        let fb = Feedback {
+            usage: Some(Usage {
+                input_tokens: 100,
+                output_tokens: 500,
+            }),
+            limits: None,
+        };
+        p.on_success(&c, &fb, 1, MS(1000));
+        // 100 refilled + 2500 back = 2600: 400 short, 4 s at 100/s (instead of 29 s more).
+        assert_eq!(p.admit(&c, MS(1000)), Admission::Until(MS(5000)));
+    }
+
+    #[test]
+    fn never_fits_is_rejected_at_once() {
+        let config = PacingConfig {
+            input_tokens_per_minute: Some(1000),
+            ..PacingConfig::off()
+        };
+        let mut p = Pacer::new(&config, 4, MS(0));
+        match p.admit(&cost(5000, 10), MS(0)) {
+            Admission::Never(m) => assert_eq!(m, "the request needs 5000 input tokens, more than the whole budget of 1000 per minute"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_429_pauses_everyone_until_the_wait_is_over() {
+        let mut p = Pacer::new(&PacingConfig::default(), 8, MS(0));
+        let c = cost(1, 1);
+        p.start(&c, MS(0));
+        p.on_failure(
+            &c,
+            &Failure::http(429, "slow down"),
+            MS(2000),
+            MS(0),
+            MS(100),
+        );
+        assert_eq!(p.admit(&c, MS(100)), Admission::Until(MS(2100)));
+        assert_eq!(p.admit(&c, MS(2100)), Admission::Go);
+        assert_eq!(p.concurrency(), 5, "a 429 also cuts concurrency (8 * 0.7)");
+        let capped = Failure {
+            spend_cap: true,
+            ..Failure::http(429, "cap")
+        };
+        p.on_failure(&c, &capped, MS(9000), MS(3000), MS(3000));
+        assert_eq!(
+            p.admit(&c, MS(3000)),
+            Admission::Go,
+            "a spend cap is final, not a pause"
+        );
+    }
+
+    #[test]
+    fn headers_alone_pace_requests() {
+        let mut p = Pacer::new(
+            &PacingConfig {
+                follow_headers: true,
+                ..PacingConfig::off()
+            },
+            8,
+            MS(0),
+        );
+        let c = cost(10, 10);
+        for _ in 0..3 {
+            assert_eq!(p.admit(&c, MS(0)), Admission::Go, "nothing known yet");
+            p.start(&c, MS(0));
+        }
+        let limits = RateLimits {
+            requests: Limit {
+                limit: Some(10),
+                remaining: Some(0),
+                reset_in: Some(MS(6000)),
+            },
+            ..RateLimits::default()
+        };
+        p.on_success(
+            &c,
+            &Feedback {
+                usage: None,
+                limits: Some(limits),
+            },
+            2,
+            MS(50),
+        );
+        // 10 used refill in 6 s: one request per 600 ms.
+        assert_eq!(p.admit(&c, MS(50)), Admission::Until(MS(650)));
+    }
+
+    #[test]
+    fn breaker_blocks_then_probes() {
+        let config = PacingConfig {
+            breaker_failures: 2,
+            breaker_cooldown: MS(1000),
+            ..PacingConfig::off()
+        };
+        let mut p = Pacer::new(&config, 4, MS(0));
+        let c = cost(0, 0);
+        for t in [10, 20] {
+            p.start(&c, MS(t));
+            p.on_failure(&c, &Failure::http(529, "overloaded"), MS(100), MS(t), MS(t));
+        }
+        assert_eq!(p.admit(&c, MS(30)), Admission::Until(MS(1020)));
+        assert_eq!(p.admit(&c, MS(1020)), Admission::Go);
+        p.start(&c, MS(1020));
+        assert_eq!(
+            p.admit(&c, MS(1021)),
+            Admission::Blocked,
+            "one probe at a time"
+        );
+        p.on_success(&c, &Feedback::default(), 0, MS(1100));
+        assert_eq!(p.admit(&c, MS(1100)), Admission::Go);
+        // A 400 is an answer, not an outage: it resets the count.
+        p.on_failure(&c, &Failure::network("reset"), MS(0), MS(1200), MS(1200));
+        p.on_failure(&c, &Failure::http(400, "bad"), MS(0), MS(1201), MS(1201));
+        p.on_failure(&c, &Failure::network("reset"), MS(0), MS(1202), MS(1202));
+        assert_eq!(p.admit(&c, MS(1203)), Admission::Go);
+    }
+}

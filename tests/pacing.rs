@@ -1,0 +1,478 @@
+//! Pacing on a virtual clock against a rate-limited upstream model: header-driven pacing with
+//! no configured budget, configured budgets with refunds, the global pause on 429, AIMD under
+//! overload, the circuit breaker, and the never-fits rejection.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+use edgebatch::core::backoff::SplitMix64;
+use edgebatch::core::cancel::CancelToken;
+use edgebatch::core::clock::{Clock, VirtualClock};
+use edgebatch::core::executor::{run_paced, Config, Event, ItemResult, Observer, Pacing};
+use edgebatch::core::limits::{Cost, Feedback, Limit, RateLimits, Usage};
+use edgebatch::core::pacer::{Pacer, PacingConfig};
+use edgebatch::{ErrorKind, Failure};
+
+const MS: fn(u64) -> Duration = Duration::from_millis;
+
+/// A value with what the reply said about limits and usage.
+#[derive(Clone, Debug)]
+struct Reply {
+    limits: RateLimits,
+    usage: Usage,
+}
+
+/// An API with a requests-per-minute limit refilled continuously, like the real ones; it
+/// reports its state in headers on every reply and answers 429 when over.
+struct Upstream {
+    per_minute: f64,
+    tokens: f64,
+    at: Duration,
+    latency: Duration,
+    rejected: Vec<Duration>,
+    served: u32,
+}
+
+impl Upstream {
+    fn new(per_minute: u64, latency: Duration) -> Self {
+        Upstream {
+            per_minute: per_minute as f64,
+            tokens: per_minute as f64,
+            at: Duration::ZERO,
+            latency,
+            rejected: Vec::new(),
+            served: 0,
+        }
+    }
+
+    fn arrive(&mut self, now: Duration) -> (bool, RateLimits) {
+        let rate = self.per_minute / 60_000.0;
+        self.tokens =
+            (self.tokens + (now - self.at).as_secs_f64() * 1000.0 * rate).min(self.per_minute);
+        self.at = now;
+        let ok = self.tokens >= 1.0;
+        if ok {
+            self.tokens -= 1.0;
+            self.served += 1;
+        } else {
+            self.rejected.push(now);
+        }
+        let reset_ms = (self.per_minute - self.tokens) / rate;
+        let limits = RateLimits {
+            requests: Limit {
+                limit: Some(self.per_minute as u64),
+                remaining: Some(self.tokens.floor() as u64),
+                reset_in: Some(Duration::from_secs_f64(reset_ms.ceil() / 1000.0)),
+            },
+            ..RateLimits::default()
+        };
+        (ok, limits)
+    }
+}
+
+type Attempt = Pin<Box<dyn Future<Output = Result<Reply, Failure>>>>;
+
+fn api_task(clock: &VirtualClock, api: &Rc<RefCell<Upstream>>) -> impl Fn(usize, u32) -> Attempt {
+    let (clock, api) = (clock.clone(), api.clone());
+    move |_, _| {
+        let (clock, api) = (clock.clone(), api.clone());
+        Box::pin(async move {
+            let (ok, limits) = api.borrow_mut().arrive(clock.now());
+            let latency = api.borrow().latency;
+            clock.sleep(latency).await;
+            if ok {
+                Ok(Reply {
+                    limits,
+                    usage: Usage::default(),
+                })
+            } else {
+                let wait = limits.requests.reset_in.map(|_| "1000".to_owned());
+                Err(Failure {
+                    limits: Some(limits),
+                    retry_after_ms: wait,
+                    ..Failure::http(429, "rate limited")
+                })
+            }
+        })
+    }
+}
+
+#[derive(Default)]
+struct Starts(Vec<(Duration, usize)>, Vec<usize>);
+
+impl<V> Observer<V> for Starts {
+    fn event(&mut self, e: &Event) {
+        if let Event::Start { at, index, .. } = e {
+            self.0.push((*at, *index));
+        }
+    }
+    fn progress(&mut self, p: &edgebatch::core::executor::Progress) {
+        self.1.push(p.limit);
+    }
+}
+
+struct Run<V> {
+    results: Vec<ItemResult<V>>,
+    starts: Starts,
+}
+
+fn run<V: 'static, F, Fut>(
+    clock: &VirtualClock,
+    config: &Config,
+    pacing: &PacingConfig,
+    n: usize,
+    task: F,
+    cost: &dyn Fn(usize) -> Cost,
+    feedback: &dyn Fn(&V) -> Feedback,
+) -> Run<V>
+where
+    F: Fn(usize, u32) -> Fut,
+    Fut: Future<Output = Result<V, Failure>> + 'static,
+{
+    let pacer = RefCell::new(Pacer::new(pacing, config.concurrency, clock.now()));
+    let mut starts = Starts::default();
+    let mut rng = SplitMix64::new(3);
+    let p = Pacing {
+        pacer: &pacer,
+        cost,
+        feedback,
+    };
+    let results = clock.block_on(run_paced(
+        config,
+        clock,
+        n,
+        task,
+        p,
+        &CancelToken::new(),
+        &mut rng,
+        &mut starts,
+    ));
+    Run { results, starts }
+}
+
+fn reply_feedback(r: &Reply) -> Feedback {
+    Feedback {
+        usage: Some(r.usage),
+        limits: Some(r.limits),
+    }
+}
+
+#[test]
+fn headers_alone_keep_the_batch_out_of_429s_after_the_first_reply() {
+    for (per_minute, concurrency) in [(60, 8), (120, 20), (30, 4)] {
+        let clock = VirtualClock::new();
+        let api = Rc::new(RefCell::new(Upstream::new(per_minute, MS(200))));
+        // Use up most of the budget first, as another client would have.
+        api.borrow_mut().tokens = 2.0;
+        let config = Config {
+            concurrency,
+            max_retries: 10,
+            ..Config::default()
+        };
+        let r = run(
+            &clock,
+            &config,
+            &PacingConfig::default(),
+            40,
+            api_task(&clock, &api),
+            &|_| Cost::default(),
+            &reply_feedback,
+        );
+        assert!(
+            r.results.iter().all(|r| r.outcome.is_ok()),
+            "every item succeeds"
+        );
+        let first_reply = MS(200);
+        let late: Vec<_> = api
+            .borrow()
+            .rejected
+            .iter()
+            .filter(|t| **t > first_reply)
+            .copied()
+            .collect();
+        assert!(
+            late.is_empty(),
+            "{per_minute}/min: 429s after the first reply at {late:?}"
+        );
+        // And it is not needlessly slow: 38 requests at per_minute/60 per second, plus slack.
+        let bound = Duration::from_secs_f64(38.0 * 60.0 / per_minute as f64);
+        assert!(
+            clock.now() <= bound + bound / 10 + MS(2000),
+            "{per_minute}/min took {:?}, bound {bound:?}",
+            clock.now()
+        );
+    }
+}
+
+#[test]
+fn without_pacing_the_same_batch_hammers_the_api() {
+    // The contrast for the test above: the pacer is what keeps the 429s away.
+    let clock = VirtualClock::new();
+    let api = Rc::new(RefCell::new(Upstream::new(60, MS(200))));
+    api.borrow_mut().tokens = 2.0;
+    let config = Config {
+        concurrency: 8,
+        max_retries: 10,
+        ..Config::default()
+    };
+    run(
+        &clock,
+        &config,
+        &PacingConfig::off(),
+        40,
+        api_task(&clock, &api),
+        &|_| Cost::default(),
+        &reply_feedback,
+    );
+    assert!(
+        api.borrow().rejected.len() > 20,
+        "only {} 429s",
+        api.borrow().rejected.len()
+    );
+}
+
+#[test]
+fn a_429_pauses_all_dispatch_and_the_item_keeps_its_place() {
+    let clock = VirtualClock::new();
+    let c = clock.clone();
+    let task = move |i: usize, a: u32| {
+        let c = c.clone();
+        async move {
+            c.sleep(MS(100)).await;
+            if i == 0 && a == 1 {
+                return Err(Failure {
+                    retry_after_ms: Some("3000".into()),
+                    ..Failure::http(429, "slow")
+                });
+            }
+            Ok(i)
+        }
+    };
+    let config = Config {
+        concurrency: 2,
+        ..Config::default()
+    };
+    let pacing = PacingConfig {
+        adaptive: false,
+        ..PacingConfig::default()
+    };
+    let r = run(
+        &clock,
+        &config,
+        &pacing,
+        6,
+        task,
+        &|_| Cost::default(),
+        &|_: &usize| Feedback::default(),
+    );
+    assert!(r.results.iter().all(|r| r.outcome.is_ok()));
+    // Items 0 and 1 at 0; item 2 at 100 ms (item 1's slot); the 429 at 100 ms pauses until
+    // 3.1 s, when item 0's retry goes first.
+    let starts: Vec<(u128, usize)> = r
+        .starts
+        .0
+        .iter()
+        .map(|(t, i)| (t.as_millis(), *i))
+        .collect();
+    assert_eq!(
+        &starts[..4],
+        &[(0, 0), (0, 1), (3100, 0), (3100, 2)],
+        "{starts:?}"
+    );
+}
+
+#[test]
+fn output_budget_reserves_max_tokens_and_refunds_actual_usage() {
+    let clock = VirtualClock::new();
+    let c = clock.clone();
+    let task = move |_: usize, _: u32| {
+        let c = c.clone();
+        async move {
+            c.sleep(MS(100)).await;
+            Ok::<_, Failure>(Usage {
+                input_tokens: 10,
+                output_tokens: 250,
+            })
+        }
+    };
+    let config = Config {
+        concurrency: 10,
+        ..Config::default()
+    };
+    let pacing = PacingConfig {
+        output_tokens_per_minute: Some(6000),
+        ..PacingConfig::off()
+    };
+    let cost = |_| Cost {
+        input_tokens: 10,
+        output_tokens: 1000,
+    };
+    let feedback = |u: &Usage| Feedback {
+        usage: Some(*u),
+        limits: None,
+    };
+    let r = run(&clock, &config, &pacing, 12, task, &cost, &feedback);
+    assert!(r.results.iter().all(|r| r.outcome.is_ok()));
+    // 6 fit the 6000 budget at once; at 100 ms each returns 750: 4500 back, 4 more start
+    // (4000, at 100 ms); then the refunds from those cover the last 2 at 200 ms.
+    let at: Vec<u128> = r.starts.0.iter().map(|(t, _)| t.as_millis()).collect();
+    assert_eq!(at, vec![0, 0, 0, 0, 0, 0, 100, 100, 100, 100, 200, 200]);
+    // Without refunds, 12 x 1000 at 100/s would need 60 s; with them it took 300 ms.
+    assert_eq!(clock.now(), MS(300));
+}
+
+#[test]
+fn an_item_no_budget_can_hold_fails_at_once_as_invalid() {
+    let clock = VirtualClock::new();
+    let c = clock.clone();
+    let task = move |i: usize, _: u32| {
+        let c = c.clone();
+        async move {
+            c.sleep(MS(100)).await;
+            Ok::<_, Failure>(i)
+        }
+    };
+    let pacing = PacingConfig {
+        input_tokens_per_minute: Some(1000),
+        ..PacingConfig::off()
+    };
+    let cost = |i| Cost {
+        input_tokens: if i == 1 { 5000 } else { 100 },
+        output_tokens: 0,
+    };
+    let r = run(
+        &clock,
+        &Config::default(),
+        &pacing,
+        3,
+        task,
+        &cost,
+        &|_: &usize| Feedback::default(),
+    );
+    let e = r.results[1].outcome.as_ref().unwrap_err();
+    assert_eq!(
+        (e.kind, r.results[1].attempts, r.results[1].elapsed),
+        (ErrorKind::Invalid, 0, MS(0))
+    );
+    assert!(e.message.contains("5000 input tokens"), "{}", e.message);
+    assert!(r.results[0].outcome.is_ok() && r.results[2].outcome.is_ok());
+}
+
+#[test]
+fn overload_cuts_concurrency_and_success_grows_it_back() {
+    let clock = VirtualClock::new();
+    let in_flight = Rc::new(Cell::new(0usize));
+    let peak_after_storm = Rc::new(Cell::new(0usize));
+    let (c, f, p) = (clock.clone(), in_flight.clone(), peak_after_storm.clone());
+    // Every attempt in the first second gets 529 overloaded; later ones succeed.
+    let task = move |_: usize, _: u32| {
+        let (c, f, p) = (c.clone(), f.clone(), p.clone());
+        async move {
+            f.set(f.get() + 1);
+            let start = c.now();
+            if start >= MS(1000) && start < MS(1500) {
+                p.set(p.get().max(f.get()));
+            }
+            c.sleep(MS(100)).await;
+            f.set(f.get() - 1);
+            if start < MS(1000) {
+                return Err(Failure::http(529, "overloaded"));
+            }
+            Ok(())
+        }
+    };
+    let config = Config {
+        concurrency: 16,
+        max_retries: 30,
+        ..Config::default()
+    };
+    let pacing = PacingConfig {
+        breaker_failures: 0,
+        ..PacingConfig::default()
+    };
+    let r = run(
+        &clock,
+        &config,
+        &pacing,
+        200,
+        task,
+        &|_| Cost::default(),
+        &|_: &()| Feedback::default(),
+    );
+    assert!(r.results.iter().all(|r| r.outcome.is_ok()));
+    assert!(
+        peak_after_storm.get() <= 4,
+        "right after the storm at most 4 in flight, saw {}",
+        peak_after_storm.get()
+    );
+    let min_limit = r.starts.1.iter().copied().min().unwrap();
+    let last_limit = *r.starts.1.last().unwrap();
+    assert!(min_limit <= 2, "the limit fell to {min_limit}");
+    assert!(
+        last_limit >= 12,
+        "and grew back to {last_limit} while successes came in"
+    );
+}
+
+#[test]
+fn breaker_stops_sending_then_probes_and_items_wait_instead_of_failing() {
+    let clock = VirtualClock::new();
+    let sent = Rc::new(RefCell::new(Vec::new()));
+    let (c, s) = (clock.clone(), sent.clone());
+    // The service is down for the first 3 s.
+    let task = move |i: usize, _: u32| {
+        let (c, s) = (c.clone(), s.clone());
+        async move {
+            s.borrow_mut().push(c.now());
+            c.sleep(MS(50)).await;
+            if c.now() < MS(3000) {
+                return Err(Failure::network("connection refused"));
+            }
+            Ok(i)
+        }
+    };
+    let config = Config {
+        concurrency: 2,
+        max_retries: 20,
+        ..Config::default()
+    };
+    let pacing = PacingConfig {
+        adaptive: false,
+        breaker_failures: 3,
+        breaker_cooldown: MS(1000),
+        ..PacingConfig::default()
+    };
+    let r = run(
+        &clock,
+        &config,
+        &pacing,
+        4,
+        task,
+        &|_| Cost::default(),
+        &|_: &usize| Feedback::default(),
+    );
+    assert!(
+        r.results.iter().all(|r| r.outcome.is_ok()),
+        "items waited out the outage"
+    );
+    let sent = sent.borrow();
+    // While open, nothing goes out; after each cool-down exactly one probe goes.
+    let during_outage: Vec<u128> = sent
+        .iter()
+        .filter(|t| **t < MS(3000))
+        .map(|t| t.as_millis())
+        .collect();
+    assert!(
+        during_outage.len() <= 8,
+        "only a few requests during the 3 s outage: {during_outage:?}"
+    );
+    let gaps = during_outage
+        .windows(2)
+        .filter(|w| w[1] - w[0] >= 1000)
+        .count();
+    assert!(gaps >= 1, "at least one cool-down gap: {during_outage:?}");
+}
