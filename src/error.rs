@@ -66,7 +66,7 @@ pub struct Failure {
     /// Raw `x-should-retry` header.
     pub should_retry: Option<String>,
     /// The reply's rate-limit headers, when it had any.
-    pub limits: Option<crate::core::limits::RateLimits>,
+    pub limits: Option<Box<crate::core::limits::RateLimits>>,
 }
 
 impl Failure {

@@ -34,6 +34,9 @@
 //! assert_eq!(clock.now(), Duration::from_millis(2200));
 //! # let _ = ErrorKind::Http;
 //! ```
+//!
+//! [`sim`] is a simulated Anthropic / OpenAI API (rate limits, rate-limit headers, faults), pure
+//! and seeded like the core, that the demo, the tests and the benchmarks use as an upstream.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -41,6 +44,7 @@ pub mod core;
 pub mod error;
 pub mod options;
 pub mod providers;
+pub mod sim;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings;

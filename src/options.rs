@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::core::backoff::{Backoff, Jitter};
 use crate::core::executor::Config;
+use crate::core::pacer::PacingConfig;
 
 /// An option's value as it came from JS, reduced to what validation needs.
 #[derive(Clone, Debug, PartialEq)]
@@ -100,7 +101,21 @@ pub const KNOWN_KEYS: &[&str] = &[
     "onProgress",
     "onEvent",
     "provider",
+    "rateLimit",
+    "adaptive",
+    "breaker",
+    "cost",
 ];
+
+/// The keys of the `rateLimit` object.
+pub const RATE_LIMIT_KEYS: &[&str] = &[
+    "requestsPerMinute",
+    "inputTokensPerMinute",
+    "outputTokensPerMinute",
+];
+
+/// The keys of the `breaker` object.
+pub const BREAKER_KEYS: &[&str] = &["failures", "cooldownMs"];
 
 /// The keys of the `backoff` object.
 pub const BACKOFF_KEYS: &[&str] = &["baseMs", "maxMs", "jitter"];
@@ -129,6 +144,18 @@ pub fn integer(name: &str, raw: &Raw, min: u64, max: u64) -> Result<Option<u64>,
         }
         Raw::Number(_) => Err(bad(OptionErrorKind::Range)),
         _ => Err(bad(OptionErrorKind::Type)),
+    }
+}
+
+/// An optional boolean option.
+pub fn boolean(name: &str, raw: &Raw) -> Result<Option<bool>, OptionError> {
+    match raw {
+        Raw::Missing => Ok(None),
+        Raw::Bool(b) => Ok(Some(*b)),
+        _ => Err(OptionError {
+            kind: OptionErrorKind::Type,
+            message: format!("{name} must be a boolean, got {raw}"),
+        }),
     }
 }
 
@@ -173,6 +200,18 @@ pub struct RawOptions {
     pub max_retry_after_ms: Option<Raw>,
     /// `seed`
     pub seed: Option<Raw>,
+    /// `rateLimit.requestsPerMinute`
+    pub requests_per_minute: Option<Raw>,
+    /// `rateLimit.inputTokensPerMinute`
+    pub input_tokens_per_minute: Option<Raw>,
+    /// `rateLimit.outputTokensPerMinute`
+    pub output_tokens_per_minute: Option<Raw>,
+    /// `adaptive`
+    pub adaptive: Option<Raw>,
+    /// `breaker.failures`
+    pub breaker_failures: Option<Raw>,
+    /// `breaker.cooldownMs`
+    pub breaker_cooldown_ms: Option<Raw>,
 }
 
 /// Validated options: the executor's [`Config`] and the jitter seed.
@@ -182,6 +221,8 @@ pub struct Options {
     pub config: Config,
     /// Seed for the jitter; `None` means the edge picks a random one.
     pub seed: Option<u64>,
+    /// Rate budgets, adaptive concurrency, breaker.
+    pub pacing: PacingConfig,
 }
 
 fn get(raw: &Option<Raw>) -> &Raw {
@@ -226,6 +267,30 @@ impl RawOptions {
         )?
         .map_or(defaults.max_retry_after, ms);
         let seed = integer("seed", get(&self.seed), 0, (1 << 53) - 1)?;
+        let budget = |name, raw| integer(name, get(raw), 1, 1_000_000_000_000);
+        let pacing_defaults = PacingConfig::default();
+        let pacing = PacingConfig {
+            requests_per_minute: budget("rateLimit.requestsPerMinute", &self.requests_per_minute)?,
+            input_tokens_per_minute: budget(
+                "rateLimit.inputTokensPerMinute",
+                &self.input_tokens_per_minute,
+            )?,
+            output_tokens_per_minute: budget(
+                "rateLimit.outputTokensPerMinute",
+                &self.output_tokens_per_minute,
+            )?,
+            adaptive: boolean("adaptive", get(&self.adaptive))?.unwrap_or(pacing_defaults.adaptive),
+            breaker_failures: integer("breaker.failures", get(&self.breaker_failures), 0, 1000)?
+                .map_or(pacing_defaults.breaker_failures, |n| n as u32),
+            breaker_cooldown: integer(
+                "breaker.cooldownMs",
+                get(&self.breaker_cooldown_ms),
+                1,
+                3_600_000,
+            )?
+            .map_or(pacing_defaults.breaker_cooldown, ms),
+            ..pacing_defaults
+        };
         Ok(Options {
             config: Config {
                 concurrency,
@@ -236,6 +301,7 @@ impl RawOptions {
                 max_retry_after,
             },
             seed,
+            pacing,
         })
     }
 }
@@ -374,6 +440,50 @@ mod tests {
         for (n, want) in table {
             assert_eq!(format_number(n), want);
         }
+    }
+
+    #[test]
+    fn pacing_options() {
+        let o = RawOptions::default().validate().unwrap();
+        assert_eq!(o.pacing, PacingConfig::default());
+        let raw = RawOptions {
+            requests_per_minute: num(50.0),
+            output_tokens_per_minute: num(8000.0),
+            adaptive: Some(Raw::Bool(false)),
+            breaker_failures: num(0.0),
+            breaker_cooldown_ms: num(250.0),
+            ..Default::default()
+        };
+        let p = raw.validate().unwrap().pacing;
+        assert_eq!(
+            (
+                p.requests_per_minute,
+                p.input_tokens_per_minute,
+                p.output_tokens_per_minute
+            ),
+            (Some(50), None, Some(8000))
+        );
+        assert!(!p.adaptive);
+        assert_eq!(
+            (p.breaker_failures, p.breaker_cooldown),
+            (0, Duration::from_millis(250))
+        );
+        let bad = RawOptions {
+            adaptive: Some(Raw::Text("yes".into())),
+            ..Default::default()
+        };
+        assert_eq!(
+            bad.validate().unwrap_err().message,
+            "adaptive must be a boolean, got \"yes\""
+        );
+        let bad = RawOptions {
+            requests_per_minute: num(0.0),
+            ..Default::default()
+        };
+        assert_eq!(
+            bad.validate().unwrap_err().message,
+            "rateLimit.requestsPerMinute must be an integer in 1..=1000000000000, got 0"
+        );
     }
 
     #[test]

@@ -92,7 +92,7 @@ fn api_task(clock: &VirtualClock, api: &Rc<RefCell<Upstream>>) -> impl Fn(usize,
             } else {
                 let wait = limits.requests.reset_in.map(|_| "1000".to_owned());
                 Err(Failure {
-                    limits: Some(limits),
+                    limits: Some(Box::new(limits)),
                     retry_after_ms: wait,
                     ..Failure::http(429, "rate limited")
                 })

@@ -4,7 +4,9 @@ use js_sys::{Array, Object};
 use wasm_bindgen::prelude::*;
 
 use crate::core::executor::{Event, ItemResult, Progress};
-use crate::web::{get, set};
+use crate::core::limits::Feedback;
+use crate::web::provider::{usage_object, Metered};
+use crate::web::set;
 
 pub(super) fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1000.0
@@ -63,6 +65,7 @@ pub(super) fn progress_object(p: &Progress) -> JsValue {
     set(&o, "queued", p.queued as u32);
     set(&o, "waiting", p.waiting as u32);
     set(&o, "retries", p.retries as f64);
+    set(&o, "limit", p.limit as u32);
     set(&o, "elapsedMs", ms(p.elapsed));
     o.into()
 }
@@ -89,15 +92,40 @@ extern "C" {
     ) -> JsValue;
 }
 
-/// The result object; with `with_usage` (provider runs) the value's `usage` is lifted onto it.
-pub(super) fn result_object(r: &ItemResult<JsValue>, with_usage: bool) -> JsValue {
+/// What a task's value is to JS, and what it tells the pacer.
+pub(super) trait ResultValue {
+    /// The value JS sees.
+    fn js_value(&self) -> JsValue;
+    /// Usage and rate-limit headers, when the value came from a provider.
+    fn feedback(&self) -> Feedback {
+        Feedback::default()
+    }
+}
+
+impl ResultValue for JsValue {
+    fn js_value(&self) -> JsValue {
+        self.clone()
+    }
+}
+
+impl ResultValue for Metered {
+    fn js_value(&self) -> JsValue {
+        self.value.clone()
+    }
+    fn feedback(&self) -> Feedback {
+        self.feedback
+    }
+}
+
+/// The result object; a provider value's usage is lifted onto it.
+pub(super) fn result_object<V: ResultValue>(r: &ItemResult<V>) -> JsValue {
     let mut usage = JsValue::UNDEFINED;
     let (ok, payload) = match &r.outcome {
         Ok(v) => {
-            if with_usage {
-                usage = get(v, "usage").unwrap_or(JsValue::UNDEFINED);
+            if let Some(u) = v.feedback().usage {
+                usage = usage_object(u);
             }
-            (true, v.clone())
+            (true, v.js_value())
         }
         Err(e) => (
             false,
@@ -121,10 +149,6 @@ pub(super) fn result_object(r: &ItemResult<JsValue>, with_usage: bool) -> JsValu
     )
 }
 
-pub(super) fn results_array(results: &[ItemResult<JsValue>], with_usage: bool) -> JsValue {
-    results
-        .iter()
-        .map(|r| result_object(r, with_usage))
-        .collect::<Array>()
-        .into()
+pub(super) fn results_array<V: ResultValue>(results: &[ItemResult<V>]) -> JsValue {
+    results.iter().map(result_object).collect::<Array>().into()
 }

@@ -4,15 +4,17 @@
 
 mod convert;
 mod js_options;
+mod sim;
 mod stream;
 
-use convert::{event_object, progress_object, results_array};
+use convert::{event_object, progress_object, results_array, ResultValue};
 use js_options::{
     check_keys, function_option, js_error, object_option, option, provider_option, raw,
     signal_option, type_error,
 };
 use stream::as_async_iterable;
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use js_sys::{Array, Function, Promise};
@@ -22,16 +24,19 @@ use web_sys::AbortSignal;
 
 use crate::core::backoff::SplitMix64;
 use crate::core::cancel::CancelToken;
-use crate::core::executor::{run_batch, Config, Event, ItemResult, Observer, Progress};
+use crate::core::executor::{run_paced, Config, Event, ItemResult, Observer, Pacing, Progress};
+use crate::core::limits::Cost;
+use crate::core::pacer::Pacer;
 use crate::error::Failure;
 use crate::options::{self, RawOptions};
 use crate::providers::{Provider, ProviderKind};
 use crate::web::abort::AbortGuard;
 use crate::web::clock::JsClock;
-use crate::web::describe;
 use crate::web::fetch::fetch_spec;
-use crate::web::provider::call_provider;
+use crate::web::provider::{call_provider, Metered};
 use crate::web::task::{start_task, TaskAttempt};
+use crate::web::{describe, get, JsJson};
+use crate::Clock;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &str = include_str!("types.d.ts");
@@ -46,6 +51,8 @@ pub struct BatchProcessor {
     on_progress: Option<Function>,
     on_event: Option<Function>,
     provider: Option<Rc<Provider>>,
+    cost: Option<Function>,
+    pacer: Rc<RefCell<Pacer>>,
 }
 
 #[wasm_bindgen]
@@ -68,6 +75,16 @@ impl BatchProcessor {
             check_keys(b, "backoff.", options::BACKOFF_KEYS)?;
         }
         let nested = |key: &str| raw(backoff.as_ref().and_then(|b| option(b, key)));
+        let rate = object_option(&options, "rateLimit")?;
+        if let Some(r) = &rate {
+            check_keys(r, "rateLimit.", options::RATE_LIMIT_KEYS)?;
+        }
+        let rate = |key: &str| raw(rate.as_ref().and_then(|r| option(r, key)));
+        let breaker = object_option(&options, "breaker")?;
+        if let Some(b) = &breaker {
+            check_keys(b, "breaker.", options::BREAKER_KEYS)?;
+        }
+        let breaker = |key: &str| raw(breaker.as_ref().and_then(|b| option(b, key)));
         let raw_options = RawOptions {
             concurrency: raw(option(&options, "concurrency")),
             max_retries: raw(option(&options, "maxRetries")),
@@ -78,12 +95,23 @@ impl BatchProcessor {
             backoff_jitter: nested("jitter"),
             max_retry_after_ms: raw(option(&options, "maxRetryAfterMs")),
             seed: raw(option(&options, "seed")),
+            requests_per_minute: rate("requestsPerMinute"),
+            input_tokens_per_minute: rate("inputTokensPerMinute"),
+            output_tokens_per_minute: rate("outputTokensPerMinute"),
+            adaptive: raw(option(&options, "adaptive")),
+            breaker_failures: breaker("failures"),
+            breaker_cooldown_ms: breaker("cooldownMs"),
         };
         Self::from_parts(raw_options, &options)
     }
 
     fn from_parts(raw_options: RawOptions, options: &JsValue) -> Result<BatchProcessor, JsValue> {
         let validated = raw_options.validate().map_err(js_error)?;
+        let pacer = Pacer::new(
+            &validated.pacing,
+            validated.config.concurrency,
+            JsClock.now(),
+        );
         Ok(BatchProcessor {
             config: validated.config,
             seed: validated.seed,
@@ -93,6 +121,8 @@ impl BatchProcessor {
             provider: provider_option(options)?
                 .filter(|p| p.kind != ProviderKind::Http)
                 .map(Rc::new),
+            cost: function_option(options, "cost")?,
+            pacer: Rc::new(RefCell::new(pacer)),
         })
     }
 
@@ -107,7 +137,7 @@ impl BatchProcessor {
         };
         future_to_promise(async move {
             let results = call.execute(map_task(task), &mut ()).await;
-            Ok(results_array(&results, false))
+            Ok(results_array(&results))
         })
     }
 
@@ -118,7 +148,6 @@ impl BatchProcessor {
             Err(e) => return Promise::reject(&e),
         };
         let provider = self.provider.clone();
-        let with_usage = provider.is_some();
         let task = move |index: usize, _attempt: u32, items: &Array| {
             let guard = AbortGuard::new();
             let item = items.get(index as u32);
@@ -127,7 +156,7 @@ impl BatchProcessor {
                 let signal = guard.signal();
                 let out = match provider.as_deref() {
                     Some(p) => call_provider(p, &item, &signal).await,
-                    None => fetch_spec(&item, &signal).await,
+                    None => fetch_spec(&item, &signal).await.map(Metered::plain),
                 };
                 guard.disarm();
                 out
@@ -135,7 +164,7 @@ impl BatchProcessor {
         };
         future_to_promise(async move {
             let results = call.execute(task, &mut ()).await;
-            Ok(results_array(&results, with_usage))
+            Ok(results_array(&results))
         })
     }
 
@@ -177,9 +206,21 @@ impl BatchProcessor {
         let seed = self
             .seed
             .unwrap_or_else(|| (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64);
+        let provider = self.provider.clone();
+        let cost_fn = self.cost.clone();
+        let cost_items = items.clone();
+        let cost = move |index: usize| {
+            let item = cost_items.get(index as u32);
+            let estimate = provider
+                .as_deref()
+                .map(|p| p.estimate_cost(&JsJson(item.clone())));
+            caller_cost(cost_fn.as_ref(), &item, index).unwrap_or(estimate.unwrap_or_default())
+        };
         Ok(Call {
             config: self.config.clone(),
             seed,
+            pacer: self.pacer.clone(),
+            cost: Box::new(cost),
             items,
             cancel,
             _links: links,
@@ -220,6 +261,8 @@ fn map_task(task: Rc<Function>) -> impl Fn(usize, u32, &Array) -> TaskAttempt {
 struct Call {
     config: Config,
     seed: u64,
+    pacer: Rc<RefCell<Pacer>>,
+    cost: Box<dyn Fn(usize) -> Cost>,
     items: Rc<Array>,
     cancel: CancelToken,
     _links: Vec<SignalLink>,
@@ -227,24 +270,33 @@ struct Call {
 }
 
 impl Call {
-    async fn execute<T, Fut, O>(self, task: T, extra: &mut O) -> Vec<ItemResult<JsValue>>
+    async fn execute<V, T, Fut, O>(self, task: T, extra: &mut O) -> Vec<ItemResult<V>>
     where
+        V: ResultValue + 'static,
         T: TaskWithItems<Fut>,
-        Fut: std::future::Future<Output = Result<JsValue, Failure>> + 'static,
-        O: Observer<JsValue>,
+        Fut: std::future::Future<Output = Result<V, Failure>> + 'static,
+        O: Observer<V>,
     {
         let mut rng = SplitMix64::new(self.seed);
         let items = self.items.clone();
-        let mut observer = Both(&self.callbacks, extra);
+        // One executor instantiation per value type, whatever the observer: smaller wasm.
+        let mut both = Both(&self.callbacks, extra);
+        let observer: &mut dyn Observer<V> = &mut both;
         let total = items.length() as usize;
-        run_batch(
+        let pacing = Pacing {
+            pacer: &self.pacer,
+            cost: &*self.cost,
+            feedback: &|v: &V| v.feedback(),
+        };
+        run_paced(
             &self.config,
             &JsClock,
             total,
             |i, a| task.call(i, a, &items),
+            pacing,
             &self.cancel,
             &mut rng,
-            &mut observer,
+            observer,
         )
         .await
     }
@@ -302,7 +354,7 @@ struct JsCallbacks {
 /// The user's callbacks and a second observer (the stream sink), side by side.
 struct Both<'a, O>(&'a JsCallbacks, &'a mut O);
 
-impl<O: Observer<JsValue>> Observer<JsValue> for Both<'_, O> {
+impl<V, O: Observer<V>> Observer<V> for Both<'_, O> {
     fn event(&mut self, event: &Event) {
         if let Some(f) = &self.0.on_event {
             // A throwing callback must not break the batch: its error is dropped.
@@ -314,7 +366,7 @@ impl<O: Observer<JsValue>> Observer<JsValue> for Both<'_, O> {
             let _ = f.call1(&JsValue::UNDEFINED, &progress_object(progress));
         }
     }
-    fn result(&mut self, result: &ItemResult<JsValue>) {
+    fn result(&mut self, result: &ItemResult<V>) {
         self.1.result(result);
     }
 }
@@ -336,4 +388,22 @@ pub fn summarize(results: JsValue) -> Result<JsValue, JsValue> {
         )));
     }
     Ok(summarize_results(&results))
+}
+
+/// The caller's `cost(item, index)`: `{ inputTokens?, outputTokens? }` wins over the estimate.
+/// A throwing or malformed answer falls back to the estimate.
+fn caller_cost(f: Option<&Function>, item: &JsValue, index: usize) -> Option<Cost> {
+    let out = f?
+        .call2(&JsValue::UNDEFINED, item, &JsValue::from(index as u32))
+        .ok()?;
+    let read = |key: &str| {
+        get(&out, key)
+            .and_then(|v| v.as_f64())
+            .filter(|n| *n >= 0.0 && n.is_finite())
+    };
+    let (input, output) = (read("inputTokens"), read("outputTokens"));
+    (input.is_some() || output.is_some()).then(|| Cost {
+        input_tokens: input.unwrap_or(0.0) as u64,
+        output_tokens: output.unwrap_or(0.0) as u64,
+    })
 }

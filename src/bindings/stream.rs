@@ -55,7 +55,7 @@ impl StreamSink {
 impl Observer<JsValue> for StreamSink {
     fn result(&mut self, result: &ItemResult<JsValue>) {
         let mut st = self.0.borrow_mut();
-        st.queue.push_back(result_object(result, false));
+        st.queue.push_back(result_object(result));
         st.wakers.drain(..).for_each(Waker::wake);
     }
 }

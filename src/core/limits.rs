@@ -88,6 +88,9 @@ pub enum Fit {
 
 const MINUTE_MS: f64 = 60_000.0;
 
+/// The share of a header-derived refill rate the bucket trusts.
+pub const RATE_MARGIN: f64 = 0.97;
+
 /// A token bucket with continuous refill. Without a known capacity (no configured budget and
 /// no header seen yet) it admits everything.
 #[derive(Clone, Debug, PartialEq)]
@@ -185,10 +188,13 @@ impl TokenBucket {
         }
         let Some(cap) = self.capacity else { return };
         if let (Some(remaining), Some(reset)) = (report.remaining, report.reset_in) {
-            let used = cap - remaining as f64;
+            // `remaining` is rounded down, so up to one more token than reported is in use:
+            // counting one less keeps the rate from being over-estimated (that would mean 429s).
+            let used = cap - remaining as f64 - 1.0;
             let ms = reset.as_secs_f64() * 1000.0;
             if used >= 1.0 && ms > 0.0 {
-                self.per_ms = used / ms;
+                // A little under the estimate: clocks differ and resets are rounded.
+                self.per_ms = RATE_MARGIN * used / ms;
             }
         }
         if self.per_ms <= 0.0 {
@@ -212,6 +218,17 @@ mod tests {
     use super::*;
 
     const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    /// A wait of `ms`, give or take a microsecond of float rounding.
+    pub(crate) fn assert_near(fit: Fit, ms: f64) {
+        match fit {
+            Fit::After(d) => assert!(
+                (d.as_secs_f64() * 1000.0 - ms).abs() < 1e-3,
+                "{d:?} vs {ms} ms"
+            ),
+            other => panic!("{other:?} vs a wait of {ms} ms"),
+        }
+    }
 
     #[test]
     fn reserve_refill_and_wait() {
@@ -243,19 +260,20 @@ mod tests {
         let mut b = TokenBucket::unknown();
         assert_eq!(b.fit(1e12, MS(0)), Fit::Now);
         b.take(5.0, MS(0));
-        // 50 per window, 48 left, full again in 2.4 s: 2 used refill in 2.4 s => 50/min.
+        // 50 per window, 47 left (rounded down), full again in 3.6 s: at least 2 used refill
+        // in 3.6 s => one token per 1.8 s at most.
         b.observe(
             &Limit {
                 limit: Some(50),
-                remaining: Some(48),
-                reset_in: Some(MS(2400)),
+                remaining: Some(47),
+                reset_in: Some(MS(3600)),
             },
             MS(10),
         );
         assert_eq!(b.capacity(), Some(50.0));
-        assert_eq!(b.available(MS(10)), 48.0);
-        b.take(48.0, MS(10));
-        assert_eq!(b.fit(1.0, MS(10)), Fit::After(MS(1200)));
+        assert_eq!(b.available(MS(10)), 47.0);
+        b.take(47.0, MS(10));
+        assert_near(b.fit(1.0, MS(10)), 1800.0 / RATE_MARGIN);
     }
 
     #[test]
@@ -275,13 +293,13 @@ mod tests {
             &Limit {
                 limit: Some(100),
                 remaining: Some(50),
-                reset_in: Some(MS(30_000)),
+                reset_in: Some(MS(49_000)),
             },
             MS(0),
         );
         assert_eq!(b.available(MS(0)), 50.0);
-        // The configured 100/min was only a guess: the server refills 50 in 30 s, same rate.
-        assert_eq!(b.fit(60.0, MS(0)), Fit::After(MS(6000)));
+        // The configured 100/min was only a guess: the server refills 49+ in 49 s, 1/s.
+        assert_near(b.fit(60.0, MS(0)), 10_000.0 / RATE_MARGIN);
         b.observe(
             &Limit {
                 limit: Some(40),

@@ -7,6 +7,7 @@ pub mod http;
 pub mod openai;
 pub mod ratelimit;
 
+use crate::core::limits::Cost;
 use crate::options::{OptionError, OptionErrorKind};
 use http::Json;
 use ratelimit::RateLimits;
@@ -141,6 +142,28 @@ impl Provider {
         }
     }
 
+    /// What a request body is expected to use: input tokens estimated at 4 characters a
+    /// token over every text in `system` and `messages`, output tokens from `max_tokens`
+    /// (or `max_completion_tokens`), else [`DEFAULT_OUTPUT_TOKENS`].
+    pub fn estimate_cost<J: Json>(&self, body: &J) -> Cost {
+        let mut chars = body.field("system").map_or(0, |s| text_chars(&s));
+        for message in body
+            .field("messages")
+            .map(|m| m.items())
+            .unwrap_or_default()
+        {
+            chars += message.field("content").map_or(0, |c| text_chars(&c));
+        }
+        let output = ["max_tokens", "max_completion_tokens"]
+            .iter()
+            .find_map(|k| count(body, k))
+            .unwrap_or(DEFAULT_OUTPUT_TOKENS);
+        Cost {
+            input_tokens: chars.div_ceil(4) as u64,
+            output_tokens: output,
+        }
+    }
+
     /// Reads a 2xx reply body.
     pub fn parse_reply<J: Json>(&self, json: &J) -> Result<Reply, String> {
         match self.kind {
@@ -161,6 +184,22 @@ impl Provider {
             ProviderKind::OpenAi => ratelimit::openai(header),
             ProviderKind::Http => RateLimits::default(),
         }
+    }
+}
+
+/// The output reserved for a request that sets no `max_tokens`.
+pub const DEFAULT_OUTPUT_TOKENS: u64 = 1024;
+
+/// Characters of text in a content value: a string, or blocks with `text`.
+fn text_chars<J: Json>(content: &J) -> usize {
+    match content.text() {
+        Some(s) => s.chars().count(),
+        None => content
+            .items()
+            .iter()
+            .filter_map(|block| block.field("text").and_then(|t| t.text()))
+            .map(|t| t.chars().count())
+            .sum(),
     }
 }
 
@@ -253,6 +292,36 @@ mod tests {
             Provider::new("http", None, None, None).unwrap().endpoint(),
             None
         );
+    }
+
+    #[test]
+    fn cost_estimates() {
+        let a = Provider::new("anthropic", None, None, None).unwrap();
+        let body = parsed(
+            r#"{"model":"m","max_tokens":300,"system":"Be brief.",
+               "messages":[{"role":"user","content":"Summarize this document please"},
+                           {"role":"user","content":[{"type":"text","text":"and this"},{"type":"image"}]}]}"#,
+        )
+        .unwrap();
+        // 9 + 30 + 8 = 47 characters -> 12 tokens.
+        assert_eq!(
+            a.estimate_cost(&body),
+            Cost {
+                input_tokens: 12,
+                output_tokens: 300
+            }
+        );
+        let o = Provider::new("openai", None, None, None).unwrap();
+        let bare = parsed(r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#).unwrap();
+        assert_eq!(
+            o.estimate_cost(&bare),
+            Cost {
+                input_tokens: 1,
+                output_tokens: DEFAULT_OUTPUT_TOKENS
+            }
+        );
+        let newer = parsed(r#"{"model":"m","max_completion_tokens":50,"messages":[]}"#).unwrap();
+        assert_eq!(o.estimate_cost(&newer).output_tokens, 50);
     }
 
     #[test]

@@ -74,7 +74,9 @@ pub mod parse {
         }
         let num = |r: std::ops::Range<usize>| -> Option<u64> {
             let s = &v[r];
-            s.bytes().all(|c| c.is_ascii_digit()).then(|| s.parse().ok())?
+            s.bytes()
+                .all(|c| c.is_ascii_digit())
+                .then(|| s.parse().ok())?
         };
         let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
         let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
@@ -186,7 +188,8 @@ mod tests {
         ];
         for (ms, want) in table {
             assert_eq!(go_duration(ms), want);
-            assert_eq!(parse::go_duration(want), Some(ms as f64), "{want}");
+            let back = parse::go_duration(want).unwrap();
+            assert!((back - ms as f64).abs() < 1e-6, "{want}: {back}");
         }
         for ms in (0..200_000u64).step_by(37) {
             let back = parse::go_duration(&go_duration(ms)).unwrap();

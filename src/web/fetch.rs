@@ -8,6 +8,7 @@ use web_sys::{AbortSignal, Headers, RequestInit, Response};
 
 use super::task::failure_from_js;
 use super::{describe, get, parse_json, set};
+use crate::core::limits::RateLimits;
 use crate::error::{ErrorKind, Failure};
 use crate::providers::http::failure_from_reply;
 
@@ -105,9 +106,17 @@ impl Reply {
     }
 }
 
+/// Reads a reply's rate-limit headers (a provider's), for the failure of a non-2xx reply.
+pub type LimitsReader<'a> = &'a dyn Fn(&dyn Fn(&str) -> Option<String>) -> Option<RateLimits>;
+
 /// Sends a request with the global `fetch` and reads the whole body: an unread body would
-/// hold one of a Worker's 6 connections. A non-2xx reply is an `http` failure.
-pub async fn send(url: &str, init: &RequestInit) -> Result<Reply, Failure> {
+/// hold one of a Worker's 6 connections. A non-2xx reply is an `http` failure, carrying what
+/// `limits` reads from its headers.
+pub async fn send(
+    url: &str,
+    init: &RequestInit,
+    limits: LimitsReader<'_>,
+) -> Result<Reply, Failure> {
     let sent = global_fetch(url, init).map_err(|e| fetch_rejection(&e))?;
     let response: Response = JsFuture::from(sent)
         .await
@@ -132,12 +141,11 @@ pub async fn send(url: &str, init: &RequestInit) -> Result<Reply, Failure> {
     };
     if !response.ok() {
         let body = parse_json(&reply.text);
-        return Err(failure_from_reply(
-            reply.status,
-            &response.status_text(),
-            body.as_ref(),
-            |h| reply.header(h),
-        ));
+        let header = |h: &str| reply.header(h);
+        let mut failure =
+            failure_from_reply(reply.status, &response.status_text(), body.as_ref(), header);
+        failure.limits = limits(&header).map(Box::new);
+        return Err(failure);
     }
     Ok(reply)
 }
@@ -145,7 +153,7 @@ pub async fn send(url: &str, init: &RequestInit) -> Result<Reply, Failure> {
 /// Sends one spec. Value: `{ status, headers, body }`, body parsed when the reply is JSON.
 pub async fn fetch_spec(spec: &JsValue, signal: &AbortSignal) -> Result<JsValue, Failure> {
     let (url, init) = request_init(spec, signal)?;
-    let reply = send(&url, &init).await?;
+    let reply = send(&url, &init, &|_| None).await?;
     let is_json = reply
         .header("content-type")
         .is_some_and(|ct| ct.to_ascii_lowercase().contains("json"));

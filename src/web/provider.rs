@@ -8,6 +8,7 @@ use web_sys::{AbortSignal, Headers, RequestInit};
 use super::fetch::send;
 use super::{describe, parse_json, set, JsJson};
 use crate::core::clock::Clock;
+use crate::core::limits::Feedback;
 use crate::error::{ErrorKind, Failure};
 use crate::providers::ratelimit::{Limit, RateLimits};
 use crate::providers::{Provider, Usage};
@@ -17,12 +18,30 @@ fn invalid(message: impl Into<String>) -> Failure {
     Failure::new(ErrorKind::Invalid, message)
 }
 
+/// A provider reply's value with what it tells the pacer (usage, rate-limit headers).
+pub struct Metered {
+    /// `{ text, stopReason, usage, rateLimits?, reply }`.
+    pub value: JsValue,
+    /// For the pacer.
+    pub feedback: Feedback,
+}
+
+impl Metered {
+    /// A value that tells the pacer nothing (plain fetch specs).
+    pub fn plain(value: JsValue) -> Self {
+        Metered {
+            value,
+            feedback: Feedback::default(),
+        }
+    }
+}
+
 /// Sends one request body through `provider`.
 pub async fn call_provider(
     provider: &Provider,
     body: &JsValue,
     signal: &AbortSignal,
-) -> Result<JsValue, Failure> {
+) -> Result<Metered, Failure> {
     let endpoint = provider
         .endpoint()
         .ok_or_else(|| invalid("this provider takes fetch specs"))?;
@@ -53,7 +72,11 @@ pub async fn call_provider(
     init.set_body(&json);
     init.set_signal(Some(signal));
 
-    let reply = send(&endpoint.url, &init).await?;
+    let now_ms = JsClock.unix_ms();
+    let read_limits = |h: &dyn Fn(&str) -> Option<String>| {
+        Some(provider.rate_limits(h, now_ms)).filter(|l| !l.is_empty())
+    };
+    let reply = send(&endpoint.url, &init, &read_limits).await?;
     let parsed = parse_json(&reply.text).ok_or_else(|| Failure {
         // A cut-off or garbled 2xx body is a transient fault worth another attempt.
         retryable: Some(true),
@@ -62,7 +85,7 @@ pub async fn call_provider(
     let read = provider
         .parse_reply(&parsed)
         .map_err(|m| Failure::http(reply.status, m))?;
-    let limits = provider.rate_limits(&|h| reply.header(h), JsClock.unix_ms());
+    let limits = provider.rate_limits(&|h| reply.header(h), now_ms);
 
     let value = Object::new();
     set(&value, "text", read.text.as_str());
@@ -77,7 +100,13 @@ pub async fn call_provider(
         set(&value, "rateLimits", limits_object(&limits));
     }
     set(&value, "reply", parsed.0);
-    Ok(value.into())
+    Ok(Metered {
+        value: value.into(),
+        feedback: Feedback {
+            usage: Some(read.usage),
+            limits: Some(limits).filter(|l| !l.is_empty()),
+        },
+    })
 }
 
 /// `{ inputTokens, outputTokens }`.

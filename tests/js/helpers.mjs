@@ -133,4 +133,7 @@ export async function assertFailsWith(fn, cls) {
 }
 
 /** Fast backoff so retry tests do not wait. */
-export const FAST = { backoff: { baseMs: 1, maxMs: 5, jitter: 'none' } };
+// Fast retries, and the circuit breaker off: these options serve tests of the retry rules,
+// where a run of failures is the point; the breaker is tested on its own (pacing tests).
+export const NO_BREAKER = { breaker: { failures: 0 } };
+export const FAST = { backoff: { baseMs: 1, maxMs: 5, jitter: 'none' }, ...NO_BREAKER };

@@ -179,7 +179,8 @@ describe('map', T, () => {
     const log = eventLog();
     const bp = new BatchProcessor({ concurrency: 1, onEvent: log.onEvent });
     const results = await bp.map([0, 1], async (i, { attempt }) => {
-      if (i === 0 && attempt === 1) throw sdkError(429, { headers: { 'retry-after-ms': '300' } });
+      // A 503, not a 429: a 429 pauses the whole batch (tests/js/pacing.test.mjs).
+      if (i === 0 && attempt === 1) throw sdkError(503, { headers: { 'retry-after-ms': '300' } });
       await sleep(20);
       return `${i}:${attempt}`;
     });

@@ -3,7 +3,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { BatchProcessor } from './load.mjs';
 import { startServer } from '../support/server.mjs';
-import { FAST, assertResults, eventLog, sdkError } from './helpers.mjs';
+import { NO_BREAKER, FAST, assertResults, eventLog, sdkError } from './helpers.mjs';
 
 const T = { timeout: 20000 };
 let srv;
@@ -203,6 +203,7 @@ describe('backoff math', T, () => {
   test('jitter "none": baseMs * 2^(retry-1), capped at maxMs', async () => {
     const log = eventLog();
     const bp = new BatchProcessor({
+      ...NO_BREAKER,
       maxRetries: 5,
       backoff: { baseMs: 20, maxMs: 70, jitter: 'none' },
       onEvent: log.onEvent,
@@ -221,6 +222,7 @@ describe('backoff math', T, () => {
   test('jitter "full": every delay within [0, min(maxMs, baseMs * 2^(retry-1))]', async () => {
     const log = eventLog();
     const bp = new BatchProcessor({
+      ...NO_BREAKER,
       maxRetries: 6,
       seed: 1,
       backoff: { baseMs: 10, maxMs: 50, jitter: 'full' },
@@ -238,7 +240,7 @@ describe('backoff math', T, () => {
 
   test('default jitter is "full" (delays never exceed the exponential cap)', async () => {
     const log = eventLog();
-    const bp = new BatchProcessor({ maxRetries: 3, backoff: { baseMs: 8, maxMs: 30 }, onEvent: log.onEvent });
+    const bp = new BatchProcessor({ ...NO_BREAKER, maxRetries: 3, backoff: { baseMs: 8, maxMs: 30 }, onEvent: log.onEvent });
     await bp.map([0], failing(3));
     const ds = backoffs(log);
     assert.equal(ds.length, 3);
@@ -248,6 +250,7 @@ describe('backoff math', T, () => {
   test('jitter "decorrelated": delays stay within maxMs', async () => {
     const log = eventLog();
     const bp = new BatchProcessor({
+      ...NO_BREAKER,
       maxRetries: 6,
       backoff: { baseMs: 5, maxMs: 40, jitter: 'decorrelated' },
       onEvent: log.onEvent,
@@ -263,6 +266,7 @@ describe('backoff math', T, () => {
     const run = async (seed) => {
       const log = eventLog();
       const bp = new BatchProcessor({
+      ...NO_BREAKER,
         seed,
         maxRetries: 5,
         backoff: { baseMs: 10, maxMs: 200, jitter: 'full' },
@@ -280,7 +284,7 @@ describe('backoff math', T, () => {
 
   test('default backoff.baseMs is 500 (jitter none)', async () => {
     const log = eventLog();
-    const bp = new BatchProcessor({ maxRetries: 1, backoff: { jitter: 'none' }, onEvent: log.onEvent });
+    const bp = new BatchProcessor({ ...NO_BREAKER, maxRetries: 1, backoff: { jitter: 'none' }, onEvent: log.onEvent });
     const [r] = await bp.map([0], failing(1));
     assert.equal(r.ok, true);
     assert.deepEqual(backoffs(log), [500]);

@@ -1,0 +1,197 @@
+// The simulated AI API on a loopback port, for Node: tests, benchmarks, the demo without a key.
+//
+// As a module:
+//   const srv = await startSimServer({ seed: 1, requestsPerMinute: 60, faults: { rate529: 0.1 } });
+//   srv.url;  srv.sim.stats();  await srv.close();
+// `options` are the Simulator's (see SimulatorOptions in pkg/edgebatch.d.ts) plus `port`
+// (default 0: a free one) and `host` (default 127.0.0.1).
+//
+// As a script: `node js/sim-server.mjs [--port N] [--seed N] [--rpm N] ...` (--help lists all)
+// prints `READY http://127.0.0.1:PORT` and serves until SIGTERM/SIGINT or until its stdin
+// closes (so a parent that dies takes it along).
+//
+// Each HTTP request becomes a fetch-API Request for serveSim (sim-host.mjs); its Response is
+// piped back as it arrives (slow bodies chunk by chunk). A client that goes away aborts the
+// request (the sim counts it as aborted); a simulated disconnect destroys the socket.
+// Loads the wasm from ../pkg (build it with scripts/build.sh).
+import http from 'node:http';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import process from 'node:process';
+import { fileURLToPath } from 'node:url';
+import { serveSim, isDisconnect } from './sim-host.mjs';
+
+let pkg;
+/** The wasm package, loaded once (a second initSync elsewhere is harmless). */
+export async function loadSimulator() {
+  if (!pkg) {
+    pkg = await import('../pkg/edgebatch.js');
+    pkg.initSync({ module: readFileSync(new URL('../pkg/edgebatch_bg.wasm', import.meta.url)) });
+  }
+  return pkg.Simulator;
+}
+
+// Connection-level headers the fetch Request must not carry over.
+const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'expect']);
+
+function toHeaders(raw) {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(raw)) {
+    if (HOP.has(name) || value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
+  }
+  return headers;
+}
+
+async function answer(sim, req, res, origin) {
+  const gone = new AbortController();
+  // 'close' before the response finished = the client went away (or its socket died).
+  res.on('close', () => {
+    if (!res.writableFinished) gone.abort(new Error('client went away'));
+  });
+  const chunks = [];
+  try {
+    for await (const c of req) chunks.push(c);
+  } catch {
+    return;
+  }
+  const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
+  const request = new Request(new URL(req.url, origin), {
+    method: req.method,
+    headers: toHeaders(req.headers),
+    body: hasBody ? Buffer.concat(chunks) : undefined,
+    signal: gone.signal,
+  });
+  let response;
+  try {
+    response = await serveSim(sim, request, { signal: gone.signal });
+  } catch (err) {
+    if (isDisconnect(err)) req.socket.destroy();
+    else if (!gone.signal.aborted && !res.headersSent) res.writeHead(500).end(String(err));
+    return;
+  }
+  if (gone.signal.aborted) {
+    await response.body?.cancel().catch(() => {});
+    return;
+  }
+  res.writeHead(response.status, Object.fromEntries(response.headers));
+  // Headers go out now, not with the first chunk: a slow body's headers arrive on time.
+  res.flushHeaders();
+  if (!response.body) return res.end();
+  try {
+    for await (const chunk of response.body) {
+      if (!res.write(chunk)) await new Promise((ok) => res.once('drain', ok));
+    }
+    res.end();
+  } catch {
+    res.destroy();
+  }
+}
+
+/**
+ * Starts the simulated API on a loopback port.
+ * @param {object} [options] Simulator options, plus `port` and `host`
+ * @returns {Promise<{ url: string, sim: import("../pkg/edgebatch.js").Simulator, close(): Promise<void> }>}
+ */
+export async function startSimServer(options = {}) {
+  const { port = 0, host = '127.0.0.1', ...simOptions } = options;
+  const Simulator = await loadSimulator();
+  const sim = new Simulator(simOptions);
+  const sockets = new Set();
+  let origin;
+  const server = http.createServer((req, res) => {
+    answer(sim, req, res, origin).catch(() => res.destroy());
+  });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise((ok, fail) => {
+    server.once('error', fail);
+    server.listen(port, host, ok);
+  });
+  origin = `http://${host}:${server.address().port}`;
+  let closing;
+  return {
+    url: origin,
+    sim,
+    close() {
+      closing ??= new Promise((ok) => {
+        server.close(() => ok());
+        for (const s of sockets) s.destroy();
+      });
+      return closing;
+    },
+  };
+}
+
+const FLAGS = {
+  '--port': ['port'],
+  '--host': ['host'],
+  '--seed': ['seed'],
+  '--epoch-ms': ['epochMs'],
+  '--minute-ms': ['minuteMs'],
+  '--rpm': ['requestsPerMinute'],
+  '--itpm': ['inputTokensPerMinute'],
+  '--otpm': ['outputTokensPerMinute'],
+  '--max-tokens': ['maxTokens'],
+  '--base-ms': ['latency', 'baseMs'],
+  '--per-token-ms': ['latency', 'perOutputTokenMs'],
+  '--jitter-ms': ['latency', 'jitterMs'],
+  '--chunk-ms': ['latency', 'chunkMs'],
+  '--rate429': ['faults', 'rate429'],
+  '--rate529': ['faults', 'rate529'],
+  '--rate500': ['faults', 'rate500'],
+  '--hang': ['faults', 'hang'],
+  '--slow-body': ['faults', 'slowBody'],
+  '--malformed': ['faults', 'malformed'],
+  '--disconnect': ['faults', 'disconnect'],
+};
+
+/** `--flag value` pairs (and `--options '<json>'`) to startSimServer options. */
+export function parseArgs(argv) {
+  const options = {};
+  for (let i = 0; i < argv.length; i += 2) {
+    const [flag, value] = [argv[i], argv[i + 1]];
+    if (value === undefined) throw new Error(`${flag}: missing value`);
+    if (flag === '--options') {
+      Object.assign(options, JSON.parse(value));
+      continue;
+    }
+    const path = FLAGS[flag];
+    if (!path) throw new Error(`unknown flag ${flag}; flags: ${Object.keys(FLAGS).join(' ')} --options JSON`);
+    const v = flag === '--host' ? value : Number(value);
+    if (path.length === 1) options[path[0]] = v;
+    else (options[path[0]] ??= {})[path[1]] = v;
+  }
+  return options;
+}
+
+const isMain = process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1]);
+if (isMain) {
+  const args = process.argv.slice(2);
+  if (args.includes('--help')) {
+    process.stdout.write(`usage: node js/sim-server.mjs ${Object.keys(FLAGS).map((f) => `[${f} ${f === '--host' ? 'HOST' : 'N'}]`).join(' ')} [--options JSON]\n`);
+    process.exit(0);
+  }
+  let srv;
+  try {
+    srv = await startSimServer(parseArgs(args));
+  } catch (err) {
+    process.stderr.write(`sim-server: ${err.message}\n`);
+    process.exit(2);
+  }
+  process.stdout.write(`READY ${srv.url}\n`);
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    await srv.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.stdin.on('end', stop);
+  process.stdin.on('close', stop);
+  process.stdin.resume();
+}

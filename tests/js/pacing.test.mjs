@@ -1,0 +1,122 @@
+// Pacing against the simulated API over real HTTP: header-driven pacing with no configured
+// budget, the never-fits rejection, adaptive concurrency under overload, the circuit breaker.
+import { test, describe, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { BatchProcessor } from './load.mjs';
+import { eventLog, sleep } from './helpers.mjs';
+import { startSimServer } from '../../js/sim-server.mjs';
+
+const T = { timeout: 30_000 };
+
+function requests(n, words = 8) {
+  return Array.from({ length: n }, (_, i) => ({
+    model: 'claude-test',
+    max_tokens: 32,
+    messages: [{ role: 'user', content: `Document ${i}: ${'lorem '.repeat(words)}` }],
+  }));
+}
+
+describe('pacing against the simulator', T, () => {
+  let srv;
+  // Each test starts its own server; one whose test failed is closed here, so the process exits.
+  afterEach(async () => {
+    await srv?.close();
+    srv = undefined;
+  });
+
+  test('with no configured budget, the headers alone keep the batch out of 429s after the first reply', async () => {
+    // 30 requests per 2 s "minute"; 70 requests: the budget runs out and must be paced.
+    srv = await startSimServer({ seed: 7, minuteMs: 2000, requestsPerMinute: 30, latency: { baseMs: 20, jitterMs: 10 } });
+    const log = eventLog();
+    const bp = new BatchProcessor({
+      concurrency: 8,
+      maxRetries: 8,
+      provider: { name: 'anthropic', apiKey: 'sk-test', baseUrl: srv.url },
+      onEvent: log.onEvent,
+    });
+    const results = await bp.run(requests(70));
+    assert.equal(results.filter((r) => r.ok).length, 70, 'every item succeeds');
+    const firstReply = Math.min(...log.events.filter((e) => e.type === 'end').map((e) => e.atMs));
+    const starts = new Map(log.events.filter((e) => e.type === 'start').map((e) => [`${e.index}:${e.attempt}`, e.atMs]));
+    const late429 = log.events.filter((e) => e.type === 'end' && e.status === 429
+      && starts.get(`${e.index}:${e.attempt}`) > firstReply);
+    assert.deepEqual(late429, [], 'no request sent after the first reply met a 429');
+    const stats = srv.sim.stats();
+    assert.equal(stats.byStatus['200'], 70);
+  });
+
+  test('a request no budget can ever hold fails at once as invalid and is never sent', async () => {
+    srv = await startSimServer({ seed: 1, latency: { baseMs: 5 } });
+    const bp = new BatchProcessor({
+      provider: { name: 'anthropic', apiKey: 'sk-test', baseUrl: srv.url },
+      rateLimit: { inputTokensPerMinute: 50 },
+    });
+    const items = requests(3);
+    items[1].messages[0].content = 'x'.repeat(4000); // ~1000 input tokens > 50
+    const results = await bp.run(items);
+    assert.equal(results[0].ok, true);
+    assert.equal(results[2].ok, true);
+    assert.equal(results[1].ok, false);
+    assert.equal(results[1].error.kind, 'invalid');
+    assert.equal(results[1].attempts, 0);
+    assert.match(results[1].error.message, /input tokens.*budget of 50/);
+    assert.equal(srv.sim.stats().requests, 2, 'the impossible request was never sent');
+  });
+
+  test('529 overload cuts the concurrency limit (progress.limit); adaptive: false keeps it', async () => {
+    srv = await startSimServer({ seed: 3, latency: { baseMs: 15, jitterMs: 5 }, faults: { rate529: 0.4 } });
+    const limits = [];
+    const bp = new BatchProcessor({
+      concurrency: 8,
+      maxRetries: 10,
+      backoff: { baseMs: 5, maxMs: 20 },
+      breaker: { failures: 0 },
+      provider: { name: 'anthropic', apiKey: 'sk-test', baseUrl: srv.url },
+      onProgress: (p) => limits.push(p.limit),
+    });
+    const results = await bp.run(requests(40));
+    assert.ok(results.every((r) => r.ok), 'retries carry every item through');
+    assert.equal(limits[0], 8);
+    assert.ok(Math.min(...limits) < 8, `the limit went down: min ${Math.min(...limits)}`);
+    const fixed = [];
+    const bp2 = new BatchProcessor({
+      concurrency: 8, maxRetries: 10, backoff: { baseMs: 5, maxMs: 20 }, breaker: { failures: 0 }, adaptive: false,
+      provider: { name: 'anthropic', apiKey: 'sk-test', baseUrl: srv.url },
+      onProgress: (p) => fixed.push(p.limit),
+    });
+    await bp2.run(requests(20));
+    assert.ok(fixed.every((l) => l === 8), 'adaptive: false never moves the limit');
+  });
+});
+
+describe('circuit breaker (map)', T, () => {
+  test('after consecutive outage failures nothing is sent for the cool-down; items wait, not fail', async () => {
+    const sent = [];
+    const t0 = Date.now();
+    const bp = new BatchProcessor({
+      concurrency: 1,
+      maxRetries: 10,
+      adaptive: false,
+      backoff: { baseMs: 1, maxMs: 2, jitter: 'none' },
+      breaker: { failures: 3, cooldownMs: 300 },
+    });
+    const results = await bp.map([0, 1], async () => {
+      sent.push(Date.now() - t0);
+      await sleep(5);
+      if (sent.length <= 4) throw new TypeError('fetch failed');
+      return 'ok';
+    });
+    assert.ok(results.every((r) => r.ok), 'items waited out the outage');
+    // Three failures open the breaker: the 4th attempt (the probe) waits out the cool-down.
+    const gap = sent[3] - sent[2];
+    assert.ok(gap >= 290, `the probe came ${gap} ms after the third failure`);
+  });
+
+  test('options are validated', () => {
+    assert.throws(() => new BatchProcessor({ breaker: { failures: -1 } }), RangeError);
+    assert.throws(() => new BatchProcessor({ breaker: { cooldown: 5 } }), /unknown option "breaker.cooldown"/);
+    assert.throws(() => new BatchProcessor({ rateLimit: { rpm: 5 } }), /unknown option "rateLimit.rpm"/);
+    assert.throws(() => new BatchProcessor({ rateLimit: { requestsPerMinute: 0 } }), RangeError);
+    assert.throws(() => new BatchProcessor({ adaptive: 'yes' }), /adaptive must be a boolean, got "yes"/);
+  });
+});
