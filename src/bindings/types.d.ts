@@ -22,6 +22,19 @@ export interface BatchOptions {
   onEvent?: (event: AttemptEvent) => void;
   /** Makes `run()` take the provider's own request bodies. */
   provider?: ProviderOptions;
+  /**
+   * Budgets per minute: a starting guess that every reply's rate-limit headers correct. Before
+   * sending, 1 request, the estimated input tokens and `max_tokens` output tokens are
+   * reserved; the actual usage is refunded. A request larger than a whole budget fails at once
+   * as `invalid`. Without any budget the headers alone pace the batch.
+   */
+  rateLimit?: { requestsPerMinute?: number; inputTokensPerMinute?: number; outputTokensPerMinute?: number };
+  /** AIMD concurrency between 1 and `concurrency` on 429/529/timeouts (default true). */
+  adaptive?: boolean;
+  /** Stop sending after `failures` consecutive outage failures for `cooldownMs`, then probe (default 5, 5000; failures 0 turns it off). */
+  breaker?: { failures?: number; cooldownMs?: number };
+  /** The expected cost of an item; wins over the estimate from a provider request body. */
+  cost?: (item: any, index: number) => { inputTokens?: number; outputTokens?: number } | undefined;
 }
 
 /** The API `run()` talks to. The key is sent only to `baseUrl` and never appears in results. */
@@ -118,6 +131,8 @@ export interface Progress {
   queued: number;
   waiting: number;
   retries: number;
+  /** Attempts allowed in flight now (adaptive concurrency moves it). */
+  limit: number;
   elapsedMs: number;
 }
 
