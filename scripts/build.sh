@@ -13,14 +13,22 @@ wasm_opt=node_modules/binaryen/bin/wasm-opt
 [ -x "$wasm_bindgen" ] || die "$wasm_bindgen is missing; run scripts/setup.sh (or make setup)"
 [ -f "$wasm_opt" ] || die "$wasm_opt is missing; run scripts/setup.sh (or make setup)"
 
-cargo build --quiet --release --target wasm32-unknown-unknown
-raw=target/wasm32-unknown-unknown/release/edgebatch.wasm
+# EDGEBATCH_LEAN=1 builds the library without the simulator (cargo feature `sim` off) into
+# target/pkg-lean: the size a user who ships no simulator pays (printed by `make bench`).
+out=pkg
+target_dir=target
+features=()
+if [ "${EDGEBATCH_LEAN:-0}" = 1 ]; then
+  out=target/pkg-lean target_dir=target/lean features=(--no-default-features)
+fi
+cargo build --quiet --release --target wasm32-unknown-unknown --target-dir "$target_dir" "${features[@]}"
+raw=$target_dir/wasm32-unknown-unknown/release/edgebatch.wasm
 [ -f "$raw" ] || die "cargo did not produce $raw"
 
-rm -rf pkg
-"$wasm_bindgen" --target web --out-dir pkg --out-name edgebatch "$raw"
+rm -rf "$out"
+"$wasm_bindgen" --target web --out-dir "$out" --out-name edgebatch "$raw"
 
-bindgen_size=$(wc -c <pkg/edgebatch_bg.wasm)
+bindgen_size=$(wc -c <"$out"/edgebatch_bg.wasm)
 
 # wasm-opt learns which wasm features are enabled from the module's `target_features`
 # section, which `strip = true` removes; plain -Oz then rejects what rustc emits by
@@ -42,9 +50,9 @@ for feature in $(rustc --print cfg --target wasm32-unknown-unknown ${RUSTFLAGS:-
   esac
 done
 
-opt_tmp=pkg/edgebatch_bg.opt.wasm
-node "$wasm_opt" -Oz "${opt_features[@]}" pkg/edgebatch_bg.wasm -o "$opt_tmp"
-mv "$opt_tmp" pkg/edgebatch_bg.wasm
+opt_tmp="$out"/edgebatch_bg.opt.wasm
+node "$wasm_opt" -Oz "${opt_features[@]}" "$out"/edgebatch_bg.wasm -o "$opt_tmp"
+mv "$opt_tmp" "$out"/edgebatch_bg.wasm
 
 # pkg/package.json, with the version, description and license from Cargo.toml.
 cargo_field() {
@@ -55,7 +63,7 @@ cargo_field() {
     }' Cargo.toml
 }
 version=$(cargo_field version) description=$(cargo_field description) license=$(cargo_field license)
-(cd pkg && ls -1A) | node -e '
+(cd "$out" && ls -1A) | node -e '
   const [version, description, license] = process.argv.slice(1);
   const files = require("fs").readFileSync(0, "utf8").split("\n")
     .filter((f) => f && f !== "package.json" && f !== ".gitignore");
@@ -71,9 +79,9 @@ version=$(cargo_field version) description=$(cargo_field description) license=$(
     sideEffects: ["./snippets/*"],
   };
   process.stdout.write(JSON.stringify(pkg, null, 2) + "\n");
-' "$version" "$description" "$license" >pkg/package.json
+' "$version" "$description" "$license" >"$out"/package.json
 
-raw_size=$(wc -c <pkg/edgebatch_bg.wasm)
-gz_size=$(gzip -9c pkg/edgebatch_bg.wasm | wc -c)
-printf 'build: pkg/edgebatch_bg.wasm %s bytes raw, %s bytes gzip -9 (%s bytes before wasm-opt)\n' \
-  "$raw_size" "$gz_size" "$bindgen_size"
+raw_size=$(wc -c <"$out"/edgebatch_bg.wasm)
+gz_size=$(gzip -9c "$out"/edgebatch_bg.wasm | wc -c)
+printf 'build: %s/edgebatch_bg.wasm %s bytes raw, %s bytes gzip -9 (%s bytes before wasm-opt)\n' \
+  "$out" "$raw_size" "$gz_size" "$bindgen_size"
