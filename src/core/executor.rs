@@ -11,139 +11,14 @@ use futures::stream::{FuturesUnordered, StreamExt};
 
 use std::cell::RefCell;
 
-use super::backoff::{server_delay, Backoff, Jitter, Rng};
+use super::backoff::{server_delay, Rng};
 use super::cancel::CancelToken;
 use super::clock::{Clock, Sleep};
 use super::limits::{Cost, Feedback};
 use super::pacer::{Admission, Pacer, PacingConfig};
+pub use super::report::{Config, Event, ItemResult, Observer, Progress};
 use super::retry::is_retryable;
 use crate::error::{ErrorKind, Failure, ItemError};
-
-/// How a batch runs. Built from validated options; see `options.rs` for the JS names.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Config {
-    /// Attempts in flight at once, at most.
-    pub concurrency: usize,
-    /// Retries after the first attempt.
-    pub max_retries: u32,
-    /// Per-attempt timeout, counted from the attempt's start (never from when it was queued).
-    pub timeout: Option<Duration>,
-    /// Whole-batch deadline, counted from the batch's start.
-    pub deadline: Option<Duration>,
-    /// Delay between attempts when the server does not say.
-    pub backoff: Backoff,
-    /// Cap on a server's Retry-After.
-    pub max_retry_after: Duration,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            concurrency: 8,
-            max_retries: 4,
-            timeout: Some(Duration::from_secs(60)),
-            deadline: None,
-            backoff: Backoff::new(
-                Duration::from_millis(500),
-                Duration::from_secs(30),
-                Jitter::Full,
-            )
-            .expect("default backoff is valid"),
-            max_retry_after: Duration::from_secs(60),
-        }
-    }
-}
-
-/// The one result of one item.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ItemResult<V> {
-    /// Position of the item in the input.
-    pub index: usize,
-    /// The task's value, or the final error.
-    pub outcome: Result<V, ItemError>,
-    /// Attempts started (0 when the item never started).
-    pub attempts: u32,
-    /// From the item's first start to its outcome.
-    pub elapsed: Duration,
-}
-
-/// What happened to one attempt: the data a timeline picture needs. `at` counts from the
-/// batch's start.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Event {
-    /// An attempt was handed to the task.
-    Start {
-        /// Item index.
-        index: usize,
-        /// Attempt number, from 1.
-        attempt: u32,
-        /// When.
-        at: Duration,
-    },
-    /// An attempt finished, failed, timed out or was stopped.
-    End {
-        /// Item index.
-        index: usize,
-        /// Attempt number, from 1.
-        attempt: u32,
-        /// When.
-        at: Duration,
-        /// How long the attempt ran.
-        latency: Duration,
-        /// `None` for success, else the failure's kind.
-        outcome: Option<ErrorKind>,
-        /// HTTP status, if the failure had one.
-        status: Option<u16>,
-    },
-    /// The item will wait `delay` before its next attempt; it holds no slot meanwhile.
-    Backoff {
-        /// Item index.
-        index: usize,
-        /// The attempt that failed.
-        attempt: u32,
-        /// When.
-        at: Duration,
-        /// How long it waits.
-        delay: Duration,
-    },
-}
-
-/// Counts for a progress bar.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Progress {
-    /// Items in the batch.
-    pub total: usize,
-    /// Items with a result.
-    pub done: usize,
-    /// Results that succeeded.
-    pub ok: usize,
-    /// Results that failed.
-    pub failed: usize,
-    /// Attempts running now.
-    pub in_flight: usize,
-    /// Items ready to start, waiting for a slot.
-    pub queued: usize,
-    /// Items waiting out a backoff.
-    pub waiting: usize,
-    /// Retries scheduled so far.
-    pub retries: u64,
-    /// Attempts allowed in flight now (adaptive concurrency moves it).
-    pub limit: usize,
-    /// Since the batch's start.
-    pub elapsed: Duration,
-}
-
-/// Receives what happens during a batch. Every method has an empty default.
-pub trait Observer<V> {
-    /// An attempt event.
-    fn event(&mut self, _event: &Event) {}
-    /// New counts, after every change.
-    fn progress(&mut self, _progress: &Progress) {}
-    /// An item's final result, in completion order.
-    fn result(&mut self, _result: &ItemResult<V>) {}
-}
-
-impl<V> Observer<V> for () {}
 
 #[derive(Clone, Copy, PartialEq)]
 enum Phase {

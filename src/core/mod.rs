@@ -8,4 +8,5 @@ pub mod clock;
 pub mod executor;
 pub mod limits;
 pub mod pacer;
+pub mod report;
 pub mod retry;
