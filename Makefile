@@ -2,8 +2,10 @@
 #   make setup   toolchain, wasm-bindgen-cli (= Cargo.lock), npm devDependencies, chromium
 #   make build   pkg/ (wasm-bindgen --target web + wasm-opt -Oz)
 #   make test    fmt, clippy (native + wasm), native tests, wasm tests in Node and
-#                headless Chromium, JS tests, TypeScript declaration check
-#   make run     the Node example batch
+#                headless Chromium, JS tests, TypeScript declaration check, the Worker on
+#                workerd and the CLI
+#   make run     the Worker under `wrangler dev` on 127.0.0.1:8787 with the simulator, a
+#                200-document batch through it with the CLI, then serving until Ctrl-C
 #   make bench   overhead benchmark
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -16,7 +18,7 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
 WASM_TARGET := --target wasm32-unknown-unknown
 
-.PHONY: setup build test lint test-native test-wasm test-js test-types run bench clean
+.PHONY: setup build test lint test-native test-wasm test-js test-types test-worker run bench clean
 
 setup:
 	@scripts/setup.sh
@@ -24,7 +26,7 @@ setup:
 build: setup
 	@scripts/build.sh
 
-test: build lint test-native test-wasm test-js test-types
+test: build lint test-native test-wasm test-js test-types test-worker
 	@echo "make test: all passed"
 
 lint: setup
@@ -54,8 +56,13 @@ test-types: build
 	@echo "==> tsc -p tests/types --noEmit"
 	@node_modules/.bin/tsc -p tests/types --noEmit
 
+# The Worker on real workerd (Miniflare), its bundle (wrangler deploy --dry-run), and the CLI.
+test-worker: build
+	@echo "==> node --test worker/test cli/test (workerd via Miniflare)"
+	@node --test worker/test/*.test.mjs cli/test/*.test.mjs
+
 run: build
-	@node examples/batch.mjs
+	@scripts/run.sh
 
 bench: build
 	@node bench/overhead.mjs

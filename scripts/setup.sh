@@ -2,7 +2,8 @@
 # Installs what build and test need; fast when everything is already there.
 #   - rustup target wasm32-unknown-unknown, components rustfmt and clippy
 #   - wasm-bindgen-cli at exactly the wasm-bindgen version in Cargo.lock, into .tools/
-#   - npm devDependencies (npm ci) when node_modules is missing or older than the lockfile
+#   - npm devDependencies (npm ci) when node_modules is missing or older than the lockfile,
+#     at the root and in worker/ (wrangler, miniflare)
 #   - Debian chromium + chromium-driver for the headless browser tests
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -66,6 +67,15 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   note "installing npm devDependencies (npm ci)"
   logged npm-ci npm ci --no-audit --no-fund --loglevel=error
   touch node_modules/.package-lock.json
+fi
+
+# The Worker's own npm packages (wrangler, miniflare with its workerd), the same way.
+[ -f worker/package-lock.json ] || die "worker/package-lock.json is missing (run npm install in worker/ once and commit it)"
+if [ ! -f worker/node_modules/.package-lock.json ] ||
+  [ worker/package-lock.json -nt worker/node_modules/.package-lock.json ]; then
+  note "installing the Worker's npm packages (npm ci in worker/)"
+  logged npm-ci-worker npm ci --prefix worker --no-audit --no-fund --loglevel=error
+  touch worker/node_modules/.package-lock.json
 fi
 
 # Headless browser for the wasm browser tests.

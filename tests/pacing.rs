@@ -476,3 +476,56 @@ fn breaker_stops_sending_then_probes_and_items_wait_instead_of_failing() {
         .count();
     assert!(gaps >= 1, "at least one cool-down gap: {during_outage:?}");
 }
+
+#[test]
+fn a_probe_that_fails_for_its_own_reasons_does_not_block_the_batch() {
+    // The breaker opens on 500s; its probe then fails with the task's own (final) error. That
+    // says nothing about the outage: the next item must still be sent (it used to hang here).
+    let clock = VirtualClock::new();
+    let calls = Rc::new(Cell::new(0u32));
+    let (c, n) = (clock.clone(), calls.clone());
+    let task = move |i: usize, _: u32| {
+        let (c, n) = (c.clone(), n.clone());
+        async move {
+            n.set(n.get() + 1);
+            c.sleep(MS(5)).await;
+            match n.get() {
+                1..=3 => Err(Failure::http(500, "down")),
+                4 => Err(Failure::new(ErrorKind::Task, "bug in the task")),
+                _ => Ok(i),
+            }
+        }
+    };
+    let config = Config {
+        concurrency: 1,
+        max_retries: 10,
+        ..Config::default()
+    };
+    let pacing = PacingConfig {
+        adaptive: false,
+        breaker_failures: 3,
+        breaker_cooldown: MS(100),
+        ..PacingConfig::default()
+    };
+    let r = run(
+        &clock,
+        &config,
+        &pacing,
+        2,
+        task,
+        &|_| Cost::default(),
+        &|_: &usize| Feedback::default(),
+    );
+    // Items interleave during backoffs: whichever met the task error failed, the other went
+    // out after the neutral probe and succeeded.
+    let kinds: Vec<Option<ErrorKind>> = r
+        .results
+        .iter()
+        .map(|r| r.outcome.as_ref().err().map(|e| e.kind))
+        .collect();
+    assert!(
+        kinds.contains(&Some(ErrorKind::Task)) && kinds.contains(&None),
+        "{kinds:?}"
+    );
+    assert_eq!(calls.get(), 5);
+}

@@ -151,6 +151,14 @@ impl Breaker {
         self.state = BreakerState::Closed { failures: 0 };
     }
 
+    /// An attempt ended without saying anything about an outage (the task's own error, an
+    /// invalid item, a cancel): a probe it was is over, and the next request may probe again.
+    pub fn on_neutral(&mut self) {
+        if self.state == (BreakerState::HalfOpen { probing: true }) {
+            self.state = BreakerState::HalfOpen { probing: false };
+        }
+    }
+
     /// An outage failure.
     pub fn on_failure(&mut self, now: Duration) {
         if self.threshold == 0 {
@@ -236,6 +244,13 @@ mod tests {
             "a failed probe opens it again"
         );
         assert_eq!(b.gate(MS(2100)), Gate::Probe);
+        b.probe_sent();
+        b.on_neutral();
+        assert_eq!(
+            b.gate(MS(2101)),
+            Gate::Probe,
+            "a probe that ended neutrally frees the next"
+        );
         b.probe_sent();
         b.on_success();
         assert_eq!(b.gate(MS(2101)), Gate::Open);

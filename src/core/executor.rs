@@ -15,7 +15,7 @@ use super::backoff::{server_delay, Rng};
 use super::cancel::CancelToken;
 use super::clock::{Clock, Sleep};
 use super::limits::{Cost, Feedback};
-use super::pacer::{Admission, Pacer, PacingConfig};
+use super::pacer::{Admission, Pacer, PacingConfig, Ticket};
 pub use super::report::{Config, Event, ItemResult, Observer, Progress};
 use super::retry::is_retryable;
 use crate::error::{ErrorKind, Failure, ItemError};
@@ -35,6 +35,7 @@ struct ItemState {
     last_delay: Option<Duration>,
     last_failure: Option<Failure>,
     cost: Option<Cost>,
+    ticket: Ticket,
 }
 
 type AttemptFuture<V> = Pin<Box<dyn Future<Output = (usize, Result<V, Failure>)>>>;
@@ -158,6 +159,7 @@ where
                 last_delay: None,
                 last_failure: None,
                 cost: None,
+                ticket: Ticket::default(),
             })
             .collect(),
         results: (0..total).map(|_| None).collect(),
@@ -279,16 +281,22 @@ where
             match admission {
                 Admission::Go => {
                     self.pop_ready();
-                    self.pacing.pacer.borrow_mut().start(&cost, now);
+                    self.items[index].ticket = self.pacing.pacer.borrow_mut().start(&cost, now);
                     self.start_attempt(index);
                 }
                 Admission::Never(message) => {
                     self.pop_ready();
                     self.finalize(index, Err(ItemError::bare(ErrorKind::Invalid, message)));
                 }
-                Admission::Blocked => {
+                // Waiting for the probe; with nothing in flight there is no probe to wait for.
+                Admission::Blocked if !self.running.is_empty() => {
                     self.gate = None;
                     return progressed;
+                }
+                Admission::Blocked => {
+                    self.pop_ready();
+                    self.items[index].ticket = self.pacing.pacer.borrow_mut().start(&cost, now);
+                    self.start_attempt(index);
                 }
                 Admission::Until(at) => {
                     if self.gate.as_ref().is_none_or(|(armed, _)| *armed != at) {
@@ -401,13 +409,14 @@ where
             status,
         });
         let cost = self.items[index].cost.unwrap_or_default();
+        let ticket = self.items[index].ticket;
         let failure = match outcome {
             Ok(value) => {
                 let feedback = (self.pacing.feedback)(&value);
                 // Counting this attempt: it was in flight until now.
                 let in_flight = self.running.len() + 1;
                 let mut pacer = self.pacing.pacer.borrow_mut();
-                pacer.on_success(&cost, &feedback, in_flight, now);
+                pacer.on_success(&cost, &feedback, in_flight, &ticket, now);
                 drop(pacer);
                 return self.finalize(index, Ok(value));
             }
@@ -422,7 +431,7 @@ where
         self.pacing
             .pacer
             .borrow_mut()
-            .on_failure(&cost, &failure, delay, started, now);
+            .on_failure(&cost, &failure, delay, started, &ticket, now);
         if !retryable || attempt > self.config.max_retries {
             return self.finalize(index, Err(ItemError::from_failure(failure, retryable)));
         }
@@ -517,6 +526,8 @@ where
                 Phase::Queued if state.attempts == 0 => format!("{what} before the item started"),
                 Phase::Queued | Phase::Waiting => format!("{what} while waiting to retry"),
                 Phase::Running { attempt, started } => {
+                    let cost = state.cost.unwrap_or_default();
+                    self.pacing.pacer.borrow_mut().on_abandoned(&cost, now);
                     self.observer.event(&Event::End {
                         index,
                         attempt,

@@ -177,10 +177,15 @@ impl TokenBucket {
         }
     }
 
-    /// Syncs with what the API reported. The server's count can only lower ours: replies
-    /// arrive out of order and requests still in flight are already taken here. The refill
-    /// rate follows from how long the server says it needs to refill what is used.
+    /// Syncs with what the API reported. The refill rate follows from how long the server
+    /// says it needs to refill what is used.
     pub fn observe(&mut self, report: &Limit, now: Duration) {
+        self.observe_with_unseen(report, now, 0.0);
+    }
+
+    /// [`TokenBucket::observe`], when `unseen` tokens were taken by requests sent after the one
+    /// this report answers: the server's `remaining` does not hold them yet.
+    pub fn observe_with_unseen(&mut self, report: &Limit, now: Duration, unseen: f64) {
         self.refill(now);
         let first = self.capacity.is_none();
         if let Some(limit) = report.limit {
@@ -202,11 +207,10 @@ impl TokenBucket {
         }
         if let Some(remaining) = report.remaining {
             let remaining = remaining as f64;
-            self.tokens = if first {
-                remaining
-            } else {
-                self.tokens.min(remaining)
-            };
+            // The server's count at that request, less what was sent since: trusted up and
+            // down (a local over-charge would otherwise never heal). Refill since then is not
+            // added, which errs on the safe side.
+            self.tokens = remaining - unseen;
         } else if first {
             self.tokens = cap;
         }
@@ -277,7 +281,7 @@ mod tests {
     }
 
     #[test]
-    fn headers_only_lower_the_balance_and_set_the_rate() {
+    fn headers_set_the_balance_and_the_rate() {
         let mut b = TokenBucket::per_minute(100, MS(0));
         b.take(10.0, MS(0));
         b.observe(
@@ -288,7 +292,11 @@ mod tests {
             },
             MS(0),
         );
-        assert_eq!(b.available(MS(0)), 90.0, "ours is lower: keep it");
+        assert_eq!(
+            b.available(MS(0)),
+            95.0,
+            "the server's count wins, up or down"
+        );
         b.observe(
             &Limit {
                 limit: Some(100),

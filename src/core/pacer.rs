@@ -2,6 +2,7 @@
 //! the global pause after a 429, adaptive concurrency and the circuit breaker — and learns
 //! from every outcome. One pacer per processor, so what it learns outlives a single batch.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::adaptive::{Aimd, Breaker, Gate, Signal};
@@ -70,9 +71,22 @@ pub enum Admission {
     Never(String),
 }
 
+/// How many rate-limited requests the pacer remembers for its syncs.
+const MAX_REJECTED: usize = 1024;
+
+/// How much had been sent, per budget, up to and including one request. A reply's headers
+/// cannot count what was sent after its request: syncing subtracts that.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Ticket([f64; 4]);
+
 /// See the module docs.
 #[derive(Clone, Debug)]
 pub struct Pacer {
+    /// Sent so far: requests, tokens, input tokens, output tokens.
+    sent: [f64; 4],
+    /// The request counts of recent tickets whose request was rate limited (not counted by
+    /// the server), to leave them out of "sent since".
+    rejected: VecDeque<f64>,
     requests: TokenBucket,
     tokens: TokenBucket,
     input: TokenBucket,
@@ -92,6 +106,8 @@ impl Pacer {
     /// A pacer for at most `max_concurrency` attempts at once.
     pub fn new(config: &PacingConfig, max_concurrency: usize, now: Duration) -> Self {
         Pacer {
+            sent: [0.0; 4],
+            rejected: VecDeque::new(),
             requests: bucket(config.requests_per_minute, now),
             tokens: TokenBucket::unknown(),
             input: bucket(config.input_tokens_per_minute, now),
@@ -154,24 +170,35 @@ impl Pacer {
         Admission::Go
     }
 
-    /// The request was admitted and sent: reserve its cost.
-    pub fn start(&mut self, cost: &Cost, now: Duration) {
+    /// The request was admitted and sent: reserve its cost. Keep the ticket for its outcome.
+    pub fn start(&mut self, cost: &Cost, now: Duration) -> Ticket {
         if self.breaker.gate(now) == Gate::Probe {
             self.breaker.probe_sent();
         }
-        for (b, n, _) in self.buckets(cost) {
+        let mut sent = self.sent;
+        for (k, (b, n, _)) in self.buckets(cost).into_iter().enumerate() {
             b.take(n, now);
+            sent[k] += n;
         }
+        self.sent = sent;
+        Ticket(sent)
     }
 
-    fn observe(&mut self, limits: &RateLimits, now: Duration) {
+    /// Syncs every budget with a reply's headers, less what was sent after its request.
+    fn observe(&mut self, limits: &RateLimits, ticket: &Ticket, now: Duration) {
         if !self.follow_headers {
             return;
         }
-        self.requests.observe(&limits.requests, now);
-        self.tokens.observe(&limits.tokens, now);
-        self.input.observe(&limits.input_tokens, now);
-        self.output.observe(&limits.output_tokens, now);
+        let mut unseen: Vec<f64> = (0..4).map(|k| self.sent[k] - ticket.0[k]).collect();
+        unseen[0] -= self.rejected.iter().filter(|r| **r > ticket.0[0]).count() as f64;
+        self.requests
+            .observe_with_unseen(&limits.requests, now, unseen[0]);
+        self.tokens
+            .observe_with_unseen(&limits.tokens, now, unseen[1]);
+        self.input
+            .observe_with_unseen(&limits.input_tokens, now, unseen[2]);
+        self.output
+            .observe_with_unseen(&limits.output_tokens, now, unseen[3]);
     }
 
     /// A success: settle the reservation with the actual usage, sync with the headers, and
@@ -181,6 +208,7 @@ impl Pacer {
         cost: &Cost,
         feedback: &Feedback,
         in_flight: usize,
+        ticket: &Ticket,
         now: Duration,
     ) {
         if let Some(u) = feedback.usage {
@@ -197,7 +225,7 @@ impl Pacer {
             settle(&mut self.tokens, ci + co, u.input_tokens + u.output_tokens);
         }
         if let Some(limits) = &feedback.limits {
-            self.observe(limits, now);
+            self.observe(limits, ticket, now);
         }
         self.aimd.on_success(in_flight);
         self.breaker.on_success();
@@ -211,19 +239,30 @@ impl Pacer {
         failure: &Failure,
         wait: Duration,
         started: Duration,
+        ticket: &Ticket,
         now: Duration,
     ) {
-        // Nothing was generated: the reserved tokens come back. The request itself stays
-        // counted, as servers count rejected requests too.
+        // Nothing was generated: the reserved tokens come back. The request stays counted
+        // unless it was rate limited (below): a failed request was still served.
         let (i, o) = (cost.input_tokens as f64, cost.output_tokens as f64);
         self.tokens.give_back(i + o, now);
         self.input.give_back(i, now);
         self.output.give_back(o, now);
         if let Some(limits) = &failure.limits {
-            self.observe(limits, now);
+            self.observe(limits, ticket, now);
         }
         match (failure.kind(), failure.status) {
             (ErrorKind::Http, Some(429)) if !failure.spend_cap => {
+                // A rejected request was not served, and rate limiters do not count it: nor
+                // does the local budget (nor later syncs' count of what was sent).
+                if failure.limits.is_none() {
+                    // Headers, when the reply had them, already said so.
+                    self.requests.give_back(1.0, now);
+                }
+                if self.rejected.len() == MAX_REJECTED {
+                    self.rejected.pop_front();
+                }
+                self.rejected.push_back(ticket.0[0]);
                 self.aimd.on_signal(Signal::RateLimited, started, now);
                 if self.pause_on_rate_limit {
                     let until = now + wait;
@@ -241,8 +280,18 @@ impl Pacer {
             }
             (ErrorKind::Network, _) => self.breaker.on_failure(now),
             (ErrorKind::Http, Some(_)) => self.breaker.on_success(),
-            _ => {}
+            _ => self.breaker.on_neutral(),
         }
+    }
+
+    /// An attempt dropped without an outcome (cancel, deadline): its reservation comes back
+    /// and, if it was the breaker's probe, the next request may probe.
+    pub fn on_abandoned(&mut self, cost: &Cost, now: Duration) {
+        let (i, o) = (cost.input_tokens as f64, cost.output_tokens as f64);
+        self.tokens.give_back(i + o, now);
+        self.input.give_back(i, now);
+        self.output.give_back(o, now);
+        self.breaker.on_neutral();
     }
 }
 
@@ -282,7 +331,7 @@ mod tests {
             }),
             limits: None,
         };
-        p.on_success(&c, &fb, 1, MS(1000));
+        p.on_success(&c, &fb, 1, &Ticket::default(), MS(1000));
         // 100 refilled + 2500 back = 2600: 400 short, 4 s at 100/s (instead of 29 s more).
         assert_eq!(p.admit(&c, MS(1000)), Admission::Until(MS(5000)));
     }
@@ -310,6 +359,7 @@ mod tests {
             &Failure::http(429, "slow down"),
             MS(2000),
             MS(0),
+            &Ticket::default(),
             MS(100),
         );
         assert_eq!(p.admit(&c, MS(100)), Admission::Until(MS(2100)));
@@ -319,7 +369,14 @@ mod tests {
             spend_cap: true,
             ..Failure::http(429, "cap")
         };
-        p.on_failure(&c, &capped, MS(9000), MS(3000), MS(3000));
+        p.on_failure(
+            &c,
+            &capped,
+            MS(9000),
+            MS(3000),
+            &Ticket::default(),
+            MS(3000),
+        );
         assert_eq!(
             p.admit(&c, MS(3000)),
             Admission::Go,
@@ -338,10 +395,12 @@ mod tests {
             MS(0),
         );
         let c = cost(10, 10);
+        let mut tickets = Vec::new();
         for _ in 0..3 {
             assert_eq!(p.admit(&c, MS(0)), Admission::Go, "nothing known yet");
-            p.start(&c, MS(0));
+            tickets.push(p.start(&c, MS(0)));
         }
+        let first = tickets[0];
         let limits = RateLimits {
             requests: Limit {
                 limit: Some(10),
@@ -356,13 +415,16 @@ mod tests {
                 usage: None,
                 limits: Some(limits),
             },
-            2,
+            3,
+            &first,
             MS(50),
         );
-        // At least 9 used (10 as rounded) refill in 5.4 s: one request per 600 ms (less a margin).
+        // At least 9 used (10 as rounded) refill in 5.4 s: one request per 600 ms (less a
+        // margin). The report answers the first request: the 2 sent after it are not in its
+        // `remaining`, so 3 tokens must refill before the next request.
         match p.admit(&c, MS(50)) {
             Admission::Until(at) => {
-                let want = 50.0 + 600.0 / crate::core::limits::RATE_MARGIN;
+                let want = 50.0 + 3.0 * 600.0 / crate::core::limits::RATE_MARGIN;
                 assert!((at.as_secs_f64() * 1000.0 - want).abs() < 1e-3, "{at:?}");
             }
             other => panic!("{other:?}"),
@@ -380,7 +442,14 @@ mod tests {
         let c = cost(0, 0);
         for t in [10, 20] {
             p.start(&c, MS(t));
-            p.on_failure(&c, &Failure::http(529, "overloaded"), MS(100), MS(t), MS(t));
+            p.on_failure(
+                &c,
+                &Failure::http(529, "overloaded"),
+                MS(100),
+                MS(t),
+                &Ticket::default(),
+                MS(t),
+            );
         }
         assert_eq!(p.admit(&c, MS(30)), Admission::Until(MS(1020)));
         assert_eq!(p.admit(&c, MS(1020)), Admission::Go);
@@ -390,12 +459,33 @@ mod tests {
             Admission::Blocked,
             "one probe at a time"
         );
-        p.on_success(&c, &Feedback::default(), 0, MS(1100));
+        p.on_success(&c, &Feedback::default(), 0, &Ticket::default(), MS(1100));
         assert_eq!(p.admit(&c, MS(1100)), Admission::Go);
         // A 400 is an answer, not an outage: it resets the count.
-        p.on_failure(&c, &Failure::network("reset"), MS(0), MS(1200), MS(1200));
-        p.on_failure(&c, &Failure::http(400, "bad"), MS(0), MS(1201), MS(1201));
-        p.on_failure(&c, &Failure::network("reset"), MS(0), MS(1202), MS(1202));
+        p.on_failure(
+            &c,
+            &Failure::network("reset"),
+            MS(0),
+            MS(1200),
+            &Ticket::default(),
+            MS(1200),
+        );
+        p.on_failure(
+            &c,
+            &Failure::http(400, "bad"),
+            MS(0),
+            MS(1201),
+            &Ticket::default(),
+            MS(1201),
+        );
+        p.on_failure(
+            &c,
+            &Failure::network("reset"),
+            MS(0),
+            MS(1202),
+            &Ticket::default(),
+            MS(1202),
+        );
         assert_eq!(p.admit(&c, MS(1203)), Admission::Go);
     }
 }

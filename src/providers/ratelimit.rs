@@ -25,11 +25,13 @@ pub fn anthropic(header: &dyn Fn(&str) -> Option<String>, now_unix_ms: f64) -> R
                 .map(|at| Duration::from_millis((at - now_unix_ms).max(0.0) as u64)),
         }
     };
+    // `anthropic-ratelimit-tokens-*` is whichever of the input and output limits has less
+    // left, not a budget of input + output: the two specific headers say it exactly.
     RateLimits {
         requests: read("requests"),
-        tokens: read("tokens"),
         input_tokens: read("input-tokens"),
         output_tokens: read("output-tokens"),
+        ..RateLimits::default()
     }
 }
 

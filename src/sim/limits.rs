@@ -5,7 +5,7 @@
 use super::bucket::{Fit, TokenBucket};
 use super::reply::{ApiError, ErrorKind};
 use super::request::Api;
-use super::time::{go_duration, rfc3339};
+use super::time::{go_duration, rfc3339_ms};
 use super::Config;
 
 /// The three buckets; an unlimited one is `None`.
@@ -212,7 +212,7 @@ pub fn rate_headers(api: Api, levels: &Levels, wall_us: u64, out: &mut Vec<(Stri
         let Some(l) = level else { continue };
         let reset = match api {
             // Rounded up to the second: at that time the bucket is surely full.
-            Api::Anthropic => rfc3339((wall_us + l.reset_us).div_ceil(1_000_000)),
+            Api::Anthropic => rfc3339_ms((wall_us + l.reset_us).div_ceil(1000)),
             Api::OpenAi => go_duration(l.reset_us.div_ceil(1000)),
         };
         let values = [l.limit.to_string(), l.remaining.to_string(), reset];

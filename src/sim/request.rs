@@ -232,7 +232,9 @@ pub fn check<J: Json>(
     };
     match api {
         Api::Anthropic => {
-            if header("x-api-key").is_none_or(str::is_empty) {
+            // The API takes `x-api-key`; newer SDKs may send the key as a Bearer token.
+            let bearer = header("authorization").and_then(|v| v.strip_prefix("Bearer "));
+            if header("x-api-key").or(bearer).is_none_or(str::is_empty) {
                 let message = "x-api-key header is required".to_owned();
                 return Err(ApiError::new(ErrorKind::Auth, message));
             }

@@ -15,6 +15,13 @@ pub fn rfc3339(unix_secs: u64) -> String {
     )
 }
 
+/// `rfc3339` with milliseconds (`2026-01-01T00:00:01.250Z`): resets of a shortened "minute"
+/// need sub-second precision for a client to read a refill rate from them.
+pub fn rfc3339_ms(unix_ms: u64) -> String {
+    let whole = rfc3339(unix_ms / 1000);
+    format!("{}.{:03}Z", whole.trim_end_matches('Z'), unix_ms % 1000)
+}
+
 /// The date of a day count since 1970-01-01 (Howard Hinnant's algorithm, the inverse of
 /// [`crate::core::backoff::days_from_civil`]).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
@@ -145,6 +152,10 @@ mod tests {
         let mut secs = 0u64;
         while secs < 7_000_000_000 {
             assert_eq!(parse::rfc3339(&rfc3339(secs)), Some(secs * 1000));
+            assert_eq!(
+                parse::rfc3339(&rfc3339_ms(secs * 1000 + 7)),
+                Some(secs * 1000 + 7)
+            );
             secs += 3 * 3600 + 7 * 60 + 11;
         }
     }

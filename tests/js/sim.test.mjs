@@ -37,7 +37,7 @@ const messages = (text, extra = {}) => ({
 });
 const chat = (text, extra = {}) => ({ model: 'gpt-sim', messages: [{ role: 'user', content: text }], ...extra });
 
-const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$/;
 const GO_DURATION = /^(\d+h)?(\d+m)?(\d+(\.\d+)?s|\d+ms)$/;
 
 /** Asserts the rate-limit headers of `api` are on `res`, complete and well-formed. */

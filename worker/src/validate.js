@@ -1,0 +1,169 @@
+// Validates a POST /v1/batch body: `{ provider?, items, options? }`. Every rejection is a 400
+// that names the field and the rule. Values are never echoed for provider fields (a base URL
+// may carry credentials, a key is a key).
+import { badRequest, HttpError } from './http.js';
+import { UPSTREAMS } from './config.js';
+
+const TOP_LEVEL = new Set(['provider', 'items', 'options']);
+const PROVIDER_FIELDS = new Set(['name', 'baseUrl', 'apiKey', 'version']);
+
+/** [min, max] per option; `concurrency`'s max comes from the Worker's config. */
+const OPTION_RANGES = {
+  maxRetries: [0, 10],
+  timeoutMs: [1, 600_000],
+  deadlineMs: [1, 900_000],
+  maxRetryAfterMs: [0, 600_000],
+  seed: [0, Number.MAX_SAFE_INTEGER],
+};
+const BACKOFF_RANGES = { baseMs: [1, 60_000], maxMs: [1, 600_000] };
+const JITTERS = ['full', 'decorrelated', 'none'];
+
+/**
+ * @param {string} text the raw body
+ * @param {object} config from readConfig
+ * @param {string} origin the Worker's own origin (for the simulator's base URL)
+ * @returns {{ items: object[], provider: object, options: object, upstream: string }}
+ */
+export function parseBatchRequest(text, config, origin) {
+  let body;
+  try {
+    body = JSON.parse(text);
+  } catch (e) {
+    throw badRequest(`body is not valid JSON (${e.message})`);
+  }
+  if (!isPlainObject(body)) throw badRequest('body must be a JSON object { provider?, items, options? }');
+  for (const key of Object.keys(body)) {
+    if (!TOP_LEVEL.has(key)) throw badRequest(`unknown field ${JSON.stringify(key)} (expected provider, items, options)`);
+  }
+
+  const items = body.items;
+  if (!Array.isArray(items)) throw badRequest(`items must be an array, got ${typeName(items)}`);
+  if (items.length > config.maxItems) {
+    throw badRequest(`items has ${items.length} entries; at most ${config.maxItems} per batch`);
+  }
+  if (items.length > config.subrequestBudget) {
+    throw badRequest(`items has ${items.length} entries but the subrequest budget is ${config.subrequestBudget} per batch`);
+  }
+  items.forEach((item, i) => {
+    if (!isPlainObject(item)) throw badRequest(`items[${i}] must be an object (a request body), got ${typeName(item)}`);
+  });
+
+  const { provider, upstream } = parseProvider(body.provider, config, origin);
+  const options = parseOptions(body.options, config);
+  return { items, provider, options, upstream };
+}
+
+function parseProvider(raw, config, origin) {
+  const p = raw === undefined ? { name: 'anthropic' } : raw;
+  if (!isPlainObject(p)) throw badRequest(`provider must be an object { name, baseUrl?, apiKey? }, got ${typeName(p)}`);
+  for (const key of Object.keys(p)) {
+    if (!PROVIDER_FIELDS.has(key)) throw badRequest(`provider has unknown field ${JSON.stringify(key)}`);
+  }
+  const upstreamOf = UPSTREAMS[p.name];
+  if (typeof p.name !== 'string' || !upstreamOf) {
+    throw badRequest(`provider.name must be one of ${Object.keys(UPSTREAMS).join(', ')}`);
+  }
+  const simBase = `${origin}/sim`;
+  const allowed = [upstreamOf.baseUrl, ...(config.simOn ? [simBase] : [])];
+  let baseUrl = upstreamOf.baseUrl;
+  if (p.baseUrl !== undefined) {
+    if (typeof p.baseUrl !== 'string') throw badRequest('provider.baseUrl must be a string');
+    baseUrl = p.baseUrl.replace(/\/+$/, '');
+    if (!allowed.includes(baseUrl)) {
+      throw badRequest(`provider.baseUrl is not allowed; for ${p.name} use one of: ${allowed.join(', ')}`);
+    }
+  }
+  if (p.version !== undefined && (typeof p.version !== 'string' || !/^[\w.-]{1,40}$/.test(p.version))) {
+    throw badRequest('provider.version must be a short string such as "2023-06-01"');
+  }
+  const toSim = config.simOn && baseUrl === simBase;
+
+  let apiKey;
+  if (p.apiKey !== undefined) {
+    if (!config.allowClientKeys) {
+      throw badRequest(`provider.apiKey is not accepted: this Worker uses its own ${upstreamOf.keyVar} secret`);
+    }
+    if (typeof p.apiKey !== 'string' || p.apiKey.length === 0) throw badRequest('provider.apiKey must be a non-empty string');
+    apiKey = p.apiKey;
+  } else if (toSim) {
+    // The simulator needs no key, and a real one must never be sent to it.
+    apiKey = 'sim-key';
+  } else {
+    apiKey = config.keys[p.name];
+    if (!apiKey) {
+      throw new HttpError(500, 'configuration_error', `no API key for ${p.name}: set the Worker secret ${upstreamOf.keyVar}`);
+    }
+  }
+  const provider = { name: p.name, baseUrl, apiKey, ...(p.version !== undefined && { version: p.version }) };
+  return { provider, upstream: toSim ? 'sim' : p.name };
+}
+
+function parseOptions(raw, config) {
+  if (raw === undefined) return withDefaults({}, config);
+  if (!isPlainObject(raw)) throw badRequest(`options must be an object, got ${typeName(raw)}`);
+  const out = {};
+  for (const [key, value] of Object.entries(raw)) {
+    if (key === 'concurrency') {
+      out.concurrency = int(`options.${key}`, value, 1, config.maxConcurrency,
+        ` (Workers allow ${config.maxConcurrency} simultaneous connections per invocation here)`);
+    } else if (key === 'backoff') {
+      out.backoff = parseBackoff(value);
+    } else if (OPTION_RANGES[key]) {
+      out[key] = int(`options.${key}`, value, ...OPTION_RANGES[key]);
+    } else {
+      throw badRequest(`options has unknown field ${JSON.stringify(key)} (allowed: concurrency, maxRetries, ` +
+        'timeoutMs, deadlineMs, backoff, maxRetryAfterMs, seed)');
+    }
+  }
+  return withDefaults(out, config);
+}
+
+/**
+ * The Worker's defaults: the Workers connection limit, and a deadline, so that a batch against
+ * an upstream that is down (edgebatch's circuit breaker then lets one probe through per
+ * cooldown, and items wait) still ends.
+ */
+function withDefaults(out, config) {
+  out.concurrency ??= config.maxConcurrency;
+  out.deadlineMs ??= OPTION_RANGES.deadlineMs[1];
+  return out;
+}
+
+function parseBackoff(raw) {
+  if (!isPlainObject(raw)) throw badRequest(`options.backoff must be an object, got ${typeName(raw)}`);
+  const out = {};
+  for (const [key, value] of Object.entries(raw)) {
+    if (BACKOFF_RANGES[key]) {
+      out[key] = int(`options.backoff.${key}`, value, ...BACKOFF_RANGES[key]);
+    } else if (key === 'jitter') {
+      if (!JITTERS.includes(value)) throw badRequest(`options.backoff.jitter must be one of ${JITTERS.join(', ')}, got ${show(value)}`);
+      out.jitter = value;
+    } else {
+      throw badRequest(`options.backoff has unknown field ${JSON.stringify(key)} (allowed: baseMs, maxMs, jitter)`);
+    }
+  }
+  if (out.baseMs !== undefined && out.maxMs !== undefined && out.maxMs < out.baseMs) {
+    throw badRequest(`options.backoff.maxMs must be at least baseMs (${out.baseMs}), got ${out.maxMs}`);
+  }
+  return out;
+}
+
+function int(name, value, min, max, why = '') {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw badRequest(`${name} must be an integer in ${min}..=${max}${why}, got ${show(value)}`);
+  }
+  return value;
+}
+
+function show(value) {
+  const s = JSON.stringify(value);
+  return s === undefined ? String(value) : s.length > 40 ? `${s.slice(0, 40)}…` : s;
+}
+
+function isPlainObject(v) {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function typeName(v) {
+  return v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v;
+}

@@ -1,0 +1,141 @@
+// Starts the Worker on real workerd through Miniflare, on 127.0.0.1 and a free port, with the
+// compatibility date and flags of wrangler.toml and the vars a test gives. Not a test file.
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { Miniflare } from 'miniflare';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const toml = readFileSync(new URL('../wrangler.toml', import.meta.url), 'utf8');
+
+/** The values of wrangler.toml that Miniflare needs too, read so the two cannot drift. */
+function tomlValue(key) {
+  const m = new RegExp(`^${key}\\s*=\\s*(.+)$`, 'm').exec(toml);
+  if (!m) throw new Error(`wrangler.toml has no ${key}`);
+  return JSON.parse(m[1].replace(/\s+#.*$/, ''));
+}
+
+/** The [vars] of wrangler.toml: the production defaults every test starts from. */
+function tomlVars() {
+  const section = /^\[vars\]\s*$([\s\S]*?)(?=^\[|(?![\s\S]))/m.exec(toml)?.[1] ?? '';
+  const vars = {};
+  for (const line of section.split('\n')) {
+    const m = /^([A-Z_][A-Z0-9_]*)\s*=\s*(".*")\s*$/.exec(line.trim());
+    if (m) vars[m[1]] = JSON.parse(m[2]);
+  }
+  return vars;
+}
+
+export const TOKEN = 'test-token-9f2c7a41d3';
+export const FAKE_ANTHROPIC_KEY = 'sk-ant-FAKE-secret-5b8e1c0a77d4';
+export const FAKE_OPENAI_KEY = 'sk-FAKE-openai-secret-c3d9e2f1';
+
+/**
+ * @param {Record<string, string>} vars merged over wrangler.toml's [vars], the test token and
+ *   fake upstream keys
+ * @returns {Promise<{ url: URL, dispose(): Promise<void>, logs(): string }>}
+ */
+export async function startWorker(vars = {}) {
+  let logs = '';
+  const mf = new Miniflare({
+    modules: true,
+    scriptPath: `${root}worker/src/index.js`,
+    modulesRoot: root,
+    modulesRules: [
+      { type: 'ESModule', include: ['**/*.js', '**/*.mjs'] },
+      { type: 'CompiledWasm', include: ['**/*.wasm'] },
+    ],
+    compatibilityDate: tomlValue('compatibility_date'),
+    compatibilityFlags: tomlValue('compatibility_flags'),
+    bindings: {
+      ...tomlVars(),
+      EDGEBATCH_TOKEN: TOKEN,
+      ANTHROPIC_API_KEY: FAKE_ANTHROPIC_KEY,
+      OPENAI_API_KEY: FAKE_OPENAI_KEY,
+      ...vars,
+    },
+    host: '127.0.0.1',
+    port: 0,
+    handleRuntimeStdio(stdout, stderr) {
+      stdout.on('data', (d) => (logs += d));
+      stderr.on('data', (d) => (logs += d));
+    },
+  });
+  const url = await mf.ready;
+  return { url, dispose: () => mf.dispose(), logs: () => logs };
+}
+
+/** POST /v1/batch; returns { status, headers, text } (the whole body). */
+export async function postBatch(url, body, { token = TOKEN, headers = {}, raw } = {}) {
+  const res = await fetch(new URL('/v1/batch', url), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token && { authorization: `Bearer ${token}` }), ...headers },
+    body: raw ?? JSON.stringify(body),
+    ...(raw instanceof ReadableStream && { duplex: 'half' }),
+  });
+  return { status: res.status, headers: res.headers, text: await res.text() };
+}
+
+/** Splits an NDJSON body into parsed lines; throws on any line that is not JSON. */
+export function ndjson(text) {
+  assertEndsWithNewline(text);
+  return text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l));
+}
+
+function assertEndsWithNewline(text) {
+  if (text.length > 0 && !text.endsWith('\n')) throw new Error(`NDJSON body does not end with a newline: ${text.slice(-80)}`);
+}
+
+export async function simStats(url) {
+  const res = await fetch(new URL('/sim/stats', url));
+  if (!res.ok) throw new Error(`/sim/stats answered ${res.status}`);
+  return res.json();
+}
+
+/** `n` short Anthropic Messages bodies. */
+export function messages(n, maxTokens = 16) {
+  return Array.from({ length: n }, (_, i) => ({
+    model: 'claude-haiku-4-5',
+    max_tokens: maxTokens,
+    messages: [{ role: 'user', content: `Summarize document ${i}: notes on shipping and inventory.` }],
+  }));
+}
+
+/**
+ * POSTs `chunks` to /v1/batch on a connection of its own (`agent: false`), with or without a
+ * Content-Length. For oversize bodies: the Worker answers before reading them all and the
+ * connection may close under the upload, which must not poison fetch's shared pool.
+ */
+export function rawPost(url, chunks, { contentLength = true, token = TOKEN } = {}) {
+  return new Promise((resolve, reject) => {
+    const length = chunks.reduce((n, c) => n + Buffer.byteLength(c), 0);
+    const req = http.request(new URL('/v1/batch', url), {
+      method: 'POST',
+      agent: false,
+      headers: {
+        'content-type': 'application/json',
+        authorization: `Bearer ${token}`,
+        ...(contentLength ? { 'content-length': length } : { 'transfer-encoding': 'chunked' }),
+      },
+    });
+    let answered = false;
+    req.on('response', (res) => {
+      answered = true;
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode, headers: new Headers(res.headers), text }));
+      res.on('error', () => resolve({ status: res.statusCode, headers: new Headers(res.headers), text }));
+    });
+    req.on('error', (e) => {
+      if (!answered) reject(e);
+    });
+    (async () => {
+      for (const c of chunks) {
+        if (req.destroyed || answered) break;
+        if (!req.write(c)) await new Promise((r) => req.once('drain', r).once('close', r));
+      }
+      req.end();
+    })().catch(() => {});
+  });
+}
