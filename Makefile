@@ -6,7 +6,7 @@
 #                workerd and the CLI
 #   make run     the Worker under `wrangler dev` on 127.0.0.1:8787 with the simulator, a
 #                200-document batch through it with the CLI, then serving until Ctrl-C
-#   make bench   overhead benchmark
+#   make bench   overhead and pacing benchmarks, wasm sizes
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := build
@@ -64,8 +64,12 @@ test-worker: build
 run: build
 	@scripts/run.sh
 
+# Figures, not pass/fail: overhead vs p-limit/p-queue, pacing vs the peers on the simulator,
+# and the wasm size with and without the simulator (EDGEBATCH_LEAN=1: the library alone).
 bench: build
+	@EDGEBATCH_LEAN=1 scripts/build.sh
 	@node bench/overhead.mjs
+	@node bench/pacing.mjs
 
 clean:
 	rm -rf pkg test-artifacts
