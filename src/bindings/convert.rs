@@ -14,13 +14,14 @@ pub(super) fn ms(d: std::time::Duration) -> f64 {
 
 pub(super) fn event_object(event: &Event) -> JsValue {
     let o = Object::new();
+    let common = |kind: &str, index: usize, attempt: u32, at| {
+        set(&o, "type", kind);
+        set(&o, "index", index as u32);
+        set(&o, "attempt", attempt);
+        set(&o, "atMs", ms(at));
+    };
     match *event {
-        Event::Start { index, attempt, at } => {
-            set(&o, "type", "start");
-            set(&o, "index", index as u32);
-            set(&o, "attempt", attempt);
-            set(&o, "atMs", ms(at));
-        }
+        Event::Start { index, attempt, at } => common("start", index, attempt, at),
         Event::End {
             index,
             attempt,
@@ -29,10 +30,7 @@ pub(super) fn event_object(event: &Event) -> JsValue {
             outcome,
             status,
         } => {
-            set(&o, "type", "end");
-            set(&o, "index", index as u32);
-            set(&o, "attempt", attempt);
-            set(&o, "atMs", ms(at));
+            common("end", index, attempt, at);
             set(&o, "latencyMs", ms(latency));
             set(&o, "outcome", outcome.map_or("ok", |k| k.as_str()));
             if let Some(s) = status {
@@ -45,10 +43,7 @@ pub(super) fn event_object(event: &Event) -> JsValue {
             at,
             delay,
         } => {
-            set(&o, "type", "backoff");
-            set(&o, "index", index as u32);
-            set(&o, "attempt", attempt);
-            set(&o, "atMs", ms(at));
+            common("backoff", index, attempt, at);
             set(&o, "delayMs", ms(delay));
         }
     }
