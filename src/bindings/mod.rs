@@ -147,41 +147,44 @@ impl BatchProcessor {
             Ok(call) => call,
             Err(e) => return Promise::reject(&e),
         };
-        let provider = self.provider.clone();
-        let task = move |index: usize, _attempt: u32, items: &Array| {
-            let guard = AbortGuard::new();
-            let item = items.get(index as u32);
-            let provider = provider.clone();
-            async move {
-                let signal = guard.signal();
-                let out = match provider.as_deref() {
-                    Some(p) => call_provider(p, &item, &signal).await,
-                    None => fetch_spec(&item, &signal).await.map(Metered::plain),
-                };
-                guard.disarm();
-                out
-            }
-        };
+        let task = run_task(self.provider.clone());
         future_to_promise(async move {
             let results = call.execute(task, &mut ()).await;
             Ok(results_array(&results))
         })
     }
 
-    /// `stream(items, fn, callOptions?)`: an async iterable of results in completion order.
+    /// `stream(items, fn?, callOptions?)`: an async iterable of results in completion order.
+    /// Without `fn` the items are sent as `run()` sends them (fetch specs, or provider
+    /// request bodies with the provider's pacing); `stream(items, callOptions)` also works.
     pub fn stream(
         &self,
         items: JsValue,
         task: JsValue,
         call_options: JsValue,
     ) -> Result<JsValue, JsValue> {
+        let options_in_place_of_fn =
+            call_options.is_undefined() && task.is_object() && !task.is_function();
+        let (task, call_options) = if options_in_place_of_fn {
+            (JsValue::UNDEFINED, task)
+        } else {
+            (task, call_options)
+        };
         let call = self.prepare(items, call_options)?;
-        let task = task_fn(task)?;
         let (stream, mut sink) = stream::channel(call.cancel.clone());
-        wasm_bindgen_futures::spawn_local(async move {
-            call.execute(map_task(task), &mut sink).await;
-            sink.finish();
-        });
+        if task.is_undefined() || task.is_null() {
+            let task = run_task(self.provider.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                call.execute(task, &mut sink).await;
+                sink.finish();
+            });
+        } else {
+            let task = task_fn(task)?;
+            wasm_bindgen_futures::spawn_local(async move {
+                call.execute(map_task(task), &mut sink).await;
+                sink.finish();
+            });
+        }
         Ok(as_async_iterable(stream.into()))
     }
 
@@ -249,6 +252,28 @@ fn task_fn(task: JsValue) -> Result<Rc<Function>, JsValue> {
     task.dyn_into::<Function>()
         .map(Rc::new)
         .map_err(|v| type_error(format!("the task must be a function, got {}", describe(&v))))
+}
+
+/// One attempt of a `run()` item.
+type RunAttempt = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Metered, Failure>>>>;
+
+/// The task of run (and stream without a function): a fetch spec, or a provider request body
+/// through the provider; the request is aborted when the attempt is dropped.
+fn run_task(provider: Option<Rc<Provider>>) -> impl Fn(usize, u32, &Array) -> RunAttempt {
+    move |index, _attempt, items| {
+        let guard = AbortGuard::new();
+        let item = items.get(index as u32);
+        let provider = provider.clone();
+        Box::pin(async move {
+            let signal = guard.signal();
+            let out = match provider.as_deref() {
+                Some(p) => call_provider(p, &item, &signal).await,
+                None => fetch_spec(&item, &signal).await.map(Metered::plain),
+            };
+            guard.disarm();
+            out
+        })
+    }
 }
 
 /// The task of map/stream: `fn(item, { signal, attempt, index })`, its signal fired when the

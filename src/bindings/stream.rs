@@ -10,7 +10,7 @@ use js_sys::{Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use super::convert::result_object;
+use super::convert::{result_object, ResultValue};
 use crate::core::cancel::CancelToken;
 use crate::core::executor::{ItemResult, Observer};
 use crate::web::set;
@@ -52,8 +52,8 @@ impl StreamSink {
     }
 }
 
-impl Observer<JsValue> for StreamSink {
-    fn result(&mut self, result: &ItemResult<JsValue>) {
+impl<V: ResultValue> Observer<V> for StreamSink {
+    fn result(&mut self, result: &ItemResult<V>) {
         let mut st = self.0.borrow_mut();
         st.queue.push_back(result_object(result));
         st.wakers.drain(..).for_each(Waker::wake);

@@ -175,6 +175,10 @@ export class BatchProcessor {
     fn: (item: T, ctx: TaskContext) => R | PromiseLike<R>,
     options?: CallOptions,
   ): AsyncIterableIterator<ItemResult<Awaited<R>>>;
+  /** Without a function: fetch specs sent as `run()` sends them, in completion order. */
+  stream(specs: Iterable<FetchSpec>, options?: CallOptions): AsyncIterableIterator<ItemResult<FetchValue>>;
+  /** Without a function, with a `provider`: its request bodies, paced, in completion order. */
+  stream<V = ProviderValue>(requests: Iterable<ProviderRequest>, options?: CallOptions): AsyncIterableIterator<ItemResult<V>>;
   /** Frees the wasm memory of this processor. */
   free(): void;
 }

@@ -166,5 +166,22 @@ async function main(): Promise<void> {
     }
     break;
   }
+
+  // stream() without a function: fetch specs, or provider bodies.
+  for await (const r of bp.stream([{ url: "https://api.example.test/v1/text" }], { signal: new AbortController().signal })) {
+    if (r.ok) {
+      const status: number = r.value.status;
+      void status;
+    }
+  }
+  for await (const r of bp.stream([{ model: "m", max_tokens: 10, messages: [] }])) {
+    if (r.ok) {
+      const text: string = r.value.text;
+      const out: number | undefined = r.usage?.outputTokens;
+      void [text, out];
+    }
+  }
+  // @ts-expect-error without a function, items must be fetch specs or provider bodies
+  bp.stream([{ method: "GET" }]);
 }
 void main;
