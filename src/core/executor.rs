@@ -279,7 +279,12 @@ where
             let now = self.clock.now();
             let admission = self.pacing.pacer.borrow_mut().admit(&cost, now);
             match admission {
-                Admission::Go => {
+                // Waiting for the probe; with nothing in flight there is no probe to wait for.
+                Admission::Blocked if !self.running.is_empty() => {
+                    self.gate = None;
+                    return progressed;
+                }
+                Admission::Go | Admission::Blocked => {
                     self.pop_ready();
                     self.items[index].ticket = self.pacing.pacer.borrow_mut().start(&cost, now);
                     self.start_attempt(index);
@@ -287,16 +292,6 @@ where
                 Admission::Never(message) => {
                     self.pop_ready();
                     self.finalize(index, Err(ItemError::bare(ErrorKind::Invalid, message)));
-                }
-                // Waiting for the probe; with nothing in flight there is no probe to wait for.
-                Admission::Blocked if !self.running.is_empty() => {
-                    self.gate = None;
-                    return progressed;
-                }
-                Admission::Blocked => {
-                    self.pop_ready();
-                    self.items[index].ticket = self.pacing.pacer.borrow_mut().start(&cost, now);
-                    self.start_attempt(index);
                 }
                 Admission::Until(at) => {
                     if self.gate.as_ref().is_none_or(|(armed, _)| *armed != at) {

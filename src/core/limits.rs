@@ -177,15 +177,10 @@ impl TokenBucket {
         }
     }
 
-    /// Syncs with what the API reported. The refill rate follows from how long the server
-    /// says it needs to refill what is used.
-    pub fn observe(&mut self, report: &Limit, now: Duration) {
-        self.observe_with_unseen(report, now, 0.0);
-    }
-
-    /// [`TokenBucket::observe`], when `unseen` tokens were taken by requests sent after the one
-    /// this report answers: the server's `remaining` does not hold them yet.
-    pub fn observe_with_unseen(&mut self, report: &Limit, now: Duration, unseen: f64) {
+    /// Syncs with what the API reported. `unseen` tokens were taken by requests sent after the
+    /// one this report answers: the server's `remaining` does not hold them yet. The refill
+    /// rate follows from how long the server says it needs to refill what is used.
+    pub fn observe(&mut self, report: &Limit, now: Duration, unseen: f64) {
         self.refill(now);
         let first = self.capacity.is_none();
         if let Some(limit) = report.limit {
@@ -273,6 +268,7 @@ mod tests {
                 reset_in: Some(MS(3600)),
             },
             MS(10),
+            0.0,
         );
         assert_eq!(b.capacity(), Some(50.0));
         assert_eq!(b.available(MS(10)), 47.0);
@@ -291,6 +287,7 @@ mod tests {
                 reset_in: Some(MS(3000)),
             },
             MS(0),
+            0.0,
         );
         assert_eq!(
             b.available(MS(0)),
@@ -304,6 +301,7 @@ mod tests {
                 reset_in: Some(MS(49_000)),
             },
             MS(0),
+            0.0,
         );
         assert_eq!(b.available(MS(0)), 50.0);
         // The configured 100/min was only a guess: the server refills 49+ in 49 s, 1/s.
@@ -315,6 +313,7 @@ mod tests {
                 reset_in: None,
             },
             MS(0),
+            0.0,
         );
         assert_eq!(b.capacity(), Some(40.0));
         assert_eq!(b.fit(41.0, MS(0)), Fit::Never);

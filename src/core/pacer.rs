@@ -189,16 +189,15 @@ impl Pacer {
         if !self.follow_headers {
             return;
         }
-        let mut unseen: Vec<f64> = (0..4).map(|k| self.sent[k] - ticket.0[k]).collect();
+        let mut unseen = [0.0; 4];
+        for (k, u) in unseen.iter_mut().enumerate() {
+            *u = self.sent[k] - ticket.0[k];
+        }
         unseen[0] -= self.rejected.iter().filter(|r| **r > ticket.0[0]).count() as f64;
-        self.requests
-            .observe_with_unseen(&limits.requests, now, unseen[0]);
-        self.tokens
-            .observe_with_unseen(&limits.tokens, now, unseen[1]);
-        self.input
-            .observe_with_unseen(&limits.input_tokens, now, unseen[2]);
-        self.output
-            .observe_with_unseen(&limits.output_tokens, now, unseen[3]);
+        self.requests.observe(&limits.requests, now, unseen[0]);
+        self.tokens.observe(&limits.tokens, now, unseen[1]);
+        self.input.observe(&limits.input_tokens, now, unseen[2]);
+        self.output.observe(&limits.output_tokens, now, unseen[3]);
     }
 
     /// A success: settle the reservation with the actual usage, sync with the headers, and
@@ -244,10 +243,7 @@ impl Pacer {
     ) {
         // Nothing was generated: the reserved tokens come back. The request stays counted
         // unless it was rate limited (below): a failed request was still served.
-        let (i, o) = (cost.input_tokens as f64, cost.output_tokens as f64);
-        self.tokens.give_back(i + o, now);
-        self.input.give_back(i, now);
-        self.output.give_back(o, now);
+        self.refund_tokens(cost, now);
         if let Some(limits) = &failure.limits {
             self.observe(limits, ticket, now);
         }
@@ -287,11 +283,16 @@ impl Pacer {
     /// An attempt dropped without an outcome (cancel, deadline): its reservation comes back
     /// and, if it was the breaker's probe, the next request may probe.
     pub fn on_abandoned(&mut self, cost: &Cost, now: Duration) {
+        self.refund_tokens(cost, now);
+        self.breaker.on_neutral();
+    }
+
+    /// Gives back the tokens reserved for a request that produced nothing.
+    fn refund_tokens(&mut self, cost: &Cost, now: Duration) {
         let (i, o) = (cost.input_tokens as f64, cost.output_tokens as f64);
         self.tokens.give_back(i + o, now);
         self.input.give_back(i, now);
         self.output.give_back(o, now);
-        self.breaker.on_neutral();
     }
 }
 
