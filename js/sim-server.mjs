@@ -20,6 +20,7 @@ import { resolve } from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { serveSim, isDisconnect } from './sim-host.mjs';
+import { serveUntilStopped } from './serve-until-stopped.mjs';
 
 let pkg;
 /** The wasm package, loaded once (a second initSync elsewhere is harmless). */
@@ -181,17 +182,5 @@ if (isMain) {
     process.stderr.write(`sim-server: ${err.message}\n`);
     process.exit(2);
   }
-  process.stdout.write(`READY ${srv.url}\n`);
-  let stopping = false;
-  const stop = async () => {
-    if (stopping) return;
-    stopping = true;
-    await srv.close();
-    process.exit(0);
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
-  process.stdin.on('end', stop);
-  process.stdin.on('close', stop);
-  process.stdin.resume();
+  serveUntilStopped(srv);
 }

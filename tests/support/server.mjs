@@ -25,6 +25,7 @@
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import process from 'node:process';
+import { serveUntilStopped } from '../../js/serve-until-stopped.mjs';
 
 const CORS = {
   'access-control-allow-origin': '*',
@@ -344,17 +345,5 @@ export async function startServer() {
 const isMain = process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1];
 if (isMain) {
   const srv = await startServer();
-  process.stdout.write(`READY ${srv.url}\n`);
-  let stopping = false;
-  const stop = async () => {
-    if (stopping) return;
-    stopping = true;
-    await srv.close();
-    process.exit(0);
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
-  process.stdin.on('end', stop);
-  process.stdin.on('close', stop);
-  process.stdin.resume();
+  serveUntilStopped(srv);
 }
