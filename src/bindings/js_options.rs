@@ -87,12 +87,23 @@ pub(super) fn signal_option(options: &JsValue, name: &str) -> Result<Option<Abor
         .transpose()
 }
 
-/// `provider: { name, apiKey?, baseUrl?, version? }`. A wrong `apiKey` is named, never shown.
+/// `provider: { name, apiKey?, baseUrl?, version?, dangerouslyAllowBrowser? }`. A wrong
+/// `apiKey` is named, never shown.
 pub(super) fn provider_option(options: &JsValue) -> Result<Option<Provider>, JsValue> {
     let Some(p) = object_option(options, "provider")? else {
         return Ok(None);
     };
-    check_keys(&p, "provider.", &["name", "apiKey", "baseUrl", "version"])?;
+    check_keys(
+        &p,
+        "provider.",
+        &[
+            "name",
+            "apiKey",
+            "baseUrl",
+            "version",
+            "dangerouslyAllowBrowser",
+        ],
+    )?;
     let text = |key: &str| match option(&p, key) {
         None => Ok(None),
         Some(v) => v.as_string().map(Some).ok_or_else(|| {
@@ -112,7 +123,17 @@ pub(super) fn provider_option(options: &JsValue) -> Result<Option<Provider>, JsV
             "provider.name must be \"anthropic\", \"openai\" or \"http\", got undefined".into(),
         )
     })?;
+    let browser = match option(&p, "dangerouslyAllowBrowser") {
+        None => false,
+        Some(v) => v.as_bool().ok_or_else(|| {
+            type_error(format!(
+                "provider.dangerouslyAllowBrowser must be a boolean, got {}",
+                show(&v)
+            ))
+        })?,
+    };
     Provider::new(&name, text("apiKey")?, text("baseUrl")?, text("version")?)
+        .and_then(|p| p.allow_browser(browser))
         .map(Some)
         .map_err(js_error)
 }

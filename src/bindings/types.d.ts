@@ -45,6 +45,12 @@ export interface ProviderOptions {
   baseUrl?: string;
   /** `anthropic-version` (default 2023-06-01). */
   version?: string;
+  /**
+   * You knowingly send `apiKey` from a browser page (anyone who can read the page can read the
+   * key). For Anthropic this adds `anthropic-dangerous-direct-browser-access: true`, without
+   * which the API refuses cross-origin calls. Not for `http`.
+   */
+  dangerouslyAllowBrowser?: boolean;
 }
 
 export interface Usage {

@@ -31,6 +31,7 @@ pub struct Provider {
     api_key: Option<String>,
     base_url: String,
     version: String,
+    browser: bool,
 }
 
 impl std::fmt::Debug for Provider {
@@ -111,7 +112,23 @@ impl Provider {
             api_key,
             base_url: base_url.trim_end_matches('/').to_owned(),
             version: version.unwrap_or_else(|| anthropic::DEFAULT_VERSION.to_owned()),
+            browser: false,
         })
+    }
+
+    /// `dangerouslyAllowBrowser: true`: the caller knowingly sends its key from a browser page.
+    /// Anthropic answers such cross-origin calls only with
+    /// `anthropic-dangerous-direct-browser-access: true`; OpenAI needs nothing. Refused for
+    /// `http` providers, whose headers are the caller's own.
+    pub fn allow_browser(mut self, allow: bool) -> Result<Provider, OptionError> {
+        if allow && self.kind == ProviderKind::Http {
+            return Err(bad(
+                OptionErrorKind::Range,
+                "provider.dangerouslyAllowBrowser applies to \"anthropic\" and \"openai\" only; an \"http\" item sets its own headers".into(),
+            ));
+        }
+        self.browser = allow;
+        Ok(self)
     }
 
     /// Where a request goes, with its headers. `None` for [`ProviderKind::Http`].
@@ -119,7 +136,12 @@ impl Provider {
         let key = self.api_key.clone();
         match self.kind {
             ProviderKind::Anthropic => {
-                Some(anthropic::endpoint(&self.base_url, key, &self.version))
+                let mut e = anthropic::endpoint(&self.base_url, key, &self.version);
+                if self.browser {
+                    e.headers
+                        .push(("anthropic-dangerous-direct-browser-access", "true".into()));
+                }
+                Some(e)
             }
             ProviderKind::OpenAi => Some(openai::endpoint(&self.base_url, key)),
             ProviderKind::Http => None,
@@ -291,6 +313,41 @@ mod tests {
         assert_eq!(
             Provider::new("http", None, None, None).unwrap().endpoint(),
             None
+        );
+    }
+
+    #[test]
+    fn browser_access_header_only_when_asked() {
+        const HEADER: &str = "anthropic-dangerous-direct-browser-access";
+        let has = |p: &Provider| {
+            p.endpoint()
+                .unwrap()
+                .headers
+                .iter()
+                .any(|(n, v)| *n == HEADER && v == "true")
+        };
+        let a = Provider::new("anthropic", Some("k".into()), None, None).unwrap();
+        assert!(!has(&a));
+        assert!(has(&a.clone().allow_browser(true).unwrap()));
+        assert!(!has(&a.allow_browser(false).unwrap()));
+        let o = Provider::new("openai", None, None, None)
+            .unwrap()
+            .allow_browser(true)
+            .unwrap();
+        assert!(o
+            .endpoint()
+            .unwrap()
+            .headers
+            .iter()
+            .all(|(n, _)| *n != HEADER));
+        let e = Provider::new("http", None, None, None)
+            .unwrap()
+            .allow_browser(true)
+            .unwrap_err();
+        assert!(
+            e.message.starts_with("provider.dangerouslyAllowBrowser"),
+            "{}",
+            e.message
         );
     }
 

@@ -63,6 +63,16 @@ describe('providers: anthropic', T, () => {
     assert.equal(srv.requestLog()[0].headers['anthropic-version'], '2099-01-01');
   });
 
+  test('dangerouslyAllowBrowser sends anthropic-dangerous-direct-browser-access, and only then', async () => {
+    srv.reset();
+    const allowed = new BatchProcessor({ provider: { name: 'anthropic', apiKey: KEY, baseUrl: srv.url, dangerouslyAllowBrowser: true } });
+    await allowed.run([msg('ok')]);
+    await anthropic().run([msg('ok')]);
+    const [withFlag, without] = srv.requestLog();
+    assert.equal(withFlag.headers['anthropic-dangerous-direct-browser-access'], 'true');
+    assert.equal(without.headers['anthropic-dangerous-direct-browser-access'], undefined);
+  });
+
   test('value is { text, stopReason, usage, reply } and the result carries usage', async () => {
     const results = await anthropic().run([msg('ok', 'abc'), msg('ok', 'hello')]);
     assertResults(results, 2);
@@ -176,6 +186,8 @@ describe('providers: options', T, () => {
       [{ provider: { name: 'anthropic', apiKey: 5 } }, TypeError],
       [{ provider: { name: 'anthropic', baseUrl: {} } }, TypeError],
       [{ provider: { name: 'anthropic', apiKey: KEY, region: 'eu' } }, TypeError],
+      [{ provider: { name: 'anthropic', apiKey: KEY, dangerouslyAllowBrowser: 'yes' } }, TypeError],
+      [{ provider: { name: 'http', dangerouslyAllowBrowser: true } }, RangeError],
     ];
     for (const [options, cls] of bad) {
       let err;
