@@ -3,9 +3,10 @@
 #   make build   pkg/ (wasm-bindgen --target web + wasm-opt -Oz)
 #   make test    fmt, clippy (native + wasm), native tests, wasm tests in Node and
 #                headless Chromium, JS tests, TypeScript declaration check, the Worker on
-#                workerd and the CLI
+#                workerd and the CLI, the demo page in headless Chromium
 #   make run     the Worker under `wrangler dev` on 127.0.0.1:8787 with the simulator, a
-#                200-document batch through it with the CLI, then serving until Ctrl-C
+#                200-document batch through it with the CLI, then serving the demo page
+#                (http://127.0.0.1:8787/) until Ctrl-C
 #   make bench   overhead and pacing benchmarks, wasm sizes
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -18,7 +19,7 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
 WASM_TARGET := --target wasm32-unknown-unknown
 
-.PHONY: setup build test lint test-native test-wasm test-js test-types test-worker run bench clean
+.PHONY: setup build test lint test-native test-wasm test-js test-types test-worker test-www run bench clean
 
 setup:
 	@scripts/setup.sh
@@ -26,7 +27,7 @@ setup:
 build: setup
 	@scripts/build.sh
 
-test: build lint test-native test-wasm test-js test-types test-worker
+test: build lint test-native test-wasm test-js test-types test-worker test-www
 	@echo "make test: all passed"
 
 lint: setup
@@ -60,6 +61,12 @@ test-types: build
 test-worker: build
 	@echo "==> node --test worker/test cli/test (workerd via Miniflare)"
 	@node --test worker/test/*.test.mjs cli/test/*.test.mjs
+
+# The demo page (www/) in headless Chromium, served by the Worker on workerd; screenshots go
+# to test-artifacts/.
+test-www: build
+	@echo "==> node --test www/test (the demo page, headless Chromium, workerd)"
+	@node --test www/test/*.test.mjs
 
 run: build
 	@scripts/run.sh

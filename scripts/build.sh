@@ -81,6 +81,13 @@ version=$(cargo_field version) description=$(cargo_field description) license=$(
   process.stdout.write(JSON.stringify(pkg, null, 2) + "\n");
 ' "$version" "$description" "$license" >"$out"/package.json
 
+# The demo page loads the same build from www/pkg (the Worker serves www/ as static assets).
+if [ "$out" = pkg ]; then
+  rm -rf www/pkg
+  mkdir -p www/pkg
+  cp -R pkg/edgebatch.js pkg/edgebatch_bg.wasm pkg/snippets www/pkg/
+fi
+
 raw_size=$(wc -c <"$out"/edgebatch_bg.wasm)
 gz_size=$(gzip -9c "$out"/edgebatch_bg.wasm | wc -c)
 printf 'build: %s/edgebatch_bg.wasm %s bytes raw, %s bytes gzip -9 (%s bytes before wasm-opt)\n' \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: the Worker on workerd (`wrangler dev`, 127.0.0.1:8787) with the simulated AI API on,
 # then 200 short documents through POST /v1/batch with the CLI's --worker mode (live progress,
-# summary), then it keeps serving until Ctrl-C, and stops wrangler cleanly.
+# summary), then it keeps serving (the demo page at /, the batch API, the simulator) until
+# Ctrl-C, and stops wrangler cleanly.
 # With ANTHROPIC_API_KEY set, the batch goes to the real Anthropic API instead (the key reaches
 # wrangler through a private env file, never the command line).
 #   scripts/run.sh [--once]    --once: stop after the batch instead of serving on
@@ -130,6 +131,7 @@ $once && exit 0
 cat <<EOF
 
 The Worker keeps serving on $origin (Ctrl-C stops it).
+  demo page: open $origin/ in a browser and press Run
   dev token: $token
   try:       curl -sN $origin/v1/batch -H 'authorization: Bearer $token' \\
                -d '{"provider":{"name":"anthropic","baseUrl":"$origin/sim"},"items":[{"model":"m","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}]}'

@@ -8,7 +8,7 @@ import mod from '../../pkg/edgebatch_bg.wasm';
 import * as edgebatch from '../../pkg/edgebatch.js';
 import { streamBatch } from './batch.js';
 import { readConfig, secretsOf } from './config.js';
-import { badRequest, checkBearer, errorResponse, HttpError, jsonResponse, readCappedText, redactor } from './http.js';
+import { badRequest, checkBearer, discardBody, errorResponse, HttpError, jsonResponse, readCappedText, redactor } from './http.js';
 import { handleSim } from './sim.js';
 import { parseBatchRequest } from './validate.js';
 
@@ -20,6 +20,7 @@ export default {
     try {
       return await route(request, env, ctx, redact);
     } catch (err) {
+      await discardBody(request);
       return errorResponse(err, redact);
     }
   },

@@ -3,7 +3,12 @@
 // with real HTTP subrequests to its own origin (baseUrl `${origin}/sim`), which workerd allows
 // in `wrangler dev` and Miniflare; this module only strips the /sim prefix and hands the
 // fetch-API Request to serveSim, plus two workerd adaptations (see handleSim).
+//
+// Sessions, for the demo page: `POST /sim/sessions { config?, hangMs? }` makes a simulator of
+// its own (its own buckets, faults and stats) answering under `/sim/s/<id>/...`, so each run
+// of the page starts from a fresh minute, and a naive run cannot use up edgebatch's budget.
 import { isDisconnect, serveSim } from '../../js/sim-host.mjs';
+import { badRequest, errorResponse, HttpError, jsonResponse, readCappedText } from './http.js';
 
 /**
  * How long a simulated hang may last in workerd. workerd cancels a handler that waits on
@@ -30,7 +35,21 @@ export const DEV_SIM = {
   faults: { rate429: 0.05, rate529: 0.02, rate500: 0.01, hang: 0.005, slowBody: 0.02, malformed: 0.005, disconnect: 0.005 },
 };
 
+/** Sessions kept at once; creating one more drops the oldest (a dev server, not a store). */
+export const MAX_SESSIONS = 16;
+const SESSION_BODY_BYTES = 16 * 1024;
+const HANG_MS_RANGE = [100, SIM_HANG_CAP_MS];
+/** Browser pages on other origins (the page served by any static server) may call /sim. */
+const CORS = {
+  'access-control-allow-origin': '*',
+  'access-control-allow-headers': '*',
+  'access-control-allow-methods': '*',
+  'access-control-expose-headers': '*',
+};
+
 let current = { key: '', sim: null };
+/** id -> { sim, hangMs }, oldest first. */
+const sessions = new Map();
 
 function simulator(Simulator, overrides) {
   const key = JSON.stringify(overrides);
@@ -47,11 +66,28 @@ function simulator(Simulator, overrides) {
  * reading, which is a network error all the same.
  */
 export async function handleSim(request, url, Simulator, overrides) {
-  const inner = new URL(url.pathname.slice('/sim'.length) || '/', url.origin);
+  const path = url.pathname;
+  if (path === '/sim/sessions') {
+    // Its errors too must be readable by a page on another origin.
+    return createSession(request, Simulator).catch((err) => withCors(errorResponse(err)));
+  }
+  const m = /^\/sim\/s\/([0-9a-f]{16})(\/.*)?$/.exec(path);
+  if (m) {
+    const session = sessions.get(m[1]);
+    if (!session) {
+      throw new HttpError(404, 'not_found_error', `no simulator session ${m[1]} (sessions end when ${MAX_SESSIONS} newer ones exist)`);
+    }
+    return serve(request, url, m[2] ?? '/', session.sim, session.hangMs);
+  }
+  return serve(request, url, path.slice('/sim'.length) || '/', simulator(Simulator, overrides), SIM_HANG_CAP_MS);
+}
+
+async function serve(request, url, innerPath, sim, hangMs) {
+  const inner = new URL(innerPath, url.origin);
   inner.search = url.search;
   const req = new Request(inner, request);
   try {
-    return await serveSim(simulator(Simulator, overrides), req, { signal: AbortSignal.timeout(SIM_HANG_CAP_MS) });
+    return await serveSim(sim, req, { signal: AbortSignal.timeout(hangMs) });
   } catch (err) {
     if (!isDisconnect(err) && !(err instanceof Error && /abort|timeout/i.test(`${err.name} ${err.message}`))) throw err;
     return new Response(new ReadableStream({ start: (c) => c.error(err) }), {
@@ -59,4 +95,53 @@ export async function handleSim(request, url, Simulator, overrides) {
       headers: { 'content-type': 'application/json' },
     });
   }
+}
+
+/**
+ * `POST /sim/sessions` with `{ config?, hangMs? }`: `config` is the Simulator's options (a bad
+ * one is a 400 naming the field), `hangMs` how long a simulated hang lasts before the server
+ * gives up on it (default and most SIM_HANG_CAP_MS). Answers 201 `{ id, baseUrl }`.
+ */
+async function createSession(request, Simulator) {
+  if (request.method === 'OPTIONS') return new Response(null, { status: 204, headers: CORS });
+  if (request.method !== 'POST') {
+    throw new HttpError(405, 'method_not_allowed', `${request.method} is not allowed here; use POST`);
+  }
+  let body;
+  try {
+    body = JSON.parse((await readCappedText(request, SESSION_BODY_BYTES)) || '{}');
+  } catch (err) {
+    if (err instanceof HttpError) throw err;
+    throw badRequest(`body is not JSON: ${err.message}`);
+  }
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw badRequest('body must be a JSON object { config?, hangMs? }');
+  }
+  const unknown = Object.keys(body).filter((k) => k !== 'config' && k !== 'hangMs');
+  if (unknown.length) throw badRequest(`unknown field "${unknown[0]}"; a session takes { config?, hangMs? }`);
+  const { config = {}, hangMs = SIM_HANG_CAP_MS } = body;
+  if (!Number.isInteger(hangMs) || hangMs < HANG_MS_RANGE[0] || hangMs > HANG_MS_RANGE[1]) {
+    throw badRequest(`hangMs must be an integer in ${HANG_MS_RANGE[0]}..=${HANG_MS_RANGE[1]}, got ${JSON.stringify(hangMs)}`);
+  }
+  let sim;
+  try {
+    sim = new Simulator(config);
+  } catch (err) {
+    if (err instanceof TypeError || err instanceof RangeError) throw badRequest(`config: ${err.message}`);
+    throw err;
+  }
+  const id = [...crypto.getRandomValues(new Uint8Array(8))].map((b) => b.toString(16).padStart(2, '0')).join('');
+  sessions.set(id, { sim, hangMs });
+  for (const [old, s] of sessions) {
+    if (sessions.size <= MAX_SESSIONS) break;
+    sessions.delete(old);
+    // A request still being answered (a slow body, a hang) holds it: the GC takes it then.
+    if (s.sim.stats().inFlight === 0) s.sim.free();
+  }
+  return jsonResponse(201, { id, baseUrl: `${new URL(request.url).origin}/sim/s/${id}` }, CORS);
+}
+
+function withCors(response) {
+  for (const [name, value] of Object.entries(CORS)) response.headers.set(name, value);
+  return response;
 }

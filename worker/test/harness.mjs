@@ -54,6 +54,8 @@ export async function startWorker(vars = {}) {
       OPENAI_API_KEY: FAKE_OPENAI_KEY,
       ...vars,
     },
+    // The demo page, as wrangler.toml's [assets] serves it (build.sh puts the wasm in www/pkg).
+    assets: { directory: `${root}www`, routerConfig: { has_user_worker: true } },
     host: '127.0.0.1',
     port: 0,
     handleRuntimeStdio(stdout, stderr) {

@@ -1,0 +1,90 @@
+// POST /sim/sessions on real workerd (Miniflare): a simulator of its own per session (the demo
+// page makes one per run), its validation, its limits and its eviction; the demo page assets.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { messages, startWorker } from './harness.mjs';
+
+describe('worker: simulator sessions and the demo page', { timeout: 60_000 }, () => {
+  let worker;
+  before(async () => {
+    worker = await startWorker({ EDGEBATCH_SIM: 'on' });
+  });
+  after(() => worker?.dispose());
+
+  const session = (body) => fetch(new URL('/sim/sessions', worker.url), { method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body) });
+  const ask = (baseUrl) => fetch(`${baseUrl}/v1/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': 'k', 'anthropic-version': '2023-06-01' },
+    body: JSON.stringify(messages(1)[0]),
+  });
+
+  test('a session has its own limits and stats', async () => {
+    const res = await session({ config: { requestsPerMinute: 2, minuteMs: 600000, latency: { baseMs: 0, jitterMs: 0, perOutputTokenMs: 0 } }, hangMs: 1000 });
+    assert.equal(res.status, 201);
+    assert.equal(res.headers.get('access-control-allow-origin'), '*');
+    const { id, baseUrl } = await res.json();
+    assert.match(id, /^[0-9a-f]{16}$/);
+    assert.equal(baseUrl, `${worker.url.origin}/sim/s/${id}`);
+    const statuses = [];
+    for (let i = 0; i < 3; i += 1) statuses.push((await ask(baseUrl)).status);
+    assert.deepEqual(statuses, [200, 200, 429], 'its own 2 requests per minute');
+    const other = await (await session({})).json();
+    assert.equal((await ask(other.baseUrl)).status, 200, 'another session is not limited by the first');
+    const stats = await (await fetch(`${baseUrl}/stats`)).json();
+    assert.equal(stats.requests, 3);
+    assert.deepEqual(stats.byStatus, { 200: 2, 429: 1 });
+  });
+
+  test('bad sessions are 400 with a message naming the field', async () => {
+    const cases = [
+      ['not json', /not JSON/],
+      [[1], /JSON object/],
+      [{ config: { requestsPerMinute: 0 } }, /config: requestsPerMinute/],
+      [{ config: { faults: { hang: 2 } } }, /config: faults\.hang/],
+      [{ config: { bogus: 1 } }, /config: unknown option "bogus"/],
+      [{ hangMs: 5 }, /hangMs must be an integer in 100\.\.=120000, got 5/],
+      [{ colour: 'red' }, /unknown field "colour"/],
+    ];
+    for (const [body, message] of cases) {
+      const res = await session(body);
+      assert.equal(res.status, 400, JSON.stringify(body));
+      assert.equal(res.headers.get('access-control-allow-origin'), '*', 'a page on another origin can read the error');
+      const { error } = await res.json();
+      assert.equal(error.type, 'invalid_request_error');
+      assert.match(error.message, message);
+    }
+    assert.equal((await fetch(new URL('/sim/sessions', worker.url))).status, 405);
+    assert.equal((await fetch(new URL('/sim/sessions', worker.url), { method: 'OPTIONS' })).status, 204);
+  });
+
+  test('the newest 16 sessions are kept; an unknown one is 404', async () => {
+    const first = await (await session({})).json();
+    for (let i = 0; i < 16; i += 1) assert.equal((await session({})).status, 201);
+    const res = await ask(first.baseUrl);
+    assert.equal(res.status, 404);
+    assert.match((await res.json()).error.message, /no simulator session/);
+    assert.equal((await ask(`${worker.url.origin}/sim/s/0123456789abcdef`)).status, 404);
+  });
+
+  test('the demo page and its wasm are served as static assets', async () => {
+    const page = await fetch(new URL('/', worker.url));
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-type'), /text\/html/);
+    assert.match(await page.text(), /<script type="module" src="app.js">/);
+    const wasm = await fetch(new URL('/pkg/edgebatch_bg.wasm', worker.url));
+    assert.equal(wasm.status, 200);
+    assert.equal(wasm.headers.get('content-type'), 'application/wasm');
+    assert.ok(WebAssembly.validate(new Uint8Array(await wasm.arrayBuffer())));
+  });
+});
+
+describe('worker: sessions with the simulator off', { timeout: 30_000 }, () => {
+  test('POST /sim/sessions is 404', async () => {
+    const worker = await startWorker();
+    try {
+      assert.equal((await fetch(new URL('/sim/sessions', worker.url), { method: 'POST', body: '{}' })).status, 404);
+    } finally {
+      await worker.dispose();
+    }
+  });
+});

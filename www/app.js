@@ -1,0 +1,286 @@
+// The demo page: reads the form, runs the batch (edgebatch alone, or the naive fan-out and then
+// edgebatch on the same documents), and draws both as they happen. Everything runs in this
+// page; the simulator is a real HTTP server (the Worker's /sim, or any URL given).
+import init, { BatchProcessor } from './pkg/edgebatch.js';
+import { Histogram, LimitChart, Timeline } from './charts.js';
+import { downloadJsonl, ResultsTable } from './results.js';
+import { RunRecord, runEdgebatch, runNaive } from './runs.js';
+import { sampleDocuments } from './sample.js';
+
+const $ = (id) => document.getElementById(id);
+const form = $('setup');
+const status = $('status');
+const table = new ResultsTable($('rows'));
+/** The runs of the last Run: [{ record, panel }]. */
+let runs = [];
+let controller = null;
+
+function setStatus(state, text) {
+  status.dataset.state = state;
+  status.textContent = text;
+  status.setAttribute('role', state === 'error' ? 'alert' : 'status');
+}
+
+const secs = (ms) => `${(ms / 1000).toFixed(1)} s`;
+
+// ---- the form ----
+
+function documents() {
+  return $('docs').value.split('\n').map((l) => l.trim()).filter(Boolean);
+}
+
+function countDocuments() {
+  $('doc-count').value = String(documents().length);
+}
+
+/** A number field: undefined when empty, else its number (bad ones are edgebatch's to refuse). */
+function num(id) {
+  const raw = $(id).value.trim();
+  return raw === '' ? undefined : Number(raw);
+}
+
+function api() {
+  return form.elements.api.value;
+}
+
+function syncForm() {
+  const sim = api() === 'sim';
+  document.body.classList.toggle('api-sim', sim);
+  document.body.classList.toggle('api-anthropic', !sim);
+  $('mode-compare').disabled = !sim;
+  if (!sim && $('mode-compare').checked) $('mode-single').checked = true;
+}
+
+function edgebatchOptions() {
+  const rateLimit = Object.fromEntries(
+    [['requestsPerMinute', 'rpm'], ['inputTokensPerMinute', 'itpm'], ['outputTokensPerMinute', 'otpm']]
+      .map(([key, id]) => [key, num(id)])
+      .filter(([, v]) => v !== undefined),
+  );
+  return {
+    concurrency: num('concurrency'),
+    maxRetries: num('max-retries'),
+    timeoutMs: num('timeout'),
+    adaptive: $('adaptive').checked,
+    ...(Object.keys(rateLimit).length && { rateLimit }),
+  };
+}
+
+function simConfig() {
+  return {
+    config: {
+      seed: num('sim-seed') ?? 0,
+      minuteMs: num('sim-minute'),
+      requestsPerMinute: num('sim-rpm'),
+      maxTokens: num('max-tokens'),
+      latency: { baseMs: num('sim-latency') ?? 0, perOutputTokenMs: 2, jitterMs: 100 },
+      faults: { rate429: num('sim-429') ?? 0, rate529: num('sim-529') ?? 0, rate500: num('sim-500') ?? 0, hang: num('sim-hang') ?? 0 },
+    },
+    hangMs: num('sim-hang-ms'),
+  };
+}
+
+/** A fresh simulator of its own on the server: its URL for `provider.baseUrl`. */
+async function simSession(simUrl) {
+  let res;
+  try {
+    res = await fetch(`${simUrl.replace(/\/+$/, '')}/sim/sessions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(simConfig()),
+    });
+  } catch (err) {
+    throw new Error(`could not reach the simulator at ${simUrl} (${err.message}). Start it with \`make run\`, which serves this page and the simulator on http://127.0.0.1:8787.`);
+  }
+  const body = await res.json().catch(() => null);
+  if (!res.ok) throw new Error(`the simulator refused the settings: ${body?.error?.message ?? `HTTP ${res.status}`}`);
+  return body.baseUrl;
+}
+
+// ---- panels ----
+
+function makePanel(record, title, lede) {
+  const node = $('panel').content.firstElementChild.cloneNode(true);
+  node.dataset.run = record.name;
+  node.querySelector('h2').textContent = title;
+  node.querySelector('.lede').textContent = lede;
+  $('panels').append(node);
+  return {
+    node,
+    timeline: new Timeline(node.querySelector('.timeline'), record.total),
+    limits: new LimitChart(node.querySelector('.limits')),
+    histogram: new Histogram(node.querySelector('.histogram')),
+  };
+}
+
+function drawPanel({ record, panel }) {
+  const c = record.counts;
+  const progress = panel.node.querySelector('progress');
+  progress.max = record.total;
+  progress.value = c.done;
+  panel.node.querySelector('.fraction').value = `${c.done} / ${record.total}`;
+  for (const dd of panel.node.querySelectorAll('[data-count]')) {
+    const key = dd.dataset.count;
+    dd.textContent = key === 'time' ? secs(record.now()) : String(c[key]);
+  }
+  panel.timeline.render(record);
+  panel.limits.render(record, panel.timeline.span);
+  panel.histogram.render(record);
+  panel.node.classList.toggle('running', record.running);
+  panel.node.querySelector('.verdict').textContent = verdict(record);
+}
+
+function verdict(record) {
+  if (record.startedAt === null) return '';
+  const c = record.counts;
+  if (record.name === 'naive') {
+    const v = record.verdict;
+    if (!v) return '';
+    const given = v.ok
+      ? `Promise.all resolved after ${secs(v.atMs)}: the caller got all ${v.got} results.`
+      : `Promise.all rejected after ${secs(v.atMs)} (${v.message}): the caller got 0 of ${record.total} results.`;
+    return record.running ? `${given} ${c.inFlight} requests still open…` : `${given} Of its ${record.total} requests: ${c.ok} ok, ${c.failed} failed, ${c.cancelled} cancelled; none was retried.`;
+  }
+  if (record.running) return '';
+  return `Every document has exactly one result: ${c.ok} ok, ${c.failed} failed, ${c.cancelled} cancelled, after ${c.retries} retries.`;
+}
+
+function frame() {
+  for (const run of runs) drawPanel(run);
+  table.update();
+  if (controller !== null) requestAnimationFrame(frame);
+}
+
+function showResultsOf(name) {
+  const run = runs.find((r) => r.record.name === name) ?? runs[runs.length - 1];
+  table.show(run.record);
+}
+
+// ---- a run ----
+
+function summary(record) {
+  const c = record.counts;
+  return `${record.name}: ${c.ok} of ${record.total} ok, ${c.failed} failed, ${c.cancelled} cancelled, ${c.retries} retries, ${c.r429} × 429, ${secs(record.now())}`;
+}
+
+async function run(event) {
+  event.preventDefault();
+  const docs = documents();
+  if (docs.length === 0) {
+    setStatus('error', 'Add at least one document (one per line), or press “Sample 100”.');
+    return;
+  }
+  const model = $('model').value.trim() || 'claude-haiku-4-5';
+  const bodies = docs.map((d) => ({
+    model,
+    max_tokens: num('max-tokens'),
+    messages: [{ role: 'user', content: `Summarize in one sentence: ${d}` }],
+  }));
+  const compare = form.elements.mode.value === 'compare' && api() === 'sim';
+  controller = new AbortController();
+  const { signal } = controller;
+  $('run').disabled = true;
+  $('cancel').disabled = false;
+  $('panels').replaceChildren();
+  $('panels').classList.toggle('two', compare);
+  runs = [];
+  setStatus('running', 'Starting…');
+  try {
+    let provider;
+    let naiveBase;
+    if (api() === 'sim') {
+      const simUrl = $('sim-url').value.trim() || location.origin;
+      // Separate simulators: the naive run cannot use up edgebatch's rate limit.
+      [naiveBase, provider] = await Promise.all([
+        compare ? simSession(simUrl) : null,
+        simSession(simUrl).then((baseUrl) => ({ name: 'anthropic', apiKey: 'sim-demo-key', baseUrl })),
+      ]);
+    } else {
+      const apiKey = $('api-key').value.trim();
+      if (!apiKey) throw new Error('enter your Anthropic API key, or choose the simulator');
+      provider = { name: 'anthropic', apiKey, dangerouslyAllowBrowser: true };
+    }
+    const options = { ...edgebatchOptions(), provider };
+    new BatchProcessor(options).free(); // bad options throw here, before anything is sent
+
+    const naive = compare ? new RunRecord('naive', bodies.length) : null;
+    const eb = new RunRecord('edgebatch', bodies.length);
+    if (naive) {
+      runs.push({ record: naive, panel: makePanel(naive, 'Naive: Promise.all(fetch)', 'Every request at once, no timeout, no retry. (The browser itself opens at most 6 connections to one server, so even this is queued.)') });
+    }
+    runs.push({ record: eb, panel: makePanel(eb, 'edgebatch', 'Bounded concurrency, backoff with jitter, attempt timeouts that abort, pacing from the rate-limit headers.') });
+    $('results-of').replaceChildren(...runs.map(({ record }) => new Option(record.name, record.name)));
+    $('results-of').value = 'edgebatch';
+    $('results').hidden = false;
+    requestAnimationFrame(frame);
+
+    if (naive) {
+      table.show(naive);
+      setStatus('running', 'Running the naive fan-out…');
+      await runNaive({
+        url: `${naiveBase}/v1/messages`,
+        headers: { 'content-type': 'application/json', 'x-api-key': 'sim-demo-key', 'anthropic-version': '2023-06-01' },
+        bodies, record: naive, signal,
+      });
+    }
+    if (!signal.aborted) {
+      table.show(eb);
+      setStatus('running', naive ? 'Now edgebatch on the same documents…' : 'Running…');
+      await runEdgebatch({ BatchProcessor, options, bodies, record: eb, signal });
+    } else {
+      for (let index = 0; index < eb.total; index += 1) {
+        eb.result({ index, ok: false, error: { kind: 'aborted', message: 'cancelled before edgebatch started' }, attempts: 0, elapsedMs: 0 });
+      }
+      eb.finish();
+    }
+    const word = signal.aborted ? 'Cancelled' : 'Done';
+    setStatus(signal.aborted ? 'cancelled' : 'done', `${word}. ${runs.map(({ record }) => summary(record)).join(' · ')}. Every document has a row below.`);
+  } catch (err) {
+    for (const { record } of runs) if (record.running) record.finish();
+    setStatus('error', `Could not run: ${err.message}`);
+  } finally {
+    $('run').disabled = false;
+    $('cancel').disabled = true;
+    controller = null;
+    frame();
+  }
+}
+
+// ---- start ----
+
+async function start() {
+  const served = location.protocol === 'http:' || location.protocol === 'https:';
+  $('sim-url').value = served ? location.origin : 'http://127.0.0.1:8787';
+  $('docs').value = sampleDocuments(50);
+  countDocuments();
+  syncForm();
+  $('docs').addEventListener('input', countDocuments);
+  $('sample').addEventListener('click', () => {
+    $('docs').value = sampleDocuments(100);
+    countDocuments();
+  });
+  $('sample-small').addEventListener('click', () => {
+    $('docs').value = sampleDocuments(50);
+    countDocuments();
+  });
+  for (const radio of form.elements.api) radio.addEventListener('change', syncForm);
+  $('cancel').addEventListener('click', () => controller?.abort(new Error('cancelled by the user')));
+  $('results-of').addEventListener('change', (e) => showResultsOf(e.target.value));
+  $('only-failed').addEventListener('change', (e) => $('results').classList.toggle('only-failed', e.target.checked));
+  $('download').addEventListener('click', () => {
+    const run = runs.find((r) => r.record.name === $('results-of').value);
+    if (run) downloadJsonl(run.record);
+  });
+  form.addEventListener('submit', run);
+  try {
+    await init();
+  } catch (err) {
+    setStatus('error', `Could not load edgebatch's WebAssembly (pkg/): ${err.message}. Build it with \`make build\`.`);
+    return;
+  }
+  $('run').disabled = false;
+  setStatus('idle', 'Ready. Press Run.');
+}
+
+$('run').disabled = true;
+start();

@@ -1,0 +1,289 @@
+// The demo page in headless Chromium (Debian's, driven by playwright-core) against the Worker on
+// real workerd (Miniflare), which serves www/ as static assets and the simulator under /sim:
+// real fetch, real AbortController, real timers, the wasm build the page loads itself.
+// Screenshots of the finished runs go to test-artifacts/. No timing is asserted.
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { startWorker } from '../../worker/test/harness.mjs';
+
+const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const FLAGS = ['--no-sandbox', '--headless', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const RUN_TIMEOUT_MS = 90_000;
+
+let worker;
+let browser;
+
+before(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  worker = await startWorker({ EDGEBATCH_SIM: 'on' });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+});
+
+after(async () => {
+  await browser?.close();
+  await worker?.dispose();
+});
+
+/**
+ * A fresh page on the demo, ready to run, that records console errors and page errors. The
+ * browser logs every HTTP error status as "Failed to load resource": for the simulator's
+ * 429/5xx that is the demo doing its job, so only those are let through.
+ */
+async function openDemo({ width = 1280, height = 800 } = {}) {
+  const context = await browser.newContext({ viewport: { width, height }, acceptDownloads: true });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    const fromSim = m.location().url.includes('/sim/s/');
+    if (fromSim && /^Failed to load resource: the server responded with a status of (429|5\d\d)/.test(m.text())) return;
+    errors.push(`console: ${m.text()} (${m.location().url})`);
+  });
+  await page.goto(new URL('/', worker.url).href);
+  await page.waitForSelector('#status[data-state=idle]');
+  return { page, errors, close: () => context.close() };
+}
+
+/** Runs `fn(page)` on a fresh demo page; afterwards the page must have logged no error. */
+async function withDemo(options, fn) {
+  const { page, errors, close } = await openDemo(options);
+  try {
+    await fn(page);
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
+}
+
+async function fill(page, values) {
+  for (const [id, value] of Object.entries(values)) await page.fill(`#${id}`, String(value));
+}
+
+/** Waits for the run to end; returns the status line's state and text. */
+async function finished(page) {
+  await page.waitForSelector('#status:is([data-state=done], [data-state=cancelled], [data-state=error])', { timeout: RUN_TIMEOUT_MS });
+  return page.$eval('#status', (s) => ({ state: s.dataset.state, text: s.textContent }));
+}
+
+/** The results table as data. */
+function rows(page) {
+  return page.$$eval('#rows tr', (trs) => trs.map((tr) => ({
+    index: Number(tr.dataset.index),
+    cls: tr.className,
+    status: tr.children[1].textContent,
+    attempts: Number(tr.children[2].textContent || 0),
+    text: tr.children[4].textContent,
+  })));
+}
+
+/** What a run's panel shows: progress, counters, timeline bars by outcome. */
+function panel(page, run) {
+  return page.$eval(`.panel[data-run=${run}]`, (p) => {
+    const bars = [...p.querySelectorAll('svg.timeline rect.attempt')];
+    const byOutcome = {};
+    for (const b of bars) byOutcome[b.dataset.outcome ?? 'inflight'] = (byOutcome[b.dataset.outcome ?? 'inflight'] ?? 0) + 1;
+    const counts = Object.fromEntries([...p.querySelectorAll('[data-count]')].map((d) => [d.dataset.count, d.textContent]));
+    const progress = p.querySelector('progress');
+    return {
+      progress: { value: progress.value, max: progress.max },
+      fraction: p.querySelector('.fraction').textContent,
+      counts,
+      bars: bars.length,
+      byOutcome,
+      bins: p.querySelectorAll('svg.histogram rect.bin').length,
+      verdict: p.querySelector('.verdict').textContent,
+    };
+  });
+}
+
+const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+
+describe('the demo page on the Worker (workerd) in headless Chromium', { timeout: 300_000 }, () => {
+  test('a 50-document batch against the faulty simulator: a row, a result and a bar for everything', async () => {
+    await withDemo({}, async (page) => {
+      assert.equal(await page.textContent('#doc-count'), '50');
+      await fill(page, { 'sim-429': 0.05, 'sim-529': 0.05, 'sim-500': 0.03, 'sim-hang': 0.03, 'sim-hang-ms': 4000, timeout: 1500, 'max-retries': 10 });
+      // Keyboard operable: focus Run and press Enter.
+      await page.focus('#run');
+      await page.keyboard.press('Enter');
+      const end = await finished(page);
+      assert.equal(end.state, 'done', end.text);
+
+      const table = await rows(page);
+      assert.equal(table.length, 50);
+      assert.deepEqual(table.map((r) => r.index), [...Array(50).keys()]);
+      assert.deepEqual(table.filter((r) => r.cls !== 'ok'), [], 'every document ok (10 retries each are plenty here)');
+      assert.ok(table.every((r) => r.attempts >= 1 && r.text.startsWith('Summary ')), 'each row has attempts and the reply text');
+
+      const p = await panel(page, 'edgebatch');
+      assert.deepEqual(p.progress, { value: 50, max: 50 });
+      assert.equal(p.fraction, '50 / 50');
+      assert.equal(p.counts.done, '50');
+      assert.equal(p.counts.ok, '50');
+      assert.equal(p.counts.inFlight, '0');
+      assert.equal(p.bars, sum(table.map((r) => r.attempts)), 'a timeline bar per attempt');
+      assert.equal(p.byOutcome.ok, 50, 'one green bar per document');
+      assert.equal(p.byOutcome.inflight, undefined, 'no bar left in flight');
+      assert.equal(Number(p.counts.retries), p.bars - 50, 'retries = bars beyond the first per document');
+      assert.ok(Number(p.counts.retries) > 0, `the faults (16% of requests) caused retries: ${JSON.stringify(p.byOutcome)}`);
+      assert.ok(p.bins > 0, 'the latency histogram has bars');
+      assert.match(p.verdict, /Every document has exactly one result: 50 ok/);
+      assert.match(end.text, /edgebatch: 50 of 50 ok/);
+
+      // The JSONL download: one line per document, in input order, as the table says.
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+      const lines = readFileSync(await download.path(), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      assert.equal(download.suggestedFilename(), 'edgebatch-results.jsonl');
+      assert.deepEqual(lines.map((r) => [r.index, r.ok, r.attempts]), table.map((r) => [r.index, true, r.attempts]));
+      assert.ok(lines.every((r) => typeof r.value.text === 'string' && r.usage.outputTokens > 0));
+
+      // "Failed only" hides the ok rows.
+      await page.check('#only-failed');
+      assert.equal(await page.$$eval('#rows tr', (trs) => trs.filter((tr) => tr.offsetParent !== null).length), 0);
+      await page.uncheck('#only-failed');
+
+      await page.screenshot({ path: `${ARTIFACTS}demo-edgebatch.png`, fullPage: true });
+    });
+  });
+
+  test('Cancel mid-run: every document still has a row; the unfinished ones say cancelled', async () => {
+    await withDemo({}, async (page) => {
+      await page.click('#sample');
+      assert.equal(await page.textContent('#doc-count'), '100');
+      await fill(page, { 'sim-latency': 400, 'sim-hang': 0 });
+      await page.click('#run');
+      await page.waitForFunction(() => Number(document.querySelector('.panel progress')?.value) >= 10, null, { timeout: RUN_TIMEOUT_MS });
+      await page.click('#cancel');
+      const end = await finished(page);
+      assert.equal(end.state, 'cancelled', end.text);
+
+      const table = await rows(page);
+      assert.equal(table.length, 100);
+      assert.deepEqual(table.filter((r) => r.cls === 'pending'), [], 'no row left pending');
+      const cancelled = table.filter((r) => r.status === 'cancelled').length;
+      const ok = table.filter((r) => r.cls === 'ok').length;
+      assert.ok(ok >= 10, `${ok} finished before Cancel`);
+      assert.ok(cancelled >= 1, 'the rest were cancelled');
+      assert.equal(ok + table.filter((r) => r.cls.startsWith('failed')).length, 100);
+
+      const p = await panel(page, 'edgebatch');
+      assert.deepEqual(p.progress, { value: 100, max: 100 });
+      assert.equal(p.counts.inFlight, '0');
+      assert.equal(Number(p.counts.cancelled), cancelled);
+      assert.equal(Number(p.counts.ok) + Number(p.counts.failed) + Number(p.counts.cancelled), 100);
+      assert.equal(p.byOutcome.inflight, undefined, 'attempts cut by Cancel end as cancelled bars');
+      assert.equal(p.bars, sum(table.map((r) => r.attempts)));
+      assert.match(end.text, /cancelled/);
+      await page.screenshot({ path: `${ARTIFACTS}demo-cancelled.png`, fullPage: true });
+    });
+  });
+
+  test('naive vs edgebatch: both runs, both timelines, both results', async () => {
+    await withDemo({}, async (page) => {
+      await page.check('#mode-compare');
+      await fill(page, { 'sim-hang-ms': 3000, 'max-retries': 10 });
+      await page.click('#run');
+      const end = await finished(page);
+      assert.equal(end.state, 'done', end.text);
+      assert.deepEqual(await page.$$eval('.panel', (ps) => ps.map((p) => p.dataset.run)), ['naive', 'edgebatch']);
+
+      const naive = await panel(page, 'naive');
+      const eb = await panel(page, 'edgebatch');
+      assert.equal(naive.fraction, '50 / 50');
+      assert.equal(eb.fraction, '50 / 50');
+      assert.equal(naive.bars, 50, 'the naive code sends each document once');
+      assert.equal(naive.counts.retries, '0');
+      assert.match(naive.verdict, /Promise\.all (rejected|resolved) after/);
+      assert.equal(eb.counts.ok, '50');
+      assert.match(end.text, /naive: \d+ of 50 ok/);
+      assert.match(end.text, /edgebatch: 50 of 50 ok/);
+
+      // The table shows either run.
+      assert.deepEqual(await page.$$eval('#results-of option', (os) => os.map((o) => o.value)), ['naive', 'edgebatch']);
+      await page.selectOption('#results-of', 'naive');
+      const naiveRows = await rows(page);
+      assert.equal(naiveRows.length, 50);
+      assert.ok(naiveRows.every((r) => r.cls !== 'pending' && r.attempts === 1));
+      assert.equal(naiveRows.filter((r) => r.cls === 'ok').length, Number(naive.counts.ok));
+      await page.selectOption('#results-of', 'edgebatch');
+      assert.ok((await rows(page)).every((r) => r.cls === 'ok'));
+
+      await page.screenshot({ path: `${ARTIFACTS}demo-compare.png`, fullPage: true });
+    });
+  });
+
+  test('bad options and a missing key are named, and nothing is sent', async () => {
+    await withDemo({}, async (page) => {
+      await fill(page, { concurrency: 0 });
+      await page.click('#run');
+      let end = await finished(page);
+      assert.equal(end.state, 'error');
+      assert.match(end.text, /concurrency/);
+      assert.equal(await page.$$eval('.panel', (ps) => ps.length), 0);
+
+      await fill(page, { concurrency: 6 });
+      await page.check('#api-anthropic');
+      assert.equal(await page.isDisabled('#mode-compare'), true, 'compare is for the simulator only');
+      assert.equal(await page.getAttribute('#api-key', 'type'), 'password');
+      await page.click('#run');
+      end = await finished(page);
+      assert.equal(end.state, 'error');
+      assert.match(end.text, /API key/);
+    });
+  });
+
+  test('Anthropic mode sends the key only to api.anthropic.com, with the direct-browser header', async () => {
+    // No network here: the browser's request to the real endpoint is answered by the test,
+    // which checks what the page would have sent.
+    const KEY = 'sk-ant-FAKE-page-key-0a1b2c3d';
+    const seen = [];
+    await withDemo({}, async (page) => {
+      await page.route('https://api.anthropic.com/**', async (route) => {
+        const req = route.request();
+        const cors = { 'access-control-allow-origin': '*', 'access-control-allow-headers': '*', 'access-control-expose-headers': '*' };
+        if (req.method() === 'OPTIONS') return route.fulfill({ status: 204, headers: cors });
+        seen.push({ url: req.url(), headers: req.headers(), body: req.postDataJSON() });
+        return route.fulfill({
+          status: 200,
+          headers: { ...cors, 'content-type': 'application/json' },
+          body: JSON.stringify({ id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-haiku-4-5', content: [{ type: 'text', text: 'A summary.' }], stop_reason: 'end_turn', usage: { input_tokens: 20, output_tokens: 4 } }),
+        });
+    });
+    await page.fill('#docs', 'first\nsecond\nthird');
+    await page.check('#api-anthropic');
+    await page.fill('#api-key', KEY);
+    await page.click('#run');
+    const end = await finished(page);
+    assert.equal(end.state, 'done', end.text);
+    assert.equal(seen.length, 3);
+    for (const r of seen) {
+      assert.equal(r.url, 'https://api.anthropic.com/v1/messages');
+      assert.equal(r.headers['x-api-key'], KEY);
+      assert.equal(r.headers['anthropic-dangerous-direct-browser-access'], 'true');
+      assert.equal(r.body.model, 'claude-haiku-4-5');
+    }
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+    const text = readFileSync(await download.path(), 'utf8');
+    assert.equal(text.trim().split('\n').length, 3);
+    assert.ok(!text.includes(KEY), 'the key is not in the results');
+    assert.ok(!(await page.textContent('body')).includes(KEY), 'the key is not shown on the page');
+    });
+  });
+
+  test('phone width: nothing overflows sideways, and a run works', async () => {
+    await withDemo({ width: 390, height: 844 }, async (page) => {
+      await page.fill('#docs', Array.from({ length: 12 }, (_, i) => `Phone document ${i + 1}.`).join('\n'));
+      await page.click('#run');
+      const end = await finished(page);
+      assert.equal(end.state, 'done', end.text);
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.ok(overflow <= 0, `the page is ${overflow}px wider than the screen`);
+      await page.screenshot({ path: `${ARTIFACTS}demo-phone.png`, fullPage: true });
+    });
+  });
+});
