@@ -93,8 +93,9 @@ async function simSession(simUrl) {
     throw new Error(`could not reach the simulator at ${simUrl} (${err.message}). Start it with \`make run\`, which serves this page and the simulator on http://127.0.0.1:8787.`);
   }
   const body = await res.json().catch(() => null);
-  if (!res.ok) throw new Error(`the simulator refused the settings: ${body?.error?.message ?? `HTTP ${res.status}`}`);
-  return body.baseUrl;
+  if (res.ok && typeof body?.baseUrl === 'string') return body.baseUrl;
+  if (body?.error?.message) throw new Error(`the simulator refused the settings: ${body.error.message}`);
+  throw new Error(`no edgebatch simulator at ${simUrl} (HTTP ${res.status}). \`make run\` starts one on http://127.0.0.1:8787: enter its address under "Simulator server".`);
 }
 
 // ---- panels ----
@@ -248,9 +249,19 @@ async function run(event) {
 
 // ---- start ----
 
+/** Whether this page is served by the edgebatch Worker with its simulator on. */
+async function simulatorHere() {
+  if (location.protocol !== 'http:' && location.protocol !== 'https:') return false;
+  try {
+    const res = await fetch('/healthz');
+    return res.ok && (await res.json()).sim === 'on';
+  } catch {
+    return false;
+  }
+}
+
 async function start() {
-  const served = location.protocol === 'http:' || location.protocol === 'https:';
-  $('sim-url').value = served ? location.origin : 'http://127.0.0.1:8787';
+  $('sim-url').value = await simulatorHere() ? location.origin : 'http://127.0.0.1:8787';
   $('docs').value = sampleDocuments(50);
   countDocuments();
   syncForm();

@@ -4,6 +4,9 @@
 // Screenshots of the finished runs go to test-artifacts/. No timing is asserted.
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import http from 'node:http';
+import { extname } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -33,7 +36,7 @@ after(async () => {
  * browser logs every HTTP error status as "Failed to load resource": for the simulator's
  * 429/5xx that is the demo doing its job, so only those are let through.
  */
-async function openDemo({ width = 1280, height = 800 } = {}) {
+async function openDemo({ width = 1280, height = 800, url = new URL('/', worker.url).href, allow = null } = {}) {
   const context = await browser.newContext({ viewport: { width, height }, acceptDownloads: true });
   const page = await context.newPage();
   const errors = [];
@@ -42,9 +45,10 @@ async function openDemo({ width = 1280, height = 800 } = {}) {
     if (m.type() !== 'error') return;
     const fromSim = m.location().url.includes('/sim/s/');
     if (fromSim && /^Failed to load resource: the server responded with a status of (429|5\d\d)/.test(m.text())) return;
+    if (allow?.test(m.location().url)) return;
     errors.push(`console: ${m.text()} (${m.location().url})`);
   });
-  await page.goto(new URL('/', worker.url).href);
+  await page.goto(url);
   await page.waitForSelector('#status[data-state=idle]');
   return { page, errors, close: () => context.close() };
 }
@@ -102,6 +106,25 @@ function panel(page, run) {
 }
 
 const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.wasm': 'application/wasm' };
+
+/** A plain static file server for www/ on 127.0.0.1 and a free port: no Worker, no /sim. */
+async function staticServer() {
+  const dir = fileURLToPath(new URL('..', import.meta.url));
+  const server = http.createServer(async (req, res) => {
+    const path = new URL(req.url, 'http://x').pathname.replace(/\/$/, '/index.html');
+    try {
+      if (path.includes('..')) throw new Error('no');
+      const body = await readFile(dir + path.slice(1));
+      res.writeHead(200, { 'content-type': TYPES[extname(path)] ?? 'application/octet-stream' }).end(body);
+    } catch {
+      res.writeHead(404).end('not found');
+    }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${server.address().port}/`, close: () => new Promise((r) => server.close(r)) };
+}
 
 describe('the demo page on the Worker (workerd) in headless Chromium', { timeout: 300_000 }, () => {
   test('a 50-document batch against the faulty simulator: a row, a result and a bar for everything', async () => {
@@ -285,5 +308,33 @@ describe('the demo page on the Worker (workerd) in headless Chromium', { timeout
       assert.ok(overflow <= 0, `the page is ${overflow}px wider than the screen`);
       await page.screenshot({ path: `${ARTIFACTS}demo-phone.png`, fullPage: true });
     });
+  });
+
+  test('from any static server: the page asks for the simulator address and runs against it (CORS)', async () => {
+    const site = await staticServer();
+    try {
+      // The static server has neither /healthz (the page's probe) nor /sim/sessions (the wrong
+      // address this test enters first): their 404s are expected.
+      await withDemo({ url: site.url, allow: new RegExp(`^${site.url}(healthz|sim/sessions)$`) }, async (page) => {
+        assert.equal(await page.inputValue('#sim-url'), 'http://127.0.0.1:8787');
+        await page.fill('#sim-url', site.url);
+        await page.fill('#docs', 'one\ntwo');
+        await page.click('#run');
+        let end = await finished(page);
+        assert.equal(end.state, 'error');
+        assert.match(end.text, /no edgebatch simulator at .*Simulator server/);
+
+        await page.fill('#sim-url', worker.url.origin);
+        await page.fill('#docs', Array.from({ length: 8 }, (_, i) => `Static document ${i + 1}.`).join('\n'));
+        await page.click('#run');
+        end = await finished(page);
+        assert.equal(end.state, 'done', end.text);
+        const table = await rows(page);
+        assert.equal(table.length, 8);
+        assert.ok(table.every((r) => r.cls === 'ok'), JSON.stringify(table));
+      });
+    } finally {
+      await site.close();
+    }
   });
 });
