@@ -20,6 +20,8 @@ pub enum ErrorKind {
     Invalid,
     /// The caller's task function threw something that is not an HTTP or network error.
     Task,
+    /// The call's attempt budget (`maxAttempts`) was used up before the item could start.
+    Budget,
 }
 
 impl ErrorKind {
@@ -33,6 +35,7 @@ impl ErrorKind {
             ErrorKind::Deadline => "deadline",
             ErrorKind::Invalid => "invalid",
             ErrorKind::Task => "task",
+            ErrorKind::Budget => "budget",
         }
     }
 }

@@ -96,6 +96,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "deadlineMs",
     "backoff",
     "maxRetryAfterMs",
+    "maxAttempts",
     "seed",
     "signal",
     "onProgress",
@@ -119,6 +120,9 @@ pub const BREAKER_KEYS: &[&str] = &["failures", "cooldownMs"];
 
 /// The keys of the `backoff` object.
 pub const BACKOFF_KEYS: &[&str] = &["baseMs", "maxMs", "jitter"];
+
+/// Largest `maxAttempts`: far past any host's limit (a Worker allows 10,000 subrequests).
+pub const MAX_ATTEMPTS: u64 = 1_000_000_000;
 
 /// Largest timer delay JS timers honour (2^31 - 1 ms).
 pub const MAX_TIMER_MS: u64 = 2_147_483_647;
@@ -198,6 +202,8 @@ pub struct RawOptions {
     pub backoff_jitter: Option<Raw>,
     /// `maxRetryAfterMs`
     pub max_retry_after_ms: Option<Raw>,
+    /// `maxAttempts`
+    pub max_attempts: Option<Raw>,
     /// `seed`
     pub seed: Option<Raw>,
     /// `rateLimit.requestsPerMinute`
@@ -266,6 +272,7 @@ impl RawOptions {
             3_600_000,
         )?
         .map_or(defaults.max_retry_after, ms);
+        let max_attempts = integer("maxAttempts", get(&self.max_attempts), 1, MAX_ATTEMPTS)?;
         let seed = integer("seed", get(&self.seed), 0, (1 << 53) - 1)?;
         let budget = |name, raw| integer(name, get(raw), 1, 1_000_000_000_000);
         let pacing_defaults = PacingConfig::default();
@@ -299,6 +306,7 @@ impl RawOptions {
                 deadline,
                 backoff,
                 max_retry_after,
+                max_attempts,
             },
             seed,
             pacing,
@@ -406,6 +414,7 @@ mod tests {
             backoff_base_ms: num(40_000.0),
             backoff_jitter: Some(Raw::Text("none".into())),
             max_retry_after_ms: num(0.0),
+            max_attempts: num(50.0),
             seed: num(42.0),
             ..Default::default()
         };
@@ -421,6 +430,7 @@ mod tests {
             Backoff::new(ms(40_000), ms(40_000), Jitter::None).unwrap()
         );
         assert_eq!(o.config.max_retry_after, ms(0));
+        assert_eq!(o.config.max_attempts, Some(50));
         assert_eq!(o.seed, Some(42));
     }
 

@@ -727,3 +727,211 @@ fn progress_counts_are_consistent_at_every_step() {
         .windows(2)
         .all(|w| w[0].done <= w[1].done && w[0].elapsed <= w[1].elapsed));
 }
+
+const SPENT: &str = "attempt budget exhausted: all 3 attempts of this call are used";
+
+/// `(kind, status, attempts, message)` of one result, for table assertions.
+type Outline = (Option<ErrorKind>, Option<u16>, u32, String);
+
+fn outline(results: &[ItemResult<usize>]) -> Vec<Outline> {
+    results
+        .iter()
+        .map(|r| match &r.outcome {
+            Ok(_) => (None, None, r.attempts, String::new()),
+            Err(e) => (Some(e.kind), e.status, r.attempts, e.message.clone()),
+        })
+        .collect()
+}
+
+/// Item 0 fails with `status` after 10 ms, every attempt; the others succeed after `ok_ms`.
+fn first_fails(status: u16, ok_ms: u64) -> Box<dyn Fn(usize, u32) -> Step> {
+    Box::new(move |i, _| match i {
+        0 => Step::Fail(10, http(status)),
+        _ => Step::Ok(ok_ms),
+    })
+}
+
+/// A batch of `items` under a budget of 3 attempts, and how it must end.
+struct BudgetCase {
+    name: &'static str,
+    items: usize,
+    concurrency: usize,
+    script: Box<dyn Fn(usize, u32) -> Step>,
+    want: Vec<Outline>,
+    end_ms: u64,
+}
+
+#[test]
+fn attempt_budget_table() {
+    let ok = || (None, None, 1, String::new());
+    let spent = || (Some(ErrorKind::Budget), None, 0, SPENT.to_owned());
+    let refused = |status: u16, attempts: u32| {
+        let message = format!("retry refused, {SPENT}; last error: status {status}");
+        (Some(ErrorKind::Http), Some(status), attempts, message)
+    };
+    let cases = vec![
+        BudgetCase {
+            name: "items that never start fail as budget; those that started finish",
+            items: 5,
+            concurrency: 2,
+            script: Box::new(|_, _| Step::Ok(100)),
+            want: vec![ok(), ok(), ok(), spent(), spent()],
+            end_ms: 200,
+        },
+        BudgetCase {
+            name: "a refused retry keeps the 429 and does not wait out its backoff",
+            items: 1,
+            concurrency: 1,
+            script: first_fails(429, 0),
+            want: vec![refused(429, 3)],
+            end_ms: 2030,
+        },
+        BudgetCase {
+            // Item 0 fails at 10 and would retry at 1010; items 1 and 2 take the free slot at
+            // 10 and 110, the last attempt: item 0 fails then, without waiting until 1010.
+            name: "an item waiting out a backoff fails as soon as the last attempt starts",
+            items: 3,
+            concurrency: 1,
+            script: first_fails(503, 100),
+            want: vec![refused(503, 1), ok(), ok()],
+            end_ms: 210,
+        },
+        BudgetCase {
+            name: "a final failure is not a refusal, and a budget not used up changes nothing",
+            items: 2,
+            concurrency: 2,
+            script: first_fails(400, 10),
+            want: vec![
+                (Some(ErrorKind::Http), Some(400), 1, "status 400".to_owned()),
+                ok(),
+            ],
+            end_ms: 10,
+        },
+    ];
+    for case in cases {
+        let name = case.name;
+        let clock = VirtualClock::new();
+        let meter = Meter::default();
+        let task = scripted(&clock, &meter, case.script);
+        let config = Config {
+            concurrency: case.concurrency,
+            max_attempts: Some(3),
+            backoff: no_jitter(1000, 1000),
+            ..Config::default()
+        };
+        let mut rec = Recorder::default();
+        let results = run(
+            &clock,
+            &config,
+            case.items,
+            task,
+            &CancelToken::new(),
+            &mut rec,
+        );
+        assert_eq!(outline(&results), case.want, "{name}");
+        assert_eq!(clock.now(), MS(case.end_ms), "{name}");
+        assert_eq!(meter.now.get(), 0, "{name}");
+        for e in results.iter().filter_map(|r| r.outcome.as_ref().err()) {
+            let refusal = e.message.starts_with("retry refused");
+            assert_eq!(
+                e.retryable, refusal,
+                "{name}: only a refused retry is retryable"
+            );
+        }
+        let last = rec.progress.last().unwrap();
+        assert_eq!(
+            (last.done, last.queued, last.waiting),
+            (case.items, 0, 0),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn property_attempt_budget_is_exactly_respected() {
+    for seed in 0..200u64 {
+        let mut r = SplitMix64::new(seed ^ 0xb0d6e7);
+        let n = 1 + (r.next_f64() * 30.0) as usize;
+        let budget = 1 + (r.next_f64() * 2.5 * n as f64) as u64;
+        let config = Config {
+            concurrency: 1 + (r.next_f64() * 8.0) as usize,
+            max_retries: (r.next_f64() * 4.0) as u32,
+            timeout: Some(MS(450)),
+            backoff: Backoff::new(MS(50), MS(2000), Jitter::Full).unwrap(),
+            max_attempts: Some(budget),
+            ..Config::default()
+        };
+        let clock = VirtualClock::new();
+        let meter = Meter::default();
+        let calls = Rc::new(Cell::new(0u64));
+        let c = calls.clone();
+        let inner = scripted(&clock, &meter, move |i, a| random_step(seed, i, a));
+        let task = move |i, a| {
+            c.set(c.get() + 1);
+            inner(i, a)
+        };
+        let mut rec = Recorder::default();
+        let results = run(&clock, &config, n, task, &CancelToken::new(), &mut rec);
+        let ctx = format!("seed {seed} n {n} budget {budget} {config:?}");
+
+        assert_eq!(results.len(), n, "{ctx}: one result per item");
+        assert!(
+            results.iter().enumerate().all(|(i, r)| r.index == i),
+            "{ctx}"
+        );
+        let mut order = rec.completion_order.clone();
+        order.sort_unstable();
+        assert_eq!(order, (0..n).collect::<Vec<_>>(), "{ctx}: each result once");
+        assert_eq!(meter.now.get(), 0, "{ctx}: nothing left in flight");
+        assert!(meter.max.get() <= config.concurrency, "{ctx}");
+
+        let started = calls.get();
+        let attempts: u64 = results.iter().map(|r| u64::from(r.attempts)).sum();
+        let start_events = rec
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::Start { .. }))
+            .count() as u64;
+        assert!(started <= budget, "{ctx}: {started} attempts started");
+        assert_eq!((attempts, start_events), (started, started), "{ctx}");
+
+        // Without the budget each item would end as `expected` says; with it, an item ends
+        // the same or is cut short: never started (budget) or its retry refused (last error).
+        let mut cut = 0;
+        for (i, res) in results.iter().enumerate() {
+            let (want, want_attempts) = expected(seed, i, config.max_retries);
+            let got = res.outcome.as_ref().map(|_| ()).map_err(|e| e.kind);
+            if res.attempts == want_attempts {
+                assert_eq!(got, want, "{ctx} item {i}");
+                continue;
+            }
+            cut += 1;
+            let e = res.outcome.as_ref().unwrap_err();
+            assert!(res.attempts < want_attempts, "{ctx} item {i}");
+            if res.attempts == 0 {
+                assert_eq!((e.kind, e.retryable), (ErrorKind::Budget, false), "{ctx}");
+                assert!(
+                    e.message.starts_with("attempt budget exhausted: all "),
+                    "{ctx}"
+                );
+            } else {
+                let (last_kind, _) = expected(seed, i, res.attempts - 1);
+                assert_eq!(
+                    (Err(e.kind), e.retryable),
+                    (last_kind, true),
+                    "{ctx} item {i}"
+                );
+                assert!(
+                    e.message.starts_with("retry refused, attempt budget"),
+                    "{ctx}"
+                );
+            }
+        }
+        if cut > 0 {
+            assert_eq!(
+                started, budget,
+                "{ctx}: items were cut short, so all was used"
+            );
+        }
+    }
+}

@@ -94,6 +94,7 @@ impl BatchProcessor {
             backoff_max_ms: nested("maxMs"),
             backoff_jitter: nested("jitter"),
             max_retry_after_ms: raw(option(&options, "maxRetryAfterMs")),
+            max_attempts: raw(option(&options, "maxAttempts")),
             seed: raw(option(&options, "seed")),
             requests_per_minute: rate("requestsPerMinute"),
             input_tokens_per_minute: rate("inputTokensPerMinute"),

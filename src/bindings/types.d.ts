@@ -12,6 +12,13 @@ export interface BatchOptions {
   backoff?: { baseMs?: number; maxMs?: number; jitter?: "full" | "decorrelated" | "none" };
   /** Cap on a server's Retry-After in ms (default 60000). */
   maxRetryAfterMs?: number;
+  /**
+   * Attempts one call of map/run/stream may start in all, retries included (1..=1e9, default
+   * unlimited), e.g. a Worker's subrequest limit. Once used up nothing more starts: an item that
+   * never started fails with kind `budget`; an item whose retry is refused keeps its last error
+   * (kind, status, type), its message saying why.
+   */
+  maxAttempts?: number;
   /** Seed for the jitter, for repeatable runs. */
   seed?: number;
   /** Cancels every call of this processor. */
@@ -113,7 +120,7 @@ export interface TaskContext {
   index: number;
 }
 
-export type ErrorKind = "timeout" | "http" | "network" | "aborted" | "deadline" | "invalid" | "task";
+export type ErrorKind = "timeout" | "http" | "network" | "aborted" | "deadline" | "invalid" | "task" | "budget";
 
 export interface ItemError {
   kind: ErrorKind;

@@ -6,18 +6,20 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::future::{abortable, AbortHandle};
+use futures::future::abortable;
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use std::cell::RefCell;
 
 use super::backoff::{server_delay, Rng};
+use super::budget::AttemptBudget;
 use super::cancel::CancelToken;
 use super::clock::{Clock, Sleep};
 use super::limits::{Cost, Feedback};
 use super::pacer::{Admission, Pacer, PacingConfig, Ticket};
 pub use super::report::{Config, Event, ItemResult, Observer, Progress};
 use super::retry::is_retryable;
+use super::timeouts::AttemptTimeouts;
 use crate::error::{ErrorKind, Failure, ItemError};
 
 #[derive(Clone, Copy, PartialEq)]
@@ -41,16 +43,6 @@ struct ItemState {
 type AttemptFuture<V> = Pin<Box<dyn Future<Output = (usize, Result<V, Failure>)>>>;
 type WaitFuture = Pin<Box<dyn Future<Output = usize>>>;
 
-/// A running attempt's timeout. Every attempt gets the same timeout, so deadlines grow in
-/// start order and a queue (not a heap) holds them; one timer serves them all, instead of a
-/// JS timer per attempt.
-struct AttemptTimeout {
-    at: Duration,
-    index: usize,
-    attempt: u32,
-    handle: AbortHandle,
-}
-
 /// How a batch is paced: the processor's [`Pacer`], what each item costs, and what a
 /// successful value tells the pacer (usage, rate-limit headers).
 pub struct Pacing<'a, V> {
@@ -65,7 +57,9 @@ pub struct Pacing<'a, V> {
 /// Runs `total` items through `task(index, attempt)` and returns one result per item, in
 /// input order. Never more than `config.concurrency` attempts run at once; new items start in
 /// input order, retries (once their backoff is over) go first. Dropping an attempt's future
-/// must abort it: that is how timeouts, deadlines and cancellation stop real requests.
+/// must abort it: that is how timeouts, deadlines and cancellation stop real requests. Once
+/// `config.max_attempts` attempts have started, nothing more starts: the items still queued
+/// or waiting fail at once (see [`AttemptBudget`]).
 ///
 /// ```
 /// use edgebatch::core::{clock::VirtualClock, executor::*, backoff::SplitMix64};
@@ -167,8 +161,8 @@ where
         retry_queue: VecDeque::new(),
         running: FuturesUnordered::new(),
         waiting: FuturesUnordered::new(),
-        timeouts: VecDeque::new(),
-        timer: None,
+        timeouts: AttemptTimeouts::default(),
+        budget: AttemptBudget::new(config.max_attempts),
         done: 0,
         ok: 0,
         retries: 0,
@@ -200,8 +194,8 @@ struct Batch<'a, V, C: ?Sized, F, O: ?Sized> {
     retry_queue: VecDeque<usize>,
     running: FuturesUnordered<AttemptFuture<V>>,
     waiting: FuturesUnordered<WaitFuture>,
-    timeouts: VecDeque<AttemptTimeout>,
-    timer: Option<(Duration, Sleep)>,
+    timeouts: AttemptTimeouts,
+    budget: AttemptBudget,
     done: usize,
     ok: usize,
     retries: u64,
@@ -230,7 +224,10 @@ where
                     return Poll::Ready(());
                 }
             }
-            self.expire_timeouts(cx);
+            let items = &self.items;
+            self.timeouts.expire(cx, self.clock, |index, attempt| {
+                matches!(items[index].phase, Phase::Running { attempt: a, .. } if a == attempt)
+            });
             let mut progressed = false;
             while let Poll::Ready(Some((index, outcome))) = self.running.poll_next_unpin(cx) {
                 self.finish_attempt(index, outcome);
@@ -321,6 +318,7 @@ where
 
     fn start_attempt(&mut self, index: usize) {
         let now = self.clock.now();
+        self.budget.take();
         let state = &mut self.items[index];
         state.attempts += 1;
         let attempt = state.attempts;
@@ -335,18 +333,16 @@ where
             at: self.since_start(now),
         });
         let work = (self.task)(index, attempt);
+        if self.budget.is_spent() {
+            self.refuse_waiting();
+        }
         let Some(after) = self.config.timeout else {
             self.running
                 .push(Box::pin(async move { (index, work.await) }));
             return;
         };
         let (work, handle) = abortable(work);
-        self.timeouts.push_back(AttemptTimeout {
-            at: now + after,
-            index,
-            attempt,
-            handle,
-        });
+        self.timeouts.push(now + after, index, attempt, handle);
         self.running.push(Box::pin(async move {
             let outcome = match work.await {
                 Ok(outcome) => outcome,
@@ -356,34 +352,24 @@ where
         }));
     }
 
-    /// Aborts the attempts whose time is up and keeps one timer armed for the next deadline.
-    /// An aborted attempt's future ends with a timeout when `running` is polled next, which
-    /// drops the task's future (and so aborts its request).
-    fn expire_timeouts(&mut self, cx: &mut Context<'_>) {
-        let now = self.clock.now();
-        while let Some(front) = self.timeouts.front() {
-            let live = matches!(self.items[front.index].phase,
-                Phase::Running { attempt, .. } if attempt == front.attempt);
-            if !live {
-                self.timeouts.pop_front();
-            } else if front.at <= now {
-                front.handle.abort();
-                self.timeouts.pop_front();
-            } else {
-                let at = front.at;
-                if self.timer.as_ref().is_none_or(|(armed, _)| *armed > at) {
-                    self.timer = Some((at, self.clock.sleep(at - now)));
-                }
-                if let Some((_, sleep)) = self.timer.as_mut() {
-                    if sleep.as_mut().poll(cx).is_ready() {
-                        self.timer = None;
-                        return self.expire_timeouts(cx);
-                    }
-                }
-                return;
+    /// The budget is spent: no item that is queued or waiting out a backoff can ever start
+    /// again, so each fails now rather than after its wait. Attempts in flight run on.
+    fn refuse_waiting(&mut self) {
+        self.waiting.clear();
+        self.retry_queue.clear();
+        self.next_new = self.items.len();
+        self.gate = None;
+        for index in 0..self.items.len() {
+            let state = &mut self.items[index];
+            if !matches!(state.phase, Phase::Queued | Phase::Waiting) {
+                continue;
             }
+            let error = match state.last_failure.take() {
+                Some(last) => self.budget.refused(last),
+                None => self.budget.unstarted(),
+            };
+            self.finalize(index, Err(error));
         }
-        self.timer = None;
     }
 
     fn finish_attempt(&mut self, index: usize, outcome: Result<V, Failure>) {
@@ -429,6 +415,9 @@ where
             .on_failure(&cost, &failure, delay, started, &ticket, now);
         if !retryable || attempt > self.config.max_retries {
             return self.finalize(index, Err(ItemError::from_failure(failure, retryable)));
+        }
+        if self.budget.is_spent() {
+            return self.finalize(index, Err(self.budget.refused(failure)));
         }
         if let Some(deadline_at) = self.deadline_at {
             if now + delay >= deadline_at {
@@ -506,7 +495,6 @@ where
         self.running.clear();
         self.waiting.clear();
         self.timeouts.clear();
-        self.timer = None;
         self.gate = None;
         let now = self.clock.now();
         let what = if kind == ErrorKind::Aborted {

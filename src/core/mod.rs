@@ -3,6 +3,7 @@
 
 pub mod adaptive;
 pub mod backoff;
+pub mod budget;
 pub mod cancel;
 pub mod clock;
 pub mod executor;
@@ -10,3 +11,4 @@ pub mod limits;
 pub mod pacer;
 pub mod report;
 pub mod retry;
+mod timeouts;

@@ -21,6 +21,8 @@ pub struct Config {
     pub backoff: Backoff,
     /// Cap on a server's Retry-After.
     pub max_retry_after: Duration,
+    /// Attempts the whole batch may start, retries included (`None`: unlimited).
+    pub max_attempts: Option<u64>,
 }
 
 impl Default for Config {
@@ -37,6 +39,7 @@ impl Default for Config {
             )
             .expect("default backoff is valid"),
             max_retry_after: Duration::from_secs(60),
+            max_attempts: None,
         }
     }
 }

@@ -19,14 +19,14 @@ pub fn parse_should_retry(value: &str) -> Option<bool> {
 
 /// Whether a failed attempt may be retried (given retries are left).
 ///
-/// Order: a caller abort, a deadline or an invalid item never retry; then the task's own
+/// Order: a caller abort, a deadline, an invalid item or a spent budget never retry; then the task's own
 /// verdict; then the server's `x-should-retry`; a spend cap never; then the kind and the
 /// status table.
 pub fn is_retryable(failure: &Failure) -> bool {
     let kind = failure.kind();
     if matches!(
         kind,
-        ErrorKind::Aborted | ErrorKind::Deadline | ErrorKind::Invalid
+        ErrorKind::Aborted | ErrorKind::Deadline | ErrorKind::Invalid | ErrorKind::Budget
     ) {
         return false;
     }
@@ -75,6 +75,7 @@ mod tests {
             (ErrorKind::Aborted, false),
             (ErrorKind::Deadline, false),
             (ErrorKind::Invalid, false),
+            (ErrorKind::Budget, false),
         ];
         for (kind, want) in table {
             assert_eq!(is_retryable(&Failure::new(kind, "x")), want, "{kind}");

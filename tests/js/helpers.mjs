@@ -100,7 +100,7 @@ export function assertResultShape(r, i) {
     assert.equal(typeof r.error, 'object');
     assert.equal(typeof r.error.kind, 'string');
     assert.ok(
-      ['timeout', 'http', 'network', 'aborted', 'deadline', 'invalid', 'task'].includes(r.error.kind),
+      ['timeout', 'http', 'network', 'aborted', 'deadline', 'invalid', 'task', 'budget'].includes(r.error.kind),
       `unknown kind ${r.error.kind}`,
     );
     assert.equal(typeof r.error.message, 'string');

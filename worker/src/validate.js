@@ -41,6 +41,8 @@ export function parseBatchRequest(text, config, origin) {
   if (items.length > config.maxItems) {
     throw badRequest(`items has ${items.length} entries; at most ${config.maxItems} per batch`);
   }
+  // Every item needs at least one subrequest: such a batch could not run, so say so now
+  // rather than fail its last items with kind `budget`.
   if (items.length > config.subrequestBudget) {
     throw badRequest(`items has ${items.length} entries but the subrequest budget is ${config.subrequestBudget} per batch`);
   }

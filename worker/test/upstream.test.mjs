@@ -1,6 +1,6 @@
 // What the Worker does about a bad upstream and a client that leaves, on real workerd: a
 // hanging upstream is cut by the attempt timeout; a client disconnect stops the upstream calls;
-// the subrequest budget holds.
+// the subrequest budget holds; the upstream's retry-after is honoured.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TOKEN, messages, ndjson, postBatch, simStats, startWorker } from './harness.mjs';
@@ -101,9 +101,53 @@ test('the subrequest budget counts every attempt and is reported', { timeout: 60
     const { summary } = lines.pop();
     assert.equal(summary.subrequests, 5);
     assert.equal(lines.length, 2);
-    // The first item burns the budget on retries; then nothing more goes out.
-    assert.ok(lines.some((l) => /subrequest budget exhausted/.test(l.error?.message)), r.text);
+    assert.deepEqual(lines.map((l) => l.index).sort(), [0, 1]);
+    assert.equal(lines.reduce((n, l) => n + l.attempts, 0), 5);
+    // Every 429 would be retried: the budget ends them all. An item that never started fails
+    // with kind budget; one whose retry was refused keeps its 429. Both say why in the
+    // Worker's words, and nothing more goes out.
+    const spent = 'subrequest budget exhausted: all 5 subrequests of this batch are used';
+    for (const l of lines) {
+      assert.equal(l.ok, false);
+      if (l.attempts === 0) {
+        assert.deepEqual(l.error, { kind: 'budget', message: spent, retryable: false });
+      } else {
+        assert.deepEqual([l.error.kind, l.error.status, l.error.retryable], ['http', 429, true]);
+        assert.ok(l.error.message.startsWith(`retry refused, ${spent}; last error: `), l.error.message);
+      }
+    }
     assert.equal((await simStats(worker.url)).requests, 5);
+  } finally {
+    await worker.dispose();
+  }
+});
+
+test("the upstream's retry-after is honoured inside the Worker", { timeout: 60_000 }, async () => {
+  // Three requests per 3 s: of four items sent at once, one gets a 429 whose retry-after-ms
+  // says when a request fits again. With the client's own backoff at 1 ms and one retry, that
+  // item ends ok only if its retry waited for the server's time (one 429 in all); a retry after
+  // the backoff would meet a second 429 and fail.
+  const worker = await startWorker({
+    EDGEBATCH_SIM: 'on',
+    EDGEBATCH_SIM_CONFIG: JSON.stringify({
+      minuteMs: 3000, requestsPerMinute: 3, latency: { baseMs: 5, perOutputTokenMs: 0, jitterMs: 0 }, faults: {},
+    }),
+  });
+  try {
+    const r = await postBatch(worker.url, {
+      provider: { name: 'anthropic', baseUrl: `${worker.url.origin}/sim` },
+      items: messages(4),
+      options: { concurrency: 4, maxRetries: 1, backoff: { baseMs: 1, maxMs: 1, jitter: 'none' } },
+    });
+    assert.equal(r.status, 200, r.text);
+    const lines = ndjson(r.text);
+    const { summary } = lines.pop();
+    assert.ok(lines.every((l) => l.ok), r.text);
+    assert.deepEqual(lines.map((l) => l.attempts).sort(), [1, 1, 1, 2]);
+    assert.equal(summary.subrequests, 5);
+    const stats = await simStats(worker.url);
+    assert.equal(stats.requests, 5, JSON.stringify(stats));
+    assert.deepEqual(stats.byStatus, { 200: 4, 429: 1 });
   } finally {
     await worker.dispose();
   }
