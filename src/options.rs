@@ -30,11 +30,35 @@ impl fmt::Display for Raw {
         match self {
             Raw::Missing => f.write_str("undefined"),
             Raw::Number(n) => f.write_str(&format_number(*n)),
-            Raw::Text(s) => write!(f, "{s:?}"),
+            Raw::Text(s) => f.write_str(&quote(s)),
             Raw::Bool(b) => write!(f, "{b}"),
             Raw::Other(t) => write!(f, "a value of type {t}"),
         }
     }
+}
+
+/// `s` as a JSON string literal (as `JSON.stringify` writes it, quotes included), for
+/// messages and the simulator's JSON bodies. Not `{s:?}`: `Debug` for strings brings Unicode
+/// tables and escaping code (several KB) into the wasm build.
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            // Other control characters, and the two separators JS source cannot hold raw.
+            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// A number as JS prints it, for messages: integers exactly, other values to 6 decimals.
@@ -432,6 +456,24 @@ mod tests {
         assert_eq!(o.config.max_retry_after, ms(0));
         assert_eq!(o.config.max_attempts, Some(50));
         assert_eq!(o.seed, Some(42));
+    }
+
+    #[test]
+    fn strings_survive_a_real_parser() {
+        let nasty = [
+            "",
+            "plain",
+            "quote \" and backslash \\",
+            "lines\nand\ttabs\r",
+            "\u{0}\u{1}\u{1f}\u{7f}",
+            "unicode: é 日本 🦀 \u{2028}\u{2029}",
+            "</script>",
+        ];
+        for s in nasty {
+            let back: String = serde_json::from_str(&quote(s)).unwrap();
+            assert_eq!(back, s);
+        }
+        assert_eq!(quote("abc"), "\"abc\"");
     }
 
     #[test]

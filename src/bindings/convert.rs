@@ -4,7 +4,6 @@ use js_sys::{Array, Object};
 use wasm_bindgen::prelude::*;
 
 use crate::core::executor::{Event, ItemResult, Progress};
-use crate::core::limits::Feedback;
 use crate::web::provider::{usage_object, Metered};
 use crate::web::set;
 
@@ -87,40 +86,15 @@ extern "C" {
     ) -> JsValue;
 }
 
-/// What a task's value is to JS, and what it tells the pacer.
-pub(super) trait ResultValue {
-    /// The value JS sees.
-    fn js_value(&self) -> JsValue;
-    /// Usage and rate-limit headers, when the value came from a provider.
-    fn feedback(&self) -> Feedback {
-        Feedback::default()
-    }
-}
-
-impl ResultValue for JsValue {
-    fn js_value(&self) -> JsValue {
-        self.clone()
-    }
-}
-
-impl ResultValue for Metered {
-    fn js_value(&self) -> JsValue {
-        self.value.clone()
-    }
-    fn feedback(&self) -> Feedback {
-        self.feedback
-    }
-}
-
 /// The result object; a provider value's usage is lifted onto it.
-pub(super) fn result_object<V: ResultValue>(r: &ItemResult<V>) -> JsValue {
+pub(super) fn result_object(r: &ItemResult<Metered>) -> JsValue {
     let mut usage = JsValue::UNDEFINED;
     let (ok, payload) = match &r.outcome {
         Ok(v) => {
             if let Some(u) = v.feedback().usage {
                 usage = usage_object(u);
             }
-            (true, v.js_value())
+            (true, v.value.clone())
         }
         Err(e) => (
             false,
@@ -144,6 +118,6 @@ pub(super) fn result_object<V: ResultValue>(r: &ItemResult<V>) -> JsValue {
     )
 }
 
-pub(super) fn results_array<V: ResultValue>(results: &[ItemResult<V>]) -> JsValue {
+pub(super) fn results_array(results: &[ItemResult<Metered>]) -> JsValue {
     results.iter().map(result_object).collect::<Array>().into()
 }

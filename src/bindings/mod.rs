@@ -6,13 +6,15 @@ mod convert;
 mod js_options;
 mod sim;
 mod stream;
+mod tasks;
 
-use convert::{event_object, progress_object, results_array, ResultValue};
+use convert::{event_object, progress_object, results_array};
 use js_options::{
     check_keys, function_option, js_error, object_option, option, provider_option, raw,
     signal_option, type_error,
 };
 use stream::as_async_iterable;
+use tasks::Task;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -27,14 +29,10 @@ use crate::core::cancel::CancelToken;
 use crate::core::executor::{run_paced, Config, Event, ItemResult, Observer, Pacing, Progress};
 use crate::core::limits::Cost;
 use crate::core::pacer::Pacer;
-use crate::error::Failure;
 use crate::options::{self, RawOptions};
 use crate::providers::{Provider, ProviderKind};
-use crate::web::abort::AbortGuard;
 use crate::web::clock::JsClock;
-use crate::web::fetch::fetch_spec;
-use crate::web::provider::{call_provider, Metered};
-use crate::web::task::{start_task, TaskAttempt};
+use crate::web::provider::Metered;
 use crate::web::{describe, get, JsJson};
 use crate::Clock;
 
@@ -137,7 +135,7 @@ impl BatchProcessor {
             Err(e) => return Promise::reject(&e),
         };
         future_to_promise(async move {
-            let results = call.execute(map_task(task), &mut ()).await;
+            let results = call.execute(Task::Map(task), &mut ()).await;
             Ok(results_array(&results))
         })
     }
@@ -148,7 +146,7 @@ impl BatchProcessor {
             Ok(call) => call,
             Err(e) => return Promise::reject(&e),
         };
-        let task = run_task(self.provider.clone());
+        let task = Task::Run(self.provider.clone());
         future_to_promise(async move {
             let results = call.execute(task, &mut ()).await;
             Ok(results_array(&results))
@@ -172,20 +170,16 @@ impl BatchProcessor {
             (task, call_options)
         };
         let call = self.prepare(items, call_options)?;
-        let (stream, mut sink) = stream::channel(call.cancel.clone());
-        if task.is_undefined() || task.is_null() {
-            let task = run_task(self.provider.clone());
-            wasm_bindgen_futures::spawn_local(async move {
-                call.execute(task, &mut sink).await;
-                sink.finish();
-            });
+        let task = if task.is_undefined() || task.is_null() {
+            Task::Run(self.provider.clone())
         } else {
-            let task = task_fn(task)?;
-            wasm_bindgen_futures::spawn_local(async move {
-                call.execute(map_task(task), &mut sink).await;
-                sink.finish();
-            });
-        }
+            Task::Map(task_fn(task)?)
+        };
+        let (stream, mut sink) = stream::channel(call.cancel.clone());
+        wasm_bindgen_futures::spawn_local(async move {
+            call.execute(task, &mut sink).await;
+            sink.finish();
+        });
         Ok(as_async_iterable(stream.into()))
     }
 
@@ -255,34 +249,6 @@ fn task_fn(task: JsValue) -> Result<Rc<Function>, JsValue> {
         .map_err(|v| type_error(format!("the task must be a function, got {}", describe(&v))))
 }
 
-/// One attempt of a `run()` item.
-type RunAttempt = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Metered, Failure>>>>;
-
-/// The task of run (and stream without a function): a fetch spec, or a provider request body
-/// through the provider; the request is aborted when the attempt is dropped.
-fn run_task(provider: Option<Rc<Provider>>) -> impl Fn(usize, u32, &Array) -> RunAttempt {
-    move |index, _attempt, items| {
-        let guard = AbortGuard::new();
-        let item = items.get(index as u32);
-        let provider = provider.clone();
-        Box::pin(async move {
-            let signal = guard.signal();
-            let out = match provider.as_deref() {
-                Some(p) => call_provider(p, &item, &signal).await,
-                None => fetch_spec(&item, &signal).await.map(Metered::plain),
-            };
-            guard.disarm();
-            out
-        })
-    }
-}
-
-/// The task of map/stream: `fn(item, { signal, attempt, index })`, its signal fired when the
-/// attempt is dropped (timeout, deadline, cancel).
-fn map_task(task: Rc<Function>) -> impl Fn(usize, u32, &Array) -> TaskAttempt {
-    move |index, attempt, items| start_task(&task, items, index, attempt)
-}
-
 /// One call of map/run/stream: its items, cancel token and the links to the AbortSignals.
 struct Call {
     config: Config,
@@ -296,49 +262,34 @@ struct Call {
 }
 
 impl Call {
-    async fn execute<V, T, Fut, O>(self, task: T, extra: &mut O) -> Vec<ItemResult<V>>
-    where
-        V: ResultValue + 'static,
-        T: TaskWithItems<Fut>,
-        Fut: std::future::Future<Output = Result<V, Failure>> + 'static,
-        O: Observer<V>,
-    {
+    /// Not generic: map, run and stream, with or without a stream's sink, share one
+    /// instantiation of the executor (each one is several KB of wasm).
+    async fn execute(
+        self,
+        task: Task,
+        extra: &mut dyn Observer<Metered>,
+    ) -> Vec<ItemResult<Metered>> {
         let mut rng = SplitMix64::new(self.seed);
         let items = self.items.clone();
-        // One executor instantiation per value type, whatever the observer: smaller wasm.
         let mut both = Both(&self.callbacks, extra);
-        let observer: &mut dyn Observer<V> = &mut both;
+        let observer: &mut dyn Observer<Metered> = &mut both;
         let total = items.length() as usize;
         let pacing = Pacing {
             pacer: &self.pacer,
             cost: &*self.cost,
-            feedback: &|v: &V| v.feedback(),
+            feedback: &Metered::feedback,
         };
         run_paced(
             &self.config,
             &JsClock,
             total,
-            |i, a| task.call(i, a, &items),
+            |i, a| task.start(i, a, &items),
             pacing,
             &self.cancel,
             &mut rng,
             observer,
         )
         .await
-    }
-}
-
-/// A task that reads its item from the call's array (map, stream) or ignores it (run).
-trait TaskWithItems<Fut> {
-    fn call(&self, index: usize, attempt: u32, items: &Array) -> Fut;
-}
-
-impl<F, Fut> TaskWithItems<Fut> for F
-where
-    F: Fn(usize, u32, &Array) -> Fut,
-{
-    fn call(&self, index: usize, attempt: u32, items: &Array) -> Fut {
-        self(index, attempt, items)
     }
 }
 
@@ -378,9 +329,9 @@ struct JsCallbacks {
 }
 
 /// The user's callbacks and a second observer (the stream sink), side by side.
-struct Both<'a, O>(&'a JsCallbacks, &'a mut O);
+struct Both<'a, V>(&'a JsCallbacks, &'a mut dyn Observer<V>);
 
-impl<V, O: Observer<V>> Observer<V> for Both<'_, O> {
+impl<V> Observer<V> for Both<'_, V> {
     fn event(&mut self, event: &Event) {
         if let Some(f) = &self.0.on_event {
             // A throwing callback must not break the batch: its error is dropped.

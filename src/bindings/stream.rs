@@ -10,9 +10,10 @@ use js_sys::{Object, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use super::convert::{result_object, ResultValue};
+use super::convert::result_object;
 use crate::core::cancel::CancelToken;
 use crate::core::executor::{ItemResult, Observer};
+use crate::web::provider::Metered;
 use crate::web::set;
 
 #[wasm_bindgen(
@@ -52,8 +53,8 @@ impl StreamSink {
     }
 }
 
-impl<V: ResultValue> Observer<V> for StreamSink {
-    fn result(&mut self, result: &ItemResult<V>) {
+impl Observer<Metered> for StreamSink {
+    fn result(&mut self, result: &ItemResult<Metered>) {
         let mut st = self.0.borrow_mut();
         st.queue.push_back(result_object(result));
         st.wakers.drain(..).for_each(Waker::wake);

@@ -8,7 +8,7 @@ pub mod openai;
 pub mod ratelimit;
 
 use crate::core::limits::Cost;
-use crate::options::{OptionError, OptionErrorKind};
+use crate::options::{quote, OptionError, OptionErrorKind};
 use http::Json;
 use ratelimit::RateLimits;
 
@@ -87,8 +87,9 @@ impl Provider {
                 return Err(bad(
                     OptionErrorKind::Range,
                     format!(
-                    "provider.name must be \"anthropic\", \"openai\" or \"http\", got {other:?}"
-                ),
+                        "provider.name must be \"anthropic\", \"openai\" or \"http\", got {}",
+                        quote(other)
+                    ),
                 ))
             }
         };
@@ -98,7 +99,10 @@ impl Provider {
         {
             return Err(bad(
                 OptionErrorKind::Range,
-                format!("provider.baseUrl must be an http(s) URL, got {base_url:?}"),
+                format!(
+                    "provider.baseUrl must be an http(s) URL, got {}",
+                    quote(&base_url)
+                ),
             ));
         }
         if api_key.as_deref().is_some_and(str::is_empty) {

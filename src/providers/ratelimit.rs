@@ -69,8 +69,8 @@ pub fn parse_rfc3339(value: &str) -> Option<f64> {
         (c, 0i64)
     } else {
         let at = rest.rfind(['+', '-'])?;
-        let (c, off) = rest.split_at(at);
-        let (sign, hm) = off.split_at(1);
+        let (c, off) = rest.split_at_checked(at)?;
+        let (sign, hm) = off.split_at_checked(1)?;
         let (h, m) = hm.split_once(':')?;
         let minutes = i64::from(digits(h, 2)? * 60 + digits(m, 2)?);
         (c, if sign == "-" { -minutes } else { minutes })
@@ -110,12 +110,14 @@ pub fn parse_duration(value: &str) -> Option<Duration> {
     let mut total_ms = 0.0;
     while !rest.is_empty() {
         let number_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let number = parse_decimal(&rest[..number_end])?;
-        rest = &rest[number_end..];
+        let (number, tail) = rest.split_at_checked(number_end)?;
+        let number = parse_decimal(number)?;
+        rest = tail;
         let unit_end = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(rest.len());
-        let scale = match &rest[..unit_end] {
+        let (unit, tail) = rest.split_at_checked(unit_end)?;
+        let scale = match unit {
             "h" => 3_600_000.0,
             "m" => 60_000.0,
             "s" => 1000.0,
@@ -125,7 +127,7 @@ pub fn parse_duration(value: &str) -> Option<Duration> {
             _ => return None,
         };
         total_ms += number * scale;
-        rest = &rest[unit_end..];
+        rest = tail;
     }
     Some(Duration::from_nanos((total_ms * 1e6) as u64))
 }

@@ -49,7 +49,6 @@
 
 pub mod bucket;
 pub mod config;
-pub mod json;
 pub mod limits;
 pub mod reply;
 pub mod request;

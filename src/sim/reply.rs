@@ -1,8 +1,8 @@
 //! What the sim says back: error bodies in each API's shape, successful replies, the
 //! pseudo-summary text, and the rate-limit headers.
 
-use super::json::quote;
 use super::request::{Api, Prompt};
+use crate::options::quote;
 
 /// The kinds of error the sim sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -237,5 +237,5 @@ pub fn truncate_half(s: &str) -> String {
     while !s.is_char_boundary(cut) {
         cut -= 1;
     }
-    s[..cut].to_owned()
+    s.get(..cut).unwrap_or_default().to_owned()
 }

@@ -7,7 +7,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Headers, RequestInit, Response};
 
 use super::task::failure_from_js;
-use super::{describe, get, parse_json, set};
+use super::{describe, get, has, parse_json, set};
 use crate::core::limits::RateLimits;
 use crate::error::{ErrorKind, Failure};
 use crate::providers::http::failure_from_reply;
@@ -156,7 +156,7 @@ pub async fn fetch_spec(spec: &JsValue, signal: &AbortSignal) -> Result<JsValue,
     let reply = send(&url, &init, &|_| None).await?;
     let is_json = reply
         .header("content-type")
-        .is_some_and(|ct| ct.to_ascii_lowercase().contains("json"));
+        .is_some_and(|ct| has(&ct.to_ascii_lowercase(), "json"));
     let body = match is_json.then(|| JSON::parse(&reply.text).ok()).flatten() {
         Some(parsed) => parsed,
         None => JsValue::from_str(&reply.text),
@@ -172,7 +172,7 @@ pub async fn fetch_spec(spec: &JsValue, signal: &AbortSignal) -> Result<JsValue,
 fn fetch_rejection(err: &JsValue) -> Failure {
     let mut failure = failure_from_js(err);
     let m = failure.message.as_str();
-    if m.contains("URL") || m.contains("Invalid") || m.contains("cannot load") {
+    if ["URL", "Invalid", "cannot load"].iter().any(|n| has(m, n)) {
         failure.kind = Some(ErrorKind::Invalid);
     } else if failure.kind() == ErrorKind::Task {
         failure.kind = Some(ErrorKind::Network);

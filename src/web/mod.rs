@@ -67,6 +67,13 @@ impl Json for JsJson {
     }
 }
 
+/// Whether `needle` occurs in `haystack`. For the short messages and header values classified
+/// here a plain scan does; `str::contains` brings a Two-Way searcher (KBs of wasm) along.
+pub fn has(haystack: &str, needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    n.is_empty() || h.windows(n.len()).any(|w| w == n)
+}
+
 /// `JSON.parse(text)`, or `None` when it is not JSON.
 pub fn parse_json(text: &str) -> Option<JsJson> {
     js_sys::JSON::parse(text).ok().map(JsJson)

@@ -20,19 +20,24 @@ fn invalid(message: impl Into<String>) -> Failure {
 
 /// A provider reply's value with what it tells the pacer (usage, rate-limit headers).
 pub struct Metered {
-    /// `{ text, stopReason, usage, rateLimits?, reply }`.
+    /// `{ text, stopReason, usage, rateLimits?, reply }`, or any other value.
     pub value: JsValue,
-    /// For the pacer.
-    pub feedback: Feedback,
+    /// For the pacer; boxed, so that the many plain values (every `map` result) stay small.
+    pub feedback: Option<Box<Feedback>>,
 }
 
 impl Metered {
-    /// A value that tells the pacer nothing (plain fetch specs).
+    /// A value that tells the pacer nothing (a fetch spec's reply, a task's value).
     pub fn plain(value: JsValue) -> Self {
         Metered {
             value,
-            feedback: Feedback::default(),
+            feedback: None,
         }
+    }
+
+    /// What the value tells the pacer: usage and rate-limit headers, or nothing.
+    pub fn feedback(&self) -> Feedback {
+        self.feedback.as_deref().copied().unwrap_or_default()
     }
 }
 
@@ -102,10 +107,10 @@ pub async fn call_provider(
     set(&value, "reply", parsed.0);
     Ok(Metered {
         value: value.into(),
-        feedback: Feedback {
+        feedback: Some(Box::new(Feedback {
             usage: Some(read.usage),
             limits: Some(limits).filter(|l| !l.is_empty()),
-        },
+        })),
     })
 }
 

@@ -10,7 +10,7 @@ use js_sys::{Array, Function};
 use wasm_bindgen::prelude::*;
 use web_sys::Headers;
 
-use super::{describe, get, JsJson};
+use super::{describe, get, has, JsJson};
 use crate::error::{ErrorKind, Failure};
 use crate::providers::http::parse_error_body;
 
@@ -208,7 +208,7 @@ pub fn failure_from_js(err: &JsValue) -> Failure {
 fn is_network_error(name: &str, code: &str, message: &str) -> bool {
     NETWORK_NAMES.contains(&name)
         || NETWORK_CODES.contains(&code)
-        || (name == "TypeError" && NETWORK_MESSAGES.iter().any(|m| message.contains(m)))
+        || (name == "TypeError" && NETWORK_MESSAGES.iter().any(|m| has(message, m)))
 }
 
 /// A header from a `Headers` object or a plain object (any key case).
