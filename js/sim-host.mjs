@@ -21,7 +21,8 @@
 // Routes: POST …/v1/messages, POST …/v1/chat/completions (anything else: the sim's JSON 404),
 // GET …/stats (sim.stats() as JSON), OPTIONS (CORS preflight, 204). Every response allows CORS.
 
-const CORS = {
+/** The headers every simulator response carries: any page may call it and read everything. */
+export const CORS = {
   'access-control-allow-origin': '*',
   'access-control-allow-headers': '*',
   'access-control-allow-methods': '*',

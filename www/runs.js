@@ -159,7 +159,7 @@ export async function runNaive({ url, headers, bodies, record, signal }) {
       reply = await res.json();
     } catch (err) {
       const kind = signal.aborted ? 'aborted' : 'network';
-      record.attemptEnd(index, 1, record.now(), kind === 'aborted' ? 'aborted' : 'error');
+      record.attemptEnd(index, 1, record.now(), outcomeClass(kind));
       record.result({ index, ok: false, error: { kind, message: String(err?.message ?? err) }, attempts: 1, elapsedMs: elapsed() });
       throw err;
     }

@@ -10,6 +10,13 @@ export class HttpError extends Error {
   }
 }
 
+/** Throws a 405 naming the allowed methods unless `request` uses one of `methods`. */
+export function allow(request, methods) {
+  if (!methods.includes(request.method)) {
+    throw new HttpError(405, 'method_not_allowed', `${request.method} is not allowed here; use ${methods.join(' or ')}`);
+  }
+}
+
 export const badRequest = (message) => new HttpError(400, 'invalid_request_error', message);
 
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };

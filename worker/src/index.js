@@ -8,7 +8,7 @@ import mod from '../../pkg/edgebatch_bg.wasm';
 import * as edgebatch from '../../pkg/edgebatch.js';
 import { streamBatch } from './batch.js';
 import { readConfig, secretsOf } from './config.js';
-import { badRequest, checkBearer, discardBody, errorResponse, HttpError, jsonResponse, readCappedText, redactor } from './http.js';
+import { allow, badRequest, checkBearer, discardBody, errorResponse, HttpError, jsonResponse, readCappedText, redactor } from './http.js';
 import { handleSim } from './sim.js';
 import { parseBatchRequest } from './validate.js';
 
@@ -102,12 +102,6 @@ function batchResponse({ items, provider, options }, request, config, redact) {
     status: 200,
     headers: { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store' },
   });
-}
-
-function allow(request, methods) {
-  if (!methods.includes(request.method)) {
-    throw new HttpError(405, 'method_not_allowed', `${request.method} is not allowed here; use ${methods.join(' or ')}`);
-  }
 }
 
 function notFound(path) {

@@ -7,8 +7,9 @@
 // Sessions, for the demo page: `POST /sim/sessions { config?, hangMs? }` makes a simulator of
 // its own (its own buckets, faults and stats) answering under `/sim/s/<id>/...`, so each run
 // of the page starts from a fresh minute, and a naive run cannot use up edgebatch's budget.
-import { isDisconnect, serveSim } from '../../js/sim-host.mjs';
-import { badRequest, errorResponse, HttpError, jsonResponse, readCappedText } from './http.js';
+import { CORS, isDisconnect, serveSim } from '../../js/sim-host.mjs';
+import { allow, badRequest, errorResponse, HttpError, jsonResponse, readCappedText } from './http.js';
+import { int, parseJsonObject } from './validate.js';
 
 /**
  * How long a simulated hang may last in workerd. workerd cancels a handler that waits on
@@ -38,14 +39,8 @@ export const DEV_SIM = {
 /** Sessions kept at once; creating one more drops the oldest (a dev server, not a store). */
 export const MAX_SESSIONS = 16;
 const SESSION_BODY_BYTES = 16 * 1024;
-const HANG_MS_RANGE = [100, SIM_HANG_CAP_MS];
-/** Browser pages on other origins (the page served by any static server) may call /sim. */
-const CORS = {
-  'access-control-allow-origin': '*',
-  'access-control-allow-headers': '*',
-  'access-control-allow-methods': '*',
-  'access-control-expose-headers': '*',
-};
+const HANG_MS_MIN = 100;
+const SESSION_FIELDS = new Set(['config', 'hangMs']);
 
 let current = { key: '', sim: null };
 /** id -> { sim, hangMs }, oldest first. */
@@ -104,25 +99,11 @@ async function serve(request, url, innerPath, sim, hangMs) {
  */
 async function createSession(request, Simulator) {
   if (request.method === 'OPTIONS') return new Response(null, { status: 204, headers: CORS });
-  if (request.method !== 'POST') {
-    throw new HttpError(405, 'method_not_allowed', `${request.method} is not allowed here; use POST`);
-  }
-  let body;
-  try {
-    body = JSON.parse((await readCappedText(request, SESSION_BODY_BYTES)) || '{}');
-  } catch (err) {
-    if (err instanceof HttpError) throw err;
-    throw badRequest(`body is not JSON: ${err.message}`);
-  }
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw badRequest('body must be a JSON object { config?, hangMs? }');
-  }
-  const unknown = Object.keys(body).filter((k) => k !== 'config' && k !== 'hangMs');
-  if (unknown.length) throw badRequest(`unknown field "${unknown[0]}"; a session takes { config?, hangMs? }`);
+  allow(request, ['POST']);
+  const text = await readCappedText(request, SESSION_BODY_BYTES);
+  const body = parseJsonObject(text || '{}', SESSION_FIELDS, '{ config?, hangMs? }');
   const { config = {}, hangMs = SIM_HANG_CAP_MS } = body;
-  if (!Number.isInteger(hangMs) || hangMs < HANG_MS_RANGE[0] || hangMs > HANG_MS_RANGE[1]) {
-    throw badRequest(`hangMs must be an integer in ${HANG_MS_RANGE[0]}..=${HANG_MS_RANGE[1]}, got ${JSON.stringify(hangMs)}`);
-  }
+  int('hangMs', hangMs, HANG_MS_MIN, SIM_HANG_CAP_MS);
   let sim;
   try {
     sim = new Simulator(config);

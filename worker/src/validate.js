@@ -25,16 +25,7 @@ const JITTERS = ['full', 'decorrelated', 'none'];
  * @returns {{ items: object[], provider: object, options: object, upstream: string }}
  */
 export function parseBatchRequest(text, config, origin) {
-  let body;
-  try {
-    body = JSON.parse(text);
-  } catch (e) {
-    throw badRequest(`body is not valid JSON (${e.message})`);
-  }
-  if (!isPlainObject(body)) throw badRequest('body must be a JSON object { provider?, items, options? }');
-  for (const key of Object.keys(body)) {
-    if (!TOP_LEVEL.has(key)) throw badRequest(`unknown field ${JSON.stringify(key)} (expected provider, items, options)`);
-  }
+  const body = parseJsonObject(text, TOP_LEVEL, '{ provider?, items, options? }');
 
   const items = body.items;
   if (!Array.isArray(items)) throw badRequest(`items must be an array, got ${typeName(items)}`);
@@ -150,7 +141,26 @@ function parseBackoff(raw) {
   return out;
 }
 
-function int(name, value, min, max, why = '') {
+/**
+ * A request body that must be a JSON object with no fields but `fields` (a Set); `shape` is
+ * how the messages spell it, e.g. `{ config?, hangMs? }`. Throws a 400 naming what is wrong.
+ */
+export function parseJsonObject(text, fields, shape) {
+  let body;
+  try {
+    body = JSON.parse(text);
+  } catch (e) {
+    throw badRequest(`body is not valid JSON (${e.message})`);
+  }
+  if (!isPlainObject(body)) throw badRequest(`body must be a JSON object ${shape}`);
+  for (const key of Object.keys(body)) {
+    if (!fields.has(key)) throw badRequest(`unknown field ${JSON.stringify(key)} (expected ${[...fields].join(', ')})`);
+  }
+  return body;
+}
+
+/** `value` if it is an integer in `min..=max`, else a 400 naming `name`. */
+export function int(name, value, min, max, why = '') {
   if (!Number.isInteger(value) || value < min || value > max) {
     throw badRequest(`${name} must be an integer in ${min}..=${max}${why}, got ${show(value)}`);
   }

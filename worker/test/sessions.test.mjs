@@ -37,13 +37,13 @@ describe('worker: simulator sessions and the demo page', { timeout: 60_000 }, ()
 
   test('bad sessions are 400 with a message naming the field', async () => {
     const cases = [
-      ['not json', /not JSON/],
+      ['not json', /body is not valid JSON/],
       [[1], /JSON object/],
       [{ config: { requestsPerMinute: 0 } }, /config: requestsPerMinute/],
       [{ config: { faults: { hang: 2 } } }, /config: faults\.hang/],
       [{ config: { bogus: 1 } }, /config: unknown option "bogus"/],
       [{ hangMs: 5 }, /hangMs must be an integer in 100\.\.=120000, got 5/],
-      [{ colour: 'red' }, /unknown field "colour"/],
+      [{ colour: 'red' }, /unknown field "colour" \(expected config, hangMs\)/],
     ];
     for (const [body, message] of cases) {
       const res = await session(body);
