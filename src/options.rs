@@ -549,4 +549,24 @@ mod tests {
             "unknown option \"backoff.base\""
         );
     }
+
+    #[test]
+    fn every_jitter_mode_is_accepted() {
+        let ms = Duration::from_millis;
+        for (name, mode) in [
+            ("full", Jitter::Full),
+            ("decorrelated", Jitter::Decorrelated),
+            ("none", Jitter::None),
+        ] {
+            let raw = RawOptions {
+                backoff_jitter: Some(Raw::Text(name.into())),
+                ..Default::default()
+            };
+            assert_eq!(
+                raw.validate().unwrap().config.backoff,
+                Backoff::new(ms(500), ms(30_000), mode).unwrap(),
+                "{name}"
+            );
+        }
+    }
 }

@@ -935,3 +935,116 @@ fn property_attempt_budget_is_exactly_respected() {
         }
     }
 }
+
+#[test]
+fn stop_messages_say_why_and_where_each_item_was() {
+    for cancelled in [false, true] {
+        let clock = VirtualClock::new();
+        // Item 0 fails at 10 ms and is ready again at 110 ms, but items 1 and 2 hang in both
+        // slots; item 3 never gets one. The stop comes at 500 ms.
+        let task = scripted(&clock, &Meter::default(), |i, _| match i {
+            0 => Step::Fail(
+                10,
+                Failure {
+                    retry_after_ms: Some("100".into()),
+                    ..http(503)
+                },
+            ),
+            _ => Step::Hang,
+        });
+        let config = Config {
+            concurrency: 2,
+            timeout: None,
+            deadline: (!cancelled).then_some(MS(500)),
+            ..Config::default()
+        };
+        let cancel = CancelToken::new();
+        let (c, token) = (clock.clone(), cancel.clone());
+        let canceller = async move {
+            c.sleep(MS(500)).await;
+            token.cancel();
+        };
+        let mut rng = SplitMix64::new(1);
+        let mut rec = Recorder::default();
+        let batch = run_batch(&config, &clock, 4, task, &cancel, &mut rng, &mut rec);
+        let results = if cancelled {
+            clock.block_on(futures::future::join(batch, canceller)).0
+        } else {
+            clock.block_on(batch)
+        };
+        let (kind, what) = if cancelled {
+            (ErrorKind::Aborted, "cancelled")
+        } else {
+            (ErrorKind::Deadline, "deadline reached")
+        };
+        let errors: Vec<(ErrorKind, String)> = results
+            .iter()
+            .map(|r| {
+                let e = r.outcome.as_ref().unwrap_err();
+                (e.kind, e.message.clone())
+            })
+            .collect();
+        assert_eq!(
+            errors,
+            vec![
+                (
+                    kind,
+                    format!("{what} while waiting to retry; last error: status 503")
+                ),
+                (kind, format!("{what} during attempt 1")),
+                (kind, format!("{what} during attempt 1")),
+                (kind, format!("{what} before the item started")),
+            ]
+        );
+        assert_eq!(clock.now(), MS(500));
+    }
+}
+
+/// Always the same number: jittered delays become exact.
+struct Fixed(f64);
+
+impl Rng for Fixed {
+    fn next_f64(&mut self) -> f64 {
+        self.0
+    }
+}
+
+#[test]
+fn decorrelated_jitter_builds_each_delay_on_the_previous_one() {
+    let clock = VirtualClock::new();
+    let task = scripted(&clock, &Meter::default(), |_, a| {
+        if a < 4 {
+            Step::Fail(0, http(500))
+        } else {
+            Step::Ok(0)
+        }
+    });
+    let config = Config {
+        concurrency: 1,
+        max_retries: 5,
+        backoff: Backoff::new(MS(100), MS(10_000), Jitter::Decorrelated).unwrap(),
+        ..Config::default()
+    };
+    let mut rec = Recorder::default();
+    let mut rng = Fixed(0.5);
+    let results = clock.block_on(run_batch(
+        &config,
+        &clock,
+        1,
+        task,
+        &CancelToken::new(),
+        &mut rng,
+        &mut rec,
+    ));
+    assert!(results[0].outcome.is_ok());
+    let delays: Vec<Duration> = rec
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Backoff { delay, .. } => Some(*delay),
+            _ => None,
+        })
+        .collect();
+    // Each is halfway between the base (100 ms) and 3 times the one before.
+    assert_eq!(delays, vec![MS(200), MS(350), MS(575)]);
+}

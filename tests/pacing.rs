@@ -9,6 +9,8 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
+use futures::stream::{FuturesUnordered, StreamExt};
+
 use edgebatch::core::backoff::SplitMix64;
 use edgebatch::core::cancel::CancelToken;
 use edgebatch::core::clock::{Clock, VirtualClock};
@@ -528,4 +530,166 @@ fn a_probe_that_fails_for_its_own_reasons_does_not_block_the_batch() {
         "{kinds:?}"
     );
     assert_eq!(calls.get(), 5);
+}
+
+#[test]
+fn an_open_breaker_lets_exactly_one_probe_go_per_cool_down() {
+    let clock = VirtualClock::new();
+    let sent = Rc::new(RefCell::new(Vec::new()));
+    let (c, s) = (clock.clone(), sent.clone());
+    // Down for the first 3 s; every attempt takes 50 ms.
+    let task = move |i: usize, _: u32| {
+        let (c, s) = (c.clone(), s.clone());
+        async move {
+            s.borrow_mut().push(c.now().as_millis());
+            c.sleep(MS(50)).await;
+            if c.now() < MS(3000) {
+                return Err(Failure::network("connection refused"));
+            }
+            Ok(i)
+        }
+    };
+    let config = Config {
+        concurrency: 4,
+        max_retries: 20,
+        ..Config::default()
+    };
+    let pacing = PacingConfig {
+        adaptive: false,
+        breaker_failures: 3,
+        breaker_cooldown: MS(1000),
+        ..PacingConfig::default()
+    };
+    let r = run(
+        &clock,
+        &config,
+        &pacing,
+        4,
+        task,
+        &|_| Cost::default(),
+        &|_: &usize| Feedback::default(),
+    );
+    assert!(r.results.iter().all(|r| r.outcome.is_ok()));
+    // All 4 fail at 50 ms and open the breaker until 1050 ms; the retries (due well before)
+    // wait for it. One probe at 1050 ms fails, one at 2100 ms fails, the one at 3150 ms
+    // succeeds and closes it: the 3 others go at 3200 ms.
+    assert_eq!(
+        *sent.borrow(),
+        vec![0, 0, 0, 0, 1050, 2100, 3150, 3200, 3200, 3200]
+    );
+}
+
+#[test]
+fn a_batch_finds_the_probe_held_by_another_batch_on_the_same_pacer_and_still_finishes() {
+    let clock = VirtualClock::new();
+    let pacing = PacingConfig {
+        adaptive: false,
+        breaker_failures: 1,
+        breaker_cooldown: MS(100),
+        ..PacingConfig::default()
+    };
+    let pacer = RefCell::new(Pacer::new(&pacing, 1, clock.now()));
+    // An outage seen before the batches start: the breaker is open until 100 ms.
+    let t = pacer.borrow_mut().start(&Cost::default(), MS(0));
+    pacer.borrow_mut().on_failure(
+        &Cost::default(),
+        &Failure::http(500, "down"),
+        MS(0),
+        MS(0),
+        &t,
+        MS(0),
+    );
+    let c = clock.clone();
+    let task = move |i: usize, _: u32| {
+        let c = c.clone();
+        async move {
+            c.sleep(MS(50)).await;
+            Ok::<_, Failure>(i)
+        }
+    };
+    let config = Config {
+        concurrency: 1,
+        ..Config::default()
+    };
+    let (cost, feedback) = (|_| Cost::default(), |_: &usize| Feedback::default());
+    let paced = || Pacing {
+        pacer: &pacer,
+        cost: &cost,
+        feedback: &feedback,
+    };
+    let cancel = CancelToken::new();
+    let (mut rng_a, mut rng_b) = (SplitMix64::new(1), SplitMix64::new(2));
+    let (mut seen_a, mut seen_b) = (Starts::default(), Starts::default());
+    type Batch<'a> = Pin<Box<dyn Future<Output = Vec<ItemResult<usize>>> + 'a>>;
+    // Polled only when woken (unlike `join`): a batch left waiting with nothing to wake it
+    // would hang here.
+    let batches: FuturesUnordered<Batch> = [
+        Box::pin(run_paced(
+            &config,
+            &clock,
+            1,
+            &task,
+            paced(),
+            &cancel,
+            &mut rng_a,
+            &mut seen_a,
+        )) as Batch,
+        Box::pin(run_paced(
+            &config,
+            &clock,
+            1,
+            &task,
+            paced(),
+            &cancel,
+            &mut rng_b,
+            &mut seen_b,
+        )),
+    ]
+    .into_iter()
+    .collect();
+    let results: Vec<Vec<ItemResult<usize>>> = clock.block_on(batches.collect());
+    assert!(results.iter().flatten().all(|r| r.outcome.is_ok()));
+    // One batch sent the probe at 100 ms; the other had nothing in flight to wait for.
+    assert_eq!(clock.now(), MS(150));
+    assert_eq!((seen_a.0[0].0, seen_b.0[0].0), (MS(100), MS(100)));
+}
+
+#[test]
+fn a_refund_that_shortens_the_wait_wakes_the_queue_earlier() {
+    let clock = VirtualClock::new();
+    let c = clock.clone();
+    // Item 0 replies at 100 ms having used 1000 of its 3000; item 1 takes 40 s.
+    let task = move |i: usize, _: u32| {
+        let c = c.clone();
+        async move {
+            c.sleep(MS(if i == 0 { 100 } else { 40_000 })).await;
+            Ok::<_, Failure>(Usage {
+                input_tokens: 0,
+                output_tokens: 1000,
+            })
+        }
+    };
+    let config = Config {
+        concurrency: 3,
+        timeout: None,
+        ..Config::default()
+    };
+    let pacing = PacingConfig {
+        output_tokens_per_minute: Some(6000),
+        ..PacingConfig::off()
+    };
+    let cost = |_| Cost {
+        input_tokens: 0,
+        output_tokens: 3000,
+    };
+    let feedback = |u: &Usage| Feedback {
+        usage: Some(*u),
+        limits: None,
+    };
+    let r = run(&clock, &config, &pacing, 3, task, &cost, &feedback);
+    assert!(r.results.iter().all(|r| r.outcome.is_ok()));
+    // At 0 ms item 2 must wait 30 s for 3000 tokens at 100/s. At 100 ms the refund leaves
+    // 2010: 990 short, 9.9 s more.
+    let at: Vec<u128> = r.starts.0.iter().map(|(t, _)| t.as_millis()).collect();
+    assert_eq!(at, vec![0, 0, 10_000]);
 }

@@ -331,4 +331,54 @@ mod tests {
         };
         assert!(!r.is_empty());
     }
+
+    fn report(limit: u64, remaining: Option<u64>, reset_ms: Option<u64>) -> Limit {
+        Limit {
+            limit: Some(limit),
+            remaining,
+            reset_in: reset_ms.map(MS),
+        }
+    }
+
+    #[test]
+    fn reports_that_say_nothing_about_the_rate_keep_the_learned_one() {
+        let mut b = TokenBucket::unknown();
+        // 100 per window, 50 left, full in 49 s: 49 used refill at 1 per second.
+        b.observe(&report(100, Some(50), Some(49_000)), MS(0), 0.0);
+        // A reset of 0 would be an infinite rate; with 99 or 100 left nothing is known used.
+        for (remaining, reset) in [(50, 0), (99, 1000), (100, 1000)] {
+            b.observe(&report(100, Some(remaining), Some(reset)), MS(0), 0.0);
+        }
+        assert_eq!(b.available(MS(0)), 100.0);
+        b.take(100.0, MS(0));
+        assert_near(b.fit(1.0, MS(0)), 1000.0 / RATE_MARGIN);
+    }
+
+    #[test]
+    fn one_token_used_is_enough_to_learn_the_rate() {
+        let mut b = TokenBucket::per_minute(100, MS(0));
+        // 98 left (rounded down): at least 1 used, full again in 2 s.
+        b.observe(&report(100, Some(98), Some(2000)), MS(0), 0.0);
+        b.take(98.0, MS(0));
+        assert_near(b.fit(1.0, MS(0)), 2000.0 / RATE_MARGIN);
+    }
+
+    #[test]
+    fn a_capacity_without_a_reset_refills_over_a_minute() {
+        let mut b = TokenBucket::unknown();
+        b.observe(&report(40, None, None), MS(0), 0.0);
+        assert_eq!(
+            b.available(MS(0)),
+            40.0,
+            "a first report without a count: full"
+        );
+        let mut b = TokenBucket::unknown();
+        b.observe(&report(60, Some(0), None), MS(0), 0.0);
+        assert_eq!(b.available(MS(0)), 0.0);
+        assert_eq!(
+            b.fit(1.0, MS(1000)),
+            Fit::Now,
+            "60 per minute: 1 in a second"
+        );
+    }
 }

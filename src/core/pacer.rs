@@ -490,3 +490,7 @@ mod tests {
         assert_eq!(p.admit(&c, MS(1203)), Admission::Go);
     }
 }
+
+#[cfg(test)]
+#[path = "pacer_tests.rs"]
+mod branch_tests;

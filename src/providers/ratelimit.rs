@@ -264,4 +264,21 @@ mod tests {
         );
         assert!(!s.input_tokens.is_known());
     }
+
+    #[test]
+    fn rfc3339_minutes_count_in_the_time_and_in_the_offset() {
+        let base = 1_767_225_600_000.0; // 2026-01-01T00:00:00Z
+        let table: [(&str, Option<f64>); 7] = [
+            ("2026-01-01T00:59:30Z", Some(base + 3_570_000.0)),
+            ("2026-01-01T23:59:59Z", Some(base + 86_399_000.0)),
+            ("2026-01-01T05:45:00+05:45", Some(base)),
+            ("2025-12-31T23:30:00-00:30", Some(base)),
+            ("2026-01-01T00:00:60Z", Some(base + 60_000.0)),
+            ("2026-01-01T00:60:00Z", None),
+            ("2026-01-01T00:00:61Z", None),
+        ];
+        for (v, want) in table {
+            assert_eq!(parse_rfc3339(v), want, "{v:?}");
+        }
+    }
 }
