@@ -8,6 +8,10 @@
 #                200-document batch through it with the CLI, then serving the demo page
 #                (http://127.0.0.1:8787/) until Ctrl-C
 #   make bench   overhead and pacing benchmarks, wasm sizes
+#   make mutants mutation testing (cargo-mutants, pinned, into .tools/) of src/core,
+#                src/providers and src/options.rs: caught / missed / timeout / unviable per
+#                file. Slow, not part of `make test`. SHARD=k/n samples one shard of n;
+#                FILES="src/core/pacer.rs" narrows it; MUTANTS_TIMEOUT=60 per mutant (s)
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := build
@@ -19,7 +23,7 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
 WASM_TARGET := --target wasm32-unknown-unknown
 
-.PHONY: setup build test lint test-native test-wasm test-js test-types test-worker test-www run bench clean
+.PHONY: setup build test lint test-native test-wasm test-js test-types test-worker test-www run bench mutants clean
 
 setup:
 	@scripts/setup.sh
@@ -77,6 +81,11 @@ bench: build
 	@EDGEBATCH_LEAN=1 scripts/build.sh
 	@node bench/overhead.mjs
 	@node bench/pacing.mjs
+
+# Every mutant of the pure Rust against the full native `cargo test`, one at a time
+# (--jobs 1); exclusions of equivalent mutants and their reasons are in .cargo/mutants.toml.
+mutants:
+	@SHARD="$(SHARD)" FILES="$(FILES)" MUTANTS_TIMEOUT="$(MUTANTS_TIMEOUT)" scripts/mutants.sh
 
 clean:
 	rm -rf pkg test-artifacts

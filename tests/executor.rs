@@ -1048,3 +1048,35 @@ fn decorrelated_jitter_builds_each_delay_on_the_previous_one() {
     // Each is halfway between the base (100 ms) and 3 times the one before.
     assert_eq!(delays, vec![MS(200), MS(350), MS(575)]);
 }
+
+#[test]
+fn a_retry_due_exactly_at_the_deadline_fails_at_once() {
+    let clock = VirtualClock::new();
+    let task = scripted(&clock, &Meter::default(), |_, _| {
+        Step::Fail(
+            100,
+            Failure {
+                retry_after_ms: Some("1900".into()),
+                ..http(503)
+            },
+        )
+    });
+    let config = Config {
+        deadline: Some(MS(2000)),
+        ..Config::default()
+    };
+    let results = run(
+        &clock,
+        &config,
+        1,
+        task,
+        &CancelToken::new(),
+        &mut Recorder::default(),
+    );
+    // At 2000 ms the deadline has passed: the retry could not start in time.
+    let e = results[0].outcome.as_ref().unwrap_err();
+    assert_eq!(
+        (e.kind, e.retry_after_ms, results[0].elapsed),
+        (ErrorKind::Deadline, Some(1900), MS(100))
+    );
+}

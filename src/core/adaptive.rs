@@ -260,4 +260,14 @@ mod tests {
         }
         assert_eq!(off.gate(MS(10)), Gate::Open);
     }
+
+    #[test]
+    fn an_attempt_started_at_the_instant_of_a_decrease_saw_the_new_limit() {
+        // The executor handles every outcome of an instant before it starts new attempts: one
+        // that started at the decrease's instant was admitted under the lowered limit.
+        let mut a = Aimd::new(8, true);
+        a.on_signal(Signal::Overloaded, MS(0), MS(100));
+        a.on_signal(Signal::Overloaded, MS(100), MS(300));
+        assert_eq!(a.limit(), 2, "8 * 0.5 * 0.5");
+    }
 }

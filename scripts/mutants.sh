@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `make mutants`: mutation testing of the pure Rust (src/core, src/providers, src/options.rs)
+# against the full native `cargo test`, with cargo-mutants pinned in .tools/. Slow (about 10 s
+# a mutant here), so it is not part of `make test`. Prints caught / missed / timeout /
+# unviable per file from mutants.out/outcomes.json, and fails when a viable mutant survived.
+#   SHARD=k/n    only shard k of n (0-based, consecutive slices), to sample or split a run
+#   FILES="src/core/pacer.rs ..."   only these files (globs as cargo-mutants' --file takes)
+#   MUTANTS_TIMEOUT=60              seconds a mutant's test run may take (a hang is a timeout)
+# Exclusions of provably equivalent mutants, each with its reason: .cargo/mutants.toml.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+die() { printf 'mutants: error: %s\n' "$*" >&2; exit 1; }
+
+version=27.1.0
+tool=.tools/bin/cargo-mutants
+if ! [ -x "$tool" ] || [ "$("$tool" mutants --version)" != "cargo-mutants $version" ]; then
+  echo "mutants: installing cargo-mutants $version into .tools/ (a few minutes, once)"
+  cargo install cargo-mutants --version "$version" --locked --root .tools --quiet \
+    || die "cargo install cargo-mutants $version failed"
+fi
+
+files=(${FILES:-src/core/*.rs src/providers/*.rs src/options.rs})
+args=(--jobs 1 --timeout "${MUTANTS_TIMEOUT:-60}" --output target/mutants --colors never)
+for f in "${files[@]}"; do args+=(--file "$f"); done
+if [ -n "${SHARD:-}" ]; then
+  [[ $SHARD =~ ^[0-9]+/[1-9][0-9]*$ ]] || die "SHARD must look like k/n (e.g. 0/4), got '$SHARD'"
+  args+=(--shard "$SHARD")
+fi
+
+mkdir -p target/mutants
+status=0
+"$tool" mutants "${args[@]}" || status=$?
+# cargo-mutants exits 2 when mutants were missed, 3 on timeouts, 4 when the baseline failed.
+[ -f target/mutants/mutants.out/outcomes.json ] || die "no outcomes written (exit $status)"
+node scripts/mutants-table.mjs target/mutants/mutants.out/outcomes.json
+exit "$status"
