@@ -426,4 +426,29 @@ mod tests {
             assert_eq!(parse_http_date(v), want, "{v:?}");
         }
     }
+
+    #[test]
+    fn limits_of_the_plain_parsers() {
+        // The largest shift still computed: 2^31 times a 1 ns base is 2.1 s, under the cap.
+        let (ns, hour) = (Duration::from_nanos(1), Duration::from_secs(3600));
+        assert_eq!(exponential(ns, hour, 32), Duration::from_nanos(1 << 31));
+        assert_eq!(exponential(ns, hour, 33), hour);
+        assert_eq!(
+            parse_decimal("123456789012345"),
+            Some(123_456_789_012_345.0)
+        );
+        let ms = |d: Option<Duration>| d.map(|d| d.as_millis());
+        assert_eq!(
+            ms(parse_retry_after_ms("999999999999")),
+            Some(999_999_999_999)
+        );
+        assert_eq!(parse_retry_after_ms("1000000000000"), None);
+        assert_eq!(
+            ms(parse_retry_after("999999999", 0.0)),
+            Some(999_999_999_000)
+        );
+        assert_eq!(parse_retry_after("1000000000", 0.0), None);
+        // A day must be digits (`u32::from_str` alone would take "+6").
+        assert_eq!(parse_http_date("Sun, +6 Nov 1994 08:49:37 GMT"), None);
+    }
 }
