@@ -375,6 +375,7 @@ mod tests {
         let mut b = TokenBucket::unknown();
         b.observe(&report(60, Some(0), None), MS(0), 0.0);
         assert_eq!(b.available(MS(0)), 0.0);
+        assert_eq!(b.fit(1.0, MS(500)), Fit::After(MS(500)));
         assert_eq!(
             b.fit(1.0, MS(1000)),
             Fit::Now,
