@@ -11,7 +11,8 @@
 #   make mutants mutation testing (cargo-mutants, pinned, into .tools/) of src/core,
 #                src/providers and src/options.rs: caught / missed / timeout / unviable per
 #                file. Slow, not part of `make test`. SHARD=k/n samples one shard of n;
-#                FILES="src/core/pacer.rs" narrows it; MUTANTS_TIMEOUT=60 per mutant (s)
+#                FILES="src/core/pacer.rs" narrows it; MUTANTS_TIMEOUT=60 per mutant (s);
+#                TEST_ARGS="--skip sim::" goes to the test binaries
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := build
@@ -85,7 +86,8 @@ bench: build
 # Every mutant of the pure Rust against the full native `cargo test`, one at a time
 # (--jobs 1); exclusions of equivalent mutants and their reasons are in .cargo/mutants.toml.
 mutants:
-	@SHARD="$(SHARD)" FILES="$(FILES)" MUTANTS_TIMEOUT="$(MUTANTS_TIMEOUT)" scripts/mutants.sh
+	@SHARD="$(SHARD)" FILES="$(FILES)" MUTANTS_TIMEOUT="$(MUTANTS_TIMEOUT)" TEST_ARGS="$(TEST_ARGS)" \
+		scripts/mutants.sh
 
 clean:
 	rm -rf pkg test-artifacts

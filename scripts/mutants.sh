@@ -6,6 +6,9 @@
 #   SHARD=k/n    only shard k of n (0-based, consecutive slices), to sample or split a run
 #   FILES="src/core/pacer.rs ..."   only these files (globs as cargo-mutants' --file takes)
 #   MUTANTS_TIMEOUT=60              seconds a mutant's test run may take (a hang is a timeout)
+#   TEST_ARGS="--skip sim::"        passed to the test binaries: src/sim's tests (the slowest)
+#                                   call no code of src/core but backoff.rs, so for the other
+#                                   core files skipping them changes no outcome, only the time
 # Exclusions of provably equivalent mutants, each with its reason: .cargo/mutants.toml.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -27,6 +30,9 @@ if [ -n "${SHARD:-}" ]; then
   [[ $SHARD =~ ^[0-9]+/[1-9][0-9]*$ ]] || die "SHARD must look like k/n (e.g. 0/4), got '$SHARD'"
   args+=(--shard "$SHARD")
 fi
+
+test_args=(${TEST_ARGS:-})
+[ ${#test_args[@]} -eq 0 ] || args+=(-- "${test_args[@]}")
 
 mkdir -p target/mutants
 status=0
