@@ -32,7 +32,8 @@ if [ -n "${SHARD:-}" ]; then
 fi
 
 test_args=(${TEST_ARGS:-})
-[ ${#test_args[@]} -eq 0 ] || args+=(-- "${test_args[@]}")
+# The first `--` ends cargo-mutants' options, the second `cargo test`'s.
+[ ${#test_args[@]} -eq 0 ] || args+=(-- -- "${test_args[@]}")
 
 mkdir -p target/mutants
 status=0
