@@ -281,4 +281,13 @@ mod tests {
             assert_eq!(parse_rfc3339(v), want, "{v:?}");
         }
     }
+
+    #[test]
+    fn go_durations_in_the_small_units_and_fields_that_only_look_numeric() {
+        assert_eq!(parse_duration("1500ns"), Some(Duration::from_nanos(1500)));
+        assert_eq!(parse_duration("2µs"), Some(Duration::from_micros(2)));
+        // `u32::from_str` alone would take "+1" as an hour; a field is exactly its digits.
+        assert_eq!(parse_rfc3339("2026-01-01T+1:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2026-01-01T01:00:00+1:00"), None);
+    }
 }
