@@ -200,7 +200,8 @@ mod tests {
         }
         assert_eq!(a.limit(), 1, "idle successes do not raise the limit");
         let mut steps = 0;
-        while a.limit() < 8 {
+        // Bounded, so that a broken increase fails here instead of hanging.
+        while a.limit() < 8 && steps < 1000 {
             a.on_success(a.limit());
             steps += 1;
         }
