@@ -569,4 +569,19 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn messages_print_exactly() {
+        // A round trip through a JSON parser cannot tell an escaped space from a raw one.
+        assert_eq!(quote("a b\u{1f}\u{2029}"), "\"a b\\u001f\\u2029\"");
+        assert_eq!(format_number(f64::INFINITY), "Infinity");
+        let err = RawOptions {
+            concurrency: num(0.0),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(err.to_string(), err.message);
+        assert!(err.message.starts_with("concurrency must be"), "{err}");
+    }
 }
