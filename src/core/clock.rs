@@ -216,4 +216,30 @@ mod tests {
     fn a_future_that_can_never_finish_is_reported() {
         VirtualClock::new().block_on(futures::future::pending::<()>());
     }
+
+    #[test]
+    fn advance_moves_time_and_wakes_what_fell_due() {
+        let clock = VirtualClock::new();
+        clock.advance(Duration::from_millis(10));
+        let (mut due, mut later) = (
+            clock.sleep(Duration::from_millis(20)),
+            clock.sleep(Duration::from_millis(40)),
+        );
+        clock.advance(Duration::from_millis(20));
+        assert_eq!(clock.now(), Duration::from_millis(30));
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        assert!(due.as_mut().poll(&mut cx).is_ready());
+        assert!(later.as_mut().poll(&mut cx).is_pending());
+    }
+
+    #[test]
+    fn a_shared_clock_is_a_clock() {
+        let clock = Rc::new(VirtualClock::new());
+        clock.advance(Duration::from_millis(1500));
+        let shared: &dyn Clock = &clock;
+        assert_eq!(shared.now(), Duration::from_millis(1500));
+        assert_eq!(shared.unix_ms(), VIRTUAL_EPOCH_UNIX_MS + 1500.0);
+        let _sleep = shared.sleep(Duration::from_secs(1));
+        assert_eq!(clock.next_timer(), Some(Duration::from_millis(2500)));
+    }
 }
