@@ -1,28 +1,34 @@
 // Prints cargo-mutants' outcomes per file: caught / missed / timeout / unviable, and the share
 // of viable mutants caught (a timeout counts as caught: the tests did not pass), then every
-// missed mutant by name.
-//   node scripts/mutants-table.mjs target/mutants/mutants.out/outcomes.json
+// missed mutant by name. With several files (runs of different files, or a re-run of the
+// survivors after new tests), a later outcome of the same mutant replaces an earlier one.
+//   node scripts/mutants-table.mjs target/mutants/mutants.out/outcomes.json [more.json ...]
 import { readFileSync } from "node:fs";
 
-const path = process.argv[2];
-if (!path) {
-  console.error("usage: node scripts/mutants-table.mjs <mutants.out/outcomes.json>");
+const paths = process.argv.slice(2);
+if (paths.length === 0) {
+  console.error("usage: node scripts/mutants-table.mjs <mutants.out/outcomes.json> ...");
   process.exit(1);
 }
-const { outcomes } = JSON.parse(readFileSync(path, "utf8"));
 const column = { CaughtMutant: "caught", MissedMutant: "missed", Timeout: "timeout", Unviable: "unviable" };
 
+const latest = new Map(); // mutant name -> { file, key }
+for (const path of paths) {
+  for (const { scenario, summary } of JSON.parse(readFileSync(path, "utf8")).outcomes) {
+    const mutant = scenario?.Mutant;
+    if (!mutant) continue; // the unmutated baseline
+    const key = column[summary];
+    if (!key) throw new Error(`unexpected outcome ${summary} for ${mutant.name}`);
+    latest.set(mutant.name, { file: mutant.file, key });
+  }
+}
 const files = new Map();
 const missed = [];
-for (const { scenario, summary } of outcomes) {
-  const mutant = scenario?.Mutant;
-  if (!mutant) continue; // the unmutated baseline
-  const key = column[summary];
-  if (!key) throw new Error(`unexpected outcome ${summary} for ${mutant.name}`);
-  const row = files.get(mutant.file) ?? { caught: 0, missed: 0, timeout: 0, unviable: 0 };
+for (const [name, { file, key }] of latest) {
+  const row = files.get(file) ?? { caught: 0, missed: 0, timeout: 0, unviable: 0 };
   row[key] += 1;
-  files.set(mutant.file, row);
-  if (key === "missed") missed.push(mutant.name);
+  files.set(file, row);
+  if (key === "missed") missed.push(name);
 }
 
 const share = (r) => {
