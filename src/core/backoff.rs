@@ -448,6 +448,11 @@ mod tests {
             Some(999_999_999_000)
         );
         assert_eq!(parse_retry_after("1000000000", 0.0), None);
+        // Only years below 100 get a century: a longer one is taken as written.
+        assert_eq!(
+            parse_http_date("Fri, 01 Jan 0100 00:00:00 GMT"),
+            Some(-59_011_459_200_000.0)
+        );
         // A day must be digits (`u32::from_str` alone would take "+6").
         assert_eq!(parse_http_date("Sun, +6 Nov 1994 08:49:37 GMT"), None);
     }
