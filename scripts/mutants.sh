@@ -3,7 +3,8 @@
 # against the full native `cargo test`, with cargo-mutants pinned in .tools/. Slow (about 10 s
 # a mutant here), so it is not part of `make test`. Prints caught / missed / timeout /
 # unviable per file from mutants.out/outcomes.json, and fails when a viable mutant survived.
-#   SHARD=k/n    only shard k of n (0-based, consecutive slices), to sample or split a run
+#   SHARD=k/n    only shard k of n (0-based; every n-th mutant from the k-th, so a shard is an
+#                even sample of every file), to sample or split a run
 #   FILES="src/core/pacer.rs ..."   only these files (globs as cargo-mutants' --file takes)
 #   MUTANTS_TIMEOUT=60              seconds a mutant's test run may take (a hang is a timeout)
 #   TEST_ARGS="--skip sim::"        passed to the test binaries: src/sim's tests (the slowest)
@@ -28,7 +29,7 @@ args=(--jobs 1 --timeout "${MUTANTS_TIMEOUT:-60}" --output target/mutants --colo
 for f in "${files[@]}"; do args+=(--file "$f"); done
 if [ -n "${SHARD:-}" ]; then
   [[ $SHARD =~ ^[0-9]+/[1-9][0-9]*$ ]] || die "SHARD must look like k/n (e.g. 0/4), got '$SHARD'"
-  args+=(--shard "$SHARD")
+  args+=(--shard "$SHARD" --sharding round-robin)
 fi
 
 test_args=(${TEST_ARGS:-})
