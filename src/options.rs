@@ -584,4 +584,34 @@ mod tests {
         assert_eq!(err.to_string(), err.message);
         assert!(err.message.starts_with("concurrency must be"), "{err}");
     }
+
+    #[test]
+    fn each_budget_reaches_its_own_field_and_seeds_stop_at_2_to_the_53() {
+        let raw = RawOptions {
+            requests_per_minute: num(50.0),
+            input_tokens_per_minute: num(40_000.0),
+            output_tokens_per_minute: num(8000.0),
+            seed: num(9_007_199_254_740_991.0),
+            ..Default::default()
+        };
+        let o = raw.validate().unwrap();
+        let p = o.pacing;
+        assert_eq!(
+            (
+                p.requests_per_minute,
+                p.input_tokens_per_minute,
+                p.output_tokens_per_minute
+            ),
+            (Some(50), Some(40_000), Some(8000))
+        );
+        assert_eq!(o.seed, Some(9_007_199_254_740_991));
+        let too_big = RawOptions {
+            seed: num(9_007_199_254_740_992.0),
+            ..Default::default()
+        };
+        assert_eq!(
+            too_big.validate().unwrap_err().message,
+            "seed must be an integer in 0..=9007199254740991, got 9007199254740992"
+        );
+    }
 }
