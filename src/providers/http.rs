@@ -130,4 +130,28 @@ mod tests {
         });
         assert_eq!(g.message, "HTTP 503 Service Unavailable");
     }
+
+    #[test]
+    fn failure_carries_every_retry_header() {
+        let headers = [
+            ("retry-after-ms", "1500"),
+            ("retry-after", "2"),
+            ("x-should-retry", "false"),
+        ];
+        let f = failure_from_reply(500, "", None::<&serde_json::Value>, |h| {
+            headers
+                .iter()
+                .find(|(k, _)| *k == h)
+                .map(|(_, v)| v.to_string())
+        });
+        assert_eq!(
+            (
+                f.retry_after_ms.as_deref(),
+                f.retry_after.as_deref(),
+                f.should_retry.as_deref()
+            ),
+            (Some("1500"), Some("2"), Some("false"))
+        );
+        assert_eq!(f.message, "HTTP 500");
+    }
 }
