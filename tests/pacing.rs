@@ -136,9 +136,10 @@ where
     let pacer = RefCell::new(Pacer::new(pacing, config.concurrency, clock.now()));
     let mut starts = Starts::default();
     let mut rng = SplitMix64::new(3);
+    let cost = |i| Ok(cost(i));
     let p = Pacing {
         pacer: &pacer,
-        cost,
+        cost: &cost,
         feedback,
     };
     let results = clock.block_on(run_paced(

@@ -3,12 +3,14 @@
 //! clock.
 
 mod convert;
+mod items;
 mod js_options;
 mod sim;
 mod stream;
 mod tasks;
 
 use convert::{event_object, progress_object, results_array};
+use items::Items;
 use js_options::{
     check_keys, function_option, js_error, object_option, option, provider_option, raw,
     signal_option, type_error,
@@ -184,7 +186,7 @@ impl BatchProcessor {
     }
 
     fn prepare(&self, items: JsValue, call_options: JsValue) -> Result<Call, JsValue> {
-        let items = to_array(items)?;
+        let items = Rc::new(Items::read(items)?);
         let mut signals: Vec<AbortSignal> = self.signal.iter().cloned().collect();
         if !call_options.is_undefined() && !call_options.is_null() {
             if !call_options.is_object() {
@@ -207,12 +209,13 @@ impl BatchProcessor {
         let provider = self.provider.clone();
         let cost_fn = self.cost.clone();
         let cost_items = items.clone();
+        // Every item is read here first, guarded: one that throws fails before any attempt.
         let cost = move |index: usize| {
-            let item = cost_items.get(index as u32);
+            let item = cost_items.get(index)?;
             let estimate = provider
                 .as_deref()
                 .map(|p| p.estimate_cost(&JsJson(item.clone())));
-            caller_cost(cost_fn.as_ref(), &item, index).unwrap_or(estimate.unwrap_or_default())
+            Ok(caller_cost(cost_fn.as_ref(), &item, index).unwrap_or(estimate.unwrap_or_default()))
         };
         Ok(Call {
             config: self.config.clone(),
@@ -230,19 +233,6 @@ impl BatchProcessor {
     }
 }
 
-fn to_array(items: JsValue) -> Result<Rc<Array>, JsValue> {
-    if Array::is_array(&items) {
-        return Ok(Rc::new(items.unchecked_into()));
-    }
-    match js_sys::try_iter(&items) {
-        Ok(Some(_)) => Ok(Rc::new(Array::from(&items))),
-        _ => Err(type_error(format!(
-            "items must be an array or an iterable, got {}",
-            describe(&items)
-        ))),
-    }
-}
-
 fn task_fn(task: JsValue) -> Result<Rc<Function>, JsValue> {
     task.dyn_into::<Function>()
         .map(Rc::new)
@@ -254,8 +244,8 @@ struct Call {
     config: Config,
     seed: u64,
     pacer: Rc<RefCell<Pacer>>,
-    cost: Box<dyn Fn(usize) -> Cost>,
-    items: Rc<Array>,
+    cost: Box<dyn Fn(usize) -> Result<Cost, String>>,
+    items: Rc<Items>,
     cancel: CancelToken,
     _links: Vec<SignalLink>,
     callbacks: JsCallbacks,
@@ -273,7 +263,7 @@ impl Call {
         let items = self.items.clone();
         let mut both = Both(&self.callbacks, extra);
         let observer: &mut dyn Observer<Metered> = &mut both;
-        let total = items.length() as usize;
+        let total = items.len();
         let pacing = Pacing {
             pacer: &self.pacer,
             cost: &*self.cost,

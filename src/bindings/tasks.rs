@@ -7,10 +7,11 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use js_sys::{Array, Function};
+use js_sys::Function;
 use wasm_bindgen::JsValue;
 
-use crate::error::Failure;
+use super::items::Items;
+use crate::error::{ErrorKind, Failure};
 use crate::providers::Provider;
 use crate::web::abort::AbortGuard;
 use crate::web::fetch::fetch_spec;
@@ -28,11 +29,16 @@ pub(super) enum Task {
 }
 
 impl Task {
-    /// Starts attempt `attempt` of item `index` now.
-    pub(super) fn start(&self, index: usize, attempt: u32, items: &Array) -> Attempt {
+    /// Starts attempt `attempt` of item `index` now. The item was read once before (its
+    /// cost); one that throws only now fails this attempt as `invalid`.
+    pub(super) fn start(&self, index: usize, attempt: u32, items: &Items) -> Attempt {
+        let item = match items.get(index) {
+            Ok(item) => item,
+            Err(message) => return Attempt::Unreadable(Some(message)),
+        };
         match self {
-            Task::Map(f) => Attempt::Map(start_task(f, items, index, attempt)),
-            Task::Run(provider) => Attempt::Run(request(provider.clone(), items.get(index as u32))),
+            Task::Map(f) => Attempt::Map(start_task(f, item, index, attempt)),
+            Task::Run(provider) => Attempt::Run(request(provider.clone(), item)),
         }
     }
 }
@@ -57,6 +63,8 @@ fn request(provider: Option<Rc<Provider>>, item: JsValue) -> Request {
 pub(super) enum Attempt {
     Map(TaskAttempt),
     Run(Request),
+    /// The item threw when read: fails at once.
+    Unreadable(Option<String>),
 }
 
 impl Future for Attempt {
@@ -66,6 +74,10 @@ impl Future for Attempt {
         match self.get_mut() {
             Attempt::Map(task) => Pin::new(task).poll(cx).map(|out| out.map(Metered::plain)),
             Attempt::Run(request) => request.as_mut().poll(cx),
+            Attempt::Unreadable(message) => Poll::Ready(Err(Failure::new(
+                ErrorKind::Invalid,
+                message.take().unwrap_or_default(),
+            ))),
         }
     }
 }

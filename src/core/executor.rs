@@ -48,8 +48,10 @@ type WaitFuture = Pin<Box<dyn Future<Output = usize>>>;
 pub struct Pacing<'a, V> {
     /// Shared by every batch of one processor.
     pub pacer: &'a RefCell<Pacer>,
-    /// The expected cost of item `index`.
-    pub cost: &'a dyn Fn(usize) -> Cost,
+    /// The expected cost of item `index`, asked once before its first attempt; an `Err`
+    /// (the item cannot be read, or can never be sent) fails it at once as `invalid`, with
+    /// no attempt made.
+    pub cost: &'a dyn Fn(usize) -> Result<Cost, String>,
     /// What a success reports.
     pub feedback: &'a dyn Fn(&V) -> Feedback,
 }
@@ -104,7 +106,7 @@ where
     ));
     let pacing = Pacing {
         pacer: &pacer,
-        cost: &|_| Cost::default(),
+        cost: &|_| Ok(Cost::default()),
         feedback: &|_| Feedback::default(),
     };
     run_paced(config, clock, total, task, pacing, cancel, rng, observer).await
@@ -271,7 +273,15 @@ where
             };
             let cost = match self.items[index].cost {
                 Some(cost) => cost,
-                None => *self.items[index].cost.insert((self.pacing.cost)(index)),
+                None => match (self.pacing.cost)(index) {
+                    Ok(cost) => *self.items[index].cost.insert(cost),
+                    Err(message) => {
+                        self.pop_ready();
+                        self.finalize(index, Err(ItemError::bare(ErrorKind::Invalid, message)));
+                        progressed = true;
+                        continue;
+                    }
+                },
             };
             let now = self.clock.now();
             let admission = self.pacing.pacer.borrow_mut().admit(&cost, now);

@@ -83,10 +83,10 @@ fn is_plain_data(body: &JsValue) -> bool {
     if js_sys::Array::is_array(body) {
         return true;
     }
-    body.dyn_ref::<Object>().is_some_and(|o| {
-        let proto = Object::get_prototype_of(o);
-        proto.is_null() || proto == Object::get_prototype_of(&Object::new())
-    })
+    // Reflect, not Object.getPrototypeOf: a Proxy's trap may throw.
+    body.is_object()
+        && js_sys::Reflect::get_prototype_of(body)
+            .is_ok_and(|proto| proto.is_null() || proto == Object::get_prototype_of(&Object::new()))
 }
 
 /// A reply whose body has been read in full.

@@ -23,13 +23,13 @@ class TaskContext {
   }
 }
 
-// Calls fn(items[index], ctx) and reports the outcome through settle(id, ok, value): a sync
+// Calls fn(item, ctx) and reports the outcome through settle(id, ok, value): a sync
 // throw, a rejection with any value and a plain return value all arrive the same way.
-export function invokeTask(fn, items, index, attempt, id, settle) {
+export function invokeTask(fn, item, index, attempt, id, settle) {
   const ctx = new TaskContext(attempt, index);
   let out;
   try {
-    out = fn(items[index], ctx);
+    out = fn(item, ctx);
     if (out !== null && (typeof out === "object" || typeof out === "function") && typeof out.then === "function") {
       Promise.resolve(out).then((v) => settle(id, true, v), (e) => settle(id, false, e));
       return ctx;

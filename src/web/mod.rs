@@ -59,11 +59,19 @@ impl Json for JsJson {
     fn boolean(&self) -> Option<bool> {
         self.0.as_bool()
     }
+    /// Read element by element through `Reflect`: an item's array may be a Proxy whose
+    /// traps throw, and a throw must not escape into wasm (what was read so far is kept).
     fn items(&self) -> Vec<Self> {
         if !js_sys::Array::is_array(&self.0) {
             return Vec::new();
         }
-        js_sys::Array::from(&self.0).iter().map(JsJson).collect()
+        let len = get(&self.0, "length")
+            .and_then(|n| n.as_f64())
+            .unwrap_or(0.0) as u32;
+        (0..len)
+            .map_while(|i| js_sys::Reflect::get_u32(&self.0, i).ok())
+            .map(JsJson)
+            .collect()
     }
 }
 

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use js_sys::{Array, Function};
+use js_sys::Function;
 use wasm_bindgen::prelude::*;
 use web_sys::Headers;
 
@@ -19,7 +19,7 @@ extern "C" {
     #[wasm_bindgen(js_name = invokeTask)]
     fn invoke_task(
         task: &Function,
-        items: &Array,
+        item: &JsValue,
         index: u32,
         attempt: u32,
         id: f64,
@@ -86,12 +86,12 @@ fn settle(id: f64, ok: bool, value: JsValue) {
     }
 }
 
-/// Calls `task(items[index], { signal, attempt, index })` now. The returned future settles
-/// with the task's value or its failure; dropping it early fires the task's signal.
-pub fn start_task(task: &Function, items: &Array, index: usize, attempt: u32) -> TaskAttempt {
+/// Calls `task(item, { signal, attempt, index })` now. The returned future settles with the
+/// task's value or its failure; dropping it early fires the task's signal.
+pub fn start_task(task: &Function, item: JsValue, index: usize, attempt: u32) -> TaskAttempt {
     let id = PENDING.with_borrow_mut(Pending::insert);
     let ctx =
-        SETTLE.with(|settle| invoke_task(task, items, index as u32, attempt, id as f64, settle));
+        SETTLE.with(|settle| invoke_task(task, &item, index as u32, attempt, id as f64, settle));
     TaskAttempt {
         id,
         ctx,
@@ -219,7 +219,8 @@ pub fn header_value(headers: &JsValue, name: &str) -> Option<String> {
     if !headers.is_object() {
         return None;
     }
-    let keys = js_sys::Object::keys(headers.unchecked_ref::<js_sys::Object>());
+    // Reflect, not Object.keys: a thrown error's `headers` may be a Proxy whose trap throws.
+    let keys = js_sys::Reflect::own_keys(headers).ok()?;
     keys.iter()
         .filter_map(|k| k.as_string())
         .find(|k| k.eq_ignore_ascii_case(name))
