@@ -44,6 +44,7 @@ pub mod core;
 pub mod error;
 pub mod options;
 pub mod providers;
+pub mod redact;
 pub mod sim;
 
 #[cfg(target_arch = "wasm32")]

@@ -33,6 +33,7 @@ use crate::core::limits::Cost;
 use crate::core::pacer::Pacer;
 use crate::options::{self, RawOptions};
 use crate::providers::{Provider, ProviderKind};
+use crate::redact::Secrets;
 use crate::web::clock::JsClock;
 use crate::web::provider::Metered;
 use crate::web::{describe, get, JsJson};
@@ -53,6 +54,10 @@ pub struct BatchProcessor {
     provider: Option<Rc<Provider>>,
     cost: Option<Function>,
     pacer: Rc<RefCell<Pacer>>,
+    /// The provider's key: scrubbed from everything a call reports.
+    secrets: Rc<Secrets>,
+    /// `maxResponseBytes`.
+    max_response_bytes: u64,
 }
 
 #[wasm_bindgen]
@@ -102,6 +107,7 @@ impl BatchProcessor {
             adaptive: raw(option(&options, "adaptive")),
             breaker_failures: breaker("failures"),
             breaker_cooldown_ms: breaker("cooldownMs"),
+            max_response_bytes: raw(option(&options, "maxResponseBytes")),
         };
         Self::from_parts(raw_options, &options)
     }
@@ -113,15 +119,19 @@ impl BatchProcessor {
             validated.config.concurrency,
             JsClock.now(),
         );
+        let provider = provider_option(options)?;
+        let secrets = provider.as_ref().map(Provider::secrets).unwrap_or_default();
         Ok(BatchProcessor {
             config: validated.config,
             seed: validated.seed,
             signal: signal_option(options, "signal")?,
             on_progress: function_option(options, "onProgress")?,
             on_event: function_option(options, "onEvent")?,
-            provider: provider_option(options)?
+            provider: provider
                 .filter(|p| p.kind != ProviderKind::Http)
                 .map(Rc::new),
+            secrets: Rc::new(secrets),
+            max_response_bytes: validated.max_response_bytes,
             cost: function_option(options, "cost")?,
             pacer: Rc::new(RefCell::new(pacer)),
         })
@@ -148,7 +158,7 @@ impl BatchProcessor {
             Ok(call) => call,
             Err(e) => return Promise::reject(&e),
         };
-        let task = Task::Run(self.provider.clone());
+        let task = Task::Run(self.provider.clone(), self.max_response_bytes);
         future_to_promise(async move {
             let results = call.execute(task, &mut ()).await;
             Ok(results_array(&results))
@@ -173,7 +183,7 @@ impl BatchProcessor {
         };
         let call = self.prepare(items, call_options)?;
         let task = if task.is_undefined() || task.is_null() {
-            Task::Run(self.provider.clone())
+            Task::Run(self.provider.clone(), self.max_response_bytes)
         } else {
             Task::Map(task_fn(task)?)
         };
@@ -209,9 +219,10 @@ impl BatchProcessor {
         let provider = self.provider.clone();
         let cost_fn = self.cost.clone();
         let cost_items = items.clone();
+        let secrets = self.secrets.clone();
         // Every item is read here first, guarded: one that throws fails before any attempt.
         let cost = move |index: usize| {
-            let item = cost_items.get(index)?;
+            let item = cost_items.get(index).map_err(|m| secrets.scrub(&m))?;
             let estimate = provider
                 .as_deref()
                 .map(|p| p.estimate_cost(&JsJson(item.clone())));
@@ -221,6 +232,7 @@ impl BatchProcessor {
             config: self.config.clone(),
             seed,
             pacer: self.pacer.clone(),
+            secrets: self.secrets.clone(),
             cost: Box::new(cost),
             items,
             cancel,
@@ -244,6 +256,7 @@ struct Call {
     config: Config,
     seed: u64,
     pacer: Rc<RefCell<Pacer>>,
+    secrets: Rc<Secrets>,
     cost: Box<dyn Fn(usize) -> Result<Cost, String>>,
     items: Rc<Items>,
     cancel: CancelToken,
@@ -273,7 +286,7 @@ impl Call {
             &self.config,
             &JsClock,
             total,
-            |i, a| task.start(i, a, &items),
+            |i, a| task.start(i, a, &items, &self.secrets),
             pacing,
             &self.cancel,
             &mut rng,

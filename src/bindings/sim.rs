@@ -235,7 +235,7 @@ impl Simulator {
             }
         };
         // The host's JSON.parse: no JSON parser in the wasm binary.
-        let parsed = parse_json(&text);
+        let parsed = parse_json(&JsValue::from_str(&text));
         let request = Request {
             method,
             path,

@@ -135,6 +135,15 @@ impl Provider {
         Ok(self)
     }
 
+    /// The secrets this provider sends (its key), to scrub from what a call reports.
+    pub fn secrets(&self) -> crate::redact::Secrets {
+        let mut secrets = crate::redact::Secrets::default();
+        if let Some(key) = &self.api_key {
+            secrets.add(key);
+        }
+        secrets
+    }
+
     /// Where a request goes, with its headers. `None` for [`ProviderKind::Http`].
     pub fn endpoint(&self) -> Option<Endpoint> {
         let key = self.api_key.clone();

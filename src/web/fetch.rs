@@ -11,6 +11,7 @@ use super::{describe, get, has, parse_json, set};
 use crate::core::limits::RateLimits;
 use crate::error::{ErrorKind, Failure};
 use crate::providers::http::failure_from_reply;
+use crate::redact::Secrets;
 
 #[wasm_bindgen]
 extern "C" {
@@ -95,8 +96,8 @@ pub struct Reply {
     pub status: u16,
     /// The response headers.
     pub headers: Headers,
-    /// The body as text.
-    pub text: String,
+    /// The body, a JS string: it stays in the JS heap, out of the wasm memory.
+    pub text: JsValue,
 }
 
 impl Reply {
@@ -109,6 +110,24 @@ impl Reply {
 /// Reads a reply's rate-limit headers (a provider's), for the failure of a non-2xx reply.
 pub type LimitsReader<'a> = &'a dyn Fn(&dyn Fn(&str) -> Option<String>) -> Option<RateLimits>;
 
+/// How a reply's body is read: its size cap and the secrets replaced in it.
+pub struct BodyRules<'a> {
+    /// `maxResponseBytes`: a larger 2xx body fails the item.
+    pub max_bytes: u64,
+    /// Replaced wherever they appear whole in a body.
+    pub secrets: &'a Secrets,
+}
+
+/// An error reply is read for its message only: this much of it is plenty.
+pub const ERROR_BODY_BYTES: u64 = 64 * 1024;
+
+#[wasm_bindgen(module = "/src/web/glue.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = readBody)]
+    fn read_body(response: &Response, max_bytes: f64, truncate: bool, secrets: &JsValue)
+        -> Promise;
+}
+
 /// Sends a request with the global `fetch` and reads the whole body: an unread body would
 /// hold one of a Worker's 6 connections. A non-2xx reply is an `http` failure, carrying what
 /// `limits` reads from its headers.
@@ -116,30 +135,44 @@ pub async fn send(
     url: &str,
     init: &RequestInit,
     limits: LimitsReader<'_>,
+    rules: &BodyRules<'_>,
 ) -> Result<Reply, Failure> {
     let sent = global_fetch(url, init).map_err(|e| fetch_rejection(&e))?;
     let response: Response = JsFuture::from(sent)
         .await
         .map_err(|e| fetch_rejection(&e))?
         .unchecked_into();
-    let text_promise = response.text().map_err(|e| failure_from_js(&e))?;
-    let text = JsFuture::from(text_promise)
+    let (status, ok) = (response.status(), response.ok());
+    let cap = if ok {
+        rules.max_bytes
+    } else {
+        rules.max_bytes.min(ERROR_BODY_BYTES)
+    };
+    let secrets: js_sys::Array = rules.secrets.iter().map(JsValue::from_str).collect();
+    let text = JsFuture::from(read_body(&response, cap as f64, !ok, &secrets))
         .await
         .map_err(|e| {
+            if let Some(bytes) = get(&e, "tooLarge").and_then(|b| b.as_f64()) {
+                return Failure {
+                    retryable: Some(false),
+                    ..Failure::http(status, format!(
+                        "the reply is larger than maxResponseBytes ({} bytes; read {} before stopping): raise maxResponseBytes to accept it",
+                        rules.max_bytes, bytes as u64
+                    ))
+                };
+            }
             let cause = failure_from_js(&e).message;
             Failure::new(
                 ErrorKind::Network,
                 format!("reading the body failed: {cause}"),
             )
-        })?
-        .as_string()
-        .unwrap_or_default();
+        })?;
     let reply = Reply {
-        status: response.status(),
+        status,
         headers: response.headers(),
         text,
     };
-    if !response.ok() {
+    if !ok {
         let body = parse_json(&reply.text);
         let header = |h: &str| reply.header(h);
         let mut failure =
@@ -150,16 +183,35 @@ pub async fn send(
     Ok(reply)
 }
 
-/// Sends one spec. Value: `{ status, headers, body }`, body parsed when the reply is JSON.
+impl Default for BodyRules<'_> {
+    fn default() -> Self {
+        static NONE: Secrets = Secrets::NONE;
+        BodyRules {
+            max_bytes: crate::options::DEFAULT_MAX_RESPONSE_BYTES,
+            secrets: &NONE,
+        }
+    }
+}
+
+/// Sends one spec with the default [`BodyRules`]; see [`fetch_spec_with`].
 pub async fn fetch_spec(spec: &JsValue, signal: &AbortSignal) -> Result<JsValue, Failure> {
+    fetch_spec_with(spec, signal, &BodyRules::default()).await
+}
+
+/// Sends one spec. Value: `{ status, headers, body }`, body parsed when the reply is JSON.
+pub async fn fetch_spec_with(
+    spec: &JsValue,
+    signal: &AbortSignal,
+    rules: &BodyRules<'_>,
+) -> Result<JsValue, Failure> {
     let (url, init) = request_init(spec, signal)?;
-    let reply = send(&url, &init, &|_| None).await?;
+    let reply = send(&url, &init, &|_| None, rules).await?;
     let is_json = reply
         .header("content-type")
         .is_some_and(|ct| has(&ct.to_ascii_lowercase(), "json"));
-    let body = match is_json.then(|| JSON::parse(&reply.text).ok()).flatten() {
-        Some(parsed) => parsed,
-        None => JsValue::from_str(&reply.text),
+    let body = match is_json.then(|| parse_json(&reply.text)).flatten() {
+        Some(parsed) => parsed.0,
+        None => reply.text.clone(),
     };
     let value = Object::new();
     set(&value, "status", reply.status);

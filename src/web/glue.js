@@ -85,3 +85,33 @@ export function makeError(kind, status, type, message, retryable, retryAfterMs) 
   if (retryAfterMs !== undefined) error.retryAfterMs = retryAfterMs;
   return error;
 }
+
+// Reads a reply's body as text, in JS: a large body never passes through the wasm memory
+// (which grows and never shrinks). Past `maxBytes` the read stops and the stream is cancelled
+// (freeing the connection): `truncate` keeps what was read (an error body, read only for its
+// message), else it rejects with { tooLarge: bytes }. Each of `secrets` is replaced whole.
+export async function readBody(response, maxBytes, truncate, secrets) {
+  let text = "";
+  if (response.body !== null) {
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let bytes = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      bytes += value.byteLength;
+      if (bytes > maxBytes) {
+        reader.cancel().catch(() => {});
+        if (!truncate) throw { tooLarge: bytes };
+        text += decoder.decode(value.subarray(0, value.byteLength - (bytes - maxBytes)));
+        break;
+      }
+      text += decoder.decode(value, { stream: true });
+    }
+    text += decoder.decode();
+  }
+  for (const secret of secrets) {
+    if (text.includes(secret)) text = text.split(secret).join("[redacted]");
+  }
+  return text;
+}

@@ -82,7 +82,14 @@ pub fn has(haystack: &str, needle: &str) -> bool {
     n.is_empty() || h.windows(n.len()).any(|w| w == n)
 }
 
+#[wasm_bindgen]
+extern "C" {
+    /// `JSON.parse` of a JS string, which then never needs copying into the wasm memory.
+    #[wasm_bindgen(catch, js_namespace = JSON, js_name = parse)]
+    fn json_parse(text: &JsValue) -> Result<JsValue, JsValue>;
+}
+
 /// `JSON.parse(text)`, or `None` when it is not JSON.
-pub fn parse_json(text: &str) -> Option<JsJson> {
-    js_sys::JSON::parse(text).ok().map(JsJson)
+pub fn parse_json(text: &JsValue) -> Option<JsJson> {
+    json_parse(text).ok().map(JsJson)
 }

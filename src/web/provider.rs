@@ -5,7 +5,7 @@ use js_sys::{Object, JSON};
 use wasm_bindgen::prelude::*;
 use web_sys::{AbortSignal, Headers, RequestInit};
 
-use super::fetch::send;
+use super::fetch::{send, BodyRules};
 use super::{describe, parse_json, set, JsJson};
 use crate::core::clock::Clock;
 use crate::core::limits::Feedback;
@@ -46,6 +46,7 @@ pub async fn call_provider(
     provider: &Provider,
     body: &JsValue,
     signal: &AbortSignal,
+    rules: &BodyRules<'_>,
 ) -> Result<Metered, Failure> {
     let endpoint = provider
         .endpoint()
@@ -81,7 +82,7 @@ pub async fn call_provider(
     let read_limits = |h: &dyn Fn(&str) -> Option<String>| {
         Some(provider.rate_limits(h, now_ms)).filter(|l| !l.is_empty())
     };
-    let reply = send(&endpoint.url, &init, &read_limits).await?;
+    let reply = send(&endpoint.url, &init, &read_limits, rules).await?;
     let parsed = parse_json(&reply.text).ok_or_else(|| Failure {
         // A cut-off or garbled 2xx body is a transient fault worth another attempt.
         retryable: Some(true),
