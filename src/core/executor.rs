@@ -177,6 +177,16 @@ where
         .collect()
 }
 
+/// An item's final error with what its last attempt said (status, type, message).
+fn with_last_failure(mut error: ItemError, last: Option<Failure>) -> ItemError {
+    if let Some(last) = last {
+        error.status = last.status;
+        error.error_type = last.error_type;
+        error.message = format!("{}; last error: {}", error.message, last.message);
+    }
+    error
+}
+
 struct Batch<'a, V, C: ?Sized, F, O: ?Sized> {
     config: &'a Config,
     clock: &'a C,
@@ -300,6 +310,10 @@ where
                     self.pop_ready();
                     self.finalize(index, Err(ItemError::bare(ErrorKind::Invalid, message)));
                 }
+                Admission::Until(at) if self.deadline_at.is_some_and(|d| at >= d) => {
+                    self.pop_ready();
+                    self.fail_past_deadline(index, at - now);
+                }
                 Admission::Until(at) => {
                     if self.gate.as_ref().is_none_or(|(armed, _)| *armed != at) {
                         self.gate = Some((at, self.clock.sleep(at.saturating_sub(now))));
@@ -314,6 +328,20 @@ where
             }
             progressed = true;
         }
+    }
+
+    /// The pacer holds `index` back (a 429's pause, a budget, the breaker) for `wait`, past
+    /// the deadline: it fails now, saying the wait, rather than idle until the deadline.
+    fn fail_past_deadline(&mut self, index: usize, wait: Duration) {
+        let ms = wait.as_millis() as u64;
+        let mut error = ItemError::bare(
+            ErrorKind::Deadline,
+            format!("the processor's pacing holds new attempts for {ms} ms, past the deadline"),
+        );
+        error = with_last_failure(error, self.items[index].last_failure.take());
+        error.retryable = true;
+        error.retry_after_ms = Some(ms);
+        self.finalize(index, Err(error));
     }
 
     fn limit(&self) -> usize {
@@ -419,10 +447,14 @@ where
         } else {
             Duration::ZERO
         };
+        // A wait that passes the deadline fails this item now (below); as a processor-wide
+        // pause it would only hold back the healthy items, and the next call, for nothing.
+        let usable = self.deadline_at.is_none_or(|d| now + delay < d);
+        let pause = if usable { delay } else { Duration::ZERO };
         self.pacing
             .pacer
             .borrow_mut()
-            .on_failure(&cost, &failure, delay, started, &ticket, now);
+            .on_failure(&cost, &failure, pause, started, &ticket, now);
         if !retryable || attempt > self.config.max_retries {
             return self.finalize(index, Err(ItemError::from_failure(failure, retryable)));
         }
@@ -533,12 +565,7 @@ where
                 }
             };
             let last = self.items[index].last_failure.take();
-            let mut error = ItemError::bare(kind, message);
-            if let Some(last) = last {
-                error.status = last.status;
-                error.error_type = last.error_type;
-                error.message = format!("{}; last error: {}", error.message, last.message);
-            }
+            let error = with_last_failure(ItemError::bare(kind, message), last);
             self.finalize(index, Err(error));
         }
         self.emit_progress();
