@@ -35,6 +35,7 @@ use crate::options::{self, RawOptions};
 use crate::providers::{Provider, ProviderKind};
 use crate::redact::Secrets;
 use crate::web::clock::JsClock;
+use crate::web::preflight;
 use crate::web::provider::Metered;
 use crate::web::{describe, get, JsJson};
 use crate::Clock;
@@ -140,7 +141,7 @@ impl BatchProcessor {
     /// `map(items, fn, callOptions?)`: one result per item, in input order.
     pub fn map(&self, items: JsValue, task: JsValue, call_options: JsValue) -> Promise {
         let prepared = self
-            .prepare(items, call_options)
+            .prepare(items, call_options, false)
             .and_then(|c| Ok((c, task_fn(task)?)));
         let (call, task) = match prepared {
             Ok(ready) => ready,
@@ -154,7 +155,7 @@ impl BatchProcessor {
 
     /// `run(specs, callOptions?)`: each spec sent with the global `fetch`.
     pub fn run(&self, specs: JsValue, call_options: JsValue) -> Promise {
-        let call = match self.prepare(specs, call_options) {
+        let call = match self.prepare(specs, call_options, true) {
             Ok(call) => call,
             Err(e) => return Promise::reject(&e),
         };
@@ -181,8 +182,9 @@ impl BatchProcessor {
         } else {
             (task, call_options)
         };
-        let call = self.prepare(items, call_options)?;
-        let task = if task.is_undefined() || task.is_null() {
+        let sends = task.is_undefined() || task.is_null();
+        let call = self.prepare(items, call_options, sends)?;
+        let task = if sends {
             Task::Run(self.provider.clone(), self.max_response_bytes)
         } else {
             Task::Map(task_fn(task)?)
@@ -195,7 +197,9 @@ impl BatchProcessor {
         Ok(as_async_iterable(stream.into()))
     }
 
-    fn prepare(&self, items: JsValue, call_options: JsValue) -> Result<Call, JsValue> {
+    /// The call's items, signals and cost; `sends`: the items are requests (run, stream
+    /// without a function), checked before their first attempt.
+    fn prepare(&self, items: JsValue, call_options: JsValue, sends: bool) -> Result<Call, JsValue> {
         let items = Rc::new(Items::read(items)?);
         let mut signals: Vec<AbortSignal> = self.signal.iter().cloned().collect();
         if !call_options.is_undefined() && !call_options.is_null() {
@@ -223,6 +227,12 @@ impl BatchProcessor {
         // Every item is read here first, guarded: one that throws fails before any attempt.
         let cost = move |index: usize| {
             let item = cost_items.get(index).map_err(|m| secrets.scrub(&m))?;
+            match (sends, provider.as_deref()) {
+                (false, _) => Ok(()),
+                (true, Some(p)) => preflight::check_request(p, &item),
+                (true, None) => preflight::check_spec(&item),
+            }
+            .map_err(|m| secrets.scrub(&m))?;
             let estimate = provider
                 .as_deref()
                 .map(|p| p.estimate_cost(&JsJson(item.clone())));

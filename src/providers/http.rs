@@ -78,6 +78,27 @@ pub fn failure_from_reply<J: Json>(
     }
 }
 
+/// Why a fetch spec's method (with or without a body) can never be sent, if it cannot: not
+/// an HTTP token, a method fetch forbids, or a body on GET/HEAD. Found before sending, so
+/// the item fails as `invalid` instead of being retried as a network error.
+pub fn method_problem(method: &str, has_body: bool) -> Option<String> {
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if method.is_empty() || !method.bytes().all(tchar) {
+        return Some(format!(
+            "fetch spec `method` {} is not a valid HTTP method",
+            crate::options::quote(method)
+        ));
+    }
+    let upper = method.to_ascii_uppercase();
+    if matches!(upper.as_str(), "CONNECT" | "TRACE" | "TRACK") {
+        return Some(format!("fetch refuses the method {upper}"));
+    }
+    if has_body && matches!(upper.as_str(), "GET" | "HEAD") {
+        return Some(format!("a {upper} request cannot have a body"));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +150,35 @@ mod tests {
             None
         });
         assert_eq!(g.message, "HTTP 503 Service Unavailable");
+    }
+
+    #[test]
+    fn methods_that_can_never_be_sent() {
+        let table = [
+            ("GET", false, None),
+            ("post", true, None),
+            ("PATCH", true, None),
+            ("GET", true, Some("a GET request cannot have a body")),
+            ("head", true, Some("a HEAD request cannot have a body")),
+            (
+                "BAD METHOD",
+                false,
+                Some("fetch spec `method` \"BAD METHOD\" is not a valid HTTP method"),
+            ),
+            (
+                "",
+                false,
+                Some("fetch spec `method` \"\" is not a valid HTTP method"),
+            ),
+            ("trace", false, Some("fetch refuses the method TRACE")),
+            ("CONNECT", false, Some("fetch refuses the method CONNECT")),
+        ];
+        for (method, body, want) in table {
+            assert_eq!(
+                method_problem(method, body).as_deref(),
+                want,
+                "{method} {body}"
+            );
+        }
     }
 }

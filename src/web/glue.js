@@ -115,3 +115,19 @@ export async function readBody(response, maxBytes, truncate, secrets) {
   }
   return text;
 }
+
+// Why fetch could never send to `url` (empty string when it could): not a URL (relative URLs
+// resolve against the page, where there is one), or a scheme fetch does not speak.
+export function urlProblem(url) {
+  let parsed;
+  try {
+    parsed = new URL(url, globalThis.location?.href);
+  } catch {
+    return `fetch spec \`url\` ${JSON.stringify(url)} is not a valid URL`;
+  }
+  const schemes = ["http:", "https:", "data:", "blob:"];
+  if (!schemes.includes(parsed.protocol)) {
+    return `fetch spec \`url\` has the scheme ${parsed.protocol} fetch cannot send (http:, https:, data: or blob: only)`;
+  }
+  return "";
+}

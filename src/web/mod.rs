@@ -5,6 +5,7 @@
 pub mod abort;
 pub mod clock;
 pub mod fetch;
+pub mod preflight;
 pub mod provider;
 pub mod task;
 
