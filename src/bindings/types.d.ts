@@ -42,6 +42,8 @@ export interface BatchOptions {
   breaker?: { failures?: number; cooldownMs?: number };
   /** The expected cost of an item; wins over the estimate from a provider request body. */
   cost?: (item: any, index: number) => { inputTokens?: number; outputTokens?: number } | undefined;
+  /** Largest 2xx reply body run()/stream() read, in bytes (default 16 MiB); a larger one fails its item (kind http, not retried). */
+  maxResponseBytes?: number;
 }
 
 /** The API `run()` talks to. The key is sent only to `baseUrl` and never appears in results. */
