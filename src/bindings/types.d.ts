@@ -1,6 +1,6 @@
 /** Options of `new BatchProcessor(options)`. Invalid values throw TypeError/RangeError. */
 export interface BatchOptions {
-  /** Attempts in flight at once, at most (1..=10000, default 8). */
+  /** Attempts in flight at once, at most, across every call of this processor (1..=10000, default 8). */
   concurrency?: number;
   /** Retries after the first attempt (0..=100, default 4). */
   maxRetries?: number;

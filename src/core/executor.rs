@@ -170,8 +170,7 @@ where
         retries: 0,
     };
     poll_fn(|cx| batch.poll(cx)).await;
-    batch
-        .results
+    std::mem::take(&mut batch.results)
         .into_iter()
         .map(|r| r.expect("every item has exactly one result"))
         .collect()
@@ -187,7 +186,7 @@ fn with_last_failure(mut error: ItemError, last: Option<Failure>) -> ItemError {
     error
 }
 
-struct Batch<'a, V, C: ?Sized, F, O: ?Sized> {
+struct Batch<'a, V, C: ?Sized + Clock, F, O: ?Sized> {
     config: &'a Config,
     clock: &'a C,
     task: F,
@@ -211,6 +210,20 @@ struct Batch<'a, V, C: ?Sized, F, O: ?Sized> {
     done: usize,
     ok: usize,
     retries: u64,
+}
+
+/// A batch dropped before its end (its future dropped mid-way) gives the processor back the
+/// slots and reservations of its attempts in flight.
+impl<V, C: ?Sized + Clock, F, O: ?Sized> Drop for Batch<'_, V, C, F, O> {
+    fn drop(&mut self) {
+        let now = self.clock.now();
+        for state in &self.items {
+            if matches!(state.phase, Phase::Running { .. }) {
+                let cost = state.cost.unwrap_or_default();
+                self.pacing.pacer.borrow_mut().on_abandoned(&cost, now);
+            }
+        }
+    }
 }
 
 impl<V, C, F, Fut, O> Batch<'_, V, C, F, O>
@@ -276,11 +289,16 @@ where
     fn dispatch(&mut self, cx: &mut Context<'_>) -> bool {
         let mut progressed = false;
         loop {
-            let limit = self.limit();
-            let Some(index) = self.peek_ready().filter(|_| self.running.len() < limit) else {
+            let Some(index) = self.peek_ready() else {
                 self.gate = None;
                 return progressed;
             };
+            // The slots are the processor's: another call's attempts count too.
+            if self.pacing.pacer.borrow().in_flight() >= self.limit() {
+                self.pacing.pacer.borrow_mut().wait_for_slot(cx.waker());
+                self.gate = None;
+                return progressed;
+            }
             let cost = match self.items[index].cost {
                 Some(cost) => cost,
                 None => match (self.pacing.cost)(index) {
@@ -296,8 +314,10 @@ where
             let now = self.clock.now();
             let admission = self.pacing.pacer.borrow_mut().admit(&cost, now);
             match admission {
-                // Waiting for the probe; with nothing in flight there is no probe to wait for.
-                Admission::Blocked if !self.running.is_empty() => {
+                // Waiting for the probe (maybe another call's); with nothing in flight there
+                // is no probe to wait for.
+                Admission::Blocked if self.pacing.pacer.borrow().in_flight() > 0 => {
+                    self.pacing.pacer.borrow_mut().wait_for_slot(cx.waker());
                     self.gate = None;
                     return progressed;
                 }
