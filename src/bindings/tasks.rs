@@ -8,8 +8,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use js_sys::Function;
-use wasm_bindgen::{JsCast, JsValue};
-use web_sys::Headers;
+use wasm_bindgen::prelude::*;
 
 use super::items::Items;
 use crate::error::{ErrorKind, Failure};
@@ -95,26 +94,17 @@ fn request(
     })
 }
 
-/// Header names whose values are credentials.
-const CREDENTIAL_HEADERS: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "x-api-key",
-    "api-key",
-    "x-goog-api-key",
-];
+#[wasm_bindgen(module = "/src/web/glue.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = specSecrets)]
+    fn spec_credentials(spec: &JsValue) -> js_sys::Array;
+}
 
-/// The credentials a fetch spec sends in its headers.
+/// The credentials a fetch spec sends in its headers (`authorization`, `x-api-key`, ...).
 fn spec_secrets(spec: &JsValue) -> Secrets {
     let mut secrets = Secrets::default();
-    let headers =
-        get(spec, "headers").and_then(|h| Headers::new_with_str_sequence_sequence(&h).ok());
-    if let Some(headers) = headers {
-        for name in CREDENTIAL_HEADERS {
-            if let Ok(Some(value)) = headers.get(name) {
-                secrets.add(&value);
-            }
-        }
+    for value in spec_credentials(spec).iter().filter_map(|v| v.as_string()) {
+        secrets.add(&value);
     }
     secrets
 }

@@ -131,3 +131,65 @@ export function urlProblem(url) {
   }
   return "";
 }
+
+// The caller's items as an array, or a TypeError naming what is wrong: done in JS, where a
+// throwing length, iterator or generator is caught at once (see src/bindings/items.rs).
+export function readItems(items) {
+  const fail = (what, e) => new TypeError(`${what} threw: ${e?.message ?? String(e)}`);
+  if (typeof items === "string") {
+    throw new TypeError("items must be an array or an iterable of items, got a string (strings are refused on purpose: a string would run one item per character; wrap it as [text])");
+  }
+  if (items === null || typeof items !== "object") {
+    throw new TypeError(`items must be an array or an iterable of items, got ${String(items)}`);
+  }
+  let isArray;
+  try {
+    isArray = Array.isArray(items);
+  } catch (e) {
+    throw fail("Array.isArray(items)", e);
+  }
+  if (isArray) {
+    let length;
+    try {
+      length = items.length;
+    } catch (e) {
+      throw fail("reading items.length", e);
+    }
+    if (!Number.isInteger(length) || length < 0 || length > 2 ** 32 - 1) {
+      throw new TypeError("items.length is not a valid array length");
+    }
+    return [items, length];
+  }
+  let iterator;
+  try {
+    const start = items[Symbol.iterator];
+    if (typeof start !== "function") {
+      throw new TypeError(`items must be an array or an iterable of items, got ${String(items)}`);
+    }
+    iterator = start.call(items);
+  } catch (e) {
+    throw e instanceof TypeError && e.message.startsWith("items must") ? e : fail("starting to iterate the items", e);
+  }
+  const out = [];
+  for (;;) {
+    let next;
+    try {
+      next = iterator.next();
+      if (next.done) return [out, out.length];
+      out.push(next.value);
+    } catch (e) {
+      throw fail(`iterating the items (after ${out.length})`, e);
+    }
+  }
+}
+
+// The credentials a fetch spec sends in its headers (to scrub from what its item reports).
+export function specSecrets(spec) {
+  const names = ["authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"];
+  try {
+    const headers = new Headers(spec?.headers ?? undefined);
+    return names.map((n) => headers.get(n)).filter((v) => v !== null);
+  } catch {
+    return [];
+  }
+}
