@@ -78,25 +78,23 @@ pub fn failure_from_reply<J: Json>(
     }
 }
 
-/// Why a fetch spec's method (with or without a body) can never be sent, if it cannot: not
-/// an HTTP token, a method fetch forbids, or a body on GET/HEAD. Found before sending, so
-/// the item fails as `invalid` instead of being retried as a network error.
-pub fn method_problem(method: &str, has_body: bool) -> Option<String> {
-    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-    if method.is_empty() || !method.bytes().all(tchar) {
-        return Some(format!(
-            "fetch spec `method` {} is not a valid HTTP method",
-            crate::options::quote(method)
-        ));
+/// A 2xx reply whose body is an error object — `{"type":"error","error":{...}}`, or
+/// `{"error":{...}}` with no result beside it — as its error type classifies it
+/// (`overloaded_error` retries like a 529): the status alone would call it a success.
+pub fn error_in_success<J: Json>(status: u16, json: &J) -> Option<Failure> {
+    let typed = json.field("type").and_then(|t| t.text()).as_deref() == Some("error");
+    let bare = json.field("error").is_some()
+        && json.field("content").is_none()
+        && json.field("choices").is_none();
+    if !typed && !bare {
+        return None;
     }
-    let upper = method.to_ascii_uppercase();
-    if matches!(upper.as_str(), "CONNECT" | "TRACE" | "TRACK") {
-        return Some(format!("fetch refuses the method {upper}"));
-    }
-    if has_body && matches!(upper.as_str(), "GET" | "HEAD") {
-        return Some(format!("a {upper} request cannot have a body"));
-    }
-    None
+    let mut failure = failure_from_reply(status, "", Some(json), |_| None);
+    failure.retryable = failure
+        .error_type
+        .as_deref()
+        .and_then(crate::core::retry::retryable_error_type);
+    Some(failure)
 }
 
 #[cfg(test)]
@@ -153,32 +151,23 @@ mod tests {
     }
 
     #[test]
-    fn methods_that_can_never_be_sent() {
-        let table = [
-            ("GET", false, None),
-            ("post", true, None),
-            ("PATCH", true, None),
-            ("GET", true, Some("a GET request cannot have a body")),
-            ("head", true, Some("a HEAD request cannot have a body")),
-            (
-                "BAD METHOD",
-                false,
-                Some("fetch spec `method` \"BAD METHOD\" is not a valid HTTP method"),
-            ),
-            (
-                "",
-                false,
-                Some("fetch spec `method` \"\" is not a valid HTTP method"),
-            ),
-            ("trace", false, Some("fetch refuses the method TRACE")),
-            ("CONNECT", false, Some("fetch refuses the method CONNECT")),
-        ];
-        for (method, body, want) in table {
-            assert_eq!(
-                method_problem(method, body).as_deref(),
-                want,
-                "{method} {body}"
-            );
-        }
+    fn error_objects_in_a_2xx_reply() {
+        let overloaded =
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        let f = error_in_success(200, &parsed(overloaded).unwrap()).unwrap();
+        assert_eq!(f.status, Some(200));
+        assert_eq!(f.error_type.as_deref(), Some("overloaded_error"));
+        assert_eq!(
+            (f.message.as_str(), f.retryable),
+            ("Overloaded", Some(true))
+        );
+        assert!(crate::core::retry::is_retryable(&f));
+        let bad = r#"{"error":{"type":"invalid_request_error","message":"no"}}"#;
+        let f = error_in_success(200, &parsed(bad).unwrap()).unwrap();
+        assert!(!crate::core::retry::is_retryable(&f));
+        let ok = r#"{"type":"message","content":[],"error":null}"#;
+        assert_eq!(error_in_success(200, &parsed(ok).unwrap()), None);
+        let openai = r#"{"choices":[],"error":{"message":"partial"}}"#;
+        assert_eq!(error_in_success(200, &parsed(openai).unwrap()), None);
     }
 }

@@ -94,13 +94,19 @@ impl Provider {
             }
         };
         let base_url = base_url.unwrap_or_else(|| default_url.to_owned());
-        if kind != ProviderKind::Http
-            && !(base_url.starts_with("https://") || base_url.starts_with("http://"))
-        {
+        // The host: what follows the scheme, up to the path; `http://` alone has none.
+        let host = ["https://", "http://"]
+            .iter()
+            .find_map(|scheme| base_url.strip_prefix(scheme))
+            .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or(""));
+        let valid_host = host.is_some_and(|h| {
+            !h.is_empty() && !h.starts_with(':') && !h.bytes().any(|b| b <= b' ' || b == b'\\')
+        });
+        if kind != ProviderKind::Http && !valid_host {
             return Err(bad(
                 OptionErrorKind::Range,
                 format!(
-                    "provider.baseUrl must be an http(s) URL, got {}",
+                    "provider.baseUrl must be an http(s) URL with a host, got {}",
                     quote(&base_url)
                 ),
             ));
@@ -290,6 +296,23 @@ mod tests {
         );
         let e = Provider::new("openai", None, Some("ftp://x".into()), None).unwrap_err();
         assert!(e.message.starts_with("provider.baseUrl"), "{}", e.message);
+        for bad in [
+            "http://",
+            "https:///v1",
+            "http://:8080",
+            "http://a b",
+            "https://?x",
+        ] {
+            let e = Provider::new("anthropic", None, Some(bad.into()), None).unwrap_err();
+            assert!(e.message.contains("with a host"), "{bad}: {}", e.message);
+        }
+        assert!(Provider::new(
+            "anthropic",
+            None,
+            Some("http://127.0.0.1:8787/".into()),
+            None
+        )
+        .is_ok());
         let e = Provider::new("openai", Some(String::new()), None, None).unwrap_err();
         assert_eq!(e.message, "provider.apiKey must not be empty");
     }

@@ -116,19 +116,29 @@ export async function readBody(response, maxBytes, truncate, secrets) {
   return text;
 }
 
-// Why fetch could never send to `url` (empty string when it could): not a URL (relative URLs
-// resolve against the page, where there is one), or a scheme fetch does not speak.
-export function urlProblem(url) {
+// Why fetch could never send a spec `{ url, method?, headers?, body? }` (empty string when it
+// could): not an object, a URL that does not parse (relative URLs resolve against the page,
+// where there is one) or with a scheme fetch does not speak, a method that is not an HTTP
+// token or that fetch forbids, a body on GET or HEAD. Found before sending, so the item fails
+// as `invalid` instead of being retried as a network error.
+export function specProblem(spec) {
+  if (spec === null || typeof spec !== "object") return `a fetch spec must be an object with a url, got ${String(spec)}`;
+  const { url, method = "GET", body } = spec;
+  if (typeof url !== "string" || url === "") return "fetch spec needs a non-empty string `url`";
   let parsed;
   try {
     parsed = new URL(url, globalThis.location?.href);
   } catch {
     return `fetch spec \`url\` ${JSON.stringify(url)} is not a valid URL`;
   }
-  const schemes = ["http:", "https:", "data:", "blob:"];
-  if (!schemes.includes(parsed.protocol)) {
+  if (!["http:", "https:", "data:", "blob:"].includes(parsed.protocol)) {
     return `fetch spec \`url\` has the scheme ${parsed.protocol} fetch cannot send (http:, https:, data: or blob: only)`;
   }
+  if (typeof method !== "string") return `fetch spec \`method\` must be a string, got ${String(method)}`;
+  if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(method)) return `fetch spec \`method\` ${JSON.stringify(method)} is not a valid HTTP method`;
+  const upper = method.toUpperCase();
+  if (["CONNECT", "TRACE", "TRACK"].includes(upper)) return `fetch refuses the method ${upper}`;
+  if (body !== undefined && body !== null && (upper === "GET" || upper === "HEAD")) return `a ${upper} request cannot have a body`;
   return "";
 }
 
@@ -191,5 +201,22 @@ export function specSecrets(spec) {
     return names.map((n) => headers.get(n)).filter((v) => v !== null);
   } catch {
     return [];
+  }
+}
+
+// The message of a thrown value: its `message`, else a nested `error.message` (SDK errors and
+// API error bodies), else String(value) — but JSON, not "[object Object]", for a plain object.
+export function thrownMessage(e) {
+  try {
+    for (const m of [e?.message, e?.error?.message, e?.error?.error?.message]) {
+      if (typeof m === "string" && m !== "") return m;
+    }
+    const text = String(e);
+    if (!text.startsWith("[object ")) return text;
+    const json = JSON.stringify(e);
+    if (json === undefined || json === "{}") return text;
+    return json.length > 300 ? `${json.slice(0, 300)}…` : json;
+  } catch {
+    return "a thrown value that cannot be printed";
   }
 }

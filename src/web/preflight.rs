@@ -4,42 +4,23 @@
 
 use wasm_bindgen::prelude::*;
 
-use super::{describe, get, JsJson};
-use crate::providers::http::method_problem;
+use super::{describe, JsJson};
 use crate::providers::Provider;
 
 #[wasm_bindgen(module = "/src/web/glue.js")]
 extern "C" {
-    #[wasm_bindgen(js_name = urlProblem)]
-    fn url_problem(url: &str) -> String;
+    #[wasm_bindgen(js_name = specProblem)]
+    fn spec_problem(spec: &JsValue) -> String;
 }
 
 /// A fetch spec `{ url, method?, headers?, body? }`: an object, a URL fetch can send to, a
-/// valid method, no body on GET/HEAD.
+/// valid method, no body on GET/HEAD (checked in JS, with the host's own URL parser).
 pub fn check_spec(spec: &JsValue) -> Result<(), String> {
-    if !spec.is_object() {
-        return Err(format!(
-            "a fetch spec must be an object with a url, got {}",
-            describe(spec)
-        ));
-    }
-    let url = get(spec, "url")
-        .and_then(|u| u.as_string())
-        .filter(|u| !u.is_empty())
-        .ok_or("fetch spec needs a non-empty string `url`")?;
-    let problem = url_problem(&url);
-    if !problem.is_empty() {
-        return Err(problem);
-    }
-    let method = match get(spec, "method") {
-        None => "GET".to_owned(),
-        Some(m) => m
-            .as_string()
-            .ok_or_else(|| format!("fetch spec `method` must be a string, got {}", describe(&m)))?,
-    };
-    match method_problem(&method, get(spec, "body").is_some()) {
-        Some(problem) => Err(problem),
-        None => Ok(()),
+    let problem = spec_problem(spec);
+    if problem.is_empty() {
+        Ok(())
+    } else {
+        Err(problem)
     }
 }
 

@@ -10,6 +10,7 @@ use super::{describe, parse_json, set, JsJson};
 use crate::core::clock::Clock;
 use crate::core::limits::Feedback;
 use crate::error::{ErrorKind, Failure};
+use crate::providers::http::error_in_success;
 use crate::providers::ratelimit::{Limit, RateLimits};
 use crate::providers::{Provider, Usage};
 use crate::web::clock::JsClock;
@@ -88,6 +89,9 @@ pub async fn call_provider(
         retryable: Some(true),
         ..Failure::http(reply.status, "the reply is not valid JSON")
     })?;
+    if let Some(failure) = error_in_success(reply.status, &parsed) {
+        return Err(failure);
+    }
     let read = provider
         .parse_reply(&parsed)
         .map_err(|m| Failure::http(reply.status, m))?;

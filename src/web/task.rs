@@ -27,6 +27,8 @@ extern "C" {
     ) -> JsValue;
     #[wasm_bindgen(js_name = abortTask)]
     fn abort_task(ctx: &JsValue);
+    #[wasm_bindgen(js_name = thrownMessage)]
+    fn thrown_message(err: &JsValue) -> String;
 }
 
 /// Attempts waiting for their JS promise, by id. One settle callback serves every attempt of
@@ -171,9 +173,7 @@ const NETWORK_CODES: &[&str] = &[
 /// network errors; an own boolean `retryable` overrides; anything else is a task error.
 pub fn failure_from_js(err: &JsValue) -> Failure {
     let text = |key: &str| get(err, key).and_then(|v| v.as_string());
-    let message = text("message")
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| describe(err));
+    let message = thrown_message(err);
     let name = text("name").unwrap_or_default();
     let code = text("code").unwrap_or_default();
     let mut failure = Failure::new(ErrorKind::Task, message);
