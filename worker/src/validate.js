@@ -41,8 +41,11 @@ export function parseBatchRequest(text, config, origin) {
     if (!isPlainObject(item)) throw badRequest(`items[${i}] must be an object (a request body), got ${typeName(item)}`);
   });
 
-  const { provider, upstream } = parseProvider(body.provider, config, origin);
+  const { provider, upstream, missingKey } = parseProvider(body.provider, config, origin);
   const options = parseOptions(body.options, config);
+  // Request errors first: a bad option is the client's to fix (400) even when the Worker
+  // also lacks a key, which only its operator can fix (500).
+  if (missingKey) throw missingKey;
   return { items, provider, options, upstream };
 }
 
@@ -72,6 +75,7 @@ function parseProvider(raw, config, origin) {
   const toSim = config.simOn && baseUrl === simBase;
 
   let apiKey;
+  let missingKey;
   if (p.apiKey !== undefined) {
     if (!config.allowClientKeys) {
       throw badRequest(`provider.apiKey is not accepted: this Worker uses its own ${upstreamOf.keyVar} secret`);
@@ -84,11 +88,11 @@ function parseProvider(raw, config, origin) {
   } else {
     apiKey = config.keys[p.name];
     if (!apiKey) {
-      throw new HttpError(500, 'configuration_error', `no API key for ${p.name}: set the Worker secret ${upstreamOf.keyVar}`);
+      missingKey = new HttpError(500, 'configuration_error', `no API key for ${p.name}: set the Worker secret ${upstreamOf.keyVar}`);
     }
   }
   const provider = { name: p.name, baseUrl, apiKey, ...(p.version !== undefined && { version: p.version }) };
-  return { provider, upstream: toSim ? 'sim' : p.name };
+  return { provider, upstream: toSim ? 'sim' : p.name, missingKey };
 }
 
 function parseOptions(raw, config) {
