@@ -171,3 +171,61 @@ mod tests {
         assert_eq!(error_in_success(200, &parsed(openai).unwrap()), None);
     }
 }
+
+/// Error bodies on arbitrary JSON: never a panic, the status always kept.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod properties {
+    use super::*;
+    use crate::core::retry::is_retryable;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// Arbitrary JSON, biased towards the shapes error bodies have.
+    fn json() -> impl Strategy<Value = Value> {
+        let key = prop_oneof![
+            Just("type".to_owned()),
+            Just("error".to_owned()),
+            Just("message".to_owned()),
+            Just("details".to_owned()),
+            Just("error_code".to_owned()),
+            Just("content".to_owned()),
+            "[a-z_]{0,8}",
+        ];
+        let text = prop_oneof![
+            Just("error".to_owned()),
+            Just("overloaded_error".to_owned()),
+            Just(SPEND_CAP_CODE.to_owned()),
+            any::<String>(),
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<f64>()
+                .prop_map(|n| serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number)),
+            text.prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((key.clone(), inner), 0..5)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn error_bodies_never_panic(body in json(), status in 100u16..600) {
+            let _ = parse_error_body(&body);
+            let f = failure_from_reply(status, "x", Some(&body), |_| None);
+            prop_assert_eq!(f.status, Some(status));
+            let _ = is_retryable(&f);
+            if let Some(f) = error_in_success(200, &body) {
+                prop_assert_eq!(f.status, Some(200));
+                let _ = is_retryable(&f);
+            }
+        }
+    }
+}
