@@ -6,9 +6,9 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const script = fileURLToPath(new URL('../support/fault-matrix.mjs', import.meta.url));
-const BOUND_MS = 20_000;
+const BOUND_MS = 40_000; // usually ~10 s: workerd starts in 2-5 s on a loaded machine
 
-test('fault matrix: scripted upstream faults x run()/map()', { timeout: BOUND_MS + 5000 }, async () => {
+test('fault matrix: scripted upstream faults x run(), map(), the Worker', { timeout: BOUND_MS + 5000 }, async () => {
   const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -25,5 +25,5 @@ test('fault matrix: scripted upstream faults x run()/map()', { timeout: BOUND_MS
   assert.deepEqual(unhandled, []);
   const failed = rows.filter((r) => r.status === 'FAIL');
   assert.deepEqual(failed.map((r) => `${r.name} ${r.mode}: ${r.problems.join('; ')}`), []);
-  assert.ok(rows.filter((r) => r.status === 'pass').length >= 26, 'the matrix ran');
+  assert.ok(rows.filter((r) => r.status === 'pass').length >= 41, 'the matrix ran');
 });

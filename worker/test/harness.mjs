@@ -33,11 +33,14 @@ export const FAKE_OPENAI_KEY = 'sk-FAKE-openai-secret-c3d9e2f1';
 /**
  * @param {Record<string, string>} vars merged over wrangler.toml's [vars], the test token and
  *   fake upstream keys
+ * @param {object} [extra] more Miniflare options, e.g. `outboundService` for a scripted upstream
  * @returns {Promise<{ url: URL, dispose(): Promise<void>, logs(): string }>}
  */
-export async function startWorker(vars = {}) {
+export async function startWorker(vars = {}, extra = {}) {
   let logs = '';
   const mf = new Miniflare({
+    // More Miniflare options (e.g. `outboundService`: where the Worker's own fetches go).
+    ...extra,
     modules: true,
     scriptPath: `${root}worker/src/index.js`,
     modulesRoot: root,
