@@ -7,7 +7,7 @@
 #   make run     the Worker under `wrangler dev` on 127.0.0.1:8787 with the simulator, a
 #                200-document batch through it with the CLI, then serving the demo page
 #                (http://127.0.0.1:8787/) until Ctrl-C
-#   make bench   overhead and pacing benchmarks, wasm sizes
+#   make bench   overhead, pacing and memory benchmarks, wasm sizes
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := build
@@ -72,11 +72,13 @@ run: build
 	@scripts/run.sh
 
 # Figures, not pass/fail: overhead vs p-limit/p-queue, pacing vs the peers on the simulator,
+# peak RSS and wasm memory per MB of reply (bench/memory.mjs),
 # and the wasm size with and without the simulator (EDGEBATCH_LEAN=1: the library alone).
 bench: build
 	@EDGEBATCH_LEAN=1 scripts/build.sh
 	@node bench/overhead.mjs
 	@node bench/pacing.mjs
+	@node bench/memory.mjs
 
 clean:
 	rm -rf pkg test-artifacts
