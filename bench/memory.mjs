@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const CASES = ['2xx', '503'];
+const CASES = ['2xx', '503', 'provider'];
 const only = process.env.BENCH_CASE;
 if (!only) {
   for (const c of CASES) {
@@ -31,10 +31,16 @@ const { BatchProcessor } = mod;
 
 // One JSON body of about MB megabytes, built once and served from memory.
 const big = Buffer.from(JSON.stringify({ data: 'x'.repeat(MB * 1024 * 1024) }));
+// The same size as an Anthropic Messages reply, for run() with a provider.
+const message = Buffer.from(JSON.stringify({
+  type: 'message', content: [{ type: 'text', text: 'x'.repeat(MB * 1024 * 1024) }], stop_reason: 'end_turn',
+  usage: { input_tokens: 1, output_tokens: 1 },
+}));
 const server = http.createServer((req, res) => {
   const status = req.url.startsWith('/503') ? 503 : 200;
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': big.length });
-  res.end(big);
+  const body = req.url.startsWith('/v1/messages') ? message : big;
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': body.length });
+  res.end(body);
 });
 await new Promise((r) => server.listen(0, '127.0.0.1', r));
 const base = `http://127.0.0.1:${server.address().port}`;
@@ -66,8 +72,13 @@ const from = process.env.BENCH_PKG ?? 'pkg/';
 const roomy = 'maxResponseBytes' in (await probeOptions()) ? { maxResponseBytes: 256 * 1024 * 1024 } : {};
 if (only === '2xx') {
   await measure(`2 x ${mib(big.length)} MB 2xx (${from})`, [{ url: `${base}/ok/1` }, { url: `${base}/ok/2` }], roomy);
-} else {
+} else if (only === '503') {
   await measure(`${mib(big.length)} MB 503 x 4 (${from})`, [{ url: `${base}/503` }], { maxRetries: 3, ...roomy });
+} else {
+  const body = { model: 'm', max_tokens: 1, messages: [{ role: 'user', content: 'x' }] };
+  await measure(`2 x ${mib(message.length)} MB provider replies (${from})`, [body, body], {
+    ...roomy, provider: { name: 'anthropic', apiKey: 'bench-key', baseUrl: base },
+  });
 }
 server.close();
 

@@ -24,6 +24,11 @@ pub trait Json: Sized {
     fn field(&self, key: &str) -> Option<Self>;
     /// The value when it is a string.
     fn text(&self) -> Option<String>;
+    /// Whether the value is a string, without reading it out (the wasm edge keeps long
+    /// strings in JS).
+    fn is_text(&self) -> bool {
+        self.text().is_some()
+    }
     /// The value when it is a number.
     fn number(&self) -> Option<f64>;
     /// The value when it is a boolean.

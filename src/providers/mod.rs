@@ -47,15 +47,33 @@ impl std::fmt::Debug for Provider {
 
 pub use crate::core::limits::Usage;
 
-/// What a successful reply says, in the same shape for every provider.
+/// What a successful reply says, in the same shape for every provider. `Reply<Vec<J>>` holds
+/// the text as the reply's own JSON strings, not yet joined: the wasm edge joins them in JS,
+/// so a long reply's text never passes through the wasm memory.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Reply {
+pub struct Reply<T = String> {
     /// The generated text (all text blocks, joined).
-    pub text: String,
+    pub text: T,
     /// Why generation stopped: `end_turn`, `max_tokens`, `stop`, `length`, ...
     pub stop_reason: Option<String>,
     /// Token usage.
     pub usage: Usage,
+}
+
+impl<J: Json> Reply<Vec<J>> {
+    /// The reply with its text parts joined.
+    pub fn joined(self) -> Reply {
+        Reply {
+            text: self
+                .text
+                .iter()
+                .filter_map(Json::text)
+                .collect::<Vec<_>>()
+                .join(""),
+            stop_reason: self.stop_reason,
+            usage: self.usage,
+        }
+    }
 }
 
 /// Where to send one request and with which headers (the body is the item itself, as JSON).
@@ -207,9 +225,14 @@ impl Provider {
 
     /// Reads a 2xx reply body.
     pub fn parse_reply<J: Json>(&self, json: &J) -> Result<Reply, String> {
+        self.parse_reply_parts(json).map(Reply::joined)
+    }
+
+    /// Reads a 2xx reply body, its text left as the reply's JSON strings (in order).
+    pub fn parse_reply_parts<J: Json>(&self, json: &J) -> Result<Reply<Vec<J>>, String> {
         match self.kind {
-            ProviderKind::Anthropic => anthropic::parse_reply(json),
-            ProviderKind::OpenAi => openai::parse_reply(json),
+            ProviderKind::Anthropic => anthropic::parse_reply_parts(json),
+            ProviderKind::OpenAi => openai::parse_reply_parts(json),
             ProviderKind::Http => Err("plain http replies are not parsed".into()),
         }
     }

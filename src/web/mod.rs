@@ -54,6 +54,9 @@ impl Json for JsJson {
     fn text(&self) -> Option<String> {
         self.0.as_string()
     }
+    fn is_text(&self) -> bool {
+        self.0.is_string()
+    }
     fn number(&self) -> Option<f64> {
         self.0.as_f64()
     }

@@ -93,12 +93,14 @@ pub async fn call_provider(
         return Err(failure);
     }
     let read = provider
-        .parse_reply(&parsed)
+        .parse_reply_parts(&parsed)
         .map_err(|m| Failure::http(reply.status, m))?;
     let limits = provider.rate_limits(&|h| reply.header(h), now_ms);
 
     let value = Object::new();
-    set(&value, "text", read.text.as_str());
+    // Joined in JS: the text stays out of the wasm memory.
+    let parts: js_sys::Array = read.text.into_iter().map(|part| part.0).collect();
+    set(&value, "text", parts.join(""));
     set(
         &value,
         "stopReason",

@@ -12,6 +12,13 @@ let server;
 let base;
 before(async () => {
   server = http.createServer((req, res) => {
+    if (req.url === '/v1/messages') {
+      // An Anthropic reply with 8 MB of text in two blocks.
+      const text = 'y'.repeat(4_000_000);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ type: 'message', content: [{ type: 'text', text }, { type: 'text', text }], stop_reason: 'end_turn', usage: { input_tokens: 1, output_tokens: 1 } }));
+      return;
+    }
     const [, status, bytes, chunked] = req.url.split('/');
     const body = JSON.stringify({ type: 'error', error: { type: 'api_error', message: 'big' }, pad: 'x'.repeat(Number(bytes)) });
     const headers = { 'content-type': 'application/json' };
@@ -47,13 +54,17 @@ describe('maxResponseBytes', { timeout: 10000 }, () => {
     assert.throws(() => new BatchProcessor({ maxResponseBytes: '1mb' }), /maxResponseBytes must be an integer/);
   });
 
-  test('an 8 MB reply does not grow the wasm memory', async () => {
+  test('8 MB replies (a fetch spec\'s, a provider\'s text) do not grow the wasm memory', async () => {
     const bp = new BatchProcessor();
     await bp.run([{ url: `${base}/200/1000` }]);
     const before = wasm.memory.buffer.byteLength;
     const [r] = await bp.run([{ url: `${base}/200/8000000` }]);
     assert.equal(r.ok, true);
     assert.equal(r.value.body.pad.length, 8_000_000);
+    // Nor does a provider reply's text, joined from its blocks.
+    const provider = new BatchProcessor({ provider: { name: 'anthropic', apiKey: 'k', baseUrl: base } });
+    const [p] = await provider.run([{ model: 'm', max_tokens: 1, messages: [{ role: 'user', content: 'x' }] }]);
+    assert.equal(p.value.text.length, 8_000_000);
     const grown = wasm.memory.buffer.byteLength - before;
     assert.ok(grown < 1_000_000, `the wasm memory grew by ${grown} bytes`);
   });
