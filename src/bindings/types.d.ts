@@ -174,9 +174,12 @@ export interface FetchValue {
 /** Runs batches of calls with bounded concurrency, retries, timeouts, a deadline and cancellation. */
 export class BatchProcessor {
   constructor(options?: BatchOptions);
-  /** One result per item, in input order. Never rejects for one item's sake. */
+  /**
+   * One result per item, in input order. Never rejects for one item's sake. `items` is an
+   * array or any iterable object; a string is refused (it would run one item per character).
+   */
   map<T, R>(
-    items: Iterable<T>,
+    items: Iterable<T> & object,
     fn: (item: T, ctx: TaskContext) => R | PromiseLike<R>,
     options?: CallOptions,
   ): Promise<ItemResult<Awaited<R>>[]>;
@@ -186,7 +189,7 @@ export class BatchProcessor {
   run<V = ProviderValue>(requests: Iterable<ProviderRequest>, options?: CallOptions): Promise<ItemResult<V>[]>;
   /** Results in completion order; `break` cancels the rest. */
   stream<T, R>(
-    items: Iterable<T>,
+    items: Iterable<T> & object,
     fn: (item: T, ctx: TaskContext) => R | PromiseLike<R>,
     options?: CallOptions,
   ): AsyncIterableIterator<ItemResult<Awaited<R>>>;
