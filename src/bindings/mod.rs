@@ -4,6 +4,7 @@
 
 mod convert;
 mod js_options;
+mod limiter;
 mod sim;
 mod stream;
 mod tasks;

@@ -1,18 +1,26 @@
 // The edgebatch Worker.
 //   POST /v1/batch   { provider?, items, options? } -> NDJSON: one line per item as it
 //                    completes, then { summary }. Bearer token required.
+//   /v1/batches      batches past one request: Durable Objects + Queues (batches/routes.js)
 //   GET  /healthz    liveness
 //   /sim/v1/messages, /sim/v1/chat/completions, /sim/stats   the simulator (EDGEBATCH_SIM = "on")
 // Errors are JSON { error: { type, message } }. See worker/README.md for the limits and why.
 import mod from '../../pkg/edgebatch_bg.wasm';
 import * as edgebatch from '../../pkg/edgebatch.js';
 import { streamBatch } from './batch.js';
+import { consume } from './batches/consumer.js';
+import { handleBatches } from './batches/routes.js';
 import { readConfig, secretsOf } from './config.js';
 import { allow, badRequest, checkBearer, discardBody, errorResponse, HttpError, jsonResponse, readCappedText, redactor } from './http.js';
 import { handleSim } from './sim.js';
 import { parseBatchRequest } from './validate.js';
 
 edgebatch.initSync({ module: mod });
+
+// The Durable Object classes of /v1/batches (wrangler.toml binds them).
+export { BatchLedger } from './batches/ledger.js';
+export { BatchDirectory } from './batches/directory.js';
+export { UpstreamLimiter } from './batches/limiter.js';
 
 export default {
   async fetch(request, env, ctx) {
@@ -23,6 +31,11 @@ export default {
       await discardBody(request);
       return errorResponse(err, redact);
     }
+  },
+
+  // The work queues of /v1/batches (and their dead-letter queue).
+  async queue(batch, env) {
+    await consume(batch, env, secretsOf(env));
   },
 };
 
@@ -41,6 +54,11 @@ async function route(request, env, ctx, redact) {
     const text = await readCappedText(request, config.maxBodyBytes);
     const batch = parseBatchRequest(text, config, url.origin);
     return batchResponse(batch, request, config, redact);
+  }
+  if (path === '/v1/batches' || path.startsWith('/v1/batches/')) {
+    await checkBearer(request, config.token);
+    const parts = path.slice('/v1/batches'.length).split('/').filter(Boolean);
+    return handleBatches(request, url, parts, env, config, 'default', redact);
   }
   if (path === '/sim' || path.startsWith('/sim/')) {
     if (!config.simOn) throw notFound(path);

@@ -46,7 +46,7 @@ export function parseBatchRequest(text, config, origin) {
   return { items, provider, options, upstream };
 }
 
-function parseProvider(raw, config, origin) {
+export function parseProvider(raw, config, origin) {
   const p = raw === undefined ? { name: 'anthropic' } : raw;
   if (!isPlainObject(p)) throw badRequest(`provider must be an object { name, baseUrl?, apiKey? }, got ${typeName(p)}`);
   for (const key of Object.keys(p)) {
@@ -91,7 +91,7 @@ function parseProvider(raw, config, origin) {
   return { provider, upstream: toSim ? 'sim' : p.name };
 }
 
-function parseOptions(raw, config) {
+export function parseOptions(raw, config) {
   if (raw === undefined) return withDefaults({}, config);
   if (!isPlainObject(raw)) throw badRequest(`options must be an object, got ${typeName(raw)}`);
   const out = {};

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { Miniflare } from 'miniflare';
+import { unstable_getMiniflareWorkerOptions as miniflareOptionsOf } from 'wrangler';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const toml = readFileSync(new URL('../wrangler.toml', import.meta.url), 'utf8');
@@ -30,14 +31,24 @@ export const TOKEN = 'test-token-9f2c7a41d3';
 export const FAKE_ANTHROPIC_KEY = 'sk-ant-FAKE-secret-5b8e1c0a77d4';
 export const FAKE_OPENAI_KEY = 'sk-FAKE-openai-secret-c3d9e2f1';
 
+/** The Durable Objects and Queues of wrangler.toml, as wrangler itself reads them. */
+function engines() {
+  const { workerOptions: o } = miniflareOptionsOf(fileURLToPath(new URL('../wrangler.toml', import.meta.url)));
+  return { durableObjects: o.durableObjects, queueProducers: o.queueProducers, queueConsumers: o.queueConsumers };
+}
+
 /**
  * @param {Record<string, string>} vars merged over wrangler.toml's [vars], the test token and
  *   fake upstream keys
- * @returns {Promise<{ url: URL, dispose(): Promise<void>, logs(): string }>}
+ * @param {{ persist?: string }} [opts] a folder for the Durable Objects' state (kept across
+ *   restarts of the Worker on the same folder)
+ * @returns {Promise<{ url: URL, mf: Miniflare, dispose(): Promise<void>, logs(): string }>}
  */
-export async function startWorker(vars = {}) {
+export async function startWorker(vars = {}, { persist, port = 0 } = {}) {
   let logs = '';
   const mf = new Miniflare({
+    ...engines(),
+    ...(persist && { durableObjectsPersist: persist }),
     modules: true,
     scriptPath: `${root}worker/src/index.js`,
     modulesRoot: root,
@@ -57,14 +68,14 @@ export async function startWorker(vars = {}) {
     // The demo page, as wrangler.toml's [assets] serves it (build.sh puts the wasm in www/pkg).
     assets: { directory: `${root}www`, routerConfig: { has_user_worker: true } },
     host: '127.0.0.1',
-    port: 0,
+    port,
     handleRuntimeStdio(stdout, stderr) {
       stdout.on('data', (d) => (logs += d));
       stderr.on('data', (d) => (logs += d));
     },
   });
   const url = await mf.ready;
-  return { url, dispose: () => mf.dispose(), logs: () => logs };
+  return { url, mf, dispose: () => mf.dispose(), logs: () => logs };
 }
 
 /** POST /v1/batch; returns { status, headers, text } (the whole body). */
