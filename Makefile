@@ -5,9 +5,10 @@
 #                headless Chromium, JS tests, TypeScript declaration check, the Worker on
 #                workerd and the CLI, the demo page in headless Chromium
 #   make run     the Worker under `wrangler dev` on 127.0.0.1:8787 with the simulator, a
-#                200-document batch through it with the CLI, then serving the demo page
-#                (http://127.0.0.1:8787/) until Ctrl-C
-#   make bench   overhead and pacing benchmarks, wasm sizes
+#                200-document batch through it with the CLI, a 2,000-request stored batch
+#                (/v1/batches, resumed by the next make run if stopped), then serving the demo
+#                page (http://127.0.0.1:8787/) until Ctrl-C
+#   make bench   overhead and pacing benchmarks, /v1/batches throughput and cost, wasm sizes
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := build
@@ -72,12 +73,14 @@ run: build
 	@scripts/run.sh
 
 # Figures, not pass/fail: overhead vs p-limit/p-queue, pacing vs the peers on the simulator,
-# and the wasm size with and without the simulator (EDGEBATCH_LEAN=1: the library alone).
+# /v1/batches on workerd (items/s by consumers, cost per 10,000 items), and the wasm size with
+# and without the simulator (EDGEBATCH_LEAN=1: the library alone).
 bench: build
 	@EDGEBATCH_LEAN=1 scripts/build.sh
 	@node bench/overhead.mjs
 	@node bench/pacing.mjs
+	@node bench/batches.mjs
 
 clean:
-	rm -rf pkg test-artifacts
+	rm -rf pkg test-artifacts worker/.wrangler
 	cargo clean

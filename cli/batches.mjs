@@ -9,7 +9,7 @@ import { checkLine, LineAppender, scanBatchResults } from './batch-results.mjs';
 import { intFlags, checkUrl, workerTarget } from './flags.mjs';
 import { ProgressView } from './progress.mjs';
 import { UsageError } from './results-file.mjs';
-import { responseLines, workerFetch } from './worker-client.mjs';
+import { responseLines, workerFetch, WorkerError } from './worker-client.mjs';
 
 export const BATCH_COMMANDS = ['submit', 'status', 'results', 'cancel', 'list'];
 
@@ -66,7 +66,9 @@ const SUBMIT_INTS = {
   rpm: ['requestsPerMinute', 1, 1e12],
 };
 const PROVIDERS = ['anthropic', 'openai'];
-/** Request lines per upload chunk, about: the body streams, it is never held whole. */
+/** Waits before trying a read again after a dropped connection. */
+const RETRY_DELAYS_MS = [250, 500, 1000, 2000];
+/** Bytes per upload chunk, about: the body streams from the file, it is never held whole. */
 const UPLOAD_CHUNK_BYTES = 64 * 1024;
 
 /** Runs `command` with its arguments; resolves with the exit status. */
@@ -109,11 +111,18 @@ const COMMANDS = {
     const header = submitHeader(v);
     const count = await checkRequests(file);
     if (count === 0) throw new UsageError(`${file} has no requests`);
-    const res = await call(ctx, 'POST', '/v1/batches', {
-      headers: { 'content-type': 'application/x-ndjson' },
-      body: uploadStream(file, header),
-      duplex: 'half',
-    });
+    let res;
+    try {
+      res = await call(ctx, 'POST', '/v1/batches', {
+        headers: { 'content-type': 'application/x-ndjson' },
+        body: uploadStream(file, header),
+        duplex: 'half',
+      });
+    } catch (e) {
+      // Not sent again: the Worker may have made the batch before the connection dropped.
+      if (e instanceof WorkerError && e.status === undefined) e.message += ' (the batch may exist all the same: see `edgebatch list`)';
+      throw e;
+    }
     const batch = await res.json();
     say(ctx, `submitted ${count} requests from ${file} as ${batch.id} (${batch.processing_status})`);
     console.log(batch.id);
@@ -294,13 +303,28 @@ async function download(ctx, id, file, out) {
   return ended;
 }
 
+/**
+ * A call to the Worker. Reads and cancel (both idempotent) are tried again after a dropped
+ * connection or a 502/503/504, a few times over ~4 s: a long --follow must not die of one
+ * idle keep-alive connection the server closed just as it was reused. A submit is never
+ * repeated (it would make a second batch).
+ */
 async function call(ctx, method, path, init = {}) {
-  return workerFetch(new URL(path, ctx.worker.url), {
-    method,
-    ...init,
-    headers: { ...init.headers, authorization: `Bearer ${ctx.worker.token}` },
-    signal: ctx.abort.signal,
-  });
+  const retryable = method === 'GET' || path.endsWith('/cancel');
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await workerFetch(new URL(path, ctx.worker.url), {
+        method,
+        ...init,
+        headers: { ...init.headers, authorization: `Bearer ${ctx.worker.token}` },
+        signal: ctx.abort.signal,
+      });
+    } catch (e) {
+      const transient = e instanceof WorkerError && (e.status === undefined || [502, 503, 504].includes(e.status));
+      if (!retryable || !transient || attempt >= RETRY_DELAYS_MS.length) throw e;
+      await sleep(RETRY_DELAYS_MS[attempt], undefined, { signal: ctx.abort.signal });
+    }
+  }
 }
 
 async function describe(ctx, id) {

@@ -31,26 +31,49 @@ export const TOKEN = 'test-token-9f2c7a41d3';
 export const FAKE_ANTHROPIC_KEY = 'sk-ant-FAKE-secret-5b8e1c0a77d4';
 export const FAKE_OPENAI_KEY = 'sk-FAKE-openai-secret-c3d9e2f1';
 
-/** The Durable Objects and Queues of wrangler.toml, as wrangler itself reads them. */
-function engines() {
+/**
+ * The Durable Objects and Queues of wrangler.toml, as wrangler itself reads them; with
+ * `workQueues` (1..8), that many work-queue shards (WORK_QUEUE, WORK_QUEUE_1 ...), each
+ * consumed like wrangler.toml's second one: locally each shard is one consumer at a time.
+ */
+function engines(workQueues) {
   const { workerOptions: o } = miniflareOptionsOf(fileURLToPath(new URL('../wrangler.toml', import.meta.url)));
-  return { durableObjects: o.durableObjects, queueProducers: o.queueProducers, queueConsumers: o.queueConsumers };
+  const { queueProducers: producers, queueConsumers: consumers } = o;
+  if (workQueues !== undefined) {
+    const template = consumers[producers.WORK_QUEUE_1.queueName];
+    for (let i = 1; i < 8; i++) {
+      const binding = `WORK_QUEUE_${i}`;
+      const name = producers[binding]?.queueName ?? `edgebatch-work-${i}`;
+      delete producers[binding];
+      delete consumers[name];
+      if (i < workQueues) {
+        producers[binding] = { queueName: name };
+        consumers[name] = { ...template };
+      }
+    }
+  }
+  return { durableObjects: o.durableObjects, queueProducers: producers, queueConsumers: consumers };
 }
 
 /**
  * @param {Record<string, string>} vars merged over wrangler.toml's [vars], the test token and
  *   fake upstream keys
- * @param {{ persist?: string }} [opts] a folder for the Durable Objects' state (kept across
- *   restarts of the Worker on the same folder)
+ * @param {{ persist?: string, port?: number, workQueues?: number, script?: string }} [opts]
+ *   `persist`: a folder for the Durable Objects' state (kept across restarts of the Worker on
+ *   the same folder); `workQueues`: work-queue shards instead of wrangler.toml's (see engines);
+ *   `script`: another entry module under the repository (one that wraps the Worker)
  * @returns {Promise<{ url: URL, mf: Miniflare, dispose(): Promise<void>, logs(): string }>}
  */
-export async function startWorker(vars = {}, { persist, port = 0 } = {}) {
+export async function startWorker(vars = {}, { persist, port = 0, workQueues, script = 'worker/src/index.js' } = {}) {
+  if (workQueues !== undefined && !(Number.isInteger(workQueues) && workQueues >= 1 && workQueues <= 8)) {
+    throw new RangeError(`workQueues must be an integer in 1..=8, got ${workQueues}`);
+  }
   let logs = '';
   const mf = new Miniflare({
-    ...engines(),
+    ...engines(workQueues),
     ...(persist && { durableObjectsPersist: persist }),
     modules: true,
-    scriptPath: `${root}worker/src/index.js`,
+    scriptPath: `${root}${script}`,
     modulesRoot: root,
     modulesRules: [
       { type: 'ESModule', include: ['**/*.js', '**/*.mjs'] },
