@@ -31,10 +31,10 @@ export async function scanBatchResults(path) {
   for await (const text of readline.createInterface({ input, crlfDelay: Infinity })) {
     n++;
     if (text.trim() === '') continue;
-    const seq = checkLine(text, `${path}:${n}`, scan.lastSeq);
-    scan.lastSeq = seq.seq;
+    const line = checkLine(text, `${path}:${n}`, scan.lastSeq);
+    scan.lastSeq = line.seq;
     scan.lines++;
-    if (seq.succeeded) scan.succeeded++;
+    if (line.succeeded) scan.succeeded++;
     else scan.notSucceeded++;
   }
   return scan;

@@ -152,7 +152,7 @@ if [ -z "${ANTHROPIC_API_KEY:-}" ]; then
   node -e '
     fetch(process.argv[1]).then((r) => r.json()).then((s) => {
       const statuses = Object.entries(s.byStatus ?? {}).map(([k, n]) => `${k}: ${n}`).join(", ");
-      console.log(`run: the simulator saw ${s.requests} requests (${statuses}), ${s.hangs} hangs, ` +
+      console.log(`run: since wrangler started, the simulator saw ${s.requests} requests (${statuses}), ${s.hangs} hangs, ` +
         `${s.disconnects} dropped connections, ${s.slowBodies} slow bodies, ${s.malformed} broken replies`);
     }, () => {});' "$origin/sim/stats"
 fi
