@@ -160,6 +160,8 @@ export interface FetchSpec {
   method?: string;
   headers?: HeadersInit;
   body?: unknown;
+  /** Default `"manual"`: a 3xx reply fails the item (not retried) instead of being followed. */
+  redirect?: "follow" | "manual" | "error";
 }
 
 /** The value of a successful `run()` item. */

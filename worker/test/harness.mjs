@@ -33,13 +33,15 @@ export const FAKE_OPENAI_KEY = 'sk-FAKE-openai-secret-c3d9e2f1';
 /**
  * @param {Record<string, string>} vars merged over wrangler.toml's [vars], the test token and
  *   fake upstream keys
+ * @param {{ script?: string }} [opts] another Worker script than worker/src/index.js (a path
+ *   from the repository root)
  * @returns {Promise<{ url: URL, dispose(): Promise<void>, logs(): string }>}
  */
-export async function startWorker(vars = {}) {
+export async function startWorker(vars = {}, { script = 'worker/src/index.js' } = {}) {
   let logs = '';
   const mf = new Miniflare({
     modules: true,
-    scriptPath: `${root}worker/src/index.js`,
+    scriptPath: `${root}${script}`,
     modulesRoot: root,
     modulesRules: [
       { type: 'ESModule', include: ['**/*.js', '**/*.mjs'] },
