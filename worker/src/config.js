@@ -1,7 +1,7 @@
 // The Worker's settings, read from its vars and secrets (wrangler.toml [vars], `wrangler secret
 // put`, `wrangler dev --var`). Every number has a default and a sane range; a var that is set
 // but malformed is a configuration error, reported as such rather than silently ignored.
-import { HttpError } from './http.js';
+import { BODY_READ_MS, HttpError } from './http.js';
 
 /** Upstreams the Worker may call: it must never be an open proxy. */
 export const UPSTREAMS = {
@@ -29,6 +29,7 @@ export function readConfig(env) {
     subrequestBudget: intVar(env, 'EDGEBATCH_SUBREQUEST_BUDGET', DEFAULT_SUBREQUEST_BUDGET, 1, 1_000_000),
     maxItems: intVar(env, 'EDGEBATCH_MAX_ITEMS', DEFAULT_MAX_ITEMS, 1, 100_000),
     maxBodyBytes: intVar(env, 'EDGEBATCH_MAX_BODY_BYTES', DEFAULT_MAX_BODY_BYTES, 1024, 100 * 1024 * 1024),
+    bodyTimeoutMs: intVar(env, 'EDGEBATCH_BODY_TIMEOUT_MS', BODY_READ_MS, 100, 300_000),
     keys: { anthropic: env.ANTHROPIC_API_KEY, openai: env.OPENAI_API_KEY },
   };
 }

@@ -8,7 +8,8 @@ import mod from '../../pkg/edgebatch_bg.wasm';
 import * as edgebatch from '../../pkg/edgebatch.js';
 import { streamBatch } from './batch.js';
 import { readConfig, secretsOf } from './config.js';
-import { allow, badRequest, checkBearer, discardBody, errorResponse, HttpError, jsonResponse, readCappedText, redactor } from './http.js';
+import { checkBearer, redactor } from './auth.js';
+import { allow, badRequest, discardBody, errorResponse, HttpError, jsonResponse, readCappedText } from './http.js';
 import { handleSim } from './sim.js';
 import { parseBatchRequest } from './validate.js';
 
@@ -38,7 +39,7 @@ async function route(request, env, ctx, redact) {
   if (path === '/v1/batch') {
     allow(request, ['POST']);
     await checkBearer(request, config.token);
-    const text = await readCappedText(request, config.maxBodyBytes);
+    const text = await readCappedText(request, config.maxBodyBytes, config.bodyTimeoutMs);
     const batch = parseBatchRequest(text, config, url.origin);
     return batchResponse(batch, request, config, redact);
   }

@@ -52,8 +52,9 @@ function parseProvider(raw, config, origin) {
   for (const key of Object.keys(p)) {
     if (!PROVIDER_FIELDS.has(key)) throw badRequest(`provider has unknown field ${JSON.stringify(key)}`);
   }
-  const upstreamOf = UPSTREAMS[p.name];
-  if (typeof p.name !== 'string' || !upstreamOf) {
+  // Own keys only: `constructor` or `toString` must not find Object.prototype's.
+  const upstreamOf = typeof p.name === 'string' && Object.hasOwn(UPSTREAMS, p.name) ? UPSTREAMS[p.name] : undefined;
+  if (!upstreamOf) {
     throw badRequest(`provider.name must be one of ${Object.keys(UPSTREAMS).join(', ')}`);
   }
   const simBase = `${origin}/sim`;
@@ -101,7 +102,7 @@ function parseOptions(raw, config) {
         ` (Workers allow ${config.maxConcurrency} simultaneous connections per invocation here)`);
     } else if (key === 'backoff') {
       out.backoff = parseBackoff(value);
-    } else if (OPTION_RANGES[key]) {
+    } else if (Object.hasOwn(OPTION_RANGES, key)) {
       out[key] = int(`options.${key}`, value, ...OPTION_RANGES[key]);
     } else {
       throw badRequest(`options has unknown field ${JSON.stringify(key)} (allowed: concurrency, maxRetries, ` +
@@ -126,7 +127,7 @@ function parseBackoff(raw) {
   if (!isPlainObject(raw)) throw badRequest(`options.backoff must be an object, got ${typeName(raw)}`);
   const out = {};
   for (const [key, value] of Object.entries(raw)) {
-    if (BACKOFF_RANGES[key]) {
+    if (Object.hasOwn(BACKOFF_RANGES, key)) {
       out[key] = int(`options.backoff.${key}`, value, ...BACKOFF_RANGES[key]);
     } else if (key === 'jitter') {
       if (!JITTERS.includes(value)) throw badRequest(`options.backoff.jitter must be one of ${JITTERS.join(', ')}, got ${show(value)}`);
