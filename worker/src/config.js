@@ -10,6 +10,13 @@ export const UPSTREAMS = {
 };
 
 /**
+ * Where the Worker reaches its own simulator (EDGEBATCH_SIM = "on"): never over the network,
+ * the global fetch hands requests for this origin to the simulator in-process (sim.js). A
+ * fixed name, so that nothing a client sends (the Host header) can point a batch elsewhere.
+ */
+export const SIM_ORIGIN = 'http://sim.edgebatch.internal';
+
+/**
  * Workers allow 6 simultaneous open connections per invocation; more wait in a queue, where an
  * attempt's timeout would already be running. So at most 6 attempts in flight by default.
  */
@@ -24,6 +31,7 @@ export function readConfig(env) {
     token: env.EDGEBATCH_TOKEN,
     simOn: env.EDGEBATCH_SIM === 'on',
     simConfig: parseSimConfig(env.EDGEBATCH_SIM_CONFIG),
+    simOrigins: (env.EDGEBATCH_SIM_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean),
     allowClientKeys: env.EDGEBATCH_ALLOW_CLIENT_KEYS === 'true',
     maxConcurrency: intVar(env, 'EDGEBATCH_MAX_CONCURRENCY', DEFAULT_MAX_CONCURRENCY, 1, 1000),
     subrequestBudget: intVar(env, 'EDGEBATCH_SUBREQUEST_BUDGET', DEFAULT_SUBREQUEST_BUDGET, 1, 1_000_000),

@@ -10,10 +10,12 @@ import { streamBatch } from './batch.js';
 import { readConfig, secretsOf } from './config.js';
 import { checkBearer, redactor } from './auth.js';
 import { allow, badRequest, discardBody, errorResponse, HttpError, jsonResponse, readCappedText } from './http.js';
-import { handleSim } from './sim.js';
+import { handleSimRoute, installSimFetch } from './sim.js';
 import { parseBatchRequest } from './validate.js';
 
 edgebatch.initSync({ module: mod });
+// Requests for SIM_ORIGIN (the dev simulator) are served in-process, from any handler.
+installSimFetch();
 
 export default {
   async fetch(request, env, ctx) {
@@ -48,7 +50,7 @@ async function route(request, env, ctx, redact) {
     if (typeof edgebatch.Simulator !== 'function') {
       throw new HttpError(501, 'not_implemented', 'this build of pkg/ has no Simulator export');
     }
-    return handleSim(request, url, edgebatch.Simulator, config.simConfig);
+    return handleSimRoute(request, config);
   }
   throw notFound(path);
 }

@@ -2,7 +2,7 @@
 // that names the field and the rule. Values are never echoed for provider fields (a base URL
 // may carry credentials, a key is a key).
 import { badRequest, HttpError } from './http.js';
-import { UPSTREAMS } from './config.js';
+import { SIM_ORIGIN, UPSTREAMS } from './config.js';
 
 const TOP_LEVEL = new Set(['provider', 'items', 'options']);
 const PROVIDER_FIELDS = new Set(['name', 'baseUrl', 'apiKey', 'version']);
@@ -57,20 +57,22 @@ function parseProvider(raw, config, origin) {
   if (!upstreamOf) {
     throw badRequest(`provider.name must be one of ${Object.keys(UPSTREAMS).join(', ')}`);
   }
-  const simBase = `${origin}/sim`;
-  const allowed = [upstreamOf.baseUrl, ...(config.simOn ? [simBase] : [])];
   let baseUrl = upstreamOf.baseUrl;
+  let toSim = false;
   if (p.baseUrl !== undefined) {
     if (typeof p.baseUrl !== 'string') throw badRequest('provider.baseUrl must be a string');
-    baseUrl = p.baseUrl.replace(/\/+$/, '');
-    if (!allowed.includes(baseUrl)) {
+    const asked = p.baseUrl.replace(/\/+$/, '');
+    const sim = config.simOn ? simBase(asked, origin) : null;
+    if (sim === null && asked !== upstreamOf.baseUrl) {
+      const allowed = [upstreamOf.baseUrl, ...(config.simOn ? [`${SIM_ORIGIN} (the simulator; ${origin}/sim works too)`] : [])];
       throw badRequest(`provider.baseUrl is not allowed; for ${p.name} use one of: ${allowed.join(', ')}`);
     }
+    baseUrl = sim ?? asked;
+    toSim = sim !== null;
   }
   if (p.version !== undefined && (typeof p.version !== 'string' || !/^[\w.-]{1,40}$/.test(p.version))) {
     throw badRequest('provider.version must be a short string such as "2023-06-01"');
   }
-  const toSim = config.simOn && baseUrl === simBase;
 
   let apiKey;
   if (p.apiKey !== undefined) {
@@ -90,6 +92,21 @@ function parseProvider(raw, config, origin) {
   }
   const provider = { name: p.name, baseUrl, apiKey, ...(p.version !== undefined && { version: p.version }) };
   return { provider, upstream: toSim ? 'sim' : p.name };
+}
+
+/**
+ * The in-process simulator base for a sim base URL (SIM_ORIGIN, or `<origin>/sim` as clients
+ * wrote it before; either with `/s/<session>`), else null. `origin` comes from the request's
+ * Host header, which the client chose: harmless here, since the answer is always SIM_ORIGIN,
+ * which never leaves the process.
+ */
+function simBase(url, origin) {
+  for (const prefix of [SIM_ORIGIN, `${origin}/sim`]) {
+    if (url === prefix) return SIM_ORIGIN;
+    const m = /^\/s\/([0-9a-f]{16})$/.exec(url.startsWith(prefix) ? url.slice(prefix.length) : '');
+    if (m) return `${SIM_ORIGIN}/s/${m[1]}`;
+  }
+  return null;
 }
 
 function parseOptions(raw, config) {
