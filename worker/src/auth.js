@@ -1,35 +1,92 @@
-// Who may call the Worker, and the secrets that must never leave it: the bearer-token check
-// and the redactor that every response line and log line goes through.
+// Who may call the Worker, and the secrets that must never leave it: named bearer tokens
+// (authenticate), which upstream key a batch sends (upstreamKey), and the redactor that every
+// response line and log line goes through.
 
-import { HttpError } from './http.js';
+import { badRequest, HttpError } from './http.js';
+
+/** A token's name: what its limits and usage are kept under, and what errors say. */
+const TOKEN_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /**
- * Checks `Authorization: Bearer <token>` in constant time: both sides are hashed first so
- * neither the comparison nor an early length mismatch says how much of a guess was right.
+ * The tokens the Worker accepts, as [{ name, hash }] (hash: 32 bytes). `EDGEBATCH_TOKENS` is a
+ * comma-separated list of `name:sha256hex` (the hex SHA-256 of the token, so the secret store
+ * never holds a usable token list: `printf %s "$token" | sha256sum`); `EDGEBATCH_TOKEN`, a
+ * plain token, is one more, named "default". A malformed entry is a configuration error that
+ * names its position, never its value.
  */
-export async function checkBearer(request, expected) {
-  if (!expected) {
-    throw new HttpError(500, 'configuration_error', 'EDGEBATCH_TOKEN is not set on the Worker');
+export async function tokensOf(env) {
+  const out = [];
+  const list = typeof env.EDGEBATCH_TOKENS === 'string' ? env.EDGEBATCH_TOKENS.split(',') : [];
+  list.forEach((raw, i) => {
+    const entry = raw.trim();
+    if (entry === '') return;
+    const m = /^([^:]+):([0-9a-fA-F]{64})$/.exec(entry);
+    if (!m || !TOKEN_NAME.test(m[1])) {
+      throw new HttpError(500, 'configuration_error',
+        `EDGEBATCH_TOKENS entry ${i + 1} must be name:sha256hex (name: 1-64 of A-Z a-z 0-9 _ . -; 64 hex digits)`);
+    }
+    out.push({ name: m[1], hash: Uint8Array.from(m[2].match(/../g), (h) => parseInt(h, 16)) });
+  });
+  if (env.EDGEBATCH_TOKEN) out.push({ name: 'default', hash: await sha256(env.EDGEBATCH_TOKEN) });
+  const names = out.map((t) => t.name);
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice) throw new HttpError(500, 'configuration_error', `token name ${twice} is configured twice (EDGEBATCH_TOKENS, EDGEBATCH_TOKEN = "default")`);
+  return out;
+}
+
+/**
+ * Who is calling: `Authorization: Bearer <token>` checked against every configured token in
+ * constant time (the presented token is hashed, and every hash is compared in full, with no
+ * early exit), so neither timing nor length says how much of a guess was right.
+ * @returns {Promise<{ name: string, token: string }>} the token's name (and the token itself,
+ *   for the redactor); throws 401 for a missing or wrong token, 500 when none is configured
+ */
+export async function authenticate(request, env) {
+  const tokens = await tokensOf(env);
+  if (tokens.length === 0) {
+    throw new HttpError(500, 'configuration_error', 'no token is configured: set the Worker secret EDGEBATCH_TOKENS (or EDGEBATCH_TOKEN)');
   }
   const header = request.headers.get('authorization') ?? '';
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  if (!match || !(await equalSecret(match[1], expected))) {
-    throw new HttpError(401, 'authentication_error', 'missing or wrong bearer token');
-  }
+  const presented = await sha256(match ? match[1] : '');
+  let found = null;
+  for (const t of tokens) if (equalHashes(presented, t.hash) && match) found ??= t.name;
+  if (found === null) throw new HttpError(401, 'authentication_error', 'missing or wrong bearer token');
+  return { name: found, token: match[1] };
 }
 
-async function equalSecret(a, b) {
-  const enc = new TextEncoder();
-  const [ha, hb] = await Promise.all([
-    crypto.subtle.digest('SHA-256', enc.encode(a)),
-    crypto.subtle.digest('SHA-256', enc.encode(b)),
-  ]);
-  if (typeof crypto.subtle.timingSafeEqual === 'function') return crypto.subtle.timingSafeEqual(ha, hb);
-  const x = new Uint8Array(ha);
-  const y = new Uint8Array(hb);
+async function sha256(text) {
+  return new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text)));
+}
+
+function equalHashes(a, b) {
+  if (typeof crypto.subtle.timingSafeEqual === 'function') return crypto.subtle.timingSafeEqual(a, b);
   let diff = 0;
-  for (let i = 0; i < x.length; i++) diff |= x[i] ^ y[i];
+  for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
   return diff === 0;
+}
+
+/**
+ * The upstream key a batch sends: the client's own (only if EDGEBATCH_ALLOW_CLIENT_KEYS), a
+ * placeholder for the simulator (a real key must never reach it), else the Worker's secret.
+ */
+export function upstreamKey({ provider, keyVar, clientKey, toSim }, config) {
+  if (clientKey !== undefined) {
+    if (!config.allowClientKeys) {
+      throw badRequest(`provider.apiKey is not accepted: this Worker uses its own ${keyVar} secret`);
+    }
+    if (typeof clientKey !== 'string' || clientKey.length === 0) throw badRequest('provider.apiKey must be a non-empty string');
+    return clientKey;
+  }
+  if (toSim) return 'sim-key';
+  const key = config.keys[provider];
+  if (!key) throw new HttpError(500, 'configuration_error', `no API key for ${provider}: set the Worker secret ${keyVar}`);
+  return key;
+}
+
+/** Every secret the Worker knows, plus the caller's token (the configured ones are hashes). */
+export function secretsOf(env, presentedToken) {
+  return [env.EDGEBATCH_TOKEN, env.ANTHROPIC_API_KEY, env.OPENAI_API_KEY, presentedToken];
 }
 
 /** A run of this many characters of a secret is redacted wherever it shows up. */

@@ -26,9 +26,22 @@ export const DEFAULT_SUBREQUEST_BUDGET = 1000;
 export const DEFAULT_MAX_ITEMS = 1000;
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
+/**
+ * Per-token limits (TokenLimits, token-limits.js), and what an item may ask for. Together they
+ * bound what a leaked token can cost (worker/README.md, "Threat model"): at most 2000
+ * subrequests an hour, each with at most 16 KiB of input and 1024 output tokens, on a cheap model.
+ */
+export const TOKEN_DEFAULTS = {
+  concurrentBatches: 4,
+  itemsPerHour: 1000,
+  subrequestsPerHour: 2000,
+  models: ['claude-haiku-4-5', 'gpt-4o-mini'],
+  maxOutputTokens: 1024,
+  maxItemBytes: 16 * 1024,
+};
+
 export function readConfig(env) {
   return {
-    token: env.EDGEBATCH_TOKEN,
     simOn: env.EDGEBATCH_SIM === 'on',
     simConfig: parseSimConfig(env.EDGEBATCH_SIM_CONFIG),
     simOrigins: (env.EDGEBATCH_SIM_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean),
@@ -39,12 +52,18 @@ export function readConfig(env) {
     maxBodyBytes: intVar(env, 'EDGEBATCH_MAX_BODY_BYTES', DEFAULT_MAX_BODY_BYTES, 1024, 100 * 1024 * 1024),
     bodyTimeoutMs: intVar(env, 'EDGEBATCH_BODY_TIMEOUT_MS', BODY_READ_MS, 100, 300_000),
     keys: { anthropic: env.ANTHROPIC_API_KEY, openai: env.OPENAI_API_KEY },
+    limits: {
+      concurrentBatches: intVar(env, 'EDGEBATCH_CONCURRENT_BATCHES', TOKEN_DEFAULTS.concurrentBatches, 1, 1000),
+      itemsPerHour: intVar(env, 'EDGEBATCH_ITEMS_PER_HOUR', TOKEN_DEFAULTS.itemsPerHour, 1, 100_000_000),
+      subrequestsPerHour: intVar(env, 'EDGEBATCH_SUBREQUESTS_PER_HOUR', TOKEN_DEFAULTS.subrequestsPerHour, 1, 100_000_000),
+    },
+    items: {
+      models: listVar(env, 'EDGEBATCH_MODELS', TOKEN_DEFAULTS.models),
+      maxOutputTokens: intVar(env, 'EDGEBATCH_MAX_OUTPUT_TOKENS', TOKEN_DEFAULTS.maxOutputTokens, 1, 10_000_000),
+      maxItemBytes: intVar(env, 'EDGEBATCH_MAX_ITEM_BYTES', TOKEN_DEFAULTS.maxItemBytes, 64, 100 * 1024 * 1024),
+      serverTools: env.EDGEBATCH_ALLOW_SERVER_TOOLS === 'true',
+    },
   };
-}
-
-/** Every secret the Worker knows, for the redactor. */
-export function secretsOf(env) {
-  return [env.EDGEBATCH_TOKEN, env.ANTHROPIC_API_KEY, env.OPENAI_API_KEY];
 }
 
 function intVar(env, name, fallback, min, max) {
@@ -55,6 +74,15 @@ function intVar(env, name, fallback, min, max) {
     throw new HttpError(500, 'configuration_error', `${name} must be an integer in ${min}..=${max}`);
   }
   return n;
+}
+
+/** A comma-separated list; `*` alone means any value. */
+function listVar(env, name, fallback) {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const list = String(raw).split(',').map((v) => v.trim()).filter(Boolean);
+  if (list.length === 0) throw new HttpError(500, 'configuration_error', `${name} must be a comma-separated list (or *)`);
+  return list;
 }
 
 function parseSimConfig(raw) {

@@ -1,12 +1,17 @@
 // Small HTTP helpers: JSON errors and a size- and time-capped body reader. (The bearer check and
 // the redactor live in auth.js.)
 
-/** An error that becomes a JSON response `{ error: { type, message } }` with `status`. */
+/**
+ * An error that becomes a JSON response `{ error: { type, message, ...details } }` with
+ * `status` and the extra response `headers` (say retry-after).
+ */
 export class HttpError extends Error {
-  constructor(status, type, message) {
+  constructor(status, type, message, headers = {}, details = {}) {
     super(message);
     this.status = status;
     this.type = type;
+    this.headers = headers;
+    this.details = details;
   }
 }
 
@@ -27,8 +32,8 @@ export function jsonResponse(status, payload, headers = {}) {
 
 export function errorResponse(err, redact = (s) => s) {
   if (err instanceof HttpError) {
-    return jsonResponse(err.status, { error: { type: err.type, message: redact(err.message) } },
-      err.status === 401 ? { 'www-authenticate': 'Bearer' } : {});
+    return jsonResponse(err.status, { error: { type: err.type, message: redact(err.message), ...err.details } },
+      { ...err.headers, ...(err.status === 401 && { 'www-authenticate': 'Bearer' }) });
   }
   // Not one of ours: say nothing about internals.
   console.error(`edgebatch worker: internal error: ${redact(String(err?.name ?? 'Error'))}: ${redact(String(err?.message ?? err))}`);

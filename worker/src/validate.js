@@ -1,7 +1,9 @@
 // Validates a POST /v1/batch body: `{ provider?, items, options? }`. Every rejection is a 400
 // that names the field and the rule. Values are never echoed for provider fields (a base URL
 // may carry credentials, a key is a key).
-import { badRequest, HttpError } from './http.js';
+import { upstreamKey } from './auth.js';
+import { badRequest } from './http.js';
+import { checkItem } from './item-policy.js';
 import { SIM_ORIGIN, UPSTREAMS } from './config.js';
 
 const TOP_LEVEL = new Set(['provider', 'items', 'options']);
@@ -42,6 +44,7 @@ export function parseBatchRequest(text, config, origin) {
   });
 
   const { provider, upstream } = parseProvider(body.provider, config, origin);
+  items.forEach((item, i) => checkItem(item, i, provider.name, config.items));
   const options = parseOptions(body.options, config);
   return { items, provider, options, upstream };
 }
@@ -74,22 +77,7 @@ function parseProvider(raw, config, origin) {
     throw badRequest('provider.version must be a short string such as "2023-06-01"');
   }
 
-  let apiKey;
-  if (p.apiKey !== undefined) {
-    if (!config.allowClientKeys) {
-      throw badRequest(`provider.apiKey is not accepted: this Worker uses its own ${upstreamOf.keyVar} secret`);
-    }
-    if (typeof p.apiKey !== 'string' || p.apiKey.length === 0) throw badRequest('provider.apiKey must be a non-empty string');
-    apiKey = p.apiKey;
-  } else if (toSim) {
-    // The simulator needs no key, and a real one must never be sent to it.
-    apiKey = 'sim-key';
-  } else {
-    apiKey = config.keys[p.name];
-    if (!apiKey) {
-      throw new HttpError(500, 'configuration_error', `no API key for ${p.name}: set the Worker secret ${upstreamOf.keyVar}`);
-    }
-  }
+  const apiKey = upstreamKey({ provider: p.name, keyVar: upstreamOf.keyVar, clientKey: p.apiKey, toSim }, config);
   const provider = { name: p.name, baseUrl, apiKey, ...(p.version !== undefined && { version: p.version }) };
   return { provider, upstream: toSim ? 'sim' : p.name };
 }

@@ -71,14 +71,15 @@ describe('worker: hardening', { timeout: 90_000 }, () => {
 
   test('an upstream echoing part of a key, or a masked key, gets [redacted]', async () => {
     const k = FAKE_ANTHROPIC_KEY;
-    // The simulator echoes `model` in its reply: an upstream that echoes what it was sent.
+    // The simulator's reply text starts with the first words of the message: an upstream that
+    // echoes what it was sent. (It keeps 24 characters of a word.)
     const echoes = [
       `${k.slice(0, 7)}…${k.slice(-4)}`, // sk-ant-…77d4
-      `${k.slice(0, 10)}${'*'.repeat(20)}${k.slice(-4)}`, // OpenAI's "Incorrect API key" style
+      `${k.slice(0, 8)}${'*'.repeat(8)}${k.slice(-4)}`, // OpenAI's "Incorrect API key" style
       `${k.slice(0, 3)}...${k.slice(-6)}`,
-      `key part ${k.slice(5, 17)} inside`, // a run of 12 of its characters
+      k.slice(5, 17), // a run of 12 of its characters
     ];
-    const items = echoes.map((model) => ({ ...messages(1)[0], model }));
+    const items = echoes.map((echo) => ({ ...messages(1)[0], messages: [{ role: 'user', content: `${echo} was sent` }] }));
     const r = await postBatch(worker.url, {
       provider: { name: 'anthropic', baseUrl: `${worker.url.origin}/sim` },
       items,
@@ -88,7 +89,7 @@ describe('worker: hardening', { timeout: 90_000 }, () => {
     const lines = ndjson(r.text);
     const ok = lines.filter((l) => l.ok);
     assert.ok(ok.length > 0, 'some replies came back');
-    for (const l of ok) assert.match(l.value.reply.model, /\[redacted\]/, JSON.stringify(l.value.reply.model));
+    for (const l of ok) assert.match(l.value.text, /^Summary [0-9a-f]{8}: \[redacted\] was sent/, l.value.text);
     for (const e of echoes) assert.ok(!r.text.includes(e), `${e} reached the client`);
     for (const part of [k.slice(-8), k.slice(0, 12), k.slice(8, 16)]) assert.ok(!r.text.includes(part), `${part} reached the client`);
   });

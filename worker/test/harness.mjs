@@ -33,13 +33,16 @@ export const FAKE_OPENAI_KEY = 'sk-FAKE-openai-secret-c3d9e2f1';
 /**
  * @param {Record<string, string>} vars merged over wrangler.toml's [vars], the test token and
  *   fake upstream keys
- * @param {{ script?: string }} [opts] another Worker script than worker/src/index.js (a path
- *   from the repository root)
- * @returns {Promise<{ url: URL, dispose(): Promise<void>, logs(): string }>}
+ * @param {{ script?: string, twin?: boolean }} [opts] `script`: another Worker script than
+ *   worker/src/index.js (a path from the repository root); `twin`: a second copy of the Worker
+ *   in an isolate of its own, bound to the FIRST one's TokenLimits objects (as two isolates of
+ *   one deployed Worker are), reachable through `twin.fetch(url, init)`
+ * @returns {Promise<{ url: URL, twin?: { fetch: typeof fetch }, dispose(): Promise<void>, logs(): string }>}
  */
-export async function startWorker(vars = {}, { script = 'worker/src/index.js' } = {}) {
+export async function startWorker(vars = {}, { script = 'worker/src/index.js', twin = false } = {}) {
   let logs = '';
-  const mf = new Miniflare({
+  const own = script === 'worker/src/index.js';
+  const worker = {
     modules: true,
     scriptPath: `${root}${script}`,
     modulesRoot: root,
@@ -56,8 +59,23 @@ export async function startWorker(vars = {}, { script = 'worker/src/index.js' } 
       OPENAI_API_KEY: FAKE_OPENAI_KEY,
       ...vars,
     },
-    // The demo page, as wrangler.toml's [assets] serves it (build.sh puts the wasm in www/pkg).
-    assets: { directory: `${root}www`, routerConfig: { has_user_worker: true } },
+    // wrangler.toml's Durable Objects (the Worker's own script only).
+    ...(own && { durableObjects: { TOKEN_LIMITS: { className: 'TokenLimits', useSQLite: true } } }),
+  };
+  const mf = new Miniflare({
+    workers: [
+      {
+        name: 'edgebatch',
+        ...worker,
+        // The demo page, as wrangler.toml's [assets] serves it (build.sh puts the wasm in www/pkg).
+        assets: { directory: `${root}www`, routerConfig: { has_user_worker: true } },
+      },
+      ...(twin ? [{
+        ...worker,
+        name: 'edgebatch-twin',
+        durableObjects: { TOKEN_LIMITS: { className: 'TokenLimits', scriptName: 'edgebatch', useSQLite: true } },
+      }] : []),
+    ],
     host: '127.0.0.1',
     port: 0,
     handleRuntimeStdio(stdout, stderr) {
@@ -66,7 +84,8 @@ export async function startWorker(vars = {}, { script = 'worker/src/index.js' } 
     },
   });
   const url = await mf.ready;
-  return { url, dispose: () => mf.dispose(), logs: () => logs };
+  const other = twin ? await mf.getWorker('edgebatch-twin') : undefined;
+  return { url, ...(other && { twin: { fetch: (u, init) => other.fetch(u, init) } }), dispose: () => mf.dispose(), logs: () => logs };
 }
 
 /** POST /v1/batch; returns { status, headers, text } (the whole body). */
