@@ -134,7 +134,7 @@ The Worker keeps serving on $origin (Ctrl-C stops it).
   demo page: open $origin/ in a browser and press Run
   dev token: $token
   try:       curl -sN $origin/v1/batch -H 'authorization: Bearer $token' \\
-               -d '{"provider":{"name":"anthropic","baseUrl":"$origin/sim"},"items":[{"model":"m","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}]}'
+               -d '{"provider":{"name":"anthropic","baseUrl":"$origin/sim"},"items":[{"model":"claude-haiku-4-5","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}]}'
   or:        EDGEBATCH_TOKEN=$token node cli/edgebatch.mjs run $sample -o /tmp/out.jsonl --worker $origin --base-url $origin/sim
   sim stats: curl -s $origin/sim/stats
 EOF

@@ -33,13 +33,14 @@ export const FAKE_OPENAI_KEY = 'sk-FAKE-openai-secret-c3d9e2f1';
 /**
  * @param {Record<string, string>} vars merged over wrangler.toml's [vars], the test token and
  *   fake upstream keys
- * @param {{ script?: string, twin?: boolean }} [opts] `script`: another Worker script than
- *   worker/src/index.js (a path from the repository root); `twin`: a second copy of the Worker
+ * @param {{ script?: string, twin?: boolean, options?: object }} [opts] `script`: another
+ *   Worker script than worker/src/index.js (a path from the repository root), with Miniflare
+ *   worker `options` of its own (queues, ...); `twin`: a second copy of the Worker
  *   in an isolate of its own, bound to the FIRST one's TokenLimits objects (as two isolates of
  *   one deployed Worker are), reachable through `twin.fetch(url, init)`
  * @returns {Promise<{ url: URL, twin?: { fetch: typeof fetch }, dispose(): Promise<void>, logs(): string }>}
  */
-export async function startWorker(vars = {}, { script = 'worker/src/index.js', twin = false } = {}) {
+export async function startWorker(vars = {}, { script = 'worker/src/index.js', twin = false, options = {} } = {}) {
   let logs = '';
   const own = script === 'worker/src/index.js';
   const worker = {
@@ -61,6 +62,7 @@ export async function startWorker(vars = {}, { script = 'worker/src/index.js', t
     },
     // wrangler.toml's Durable Objects (the Worker's own script only).
     ...(own && { durableObjects: { TOKEN_LIMITS: { className: 'TokenLimits', useSQLite: true } } }),
+    ...options,
   };
   const mf = new Miniflare({
     workers: [

@@ -131,3 +131,25 @@ describe('worker: the simulator is not a proxy', { timeout: 90_000 }, () => {
     assert.ok(!/null pointer/.test(worker.logs()), worker.logs().slice(-500));
   });
 });
+
+test('a Queue consumer reaches the in-process simulator (no incoming request)', { timeout: 60_000 }, async () => {
+  const worker = await startWorker({ EDGEBATCH_SIM: 'on', EDGEBATCH_SIM_CONFIG: JSON.stringify({ faults: {} }) }, {
+    script: 'worker/test/fixtures/sim-from-queue.js',
+    options: { queueProducers: { WORK: { queueName: 'work' } }, queueConsumers: { work: { maxBatchTimeout: 0 } } },
+  });
+  try {
+    assert.equal((await fetch(new URL('/start', worker.url), { method: 'POST' })).status, 202);
+    let results = [];
+    for (let i = 0; i < 100 && results.length < 3; i += 1) {
+      await new Promise((r) => setTimeout(r, 100));
+      results = await (await fetch(new URL('/results', worker.url))).json();
+    }
+    assert.equal(results.length, 3, JSON.stringify(results));
+    for (const r of results) {
+      assert.equal(r.ok, true, JSON.stringify(r));
+      assert.match(r.value.text, /^Summary [0-9a-f]{8}: queued item \d/);
+    }
+  } finally {
+    await worker.dispose();
+  }
+});
