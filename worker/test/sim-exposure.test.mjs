@@ -34,6 +34,7 @@ describe('worker: the simulator is not a proxy', { timeout: 90_000 }, () => {
     worker = await startWorker({
       EDGEBATCH_SIM: 'on',
       EDGEBATCH_SIM_CONFIG: JSON.stringify({ latency: { baseMs: 0, perOutputTokenMs: 0, jitterMs: 0 }, faults: {} }),
+      EDGEBATCH_SIM_ORIGINS: 'https://demo.example, https://other.example',
     });
     listener = http.createServer((req, res) => {
       seen.push(req.url);
@@ -81,7 +82,7 @@ describe('worker: the simulator is not a proxy', { timeout: 90_000 }, () => {
     assert.match(JSON.parse(r.text).path, /^\/sim\/s\/[0-9a-f]{16}$/);
   });
 
-  test('CORS only for this origin and loopback origins; other pages get a 403', async () => {
+  test('CORS only for this origin, loopback origins and EDGEBATCH_SIM_ORIGINS; other pages get a 403', async () => {
     const create = (origin, method = 'POST') => fetch(new URL('/sim/sessions', worker.url), {
       method,
       headers: { origin, 'content-type': 'application/json', 'access-control-request-method': 'POST' },
@@ -97,7 +98,7 @@ describe('worker: the simulator is not a proxy', { timeout: 90_000 }, () => {
     }
     const stats = await fetch(new URL('/sim/stats', worker.url), { headers: { origin: 'https://evil.example' } });
     assert.equal(stats.status, 403, 'nor can another page read the stats');
-    for (const origin of ['http://localhost:5173', 'http://127.0.0.1:9999', worker.url.origin]) {
+    for (const origin of ['http://localhost:5173', 'http://127.0.0.1:9999', 'http://[::1]:8080', 'https://demo.example', worker.url.origin]) {
       const pre = await create(origin, 'OPTIONS');
       assert.equal(pre.status, 204, origin);
       assert.equal(pre.headers.get('access-control-allow-origin'), origin);
