@@ -87,7 +87,7 @@ export async function startWorker(vars = {}, { script = 'worker/src/index.js', t
   });
   const url = await mf.ready;
   const other = twin ? await mf.getWorker('edgebatch-twin') : undefined;
-  return { url, ...(other && { twin: { fetch: (u, init) => other.fetch(u, init) } }), dispose: () => mf.dispose(), logs: () => logs };
+  return { url, mf, ...(other && { twin: { fetch: (u, init) => other.fetch(u, init) } }), dispose: () => mf.dispose(), logs: () => logs };
 }
 
 /** POST /v1/batch; returns { status, headers, text } (the whole body). */
