@@ -29,7 +29,8 @@ export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 /**
  * Per-token limits (TokenLimits, token-limits.js), and what an item may ask for. Together they
  * bound what a leaked token can cost (worker/README.md, "Threat model"): at most 2000
- * subrequests an hour, each with at most 16 KiB of input and 1024 output tokens, on a cheap model.
+ * subrequests an hour, each with at most 16 KiB of text input and 1024 output tokens, on a
+ * cheap model: $75.78 an hour at most on Claude Haiku 4.5.
  */
 export const TOKEN_DEFAULTS = {
   concurrentBatches: 4,
@@ -62,6 +63,7 @@ export function readConfig(env) {
       maxOutputTokens: intVar(env, 'EDGEBATCH_MAX_OUTPUT_TOKENS', TOKEN_DEFAULTS.maxOutputTokens, 1, 10_000_000),
       maxItemBytes: intVar(env, 'EDGEBATCH_MAX_ITEM_BYTES', TOKEN_DEFAULTS.maxItemBytes, 64, 100 * 1024 * 1024),
       serverTools: env.EDGEBATCH_ALLOW_SERVER_TOOLS === 'true',
+      media: env.EDGEBATCH_ALLOW_MEDIA === 'true',
     },
   };
 }

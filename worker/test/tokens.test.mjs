@@ -99,6 +99,10 @@ describe('worker: named tokens, usage, hourly limits', { timeout: 90_000 }, () =
       [{ model: m.model, messages: m.messages }, /items\[0\]\.max_tokens is required here/],
       [{ ...m, tools: [{ type: 'web_search_20250305', name: 'web_search' }] }, /items\[0\]\.tools\[0\] is a server-side tool/],
       [{ ...m, messages: [{ role: 'user', content: 'x'.repeat(17_000) }] }, /items\[0\] is \d+ bytes; at most 16384 per item/],
+      [{ ...m, messages: [{ role: 'user', content: [{ type: 'document', source: { type: 'url', url: 'https://example.com/a.pdf' } }] }] },
+        /items\[0\]\.messages\[0\]\.content\[0\] has type "document": only text content is allowed here/],
+      [{ ...m, system: [{ type: 'text', text: 'hi' }], messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 't', content: [{ type: 'image', source: {} }] }] }] },
+        /items\[0\]\.messages\[0\]\.content\[0\]\.content\[0\] has type "image"/],
     ];
     for (const [item, message] of cases) {
       for (const baseUrl of [undefined, `${worker.url.origin}/sim`]) {
