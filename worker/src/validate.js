@@ -59,9 +59,13 @@ export function parseProvider(raw, config, origin) {
   const simBase = `${origin}/sim`;
   const allowed = [upstreamOf.baseUrl, ...(config.simOn ? [simBase] : [])];
   let baseUrl = upstreamOf.baseUrl;
+  let simSession = false;
   if (p.baseUrl !== undefined) {
     if (typeof p.baseUrl !== 'string') throw badRequest('provider.baseUrl must be a string');
     baseUrl = p.baseUrl.replace(/\/+$/, '');
+    // A simulator session of this Worker (`POST /sim/sessions`) is the simulator too.
+    simSession = config.simOn && baseUrl.startsWith(`${simBase}/s/`) && /^[0-9a-f]{16}$/.test(baseUrl.slice(simBase.length + 3));
+    if (simSession) allowed.push(baseUrl);
     if (!allowed.includes(baseUrl)) {
       throw badRequest(`provider.baseUrl is not allowed; for ${p.name} use one of: ${allowed.join(', ')}`);
     }
@@ -69,7 +73,7 @@ export function parseProvider(raw, config, origin) {
   if (p.version !== undefined && (typeof p.version !== 'string' || !/^[\w.-]{1,40}$/.test(p.version))) {
     throw badRequest('provider.version must be a short string such as "2023-06-01"');
   }
-  const toSim = config.simOn && baseUrl === simBase;
+  const toSim = config.simOn && (baseUrl === simBase || simSession);
 
   let apiKey;
   if (p.apiKey !== undefined) {

@@ -140,7 +140,7 @@ async function list(url, env, owner, directory) {
   const limit = url.searchParams.has('limit') ? int('limit', Number(url.searchParams.get('limit')), 1, 100) : 20;
   const before = url.searchParams.get('before_id') ?? undefined;
   const { ids, hasMore } = await directory.list(limit, before);
-  const data = (await Promise.all(ids.map((id) => ledgerOf(env, id).describe(owner)))).filter(Boolean);
+  const data = (await Promise.all(ids.map((id) => ledgerOf(env, id)?.describe(owner)))).filter(Boolean);
   return jsonResponse(200, { data, has_more: hasMore, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null });
 }
 
