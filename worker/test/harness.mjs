@@ -31,23 +31,35 @@ export const TOKEN = 'test-token-9f2c7a41d3';
 export const FAKE_ANTHROPIC_KEY = 'sk-ant-FAKE-secret-5b8e1c0a77d4';
 export const FAKE_OPENAI_KEY = 'sk-FAKE-openai-secret-c3d9e2f1';
 
-/** The Durable Objects and Queues of wrangler.toml, as wrangler itself reads them. */
-function engines() {
+/**
+ * The Durable Objects and Queues of wrangler.toml, as wrangler itself reads them, with work
+ * queue shards added up to `shards` (WORK_QUEUE_<i>, consumed like the first one): locally
+ * each queue delivers one batch at a time, so shards are parallel consumer invocations.
+ */
+function engines(shards) {
   const { workerOptions: o } = miniflareOptionsOf(fileURLToPath(new URL('../wrangler.toml', import.meta.url)));
-  return { durableObjects: o.durableObjects, queueProducers: o.queueProducers, queueConsumers: o.queueConsumers };
+  const producers = { ...o.queueProducers };
+  const consumers = { ...o.queueConsumers };
+  const first = consumers[producers.WORK_QUEUE.queueName];
+  for (let i = 1; i < (shards ?? 0); i++) {
+    const name = `edgebatch-work-${i}`;
+    producers[`WORK_QUEUE_${i}`] ??= { queueName: name };
+    consumers[name] ??= { ...first };
+  }
+  return { durableObjects: o.durableObjects, queueProducers: producers, queueConsumers: consumers };
 }
 
 /**
  * @param {Record<string, string>} vars merged over wrangler.toml's [vars], the test token and
  *   fake upstream keys
- * @param {{ persist?: string }} [opts] a folder for the Durable Objects' state (kept across
- *   restarts of the Worker on the same folder)
+ * @param {{ persist?: string, port?: number, shards?: number }} [opts] `persist`: a folder for
+ *   the Durable Objects' state (kept across restarts on the same folder); `shards`: work queues
  * @returns {Promise<{ url: URL, mf: Miniflare, dispose(): Promise<void>, logs(): string }>}
  */
-export async function startWorker(vars = {}, { persist, port = 0 } = {}) {
+export async function startWorker(vars = {}, { persist, port = 0, shards } = {}) {
   let logs = '';
   const mf = new Miniflare({
-    ...engines(),
+    ...engines(shards),
     ...(persist && { durableObjectsPersist: persist }),
     modules: true,
     scriptPath: `${root}worker/src/index.js`,

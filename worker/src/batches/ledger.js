@@ -243,9 +243,15 @@ export class BatchLedger extends DurableObject {
     if (now >= meta.expiresAt) {
       this.#finish(meta, `state IN ('queued', 'leased')`, 'expired');
     } else {
-      // Leases that ran out: their consumer died (or was killed) holding them.
-      this.sql.exec(`UPDATE items SET state = 'queued', not_before = ? WHERE state = 'leased' AND lease_until <= ?`, now, now);
+      // Leases that ran out: their consumer died (or was killed) holding them. Sent again now.
+      const lapsed = this.sql.exec(`UPDATE items SET state = 'queued', not_before = ? WHERE state = 'leased' AND lease_until <= ? RETURNING idx`, now, now)
+        .toArray().map((r) => r.idx);
       if (meta.cancelAt) this.#finish(meta, `state = 'queued'`, 'canceled');
+      else if (lapsed.length > 0) {
+        meta.relet = (meta.relet ?? 0) + lapsed.length;
+        this.#save(meta);
+        await enqueueItems(this.env, meta.id, lapsed.sort((a, b) => a - b));
+      }
       // Queued items nobody has claimed for a while: their message was lost (a queue broker
       // restart loses its backlog) or is stuck; send them again. A duplicate costs one claim
       // that finds nothing, never a second upstream call.
