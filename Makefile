@@ -1,6 +1,7 @@
 # edgebatch build and test pipeline. `make test` is what CI runs (.ci/run).
 #   make setup   toolchain, wasm-bindgen-cli (= Cargo.lock), npm devDependencies, chromium
-#   make build   pkg/ (wasm-bindgen --target web + wasm-opt -Oz)
+#   make build   pkg/ (the npm package: the library wasm, an entry per host) and sim/pkg/ (the
+#                simulator's own wasm); wasm-bindgen --target web + wasm-opt -Oz
 #   make test    fmt, clippy (native + wasm), native tests, wasm tests in Node and
 #                headless Chromium, JS tests, TypeScript declaration check, the Worker on
 #                workerd and the CLI, the demo page in headless Chromium
@@ -34,13 +35,13 @@ lint: setup
 	@echo "==> cargo fmt --check"
 	@cargo fmt --check
 	@echo "==> cargo clippy (native)"
-	@cargo clippy --quiet --all-targets -- -D warnings
+	@cargo clippy --quiet --workspace --all-targets -- -D warnings
 	@echo "==> cargo clippy (wasm32)"
-	@cargo clippy --quiet $(WASM_TARGET) --all-targets -- -D warnings
+	@cargo clippy --quiet --workspace $(WASM_TARGET) --all-targets -- -D warnings
 
 test-native: setup
-	@echo "==> cargo test (native)"
-	@cargo test --quiet
+	@echo "==> cargo test (native: the library and the simulator crate)"
+	@cargo test --quiet --workspace
 
 # Not `cargo test -q` for wasm: cargo passes --quiet on to wasm-bindgen-test-runner,
 # which rejects it. Doctests are left to the native run (see scripts/test-wasm.sh).
@@ -72,12 +73,11 @@ run: build
 	@scripts/run.sh
 
 # Figures, not pass/fail: overhead vs p-limit/p-queue, pacing vs the peers on the simulator,
-# and the wasm size with and without the simulator (EDGEBATCH_LEAN=1: the library alone).
+# and the wasm sizes (the library's, and the simulator's own).
 bench: build
-	@EDGEBATCH_LEAN=1 scripts/build.sh
 	@node bench/overhead.mjs
 	@node bench/pacing.mjs
 
 clean:
-	rm -rf pkg test-artifacts
+	rm -rf pkg sim/pkg www/pkg test-artifacts
 	cargo clean

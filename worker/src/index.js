@@ -10,6 +10,7 @@ import { streamBatch } from './batch.js';
 import { readConfig, secretsOf } from './config.js';
 import { allow, badRequest, checkBearer, discardBody, errorResponse, HttpError, jsonResponse, readCappedText, redactor } from './http.js';
 import { handleSim } from './sim.js';
+import { loadSimulator } from './sim-wasm.js';
 import { parseBatchRequest } from './validate.js';
 
 edgebatch.initSync({ module: mod });
@@ -44,10 +45,7 @@ async function route(request, env, ctx, redact) {
   }
   if (path === '/sim' || path.startsWith('/sim/')) {
     if (!config.simOn) throw notFound(path);
-    if (typeof edgebatch.Simulator !== 'function') {
-      throw new HttpError(501, 'not_implemented', 'this build of pkg/ has no Simulator export');
-    }
-    return handleSim(request, url, edgebatch.Simulator, config.simConfig);
+    return handleSim(request, url, loadSimulator(), config.simConfig);
   }
   throw notFound(path);
 }
