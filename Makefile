@@ -3,7 +3,8 @@
 #   make build   pkg/ (the npm package: the library wasm, an entry per host) and sim/pkg/ (the
 #                simulator's own wasm); wasm-bindgen --target web + wasm-opt -Oz
 #   make test    fmt, clippy (native + wasm), native tests, wasm tests in Node and
-#                headless Chromium, JS tests, TypeScript declaration check, the Worker on
+#                headless Chromium, JS tests, TypeScript declaration check, the packed npm
+#                package in consumer projects (Node, a Worker, tsc, Vite/esbuild), the Worker on
 #                workerd and the CLI, the demo page in headless Chromium
 #   make run     the Worker under `wrangler dev` on 127.0.0.1:8787 with the simulator, a
 #                200-document batch through it with the CLI, then serving the demo page
@@ -20,7 +21,7 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
 WASM_TARGET := --target wasm32-unknown-unknown
 
-.PHONY: setup build test lint test-native test-wasm test-js test-types test-worker test-www run bench clean
+.PHONY: setup build test lint test-native test-wasm test-js test-types test-package test-worker test-www run bench clean
 
 setup:
 	@scripts/setup.sh
@@ -28,7 +29,7 @@ setup:
 build: setup
 	@scripts/build.sh
 
-test: build lint test-native test-wasm test-js test-types test-worker test-www
+test: build lint test-native test-wasm test-js test-types test-package test-worker test-www
 	@echo "make test: all passed"
 
 lint: setup
@@ -57,6 +58,13 @@ test-js: build
 test-types: build
 	@echo "==> tsc -p tests/types --noEmit"
 	@node_modules/.bin/tsc -p tests/types --noEmit
+
+# The npm package as users get it: `npm pack ./pkg`, installed offline into throwaway consumer
+# projects (Node import/require, a user's Worker on workerd, tsc --strict, Vite and esbuild
+# pages in headless Chromium), plus publint and arethetypeswrong on the tarball.
+test-package: build
+	@echo "==> node --test tests/package (consumer projects of the packed tarball)"
+	@node --test tests/package/
 
 # The Worker on real workerd (Miniflare), its bundle (wrangler deploy --dry-run), and the CLI.
 test-worker: build
