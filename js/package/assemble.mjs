@@ -77,7 +77,7 @@ writeFileSync(
     `export { ${typedValues.join(', ')} } from "./edgebatch.js";\n` +
     `export type { ${typeOnly.join(', ')} } from "./edgebatch.js";\n`,
 );
-copyFileSync(join(here, 'edgebatch_bg.wasm.d.ts'), join(out, 'edgebatch_bg.wasm.d.ts'));
+for (const file of ['edgebatch_bg.wasm.d.ts', 'raw.js', 'raw.d.ts']) copyFileSync(join(here, file), join(out, file));
 
 const fields = {
   __VERSION__: cargoField('version'),

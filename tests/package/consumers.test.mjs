@@ -34,9 +34,9 @@ after(async () => {
 describe('the packed edgebatch package in consumer projects', { timeout: 240_000 }, () => {
   test('the tarball holds the entries, the library wasm, types, README and licences; nothing else', () => {
     const files = pack.packed.files.map((f) => f.path).sort();
-    const allowed = /^(LICENSE-MIT|LICENSE-APACHE|README\.md|package\.json|(node|edge|browser|edgebatch)\.js|(index|edgebatch|edgebatch_bg\.wasm)\.d\.ts|edgebatch_bg\.wasm|snippets\/edgebatch-[0-9a-f]+\/(inline\d+\.js|src\/web\/glue\.js))$/;
+    const allowed = /^(LICENSE-MIT|LICENSE-APACHE|README\.md|package\.json|(node|edge|browser|raw|edgebatch)\.js|(index|raw|edgebatch|edgebatch_bg\.wasm)\.d\.ts|edgebatch_bg\.wasm|snippets\/edgebatch-[0-9a-f]+\/(inline\d+\.js|src\/web\/glue\.js))$/;
     assert.deepEqual(files.filter((f) => !allowed.test(f)), [], 'files that are not part of the package');
-    for (const must of ['node.js', 'edge.js', 'browser.js', 'index.d.ts', 'edgebatch_bg.wasm', 'edgebatch_bg.wasm.d.ts', 'README.md', 'LICENSE-MIT', 'LICENSE-APACHE']) {
+    for (const must of ['node.js', 'edge.js', 'browser.js', 'raw.js', 'index.d.ts', 'raw.d.ts', 'edgebatch_bg.wasm', 'edgebatch_bg.wasm.d.ts', 'README.md', 'LICENSE-MIT', 'LICENSE-APACHE']) {
       assert.ok(files.includes(must), `${must} is missing from ${files.join(', ')}`);
     }
     const manifest = JSON.parse(readFileSync(join(pack.consumer, 'node_modules/edgebatch/package.json'), 'utf8'));
@@ -97,6 +97,17 @@ describe('the packed edgebatch package in consumer projects', { timeout: 240_000
     } finally {
       await mf.dispose();
     }
+  });
+
+  // attw's CommonJS rows model `require` without require(esm); the package is ESM-only and
+  // states Node >= 20.19 (where require(esm) works, proven above), hence the esm-only profile.
+  test('publint and arethetypeswrong (esm-only profile) find no problem in the tarball', async () => {
+    const lint = await run(BIN.publint, ['--strict', join(ROOT, 'pkg')], { cwd: pack.consumer });
+    assert.match(lint.stdout, /All good!/, lint.stdout + lint.stderr);
+    // attw exits non-zero on any problem not ignored; the ignored ones are listed too.
+    const types = await run(BIN.attw, [pack.tarball, '--profile', 'esm-only'], { cwd: pack.consumer });
+    const problems = types.stdout.split('\n').filter((l) => l.includes('arethetypeswrong.github.io/blob/main/docs/problems/'));
+    assert.deepEqual(problems.filter((l) => !/^\(ignored per resolution\).*CJSResolvesToESM/.test(l)), [], types.stdout);
   });
 
   test('TypeScript under --strict: module nodenext, moduleResolution bundler, and a TS Worker', async () => {

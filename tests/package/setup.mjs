@@ -16,6 +16,8 @@ export const BIN = {
   esbuild: join(ROOT, 'node_modules/.bin/esbuild'),
   vite: join(ROOT, 'node_modules/.bin/vite'),
   wrangler: join(ROOT, 'worker/node_modules/.bin/wrangler'),
+  publint: join(ROOT, 'node_modules/.bin/publint'),
+  attw: join(ROOT, 'node_modules/.bin/attw'),
 };
 
 /** Runs a command; resolves { stdout, stderr }, rejects with both in the message. */
