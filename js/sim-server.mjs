@@ -7,8 +7,9 @@
 // (default 0: a free one) and `host` (default 127.0.0.1).
 //
 // As a script: `node js/sim-server.mjs [--port N] [--seed N] [--rpm N] ...` (--help lists all)
-// prints `READY http://127.0.0.1:PORT` and serves until SIGTERM/SIGINT or until its stdin
-// closes (so a parent that dies takes it along).
+// prints `READY http://127.0.0.1:PORT` and serves until SIGTERM/SIGINT (so `node
+// js/sim-server.mjs &` in a script keeps serving); with --until-stdin-closes also until its
+// stdin closes (so a parent that dies, holding the other end of a pipe, takes it along).
 //
 // Each HTTP request becomes a fetch-API Request for serveSim (sim-host.mjs); its Response is
 // piped back as it arrives (slow bodies chunk by chunk). A client that goes away aborts the
@@ -164,9 +165,10 @@ export function parseArgs(argv) {
 
 const isMain = process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1]);
 if (isMain) {
-  const args = process.argv.slice(2);
+  const UNTIL_STDIN = '--until-stdin-closes';
+  const args = process.argv.slice(2).filter((a) => a !== UNTIL_STDIN);
   if (args.includes('--help')) {
-    process.stdout.write(`usage: node js/sim-server.mjs ${Object.keys(FLAGS).map((f) => `[${f} ${f === '--host' ? 'HOST' : 'N'}]`).join(' ')} [--options JSON]\n`);
+    process.stdout.write(`usage: node js/sim-server.mjs ${Object.keys(FLAGS).map((f) => `[${f} ${f === '--host' ? 'HOST' : 'N'}]`).join(' ')} [--options JSON] [${UNTIL_STDIN}]\n`);
     process.exit(0);
   }
   let srv;
@@ -176,5 +178,5 @@ if (isMain) {
     process.stderr.write(`sim-server: ${err.message}\n`);
     process.exit(2);
   }
-  serveUntilStopped(srv);
+  serveUntilStopped(srv, { stdin: process.argv.includes(UNTIL_STDIN) });
 }

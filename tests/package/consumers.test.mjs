@@ -57,6 +57,20 @@ describe('the packed edgebatch package in consumer projects', { timeout: 240_000
     assert.ok(summary.usage.inputTokens > 0, JSON.stringify(summary));
   });
 
+  test('the repository README\'s "Use" example runs as written (ANTHROPIC_BASE_URL: the simulator)', async () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const use = /^## Use\n[\s\S]*?^```js\n([\s\S]*?)^```$/m.exec(readme);
+    assert.ok(use, 'README.md has no js block under "## Use"');
+    assert.match(use[1], /from "edgebatch"/);
+    writeFileSync(join(pack.consumer, 'node/readme.mjs'), use[1]);
+    const { stdout } = await run(process.execPath, ['node/readme.mjs'], {
+      cwd: pack.consumer,
+      env: { ANTHROPIC_BASE_URL: sim.url, ANTHROPIC_API_KEY: 'sk-ant-readme-test' },
+    });
+    assert.match(stdout, /^0 Summary/m, stdout);
+    assert.match(stdout, /^1 Summary/m, stdout);
+  });
+
   test('Node CommonJS: require("edgebatch") works (require of ESM, Node >= 20.19)', async () => {
     const { stdout } = await run(process.execPath, ['node/require.cjs'], { cwd: pack.consumer });
     assert.deepEqual(JSON.parse(stdout), [10, 20, 30]);

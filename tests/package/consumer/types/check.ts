@@ -17,5 +17,10 @@ for (const r of results) {
   }
 }
 console.log(summarize(results).ok);
+// `cost` takes the item as `unknown`: an annotated item type is accepted, an unchecked use is not.
+interface Doc { text: string }
+new BatchProcessor({ cost: (doc: Doc) => ({ inputTokens: doc.text.length / 4 }) });
+// @ts-expect-error: the item is unknown until annotated or narrowed
+new BatchProcessor({ cost: (item) => ({ inputTokens: item.text.length }) });
 // @ts-expect-error: concurrency is a number
 new BatchProcessor({ concurrency: 'eight' });
