@@ -137,9 +137,9 @@ describe('the packed edgebatch package in consumer projects', { timeout: 240_000
     });
     after(async () => browser?.close());
 
-    /** Serves `dist`, opens its page with ?sim=, waits for the batch's outcome. */
+    /** Serves `dist` (or uses a server's URL), opens its page with ?sim=, waits for the outcome. */
     async function runPage(dist) {
-      const site = await serveDir(dist);
+      const site = dist.startsWith('http://') ? { url: dist, close() {} } : await serveDir(dist);
       const page = await browser.newPage();
       const errors = [];
       page.on('pageerror', (e) => errors.push(e.message));
@@ -161,6 +161,21 @@ describe('the packed edgebatch package in consumer projects', { timeout: 240_000
       const web = join(pack.consumer, 'web');
       await run(BIN.vite, ['build', '--logLevel', 'warn', '--outDir', 'dist-vite', '--emptyOutDir'], { cwd: web });
       await runPage(join(web, 'dist-vite'));
+    });
+
+    test('the Vite dev server with the README\'s optimizeDeps.exclude', async () => {
+      const { createServer } = await import('vite');
+      const server = await createServer({
+        root: join(pack.consumer, 'web'),
+        logLevel: 'warn',
+        server: { host: '127.0.0.1', port: 0, strictPort: false, hmr: false },
+      });
+      await server.listen();
+      try {
+        await runPage(server.resolvedUrls.local[0]);
+      } finally {
+        await server.close();
+      }
     });
 
     test('an esbuild bundle with the README\'s flags (--conditions=worker --loader:.wasm=binary)', async () => {
