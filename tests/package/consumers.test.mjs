@@ -137,14 +137,14 @@ describe('the packed edgebatch package in consumer projects', { timeout: 240_000
     });
     after(async () => browser?.close());
 
-    /** Serves `dist` (or uses a server's URL), opens its page with ?sim=, waits for the outcome. */
-    async function runPage(dist) {
+    /** Serves `dist` (or uses a server's URL), opens `page` with ?sim=, waits for the outcome. */
+    async function runPage(dist, pagePath = 'index.html') {
       const site = dist.startsWith('http://') ? { url: dist, close() {} } : await serveDir(dist);
       const page = await browser.newPage();
       const errors = [];
       page.on('pageerror', (e) => errors.push(e.message));
       try {
-        await page.goto(`${site.url}index.html?sim=${encodeURIComponent(sim.url)}`);
+        await page.goto(`${site.url}${pagePath}?sim=${encodeURIComponent(sim.url)}`);
         await page.waitForFunction(() => window.__edgebatch !== undefined, null, { timeout: 30_000 });
         const outcome = await page.evaluate(() => window.__edgebatch);
         assert.deepEqual(errors, []);
@@ -161,6 +161,10 @@ describe('the packed edgebatch package in consumer projects', { timeout: 240_000
       const web = join(pack.consumer, 'web');
       await run(BIN.vite, ['build', '--logLevel', 'warn', '--outDir', 'dist-vite', '--emptyOutDir'], { cwd: web });
       await runPage(join(web, 'dist-vite'));
+    });
+
+    test('a plain page with an import map, no bundler: browser.js fetches the wasm beside it', async () => {
+      await runPage(pack.consumer, 'web/importmap.html');
     });
 
     test('the Vite dev server with the README\'s optimizeDeps.exclude', async () => {
