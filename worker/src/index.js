@@ -5,14 +5,15 @@
 //   GET  /healthz    liveness
 //   /sim/v1/messages, /sim/v1/chat/completions, /sim/stats   the simulator (EDGEBATCH_SIM = "on")
 // Errors are JSON { error: { type, message } }. See worker/README.md for the limits and why.
-import mod from '../../pkg/edgebatch_bg.wasm';
-import * as edgebatch from '../../pkg/edgebatch.js';
+import mod from '../pkg/edgebatch_bg.wasm';
+import * as edgebatch from '../pkg/edgebatch.js';
 import { streamBatch } from './batch.js';
 import { consume } from './batches/consumer.js';
 import { handleBatches } from './batches/routes.js';
 import { readConfig, secretsOf } from './config.js';
 import { allow, badRequest, checkBearer, discardBody, errorResponse, HttpError, jsonResponse, readCappedText, redactor } from './http.js';
 import { handleSim } from './sim.js';
+import { loadSimulator } from './sim-wasm.js';
 import { parseBatchRequest } from './validate.js';
 
 edgebatch.initSync({ module: mod });
@@ -62,10 +63,7 @@ async function route(request, env, ctx, redact) {
   }
   if (path === '/sim' || path.startsWith('/sim/')) {
     if (!config.simOn) throw notFound(path);
-    if (typeof edgebatch.Simulator !== 'function') {
-      throw new HttpError(501, 'not_implemented', 'this build of pkg/ has no Simulator export');
-    }
-    return handleSim(request, url, edgebatch.Simulator, config.simConfig);
+    return handleSim(request, url, loadSimulator(), config.simConfig);
   }
   throw notFound(path);
 }

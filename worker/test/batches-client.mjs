@@ -1,8 +1,21 @@
 // A small client of /v1/batches for the tests (not a test file).
 import { TOKEN } from './harness.mjs';
 
-/** `method path` with the bearer token; JSON bodies unless `raw`. Returns { status, headers, text, json }. */
-export async function api(base, method, path, { body, raw, type = 'application/json', token = TOKEN } = {}) {
+/**
+ * `method path` with the bearer token; JSON bodies unless `raw`. Returns { status, headers,
+ * text, json }. A GET that meets a reset socket (undici reusing a keep-alive connection the
+ * server side has just closed, seen under load) is sent once more: polling is idempotent.
+ */
+export async function api(base, method, path, opts = {}) {
+  try {
+    return await call(base, method, path, opts);
+  } catch (err) {
+    if (method !== 'GET' || !(err instanceof TypeError)) throw err;
+    return call(base, method, path, opts);
+  }
+}
+
+async function call(base, method, path, { body, raw, type = 'application/json', token = TOKEN } = {}) {
   const res = await fetch(new URL(path, base), {
     method,
     headers: { ...(token && { authorization: `Bearer ${token}` }), ...(body !== undefined || raw !== undefined ? { 'content-type': type } : {}) },

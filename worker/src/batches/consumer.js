@@ -4,7 +4,7 @@
 // account's limiter before every attempt and telling it every outcome, commit each result with
 // its lease token, then ack. Delivery is at least once: a duplicate message claims nothing; a
 // consumer that dies leaves leases the ledger's alarm takes back.
-import * as edgebatch from '../../../pkg/edgebatch.js';
+import * as edgebatch from '../../pkg/edgebatch.js';
 import { UPSTREAMS } from '../config.js';
 import { redactor } from '../http.js';
 import { crashNow, failAlways } from './chaos.js';
