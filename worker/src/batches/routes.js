@@ -11,7 +11,7 @@ import { allow, badRequest, HttpError, jsonResponse } from '../http.js';
 import { int, parseOptions, parseProvider } from '../validate.js';
 import { readBatch } from './intake.js';
 import { ledgerOf } from './consumer.js';
-import { limiterName } from './limiter.js';
+import { DEFAULT_LIMITER_CONCURRENCY, limiterName } from './limiter.js';
 
 const BATCH_OPTIONS = new Set(['limiterKey', 'rateLimit', 'limiterConcurrency']);
 const RATE_FIELDS = ['requestsPerMinute', 'inputTokensPerMinute', 'outputTokensPerMinute'];
@@ -129,7 +129,8 @@ async function batchMeta(header, env, config, origin, owner, limits) {
     owner,
     provider: { name: provider.name, baseUrl: provider.baseUrl, ...(provider.version && { version: provider.version }), sim: upstream === 'sim' },
     options,
-    limiter: { concurrency: 48, leaseMs: 120_000, ...limiter },
+    // A permit outlives its attempt's timeout, so a slow reply never frees a slot early.
+    limiter: { concurrency: DEFAULT_LIMITER_CONCURRENCY, leaseMs: Math.min(3_600_000, (options.timeoutMs ?? 60_000) + 30_000), ...limiter },
     limiterKey: await limiterName(provider, provider.apiKey, raw.limiterKey),
     createdAt,
     expiresAt: createdAt + limits.ttlMs,
