@@ -30,9 +30,9 @@ results=$out_dir/results.jsonl
 wrangler_log=$out_dir/wrangler.log
 
 # Build what is missing (make run has already done both; this is for a direct call).
-if [ ! -f pkg/edgebatch_bg.wasm ] || [ ! -x worker/node_modules/.bin/wrangler ]; then
+if [ ! -f pkg/edgebatch_bg.wasm ] || [ ! -f sim/pkg/edgebatch_sim_bg.wasm ] || [ ! -x worker/node_modules/.bin/wrangler ]; then
   scripts/setup.sh
-  [ -f pkg/edgebatch_bg.wasm ] || PATH="$root/.tools/bin:$PATH" scripts/build.sh
+  [ -f pkg/edgebatch_bg.wasm ] && [ -f sim/pkg/edgebatch_sim_bg.wasm ] || PATH="$root/.tools/bin:$PATH" scripts/build.sh
 fi
 [ -f "$sample" ] || die "$sample is missing"
 

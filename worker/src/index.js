@@ -1,17 +1,20 @@
 // The edgebatch Worker.
 //   POST /v1/batch   { provider?, items, options? } -> NDJSON: one line per item as it
 //                    completes, then { summary }. Bearer token required.
+//   /v1/batches      batches past one request: Durable Objects + Queues (batches/routes.js)
 //   GET  /healthz    liveness
 //   /sim/v1/messages, /sim/v1/chat/completions, /sim/stats   the simulator (EDGEBATCH_SIM = "on")
 // Errors are JSON { error: { type, message } }. See worker/README.md for the limits and why.
-import mod from '../../pkg/edgebatch_bg.wasm';
-import * as edgebatch from '../../pkg/edgebatch.js';
+import mod from '../pkg/edgebatch_bg.wasm';
+import * as edgebatch from '../pkg/edgebatch.js';
 import { streamBatch } from './batch.js';
 import { readConfig } from './config.js';
 import { authenticate, redactor, secretsOf } from './auth.js';
 import { acquireOrThrow, tokenLimits } from './token-limits.js';
 import { allow, badRequest, discardBody, errorResponse, HttpError, jsonResponse, readCappedText } from './http.js';
 import { handleSimRoute, installSimFetch } from './sim.js';
+import { consume } from './batches/consumer.js';
+import { handleBatches } from './batches/routes.js';
 import { parseBatchRequest } from './validate.js';
 
 edgebatch.initSync({ module: mod });
@@ -20,6 +23,11 @@ installSimFetch();
 
 // ---- issue 15: per-token limits (a Durable Object per token name) ----
 export { TokenLimits } from './token-limits.js';
+
+// The Durable Object classes of /v1/batches (wrangler.toml binds them).
+export { BatchLedger } from './batches/ledger.js';
+export { BatchDirectory } from './batches/directory.js';
+export { UpstreamLimiter } from './batches/limiter.js';
 
 export default {
   async fetch(request, env, ctx) {
@@ -31,6 +39,11 @@ export default {
       await discardBody(request);
       return errorResponse(err, scope.redact);
     }
+  },
+
+  // The work queues of /v1/batches (and their dead-letter queue).
+  async queue(batch, env) {
+    await consume(batch, env, secretsOf(env));
   },
 };
 
@@ -68,11 +81,14 @@ async function route(request, env, ctx, scope) {
     const caller = await authenticate(request, env);
     return jsonResponse(200, { token: caller.name, ...(await tokenLimits(env, caller.name).usage()) });
   }
+  if (path === '/v1/batches' || path.startsWith('/v1/batches/')) {
+    const caller = await authenticate(request, env);
+    scope.redact = redactor(secretsOf(env, caller.token));
+    const parts = path.slice('/v1/batches'.length).split('/').filter(Boolean);
+    return handleBatches(request, url, parts, env, config, caller.name, scope.redact);
+  }
   if (path === '/sim' || path.startsWith('/sim/')) {
     if (!config.simOn) throw notFound(path);
-    if (typeof edgebatch.Simulator !== 'function') {
-      throw new HttpError(501, 'not_implemented', 'this build of pkg/ has no Simulator export');
-    }
     return handleSimRoute(request, config);
   }
   throw notFound(path);

@@ -10,7 +10,7 @@
 // isolate serves; sessions (sim-sessions.js) have their own.
 import { env as workerEnv } from 'cloudflare:workers';
 import { CORS, isDisconnect, serveSim } from '../../js/sim-host.mjs';
-import { Simulator } from '../../pkg/edgebatch.js';
+import { loadSimulator } from './sim-wasm.js';
 import { readConfig, SIM_ORIGIN } from './config.js';
 import { errorResponse, HttpError } from './http.js';
 import { createSession, MAX_SESSIONS, release, session, target } from './sim-sessions.js';
@@ -47,7 +47,7 @@ let current = { key: '', target: null };
 function defaultTarget(overrides) {
   const key = JSON.stringify(overrides);
   if (current.target === null || current.key !== key) {
-    current = { key, target: target(new Simulator({ ...DEV_SIM, ...overrides }), SIM_HANG_CAP_MS) };
+    current = { key, target: target(new (loadSimulator())({ ...DEV_SIM, ...overrides }), SIM_HANG_CAP_MS) };
   }
   return current.target;
 }
@@ -109,7 +109,7 @@ export async function handleSimRoute(request, config) {
 /** Routes a simulator path (without the /sim prefix): sessions, a session's API, the default. */
 async function handleSim(request, inner, overrides, how) {
   const path = inner.split('?')[0];
-  if (path === '/sessions') return createSession(request, Simulator);
+  if (path === '/sessions') return createSession(request, loadSimulator());
   const m = /^\/s\/([0-9a-f]{16})(\/.*)?$/.exec(path);
   if (m) {
     const t = session(m[1]);

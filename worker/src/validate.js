@@ -49,7 +49,7 @@ export function parseBatchRequest(text, config, origin) {
   return { items, provider, options, upstream };
 }
 
-function parseProvider(raw, config, origin) {
+export function parseProvider(raw, config, origin) {
   const p = raw === undefined ? { name: 'anthropic' } : raw;
   if (!isPlainObject(p)) throw badRequest(`provider must be an object { name, baseUrl?, apiKey? }, got ${typeName(p)}`);
   for (const key of Object.keys(p)) {
@@ -97,7 +97,7 @@ function simBase(url, origin) {
   return null;
 }
 
-function parseOptions(raw, config) {
+export function parseOptions(raw, config) {
   if (raw === undefined) return withDefaults({}, config);
   if (!isPlainObject(raw)) throw badRequest(`options must be an object, got ${typeName(raw)}`);
   const out = {};

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { Miniflare } from 'miniflare';
+import { unstable_getMiniflareWorkerOptions as miniflareOptionsOf } from 'wrangler';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const toml = readFileSync(new URL('../wrangler.toml', import.meta.url), 'utf8');
@@ -31,18 +32,39 @@ export const FAKE_ANTHROPIC_KEY = 'sk-ant-FAKE-secret-5b8e1c0a77d4';
 export const FAKE_OPENAI_KEY = 'sk-FAKE-openai-secret-c3d9e2f1';
 
 /**
+ * The Durable Objects and Queues of wrangler.toml, as wrangler itself reads them, with work
+ * queue shards added up to `shards` (WORK_QUEUE_<i>, consumed like the first one): locally
+ * each queue delivers one batch at a time, so shards are parallel consumer invocations.
+ */
+function engines(shards) {
+  const { workerOptions: o } = miniflareOptionsOf(fileURLToPath(new URL('../wrangler.toml', import.meta.url)));
+  const producers = { ...o.queueProducers };
+  const consumers = { ...o.queueConsumers };
+  const first = consumers[producers.WORK_QUEUE.queueName];
+  for (let i = 1; i < (shards ?? 0); i++) {
+    const name = `edgebatch-work-${i}`;
+    producers[`WORK_QUEUE_${i}`] ??= { queueName: name };
+    consumers[name] ??= { ...first };
+  }
+  return { durableObjects: o.durableObjects, queueProducers: producers, queueConsumers: consumers };
+}
+
+/**
  * @param {Record<string, string>} vars merged over wrangler.toml's [vars], the test token and
  *   fake upstream keys
- * @param {{ script?: string, twin?: boolean, options?: object }} [opts] `script`: another
- *   Worker script than worker/src/index.js (a path from the repository root), with Miniflare
- *   worker `options` of its own (queues, ...); `twin`: a second copy of the Worker
- *   in an isolate of its own, bound to the FIRST one's TokenLimits objects (as two isolates of
- *   one deployed Worker are), reachable through `twin.fetch(url, init)`
- * @returns {Promise<{ url: URL, twin?: { fetch: typeof fetch }, dispose(): Promise<void>, logs(): string }>}
+ * @param {{ script?: string, twin?: boolean, options?: object, persist?: string, port?: number, shards?: number }} [opts]
+ *   `script`: another Worker script than worker/src/index.js (a path from the repository root),
+ *   with Miniflare worker `options` of its own (queues, ...); `twin`: a second copy of the
+ *   Worker in an isolate of its own, bound to the FIRST one's Durable Objects (as two isolates
+ *   of one deployed Worker are), reachable through `twin.fetch(url, init)`; `persist`: a folder
+ *   for the Durable Objects' state (kept across restarts on the same folder); `shards`: work
+ *   queues (see engines)
+ * @returns {Promise<{ url: URL, mf: Miniflare, twin?: { fetch: typeof fetch }, dispose(): Promise<void>, logs(): string }>}
  */
-export async function startWorker(vars = {}, { script = 'worker/src/index.js', twin = false, options = {} } = {}) {
+export async function startWorker(vars = {}, { script = 'worker/src/index.js', twin = false, options = {}, persist, port = 0, shards } = {}) {
   let logs = '';
   const own = script === 'worker/src/index.js';
+  const engine = own ? engines(shards) : {};
   const worker = {
     modules: true,
     scriptPath: `${root}${script}`,
@@ -60,8 +82,8 @@ export async function startWorker(vars = {}, { script = 'worker/src/index.js', t
       OPENAI_API_KEY: FAKE_OPENAI_KEY,
       ...vars,
     },
-    // wrangler.toml's Durable Objects (the Worker's own script only).
-    ...(own && { durableObjects: { TOKEN_LIMITS: { className: 'TokenLimits', useSQLite: true } } }),
+    // wrangler.toml's Durable Objects and Queues (the Worker's own script only).
+    ...engine,
     ...options,
   };
   const mf = new Miniflare({
@@ -75,11 +97,15 @@ export async function startWorker(vars = {}, { script = 'worker/src/index.js', t
       ...(twin ? [{
         ...worker,
         name: 'edgebatch-twin',
-        durableObjects: { TOKEN_LIMITS: { className: 'TokenLimits', scriptName: 'edgebatch', useSQLite: true } },
+        // The same objects, not copies; and no second consumer of the queues.
+        durableObjects: Object.fromEntries(Object.entries(engine.durableObjects ?? {})
+          .map(([name, o]) => [name, { ...o, scriptName: 'edgebatch' }])),
+        queueConsumers: {},
       }] : []),
     ],
+    ...(persist && { durableObjectsPersist: persist }),
     host: '127.0.0.1',
-    port: 0,
+    port,
     handleRuntimeStdio(stdout, stderr) {
       stdout.on('data', (d) => (logs += d));
       stderr.on('data', (d) => (logs += d));

@@ -1,8 +1,8 @@
 //! What the sim says back: error bodies in each API's shape, successful replies, the
 //! pseudo-summary text, and the rate-limit headers.
 
-use super::request::{Api, Prompt};
-use crate::options::quote;
+use crate::request::{Api, Prompt};
+use crate::text::quote;
 
 /// The kinds of error the sim sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -14,28 +14,15 @@
 //! error shapes, a latency model, and random faults, all seeded and repeatable.
 //!
 //! ```
-//! use edgebatch::providers::http::Json;
-//! use edgebatch::sim::{Action, Config, Request, Simulator};
+//! use edgebatch_sim::{Action, Config, Request, Simulator};
 //!
-//! // The host's parsed JSON, seen through the `Json` view (in wasm: the host's JSON.parse).
-//! struct Value(serde_json::Value);
-//! impl Json for Value {
-//!     fn field(&self, key: &str) -> Option<Self> {
-//!         self.0.get(key).filter(|v| !v.is_null()).cloned().map(Value)
-//!     }
-//!     fn text(&self) -> Option<String> { self.0.as_str().map(str::to_owned) }
-//!     fn number(&self) -> Option<f64> { self.0.as_f64() }
-//!     fn boolean(&self) -> Option<bool> { self.0.as_bool() }
-//!     fn items(&self) -> Vec<Self> {
-//!         self.0.as_array().into_iter().flatten().cloned().map(Value).collect()
-//!     }
-//! }
-//!
+//! // The host's parsed JSON through the `Json` view: here serde_json (feature `serde_json`),
+//! // in wasm the host's own JSON.parse.
 //! let mut sim = Simulator::new(Config { requests_per_minute: Some(1), ..Config::default() });
 //! let headers = [("x-api-key", "k"), ("anthropic-version", "2023-06-01")]
 //!     .map(|(k, v)| (k.to_owned(), v.to_owned()));
-//! let body = Value(serde_json::json!({ "model": "m", "max_tokens": 100,
-//!     "messages": [{ "role": "user", "content": "Summarise this please" }] }));
+//! let body = serde_json::json!({ "model": "m", "max_tokens": 100,
+//!     "messages": [{ "role": "user", "content": "Summarise this please" }] });
 //! let req = Request { method: "POST", path: "/v1/messages", headers: &headers, body: Some(&body) };
 //! let d = sim.handle(&req, 0.0);
 //! assert_eq!((d.status, d.action), (200, Action::Reply));
@@ -47,23 +34,32 @@
 //! assert!(again.headers.contains(&("retry-after-ms".to_owned(), "59000".to_owned())));
 //! ```
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
 pub mod bucket;
 pub mod config;
+pub mod json;
 pub mod limits;
+pub mod raw;
 pub mod reply;
 pub mod request;
+pub mod rng;
+pub mod text;
 pub mod time;
 
+#[cfg(target_arch = "wasm32")]
+mod bindings;
 #[cfg(test)]
 mod tests;
 
 pub use config::{Config, Fault, Faults, Latency};
+pub use json::Json;
 
-use crate::core::backoff::{Rng, SplitMix64};
-use crate::providers::http::Json;
 use limits::Limits;
 use reply::{ApiError, ErrorKind, Success};
 use request::Api;
+use rng::SplitMix64;
 
 /// A request as the host received it.
 #[derive(Clone, Copy, Debug)]

@@ -2,9 +2,9 @@
 //! the roles they accept, and their error messages (Anthropic's `field: problem` style,
 //! OpenAI's `param` and `code`). Bodies arrive already parsed, through the [`Json`] view.
 
-use crate::providers::http::Json;
+use crate::json::Json;
 
-use super::reply::{ApiError, ErrorKind};
+use crate::reply::{ApiError, ErrorKind};
 
 /// Which API a request is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

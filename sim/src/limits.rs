@@ -2,11 +2,11 @@
 //! tokens per minute, the admission of a request against all three, and the rate-limit
 //! headers both APIs send on every reply.
 
-use super::bucket::{Fit, TokenBucket};
-use super::reply::{ApiError, ErrorKind};
-use super::request::Api;
-use super::time::{go_duration, rfc3339_ms};
-use super::Config;
+use crate::bucket::{Fit, TokenBucket};
+use crate::reply::{ApiError, ErrorKind};
+use crate::request::Api;
+use crate::time::{go_duration, rfc3339_ms};
+use crate::Config;
 
 /// The three buckets; an unlimited one is `None`.
 #[derive(Clone, Debug)]

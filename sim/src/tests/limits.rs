@@ -1,7 +1,7 @@
 //! Buckets, 429s and their waits, rate-limit headers.
 
 use super::*;
-use crate::sim::time::parse;
+use crate::time::parse;
 
 #[test]
 fn requests_bucket_rejects_exactly_and_retry_after_is_enough() {
@@ -194,49 +194,4 @@ fn rate_limit_headers_on_every_reply() {
     }
     let want: std::collections::BTreeSet<u16> = [200, 400, 429, 500, 503, 529].into();
     assert_eq!(statuses, want);
-}
-
-#[test]
-fn the_clients_own_header_readers_understand_the_sim() {
-    use crate::providers::ratelimit;
-    let mut sim = Simulator::new(Config {
-        minute_ms: 60_000,
-        requests_per_minute: Some(50),
-        input_tokens_per_minute: Some(1000),
-        output_tokens_per_minute: Some(400),
-        ..quiet()
-    });
-    let now = 12_345.0;
-    let d = send(
-        &mut sim,
-        MESSAGES,
-        &body(MESSAGES, &"abcd".repeat(100), Some(50)),
-        now,
-    );
-    let lookup = |name: &str| header(&d, name).map(str::to_owned);
-    let wall = (sim.config().epoch_ms + 12_345) as f64;
-    let seen = ratelimit::anthropic(&lookup, wall);
-    assert_eq!(
-        (seen.requests.limit, seen.requests.remaining),
-        (Some(50), Some(49))
-    );
-    assert_eq!(
-        (seen.input_tokens.limit, seen.input_tokens.remaining),
-        (Some(1000), Some(900))
-    );
-    assert_eq!(
-        (seen.output_tokens.limit, seen.output_tokens.remaining),
-        (Some(400), Some(350))
-    );
-    // The sim sends `tokens` as the tighter of the two token limits (output here), as the API
-    // does; the client reads the two exact headers instead and leaves `tokens` alone.
-    assert!(!seen.tokens.is_known());
-    // 50 of 400 output tokens refill in 7.5 s; the header rounds up to the whole second.
-    let reset = seen.output_tokens.reset_in.unwrap().as_millis();
-    assert!((7500..8500).contains(&reset), "{reset}");
-    let o = send(&mut sim, CHAT, &body(CHAT, "hi", Some(50)), now);
-    let lookup = |name: &str| header(&o, name).map(str::to_owned);
-    let seen = ratelimit::openai(&lookup);
-    assert_eq!(seen.requests.remaining, Some(48));
-    assert_eq!(seen.requests.reset_in.unwrap().as_millis(), 2400);
 }

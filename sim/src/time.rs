@@ -22,8 +22,7 @@ pub fn rfc3339_ms(unix_ms: u64) -> String {
     format!("{}.{:03}Z", whole.trim_end_matches('Z'), unix_ms % 1000)
 }
 
-/// The date of a day count since 1970-01-01 (Howard Hinnant's algorithm, the inverse of
-/// [`crate::core::backoff::days_from_civil`]).
+/// The date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -64,7 +63,35 @@ pub fn go_duration(ms: u64) -> String {
 /// their own readers in `providers`; these check the sim against its own spec.)
 #[cfg(test)]
 pub mod parse {
-    use crate::core::backoff::{days_from_civil, parse_decimal};
+    /// Days since 1970-01-01 of a date: the inverse of `civil_from_days`, by brute force
+    /// over the years (a test reader, so plain beats clever).
+    fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+        let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        let year_days: i64 = (1970..year).map(|y| if leap(y) { 366 } else { 365 }).sum();
+        let month_days = [
+            31,
+            if leap(year) { 29 } else { 28 },
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ];
+        let before: i64 = month_days[..month as usize - 1].iter().sum();
+        year_days + before + i64::from(day) - 1
+    }
+
+    /// `12`, `0.5`: digits with at most one point, nothing else (no sign, no exponent).
+    fn parse_decimal(value: &str) -> Option<f64> {
+        let (int, frac) = value.split_once('.').unwrap_or((value, ""));
+        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        (!int.is_empty() && digits(int) && digits(frac)).then(|| value.parse().ok())?
+    }
 
     /// `YYYY-MM-DDTHH:MM:SS[.fff]Z` to Unix milliseconds.
     pub fn rfc3339(v: &str) -> Option<u64> {

@@ -8,34 +8,6 @@ pub(super) use serde_json::{json, Value};
 
 use super::*;
 
-/// serde_json through the `Json` view (a newtype, so this file owns its impl).
-#[derive(Clone, Debug)]
-pub(super) struct J(pub(super) Value);
-
-impl Json for J {
-    fn field(&self, key: &str) -> Option<Self> {
-        self.0.get(key).filter(|v| !v.is_null()).cloned().map(J)
-    }
-    fn text(&self) -> Option<String> {
-        self.0.as_str().map(str::to_owned)
-    }
-    fn number(&self) -> Option<f64> {
-        self.0.as_f64()
-    }
-    fn boolean(&self) -> Option<bool> {
-        self.0.as_bool()
-    }
-    fn items(&self) -> Vec<Self> {
-        self.0
-            .as_array()
-            .into_iter()
-            .flatten()
-            .cloned()
-            .map(J)
-            .collect()
-    }
-}
-
 pub(super) const MESSAGES: &str = "/v1/messages";
 pub(super) const CHAT: &str = "/v1/chat/completions";
 
@@ -66,12 +38,11 @@ pub(super) fn body(path: &str, text: &str, max_tokens: Option<u64>) -> Value {
 
 pub(super) fn send(sim: &mut Simulator, path: &str, body: &Value, now_ms: f64) -> Decision {
     let headers = auth(path);
-    let j = J(body.clone());
     let req = Request {
         method: "POST",
         path,
         headers: &headers,
-        body: Some(&j),
+        body: Some(body),
     };
     sim.handle(&req, now_ms)
 }

@@ -1,9 +1,9 @@
 //! The simulator's settings: limits, the latency model, fault rates. Validated from option
 //! values the JS edge reduced to [`Raw`], with the same messages as `BatchProcessor`'s options.
 
-use crate::options::{format_number, integer, OptionError, OptionErrorKind, Raw};
-
-use super::bucket::{MAX_LIMIT, MAX_MINUTE_MS};
+use crate::bucket::{MAX_LIMIT, MAX_MINUTE_MS};
+use crate::raw::{integer, OptionError, OptionErrorKind, Raw};
+use crate::text::format_number;
 
 /// How long replies take: `base_ms + per_output_token_ms * output_tokens + U(0, jitter_ms)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -169,19 +169,18 @@ const MAX_MS: f64 = 3_600_000.0;
 
 /// A number (fractions allowed) in `min..=max`.
 fn number(name: &str, raw: &Raw, min: f64, max: f64) -> Result<Option<f64>, OptionError> {
-    let bad = |kind| OptionError {
-        kind,
-        message: format!(
-            "{name} must be a number in {}..={}, got {raw}",
-            format_number(min),
-            format_number(max)
-        ),
-    };
     match *raw {
         Raw::Missing => Ok(None),
         Raw::Number(n) if n >= min && n <= max => Ok(Some(n)),
-        Raw::Number(_) => Err(bad(OptionErrorKind::Range)),
-        _ => Err(bad(OptionErrorKind::Type)),
+        _ => Err(OptionError::expected(
+            name,
+            &format!(
+                "a number in {}..={}",
+                format_number(min),
+                format_number(max)
+            ),
+            raw,
+        )),
     }
 }
 

@@ -1,15 +1,16 @@
-//! `Simulator`: the simulated AI API of [`crate::sim`] for JS hosts. Options are read and
-//! decisions built here; `js/sim-host.mjs` turns decisions into fetch-API Responses.
-//! Behind the default feature `sim`, so a package can leave the simulator out.
-#![cfg(feature = "sim")]
+//! `Simulator`: the simulated AI API of this crate for JS hosts, the one export of its wasm.
+//! Options are read and decisions built here; `js/sim-host.mjs` turns decisions into
+//! fetch-API Responses.
+
+mod js;
 
 use js_sys::{Array, Object};
 use wasm_bindgen::prelude::*;
 
-use super::js_options::{check_keys, js_error, object_option, option, raw, type_error};
-use crate::options::Raw;
-use crate::sim::{self, config, Action, Request};
-use crate::web::{describe, get, parse_json, set};
+use crate::{self as sim, config, Action, Request};
+use js::{
+    check_keys, describe, get, js_error, object_option, option, parse_json, raw, set, type_error,
+};
 
 #[wasm_bindgen(typescript_custom_section)]
 const SIM_TYPES: &str = r#"
@@ -141,7 +142,7 @@ fn read_options(options: &JsValue) -> Result<sim::Config, JsValue> {
             Some(("faults", key)) => faults.as_ref().and_then(|f| option(f, key)),
             _ => option(options, name),
         };
-        raw(value).unwrap_or(Raw::Missing)
+        raw(value)
     };
     let mut config = sim::Config::from_options(read).map_err(js_error)?;
     if option(options, "epochMs").is_none() {
