@@ -3,9 +3,11 @@
 // queue, bad inputs and auth on every route.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { startWorker } from './harness.mjs';
 import { api, exactlyOnce, requests, results, sessionStats, simSession, submit, waitEnded } from './batches-client.mjs';
 
+const OTHER_TOKEN = 'other-caller-token-7c1e55';
 const FAST_SIM = { seed: 3, minuteMs: 60_000, latency: { baseMs: 5, perOutputTokenMs: 0, jitterMs: 10 } };
 
 describe('worker: /v1/batches', { timeout: 240_000 }, () => {
@@ -17,6 +19,8 @@ describe('worker: /v1/batches', { timeout: 240_000 }, () => {
       EDGEBATCH_SIM: 'on',
       EDGEBATCH_BATCH_ALARM_MS: '300',
       EDGEBATCH_BATCH_MAX_REQUESTS: '5000',
+      // A second caller with a token of its own.
+      EDGEBATCH_TOKENS: `other:${createHash('sha256').update(OTHER_TOKEN).digest('hex')}`,
     });
     base = worker.url;
   });
@@ -105,12 +109,17 @@ describe('worker: /v1/batches', { timeout: 240_000 }, () => {
     await bad({ provider: p, requests: [{ custom_id: 'a', params: [] }] }, 400, /requests\[0\]\.params must be an object/);
     await bad({ provider: p, requests: [{ custom_id: 'a', params: {}, extra: 1 }] }, 400, /unknown field "extra"/);
     await bad({ provider: p, requests: [] }, 400, /no requests/);
+    // The Worker's item rules (item-policy.js) hold for every request of a stored batch too.
+    await bad({ provider: p, requests: [{ custom_id: 'm', params: { ...requests(1)[0].params, model: 'claude-opus-4' } }] }, 400,
+      /requests\[0\]\.params\.model must be one of/);
+    await bad({ provider: p, requests: [{ custom_id: 'm', params: { ...requests(1)[0].params, max_tokens: 100_000 } }] }, 400,
+      /requests\[0\]\.params\.max_tokens must be an integer in 1\.\.=1024/);
     await bad({ provider: p, requests: 'x' }, 400, /requests must be an array/);
     await bad({ provider: { ...p, apiKey: 'sk-x' }, requests: requests(1) }, 400, /provider\.apiKey is not accepted/);
     await bad({ provider: { name: 'anthropic', baseUrl: 'https://evil.example' }, requests: requests(1) }, 400, /provider\.baseUrl is not allowed/);
     await bad({ provider: p, options: { concurrency: 7 }, requests: requests(1) }, 400, /options\.concurrency must be an integer in 1\.\.=6/);
     await bad({ provider: p, options: { rateLimit: { rpm: 1 } }, requests: requests(1) }, 400, /options\.rateLimit has unknown field "rpm"/);
-    const nd = await api(base, 'POST', '/v1/batches', { raw: `${header}\n{"custom_id":"a","params":{}}\nnot json\n`, type: 'application/x-ndjson' });
+    const nd = await api(base, 'POST', '/v1/batches', { raw: `${header}\n${lines[0]}\nnot json\n`, type: 'application/x-ndjson' });
     assert.equal(nd.status, 400);
     assert.match(nd.json.error.message, /line 3 is not valid JSON/);
     // Nothing of a refused batch is listed.
@@ -170,6 +179,18 @@ describe('worker: /v1/batches', { timeout: 240_000 }, () => {
       assert.match(bad.json.error.message, /after must be a non-negative integer/);
     }
     assert.equal((await api(base, 'GET', '/v1/batches?limit=0')).status, 400);
+    // Another token's batch is a 404 on every route, exactly like one that does not exist,
+    // and its list does not show it.
+    for (const [method, path] of [['GET', `/v1/batches/${real.id}`], ['GET', `/v1/batches/${real.id}/results`],
+      ['POST', `/v1/batches/${real.id}/cancel`], ['DELETE', `/v1/batches/${real.id}`]]) {
+      const r = await api(base, method, path, { token: OTHER_TOKEN });
+      assert.equal(r.status, 404, `${method} ${path} as the other token: ${r.text}`);
+    }
+    const theirs = await api(base, 'GET', '/v1/batches', { token: OTHER_TOKEN });
+    assert.equal(theirs.status, 200);
+    assert.deepEqual(theirs.json.data, []);
+    const mine = await api(base, 'GET', '/v1/batches?limit=100');
+    assert.ok(mine.json.data.some((b) => b.id === real.id));
   });
 });
 
