@@ -37,9 +37,9 @@ token_file=$state_dir/edgebatch-dev-token
 batch_requests=2000
 
 # Build what is missing (make run has already done both; this is for a direct call).
-if [ ! -f pkg/edgebatch_bg.wasm ] || [ ! -x worker/node_modules/.bin/wrangler ]; then
+if [ ! -f pkg/edgebatch_bg.wasm ] || [ ! -f sim/pkg/edgebatch_sim_bg.wasm ] || [ ! -x worker/node_modules/.bin/wrangler ]; then
   scripts/setup.sh
-  [ -f pkg/edgebatch_bg.wasm ] || PATH="$root/.tools/bin:$PATH" scripts/build.sh
+  [ -f pkg/edgebatch_bg.wasm ] && [ -f sim/pkg/edgebatch_sim_bg.wasm ] || PATH="$root/.tools/bin:$PATH" scripts/build.sh
 fi
 [ -f "$sample" ] || die "$sample is missing"
 
@@ -167,7 +167,7 @@ The Worker keeps serving on $origin (Ctrl-C stops it).
   demo page: open $origin/ in a browser and press Run
   dev token: $token
   try:       curl -sN $origin/v1/batch -H 'authorization: Bearer $token' \\
-               -d '{"provider":{"name":"anthropic","baseUrl":"$origin/sim"},"items":[{"model":"m","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}]}'
+               -d '{"provider":{"name":"anthropic","baseUrl":"$origin/sim"},"items":[{"model":"claude-haiku-4-5","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}]}'
   or:        EDGEBATCH_TOKEN=$token node cli/edgebatch.mjs run $sample -o /tmp/out.jsonl --worker $origin --base-url $origin/sim
   batches:   EDGEBATCH_TOKEN=$token node cli/edgebatch.mjs list --worker $origin
   sim stats: curl -s $origin/sim/stats

@@ -180,11 +180,9 @@ impl Limiter {
                 now_ms,
                 MAX_PAUSE,
             )
-            .unwrap_or(if status == Some(429) {
-                Duration::from_secs(1)
-            } else {
-                Duration::ZERO
-            });
+            // No Retry-After, no pause for everyone: the item's own backoff covers it, and a
+            // guess would stall every batch on a random 429.
+            .unwrap_or(Duration::ZERO);
             Outcome::Failure { failure, wait }
         };
         self.pool.release(id as u64, outcome, self.at(now_ms))

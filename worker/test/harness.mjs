@@ -58,20 +58,24 @@ function engines(workQueues) {
 /**
  * @param {Record<string, string>} vars merged over wrangler.toml's [vars], the test token and
  *   fake upstream keys
- * @param {{ persist?: string, port?: number, workQueues?: number, script?: string }} [opts]
- *   `persist`: a folder for the Durable Objects' state (kept across restarts of the Worker on
- *   the same folder); `workQueues`: work-queue shards instead of wrangler.toml's (see engines);
- *   `script`: another entry module under the repository (one that wraps the Worker)
- * @returns {Promise<{ url: URL, mf: Miniflare, dispose(): Promise<void>, logs(): string }>}
+ * @param {{ script?: string, twin?: boolean, options?: object, persist?: string, port?: number, workQueues?: number }} [opts]
+ *   `script`: another Worker script than worker/src/index.js (a path from the repository root),
+ *   with Miniflare worker `options` of its own (queues, ...); wrangler.toml's Durable Objects and
+ *   Queues come with the Worker's own script, or with one that wraps it when `workQueues` is
+ *   given; `twin`: a second copy of the Worker in an isolate of its own, bound to the FIRST
+ *   one's Durable Objects (as two isolates of one deployed Worker are), reachable through
+ *   `twin.fetch(url, init)`; `persist`: a folder for the Durable Objects' state (kept across
+ *   restarts on the same folder); `workQueues`: work-queue shards (see engines)
+ * @returns {Promise<{ url: URL, mf: Miniflare, twin?: { fetch: typeof fetch }, dispose(): Promise<void>, logs(): string }>}
  */
-export async function startWorker(vars = {}, { persist, port = 0, workQueues, script = 'worker/src/index.js' } = {}) {
+export async function startWorker(vars = {}, { script = 'worker/src/index.js', twin = false, options = {}, persist, port = 0, workQueues } = {}) {
   if (workQueues !== undefined && !(Number.isInteger(workQueues) && workQueues >= 1 && workQueues <= 8)) {
     throw new RangeError(`workQueues must be an integer in 1..=8, got ${workQueues}`);
   }
   let logs = '';
-  const mf = new Miniflare({
-    ...engines(workQueues),
-    ...(persist && { durableObjectsPersist: persist }),
+  const own = script === 'worker/src/index.js';
+  const engine = own || workQueues !== undefined ? engines(workQueues) : {};
+  const worker = {
     modules: true,
     scriptPath: `${root}${script}`,
     modulesRoot: root,
@@ -88,8 +92,28 @@ export async function startWorker(vars = {}, { persist, port = 0, workQueues, sc
       OPENAI_API_KEY: FAKE_OPENAI_KEY,
       ...vars,
     },
-    // The demo page, as wrangler.toml's [assets] serves it (build.sh puts the wasm in www/pkg).
-    assets: { directory: `${root}www`, routerConfig: { has_user_worker: true } },
+    // wrangler.toml's Durable Objects and Queues (the Worker's own script only).
+    ...engine,
+    ...options,
+  };
+  const mf = new Miniflare({
+    workers: [
+      {
+        name: 'edgebatch',
+        ...worker,
+        // The demo page, as wrangler.toml's [assets] serves it (build.sh puts the wasm in www/pkg).
+        assets: { directory: `${root}www`, routerConfig: { has_user_worker: true } },
+      },
+      ...(twin ? [{
+        ...worker,
+        name: 'edgebatch-twin',
+        // The same objects, not copies; and no second consumer of the queues.
+        durableObjects: Object.fromEntries(Object.entries(engine.durableObjects ?? {})
+          .map(([name, o]) => [name, { ...o, scriptName: 'edgebatch' }])),
+        queueConsumers: {},
+      }] : []),
+    ],
+    ...(persist && { durableObjectsPersist: persist }),
     host: '127.0.0.1',
     port,
     handleRuntimeStdio(stdout, stderr) {
@@ -98,7 +122,8 @@ export async function startWorker(vars = {}, { persist, port = 0, workQueues, sc
     },
   });
   const url = await mf.ready;
-  return { url, mf, dispose: () => mf.dispose(), logs: () => logs };
+  const other = twin ? await mf.getWorker('edgebatch-twin') : undefined;
+  return { url, mf, ...(other && { twin: { fetch: (u, init) => other.fetch(u, init) } }), dispose: () => mf.dispose(), logs: () => logs };
 }
 
 /** POST /v1/batch; returns { status, headers, text } (the whole body). */

@@ -4,19 +4,29 @@
 // account's limiter before every attempt and telling it every outcome, commit each result with
 // its lease token, then ack. Delivery is at least once: a duplicate message claims nothing; a
 // consumer that dies leaves leases the ledger's alarm takes back.
-import * as edgebatch from '../../../pkg/edgebatch.js';
+import * as edgebatch from '../../pkg/edgebatch.js';
 import { UPSTREAMS } from '../config.js';
-import { redactor } from '../http.js';
+import { redactor } from '../auth.js';
+import { crashNow, failAlways } from './chaos.js';
 import { batchTimings, enqueueItems } from './queues.js';
 
 /** Results committed per ledger call (fewer Durable Object requests than one per item). */
 const COMMIT_EVERY = 10;
 /** Time kept back from the lease for committing and giving back what is left. */
-const LEASE_MARGIN_MS = 20_000;
+const leaseMargin = (leaseMs) => Math.min(20_000, Math.floor(leaseMs / 4));
 /** Error kinds that are this invocation's limits, not the item's fate: the item goes back. */
 const GIVE_BACK = new Set(['aborted', 'deadline', 'budget']);
 
-export const ledgerOf = (env, batchId) => env.BATCHES.get(env.BATCHES.idFromString(batchId.slice('batch_'.length)));
+/** The ledger of a batch id, or null when the id is not one this namespace made. */
+export function ledgerOf(env, batchId) {
+  let id;
+  try {
+    id = env.BATCHES.idFromString(batchId.slice('batch_'.length));
+  } catch {
+    return null;
+  }
+  return env.BATCHES.get(id);
+}
 
 /** The queue handler: work messages, and dead-lettered ones (their items fail as `delivery`). */
 export async function consume(batch, env, secrets) {
@@ -27,11 +37,16 @@ export async function consume(batch, env, secrets) {
       msg.ack();
       continue;
     }
+    if (!ledgerOf(env, batchId)) {
+      msg.ack();
+      continue;
+    }
     if (dead) {
       await ledgerOf(env, batchId).failDelivery(indexes, `delivery failed ${msg.attempts} times`);
       msg.ack();
       continue;
     }
+    if (failAlways(env)) throw new Error('chaos: this consumer fails every message');
     await work(env, batchId, indexes, redactor(secrets));
     msg.ack();
   }
@@ -113,7 +128,7 @@ async function work(env, batchId, indexes, redact) {
     // The shared limiter paces and breaks for every consumer; locally: retries and timeouts.
     adaptive: false,
     breaker: { failures: 0 },
-    deadlineMs: Math.max(1_000, t.leaseMs - LEASE_MARGIN_MS),
+    deadlineMs: t.leaseMs - leaseMargin(t.leaseMs),
     // Each attempt is a subrequest, and so are the limiter's two calls around it.
     maxAttempts: Math.max(work.length, Math.floor(subrequestBudget(env) / 3)),
   });
@@ -126,6 +141,7 @@ async function work(env, batchId, indexes, redact) {
   try {
     for await (const r of bp.stream(work, attempt, { signal: stop.signal })) {
       const it = work[r.index];
+      if (crashNow(env)) throw new Error('chaos: the consumer crashes before committing');
       if (!r.ok && GIVE_BACK.has(r.error.kind)) {
         givenBack.push({ index: it.index, token: it.token, attempts: r.attempts });
         if (r.error.retryAfterMs) deferMs = Math.max(deferMs, r.error.retryAfterMs);

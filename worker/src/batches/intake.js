@@ -4,6 +4,7 @@
 // `{ provider?, options? }`), streamed in and appended in chunks, never held whole. Every
 // refusal is a 400 naming the request and field, or a 413 naming the limit.
 import { badRequest, HttpError, readCappedText } from '../http.js';
+import { checkItem } from '../item-policy.js';
 import { parseJsonObject } from '../validate.js';
 
 const TOP_LEVEL = new Set(['provider', 'options', 'requests']);
@@ -17,8 +18,9 @@ const CHUNK_BYTES = 4 * 1024 * 1024;
 /**
  * @param {Request} request
  * @param {{ maxRequests: number, maxBytes: number, maxRequestBytes: number }} limits
- * @param {(header: object) => Promise<void>} begin called once with `{ provider, options }`
- *   before the first row (validates them, creates the ledger)
+ * @param {(header: object) => Promise<{ provider: string, rules: object }>} begin called once
+ *   with `{ provider, options }` before the first row (validates them, creates the ledger);
+ *   returns the provider's name and the item rules (item-policy.js) every `params` must meet
  * @param {(rows: object[]) => Promise<void>} append
  * @returns {Promise<number>} the number of requests
  */
@@ -36,12 +38,12 @@ export async function readBatch(request, limits, begin, append) {
         for (const key of Object.keys(value)) {
           if (!HEADER_FIELDS.has(key)) throw badRequest(`line ${line}: unknown field ${JSON.stringify(key)} (a first line without custom_id may hold provider, options)`);
         }
-        await begin(value);
+        sink.policy = await begin(value);
         began = true;
         continue;
       }
       if (!began) {
-        await begin({});
+        sink.policy = await begin({});
         began = true;
       }
       await sink.add(value, `line ${line}`, text.length);
@@ -51,7 +53,7 @@ export async function readBatch(request, limits, begin, append) {
     const text = await readCappedText(request, limits.maxBytes);
     const body = parseJsonObject(text, TOP_LEVEL, '{ provider?, options?, requests }');
     if (!Array.isArray(body.requests)) throw badRequest('requests must be an array of { custom_id, params }');
-    await begin({ provider: body.provider, options: body.options });
+    sink.policy = await begin({ provider: body.provider, options: body.options });
     for (let i = 0; i < body.requests.length; i++) {
       await sink.add(body.requests[i], `requests[${i}]`, JSON.stringify(body.requests[i] ?? null).length);
     }
@@ -85,6 +87,13 @@ class RowSink {
     this.ids.add(id);
     const p = value.params;
     if (p === null || typeof p !== 'object' || Array.isArray(p)) throw badRequest(`${where}.params must be an object (a request body)`);
+    try {
+      checkItem(p, this.count, this.policy.provider, this.policy.rules);
+    } catch (err) {
+      // Its messages say `items[i]`: here the item is `params`.
+      if (err instanceof HttpError) err.message = err.message.replace(/^items\[\d+\]/, `${where}.params`);
+      throw err;
+    }
     const params = JSON.stringify(p);
     if (params.length > this.limits.maxRequestBytes) {
       throw new HttpError(413, 'request_too_large', `${where}.params is larger than ${this.limits.maxRequestBytes} bytes (EDGEBATCH_BATCH_MAX_REQUEST_BYTES)`);

@@ -7,6 +7,7 @@
 // Item states: queued -> leased -> succeeded | errored | canceled | expired; leased -> queued
 // (lease ran out, or the consumer gave it back to wait for the limiter).
 import { DurableObject } from 'cloudflare:workers';
+import { resetNow } from './chaos.js';
 import { batchTimings, enqueueItems } from './queues.js';
 
 const FINAL = ['succeeded', 'errored', 'canceled', 'expired'];
@@ -138,7 +139,8 @@ export class BatchLedger extends DurableObject {
     if (!meta) return null;
     if (!meta.endedAt) return { conflict: true };
     await this.ctx.storage.deleteAlarm();
-    await this.ctx.storage.deleteAll();
+    // The rows go; a tombstone stays so the id stays a 404 rather than a fresh empty batch.
+    this.sql.exec(`DELETE FROM items`);
     this.#save({ id: meta.id, owner, deleted: true });
     return { id: meta.id, type: 'batch_deleted' };
   }
@@ -177,6 +179,7 @@ export class BatchLedger extends DurableObject {
    * one whose token is not the item's current lease is refused. Returns the counts.
    */
   async commit(results) {
+    if (resetNow(this.env)) this.ctx.abort(new Error('chaos: the batch object resets'));
     const meta = this.#meta();
     if (!meta || meta.deleted) return { accepted: 0, refused: results.length };
     let accepted = 0;
@@ -240,9 +243,15 @@ export class BatchLedger extends DurableObject {
     if (now >= meta.expiresAt) {
       this.#finish(meta, `state IN ('queued', 'leased')`, 'expired');
     } else {
-      // Leases that ran out: their consumer died (or was killed) holding them.
-      this.sql.exec(`UPDATE items SET state = 'queued', not_before = ? WHERE state = 'leased' AND lease_until <= ?`, now, now);
+      // Leases that ran out: their consumer died (or was killed) holding them. Sent again now.
+      const lapsed = this.sql.exec(`UPDATE items SET state = 'queued', not_before = ? WHERE state = 'leased' AND lease_until <= ? RETURNING idx`, now, now)
+        .toArray().map((r) => r.idx);
       if (meta.cancelAt) this.#finish(meta, `state = 'queued'`, 'canceled');
+      else if (lapsed.length > 0) {
+        meta.relet = (meta.relet ?? 0) + lapsed.length;
+        this.#save(meta);
+        await enqueueItems(this.env, meta.id, lapsed.sort((a, b) => a - b));
+      }
       // Queued items nobody has claimed for a while: their message was lost (a queue broker
       // restart loses its backlog) or is stuck; send them again. A duplicate costs one claim
       // that finds nothing, never a second upstream call.

@@ -5,7 +5,7 @@
 // permit, and owners (batches) take turns. State is in memory: an evicted object starts
 // afresh and relearns from the next replies' headers, which is what a new process would do.
 import { DurableObject } from 'cloudflare:workers';
-import * as edgebatch from '../../../pkg/edgebatch.js';
+import * as edgebatch from '../../pkg/edgebatch.js';
 
 /** Attempts in flight over all consumers of one account, at most (the adaptive ceiling). */
 export const DEFAULT_LIMITER_CONCURRENCY = 48;

@@ -41,14 +41,17 @@ export function workQueues(env) {
   return queues.filter(Boolean);
 }
 
+/** Where the next message goes: round robin over the shards, across batches of this isolate. */
+let nextShard = Math.floor(Math.random() * 8);
+
 /** Sends `indexes` of a batch as messages of ITEMS_PER_MESSAGE, round robin over the shards. */
 export async function enqueueItems(env, batchId, indexes, delaySeconds = 0) {
   const queues = workQueues(env);
   if (queues.length === 0) throw new Error('no WORK_QUEUE binding: /v1/batches needs a queue');
   const perQueue = queues.map(() => []);
-  for (let at = 0, n = 0; at < indexes.length; at += ITEMS_PER_MESSAGE, n++) {
+  for (let at = 0; at < indexes.length; at += ITEMS_PER_MESSAGE) {
     const body = { batchId, indexes: indexes.slice(at, at + ITEMS_PER_MESSAGE) };
-    perQueue[n % queues.length].push({ body, ...(delaySeconds > 0 && { delaySeconds }) });
+    perQueue[nextShard++ % queues.length].push({ body, ...(delaySeconds > 0 && { delaySeconds }) });
   }
   await Promise.all(perQueue.map(async (messages, q) => {
     for (let at = 0; at < messages.length; at += SEND_BATCH) {

@@ -11,7 +11,7 @@ import { allow, badRequest, HttpError, jsonResponse } from '../http.js';
 import { int, parseOptions, parseProvider } from '../validate.js';
 import { readBatch } from './intake.js';
 import { ledgerOf } from './consumer.js';
-import { limiterName } from './limiter.js';
+import { DEFAULT_LIMITER_CONCURRENCY, limiterName } from './limiter.js';
 
 const BATCH_OPTIONS = new Set(['limiterKey', 'rateLimit', 'limiterConcurrency']);
 const RATE_FIELDS = ['requestsPerMinute', 'inputTokensPerMinute', 'outputTokensPerMinute'];
@@ -85,6 +85,7 @@ async function create(request, url, env, config, owner, directory) {
     meta.id = `batch_${doId.toString()}`;
     ledger = env.BATCHES.get(doId);
     await ledger.init(meta);
+    return { provider: meta.provider.name, rules: config.items };
   };
   try {
     await readBatch(request, limits, begin, (rows) => ledger.append(rows));
@@ -129,7 +130,8 @@ async function batchMeta(header, env, config, origin, owner, limits) {
     owner,
     provider: { name: provider.name, baseUrl: provider.baseUrl, ...(provider.version && { version: provider.version }), sim: upstream === 'sim' },
     options,
-    limiter: { concurrency: 48, leaseMs: 120_000, ...limiter },
+    // A permit outlives its attempt's timeout, so a slow reply never frees a slot early.
+    limiter: { concurrency: DEFAULT_LIMITER_CONCURRENCY, leaseMs: Math.min(3_600_000, (options.timeoutMs ?? 60_000) + 30_000), ...limiter },
     limiterKey: await limiterName(provider, provider.apiKey, raw.limiterKey),
     createdAt,
     expiresAt: createdAt + limits.ttlMs,
@@ -140,7 +142,7 @@ async function list(url, env, owner, directory) {
   const limit = url.searchParams.has('limit') ? int('limit', Number(url.searchParams.get('limit')), 1, 100) : 20;
   const before = url.searchParams.get('before_id') ?? undefined;
   const { ids, hasMore } = await directory.list(limit, before);
-  const data = (await Promise.all(ids.map((id) => ledgerOf(env, id).describe(owner)))).filter(Boolean);
+  const data = (await Promise.all(ids.map((id) => ledgerOf(env, id)?.describe(owner)))).filter(Boolean);
   return jsonResponse(200, { data, has_more: hasMore, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null });
 }
 
