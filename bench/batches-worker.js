@@ -61,6 +61,7 @@ function counted(Base, name) {
 export const BatchLedger = counted(engine.BatchLedger, 'BatchLedger');
 export const BatchDirectory = counted(engine.BatchDirectory, 'BatchDirectory');
 export const UpstreamLimiter = counted(engine.UpstreamLimiter, 'UpstreamLimiter');
+export const TokenLimits = counted(engine.TokenLimits, 'TokenLimits');
 
 export default {
   async fetch(request, env, ctx) {
