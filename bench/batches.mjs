@@ -10,6 +10,7 @@
 //   node bench/batches.mjs            the table (a few minutes)
 //   EDGEBATCH_BENCH_BATCHES=2000x1,10000x8 node bench/batches.mjs     runs of your choice
 import { startWorker, TOKEN, messages } from '../worker/test/harness.mjs';
+import { ROOMY_TOKEN } from '../worker/test/batches-client.mjs';
 
 const LATENCY_MS = 100;
 /** The simulator's limit: 100 requests per 1-second "minute", i.e. 6,000 a minute. */
@@ -78,7 +79,7 @@ async function results(url) {
 async function run({ items, consumers }) {
   const sim = { minuteMs: SIM_MINUTE_MS, requestsPerMinute: SIM_REQUESTS_PER_MINUTE,
     latency: { baseMs: LATENCY_MS, perOutputTokenMs: 0, jitterMs: 0 }, faults: {} };
-  const worker = await startWorker({ EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '1000', EDGEBATCH_SIM_CONFIG: JSON.stringify(sim) },
+  const worker = await startWorker({ ...ROOMY_TOKEN, EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '1000', EDGEBATCH_SIM_CONFIG: JSON.stringify(sim) },
     { workQueues: consumers, script: 'bench/batches-worker.js' });
   try {
     const base = worker.url.origin;

@@ -94,7 +94,9 @@ printf 'EDGEBATCH_TOKEN=%s\n' "$token" >"$env_file"
 # without a claim) come back soon after a restart, since the local queue forgets its backlog.
 wrangler_args=(dev --ip "$host" --port "$port" --var EDGEBATCH_SIM:on --env-file "$env_file"
   --persist-to "$state_dir" --var EDGEBATCH_BATCH_ALARM_MS:1000 --var EDGEBATCH_BATCH_LEASE_MS:30000
-  --var EDGEBATCH_BATCH_REDELIVER_MS:10000 --show-interactive-dev-session=false)
+  --var EDGEBATCH_BATCH_REDELIVER_MS:10000 --show-interactive-dev-session=false
+  # The dev token's hour holds the demo's 2,200 items (the production default is 1,000).
+  --var EDGEBATCH_ITEMS_PER_HOUR:100000 --var EDGEBATCH_SUBREQUESTS_PER_HOUR:1000000)
 cli_args=(--worker "$origin" --max-retries 8)
 if [ -n "${ANTHROPIC_API_KEY:-}" ]; then
   printf 'ANTHROPIC_API_KEY=%s\n' "$ANTHROPIC_API_KEY" >>"$env_file"

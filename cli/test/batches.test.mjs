@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli, cliAsync, requestsFile, results } from './cli-helpers.mjs';
+import { ROOMY_TOKEN } from '../../worker/test/batches-client.mjs';
 
 describe('cli: batch commands, usage errors exit 2', () => {
   const w = ['--worker', 'http://127.0.0.1:1', '--token', 't'];
@@ -36,7 +37,7 @@ describe('cli: batch commands against a Worker on workerd', { timeout: 150_000 }
   let flags;
   before(async () => {
     const { startWorker, TOKEN } = await import('../../worker/test/harness.mjs');
-    worker = await startWorker({ EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '500' });
+    worker = await startWorker({ ...ROOMY_TOKEN, EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '500' });
     dir = mkdtempSync(join(tmpdir(), 'edgebatch-cli-batches-'));
     flags = ['--worker', worker.url.origin, '--token', TOKEN];
   });

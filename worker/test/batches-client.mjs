@@ -2,6 +2,12 @@
 import { TOKEN } from './harness.mjs';
 
 /**
+ * Hourly token budgets (EDGEBATCH_ITEMS_PER_HOUR, _SUBREQUESTS_PER_HOUR) roomy enough that
+ * they never pace a test's batches (the production defaults would: 1,000 items an hour).
+ */
+export const ROOMY_TOKEN = { EDGEBATCH_ITEMS_PER_HOUR: '10000000', EDGEBATCH_SUBREQUESTS_PER_HOUR: '100000000' };
+
+/**
  * `method path` with the bearer token; JSON bodies unless `raw`. Returns { status, headers,
  * text, json }. A GET that meets a reset socket (undici reusing a keep-alive connection the
  * server side has just closed, seen under load) is sent once more: polling is idempotent.

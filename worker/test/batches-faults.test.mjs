@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startWorker } from './harness.mjs';
-import { api, exactlyOnce, requests, results, sessionStats, simSession, submit, waitEnded } from './batches-client.mjs';
+import { ROOMY_TOKEN, api, exactlyOnce, requests, results, sessionStats, simSession, submit, waitEnded } from './batches-client.mjs';
 
 const FAST_SIM = { seed: 5, minuteMs: 60_000, latency: { baseMs: 10, perOutputTokenMs: 0, jitterMs: 10 } };
-const QUICK = { EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_BATCH_LEASE_MS: '3000', EDGEBATCH_BATCH_REDELIVER_MS: '1500' };
+const QUICK = { ...ROOMY_TOKEN, EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_BATCH_LEASE_MS: '3000', EDGEBATCH_BATCH_REDELIVER_MS: '1500' };
 
 /** Runs `n` requests on a fresh Worker with `vars`; `during(worker, batch)` runs alongside. */
 async function runBatch(vars, n, during) {

@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { startWorker } from './harness.mjs';
-import { api, exactlyOnce, requests, results, sessionStats, simSession, submit, waitEnded } from './batches-client.mjs';
+import { ROOMY_TOKEN, api, exactlyOnce, requests, results, sessionStats, simSession, submit, waitEnded } from './batches-client.mjs';
 
 const OTHER_TOKEN = 'other-caller-token-7c1e55';
 const FAST_SIM = { seed: 3, minuteMs: 60_000, latency: { baseMs: 5, perOutputTokenMs: 0, jitterMs: 10 } };
@@ -16,6 +16,7 @@ describe('worker: /v1/batches', { timeout: 240_000 }, () => {
 
   before(async () => {
     worker = await startWorker({
+      ...ROOMY_TOKEN,
       EDGEBATCH_SIM: 'on',
       EDGEBATCH_BATCH_ALARM_MS: '300',
       EDGEBATCH_BATCH_MAX_REQUESTS: '5000',
@@ -196,7 +197,7 @@ describe('worker: /v1/batches', { timeout: 240_000 }, () => {
 
 describe('worker: /v1/batches expiry and the dead-letter queue', { timeout: 120_000 }, () => {
   test('a batch past expires_at ends with its unfinished items expired', async () => {
-    const worker = await startWorker({ EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_BATCH_TTL_MS: '2500' });
+    const worker = await startWorker({ ...ROOMY_TOKEN, EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_BATCH_TTL_MS: '2500' });
     try {
       // Every request hangs (the session ends a hang after 20 s): nothing can finish in time.
       const sim = await simSession(worker.url, { ...FAST_SIM, faults: { hang: 1 } }, 20_000);
@@ -213,6 +214,7 @@ describe('worker: /v1/batches expiry and the dead-letter queue', { timeout: 120_
 
   test('messages that keep failing reach the dead-letter queue: their items end errored, kind delivery', async () => {
     const worker = await startWorker({
+      ...ROOMY_TOKEN,
       EDGEBATCH_SIM: 'on',
       EDGEBATCH_BATCH_ALARM_MS: '200',
       EDGEBATCH_BATCH_REDELIVER_MS: '600000',
@@ -230,6 +232,28 @@ describe('worker: /v1/batches expiry and the dead-letter queue', { timeout: 120_
         assert.match(l.result.error.message, /work queue gave up/);
       }
       assert.equal((await sessionStats(sim.baseUrl)).requests, 0);
+    } finally {
+      await worker.dispose();
+    }
+  });
+});
+
+describe('worker: /v1/batches under the token\'s hourly budget', { timeout: 60_000 }, () => {
+  test('a stored batch draws on its token\'s items per hour: past it, the rest waits', async () => {
+    const worker = await startWorker({ EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_ITEMS_PER_HOUR: '30' });
+    try {
+      const sim = await simSession(worker.url, FAST_SIM);
+      const batch = await submit(worker.url, { provider: { name: 'anthropic', baseUrl: sim.baseUrl }, requests: requests(60) });
+      // Messages of 25: the first fits the hour's 30, the second does not (until an hour on).
+      await waitFor(async () => (await api(worker.url, 'GET', `/v1/batches/${batch.id}`)).json.request_counts.succeeded >= 25);
+      await new Promise((r) => setTimeout(r, 2000));
+      const b = (await api(worker.url, 'GET', `/v1/batches/${batch.id}`)).json;
+      assert.deepEqual([b.request_counts.succeeded, b.request_counts.processing, b.processing_status], [25, 35, 'in_progress']);
+      assert.equal((await sessionStats(sim.baseUrl)).requests, 25);
+      const usage = (await api(worker.url, 'GET', '/v1/usage')).json;
+      assert.equal(usage.now.itemsLastHour, 25);
+      assert.equal(usage.total.requests, 25);
+      assert.ok(usage.total.outputTokens > 0);
     } finally {
       await worker.dispose();
     }

@@ -7,6 +7,7 @@
 import * as edgebatch from '../../pkg/edgebatch.js';
 import { UPSTREAMS } from '../config.js';
 import { redactor } from '../auth.js';
+import { tokenLimits } from '../token-limits.js';
 import { crashNow, failAlways } from './chaos.js';
 import { batchTimings, enqueueItems } from './queues.js';
 
@@ -64,13 +65,24 @@ async function work(env, batchId, indexes, redact) {
     await ledger.commit(items.map((it) => ({ ...it, result: { type: 'errored', error }, attempts: 0, elapsedMs: 0 })));
     return;
   }
+  // The token's hourly budgets (items, subrequests) pace a stored batch as they do /v1/batch:
+  // a leaked token costs no more an hour here than there.
+  const options = batch.options ?? {};
+  const owner = tokenLimits(env, batch.owner);
+  const perItem = (options.maxRetries ?? 4) + 1;
+  const spend = await owner.acquire({ batches: 0, items: items.length, subrequests: items.length * perItem, leaseMs: t.leaseMs });
+  if (!spend.ok) {
+    const waitMs = spend.retryAfterMs ?? 60_000;
+    await ledger.unclaim(items.map((it) => ({ index: it.index, token: it.token, attempts: 0 })), Date.now() + waitMs);
+    await enqueueItems(env, batchId, items.map((it) => it.index), Math.ceil(waitMs / 1000));
+    return;
+  }
   const limiter = env.LIMITER.get(env.LIMITER.idFromName(batch.limiterKey));
   const limiterConfig = { provider: provider.name, ...batch.limiter };
   const endpoint = edgebatch.Limiter.request({ name: provider.name, baseUrl: provider.baseUrl, version: provider.version, apiKey });
   const stop = new AbortController();
   const releases = [];
   let deferMs = 0;
-  const options = batch.options ?? {};
   const waitCap = Math.min(t.deferMs, Math.floor((options.timeoutMs ?? 60_000) / 3));
 
   const attempt = async (item, { signal }) => {
@@ -129,11 +141,13 @@ async function work(env, batchId, indexes, redact) {
     adaptive: false,
     breaker: { failures: 0 },
     deadlineMs: t.leaseMs - leaseMargin(t.leaseMs),
-    // Each attempt is a subrequest, and so are the limiter's two calls around it.
-    maxAttempts: Math.max(work.length, Math.floor(subrequestBudget(env) / 3)),
+    // Each attempt is a subrequest, and so are the limiter's two calls around it; and no more
+    // than the token's hour granted.
+    maxAttempts: Math.min(spend.subrequests, Math.max(work.length, Math.floor(subrequestBudget(env) / 3))),
   });
   const pending = [];
   const givenBack = [];
+  const used = { attempts: 0, requests: 0, inputTokens: 0, outputTokens: 0 };
   const flush = async () => {
     const chunk = pending.splice(0);
     if (chunk.length > 0) await ledger.commit(chunk);
@@ -141,6 +155,12 @@ async function work(env, batchId, indexes, redact) {
   try {
     for await (const r of bp.stream(work, attempt, { signal: stop.signal })) {
       const it = work[r.index];
+      used.attempts += r.attempts;
+      if (r.ok) {
+        used.requests += 1;
+        used.inputTokens += r.value.usage?.inputTokens ?? 0;
+        used.outputTokens += r.value.usage?.outputTokens ?? 0;
+      }
       if (crashNow(env)) throw new Error('chaos: the consumer crashes before committing');
       if (!r.ok && GIVE_BACK.has(r.error.kind)) {
         givenBack.push({ index: it.index, token: it.token, attempts: r.attempts });
@@ -158,6 +178,8 @@ async function work(env, batchId, indexes, redact) {
   } finally {
     bp.free();
     await Promise.all(releases);
+    await owner.release(spend.lease, { subrequests: used.attempts, requests: used.requests, inputTokens: used.inputTokens, outputTokens: used.outputTokens })
+      .catch(() => {});
   }
   if (givenBack.length > 0) {
     const notBefore = Date.now() + deferMs;
