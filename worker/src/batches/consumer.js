@@ -29,16 +29,17 @@ export function ledgerOf(env, batchId) {
   return env.BATCHES.get(id);
 }
 
-/** The queue handler: work messages, and dead-lettered ones (their items fail as `delivery`). */
+/**
+ * The queue handler: work messages, and dead-lettered ones (their items fail as `delivery`).
+ * The messages of one batch in a delivery run together, on one processor: with several
+ * messages a delivery, the tail of one (its slowest items) overlaps the next's start.
+ */
 export async function consume(batch, env, secrets) {
   const dead = batch.queue === (env.EDGEBATCH_DLQ_NAME || 'edgebatch-dlq');
+  const groups = new Map();
   for (const msg of batch.messages) {
     const { batchId, indexes } = msg.body ?? {};
-    if (typeof batchId !== 'string' || !Array.isArray(indexes)) {
-      msg.ack();
-      continue;
-    }
-    if (!ledgerOf(env, batchId)) {
+    if (typeof batchId !== 'string' || !Array.isArray(indexes) || !ledgerOf(env, batchId)) {
       msg.ack();
       continue;
     }
@@ -47,9 +48,15 @@ export async function consume(batch, env, secrets) {
       msg.ack();
       continue;
     }
+    if (!groups.has(batchId)) groups.set(batchId, { indexes: [], messages: [] });
+    const g = groups.get(batchId);
+    g.indexes.push(...indexes.filter(Number.isInteger));
+    g.messages.push(msg);
+  }
+  for (const [batchId, g] of groups) {
     if (failAlways(env)) throw new Error('chaos: this consumer fails every message');
-    await work(env, batchId, indexes, redactor(secrets));
-    msg.ack();
+    await work(env, batchId, g.indexes, redactor(secrets));
+    for (const msg of g.messages) msg.ack();
   }
 }
 

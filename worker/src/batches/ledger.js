@@ -54,6 +54,9 @@ export class BatchLedger extends DurableObject {
       ended_at: iso(meta.endedAt),
       cancel_initiated_at: iso(meta.cancelAt),
       results_url: `/v1/batches/${meta.id}/results`,
+      // Recovery at work: items whose lease lapsed (their consumer died) and items sent again
+      // because nobody claimed them (their message was lost).
+      edgebatch: { leases_lapsed: meta.relet ?? 0, redelivered: meta.redelivered ?? 0 },
     };
   }
 
