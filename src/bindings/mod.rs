@@ -1,11 +1,12 @@
-//! Every `#[wasm_bindgen]` export, and only those (the simulator's are in `sim.rs`): JS values
+//! Every `#[wasm_bindgen]` export, and only those (the simulator is its own crate): JS values
 //! are read and made here, at the edge; the batch itself runs in `core::executor` on the JS
 //! clock.
 
 mod convert;
 mod items;
 mod js_options;
-mod sim;
+#[cfg(feature = "limiter")]
+mod limiter;
 mod stream;
 mod tasks;
 

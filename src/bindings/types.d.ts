@@ -40,8 +40,12 @@ export interface BatchOptions {
   adaptive?: boolean;
   /** Stop sending after `failures` consecutive outage failures for `cooldownMs`, then probe (default 5, 5000; failures 0 turns it off). */
   breaker?: { failures?: number; cooldownMs?: number };
-  /** The expected cost of an item; wins over the estimate from a provider request body. */
-  cost?: (item: any, index: number) => { inputTokens?: number; outputTokens?: number } | undefined;
+  /**
+   * The expected cost of an item; wins over the estimate from a provider request body. The item
+   * is `unknown` (options do not know the batch's item type): annotate the parameter with your
+   * item type, which a method signature accepts, or narrow it.
+   */
+  cost?(item: unknown, index: number): { inputTokens?: number; outputTokens?: number } | undefined;
   /** Largest 2xx reply body run()/stream() read, in bytes (default 16 MiB); a larger one fails its item (kind http, not retried). */
   maxResponseBytes?: number;
 }
@@ -162,6 +166,8 @@ export interface FetchSpec {
   method?: string;
   headers?: HeadersInit;
   body?: unknown;
+  /** Default `"manual"`: a 3xx reply fails the item (not retried) instead of being followed. */
+  redirect?: "follow" | "manual" | "error";
 }
 
 /** The value of a successful `run()` item. */

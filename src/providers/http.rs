@@ -102,6 +102,55 @@ pub fn error_in_success<J: Json>(status: u16, json: &J) -> Option<Failure> {
     Some(failure)
 }
 
+/// The failure for a 3xx reply, which edgebatch never follows on its own: a provider's key
+/// would go along to wherever `Location` points. Never retried (the same request gets the
+/// same redirect). The message names only the target's host: the full URL may carry a token.
+/// `status` is `None` for a browser's opaque redirect, which hides status and target alike.
+pub fn redirect_failure(status: Option<u16>, location: Option<&str>) -> Failure {
+    let target = match location.map(location_host) {
+        Some(Some(host)) => format!("to host {host}"),
+        Some(None) => "to a path on the same host".to_owned(),
+        None => "(the target is not visible here)".to_owned(),
+    };
+    let code = status.map_or_else(|| "a redirect".to_owned(), |s| format!("HTTP {s}"));
+    Failure {
+        status,
+        retryable: Some(false),
+        ..Failure::new(
+            crate::error::ErrorKind::Http,
+            format!("redirect not followed: {code} {target} (requests are sent with redirect: \"manual\")"),
+        )
+    }
+}
+
+/// The host (and port) of an absolute or scheme-relative `Location`, without any user info;
+/// `None` for a relative one. Byte scans, not `str` patterns: those bring a string searcher
+/// (kilobytes of wasm) along.
+fn location_host(location: &str) -> Option<String> {
+    let b = location.trim().as_bytes();
+    let slashes = b.windows(2).position(|w| w == b"//")?;
+    let scheme = &b[..slashes];
+    if !(scheme.is_empty() || scheme.last() == Some(&b':') && !scheme.contains(&b'/')) {
+        return None;
+    }
+    let rest = &b[slashes + 2..];
+    let end = rest
+        .iter()
+        .position(|c| matches!(c, b'/' | b'?' | b'#' | b'\\'))
+        .unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host = match authority.iter().rposition(|&c| c == b'@') {
+        Some(at) => &authority[at + 1..],
+        None => authority,
+    };
+    let host = String::from_utf8_lossy(&host[..host.len().min(100)]).to_ascii_lowercase();
+    Some(if host.is_empty() {
+        "(none)".to_owned()
+    } else {
+        host
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +202,45 @@ mod tests {
             None
         });
         assert_eq!(g.message, "HTTP 503 Service Unavailable");
+    }
+
+    #[test]
+    fn a_redirect_names_the_host_only() {
+        let f = redirect_failure(
+            Some(302),
+            Some("https://user:sk-secret@Evil.example:8443/steal?key=sk-secret#x"),
+        );
+        assert_eq!(f.status, Some(302));
+        assert_eq!(f.retryable, Some(false));
+        assert!(
+            f.message.contains("HTTP 302 to host evil.example:8443"),
+            "{}",
+            f.message
+        );
+        assert!(
+            !f.message.contains("secret") && !f.message.contains("steal"),
+            "{}",
+            f.message
+        );
+        let relative = redirect_failure(Some(307), Some("/v2/messages?token=t0k"));
+        assert!(
+            relative.message.contains("to a path on the same host"),
+            "{}",
+            relative.message
+        );
+        assert!(!relative.message.contains("t0k"));
+        assert!(redirect_failure(Some(301), Some("//cdn.example/x"))
+            .message
+            .contains("to host cdn.example"));
+        let opaque = redirect_failure(None, None);
+        assert_eq!(opaque.status, None);
+        assert!(
+            opaque
+                .message
+                .starts_with("redirect not followed: a redirect"),
+            "{}",
+            opaque.message
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::task::failure_from_js;
 use super::{describe, get, has, parse_json, set};
 use crate::core::limits::RateLimits;
 use crate::error::{ErrorKind, Failure};
-use crate::providers::http::failure_from_reply;
+use crate::providers::http::{failure_from_reply, redirect_failure};
 use crate::redact::Secrets;
 
 #[wasm_bindgen]
@@ -40,6 +40,7 @@ pub fn request_init(
         .ok_or_else(|| invalid("fetch spec needs a non-empty string `url`"))?;
     let init = RequestInit::new();
     init.set_signal(Some(signal));
+    set(&init, "redirect", redirect_mode(spec)?);
     if let Some(method) = get(spec, "method") {
         let method = method.as_string().ok_or_else(|| {
             invalid(format!(
@@ -77,6 +78,23 @@ pub fn request_init(
     }
     init.set_headers(&headers);
     Ok((url, init))
+}
+
+/// The spec's `redirect` ("follow", "manual" or "error"); default "manual": a redirect is not
+/// followed but fails the item (see [`send`]), so no header goes to a host nobody named.
+fn redirect_mode(spec: &JsValue) -> Result<String, Failure> {
+    match get(spec, "redirect") {
+        None => Ok("manual".to_owned()),
+        Some(v) => v
+            .as_string()
+            .filter(|m| ["follow", "manual", "error"].contains(&m.as_str()))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "fetch spec `redirect` must be \"follow\", \"manual\" or \"error\", got {}",
+                    describe(&v)
+                ))
+            }),
+    }
 }
 
 /// Plain objects and arrays go out as JSON; Blob, FormData, ArrayBuffer, streams as they are.
@@ -130,7 +148,8 @@ extern "C" {
 
 /// Sends a request with the global `fetch` and reads the whole body: an unread body would
 /// hold one of a Worker's 6 connections. A non-2xx reply is an `http` failure, carrying what
-/// `limits` reads from its headers.
+/// `limits` reads from its headers; a redirect (sent with `redirect: "manual"`) is one that is
+/// never retried.
 pub async fn send(
     url: &str,
     init: &RequestInit,
@@ -172,6 +191,17 @@ pub async fn send(
         headers: response.headers(),
         text,
     };
+    let opaque = get(&response, "type")
+        .and_then(|t| t.as_string())
+        .as_deref()
+        == Some("opaqueredirect");
+    let location = reply.header("location");
+    if opaque || (300..400).contains(&reply.status) && location.is_some() {
+        return Err(redirect_failure(
+            (!opaque).then_some(reply.status),
+            location.as_deref(),
+        ));
+    }
     if !ok {
         let body = parse_json(&reply.text);
         let header = |h: &str| reply.header(h);

@@ -68,12 +68,25 @@ export function summarize(results) {
       s.failed++;
       s.byKind[r.error.kind] = (s.byKind[r.error.kind] ?? 0) + 1;
     }
-    if (r.usage) {
-      s.usage.inputTokens += r.usage.inputTokens;
-      s.usage.outputTokens += r.usage.outputTokens;
-    }
+    const usage = usageOf(r);
+    s.usage.inputTokens += usage.inputTokens;
+    s.usage.outputTokens += usage.outputTokens;
   }
   return s;
+}
+
+// A result's token usage: the provider's (lifted onto the result), else what a map() value
+// says of itself: an Anthropic SDK Message (`usage.input_tokens`), an OpenAI ChatCompletion
+// (`usage.prompt_tokens`), or an object already in this shape. Anything else counts nothing.
+function usageOf(r) {
+  const tokens = (n) => (typeof n === 'number' && Number.isFinite(n) && n >= 0 ? n : 0);
+  if (r.usage) return { inputTokens: tokens(r.usage.inputTokens), outputTokens: tokens(r.usage.outputTokens) };
+  const u = r.ok && r.value !== null && typeof r.value === 'object' ? r.value.usage : undefined;
+  if (u === null || typeof u !== 'object') return { inputTokens: 0, outputTokens: 0 };
+  return {
+    inputTokens: tokens(u.input_tokens ?? u.prompt_tokens ?? u.inputTokens),
+    outputTokens: tokens(u.output_tokens ?? u.completion_tokens ?? u.outputTokens),
+  };
 }
 
 export function makeError(kind, status, type, message, retryable, retryAfterMs) {

@@ -78,6 +78,8 @@ pub async fn call_provider(
     init.set_headers(&headers);
     init.set_body(&json);
     init.set_signal(Some(signal));
+    // Never follow: the key would go along to wherever the redirect points.
+    set(&init, "redirect", "manual");
 
     let now_ms = JsClock.unix_ms();
     let read_limits = |h: &dyn Fn(&str) -> Option<String>| {
