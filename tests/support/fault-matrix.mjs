@@ -170,7 +170,13 @@ const rows = await Promise.all(ROWS.flatMap(([name, script, wantRun, wantMap], r
 const harness = await import('../../worker/test/harness.mjs');
 KEYS.push(harness.FAKE_ANTHROPIC_KEY);
 // The Worker's outgoing fetches (to api.anthropic.com, with its own key) reach `upstream`.
-const worker = await harness.startWorker({}, { options: { outboundService: { node: upstream } } });
+// The cells run at once, with models named for the cell: this token may run them all.
+const worker = await harness.startWorker({
+  EDGEBATCH_MODELS: '*',
+  EDGEBATCH_CONCURRENT_BATCHES: '100',
+  EDGEBATCH_ITEMS_PER_HOUR: '100000',
+  EDGEBATCH_SUBREQUESTS_PER_HOUR: '1000000',
+}, { options: { outboundService: { node: upstream } } });
 Object.assign(worker, { post: harness.postBatch, ndjson: harness.ndjson });
 rows.push(...(await Promise.all(ROWS.map(([name, script, , , wantWorker], row) => cell(name, script, row, 'worker', wantWorker, worker)))));
 
