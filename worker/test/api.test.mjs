@@ -211,7 +211,7 @@ describe('worker: no API key configured', { timeout: 60_000 }, () => {
   test('a request error is a 400 before the missing key\'s 500', async () => {
     const keyless = await startWorker({ ANTHROPIC_API_KEY: '' });
     try {
-      const body = { items: [{ model: 'm', max_tokens: 1, messages: [] }] };
+      const body = { items: [{ model: 'claude-haiku-4-5', max_tokens: 1, messages: [] }] };
       const bad = await postBatch(keyless.url, { ...body, options: { maxRetries: 'lots' } });
       assert.equal(bad.status, 400, bad.text);
       assert.match(JSON.parse(bad.text).error.message, /options\.maxRetries/);

@@ -33,7 +33,7 @@ function randomValue(next, depth = 0) {
 function mutated(next) {
   const body = {
     provider: { name: 'anthropic' },
-    items: [{ model: 'm', max_tokens: 4, messages: [{ role: 'user', content: 'x' }] }],
+    items: [{ model: 'claude-haiku-4-5', max_tokens: 4, messages: [{ role: 'user', content: 'x' }] }],
     options: { concurrency: 2, maxRetries: 1, backoff: { baseMs: 10, jitter: 'full' } },
   };
   const paths = [['provider'], ['provider', 'name'], ['provider', 'baseUrl'], ['provider', 'version'], ['provider', 'apiKey'],
