@@ -1,13 +1,18 @@
 # edgebatch build and test pipeline. `make test` is what CI runs (.ci/run).
 #   make setup   toolchain, wasm-bindgen-cli (= Cargo.lock), npm devDependencies, chromium
-#   make build   pkg/ (wasm-bindgen --target web + wasm-opt -Oz)
+#   make build   pkg/ (the npm package: the library wasm, an entry per host), sim/pkg/ (the
+#                simulator's own wasm) and worker/pkg/ (the library with the `limiter` feature,
+#                for the Worker); wasm-bindgen --target web + wasm-opt -Oz
 #   make test    fmt, clippy (native + wasm), native tests, wasm tests in Node and
-#                headless Chromium, JS tests, TypeScript declaration check, the Worker on
+#                headless Chromium, JS tests, TypeScript declaration check, the packed npm
+#                package in consumer projects (Node, a Worker, tsc, Vite/esbuild), the Worker on
 #                workerd and the CLI, the demo page in headless Chromium
 #   make run     the Worker under `wrangler dev` on 127.0.0.1:8787 with the simulator, a
-#                200-document batch through it with the CLI, then serving the demo page
-#                (http://127.0.0.1:8787/) until Ctrl-C
-#   make bench   overhead and pacing benchmarks, wasm sizes
+#                200-document batch through it with the CLI, a 2,000-request stored batch
+#                (/v1/batches, resumed by the next make run if stopped), then serving the demo
+#                page (http://127.0.0.1:8787/) until Ctrl-C
+#   make bench   overhead, pacing and memory benchmarks, /v1/batches throughput and cost,
+#                wasm sizes
 #   make mutants mutation testing (cargo-mutants, pinned, into .tools/) of src/core,
 #                src/providers and src/options.rs: caught / missed / timeout / unviable per
 #                file. Slow, not part of `make test`. SHARD=k/n samples one shard of n;
@@ -24,7 +29,7 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
 WASM_TARGET := --target wasm32-unknown-unknown
 
-.PHONY: setup build test lint test-native test-wasm test-js test-types test-worker test-www run bench mutants clean
+.PHONY: setup build test lint test-native test-wasm test-js test-types test-package test-worker test-www run bench mutants clean
 
 setup:
 	@scripts/setup.sh
@@ -32,20 +37,20 @@ setup:
 build: setup
 	@scripts/build.sh
 
-test: build lint test-native test-wasm test-js test-types test-worker test-www
+test: build lint test-native test-wasm test-js test-types test-package test-worker test-www
 	@echo "make test: all passed"
 
 lint: setup
 	@echo "==> cargo fmt --check"
 	@cargo fmt --check
 	@echo "==> cargo clippy (native)"
-	@cargo clippy --quiet --all-targets -- -D warnings
+	@cargo clippy --quiet --workspace --all-targets -- -D warnings
 	@echo "==> cargo clippy (wasm32)"
-	@cargo clippy --quiet $(WASM_TARGET) --all-targets -- -D warnings
+	@cargo clippy --quiet --workspace $(WASM_TARGET) --all-targets --all-features -- -D warnings
 
 test-native: setup
-	@echo "==> cargo test (native)"
-	@cargo test --quiet
+	@echo "==> cargo test (native: the library and the simulator crate)"
+	@cargo test --quiet --workspace
 
 # Not `cargo test -q` for wasm: cargo passes --quiet on to wasm-bindgen-test-runner,
 # which rejects it. Doctests are left to the native run (see scripts/test-wasm.sh).
@@ -62,6 +67,13 @@ test-types: build
 	@echo "==> tsc -p tests/types --noEmit"
 	@node_modules/.bin/tsc -p tests/types --noEmit
 
+# The npm package as users get it: `npm pack ./pkg`, installed offline into throwaway consumer
+# projects (Node import/require, a user's Worker on workerd, tsc --strict, Vite and esbuild
+# pages in headless Chromium), plus publint and arethetypeswrong on the tarball.
+test-package: build
+	@echo "==> node --test tests/package (consumer projects of the packed tarball)"
+	@node --test tests/package/
+
 # The Worker on real workerd (Miniflare), its bundle (wrangler deploy --dry-run), and the CLI.
 test-worker: build
 	@echo "==> node --test worker/test cli/test (workerd via Miniflare)"
@@ -77,11 +89,14 @@ run: build
 	@scripts/run.sh
 
 # Figures, not pass/fail: overhead vs p-limit/p-queue, pacing vs the peers on the simulator,
-# and the wasm size with and without the simulator (EDGEBATCH_LEAN=1: the library alone).
+# peak RSS and wasm memory per MB of reply (bench/memory.mjs), /v1/batches on workerd (items/s
+# by consumers, cost per 10,000 items), and the wasm sizes (the library's, the Worker's, the
+# simulator's own).
 bench: build
-	@EDGEBATCH_LEAN=1 scripts/build.sh
 	@node bench/overhead.mjs
 	@node bench/pacing.mjs
+	@node bench/memory.mjs
+	@node bench/batches.mjs
 
 # Every mutant of the pure Rust against the full native `cargo test`, one at a time
 # (--jobs 1); exclusions of equivalent mutants and their reasons are in .cargo/mutants.toml.
@@ -90,5 +105,5 @@ mutants:
 		scripts/mutants.sh
 
 clean:
-	rm -rf pkg test-artifacts
+	rm -rf pkg sim/pkg worker/pkg www/pkg test-artifacts worker/.wrangler
 	cargo clean

@@ -504,10 +504,11 @@ const wasm = readFileSync(wasmPath);
 const gz = gzipSync(wasm, { level: constants.Z_BEST_COMPRESSION });
 console.log('');
 console.log(`pkg/edgebatch_bg.wasm: ${wasm.length.toLocaleString('en-US')} bytes, ${gz.length.toLocaleString('en-US')} bytes gzipped (level 9)`);
-const lean = new URL('../target/pkg-lean/edgebatch_bg.wasm', import.meta.url);
-if (existsSync(lean)) {
-  const lw = readFileSync(lean);
-  const lz = gzipSync(lw, { level: constants.Z_BEST_COMPRESSION }).length;
-  console.log(`target/pkg-lean (no simulator, EDGEBATCH_LEAN=1 build; may be stale): ${lw.length.toLocaleString('en-US')} bytes, ${lz.toLocaleString('en-US')} gzipped`);
+// The simulator is its own crate and wasm (sim/pkg), never in the library's.
+const simWasm = new URL('../sim/pkg/edgebatch_sim_bg.wasm', import.meta.url);
+if (existsSync(simWasm)) {
+  const sw = readFileSync(simWasm);
+  const sz = gzipSync(sw, { level: constants.Z_BEST_COMPRESSION }).length;
+  console.log(`sim/pkg/edgebatch_sim_bg.wasm (the simulator, not shipped): ${sw.length.toLocaleString('en-US')} bytes, ${sz.toLocaleString('en-US')} gzipped`);
 }
 console.log(`total bench time ${fmtS(performance.now() - started)} s`);

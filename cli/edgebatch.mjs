@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// edgebatch CLI: `edgebatch run requests.jsonl -o results.jsonl [options]`.
-// Runs every request (in-process with the wasm package, or on a Worker with --worker), appends
+// edgebatch CLI: `edgebatch run requests.jsonl -o results.jsonl [options]`, and the commands of
+// batches stored on a Worker (submit, status, results, cancel, list: cli/batches.mjs).
+// `run` runs every request (in-process with the wasm package, or on a Worker with --worker), appends
 // one result line per item as it completes, and resumes: items already in the output file are
 // skipped. Exit status: 0 every item ok, 1 some failed or the run stopped early, 2 bad usage,
 // 130 interrupted.
@@ -8,11 +9,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import process from 'node:process';
 import { streamBatch } from '../worker/src/batch.js';
+import { BATCH_COMMANDS, BATCH_HELP, batchCommand } from './batches.mjs';
+import { checkUrl, intFlags, workerTarget } from './flags.mjs';
 import { ProgressView } from './progress.mjs';
 import { loadRequests, loadResults, ResultsWriter, UsageError } from './results-file.mjs';
 import { chunk, postBatch, WorkerError } from './worker-client.mjs';
 
 const HELP = `Usage: edgebatch run <requests.jsonl> -o <results.jsonl> [options]
+       edgebatch submit | status | results | cancel | list ... --worker URL   (see below)
 
 Runs one request per line of <requests.jsonl> (item i = the i-th non-blank line) and appends
 one line per item to <results.jsonl> as it completes:
@@ -37,7 +41,9 @@ Options:
 
 API keys come from the environment only: ANTHROPIC_API_KEY, OPENAI_API_KEY (in --worker mode
 the Worker uses its own secrets).
-Exit status: 0 all ok, 1 some items failed or the run stopped early, 2 bad usage, 130 interrupted.
+${BATCH_HELP}
+Exit status: 0 all ok, 1 some items failed or the run stopped early (results: the batch still
+runs; status --follow, results: some request did not succeed), 2 bad usage, 130 interrupted.
 `;
 
 const PROVIDERS = ['anthropic', 'openai', 'http'];
@@ -79,7 +85,9 @@ function parseCli(argv) {
   const [command, input, ...extra] = positionals;
   if (command === undefined) throw new UsageError('missing command: edgebatch run <requests.jsonl> -o <results.jsonl>');
   if (command === 'help') return { help: true };
-  if (command !== 'run') throw new UsageError(`unknown command ${JSON.stringify(command)} (the command is "run")`);
+  if (command !== 'run') {
+    throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: run, ${BATCH_COMMANDS.join(', ')})`);
+  }
   if (input === undefined) throw new UsageError('missing the requests file: edgebatch run <requests.jsonl> -o <results.jsonl>');
   if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
   if (v.output === undefined) throw new UsageError('missing -o <results.jsonl>');
@@ -92,26 +100,10 @@ function parseCli(argv) {
     if (provider === 'http') throw new UsageError('--base-url does not apply to --provider http (each line has its url)');
     checkUrl('--base-url', v['base-url']);
   }
-  const options = {};
-  for (const [flag, [key, min, max]] of Object.entries(INT_FLAGS)) {
-    if (v[flag] === undefined) continue;
-    const n = Number(v[flag]);
-    if (!/^\d+$/.test(v[flag]) || !Number.isSafeInteger(n) || n < min || n > max) {
-      throw new UsageError(`--${flag} must be an integer in ${min}..=${max}, got ${JSON.stringify(v[flag])}`);
-    }
-    options[key] = n;
-  }
-  let worker;
-  if (v.worker !== undefined) {
-    checkUrl('--worker', v.worker);
-    if (provider === 'http') {
-      throw new UsageError('--provider http cannot go through --worker: the Worker only calls allowlisted AI APIs');
-    }
-    const token = v.token ?? process.env.EDGEBATCH_TOKEN;
-    if (!token) throw new UsageError('--worker needs --token T (or env EDGEBATCH_TOKEN)');
-    worker = { url: v.worker, token };
-  } else if (v.token !== undefined) {
-    throw new UsageError('--token only applies with --worker URL');
+  const options = intFlags(v, INT_FLAGS);
+  const worker = workerTarget(v, { required: false });
+  if (worker && provider === 'http') {
+    throw new UsageError('--provider http cannot go through --worker: the Worker only calls allowlisted AI APIs');
   }
   return {
     input,
@@ -123,18 +115,6 @@ function parseCli(argv) {
     retryFailed: Boolean(v['retry-failed']),
     quiet: Boolean(v.quiet),
   };
-}
-
-function checkUrl(flag, s) {
-  let u;
-  try {
-    u = new URL(s);
-  } catch {
-    throw new UsageError(`${flag} must be an http(s) URL, got ${JSON.stringify(s)}`);
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-    throw new UsageError(`${flag} must be an http(s) URL, got ${JSON.stringify(s)}`);
-  }
 }
 
 /** The in-process provider option, with the key from the environment only. */
@@ -219,6 +199,8 @@ function printSummary(rows) {
 }
 
 async function main(argv) {
+  // The batch commands come first on the line; `run` takes its flags anywhere.
+  if (BATCH_COMMANDS.includes(argv[0]) && !argv.includes('-h') && !argv.includes('--help')) return batchCommand(argv[0], argv.slice(1));
   const cli = parseCli(argv);
   if (cli.help) {
     process.stdout.write(HELP);

@@ -2,6 +2,7 @@
 // every 2 seconds, whichever comes first), so logs and CI output stay readable.
 
 export class ProgressView {
+  /** `already`: what was done before this view started (a resumed download, a batch joined late), left out of the rate. */
   constructor({ total, already = 0, stream = process.stderr, quiet = false }) {
     this.total = total;
     this.already = already;
@@ -52,7 +53,7 @@ export class ProgressView {
     const parts = [`${done}/${this.total}`, `ok ${ok}`, `failed ${failed}`];
     if (inFlight !== undefined) parts.push(`in flight ${inFlight}`);
     if (retries !== undefined) parts.push(`retries ${retries}`);
-    const rate = secs > 0 ? done / secs : 0;
+    const rate = secs > 0 ? (done - this.already) / secs : 0;
     parts.push(`${secs.toFixed(1)}s`, `${rate.toFixed(1)}/s`);
     return `${bar}${parts.join('  ')}`;
   }

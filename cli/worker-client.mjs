@@ -1,6 +1,7 @@
 // `--worker URL`: sends items to a running edgebatch Worker's POST /v1/batch and reads its
 // NDJSON answer line by line as it arrives. Large inputs go in several batches (the Worker caps
-// items per batch and the body size), one after the other.
+// items per batch and the body size), one after the other. Also the fetch and line reading
+// that the batch commands (cli/batches.mjs) share.
 
 /** Items per batch and bytes per body, under the Worker's defaults (1000 items, 1 MiB). */
 export const CHUNK_ITEMS = 1000;
@@ -28,34 +29,47 @@ export function chunk(items, maxItems = CHUNK_ITEMS, maxBytes = CHUNK_BYTES) {
 export class WorkerError extends Error {}
 
 /**
+ * fetch() to the Worker: a connection failure or a non-2xx answer becomes a WorkerError saying
+ * what happened (the Worker's JSON error type and message when it sent one). A caller's abort
+ * is rethrown as is.
+ */
+export async function workerFetch(url, init) {
+  let res;
+  try {
+    res = await fetch(url, init);
+  } catch (e) {
+    if (init.signal?.aborted) throw e;
+    throw new WorkerError(`cannot reach the Worker at ${url.origin}: ${e.cause?.message ?? e.message}`);
+  }
+  if (res.ok) return res;
+  const text = await res.text().catch(() => '');
+  let message = text.slice(0, 300);
+  try {
+    const err = JSON.parse(text).error;
+    message = `${err.type}: ${err.message}`;
+  } catch {
+    // not JSON: show the start of the text
+  }
+  throw Object.assign(new WorkerError(`the Worker answered ${res.status}: ${message}`), { status: res.status });
+}
+
+/**
  * POSTs one batch and yields every NDJSON line as a parsed object: item results, then
  * `{ summary }` (or `{ error }` if the Worker failed mid-stream).
  */
 export async function* postBatch(base, token, body, signal) {
   const url = new URL('/v1/batch', base);
-  let res;
-  try {
-    res = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-      body: JSON.stringify(body),
-      signal,
-    });
-  } catch (e) {
-    if (signal?.aborted) throw e;
-    throw new WorkerError(`cannot reach the Worker at ${url.origin}: ${e.cause?.message ?? e.message}`);
-  }
-  if (!res.ok) {
-    const text = await res.text().catch(() => '');
-    let message = text.slice(0, 300);
-    try {
-      const err = JSON.parse(text).error;
-      message = `${err.type}: ${err.message}`;
-    } catch {
-      // not JSON: show the start of the text
-    }
-    throw new WorkerError(`the Worker answered ${res.status}: ${message}`);
-  }
+  const res = await workerFetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify(body),
+    signal,
+  });
+  for await (const line of responseLines(res)) yield parseLine(line);
+}
+
+/** The non-blank lines of a response body, as text, as they arrive. */
+export async function* responseLines(res) {
   const decoder = new TextDecoder();
   let buffered = '';
   for await (const chunkBytes of res.body) {
@@ -64,11 +78,11 @@ export async function* postBatch(base, token, body, signal) {
     while ((nl = buffered.indexOf('\n')) >= 0) {
       const line = buffered.slice(0, nl);
       buffered = buffered.slice(nl + 1);
-      if (line.trim() !== '') yield parseLine(line);
+      if (line.trim() !== '') yield line;
     }
   }
   buffered += decoder.decode();
-  if (buffered.trim() !== '') yield parseLine(buffered);
+  if (buffered.trim() !== '') yield buffered;
 }
 
 function parseLine(line) {

@@ -2,10 +2,8 @@
 // loopback upstream — it answers 429 past 6 requests in flight, 529 now and then, and sometimes
 // hangs — and show that every document still comes back exactly once.
 import http from 'node:http';
-import { readFileSync } from 'node:fs';
-import { initSync, BatchProcessor } from '../pkg/edgebatch.js';
-
-initSync({ module: readFileSync(new URL('../pkg/edgebatch_bg.wasm', import.meta.url)) });
+// The package's Node entry (what `import ... from "edgebatch"` resolves to): no init call.
+import { BatchProcessor } from '../pkg/node.js';
 
 const DOCS = 200;
 const CAPACITY = 6; // the upstream's concurrent-request limit

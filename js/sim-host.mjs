@@ -1,7 +1,7 @@
 // Serves edgebatch's simulated AI API over the fetch API: a `Request` in, a `Response` out.
 // Plain ES module, no dependencies: runs in workerd, Node and the browser.
 //
-//   import { Simulator } from "../pkg/edgebatch.js";           // after init / initSync
+//   import { Simulator } from "./sim-wasm.mjs";  // Node; elsewhere sim/pkg/edgebatch_sim.js, initialised
 //   import { serveSim } from "./sim-host.mjs";
 //   const sim = new Simulator({ requestsPerMinute: 50, faults: { rate529: 0.05 } });
 //   const response = await serveSim(sim, request, { signal });  // e.g. in a Worker's fetch()

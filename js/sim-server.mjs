@@ -3,33 +3,28 @@
 // As a module:
 //   const srv = await startSimServer({ seed: 1, requestsPerMinute: 60, faults: { rate529: 0.1 } });
 //   srv.url;  srv.sim.stats();  await srv.close();
-// `options` are the Simulator's (see SimulatorOptions in pkg/edgebatch.d.ts) plus `port`
+// `options` are the Simulator's (see SimulatorOptions in sim/pkg/edgebatch_sim.d.ts) plus `port`
 // (default 0: a free one) and `host` (default 127.0.0.1).
 //
 // As a script: `node js/sim-server.mjs [--port N] [--seed N] [--rpm N] ...` (--help lists all)
-// prints `READY http://127.0.0.1:PORT` and serves until SIGTERM/SIGINT or until its stdin
-// closes (so a parent that dies takes it along).
+// prints `READY http://127.0.0.1:PORT` and serves until SIGTERM/SIGINT (so `node
+// js/sim-server.mjs &` in a script keeps serving); with --until-stdin-closes also until its
+// stdin closes (so a parent that dies, holding the other end of a pipe, takes it along).
 //
 // Each HTTP request becomes a fetch-API Request for serveSim (sim-host.mjs); its Response is
 // piped back as it arrives (slow bodies chunk by chunk). A client that goes away aborts the
 // request (the sim counts it as aborted); a simulated disconnect destroys the socket.
-// Loads the wasm from ../pkg (build it with scripts/build.sh).
+// Loads the simulator's own wasm from ../sim/pkg (build it with scripts/build.sh).
 import http from 'node:http';
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { serveSim, isDisconnect } from './sim-host.mjs';
 import { serveUntilStopped } from './serve-until-stopped.mjs';
 
-let pkg;
-/** The wasm package, loaded once (a second initSync elsewhere is harmless). */
+/** The simulator's wasm (sim/pkg), loaded on first use. */
 export async function loadSimulator() {
-  if (!pkg) {
-    pkg = await import('../pkg/edgebatch.js');
-    pkg.initSync({ module: readFileSync(new URL('../pkg/edgebatch_bg.wasm', import.meta.url)) });
-  }
-  return pkg.Simulator;
+  return (await import('./sim-wasm.mjs')).Simulator;
 }
 
 // Connection-level headers the fetch Request must not carry over.
@@ -92,7 +87,7 @@ async function answer(sim, req, res, origin) {
 /**
  * Starts the simulated API on a loopback port.
  * @param {object} [options] Simulator options, plus `port` and `host`
- * @returns {Promise<{ url: string, sim: import("../pkg/edgebatch.js").Simulator, close(): Promise<void> }>}
+ * @returns {Promise<{ url: string, sim: import("../sim/pkg/edgebatch_sim.js").Simulator, close(): Promise<void> }>}
  */
 export async function startSimServer(options = {}) {
   const { port = 0, host = '127.0.0.1', ...simOptions } = options;
@@ -170,9 +165,10 @@ export function parseArgs(argv) {
 
 const isMain = process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1]);
 if (isMain) {
-  const args = process.argv.slice(2);
+  const UNTIL_STDIN = '--until-stdin-closes';
+  const args = process.argv.slice(2).filter((a) => a !== UNTIL_STDIN);
   if (args.includes('--help')) {
-    process.stdout.write(`usage: node js/sim-server.mjs ${Object.keys(FLAGS).map((f) => `[${f} ${f === '--host' ? 'HOST' : 'N'}]`).join(' ')} [--options JSON]\n`);
+    process.stdout.write(`usage: node js/sim-server.mjs ${Object.keys(FLAGS).map((f) => `[${f} ${f === '--host' ? 'HOST' : 'N'}]`).join(' ')} [--options JSON] [${UNTIL_STDIN}]\n`);
     process.exit(0);
   }
   let srv;
@@ -182,5 +178,5 @@ if (isMain) {
     process.stderr.write(`sim-server: ${err.message}\n`);
     process.exit(2);
   }
-  serveUntilStopped(srv);
+  serveUntilStopped(srv, { stdin: process.argv.includes(UNTIL_STDIN) });
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds pkg/: one wasm-bindgen `--target web` build that serves browser, workerd and Node.
+# Builds pkg/ (the npm package: the library's wasm, one wasm-bindgen `--target web` build that
+# serves browser, workerd and Node, with an entry per host) and sim/pkg/ (the simulator's wasm).
 # Needs scripts/setup.sh to have run (wasm-bindgen in .tools/, binaryen in node_modules/).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -13,22 +14,23 @@ wasm_opt=node_modules/binaryen/bin/wasm-opt
 [ -x "$wasm_bindgen" ] || die "$wasm_bindgen is missing; run scripts/setup.sh (or make setup)"
 [ -f "$wasm_opt" ] || die "$wasm_opt is missing; run scripts/setup.sh (or make setup)"
 
-# EDGEBATCH_LEAN=1 builds the library without the simulator (cargo feature `sim` off) into
-# target/pkg-lean: the size a user who ships no simulator pays (printed by `make bench`).
-out=pkg
-target_dir=target
-features=()
-if [ "${EDGEBATCH_LEAN:-0}" = 1 ]; then
-  out=target/pkg-lean target_dir=target/lean features=(--no-default-features)
-fi
-cargo build --quiet --release --target wasm32-unknown-unknown --target-dir "$target_dir" "${features[@]}"
-raw=$target_dir/wasm32-unknown-unknown/release/edgebatch.wasm
-[ -f "$raw" ] || die "cargo did not produce $raw"
-
-rm -rf "$out"
-"$wasm_bindgen" --target web --out-dir "$out" --out-name edgebatch "$raw"
-
-bindgen_size=$(wc -c <"$out"/edgebatch_bg.wasm)
+# One crate's wasm: cargo, then wasm-bindgen `--target web`, then wasm-opt -Oz, into $3.
+#   build_wasm <cargo package> <wasm file stem> <out dir> <out name>
+build_wasm() {
+  local package=$1 stem=$2 out=$3 name=$4 features=${5:-}
+  cargo build --quiet --release --target wasm32-unknown-unknown -p "$package" ${features:+--features "$features"}
+  local raw=target/wasm32-unknown-unknown/release/$stem.wasm
+  [ -f "$raw" ] || die "cargo did not produce $raw"
+  rm -rf "$out"
+  "$wasm_bindgen" --target web --out-dir "$out" --out-name "$name" "$raw"
+  local bindgen_size
+  bindgen_size=$(wc -c <"$out/${name}_bg.wasm")
+  node "$wasm_opt" -Oz "${opt_features[@]}" "$out/${name}_bg.wasm" -o "$out/${name}_bg.opt.wasm"
+  mv "$out/${name}_bg.opt.wasm" "$out/${name}_bg.wasm"
+  printf 'build: %s %s bytes raw, %s bytes gzip -9 (%s bytes before wasm-opt)\n' \
+    "$out/${name}_bg.wasm" "$(wc -c <"$out/${name}_bg.wasm")" \
+    "$(gzip -9c "$out/${name}_bg.wasm" | wc -c)" "$bindgen_size"
+}
 
 # wasm-opt learns which wasm features are enabled from the module's `target_features`
 # section, which `strip = true` removes; plain -Oz then rejects what rustc emits by
@@ -50,45 +52,19 @@ for feature in $(rustc --print cfg --target wasm32-unknown-unknown ${RUSTFLAGS:-
   esac
 done
 
-opt_tmp="$out"/edgebatch_bg.opt.wasm
-node "$wasm_opt" -Oz "${opt_features[@]}" "$out"/edgebatch_bg.wasm -o "$opt_tmp"
-mv "$opt_tmp" "$out"/edgebatch_bg.wasm
+# The library: pkg/ is the npm package root. wasm-bindgen's glue stays the `edgebatch/raw`
+# entry; js/package/assemble.mjs adds the per-host entries, package.json, README, LICENSEs.
+build_wasm edgebatch edgebatch pkg edgebatch
+node js/package/assemble.mjs pkg
 
-# pkg/package.json, with the version, description and license from Cargo.toml.
-cargo_field() {
-  awk -v key="$1" '
-    /^\[/ { in_pkg = ($0 == "[package]") }
-    in_pkg && $1 == key && $2 == "=" {
-      sub(/^[^=]*=[ \t]*"/, ""); sub(/"[ \t]*$/, ""); print; exit
-    }' Cargo.toml
-}
-version=$(cargo_field version) description=$(cargo_field description) license=$(cargo_field license)
-(cd "$out" && ls -1A) | node -e '
-  const [version, description, license] = process.argv.slice(1);
-  const files = require("fs").readFileSync(0, "utf8").split("\n")
-    .filter((f) => f && f !== "package.json" && f !== ".gitignore");
-  const pkg = {
-    name: "edgebatch",
-    version,
-    ...(description && { description }),
-    ...(license && { license }),
-    type: "module",
-    main: "edgebatch.js",
-    types: "edgebatch.d.ts",
-    files,
-    sideEffects: ["./snippets/*"],
-  };
-  process.stdout.write(JSON.stringify(pkg, null, 2) + "\n");
-' "$version" "$description" "$license" >"$out"/package.json
+# The simulated AI API: its own crate and wasm in sim/pkg/, never part of the npm package.
+# Loaded by js/sim-wasm.mjs (Node), the Worker's dev mode, the tests and the benchmarks.
+build_wasm edgebatch-sim edgebatch_sim sim/pkg edgebatch_sim
+
+# The Worker's build: the library plus the `Limiter` export of /v1/batches' shared limiter.
+build_wasm edgebatch edgebatch worker/pkg edgebatch limiter
 
 # The demo page loads the same build from www/pkg (the Worker serves www/ as static assets).
-if [ "$out" = pkg ]; then
-  rm -rf www/pkg
-  mkdir -p www/pkg
-  cp -R pkg/edgebatch.js pkg/edgebatch_bg.wasm pkg/snippets www/pkg/
-fi
-
-raw_size=$(wc -c <"$out"/edgebatch_bg.wasm)
-gz_size=$(gzip -9c "$out"/edgebatch_bg.wasm | wc -c)
-printf 'build: %s/edgebatch_bg.wasm %s bytes raw, %s bytes gzip -9 (%s bytes before wasm-opt)\n' \
-  "$out" "$raw_size" "$gz_size" "$bindgen_size"
+rm -rf www/pkg
+mkdir -p www/pkg
+cp -R pkg/edgebatch.js pkg/edgebatch_bg.wasm pkg/snippets www/pkg/

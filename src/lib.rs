@@ -35,8 +35,8 @@
 //! # let _ = ErrorKind::Http;
 //! ```
 //!
-//! [`sim`] is a simulated Anthropic / OpenAI API (rate limits, rate-limit headers, faults), pure
-//! and seeded like the core, that the demo, the tests and the benchmarks use as an upstream.
+//! The simulated Anthropic / OpenAI API the demo, the tests and the benchmarks use as an
+//! upstream is its own crate (`sim/`, `edgebatch-sim`) with its own wasm: not in this one.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -44,7 +44,7 @@ pub mod core;
 pub mod error;
 pub mod options;
 pub mod providers;
-pub mod sim;
+pub mod redact;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings;

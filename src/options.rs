@@ -130,7 +130,12 @@ pub const KNOWN_KEYS: &[&str] = &[
     "adaptive",
     "breaker",
     "cost",
+    "maxResponseBytes",
 ];
+
+/// Default `maxResponseBytes`: 16 MiB. Far past any model reply (128k output tokens are well
+/// under 1 MB), and a Worker (128 MB of memory, 6 connections) can hold six such bodies.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The keys of the `rateLimit` object.
 pub const RATE_LIMIT_KEYS: &[&str] = &[
@@ -147,6 +152,9 @@ pub const BACKOFF_KEYS: &[&str] = &["baseMs", "maxMs", "jitter"];
 
 /// Largest `maxAttempts`: far past any host's limit (a Worker allows 10,000 subrequests).
 pub const MAX_ATTEMPTS: u64 = 1_000_000_000;
+
+/// Largest `maxResponseBytes`: 1 GiB (a JS string cannot hold much more anyway).
+pub const MAX_RESPONSE_BYTES: u64 = 1 << 30;
 
 /// Largest timer delay JS timers honour (2^31 - 1 ms).
 pub const MAX_TIMER_MS: u64 = 2_147_483_647;
@@ -242,6 +250,8 @@ pub struct RawOptions {
     pub breaker_failures: Option<Raw>,
     /// `breaker.cooldownMs`
     pub breaker_cooldown_ms: Option<Raw>,
+    /// `maxResponseBytes`
+    pub max_response_bytes: Option<Raw>,
 }
 
 /// Validated options: the executor's [`Config`] and the jitter seed.
@@ -253,6 +263,8 @@ pub struct Options {
     pub seed: Option<u64>,
     /// Rate budgets, adaptive concurrency, breaker.
     pub pacing: PacingConfig,
+    /// The largest 2xx reply body `run()` reads; a larger one fails its item.
+    pub max_response_bytes: u64,
 }
 
 fn get(raw: &Option<Raw>) -> &Raw {
@@ -322,7 +334,15 @@ impl RawOptions {
             .map_or(pacing_defaults.breaker_cooldown, ms),
             ..pacing_defaults
         };
+        let max_response_bytes = integer(
+            "maxResponseBytes",
+            get(&self.max_response_bytes),
+            1,
+            MAX_RESPONSE_BYTES,
+        )?
+        .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
         Ok(Options {
+            max_response_bytes,
             config: Config {
                 concurrency,
                 max_retries,
@@ -351,6 +371,15 @@ mod tests {
         let o = RawOptions::default().validate().unwrap();
         assert_eq!(o.config, Config::default());
         assert_eq!(o.seed, None);
+        assert_eq!(o.max_response_bytes, DEFAULT_MAX_RESPONSE_BYTES);
+        let bad = RawOptions {
+            max_response_bytes: num(0.0),
+            ..Default::default()
+        };
+        assert_eq!(
+            bad.validate().unwrap_err().message,
+            "maxResponseBytes must be an integer in 1..=1073741824, got 0"
+        );
     }
 
     #[test]

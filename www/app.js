@@ -80,7 +80,10 @@ function simConfig() {
   };
 }
 
-/** A fresh simulator of its own on the server: its URL for `provider.baseUrl`. */
+/**
+ * A fresh simulator of its own on the server: its URL for `provider.baseUrl`. The server says
+ * only the path (a URL it built would come from the Host header); it is on `simUrl`.
+ */
 async function simSession(simUrl) {
   let res;
   try {
@@ -93,7 +96,7 @@ async function simSession(simUrl) {
     throw new Error(`could not reach the simulator at ${simUrl} (${err.message}). Start it with \`make run\`, which serves this page and the simulator on http://127.0.0.1:8787.`);
   }
   const body = await res.json().catch(() => null);
-  if (res.ok && typeof body?.baseUrl === 'string') return body.baseUrl;
+  if (res.ok && typeof body?.path === 'string') return new URL(body.path, `${simUrl.replace(/\/+$/, '')}/`).href;
   if (body?.error?.message) throw new Error(`the simulator refused the settings: ${body.error.message}`);
   throw new Error(`no edgebatch simulator at ${simUrl} (HTTP ${res.status}). \`make run\` starts one on http://127.0.0.1:8787: enter its address under "Simulator server".`);
 }

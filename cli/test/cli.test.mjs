@@ -2,59 +2,12 @@
 // the output exactly once; --worker mode reads a real Worker's NDJSON stream.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startSimServer } from '../../js/sim-server.mjs';
-
-const CLI = fileURLToPath(new URL('../edgebatch.mjs', import.meta.url));
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// No real keys reach a child: the tests talk to local simulators only.
-const env = { ...process.env };
-delete env.ANTHROPIC_API_KEY;
-delete env.OPENAI_API_KEY;
-delete env.EDGEBATCH_TOKEN;
-
-function requestsFile(dir, n) {
-  const path = join(dir, 'requests.jsonl');
-  const lines = Array.from({ length: n }, (_, i) => JSON.stringify({
-    model: 'claude-haiku-4-5',
-    max_tokens: 16,
-    messages: [{ role: 'user', content: `Summarize document ${i}.` }],
-  }));
-  writeFileSync(path, `${lines.join('\n')}\n`);
-  return path;
-}
-
-function results(path) {
-  return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
-}
-
-function cli(args, opts = {}) {
-  return spawnSync(process.execPath, [CLI, ...args], { env, encoding: 'utf8', timeout: 30_000, ...opts });
-}
-
-/** Runs the CLI to its end; resolves with { code, stdout, stderr }. */
-function cliAsync(args, { timeoutMs = 60_000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`CLI did not finish in ${timeoutMs} ms:\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+import { CLI, cli, cliAsync, env, requestsFile, results, sleep } from './cli-helpers.mjs';
 
 describe('cli: usage errors exit 2 with a clear message', () => {
   const cases = [

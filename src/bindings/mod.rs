@@ -1,14 +1,17 @@
-//! Every `#[wasm_bindgen]` export, and only those (the simulator's are in `sim.rs`): JS values
+//! Every `#[wasm_bindgen]` export, and only those (the simulator is its own crate): JS values
 //! are read and made here, at the edge; the batch itself runs in `core::executor` on the JS
 //! clock.
 
 mod convert;
+mod items;
 mod js_options;
-mod sim;
+#[cfg(feature = "limiter")]
+mod limiter;
 mod stream;
 mod tasks;
 
 use convert::{event_object, progress_object, results_array};
+use items::Items;
 use js_options::{
     check_keys, function_option, js_error, object_option, option, provider_option, raw,
     signal_option, type_error,
@@ -31,7 +34,9 @@ use crate::core::limits::Cost;
 use crate::core::pacer::Pacer;
 use crate::options::{self, RawOptions};
 use crate::providers::{Provider, ProviderKind};
+use crate::redact::Secrets;
 use crate::web::clock::JsClock;
+use crate::web::preflight;
 use crate::web::provider::Metered;
 use crate::web::{describe, get, JsJson};
 use crate::Clock;
@@ -51,6 +56,10 @@ pub struct BatchProcessor {
     provider: Option<Rc<Provider>>,
     cost: Option<Function>,
     pacer: Rc<RefCell<Pacer>>,
+    /// The provider's key: scrubbed from everything a call reports.
+    secrets: Rc<Secrets>,
+    /// `maxResponseBytes`.
+    max_response_bytes: u64,
 }
 
 #[wasm_bindgen]
@@ -100,6 +109,7 @@ impl BatchProcessor {
             adaptive: raw(option(&options, "adaptive")),
             breaker_failures: breaker("failures"),
             breaker_cooldown_ms: breaker("cooldownMs"),
+            max_response_bytes: raw(option(&options, "maxResponseBytes")),
         };
         Self::from_parts(raw_options, &options)
     }
@@ -111,15 +121,19 @@ impl BatchProcessor {
             validated.config.concurrency,
             JsClock.now(),
         );
+        let provider = provider_option(options)?;
+        let secrets = provider.as_ref().map(Provider::secrets).unwrap_or_default();
         Ok(BatchProcessor {
             config: validated.config,
             seed: validated.seed,
             signal: signal_option(options, "signal")?,
             on_progress: function_option(options, "onProgress")?,
             on_event: function_option(options, "onEvent")?,
-            provider: provider_option(options)?
+            provider: provider
                 .filter(|p| p.kind != ProviderKind::Http)
                 .map(Rc::new),
+            secrets: Rc::new(secrets),
+            max_response_bytes: validated.max_response_bytes,
             cost: function_option(options, "cost")?,
             pacer: Rc::new(RefCell::new(pacer)),
         })
@@ -128,7 +142,7 @@ impl BatchProcessor {
     /// `map(items, fn, callOptions?)`: one result per item, in input order.
     pub fn map(&self, items: JsValue, task: JsValue, call_options: JsValue) -> Promise {
         let prepared = self
-            .prepare(items, call_options)
+            .prepare(items, call_options, false)
             .and_then(|c| Ok((c, task_fn(task)?)));
         let (call, task) = match prepared {
             Ok(ready) => ready,
@@ -142,11 +156,11 @@ impl BatchProcessor {
 
     /// `run(specs, callOptions?)`: each spec sent with the global `fetch`.
     pub fn run(&self, specs: JsValue, call_options: JsValue) -> Promise {
-        let call = match self.prepare(specs, call_options) {
+        let call = match self.prepare(specs, call_options, true) {
             Ok(call) => call,
             Err(e) => return Promise::reject(&e),
         };
-        let task = Task::Run(self.provider.clone());
+        let task = Task::Run(self.provider.clone(), self.max_response_bytes);
         future_to_promise(async move {
             let results = call.execute(task, &mut ()).await;
             Ok(results_array(&results))
@@ -169,9 +183,10 @@ impl BatchProcessor {
         } else {
             (task, call_options)
         };
-        let call = self.prepare(items, call_options)?;
-        let task = if task.is_undefined() || task.is_null() {
-            Task::Run(self.provider.clone())
+        let sends = task.is_undefined() || task.is_null();
+        let call = self.prepare(items, call_options, sends)?;
+        let task = if sends {
+            Task::Run(self.provider.clone(), self.max_response_bytes)
         } else {
             Task::Map(task_fn(task)?)
         };
@@ -183,8 +198,10 @@ impl BatchProcessor {
         Ok(as_async_iterable(stream.into()))
     }
 
-    fn prepare(&self, items: JsValue, call_options: JsValue) -> Result<Call, JsValue> {
-        let items = to_array(items)?;
+    /// The call's items, signals and cost; `sends`: the items are requests (run, stream
+    /// without a function), checked before their first attempt.
+    fn prepare(&self, items: JsValue, call_options: JsValue, sends: bool) -> Result<Call, JsValue> {
+        let items = Rc::new(Items::read(items)?);
         let mut signals: Vec<AbortSignal> = self.signal.iter().cloned().collect();
         if !call_options.is_undefined() && !call_options.is_null() {
             if !call_options.is_object() {
@@ -207,17 +224,26 @@ impl BatchProcessor {
         let provider = self.provider.clone();
         let cost_fn = self.cost.clone();
         let cost_items = items.clone();
+        let secrets = self.secrets.clone();
+        // Every item is read here first, guarded: one that throws fails before any attempt.
         let cost = move |index: usize| {
-            let item = cost_items.get(index as u32);
+            let item = cost_items.get(index).map_err(|m| secrets.scrub(&m))?;
+            match (sends, provider.as_deref()) {
+                (false, _) => Ok(()),
+                (true, Some(p)) => preflight::check_request(p, &item),
+                (true, None) => preflight::check_spec(&item),
+            }
+            .map_err(|m| secrets.scrub(&m))?;
             let estimate = provider
                 .as_deref()
                 .map(|p| p.estimate_cost(&JsJson(item.clone())));
-            caller_cost(cost_fn.as_ref(), &item, index).unwrap_or(estimate.unwrap_or_default())
+            Ok(caller_cost(cost_fn.as_ref(), &item, index).unwrap_or(estimate.unwrap_or_default()))
         };
         Ok(Call {
             config: self.config.clone(),
             seed,
             pacer: self.pacer.clone(),
+            secrets: self.secrets.clone(),
             cost: Box::new(cost),
             items,
             cancel,
@@ -227,19 +253,6 @@ impl BatchProcessor {
                 on_event: self.on_event.clone(),
             },
         })
-    }
-}
-
-fn to_array(items: JsValue) -> Result<Rc<Array>, JsValue> {
-    if Array::is_array(&items) {
-        return Ok(Rc::new(items.unchecked_into()));
-    }
-    match js_sys::try_iter(&items) {
-        Ok(Some(_)) => Ok(Rc::new(Array::from(&items))),
-        _ => Err(type_error(format!(
-            "items must be an array or an iterable, got {}",
-            describe(&items)
-        ))),
     }
 }
 
@@ -254,8 +267,9 @@ struct Call {
     config: Config,
     seed: u64,
     pacer: Rc<RefCell<Pacer>>,
-    cost: Box<dyn Fn(usize) -> Cost>,
-    items: Rc<Array>,
+    secrets: Rc<Secrets>,
+    cost: Box<dyn Fn(usize) -> Result<Cost, String>>,
+    items: Rc<Items>,
     cancel: CancelToken,
     _links: Vec<SignalLink>,
     callbacks: JsCallbacks,
@@ -273,7 +287,7 @@ impl Call {
         let items = self.items.clone();
         let mut both = Both(&self.callbacks, extra);
         let observer: &mut dyn Observer<Metered> = &mut both;
-        let total = items.length() as usize;
+        let total = items.len();
         let pacing = Pacing {
             pacer: &self.pacer,
             cost: &*self.cost,
@@ -283,7 +297,7 @@ impl Call {
             &self.config,
             &JsClock,
             total,
-            |i, a| task.start(i, a, &items),
+            |i, a| task.start(i, a, &items, &self.secrets),
             pacing,
             &self.cancel,
             &mut rng,

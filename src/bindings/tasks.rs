@@ -7,13 +7,16 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use js_sys::{Array, Function};
-use wasm_bindgen::JsValue;
+use js_sys::Function;
+use wasm_bindgen::prelude::*;
 
-use crate::error::Failure;
+use super::items::Items;
+use crate::error::{ErrorKind, Failure};
 use crate::providers::Provider;
+use crate::redact::Secrets;
 use crate::web::abort::AbortGuard;
-use crate::web::fetch::fetch_spec;
+use crate::web::fetch::{fetch_spec_with, BodyRules};
+use crate::web::get;
 use crate::web::provider::{call_provider, Metered};
 use crate::web::task::{start_task, TaskAttempt};
 
@@ -23,49 +26,143 @@ pub(super) enum Task {
     /// (timeout, deadline, cancel).
     Map(Rc<Function>),
     /// A fetch spec, or with a provider its request body; the request is aborted when the
-    /// attempt is dropped.
-    Run(Option<Rc<Provider>>),
+    /// attempt is dropped. A 2xx body past the byte cap (`maxResponseBytes`) fails the item.
+    Run(Option<Rc<Provider>>, u64),
 }
 
 impl Task {
-    /// Starts attempt `attempt` of item `index` now.
-    pub(super) fn start(&self, index: usize, attempt: u32, items: &Array) -> Attempt {
-        match self {
-            Task::Map(f) => Attempt::Map(start_task(f, items, index, attempt)),
-            Task::Run(provider) => Attempt::Run(request(provider.clone(), items.get(index as u32))),
+    /// Starts attempt `attempt` of item `index` now. The item was read once before (its
+    /// cost); one that throws only now fails this attempt as `invalid`. Whatever the attempt
+    /// reports is scrubbed of `secrets` (and of a fetch spec's own credentials).
+    pub(super) fn start(
+        &self,
+        index: usize,
+        attempt: u32,
+        items: &Items,
+        secrets: &Rc<Secrets>,
+    ) -> Attempt {
+        let work = match (self, items.get(index)) {
+            (_, Err(message)) => Work::Unreadable(Some(message)),
+            (Task::Map(f), Ok(item)) => Work::Map(start_task(f, item, index, attempt)),
+            (Task::Run(provider, max_bytes), Ok(item)) => {
+                Work::Run(request(provider.clone(), item, secrets.clone(), *max_bytes))
+            }
+        };
+        Attempt {
+            work,
+            secrets: secrets.clone(),
         }
     }
 }
 
 type Request = Pin<Box<dyn Future<Output = Result<Metered, Failure>>>>;
 
-fn request(provider: Option<Rc<Provider>>, item: JsValue) -> Request {
+fn request(
+    provider: Option<Rc<Provider>>,
+    item: JsValue,
+    secrets: Rc<Secrets>,
+    max_bytes: u64,
+) -> Request {
     let guard = AbortGuard::new();
     Box::pin(async move {
         let signal = guard.signal();
         let out = match provider.as_deref() {
-            Some(p) => call_provider(p, &item, &signal).await,
-            None => fetch_spec(&item, &signal).await.map(Metered::plain),
+            Some(p) => {
+                let rules = BodyRules {
+                    max_bytes,
+                    secrets: &secrets,
+                };
+                call_provider(p, &item, &signal, &rules).await
+            }
+            None => {
+                let secrets = secrets.with(&spec_secrets(&item));
+                let rules = BodyRules {
+                    max_bytes,
+                    secrets: &secrets,
+                };
+                fetch_spec_with(&item, &signal, &rules)
+                    .await
+                    .map(|value| {
+                        scrub_headers(&value, &secrets);
+                        Metered::plain(value)
+                    })
+                    .map_err(|f| scrub(f, &secrets))
+            }
         };
         guard.disarm();
         out
     })
 }
 
-/// One attempt of either kind; a task's value arrives as a [`Metered::plain`] value.
+#[wasm_bindgen(module = "/src/web/glue.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = specSecrets)]
+    fn spec_credentials(spec: &JsValue) -> js_sys::Array;
+}
+
+/// The credentials a fetch spec sends in its headers (`authorization`, `x-api-key`, ...).
+fn spec_secrets(spec: &JsValue) -> Secrets {
+    let mut secrets = Secrets::default();
+    for value in spec_credentials(spec).iter().filter_map(|v| v.as_string()) {
+        secrets.add(&value);
+    }
+    secrets
+}
+
+/// A failure with its message and type scrubbed of `secrets`.
+fn scrub(mut failure: Failure, secrets: &Secrets) -> Failure {
+    if !secrets.is_empty() {
+        failure.message = secrets.scrub(&failure.message);
+        failure.error_type = failure.error_type.map(|t| secrets.scrub(&t));
+    }
+    failure
+}
+
+/// A fetch spec value's `headers` copy, scrubbed in place (an upstream may echo a key in a
+/// header as well as in the body).
+fn scrub_headers(value: &JsValue, secrets: &Secrets) {
+    let Some(headers) = get(value, "headers").filter(|_| !secrets.is_empty()) else {
+        return;
+    };
+    for key in js_sys::Object::keys(headers.unchecked_ref::<js_sys::Object>()).iter() {
+        let scrubbed = js_sys::Reflect::get(&headers, &key)
+            .ok()
+            .and_then(|v| v.as_string())
+            .map(|v| secrets.scrub(&v));
+        if let Some(v) = scrubbed {
+            let _ = js_sys::Reflect::set(&headers, &key, &JsValue::from_str(&v));
+        }
+    }
+}
+
+/// One attempt of either kind, scrubbed of the call's secrets; a task's value arrives as a
+/// [`Metered::plain`] value.
 #[must_use = "dropping the attempt aborts it"]
-pub(super) enum Attempt {
+pub(super) struct Attempt {
+    work: Work,
+    secrets: Rc<Secrets>,
+}
+
+enum Work {
     Map(TaskAttempt),
     Run(Request),
+    /// The item threw when read: fails at once.
+    Unreadable(Option<String>),
 }
 
 impl Future for Attempt {
     type Output = Result<Metered, Failure>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.get_mut() {
-            Attempt::Map(task) => Pin::new(task).poll(cx).map(|out| out.map(Metered::plain)),
-            Attempt::Run(request) => request.as_mut().poll(cx),
-        }
+        let this = self.get_mut();
+        let out = match &mut this.work {
+            Work::Map(task) => Pin::new(task).poll(cx).map(|out| out.map(Metered::plain)),
+            Work::Run(request) => request.as_mut().poll(cx),
+            Work::Unreadable(message) => Poll::Ready(Err(Failure::new(
+                ErrorKind::Invalid,
+                message.take().unwrap_or_default(),
+            ))),
+        };
+        out.map(|out| out.map_err(|f| scrub(f, &this.secrets)))
     }
 }

@@ -1,6 +1,6 @@
 /** Options of `new BatchProcessor(options)`. Invalid values throw TypeError/RangeError. */
 export interface BatchOptions {
-  /** Attempts in flight at once, at most (1..=10000, default 8). */
+  /** Attempts in flight at once, at most, across every call of this processor (1..=10000, default 8). */
   concurrency?: number;
   /** Retries after the first attempt (0..=100, default 4). */
   maxRetries?: number;
@@ -40,8 +40,14 @@ export interface BatchOptions {
   adaptive?: boolean;
   /** Stop sending after `failures` consecutive outage failures for `cooldownMs`, then probe (default 5, 5000; failures 0 turns it off). */
   breaker?: { failures?: number; cooldownMs?: number };
-  /** The expected cost of an item; wins over the estimate from a provider request body. */
-  cost?: (item: any, index: number) => { inputTokens?: number; outputTokens?: number } | undefined;
+  /**
+   * The expected cost of an item; wins over the estimate from a provider request body. The item
+   * is `unknown` (options do not know the batch's item type): annotate the parameter with your
+   * item type, which a method signature accepts, or narrow it.
+   */
+  cost?(item: unknown, index: number): { inputTokens?: number; outputTokens?: number } | undefined;
+  /** Largest 2xx reply body run()/stream() read, in bytes (default 16 MiB); a larger one fails its item (kind http, not retried). */
+  maxResponseBytes?: number;
 }
 
 /** The API `run()` talks to. The key is sent only to `baseUrl` and never appears in results. */
@@ -160,6 +166,8 @@ export interface FetchSpec {
   method?: string;
   headers?: HeadersInit;
   body?: unknown;
+  /** Default `"manual"`: a 3xx reply fails the item (not retried) instead of being followed. */
+  redirect?: "follow" | "manual" | "error";
 }
 
 /** The value of a successful `run()` item. */
@@ -172,9 +180,12 @@ export interface FetchValue {
 /** Runs batches of calls with bounded concurrency, retries, timeouts, a deadline and cancellation. */
 export class BatchProcessor {
   constructor(options?: BatchOptions);
-  /** One result per item, in input order. Never rejects for one item's sake. */
+  /**
+   * One result per item, in input order. Never rejects for one item's sake. `items` is an
+   * array or any iterable object; a string is refused (it would run one item per character).
+   */
   map<T, R>(
-    items: Iterable<T>,
+    items: Iterable<T> & object,
     fn: (item: T, ctx: TaskContext) => R | PromiseLike<R>,
     options?: CallOptions,
   ): Promise<ItemResult<Awaited<R>>[]>;
@@ -184,7 +195,7 @@ export class BatchProcessor {
   run<V = ProviderValue>(requests: Iterable<ProviderRequest>, options?: CallOptions): Promise<ItemResult<V>[]>;
   /** Results in completion order; `break` cancels the rest. */
   stream<T, R>(
-    items: Iterable<T>,
+    items: Iterable<T> & object,
     fn: (item: T, ctx: TaskContext) => R | PromiseLike<R>,
     options?: CallOptions,
   ): AsyncIterableIterator<ItemResult<Awaited<R>>>;

@@ -48,8 +48,10 @@ type WaitFuture = Pin<Box<dyn Future<Output = usize>>>;
 pub struct Pacing<'a, V> {
     /// Shared by every batch of one processor.
     pub pacer: &'a RefCell<Pacer>,
-    /// The expected cost of item `index`.
-    pub cost: &'a dyn Fn(usize) -> Cost,
+    /// The expected cost of item `index`, asked once before its first attempt; an `Err`
+    /// (the item cannot be read, or can never be sent) fails it at once as `invalid`, with
+    /// no attempt made.
+    pub cost: &'a dyn Fn(usize) -> Result<Cost, String>,
     /// What a success reports.
     pub feedback: &'a dyn Fn(&V) -> Feedback,
 }
@@ -104,7 +106,7 @@ where
     ));
     let pacing = Pacing {
         pacer: &pacer,
-        cost: &|_| Cost::default(),
+        cost: &|_| Ok(Cost::default()),
         feedback: &|_| Feedback::default(),
     };
     run_paced(config, clock, total, task, pacing, cancel, rng, observer).await
@@ -168,14 +170,23 @@ where
         retries: 0,
     };
     poll_fn(|cx| batch.poll(cx)).await;
-    batch
-        .results
+    std::mem::take(&mut batch.results)
         .into_iter()
         .map(|r| r.expect("every item has exactly one result"))
         .collect()
 }
 
-struct Batch<'a, V, C: ?Sized, F, O: ?Sized> {
+/// An item's final error with what its last attempt said (status, type, message).
+fn with_last_failure(mut error: ItemError, last: Option<Failure>) -> ItemError {
+    if let Some(last) = last {
+        error.status = last.status;
+        error.error_type = last.error_type;
+        error.message = format!("{}; last error: {}", error.message, last.message);
+    }
+    error
+}
+
+struct Batch<'a, V, C: ?Sized + Clock, F, O: ?Sized> {
     config: &'a Config,
     clock: &'a C,
     task: F,
@@ -199,6 +210,20 @@ struct Batch<'a, V, C: ?Sized, F, O: ?Sized> {
     done: usize,
     ok: usize,
     retries: u64,
+}
+
+/// A batch dropped before its end (its future dropped mid-way) gives the processor back the
+/// slots and reservations of its attempts in flight.
+impl<V, C: ?Sized + Clock, F, O: ?Sized> Drop for Batch<'_, V, C, F, O> {
+    fn drop(&mut self) {
+        let now = self.clock.now();
+        for state in &self.items {
+            if matches!(state.phase, Phase::Running { .. }) {
+                let cost = state.cost.unwrap_or_default();
+                self.pacing.pacer.borrow_mut().on_abandoned(&cost, now);
+            }
+        }
+    }
 }
 
 impl<V, C, F, Fut, O> Batch<'_, V, C, F, O>
@@ -264,20 +289,35 @@ where
     fn dispatch(&mut self, cx: &mut Context<'_>) -> bool {
         let mut progressed = false;
         loop {
-            let limit = self.limit();
-            let Some(index) = self.peek_ready().filter(|_| self.running.len() < limit) else {
+            let Some(index) = self.peek_ready() else {
                 self.gate = None;
                 return progressed;
             };
+            // The slots are the processor's: another call's attempts count too.
+            if self.pacing.pacer.borrow().in_flight() >= self.limit() {
+                self.pacing.pacer.borrow_mut().wait_for_slot(cx.waker());
+                self.gate = None;
+                return progressed;
+            }
             let cost = match self.items[index].cost {
                 Some(cost) => cost,
-                None => *self.items[index].cost.insert((self.pacing.cost)(index)),
+                None => match (self.pacing.cost)(index) {
+                    Ok(cost) => *self.items[index].cost.insert(cost),
+                    Err(message) => {
+                        self.pop_ready();
+                        self.finalize(index, Err(ItemError::bare(ErrorKind::Invalid, message)));
+                        progressed = true;
+                        continue;
+                    }
+                },
             };
             let now = self.clock.now();
             let admission = self.pacing.pacer.borrow_mut().admit(&cost, now);
             match admission {
-                // Waiting for the probe; with nothing in flight there is no probe to wait for.
-                Admission::Blocked if !self.running.is_empty() => {
+                // Waiting for the probe (maybe another call's); with nothing in flight there
+                // is no probe to wait for.
+                Admission::Blocked if self.pacing.pacer.borrow().in_flight() > 0 => {
+                    self.pacing.pacer.borrow_mut().wait_for_slot(cx.waker());
                     self.gate = None;
                     return progressed;
                 }
@@ -289,6 +329,10 @@ where
                 Admission::Never(message) => {
                     self.pop_ready();
                     self.finalize(index, Err(ItemError::bare(ErrorKind::Invalid, message)));
+                }
+                Admission::Until(at) if self.deadline_at.is_some_and(|d| at >= d) => {
+                    self.pop_ready();
+                    self.fail_past_deadline(index, at - now);
                 }
                 Admission::Until(at) => {
                     if self.gate.as_ref().is_none_or(|(armed, _)| *armed != at) {
@@ -304,6 +348,20 @@ where
             }
             progressed = true;
         }
+    }
+
+    /// The pacer holds `index` back (a 429's pause, a budget, the breaker) for `wait`, past
+    /// the deadline: it fails now, saying the wait, rather than idle until the deadline.
+    fn fail_past_deadline(&mut self, index: usize, wait: Duration) {
+        let ms = wait.as_millis() as u64;
+        let mut error = ItemError::bare(
+            ErrorKind::Deadline,
+            format!("the processor's pacing holds new attempts for {ms} ms, past the deadline"),
+        );
+        error = with_last_failure(error, self.items[index].last_failure.take());
+        error.retryable = true;
+        error.retry_after_ms = Some(ms);
+        self.finalize(index, Err(error));
     }
 
     fn limit(&self) -> usize {
@@ -409,10 +467,14 @@ where
         } else {
             Duration::ZERO
         };
+        // A wait that passes the deadline fails this item now (below); as a processor-wide
+        // pause it would only hold back the healthy items, and the next call, for nothing.
+        let usable = self.deadline_at.is_none_or(|d| now + delay < d);
+        let pause = if usable { delay } else { Duration::ZERO };
         self.pacing
             .pacer
             .borrow_mut()
-            .on_failure(&cost, &failure, delay, started, &ticket, now);
+            .on_failure(&cost, &failure, pause, started, &ticket, now);
         if !retryable || attempt > self.config.max_retries {
             return self.finalize(index, Err(ItemError::from_failure(failure, retryable)));
         }
@@ -523,12 +585,7 @@ where
                 }
             };
             let last = self.items[index].last_failure.take();
-            let mut error = ItemError::bare(kind, message);
-            if let Some(last) = last {
-                error.status = last.status;
-                error.error_type = last.error_type;
-                error.message = format!("{}; last error: {}", error.message, last.message);
-            }
+            let error = with_last_failure(ItemError::bare(kind, message), last);
             self.finalize(index, Err(error));
         }
         self.emit_progress();

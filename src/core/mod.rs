@@ -9,6 +9,7 @@ pub mod clock;
 pub mod executor;
 pub mod limits;
 pub mod pacer;
+pub mod permits;
 pub mod report;
 pub mod retry;
 mod timeouts;

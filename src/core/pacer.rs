@@ -3,6 +3,7 @@
 //! from every outcome. One pacer per processor, so what it learns outlives a single batch.
 
 use std::collections::VecDeque;
+use std::task::Waker;
 use std::time::Duration;
 
 use super::adaptive::{Aimd, Breaker, Gate, Signal};
@@ -96,6 +97,11 @@ pub struct Pacer {
     follow_headers: bool,
     aimd: Aimd,
     breaker: Breaker,
+    /// Attempts in flight, across every call that shares this pacer: one processor's
+    /// `concurrency` bounds all its calls together.
+    in_flight: usize,
+    /// Calls waiting for a slot that another call holds, woken when one is released.
+    slot_waiters: Vec<Waker>,
 }
 
 fn bucket(per_minute: Option<u64>, now: Duration) -> TokenBucket {
@@ -117,12 +123,34 @@ impl Pacer {
             follow_headers: config.follow_headers,
             aimd: Aimd::new(max_concurrency, config.adaptive),
             breaker: Breaker::new(config.breaker_failures, config.breaker_cooldown),
+            in_flight: 0,
+            slot_waiters: Vec::new(),
         }
     }
 
     /// Attempts allowed in flight now.
     pub fn concurrency(&self) -> usize {
         self.aimd.limit()
+    }
+
+    /// Attempts in flight now, in every call sharing this pacer.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Wakes `waker` when an attempt ends (a call waiting for a slot another call holds).
+    pub fn wait_for_slot(&mut self, waker: &Waker) {
+        if !self.slot_waiters.iter().any(|w| w.will_wake(waker)) {
+            self.slot_waiters.push(waker.clone());
+        }
+    }
+
+    /// An attempt is over, whatever its outcome: its slot is free for every call.
+    fn release(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        for waker in self.slot_waiters.drain(..) {
+            waker.wake();
+        }
     }
 
     /// Until when dispatch is paused after a 429, if it is.
@@ -175,6 +203,7 @@ impl Pacer {
         if self.breaker.gate(now) == Gate::Probe {
             self.breaker.probe_sent();
         }
+        self.in_flight += 1;
         let mut sent = self.sent;
         for (k, (b, n, _)) in self.buckets(cost).into_iter().enumerate() {
             b.take(n, now);
@@ -228,6 +257,7 @@ impl Pacer {
         }
         self.aimd.on_success(in_flight);
         self.breaker.on_success();
+        self.release();
     }
 
     /// A failed attempt that started at `started`; `wait` is the delay before its retry (the
@@ -244,6 +274,7 @@ impl Pacer {
         // Nothing was generated: the reserved tokens come back. The request stays counted
         // unless it was rate limited (below): a failed request was still served.
         self.refund_tokens(cost, now);
+        self.release();
         if let Some(limits) = &failure.limits {
             self.observe(limits, ticket, now);
         }
@@ -284,6 +315,7 @@ impl Pacer {
     /// and, if it was the breaker's probe, the next request may probe.
     pub fn on_abandoned(&mut self, cost: &Cost, now: Duration) {
         self.refund_tokens(cost, now);
+        self.release();
         self.breaker.on_neutral();
     }
 

@@ -8,6 +8,22 @@ pub fn retryable_status(status: u16) -> bool {
     matches!(status, 408 | 409 | 429 | 500 | 502 | 503 | 504 | 529)
 }
 
+/// The verdict of an API error type, for an error whose status says nothing (a 2xx whose
+/// body is an error object): overloaded, server and rate-limit errors retry like 529, 500
+/// and 429; errors about the request itself do not. Unknown types: no verdict.
+pub fn retryable_error_type(error_type: &str) -> Option<bool> {
+    match error_type {
+        "overloaded_error" | "api_error" | "rate_limit_error" | "timeout_error" => Some(true),
+        "invalid_request_error"
+        | "authentication_error"
+        | "permission_error"
+        | "not_found_error"
+        | "request_too_large"
+        | "billing_error" => Some(false),
+        _ => None,
+    }
+}
+
 /// Reads `x-should-retry`: the server's explicit verdict, which beats the status table.
 pub fn parse_should_retry(value: &str) -> Option<bool> {
     match value.trim() {
@@ -64,6 +80,14 @@ mod tests {
         for s in never {
             assert!(!is_retryable(&http(s)), "{s} should not retry");
         }
+    }
+
+    #[test]
+    fn error_types() {
+        assert_eq!(retryable_error_type("overloaded_error"), Some(true));
+        assert_eq!(retryable_error_type("rate_limit_error"), Some(true));
+        assert_eq!(retryable_error_type("invalid_request_error"), Some(false));
+        assert_eq!(retryable_error_type("something_new"), None);
     }
 
     #[test]

@@ -25,16 +25,20 @@ pub fn endpoint(base_url: &str, api_key: Option<String>, version: &str) -> Endpo
 
 /// Reads a Message: its text blocks joined, `stop_reason`, `usage`.
 pub fn parse_reply<J: Json>(json: &J) -> Result<Reply, String> {
+    parse_reply_parts(json).map(Reply::joined)
+}
+
+/// [`parse_reply`] with the text blocks' strings not yet joined.
+pub fn parse_reply_parts<J: Json>(json: &J) -> Result<Reply<Vec<J>>, String> {
     let content = json
         .field("content")
         .ok_or("reply has no `content`: not a Messages API reply")?;
     let text = content
         .items()
-        .iter()
+        .into_iter()
         .filter(|block| block.field("type").and_then(|t| t.text()).as_deref() == Some("text"))
-        .filter_map(|block| block.field("text").and_then(|t| t.text()))
-        .collect::<Vec<_>>()
-        .join("");
+        .filter_map(|block| block.field("text").filter(Json::is_text))
+        .collect();
     let usage = json.field("usage").ok_or("reply has no `usage`")?;
     Ok(Reply {
         text,

@@ -24,6 +24,11 @@ pub trait Json: Sized {
     fn field(&self, key: &str) -> Option<Self>;
     /// The value when it is a string.
     fn text(&self) -> Option<String>;
+    /// Whether the value is a string, without reading it out (the wasm edge keeps long
+    /// strings in JS).
+    fn is_text(&self) -> bool {
+        self.text().is_some()
+    }
     /// The value when it is a number.
     fn number(&self) -> Option<f64>;
     /// The value when it is a boolean.
@@ -76,6 +81,74 @@ pub fn failure_from_reply<J: Json>(
         should_retry: header("x-should-retry"),
         ..Failure::http(status, message)
     }
+}
+
+/// A 2xx reply whose body is an error object — `{"type":"error","error":{...}}`, or
+/// `{"error":{...}}` with no result beside it — as its error type classifies it
+/// (`overloaded_error` retries like a 529): the status alone would call it a success.
+pub fn error_in_success<J: Json>(status: u16, json: &J) -> Option<Failure> {
+    let typed = json.field("type").and_then(|t| t.text()).as_deref() == Some("error");
+    let bare = json.field("error").is_some()
+        && json.field("content").is_none()
+        && json.field("choices").is_none();
+    if !typed && !bare {
+        return None;
+    }
+    let mut failure = failure_from_reply(status, "", Some(json), |_| None);
+    failure.retryable = failure
+        .error_type
+        .as_deref()
+        .and_then(crate::core::retry::retryable_error_type);
+    Some(failure)
+}
+
+/// The failure for a 3xx reply, which edgebatch never follows on its own: a provider's key
+/// would go along to wherever `Location` points. Never retried (the same request gets the
+/// same redirect). The message names only the target's host: the full URL may carry a token.
+/// `status` is `None` for a browser's opaque redirect, which hides status and target alike.
+pub fn redirect_failure(status: Option<u16>, location: Option<&str>) -> Failure {
+    let target = match location.map(location_host) {
+        Some(Some(host)) => format!("to host {host}"),
+        Some(None) => "to a path on the same host".to_owned(),
+        None => "(the target is not visible here)".to_owned(),
+    };
+    let code = status.map_or_else(|| "a redirect".to_owned(), |s| format!("HTTP {s}"));
+    Failure {
+        status,
+        retryable: Some(false),
+        ..Failure::new(
+            crate::error::ErrorKind::Http,
+            format!("redirect not followed: {code} {target} (requests are sent with redirect: \"manual\")"),
+        )
+    }
+}
+
+/// The host (and port) of an absolute or scheme-relative `Location`, without any user info;
+/// `None` for a relative one. Byte scans, not `str` patterns: those bring a string searcher
+/// (kilobytes of wasm) along.
+fn location_host(location: &str) -> Option<String> {
+    let b = location.trim().as_bytes();
+    let slashes = b.windows(2).position(|w| w == b"//")?;
+    let scheme = &b[..slashes];
+    if !(scheme.is_empty() || scheme.last() == Some(&b':') && !scheme.contains(&b'/')) {
+        return None;
+    }
+    let rest = &b[slashes + 2..];
+    let end = rest
+        .iter()
+        .position(|c| matches!(c, b'/' | b'?' | b'#' | b'\\'))
+        .unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host = match authority.iter().rposition(|&c| c == b'@') {
+        Some(at) => &authority[at + 1..],
+        None => authority,
+    };
+    let host = String::from_utf8_lossy(&host[..host.len().min(100)]).to_ascii_lowercase();
+    Some(if host.is_empty() {
+        "(none)".to_owned()
+    } else {
+        host
+    })
 }
 
 #[cfg(test)]
@@ -153,5 +226,123 @@ mod tests {
             (Some("1500"), Some("2"), Some("false"))
         );
         assert_eq!(f.message, "HTTP 500");
+    }
+
+    #[test]
+    fn a_redirect_names_the_host_only() {
+        let f = redirect_failure(
+            Some(302),
+            Some("https://user:sk-secret@Evil.example:8443/steal?key=sk-secret#x"),
+        );
+        assert_eq!(f.status, Some(302));
+        assert_eq!(f.retryable, Some(false));
+        assert!(
+            f.message.contains("HTTP 302 to host evil.example:8443"),
+            "{}",
+            f.message
+        );
+        assert!(
+            !f.message.contains("secret") && !f.message.contains("steal"),
+            "{}",
+            f.message
+        );
+        let relative = redirect_failure(Some(307), Some("/v2/messages?token=t0k"));
+        assert!(
+            relative.message.contains("to a path on the same host"),
+            "{}",
+            relative.message
+        );
+        assert!(!relative.message.contains("t0k"));
+        assert!(redirect_failure(Some(301), Some("//cdn.example/x"))
+            .message
+            .contains("to host cdn.example"));
+        let opaque = redirect_failure(None, None);
+        assert_eq!(opaque.status, None);
+        assert!(
+            opaque
+                .message
+                .starts_with("redirect not followed: a redirect"),
+            "{}",
+            opaque.message
+        );
+    }
+
+    #[test]
+    fn error_objects_in_a_2xx_reply() {
+        let overloaded =
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        let f = error_in_success(200, &parsed(overloaded).unwrap()).unwrap();
+        assert_eq!(f.status, Some(200));
+        assert_eq!(f.error_type.as_deref(), Some("overloaded_error"));
+        assert_eq!(
+            (f.message.as_str(), f.retryable),
+            ("Overloaded", Some(true))
+        );
+        assert!(crate::core::retry::is_retryable(&f));
+        let bad = r#"{"error":{"type":"invalid_request_error","message":"no"}}"#;
+        let f = error_in_success(200, &parsed(bad).unwrap()).unwrap();
+        assert!(!crate::core::retry::is_retryable(&f));
+        let ok = r#"{"type":"message","content":[],"error":null}"#;
+        assert_eq!(error_in_success(200, &parsed(ok).unwrap()), None);
+        let openai = r#"{"choices":[],"error":{"message":"partial"}}"#;
+        assert_eq!(error_in_success(200, &parsed(openai).unwrap()), None);
+    }
+}
+
+/// Error bodies on arbitrary JSON: never a panic, the status always kept.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod properties {
+    use super::*;
+    use crate::core::retry::is_retryable;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// Arbitrary JSON, biased towards the shapes error bodies have.
+    fn json() -> impl Strategy<Value = Value> {
+        let key = prop_oneof![
+            Just("type".to_owned()),
+            Just("error".to_owned()),
+            Just("message".to_owned()),
+            Just("details".to_owned()),
+            Just("error_code".to_owned()),
+            Just("content".to_owned()),
+            "[a-z_]{0,8}",
+        ];
+        let text = prop_oneof![
+            Just("error".to_owned()),
+            Just("overloaded_error".to_owned()),
+            Just(SPEND_CAP_CODE.to_owned()),
+            any::<String>(),
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<f64>()
+                .prop_map(|n| serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number)),
+            text.prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec((key.clone(), inner), 0..5)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn error_bodies_never_panic(body in json(), status in 100u16..600) {
+            let _ = parse_error_body(&body);
+            let f = failure_from_reply(status, "x", Some(&body), |_| None);
+            prop_assert_eq!(f.status, Some(status));
+            let _ = is_retryable(&f);
+            if let Some(f) = error_in_success(200, &body) {
+                prop_assert_eq!(f.status, Some(200));
+                let _ = is_retryable(&f);
+            }
+        }
     }
 }

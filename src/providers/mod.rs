@@ -47,15 +47,33 @@ impl std::fmt::Debug for Provider {
 
 pub use crate::core::limits::Usage;
 
-/// What a successful reply says, in the same shape for every provider.
+/// What a successful reply says, in the same shape for every provider. `Reply<Vec<J>>` holds
+/// the text as the reply's own JSON strings, not yet joined: the wasm edge joins them in JS,
+/// so a long reply's text never passes through the wasm memory.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Reply {
+pub struct Reply<T = String> {
     /// The generated text (all text blocks, joined).
-    pub text: String,
+    pub text: T,
     /// Why generation stopped: `end_turn`, `max_tokens`, `stop`, `length`, ...
     pub stop_reason: Option<String>,
     /// Token usage.
     pub usage: Usage,
+}
+
+impl<J: Json> Reply<Vec<J>> {
+    /// The reply with its text parts joined.
+    pub fn joined(self) -> Reply {
+        Reply {
+            text: self
+                .text
+                .iter()
+                .filter_map(Json::text)
+                .collect::<Vec<_>>()
+                .join(""),
+            stop_reason: self.stop_reason,
+            usage: self.usage,
+        }
+    }
 }
 
 /// Where to send one request and with which headers (the body is the item itself, as JSON).
@@ -94,13 +112,19 @@ impl Provider {
             }
         };
         let base_url = base_url.unwrap_or_else(|| default_url.to_owned());
-        if kind != ProviderKind::Http
-            && !(base_url.starts_with("https://") || base_url.starts_with("http://"))
-        {
+        // The host: what follows the scheme, up to the path; `http://` alone has none.
+        let host = ["https://", "http://"]
+            .iter()
+            .find_map(|scheme| base_url.strip_prefix(scheme))
+            .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or(""));
+        let valid_host = host.is_some_and(|h| {
+            !h.is_empty() && !h.starts_with(':') && !h.bytes().any(|b| b <= b' ' || b == b'\\')
+        });
+        if kind != ProviderKind::Http && !valid_host {
             return Err(bad(
                 OptionErrorKind::Range,
                 format!(
-                    "provider.baseUrl must be an http(s) URL, got {}",
+                    "provider.baseUrl must be an http(s) URL with a host, got {}",
                     quote(&base_url)
                 ),
             ));
@@ -133,6 +157,15 @@ impl Provider {
         }
         self.browser = allow;
         Ok(self)
+    }
+
+    /// The secrets this provider sends (its key), to scrub from what a call reports.
+    pub fn secrets(&self) -> crate::redact::Secrets {
+        let mut secrets = crate::redact::Secrets::default();
+        if let Some(key) = &self.api_key {
+            secrets.add(key);
+        }
+        secrets
     }
 
     /// Where a request goes, with its headers. `None` for [`ProviderKind::Http`].
@@ -192,9 +225,14 @@ impl Provider {
 
     /// Reads a 2xx reply body.
     pub fn parse_reply<J: Json>(&self, json: &J) -> Result<Reply, String> {
+        self.parse_reply_parts(json).map(Reply::joined)
+    }
+
+    /// Reads a 2xx reply body, its text left as the reply's JSON strings (in order).
+    pub fn parse_reply_parts<J: Json>(&self, json: &J) -> Result<Reply<Vec<J>>, String> {
         match self.kind {
-            ProviderKind::Anthropic => anthropic::parse_reply(json),
-            ProviderKind::OpenAi => openai::parse_reply(json),
+            ProviderKind::Anthropic => anthropic::parse_reply_parts(json),
+            ProviderKind::OpenAi => openai::parse_reply_parts(json),
             ProviderKind::Http => Err("plain http replies are not parsed".into()),
         }
     }
@@ -281,6 +319,23 @@ mod tests {
         );
         let e = Provider::new("openai", None, Some("ftp://x".into()), None).unwrap_err();
         assert!(e.message.starts_with("provider.baseUrl"), "{}", e.message);
+        for bad in [
+            "http://",
+            "https:///v1",
+            "http://:8080",
+            "http://a b",
+            "https://?x",
+        ] {
+            let e = Provider::new("anthropic", None, Some(bad.into()), None).unwrap_err();
+            assert!(e.message.contains("with a host"), "{bad}: {}", e.message);
+        }
+        assert!(Provider::new(
+            "anthropic",
+            None,
+            Some("http://127.0.0.1:8787/".into()),
+            None
+        )
+        .is_ok());
         let e = Provider::new("openai", Some(String::new()), None, None).unwrap_err();
         assert_eq!(e.message, "provider.apiKey must not be empty");
     }

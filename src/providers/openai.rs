@@ -20,6 +20,11 @@ pub fn endpoint(base_url: &str, api_key: Option<String>) -> Endpoint {
 
 /// Reads a chat completion: the first choice's content, `finish_reason`, `usage`.
 pub fn parse_reply<J: Json>(json: &J) -> Result<Reply, String> {
+    parse_reply_parts(json).map(Reply::joined)
+}
+
+/// [`parse_reply`] with the content's string not yet read (none when it is not a string).
+pub fn parse_reply_parts<J: Json>(json: &J) -> Result<Reply<Vec<J>>, String> {
     let choice = json
         .field("choices")
         .and_then(|c| c.items().into_iter().next())
@@ -27,8 +32,9 @@ pub fn parse_reply<J: Json>(json: &J) -> Result<Reply, String> {
     let text = choice
         .field("message")
         .and_then(|m| m.field("content"))
-        .and_then(|c| c.text())
-        .unwrap_or_default();
+        .filter(Json::is_text)
+        .into_iter()
+        .collect();
     let usage = json.field("usage").ok_or("reply has no `usage`")?;
     Ok(Reply {
         text,

@@ -10,7 +10,8 @@ use super::task::failure_from_js;
 use super::{describe, get, has, parse_json, set};
 use crate::core::limits::RateLimits;
 use crate::error::{ErrorKind, Failure};
-use crate::providers::http::failure_from_reply;
+use crate::providers::http::{failure_from_reply, redirect_failure};
+use crate::redact::Secrets;
 
 #[wasm_bindgen]
 extern "C" {
@@ -39,6 +40,7 @@ pub fn request_init(
         .ok_or_else(|| invalid("fetch spec needs a non-empty string `url`"))?;
     let init = RequestInit::new();
     init.set_signal(Some(signal));
+    set(&init, "redirect", redirect_mode(spec)?);
     if let Some(method) = get(spec, "method") {
         let method = method.as_string().ok_or_else(|| {
             invalid(format!(
@@ -78,15 +80,32 @@ pub fn request_init(
     Ok((url, init))
 }
 
+/// The spec's `redirect` ("follow", "manual" or "error"); default "manual": a redirect is not
+/// followed but fails the item (see [`send`]), so no header goes to a host nobody named.
+fn redirect_mode(spec: &JsValue) -> Result<String, Failure> {
+    match get(spec, "redirect") {
+        None => Ok("manual".to_owned()),
+        Some(v) => v
+            .as_string()
+            .filter(|m| ["follow", "manual", "error"].contains(&m.as_str()))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "fetch spec `redirect` must be \"follow\", \"manual\" or \"error\", got {}",
+                    describe(&v)
+                ))
+            }),
+    }
+}
+
 /// Plain objects and arrays go out as JSON; Blob, FormData, ArrayBuffer, streams as they are.
 fn is_plain_data(body: &JsValue) -> bool {
     if js_sys::Array::is_array(body) {
         return true;
     }
-    body.dyn_ref::<Object>().is_some_and(|o| {
-        let proto = Object::get_prototype_of(o);
-        proto.is_null() || proto == Object::get_prototype_of(&Object::new())
-    })
+    // Reflect, not Object.getPrototypeOf: a Proxy's trap may throw.
+    body.is_object()
+        && js_sys::Reflect::get_prototype_of(body)
+            .is_ok_and(|proto| proto.is_null() || proto == Object::get_prototype_of(&Object::new()))
 }
 
 /// A reply whose body has been read in full.
@@ -95,8 +114,8 @@ pub struct Reply {
     pub status: u16,
     /// The response headers.
     pub headers: Headers,
-    /// The body as text.
-    pub text: String,
+    /// The body, a JS string: it stays in the JS heap, out of the wasm memory.
+    pub text: JsValue,
 }
 
 impl Reply {
@@ -109,37 +128,81 @@ impl Reply {
 /// Reads a reply's rate-limit headers (a provider's), for the failure of a non-2xx reply.
 pub type LimitsReader<'a> = &'a dyn Fn(&dyn Fn(&str) -> Option<String>) -> Option<RateLimits>;
 
+/// How a reply's body is read: its size cap and the secrets replaced in it.
+pub struct BodyRules<'a> {
+    /// `maxResponseBytes`: a larger 2xx body fails the item.
+    pub max_bytes: u64,
+    /// Replaced wherever they appear whole in a body.
+    pub secrets: &'a Secrets,
+}
+
+/// An error reply is read for its message only: this much of it is plenty.
+pub const ERROR_BODY_BYTES: u64 = 64 * 1024;
+
+#[wasm_bindgen(module = "/src/web/glue.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = readBody)]
+    fn read_body(response: &Response, max_bytes: f64, truncate: bool, secrets: &JsValue)
+        -> Promise;
+}
+
 /// Sends a request with the global `fetch` and reads the whole body: an unread body would
 /// hold one of a Worker's 6 connections. A non-2xx reply is an `http` failure, carrying what
-/// `limits` reads from its headers.
+/// `limits` reads from its headers; a redirect (sent with `redirect: "manual"`) is one that is
+/// never retried.
 pub async fn send(
     url: &str,
     init: &RequestInit,
     limits: LimitsReader<'_>,
+    rules: &BodyRules<'_>,
 ) -> Result<Reply, Failure> {
     let sent = global_fetch(url, init).map_err(|e| fetch_rejection(&e))?;
     let response: Response = JsFuture::from(sent)
         .await
         .map_err(|e| fetch_rejection(&e))?
         .unchecked_into();
-    let text_promise = response.text().map_err(|e| failure_from_js(&e))?;
-    let text = JsFuture::from(text_promise)
+    let (status, ok) = (response.status(), response.ok());
+    let cap = if ok {
+        rules.max_bytes
+    } else {
+        rules.max_bytes.min(ERROR_BODY_BYTES)
+    };
+    let secrets: js_sys::Array = rules.secrets.iter().map(JsValue::from_str).collect();
+    let text = JsFuture::from(read_body(&response, cap as f64, !ok, &secrets))
         .await
         .map_err(|e| {
+            if let Some(bytes) = get(&e, "tooLarge").and_then(|b| b.as_f64()) {
+                return Failure {
+                    retryable: Some(false),
+                    ..Failure::http(status, format!(
+                        "the reply is larger than maxResponseBytes ({} bytes; read {} before stopping): raise maxResponseBytes to accept it",
+                        rules.max_bytes, bytes as u64
+                    ))
+                };
+            }
             let cause = failure_from_js(&e).message;
             Failure::new(
                 ErrorKind::Network,
                 format!("reading the body failed: {cause}"),
             )
-        })?
-        .as_string()
-        .unwrap_or_default();
+        })?;
     let reply = Reply {
-        status: response.status(),
+        status,
         headers: response.headers(),
         text,
     };
-    if !response.ok() {
+    let opaque = get(&response, "type")
+        .and_then(|t| t.as_string())
+        .as_deref()
+        == Some("opaqueredirect");
+    let location = reply.header("location");
+    if opaque || (300..400).contains(&reply.status) && location.is_some() {
+        return Err(redirect_failure(
+            (!opaque).then_some(reply.status),
+            location.as_deref(),
+        ));
+    }
+    if !ok {
         let body = parse_json(&reply.text);
         let header = |h: &str| reply.header(h);
         let mut failure =
@@ -150,16 +213,35 @@ pub async fn send(
     Ok(reply)
 }
 
-/// Sends one spec. Value: `{ status, headers, body }`, body parsed when the reply is JSON.
+impl Default for BodyRules<'_> {
+    fn default() -> Self {
+        static NONE: Secrets = Secrets::NONE;
+        BodyRules {
+            max_bytes: crate::options::DEFAULT_MAX_RESPONSE_BYTES,
+            secrets: &NONE,
+        }
+    }
+}
+
+/// Sends one spec with the default [`BodyRules`]; see [`fetch_spec_with`].
 pub async fn fetch_spec(spec: &JsValue, signal: &AbortSignal) -> Result<JsValue, Failure> {
+    fetch_spec_with(spec, signal, &BodyRules::default()).await
+}
+
+/// Sends one spec. Value: `{ status, headers, body }`, body parsed when the reply is JSON.
+pub async fn fetch_spec_with(
+    spec: &JsValue,
+    signal: &AbortSignal,
+    rules: &BodyRules<'_>,
+) -> Result<JsValue, Failure> {
     let (url, init) = request_init(spec, signal)?;
-    let reply = send(&url, &init, &|_| None).await?;
+    let reply = send(&url, &init, &|_| None, rules).await?;
     let is_json = reply
         .header("content-type")
         .is_some_and(|ct| has(&ct.to_ascii_lowercase(), "json"));
-    let body = match is_json.then(|| JSON::parse(&reply.text).ok()).flatten() {
-        Some(parsed) => parsed,
-        None => JsValue::from_str(&reply.text),
+    let body = match is_json.then(|| parse_json(&reply.text)).flatten() {
+        Some(parsed) => parsed.0,
+        None => reply.text.clone(),
     };
     let value = Object::new();
     set(&value, "status", reply.status);

@@ -5,6 +5,7 @@
 pub mod abort;
 pub mod clock;
 pub mod fetch;
+pub mod preflight;
 pub mod provider;
 pub mod task;
 
@@ -53,17 +54,28 @@ impl Json for JsJson {
     fn text(&self) -> Option<String> {
         self.0.as_string()
     }
+    fn is_text(&self) -> bool {
+        self.0.is_string()
+    }
     fn number(&self) -> Option<f64> {
         self.0.as_f64()
     }
     fn boolean(&self) -> Option<bool> {
         self.0.as_bool()
     }
+    /// Read element by element through `Reflect`: an item's array may be a Proxy whose
+    /// traps throw, and a throw must not escape into wasm (what was read so far is kept).
     fn items(&self) -> Vec<Self> {
         if !js_sys::Array::is_array(&self.0) {
             return Vec::new();
         }
-        js_sys::Array::from(&self.0).iter().map(JsJson).collect()
+        let len = get(&self.0, "length")
+            .and_then(|n| n.as_f64())
+            .unwrap_or(0.0) as u32;
+        (0..len)
+            .map_while(|i| js_sys::Reflect::get_u32(&self.0, i).ok())
+            .map(JsJson)
+            .collect()
     }
 }
 
@@ -74,7 +86,14 @@ pub fn has(haystack: &str, needle: &str) -> bool {
     n.is_empty() || h.windows(n.len()).any(|w| w == n)
 }
 
+#[wasm_bindgen]
+extern "C" {
+    /// `JSON.parse` of a JS string, which then never needs copying into the wasm memory.
+    #[wasm_bindgen(catch, js_namespace = JSON, js_name = parse)]
+    fn json_parse(text: &JsValue) -> Result<JsValue, JsValue>;
+}
+
 /// `JSON.parse(text)`, or `None` when it is not JSON.
-pub fn parse_json(text: &str) -> Option<JsJson> {
-    js_sys::JSON::parse(text).ok().map(JsJson)
+pub fn parse_json(text: &JsValue) -> Option<JsJson> {
+    json_parse(text).ok().map(JsJson)
 }

@@ -5,11 +5,12 @@ use js_sys::{Object, JSON};
 use wasm_bindgen::prelude::*;
 use web_sys::{AbortSignal, Headers, RequestInit};
 
-use super::fetch::send;
+use super::fetch::{send, BodyRules};
 use super::{describe, parse_json, set, JsJson};
 use crate::core::clock::Clock;
 use crate::core::limits::Feedback;
 use crate::error::{ErrorKind, Failure};
+use crate::providers::http::error_in_success;
 use crate::providers::ratelimit::{Limit, RateLimits};
 use crate::providers::{Provider, Usage};
 use crate::web::clock::JsClock;
@@ -46,6 +47,7 @@ pub async fn call_provider(
     provider: &Provider,
     body: &JsValue,
     signal: &AbortSignal,
+    rules: &BodyRules<'_>,
 ) -> Result<Metered, Failure> {
     let endpoint = provider
         .endpoint()
@@ -76,24 +78,31 @@ pub async fn call_provider(
     init.set_headers(&headers);
     init.set_body(&json);
     init.set_signal(Some(signal));
+    // Never follow: the key would go along to wherever the redirect points.
+    set(&init, "redirect", "manual");
 
     let now_ms = JsClock.unix_ms();
     let read_limits = |h: &dyn Fn(&str) -> Option<String>| {
         Some(provider.rate_limits(h, now_ms)).filter(|l| !l.is_empty())
     };
-    let reply = send(&endpoint.url, &init, &read_limits).await?;
+    let reply = send(&endpoint.url, &init, &read_limits, rules).await?;
     let parsed = parse_json(&reply.text).ok_or_else(|| Failure {
         // A cut-off or garbled 2xx body is a transient fault worth another attempt.
         retryable: Some(true),
         ..Failure::http(reply.status, "the reply is not valid JSON")
     })?;
+    if let Some(failure) = error_in_success(reply.status, &parsed) {
+        return Err(failure);
+    }
     let read = provider
-        .parse_reply(&parsed)
+        .parse_reply_parts(&parsed)
         .map_err(|m| Failure::http(reply.status, m))?;
     let limits = provider.rate_limits(&|h| reply.header(h), now_ms);
 
     let value = Object::new();
-    set(&value, "text", read.text.as_str());
+    // Joined in JS: the text stays out of the wasm memory.
+    let parts: js_sys::Array = read.text.into_iter().map(|part| part.0).collect();
+    set(&value, "text", parts.join(""));
     set(
         &value,
         "stopReason",

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use js_sys::{Array, Function};
+use js_sys::Function;
 use wasm_bindgen::prelude::*;
 use web_sys::Headers;
 
@@ -19,7 +19,7 @@ extern "C" {
     #[wasm_bindgen(js_name = invokeTask)]
     fn invoke_task(
         task: &Function,
-        items: &Array,
+        item: &JsValue,
         index: u32,
         attempt: u32,
         id: f64,
@@ -27,6 +27,8 @@ extern "C" {
     ) -> JsValue;
     #[wasm_bindgen(js_name = abortTask)]
     fn abort_task(ctx: &JsValue);
+    #[wasm_bindgen(js_name = thrownMessage)]
+    fn thrown_message(err: &JsValue) -> String;
 }
 
 /// Attempts waiting for their JS promise, by id. One settle callback serves every attempt of
@@ -86,12 +88,12 @@ fn settle(id: f64, ok: bool, value: JsValue) {
     }
 }
 
-/// Calls `task(items[index], { signal, attempt, index })` now. The returned future settles
-/// with the task's value or its failure; dropping it early fires the task's signal.
-pub fn start_task(task: &Function, items: &Array, index: usize, attempt: u32) -> TaskAttempt {
+/// Calls `task(item, { signal, attempt, index })` now. The returned future settles with the
+/// task's value or its failure; dropping it early fires the task's signal.
+pub fn start_task(task: &Function, item: JsValue, index: usize, attempt: u32) -> TaskAttempt {
     let id = PENDING.with_borrow_mut(Pending::insert);
     let ctx =
-        SETTLE.with(|settle| invoke_task(task, items, index as u32, attempt, id as f64, settle));
+        SETTLE.with(|settle| invoke_task(task, &item, index as u32, attempt, id as f64, settle));
     TaskAttempt {
         id,
         ctx,
@@ -171,9 +173,7 @@ const NETWORK_CODES: &[&str] = &[
 /// network errors; an own boolean `retryable` overrides; anything else is a task error.
 pub fn failure_from_js(err: &JsValue) -> Failure {
     let text = |key: &str| get(err, key).and_then(|v| v.as_string());
-    let message = text("message")
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| describe(err));
+    let message = thrown_message(err);
     let name = text("name").unwrap_or_default();
     let code = text("code").unwrap_or_default();
     let mut failure = Failure::new(ErrorKind::Task, message);
@@ -219,7 +219,8 @@ pub fn header_value(headers: &JsValue, name: &str) -> Option<String> {
     if !headers.is_object() {
         return None;
     }
-    let keys = js_sys::Object::keys(headers.unchecked_ref::<js_sys::Object>());
+    // Reflect, not Object.keys: a thrown error's `headers` may be a Proxy whose trap throws.
+    let keys = js_sys::Reflect::own_keys(headers).ok()?;
     keys.iter()
         .filter_map(|k| k.as_string())
         .find(|k| k.eq_ignore_ascii_case(name))

@@ -7,7 +7,8 @@ if (!existsSync(wasmUrl)) {
 }
 
 const mod = await import('../../pkg/edgebatch.js');
-mod.initSync({ module: readFileSync(wasmUrl) });
+// The wasm exports (its `memory` among them), for tests of what stays out of wasm memory.
+export const wasm = mod.initSync({ module: readFileSync(wasmUrl) });
 
 export const { BatchProcessor } = mod;
 export const pkg = mod;

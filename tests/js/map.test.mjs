@@ -222,4 +222,20 @@ describe('map', T, () => {
       assert.equal(results[i].value, i);
     }
   });
+
+  test('concurrency is the processor\'s: two concurrent calls share it', async () => {
+    const bp = new BatchProcessor({ concurrency: 3 });
+    const m = inflightMeter();
+    const task = async (i) => {
+      m.enter();
+      await sleep(5 + (i % 3));
+      m.leave();
+      return i;
+    };
+    const items = Array.from({ length: 12 }, (_, i) => i);
+    const [a, b] = await Promise.all([bp.map(items, task), bp.map(items, task)]);
+    assertResults(a, 12);
+    assertResults(b, 12);
+    assert.equal(m.max, 3, `at most 3 in flight across both calls, saw ${m.max}`);
+  });
 });

@@ -2,7 +2,8 @@
 // loopback: reply shapes, rate-limit headers, 429s, faults, stats, determinism, options.
 import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { pkg, BatchProcessor } from './load.mjs';
+import { BatchProcessor } from './load.mjs';
+import { Simulator } from '../../js/sim-wasm.mjs';
 import { startSimServer } from '../../js/sim-server.mjs';
 import { eventually } from './helpers.mjs';
 
@@ -302,7 +303,6 @@ describe('stats and determinism', T, () => {
 
 describe('new Simulator(options)', T, () => {
   test('bad options throw errors that name them', () => {
-    const { Simulator } = pkg;
     const cases = [
       [{ faults: { hang: 2 } }, RangeError, 'faults.hang must be a number in 0..=1, got 2'],
       [{ faults: { hang: 0.6, disconnect: 0.6 } }, RangeError, 'faults must add up to at most 1, got 1.2'],
@@ -322,7 +322,7 @@ describe('new Simulator(options)', T, () => {
   });
 
   test('handle() takes plain-object, Headers and pair-list headers', () => {
-    const sim = new pkg.Simulator({ latency: { jitterMs: 0 } });
+    const sim = new Simulator({ latency: { jitterMs: 0 } });
     const body = JSON.stringify(messages('direct'));
     for (const headers of [ANTHROPIC, new Headers(ANTHROPIC), Object.entries(ANTHROPIC)]) {
       const d = sim.handle('POST', '/v1/messages', headers, body, 0);

@@ -7,6 +7,7 @@
 // Endpoints (any method; every response carries permissive CORS headers; OPTIONS -> 204):
 //   /echo                     200 JSON { method, headers, body }
 //   /text                     200 text/plain "hello"
+//   /redirect                 302 to http://localhost:PORT/echo?token=t0k3n
 //   /status/:code?retryAfter=S&retryAfterMs=MS&type=T&shouldRetry=true|false&spendCap=1
 //                             that status, Anthropic-shaped error body, optional retry headers
 //   /flaky/:key?fail=N&status=S&retryAfterMs=MS
@@ -236,6 +237,11 @@ export async function startServer() {
       } else if (head === 'text') {
         await readBody(req);
         send(res, 200, 'hello');
+      } else if (head === 'redirect') {
+        // A 302 to /echo on another host name of this server (localhost), with a token in it.
+        await readBody(req);
+        res.writeHead(302, { ...CORS, location: `http://localhost:${req.socket.localPort}/echo?token=t0k3n` });
+        res.end();
       } else if (head === 'status') {
         await readBody(req);
         const code = parseCode(parts[1], 500);

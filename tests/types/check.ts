@@ -111,6 +111,9 @@ async function main(): Promise<void> {
   // @ts-expect-error the item is a string: no toFixed
   await bp.map(prompts, (p) => p.toFixed(2));
 
+  // @ts-expect-error a string is refused as items (it would run one item per character)
+  await bp.map("abc", (c) => c);
+
   // run() with fetch specs.
   const replies = await bp.run([
     { url: "https://api.example.test/v1/messages", method: "POST", headers: { "x-api-key": "k" }, body: { model: "m" } },

@@ -1,12 +1,17 @@
-// Small HTTP helpers: JSON errors, a size-capped body reader, the bearer-token check, and a
-// redactor that keeps secrets out of everything the Worker sends or logs.
+// Small HTTP helpers: JSON errors and a size- and time-capped body reader. (The bearer check and
+// the redactor live in auth.js.)
 
-/** An error that becomes a JSON response `{ error: { type, message } }` with `status`. */
+/**
+ * An error that becomes a JSON response `{ error: { type, message, ...details } }` with
+ * `status` and the extra response `headers` (say retry-after).
+ */
 export class HttpError extends Error {
-  constructor(status, type, message) {
+  constructor(status, type, message, headers = {}, details = {}) {
     super(message);
     this.status = status;
     this.type = type;
+    this.headers = headers;
+    this.details = details;
   }
 }
 
@@ -27,21 +32,28 @@ export function jsonResponse(status, payload, headers = {}) {
 
 export function errorResponse(err, redact = (s) => s) {
   if (err instanceof HttpError) {
-    return jsonResponse(err.status, { error: { type: err.type, message: redact(err.message) } },
-      err.status === 401 ? { 'www-authenticate': 'Bearer' } : {});
+    return jsonResponse(err.status, { error: { type: err.type, message: redact(err.message), ...err.details } },
+      { ...err.headers, ...(err.status === 401 && { 'www-authenticate': 'Bearer' }) });
   }
   // Not one of ours: say nothing about internals.
   console.error(`edgebatch worker: internal error: ${redact(String(err?.name ?? 'Error'))}: ${redact(String(err?.message ?? err))}`);
   return jsonResponse(500, { error: { type: 'api_error', message: 'internal error' } });
 }
 
+/** How long an authenticated client has to send its whole body (a var may change it). */
+export const BODY_READ_MS = 30_000;
+/** How long an early answer (401, 405, 413) waits for the rest of a body before dropping it. */
+export const DRAIN_MS = 2_000;
+const DRAIN_BYTES = 8 * 1024 * 1024;
+
 /**
  * Reads the body as text, refusing more than `limit` bytes (413) by Content-Length and by
- * counting, since a chunked body has no length up front. An oversize body is still read (and
- * dropped) up to `DRAIN_BYTES`, so the client gets to read the 413 instead of a connection
- * reset; past that the body is cancelled.
+ * counting, since a chunked body has no length up front, and a body that takes longer than
+ * `timeoutMs` (408): a client trickling bytes must not hold the invocation. An oversize body is
+ * still read (and dropped) for a while (DRAIN_MS, DRAIN_BYTES), so the client gets to read the
+ * 413 instead of a connection reset; past that the body is cancelled.
  */
-export async function readCappedText(request, limit) {
+export async function readCappedText(request, limit, timeoutMs = BODY_READ_MS) {
   const declared = Number(request.headers.get('content-length') ?? NaN);
   if (declared > limit) {
     await drain(request.body?.getReader(), declared);
@@ -49,17 +61,21 @@ export async function readCappedText(request, limit) {
   }
   if (!request.body) return '';
   const reader = request.body.getReader();
+  const deadline = Date.now() + timeoutMs;
   const chunks = [];
   let size = 0;
   for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
+    const next = await readBefore(reader, deadline);
+    if (next === null) {
+      throw new HttpError(408, 'request_timeout', `the request body did not arrive within ${timeoutMs} ms`);
+    }
+    if (next.done) break;
+    size += next.value.byteLength;
     if (size > limit) {
       await drain(reader, size);
       throw tooLarge(limit);
     }
-    chunks.push(value);
+    chunks.push(next.value);
   }
   const all = new Uint8Array(size);
   let at = 0;
@@ -74,12 +90,27 @@ export async function readCappedText(request, limit) {
   }
 }
 
-const DRAIN_BYTES = 8 * 1024 * 1024;
+/** `reader.read()`, or null (and the body cancelled) if nothing comes before `deadline`. */
+async function readBefore(reader, deadline) {
+  let timer;
+  const late = new Promise((resolve) => {
+    timer = setTimeout(() => resolve(null), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    const next = await Promise.race([reader.read(), late]);
+    if (next === null) await reader.cancel().catch(() => {});
+    return next;
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
- * Reads and drops what is left of a request body (up to DRAIN_BYTES) before an early answer
- * (401, 405, ...). Unread, it can make the connection reset under the answer: in front of the
- * static-assets router workerd did so for about one 401 in seven.
+ * Reads and drops what is left of a request body (up to DRAIN_BYTES, for DRAIN_MS) before an
+ * early answer (401, 405, ...). Unread, it can make the connection reset under the answer: in
+ * front of the static-assets router workerd did so for about one 401 in seven. A body that
+ * trickles in slower than that is cancelled: an unauthenticated client must not hold the
+ * invocation open.
  */
 export async function discardBody(request) {
   if (request.body && !request.bodyUsed) await drain(request.body.getReader(), 0).catch(() => {});
@@ -87,12 +118,14 @@ export async function discardBody(request) {
 
 async function drain(reader, seen) {
   if (!reader) return;
+  const deadline = Date.now() + DRAIN_MS;
   let total = 0;
   if (seen <= DRAIN_BYTES) {
     for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      total += value.byteLength;
+      const next = await readBefore(reader, deadline);
+      if (next === null) return;
+      if (next.done) return;
+      total += next.value.byteLength;
       if (total > DRAIN_BYTES) break;
     }
   }
@@ -101,44 +134,4 @@ async function drain(reader, seen) {
 
 function tooLarge(limit) {
   return new HttpError(413, 'request_too_large', `body is larger than ${limit} bytes`);
-}
-
-/**
- * Checks `Authorization: Bearer <token>` in constant time: both sides are hashed first so
- * neither the comparison nor an early length mismatch says how much of a guess was right.
- */
-export async function checkBearer(request, expected) {
-  if (!expected) {
-    throw new HttpError(500, 'configuration_error', 'EDGEBATCH_TOKEN is not set on the Worker');
-  }
-  const header = request.headers.get('authorization') ?? '';
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  if (!match || !(await equalSecret(match[1], expected))) {
-    throw new HttpError(401, 'authentication_error', 'missing or wrong bearer token');
-  }
-}
-
-async function equalSecret(a, b) {
-  const enc = new TextEncoder();
-  const [ha, hb] = await Promise.all([
-    crypto.subtle.digest('SHA-256', enc.encode(a)),
-    crypto.subtle.digest('SHA-256', enc.encode(b)),
-  ]);
-  if (typeof crypto.subtle.timingSafeEqual === 'function') return crypto.subtle.timingSafeEqual(ha, hb);
-  const x = new Uint8Array(ha);
-  const y = new Uint8Array(hb);
-  let diff = 0;
-  for (let i = 0; i < x.length; i++) diff |= x[i] ^ y[i];
-  return diff === 0;
-}
-
-/** Replaces every occurrence of the given secrets (ignoring short or empty ones) in a string. */
-export function redactor(secrets) {
-  const list = [...new Set(secrets.filter((s) => typeof s === 'string' && s.length >= 6))];
-  if (list.length === 0) return (s) => s;
-  return (s) => {
-    let out = s;
-    for (const secret of list) if (out.includes(secret)) out = out.split(secret).join('[redacted]');
-    return out;
-  };
 }

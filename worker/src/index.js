@@ -1,32 +1,53 @@
 // The edgebatch Worker.
 //   POST /v1/batch   { provider?, items, options? } -> NDJSON: one line per item as it
 //                    completes, then { summary }. Bearer token required.
+//   /v1/batches      batches past one request: Durable Objects + Queues (batches/routes.js)
 //   GET  /healthz    liveness
 //   /sim/v1/messages, /sim/v1/chat/completions, /sim/stats   the simulator (EDGEBATCH_SIM = "on")
 // Errors are JSON { error: { type, message } }. See worker/README.md for the limits and why.
-import mod from '../../pkg/edgebatch_bg.wasm';
-import * as edgebatch from '../../pkg/edgebatch.js';
+import mod from '../pkg/edgebatch_bg.wasm';
+import * as edgebatch from '../pkg/edgebatch.js';
 import { streamBatch } from './batch.js';
-import { readConfig, secretsOf } from './config.js';
-import { allow, badRequest, checkBearer, discardBody, errorResponse, HttpError, jsonResponse, readCappedText, redactor } from './http.js';
-import { handleSim } from './sim.js';
+import { readConfig } from './config.js';
+import { authenticate, redactor, secretsOf } from './auth.js';
+import { acquireOrThrow, tokenLimits } from './token-limits.js';
+import { allow, badRequest, discardBody, errorResponse, HttpError, jsonResponse, readCappedText } from './http.js';
+import { handleSimRoute, installSimFetch } from './sim.js';
+import { consume } from './batches/consumer.js';
+import { handleBatches } from './batches/routes.js';
 import { parseBatchRequest } from './validate.js';
 
 edgebatch.initSync({ module: mod });
+// Requests for SIM_ORIGIN (the dev simulator) are served in-process, from any handler.
+installSimFetch();
+
+// ---- issue 15: per-token limits (a Durable Object per token name) ----
+export { TokenLimits } from './token-limits.js';
+
+// The Durable Object classes of /v1/batches (wrangler.toml binds them).
+export { BatchLedger } from './batches/ledger.js';
+export { BatchDirectory } from './batches/directory.js';
+export { UpstreamLimiter } from './batches/limiter.js';
 
 export default {
   async fetch(request, env, ctx) {
-    const redact = redactor(secretsOf(env));
+    // The caller's own token joins the redactor's secrets once known (configured ones are hashes).
+    const scope = { redact: redactor(secretsOf(env)) };
     try {
-      return await route(request, env, ctx, redact);
+      return await route(request, env, ctx, scope);
     } catch (err) {
       await discardBody(request);
-      return errorResponse(err, redact);
+      return errorResponse(err, scope.redact);
     }
+  },
+
+  // The work queues of /v1/batches (and their dead-letter queue).
+  async queue(batch, env) {
+    await consume(batch, env, secretsOf(env));
   },
 };
 
-async function route(request, env, ctx, redact) {
+async function route(request, env, ctx, scope) {
   const url = new URL(request.url);
   const config = readConfig(env);
   const path = url.pathname;
@@ -37,22 +58,47 @@ async function route(request, env, ctx, redact) {
   }
   if (path === '/v1/batch') {
     allow(request, ['POST']);
-    await checkBearer(request, config.token);
-    const text = await readCappedText(request, config.maxBodyBytes);
+    const caller = await authenticate(request, env);
+    scope.redact = redactor(secretsOf(env, caller.token));
+    const text = await readCappedText(request, config.maxBodyBytes, config.bodyTimeoutMs);
     const batch = parseBatchRequest(text, config, url.origin);
-    return batchResponse(batch, request, config, redact);
+    // One concurrent-batch slot, the items, and up to the budget of subrequests of this
+    // token's hour; what the batch did not use goes back when it ends.
+    const limits = tokenLimits(env, caller.name);
+    const lease = await acquireOrThrow(limits, { items: batch.items.length, subrequests: config.subrequestBudget });
+    const done = (usage) => ctx.waitUntil(limits.release(lease.lease, usage).catch((err) => {
+      console.error(`edgebatch worker: releasing a batch lease failed: ${scope.redact(String(err?.message ?? err))}`);
+    }));
+    try {
+      return batchResponse(batch, request, { ...config, subrequestBudget: lease.subrequests }, scope.redact, done);
+    } catch (err) {
+      done({ subrequests: 0 });
+      throw err;
+    }
+  }
+  if (path === '/v1/usage') {
+    allow(request, ['GET']);
+    const caller = await authenticate(request, env);
+    return jsonResponse(200, { token: caller.name, ...(await tokenLimits(env, caller.name).usage()) });
+  }
+  if (path === '/v1/batches' || path.startsWith('/v1/batches/')) {
+    const caller = await authenticate(request, env);
+    scope.redact = redactor(secretsOf(env, caller.token));
+    const parts = path.slice('/v1/batches'.length).split('/').filter(Boolean);
+    return handleBatches(request, url, parts, env, config, caller.name, scope.redact);
   }
   if (path === '/sim' || path.startsWith('/sim/')) {
     if (!config.simOn) throw notFound(path);
-    if (typeof edgebatch.Simulator !== 'function') {
-      throw new HttpError(501, 'not_implemented', 'this build of pkg/ has no Simulator export');
-    }
-    return handleSim(request, url, edgebatch.Simulator, config.simConfig);
+    return handleSimRoute(request, config);
   }
   throw notFound(path);
 }
 
-function batchResponse({ items, provider, options }, request, config, redact) {
+/**
+ * Streams the batch; `done(usage)` is called once when it ends however it ends (summary,
+ * failure, client gone) with what it used: `{ subrequests, requests, inputTokens, outputTokens }`.
+ */
+function batchResponse({ items, provider, options }, request, config, redact, done) {
   // A client that goes away aborts the batch: request.signal (compatibility flag
   // enable_request_signal) and, belt and braces, the response stream's cancel.
   const abort = new AbortController();
@@ -73,6 +119,19 @@ function batchResponse({ items, provider, options }, request, config, redact) {
     if (err instanceof TypeError || err instanceof RangeError) throw badRequest(`options: ${err.message}`);
     throw err;
   }
+  const used = { subrequests: 0, requests: 0, inputTokens: 0, outputTokens: 0 };
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    done(used);
+  };
+  const count = (r) => {
+    used.subrequests += r.attempts ?? 0;
+    used.requests += r.attempts ?? 0;
+    used.inputTokens += r.usage?.inputTokens ?? 0;
+    used.outputTokens += r.usage?.outputTokens ?? 0;
+  };
   const enc = new TextEncoder();
   const line = (value) => enc.encode(`${redact(JSON.stringify(value))}\n`);
   const body = new ReadableStream({
@@ -83,7 +142,9 @@ function batchResponse({ items, provider, options }, request, config, redact) {
           controller.enqueue(line({ summary: next.value }));
           controller.close();
           request.signal?.removeEventListener('abort', onGone);
+          end();
         } else {
+          count(next.value);
           controller.enqueue(line(next.value));
         }
       } catch (err) {
@@ -91,10 +152,12 @@ function batchResponse({ items, provider, options }, request, config, redact) {
         console.error(`edgebatch worker: batch failed: ${redact(String(err?.message ?? err))}`);
         controller.enqueue(line({ error: { type: 'api_error', message: 'batch failed: internal error' } }));
         controller.close();
+        end();
       }
     },
     cancel() {
       onGone();
+      end();
       results.return(undefined).catch(() => {});
     },
   });

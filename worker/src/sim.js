@@ -1,21 +1,27 @@
-// The simulated AI API under /sim (dev only: EDGEBATCH_SIM = "on"). One Simulator per isolate,
-// so its rate limits and stats span every request this isolate serves. The Worker reaches it
-// with real HTTP subrequests to its own origin (baseUrl `${origin}/sim`), which workerd allows
-// in `wrangler dev` and Miniflare; this module only strips the /sim prefix and hands the
-// fetch-API Request to serveSim, plus two workerd adaptations (see handleSim).
-//
-// Sessions, for the demo page: `POST /sim/sessions { config?, hangMs? }` makes a simulator of
-// its own (its own buckets, faults and stats) answering under `/sim/s/<id>/...`, so each run
-// of the page starts from a fresh minute, and a naive run cannot use up edgebatch's budget.
+// The simulated AI API (dev only: EDGEBATCH_SIM = "on"), reached two ways:
+//   - by the Worker itself, IN-PROCESS: a batch's provider.baseUrl is SIM_ORIGIN, and the
+//     global fetch (wrapped by installSimFetch) hands a request for SIM_ORIGIN straight to the
+//     simulator, with no network. Nothing the client sends (the Host header) decides where a
+//     request goes, and it works wherever this module is loaded: a fetch handler, a Queue
+//     consumer, a Durable Object;
+//   - by browsers and tools over HTTP under /sim/... (the demo page, `curl /sim/stats`), with
+//     CORS only for this Worker's origin, loopback origins and EDGEBATCH_SIM_ORIGINS.
+// One default Simulator per isolate, so its rate limits and stats span every request this
+// isolate serves; sessions (sim-sessions.js) have their own.
+import { env as workerEnv } from 'cloudflare:workers';
 import { CORS, isDisconnect, serveSim } from '../../js/sim-host.mjs';
-import { allow, badRequest, errorResponse, HttpError, jsonResponse, readCappedText } from './http.js';
-import { int, parseJsonObject } from './validate.js';
+import { loadSimulator } from './sim-wasm.js';
+import { readConfig, SIM_ORIGIN } from './config.js';
+import { errorResponse, HttpError } from './http.js';
+import { createSession, MAX_SESSIONS, release, session, target } from './sim-sessions.js';
+
+export { SIM_ORIGIN };
 
 /**
- * How long a simulated hang may last in workerd. workerd cancels a handler that waits on
- * nothing but a promise as "hung" (the caller then sees a 500, not a hang), and it does not tell
- * the callee when the caller aborts a subrequest before the response has started; so the hang
- * waits on this timer, which keeps the handler alive and ends it (sim.abort) in the end.
+ * How long a simulated hang of the default simulator may last. Over HTTP, workerd cancels a
+ * handler that waits on nothing but a promise as "hung" (the caller then sees a 500, not a
+ * hang), and it does not tell the callee when the caller aborts a subrequest before the
+ * response has started; so the hang also waits on this timer, which ends it (sim.abort).
  */
 export const SIM_HANG_CAP_MS = 120_000;
 
@@ -36,93 +42,130 @@ export const DEV_SIM = {
   faults: { rate429: 0.05, rate529: 0.02, rate500: 0.01, hang: 0.005, slowBody: 0.02, malformed: 0.005, disconnect: 0.005 },
 };
 
-/** Sessions kept at once; creating one more drops the oldest (a dev server, not a store). */
-export const MAX_SESSIONS = 16;
-const SESSION_BODY_BYTES = 16 * 1024;
-const HANG_MS_MIN = 100;
-const SESSION_FIELDS = new Set(['config', 'hangMs']);
+let current = { key: '', target: null };
 
-let current = { key: '', sim: null };
-/** id -> { sim, hangMs }, oldest first. */
-const sessions = new Map();
-
-function simulator(Simulator, overrides) {
+function defaultTarget(overrides) {
   const key = JSON.stringify(overrides);
-  if (current.sim === null || current.key !== key) {
-    current = { key, sim: new Simulator({ ...DEV_SIM, ...overrides }) };
+  if (current.target === null || current.key !== key) {
+    current = { key, target: target(new (loadSimulator())({ ...DEV_SIM, ...overrides }), SIM_HANG_CAP_MS) };
   }
-  return current.sim;
+  return current.target;
 }
 
 /**
- * Serves /sim/... with the prefix stripped; `Simulator` is the wasm export. A simulated
- * disconnect (serveSim rejects) becomes a response whose body fails at once: a Worker cannot
- * drop the connection before the status line, so the client sees the connection break while
- * reading, which is a network error all the same.
+ * `fetch` for SIM_ORIGIN URLs, served in-process: `simFetch(url, init)` answers like fetch
+ * would, a simulated dropped connection or a hang cut by `init.signal` rejecting as fetch does.
+ * With the simulator off it rejects (TypeError), like a host that does not exist.
  */
-export async function handleSim(request, url, Simulator, overrides) {
-  const path = url.pathname;
-  if (path === '/sim/sessions') {
-    // Its errors too must be readable by a page on another origin.
-    return createSession(request, Simulator).catch((err) => withCors(errorResponse(err)));
-  }
-  const m = /^\/sim\/s\/([0-9a-f]{16})(\/.*)?$/.exec(path);
-  if (m) {
-    const session = sessions.get(m[1]);
-    if (!session) {
-      throw new HttpError(404, 'not_found_error', `no simulator session ${m[1]} (sessions end when ${MAX_SESSIONS} newer ones exist)`);
-    }
-    return serve(request, url, m[2] ?? '/', session.sim, session.hangMs);
-  }
-  return serve(request, url, path.slice('/sim'.length) || '/', simulator(Simulator, overrides), SIM_HANG_CAP_MS);
+export async function simFetch(input, init) {
+  const request = new Request(input, init);
+  const config = readConfig(workerEnv);
+  if (!config.simOn) throw new TypeError(`fetch failed: ${SIM_ORIGIN} is served only with EDGEBATCH_SIM = "on"`);
+  const url = new URL(request.url);
+  return handleSim(request, `${url.pathname}${url.search}`, config.simConfig, { inProcess: true, signal: init?.signal ?? request.signal })
+    .catch((err) => {
+      if (err instanceof HttpError) return errorResponse(err);
+      throw err;
+    });
 }
 
-async function serve(request, url, innerPath, sim, hangMs) {
-  const inner = new URL(innerPath, url.origin);
-  inner.search = url.search;
-  const req = new Request(inner, request);
+const isSimUrl = (input) => {
+  const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input?.url;
+  return typeof url === 'string' && (url === SIM_ORIGIN || url.startsWith(`${SIM_ORIGIN}/`));
+};
+
+/**
+ * Wraps the global fetch once so that a request for SIM_ORIGIN goes to simFetch and every
+ * other one to the real fetch. edgebatch's wasm calls the global `fetch` at each request, so
+ * its providers reach the simulator this way.
+ */
+export function installSimFetch() {
+  if (globalThis.fetch.simFetch) return;
+  const real = globalThis.fetch.bind(globalThis);
+  const wrapped = (input, init) => (isSimUrl(input) ? simFetch(input, init) : real(input, init));
+  wrapped.simFetch = true;
+  globalThis.fetch = wrapped;
+}
+
+/**
+ * Serves `/sim/...` from an HTTP client (a browser, curl). A request from a page on another
+ * origin is refused (403) unless that origin is allowed; allowed ones get CORS headers.
+ */
+export async function handleSimRoute(request, config) {
+  const origin = request.headers.get('origin');
+  const allowed = origin === null || allowedOrigin(origin, request, config.simOrigins);
+  const cors = (response) => withCors(response, allowed && origin);
+  if (!allowed) {
+    return cors(errorResponse(new HttpError(403, 'permission_error',
+      `a page on ${origin.slice(0, 100)} may not use this simulator: only this Worker's origin, loopback origins and EDGEBATCH_SIM_ORIGINS may`)));
+  }
+  if (request.method === 'OPTIONS') return cors(new Response(null, { status: 204 }));
+  const url = new URL(request.url);
+  const inner = `${url.pathname.slice('/sim'.length) || '/'}${url.search}`;
+  // Its errors too must be readable by the page that asked.
+  return cors(await handleSim(request, inner, config.simConfig, { inProcess: false }).catch((err) => errorResponse(err)));
+}
+
+/** Routes a simulator path (without the /sim prefix): sessions, a session's API, the default. */
+async function handleSim(request, inner, overrides, how) {
+  const path = inner.split('?')[0];
+  if (path === '/sessions') return createSession(request, loadSimulator());
+  const m = /^\/s\/([0-9a-f]{16})(\/.*)?$/.exec(path);
+  if (m) {
+    const t = session(m[1]);
+    if (!t) {
+      throw new HttpError(404, 'not_found_error', `no simulator session ${m[1]} (sessions end when ${MAX_SESSIONS} newer ones exist)`);
+    }
+    return serve(request, inner.slice(`/s/${m[1]}`.length) || '/', t, how);
+  }
+  return serve(request, inner, defaultTarget(overrides), how);
+}
+
+/**
+ * Answers from one simulator target. Counted in `active` before anything (the body is read in
+ * serveSim), so an eviction meanwhile cannot free the simulator under it. Over HTTP a
+ * simulated disconnect (serveSim rejects) becomes a response whose body fails at once: a
+ * Worker cannot drop the connection before the status line, so the client sees the
+ * connection break while reading; in-process the rejection is the fetch's.
+ */
+async function serve(request, inner, t, { inProcess, signal }) {
+  t.active += 1;
   try {
-    return await serveSim(sim, req, { signal: AbortSignal.timeout(hangMs) });
+    const req = new Request(new URL(inner, SIM_ORIGIN), request);
+    const cap = AbortSignal.timeout(t.hangMs);
+    return await serveSim(t.sim, req, { signal: signal ? AbortSignal.any([signal, cap]) : cap });
   } catch (err) {
-    if (!isDisconnect(err) && !(err instanceof Error && /abort|timeout/i.test(`${err.name} ${err.message}`))) throw err;
+    if (inProcess || (!isDisconnect(err) && !(err instanceof Error && /abort|timeout/i.test(`${err.name} ${err.message}`)))) throw err;
     return new Response(new ReadableStream({ start: (c) => c.error(err) }), {
       status: 200,
       headers: { 'content-type': 'application/json' },
     });
+  } finally {
+    t.active -= 1;
+    release(t);
   }
 }
 
-/**
- * `POST /sim/sessions` with `{ config?, hangMs? }`: `config` is the Simulator's options (a bad
- * one is a 400 naming the field), `hangMs` how long a simulated hang lasts before the server
- * gives up on it (default and most SIM_HANG_CAP_MS). Answers 201 `{ id, baseUrl }`.
- */
-async function createSession(request, Simulator) {
-  if (request.method === 'OPTIONS') return new Response(null, { status: 204, headers: CORS });
-  allow(request, ['POST']);
-  const text = await readCappedText(request, SESSION_BODY_BYTES);
-  const body = parseJsonObject(text || '{}', SESSION_FIELDS, '{ config?, hangMs? }');
-  const { config = {}, hangMs = SIM_HANG_CAP_MS } = body;
-  int('hangMs', hangMs, HANG_MS_MIN, SIM_HANG_CAP_MS);
-  let sim;
+/** This Worker's own origin, a loopback origin (any port), or one EDGEBATCH_SIM_ORIGINS names. */
+function allowedOrigin(origin, request, named) {
+  if (origin === new URL(request.url).origin || named.includes(origin)) return true;
   try {
-    sim = new Simulator(config);
-  } catch (err) {
-    if (err instanceof TypeError || err instanceof RangeError) throw badRequest(`config: ${err.message}`);
-    throw err;
+    const { protocol, hostname } = new URL(origin);
+    return (protocol === 'http:' || protocol === 'https:') &&
+      (hostname === '127.0.0.1' || hostname === 'localhost' || hostname === '[::1]');
+  } catch {
+    return false;
   }
-  const id = [...crypto.getRandomValues(new Uint8Array(8))].map((b) => b.toString(16).padStart(2, '0')).join('');
-  sessions.set(id, { sim, hangMs });
-  for (const [old, s] of sessions) {
-    if (sessions.size <= MAX_SESSIONS) break;
-    sessions.delete(old);
-    // A request still being answered (a slow body, a hang) holds it: the GC takes it then.
-    if (s.sim.stats().inFlight === 0) s.sim.free();
-  }
-  return jsonResponse(201, { id, baseUrl: `${new URL(request.url).origin}/sim/s/${id}` }, CORS);
 }
 
-function withCors(response) {
-  for (const [name, value] of Object.entries(CORS)) response.headers.set(name, value);
-  return response;
+/** The simulator's CORS headers for `origin` (echoed, not `*`), or none at all. */
+function withCors(response, origin) {
+  const out = new Response(response.body, response);
+  for (const name of Object.keys(CORS)) out.headers.delete(name);
+  if (origin) {
+    for (const [name, value] of Object.entries(CORS)) out.headers.set(name, value);
+    out.headers.set('access-control-allow-origin', origin);
+    out.headers.append('vary', 'origin');
+  }
+  return out;
 }

@@ -1,8 +1,10 @@
 // Validates a POST /v1/batch body: `{ provider?, items, options? }`. Every rejection is a 400
 // that names the field and the rule. Values are never echoed for provider fields (a base URL
 // may carry credentials, a key is a key).
+import { upstreamKey } from './auth.js';
 import { badRequest, HttpError } from './http.js';
-import { UPSTREAMS } from './config.js';
+import { checkItem } from './item-policy.js';
+import { SIM_ORIGIN, UPSTREAMS } from './config.js';
 
 const TOP_LEVEL = new Set(['provider', 'items', 'options']);
 const PROVIDER_FIELDS = new Set(['name', 'baseUrl', 'apiKey', 'version']);
@@ -41,57 +43,73 @@ export function parseBatchRequest(text, config, origin) {
     if (!isPlainObject(item)) throw badRequest(`items[${i}] must be an object (a request body), got ${typeName(item)}`);
   });
 
-  const { provider, upstream } = parseProvider(body.provider, config, origin);
+  const { provider, upstream, missingKey } = parseProvider(body.provider, config, origin);
+  items.forEach((item, i) => checkItem(item, i, provider.name, config.items));
   const options = parseOptions(body.options, config);
+  // Request errors first: a bad option is the client's to fix (400) even when the Worker
+  // also lacks a key, which only its operator can fix (500).
+  if (missingKey) throw missingKey;
   return { items, provider, options, upstream };
 }
 
-function parseProvider(raw, config, origin) {
+export function parseProvider(raw, config, origin) {
   const p = raw === undefined ? { name: 'anthropic' } : raw;
   if (!isPlainObject(p)) throw badRequest(`provider must be an object { name, baseUrl?, apiKey? }, got ${typeName(p)}`);
   for (const key of Object.keys(p)) {
     if (!PROVIDER_FIELDS.has(key)) throw badRequest(`provider has unknown field ${JSON.stringify(key)}`);
   }
-  const upstreamOf = UPSTREAMS[p.name];
-  if (typeof p.name !== 'string' || !upstreamOf) {
+  // Own keys only: `constructor` or `toString` must not find Object.prototype's.
+  const upstreamOf = typeof p.name === 'string' && Object.hasOwn(UPSTREAMS, p.name) ? UPSTREAMS[p.name] : undefined;
+  if (!upstreamOf) {
     throw badRequest(`provider.name must be one of ${Object.keys(UPSTREAMS).join(', ')}`);
   }
-  const simBase = `${origin}/sim`;
-  const allowed = [upstreamOf.baseUrl, ...(config.simOn ? [simBase] : [])];
   let baseUrl = upstreamOf.baseUrl;
+  let toSim = false;
   if (p.baseUrl !== undefined) {
     if (typeof p.baseUrl !== 'string') throw badRequest('provider.baseUrl must be a string');
-    baseUrl = p.baseUrl.replace(/\/+$/, '');
-    if (!allowed.includes(baseUrl)) {
+    const asked = p.baseUrl.replace(/\/+$/, '');
+    const sim = config.simOn ? simBase(asked, origin) : null;
+    if (sim === null && asked !== upstreamOf.baseUrl) {
+      const allowed = [upstreamOf.baseUrl, ...(config.simOn ? [`${SIM_ORIGIN} (the simulator; ${origin}/sim works too)`] : [])];
       throw badRequest(`provider.baseUrl is not allowed; for ${p.name} use one of: ${allowed.join(', ')}`);
     }
+    baseUrl = sim ?? asked;
+    toSim = sim !== null;
   }
   if (p.version !== undefined && (typeof p.version !== 'string' || !/^[\w.-]{1,40}$/.test(p.version))) {
     throw badRequest('provider.version must be a short string such as "2023-06-01"');
   }
-  const toSim = config.simOn && baseUrl === simBase;
 
+  // A missing server key is the Worker's fault, not the request's: reported only once the
+  // request itself is known to be valid (its 400s come first).
   let apiKey;
-  if (p.apiKey !== undefined) {
-    if (!config.allowClientKeys) {
-      throw badRequest(`provider.apiKey is not accepted: this Worker uses its own ${upstreamOf.keyVar} secret`);
-    }
-    if (typeof p.apiKey !== 'string' || p.apiKey.length === 0) throw badRequest('provider.apiKey must be a non-empty string');
-    apiKey = p.apiKey;
-  } else if (toSim) {
-    // The simulator needs no key, and a real one must never be sent to it.
-    apiKey = 'sim-key';
-  } else {
-    apiKey = config.keys[p.name];
-    if (!apiKey) {
-      throw new HttpError(500, 'configuration_error', `no API key for ${p.name}: set the Worker secret ${upstreamOf.keyVar}`);
-    }
+  let missingKey;
+  try {
+    apiKey = upstreamKey({ provider: p.name, keyVar: upstreamOf.keyVar, clientKey: p.apiKey, toSim }, config);
+  } catch (err) {
+    if (!(err instanceof HttpError) || err.status !== 500) throw err;
+    missingKey = err;
   }
   const provider = { name: p.name, baseUrl, apiKey, ...(p.version !== undefined && { version: p.version }) };
-  return { provider, upstream: toSim ? 'sim' : p.name };
+  return { provider, upstream: toSim ? 'sim' : p.name, missingKey };
 }
 
-function parseOptions(raw, config) {
+/**
+ * The in-process simulator base for a sim base URL (SIM_ORIGIN, or `<origin>/sim` as clients
+ * wrote it before; either with `/s/<session>`), else null. `origin` comes from the request's
+ * Host header, which the client chose: harmless here, since the answer is always SIM_ORIGIN,
+ * which never leaves the process.
+ */
+function simBase(url, origin) {
+  for (const prefix of [SIM_ORIGIN, `${origin}/sim`]) {
+    if (url === prefix) return SIM_ORIGIN;
+    const m = /^\/s\/([0-9a-f]{16})$/.exec(url.startsWith(prefix) ? url.slice(prefix.length) : '');
+    if (m) return `${SIM_ORIGIN}/s/${m[1]}`;
+  }
+  return null;
+}
+
+export function parseOptions(raw, config) {
   if (raw === undefined) return withDefaults({}, config);
   if (!isPlainObject(raw)) throw badRequest(`options must be an object, got ${typeName(raw)}`);
   const out = {};
@@ -101,7 +119,7 @@ function parseOptions(raw, config) {
         ` (Workers allow ${config.maxConcurrency} simultaneous connections per invocation here)`);
     } else if (key === 'backoff') {
       out.backoff = parseBackoff(value);
-    } else if (OPTION_RANGES[key]) {
+    } else if (Object.hasOwn(OPTION_RANGES, key)) {
       out[key] = int(`options.${key}`, value, ...OPTION_RANGES[key]);
     } else {
       throw badRequest(`options has unknown field ${JSON.stringify(key)} (allowed: concurrency, maxRetries, ` +
@@ -126,7 +144,7 @@ function parseBackoff(raw) {
   if (!isPlainObject(raw)) throw badRequest(`options.backoff must be an object, got ${typeName(raw)}`);
   const out = {};
   for (const [key, value] of Object.entries(raw)) {
-    if (BACKOFF_RANGES[key]) {
+    if (Object.hasOwn(BACKOFF_RANGES, key)) {
       out[key] = int(`options.backoff.${key}`, value, ...BACKOFF_RANGES[key]);
     } else if (key === 'jitter') {
       if (!JITTERS.includes(value)) throw badRequest(`options.backoff.jitter must be one of ${JITTERS.join(', ')}, got ${show(value)}`);

@@ -207,6 +207,23 @@ describe('worker: production defaults (simulator off)', { timeout: 60_000 }, () 
   });
 });
 
+describe('worker: no API key configured', { timeout: 60_000 }, () => {
+  test('a request error is a 400 before the missing key\'s 500', async () => {
+    const keyless = await startWorker({ ANTHROPIC_API_KEY: '' });
+    try {
+      const body = { items: [{ model: 'claude-haiku-4-5', max_tokens: 1, messages: [] }] };
+      const bad = await postBatch(keyless.url, { ...body, options: { maxRetries: 'lots' } });
+      assert.equal(bad.status, 400, bad.text);
+      assert.match(JSON.parse(bad.text).error.message, /options\.maxRetries/);
+      const good = await postBatch(keyless.url, body);
+      assert.equal(good.status, 500, good.text);
+      assert.equal(JSON.parse(good.text).error.type, 'configuration_error');
+    } finally {
+      await keyless.dispose();
+    }
+  });
+});
+
 describe('worker: client keys allowed', { timeout: 60_000 }, () => {
   test('a client key reaches the upstream but never the response', async () => {
     const worker = await startWorker({ EDGEBATCH_SIM: 'on', EDGEBATCH_ALLOW_CLIENT_KEYS: 'true' });

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { Miniflare } from 'miniflare';
+import { unstable_getMiniflareWorkerOptions as miniflareOptionsOf } from 'wrangler';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const toml = readFileSync(new URL('../wrangler.toml', import.meta.url), 'utf8');
@@ -31,15 +32,52 @@ export const FAKE_ANTHROPIC_KEY = 'sk-ant-FAKE-secret-5b8e1c0a77d4';
 export const FAKE_OPENAI_KEY = 'sk-FAKE-openai-secret-c3d9e2f1';
 
 /**
+ * The Durable Objects and Queues of wrangler.toml, as wrangler itself reads them; with
+ * `workQueues` (1..8), that many work-queue shards (WORK_QUEUE, WORK_QUEUE_1 ...), each
+ * consumed like wrangler.toml's second one: locally each shard is one consumer at a time.
+ */
+function engines(workQueues) {
+  const { workerOptions: o } = miniflareOptionsOf(fileURLToPath(new URL('../wrangler.toml', import.meta.url)));
+  const { queueProducers: producers, queueConsumers: consumers } = o;
+  if (workQueues !== undefined) {
+    const template = consumers[producers.WORK_QUEUE_1.queueName];
+    for (let i = 1; i < 8; i++) {
+      const binding = `WORK_QUEUE_${i}`;
+      const name = producers[binding]?.queueName ?? `edgebatch-work-${i}`;
+      delete producers[binding];
+      delete consumers[name];
+      if (i < workQueues) {
+        producers[binding] = { queueName: name };
+        consumers[name] = { ...template };
+      }
+    }
+  }
+  return { durableObjects: o.durableObjects, queueProducers: producers, queueConsumers: consumers };
+}
+
+/**
  * @param {Record<string, string>} vars merged over wrangler.toml's [vars], the test token and
  *   fake upstream keys
- * @returns {Promise<{ url: URL, dispose(): Promise<void>, logs(): string }>}
+ * @param {{ script?: string, twin?: boolean, options?: object, persist?: string, port?: number, workQueues?: number }} [opts]
+ *   `script`: another Worker script than worker/src/index.js (a path from the repository root),
+ *   with Miniflare worker `options` of its own (queues, ...); wrangler.toml's Durable Objects and
+ *   Queues come with the Worker's own script, or with one that wraps it when `workQueues` is
+ *   given; `twin`: a second copy of the Worker in an isolate of its own, bound to the FIRST
+ *   one's Durable Objects (as two isolates of one deployed Worker are), reachable through
+ *   `twin.fetch(url, init)`; `persist`: a folder for the Durable Objects' state (kept across
+ *   restarts on the same folder); `workQueues`: work-queue shards (see engines)
+ * @returns {Promise<{ url: URL, mf: Miniflare, twin?: { fetch: typeof fetch }, dispose(): Promise<void>, logs(): string }>}
  */
-export async function startWorker(vars = {}) {
+export async function startWorker(vars = {}, { script = 'worker/src/index.js', twin = false, options = {}, persist, port = 0, workQueues } = {}) {
+  if (workQueues !== undefined && !(Number.isInteger(workQueues) && workQueues >= 1 && workQueues <= 8)) {
+    throw new RangeError(`workQueues must be an integer in 1..=8, got ${workQueues}`);
+  }
   let logs = '';
-  const mf = new Miniflare({
+  const own = script === 'worker/src/index.js';
+  const engine = own || workQueues !== undefined ? engines(workQueues) : {};
+  const worker = {
     modules: true,
-    scriptPath: `${root}worker/src/index.js`,
+    scriptPath: `${root}${script}`,
     modulesRoot: root,
     modulesRules: [
       { type: 'ESModule', include: ['**/*.js', '**/*.mjs'] },
@@ -54,17 +92,38 @@ export async function startWorker(vars = {}) {
       OPENAI_API_KEY: FAKE_OPENAI_KEY,
       ...vars,
     },
-    // The demo page, as wrangler.toml's [assets] serves it (build.sh puts the wasm in www/pkg).
-    assets: { directory: `${root}www`, routerConfig: { has_user_worker: true } },
+    // wrangler.toml's Durable Objects and Queues (the Worker's own script only).
+    ...engine,
+    ...options,
+  };
+  const mf = new Miniflare({
+    workers: [
+      {
+        name: 'edgebatch',
+        ...worker,
+        // The demo page, as wrangler.toml's [assets] serves it (build.sh puts the wasm in www/pkg).
+        assets: { directory: `${root}www`, routerConfig: { has_user_worker: true } },
+      },
+      ...(twin ? [{
+        ...worker,
+        name: 'edgebatch-twin',
+        // The same objects, not copies; and no second consumer of the queues.
+        durableObjects: Object.fromEntries(Object.entries(engine.durableObjects ?? {})
+          .map(([name, o]) => [name, { ...o, scriptName: 'edgebatch' }])),
+        queueConsumers: {},
+      }] : []),
+    ],
+    ...(persist && { durableObjectsPersist: persist }),
     host: '127.0.0.1',
-    port: 0,
+    port,
     handleRuntimeStdio(stdout, stderr) {
       stdout.on('data', (d) => (logs += d));
       stderr.on('data', (d) => (logs += d));
     },
   });
   const url = await mf.ready;
-  return { url, dispose: () => mf.dispose(), logs: () => logs };
+  const other = twin ? await mf.getWorker('edgebatch-twin') : undefined;
+  return { url, mf, ...(other && { twin: { fetch: (u, init) => other.fetch(u, init) } }), dispose: () => mf.dispose(), logs: () => logs };
 }
 
 /** POST /v1/batch; returns { status, headers, text } (the whole body). */

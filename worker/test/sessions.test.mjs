@@ -21,15 +21,15 @@ describe('worker: simulator sessions and the demo page', { timeout: 60_000 }, ()
   test('a session has its own limits and stats', async () => {
     const res = await session({ config: { requestsPerMinute: 2, minuteMs: 600000, latency: { baseMs: 0, jitterMs: 0, perOutputTokenMs: 0 } }, hangMs: 1000 });
     assert.equal(res.status, 201);
-    assert.equal(res.headers.get('access-control-allow-origin'), '*');
-    const { id, baseUrl } = await res.json();
+    const { id, path } = await res.json();
     assert.match(id, /^[0-9a-f]{16}$/);
-    assert.equal(baseUrl, `${worker.url.origin}/sim/s/${id}`);
+    assert.equal(path, `/sim/s/${id}`);
+    const baseUrl = new URL(path, worker.url).href;
     const statuses = [];
     for (let i = 0; i < 3; i += 1) statuses.push((await ask(baseUrl)).status);
     assert.deepEqual(statuses, [200, 200, 429], 'its own 2 requests per minute');
     const other = await (await session({})).json();
-    assert.equal((await ask(other.baseUrl)).status, 200, 'another session is not limited by the first');
+    assert.equal((await ask(new URL(other.path, worker.url).href)).status, 200, 'another session is not limited by the first');
     const stats = await (await fetch(`${baseUrl}/stats`)).json();
     assert.equal(stats.requests, 3);
     assert.deepEqual(stats.byStatus, { 200: 2, 429: 1 });
@@ -42,13 +42,16 @@ describe('worker: simulator sessions and the demo page', { timeout: 60_000 }, ()
       [{ config: { requestsPerMinute: 0 } }, /config: requestsPerMinute/],
       [{ config: { faults: { hang: 2 } } }, /config: faults\.hang/],
       [{ config: { bogus: 1 } }, /config: unknown option "bogus"/],
-      [{ hangMs: 5 }, /hangMs must be an integer in 100\.\.=120000, got 5/],
+      [{ hangMs: 5 }, /hangMs must be an integer in 100\.\.=30000, got 5/],
+      [{ hangMs: 120000 }, /hangMs must be an integer in 100\.\.=30000, got 120000/],
+      [{ config: { latency: { baseMs: 600000 } } }, /config\.latency\.baseMs must be at most 10000 for a session, got 600000/],
+      [{ config: { maxTokens: 500000 } }, /config\.maxTokens must be at most 4096 for a session/],
+      [{ config: { latency: { chunkMs: 5000 } } }, /config\.latency\.chunkMs must be at most 100/],
       [{ colour: 'red' }, /unknown field "colour" \(expected config, hangMs\)/],
     ];
     for (const [body, message] of cases) {
       const res = await session(body);
       assert.equal(res.status, 400, JSON.stringify(body));
-      assert.equal(res.headers.get('access-control-allow-origin'), '*', 'a page on another origin can read the error');
       const { error } = await res.json();
       assert.equal(error.type, 'invalid_request_error');
       assert.match(error.message, message);
@@ -60,7 +63,7 @@ describe('worker: simulator sessions and the demo page', { timeout: 60_000 }, ()
   test('the newest 16 sessions are kept; an unknown one is 404', async () => {
     const first = await (await session({})).json();
     for (let i = 0; i < 16; i += 1) assert.equal((await session({})).status, 201);
-    const res = await ask(first.baseUrl);
+    const res = await ask(new URL(first.path, worker.url).href);
     assert.equal(res.status, 404);
     assert.match((await res.json()).error.message, /no simulator session/);
     assert.equal((await ask(`${worker.url.origin}/sim/s/0123456789abcdef`)).status, 404);

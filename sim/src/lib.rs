@@ -1,0 +1,364 @@
+//! A simulated AI API: a faithful, adversarial stand-in for Anthropic's Messages API and
+//! OpenAI's Chat Completions, so the demo runs without a key and tests and benchmarks have a
+//! realistic upstream.
+//!
+//! Pure Rust and host-agnostic: the host passes each request in (its body already parsed,
+//! through the [`Json`] view) with the current time, and gets a [`Decision`] back: status,
+//! headers and body, how long to wait before answering, and how to answer (reply, hang,
+//! trickle the body, cut the connection, send broken JSON). `js/sim-host.mjs` carries the
+//! decisions out over fetch-API `Request`/`Response`.
+//!
+//! What it models: request and token buckets that refill continuously over a configurable
+//! "minute" (429 with exact `retry-after`/`retry-after-ms` when a request does not fit), the
+//! rate-limit headers both APIs send on every reply, validation and auth errors with the real
+//! error shapes, a latency model, and random faults, all seeded and repeatable.
+//!
+//! ```
+//! use edgebatch_sim::{Action, Config, Request, Simulator};
+//!
+//! // The host's parsed JSON through the `Json` view: here serde_json (feature `serde_json`),
+//! // in wasm the host's own JSON.parse.
+//! let mut sim = Simulator::new(Config { requests_per_minute: Some(1), ..Config::default() });
+//! let headers = [("x-api-key", "k"), ("anthropic-version", "2023-06-01")]
+//!     .map(|(k, v)| (k.to_owned(), v.to_owned()));
+//! let body = serde_json::json!({ "model": "m", "max_tokens": 100,
+//!     "messages": [{ "role": "user", "content": "Summarise this please" }] });
+//! let req = Request { method: "POST", path: "/v1/messages", headers: &headers, body: Some(&body) };
+//! let d = sim.handle(&req, 0.0);
+//! assert_eq!((d.status, d.action), (200, Action::Reply));
+//! assert!(d.body.contains(r#""text":"Summary "#));
+//! sim.finish(d.id, d.delay_ms);
+//! // The one request of this minute is spent: the next must wait the whole minute.
+//! let again = sim.handle(&req, 1000.0);
+//! assert_eq!(again.status, 429);
+//! assert!(again.headers.contains(&("retry-after-ms".to_owned(), "59000".to_owned())));
+//! ```
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod bucket;
+pub mod config;
+pub mod json;
+pub mod limits;
+pub mod raw;
+pub mod reply;
+pub mod request;
+pub mod rng;
+pub mod text;
+pub mod time;
+
+#[cfg(target_arch = "wasm32")]
+mod bindings;
+#[cfg(test)]
+mod tests;
+
+pub use config::{Config, Fault, Faults, Latency};
+pub use json::Json;
+
+use limits::Limits;
+use reply::{ApiError, ErrorKind, Success};
+use request::Api;
+use rng::SplitMix64;
+
+/// A request as the host received it.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a, J> {
+    /// `POST`, `GET`, ...
+    pub method: &'a str,
+    /// The URL path; the API is picked by its end (`…/v1/messages`, `…/v1/chat/completions`).
+    pub path: &'a str,
+    /// Headers, names in lower case.
+    pub headers: &'a [(String, String)],
+    /// The parsed JSON body; `None` when there was none or it was not JSON.
+    pub body: Option<&'a J>,
+}
+
+/// How the host answers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Action {
+    /// Send status, headers and body after `delay_ms`.
+    Reply,
+    /// Send nothing until the client gives up, then call [`Simulator::abort`].
+    Hang,
+    /// Send status and headers after `delay_ms`, then the body `chunk_bytes` at a time with
+    /// `chunk_ms` pauses.
+    SlowBody {
+        /// Pause before each chunk.
+        chunk_ms: f64,
+        /// Bytes per chunk.
+        chunk_bytes: u32,
+    },
+    /// After `delay_ms`, drop the connection without a reply.
+    Disconnect,
+    /// Send the 200 after `delay_ms`; the body is already broken JSON.
+    Malformed,
+}
+
+/// What to do with one request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    /// For [`Simulator::finish`] / [`Simulator::abort`].
+    pub id: u32,
+    /// HTTP status; 0 when nothing is sent (hang, disconnect).
+    pub status: u16,
+    /// Response headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// Response body (JSON, or broken JSON for [`Action::Malformed`]).
+    pub body: String,
+    /// Wait this long before acting.
+    pub delay_ms: f64,
+    /// How to answer.
+    pub action: Action,
+}
+
+/// Counters since the simulator was made.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    /// Requests handled.
+    pub requests: u64,
+    /// Replies by status, in order of first appearance (hangs and disconnects have none).
+    pub by_status: Vec<(u16, u64)>,
+    /// Requests that hung.
+    pub hangs: u64,
+    /// Requests that got a dropped connection.
+    pub disconnects: u64,
+    /// Replies with broken JSON.
+    pub malformed: u64,
+    /// Replies with a slow body.
+    pub slow_bodies: u64,
+    /// Handled but neither finished nor aborted.
+    pub in_flight: u64,
+    /// The most in flight at once.
+    pub max_in_flight: u64,
+    /// Finished by the host.
+    pub finished: u64,
+    /// Abandoned by the client.
+    pub aborted: u64,
+    /// Input tokens of admitted requests.
+    pub input_tokens: u64,
+    /// Output tokens of admitted requests.
+    pub output_tokens: u64,
+    /// Sum over finished requests of finish time minus handle time.
+    pub busy_ms: f64,
+}
+
+/// The simulated API. Single-threaded; time only moves through the `now_ms` it is given.
+#[derive(Debug)]
+pub struct Simulator {
+    config: Config,
+    rng: SplitMix64,
+    limits: Limits,
+    next_id: u32,
+    open: Vec<(u32, f64)>,
+    stats: Stats,
+}
+
+/// Milliseconds (any `f64`) as whole microseconds; negative and NaN read as 0.
+fn micros(ms: f64) -> u64 {
+    (ms.max(0.0) * 1000.0) as u64
+}
+
+impl Simulator {
+    /// A simulator with full buckets at time 0.
+    pub fn new(config: Config) -> Simulator {
+        Simulator {
+            rng: SplitMix64::new(config.seed),
+            limits: Limits::new(&config),
+            config,
+            next_id: 0,
+            open: Vec::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Decides the fate of one request arriving at `now_ms` and counts it in flight.
+    pub fn handle<J: Json>(&mut self, req: &Request<'_, J>, now_ms: f64) -> Decision {
+        self.next_id = self.next_id.wrapping_add(1);
+        let id = self.next_id;
+        let jitter_ms = self.rng.next_f64() * self.config.latency.jitter_ms;
+        let mut d = self.respond(id, req, micros(now_ms));
+        if d.action != Action::Hang {
+            d.delay_ms += jitter_ms;
+        }
+        let s = &mut self.stats;
+        s.requests += 1;
+        match d.action {
+            Action::Hang => s.hangs += 1,
+            Action::Disconnect => s.disconnects += 1,
+            Action::Malformed => s.malformed += 1,
+            Action::SlowBody { .. } => s.slow_bodies += 1,
+            Action::Reply => {}
+        }
+        if d.status != 0 {
+            match s.by_status.iter_mut().find(|(st, _)| *st == d.status) {
+                Some((_, n)) => *n += 1,
+                None => s.by_status.push((d.status, 1)),
+            }
+        }
+        self.open.push((id, now_ms));
+        s.max_in_flight = s.max_in_flight.max(self.open.len() as u64);
+        d
+    }
+
+    /// The host sent the reply (or gave up on it) at `now_ms`. Returns whether `id` was open.
+    pub fn finish(&mut self, id: u32, now_ms: f64) -> bool {
+        let Some(start) = self.close(id) else {
+            return false;
+        };
+        self.stats.finished += 1;
+        self.stats.busy_ms += (now_ms - start).max(0.0);
+        true
+    }
+
+    /// The client went away before the reply. Returns whether `id` was open.
+    pub fn abort(&mut self, id: u32) -> bool {
+        let open = self.close(id).is_some();
+        self.stats.aborted += u64::from(open);
+        open
+    }
+
+    fn close(&mut self, id: u32) -> Option<f64> {
+        let at = self.open.iter().position(|(i, _)| *i == id)?;
+        Some(self.open.swap_remove(at).1)
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            in_flight: self.open.len() as u64,
+            ..self.stats.clone()
+        }
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn tag(&self, id: u32) -> String {
+        format!(
+            "{:016x}",
+            reply::mix(self.config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(id))
+        )
+    }
+
+    /// A reply with the API's common headers and, for a known API, the rate-limit headers.
+    fn reply(&mut self, id: u32, api: Api, status: u16, body: String, now_us: u64) -> Decision {
+        let request_id = match api {
+            Api::Anthropic => ("request-id", format!("req_sim_{}", self.tag(id))),
+            Api::OpenAi => ("x-request-id", format!("req_{}", self.tag(id))),
+        };
+        let mut headers = vec![
+            ("content-type".to_owned(), "application/json".to_owned()),
+            (request_id.0.to_owned(), request_id.1),
+        ];
+        let levels = self.limits.levels(now_us);
+        let wall_us = self.config.epoch_ms * 1000 + now_us;
+        limits::rate_headers(api, &levels, wall_us, &mut headers);
+        Decision {
+            id,
+            status,
+            headers,
+            body,
+            delay_ms: self.config.latency.base_ms,
+            action: Action::Reply,
+        }
+    }
+
+    fn error(&mut self, id: u32, api: Api, err: ApiError, now_us: u64) -> Decision {
+        let status = err.kind.status(api);
+        self.reply(id, api, status, err.body(api), now_us)
+    }
+
+    fn respond<J: Json>(&mut self, id: u32, req: &Request<'_, J>, now_us: u64) -> Decision {
+        let Some(api) = Api::from_path(req.path) else {
+            let err = ApiError::new(ErrorKind::NotFound, format!("Not found: {}", req.path));
+            let mut d = self.error(id, Api::Anthropic, err, now_us);
+            d.headers.truncate(2);
+            return d;
+        };
+        if !req.method.eq_ignore_ascii_case("POST") {
+            let message = format!("Method {} not allowed; use POST", req.method);
+            return self.error(id, api, ApiError::new(ErrorKind::Method, message), now_us);
+        }
+        let prompt = match request::check(api, req.headers, req.body) {
+            Ok(p) => p,
+            Err(err) => return self.error(id, api, err, now_us),
+        };
+        let fault = self.config.faults.pick(self.rng.next_f64());
+        // Turned away at the door: nothing is charged, and no retry-after is given.
+        let early = match fault {
+            Some(Fault::RateLimited) => Some((
+                ErrorKind::RateLimit { tokens: false },
+                "Rate limited; please slow down",
+            )),
+            Some(Fault::Overloaded) => Some((ErrorKind::Overloaded, "Overloaded")),
+            Some(Fault::Internal) => Some((ErrorKind::Internal, "Internal server error")),
+            _ => None,
+        };
+        if let Some((kind, message)) = early {
+            return self.error(id, api, ApiError::new(kind, message.into()), now_us);
+        }
+        let hash = reply::prompt_hash(&prompt.text);
+        let natural = reply::natural_tokens(hash, self.config.max_tokens);
+        let output = prompt.max_tokens.map_or(natural, |m| m.min(natural));
+        let input = prompt.input_tokens();
+        if let Err(refusal) = self.limits.admit(now_us, [1, input, output]) {
+            let (err, retry) = refusal.error();
+            let mut d = self.error(id, api, err, now_us);
+            d.headers.extend(retry);
+            return d;
+        }
+        self.stats.input_tokens += input;
+        self.stats.output_tokens += output;
+        let text = reply::summary(&prompt, hash, output);
+        let reply_id = match api {
+            Api::Anthropic => format!("msg_sim_{}", self.tag(id)),
+            Api::OpenAi => format!("chatcmpl-sim{}", self.tag(id)),
+        };
+        let body = Success {
+            id: &reply_id,
+            model: &prompt.model,
+            text: &text,
+            truncated: output < natural,
+            input_tokens: input,
+            output_tokens: output,
+            created: (self.config.epoch_ms + now_us / 1000) / 1000,
+        }
+        .body(api);
+        let mut d = self.reply(id, api, 200, body, now_us);
+        let generation_ms = self.config.latency.per_output_token_ms * output as f64;
+        match fault {
+            Some(Fault::Hang) => {
+                d = Decision {
+                    status: 0,
+                    headers: Vec::new(),
+                    body: String::new(),
+                    delay_ms: 0.0,
+                    action: Action::Hang,
+                    ..d
+                };
+            }
+            Some(Fault::SlowBody) => {
+                d.action = Action::SlowBody {
+                    chunk_ms: self.config.latency.chunk_ms,
+                    chunk_bytes: d.body.len().div_ceil(8).max(1) as u32,
+                };
+            }
+            Some(Fault::Malformed) => {
+                d.body = reply::truncate_half(&d.body);
+                d.delay_ms += generation_ms;
+                d.action = Action::Malformed;
+            }
+            Some(Fault::Disconnect) => {
+                d.status = 0;
+                d.headers.clear();
+                d.body.clear();
+                d.action = Action::Disconnect;
+            }
+            _ => d.delay_ms += generation_ms,
+        }
+        d
+    }
+}

@@ -1,0 +1,241 @@
+//! What the sim says back: error bodies in each API's shape, successful replies, the
+//! pseudo-summary text, and the rate-limit headers.
+
+use crate::request::{Api, Prompt};
+use crate::text::quote;
+
+/// The kinds of error the sim sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 400: the body is wrong.
+    Invalid,
+    /// 401: no usable API key.
+    Auth,
+    /// 404: no such endpoint.
+    NotFound,
+    /// 405: the endpoint takes POST.
+    Method,
+    /// 429: a limit; `tokens` says which kind for OpenAI's `type`.
+    RateLimit {
+        /// A token limit rather than the request limit.
+        tokens: bool,
+    },
+    /// Anthropic 529 `overloaded_error`, OpenAI 503.
+    Overloaded,
+    /// 500.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The HTTP status on `api`.
+    pub fn status(self, api: Api) -> u16 {
+        match self {
+            ErrorKind::Invalid => 400,
+            ErrorKind::Auth => 401,
+            ErrorKind::NotFound => 404,
+            ErrorKind::Method => 405,
+            ErrorKind::RateLimit { .. } => 429,
+            ErrorKind::Overloaded if api == Api::OpenAi => 503,
+            ErrorKind::Overloaded => 529,
+            ErrorKind::Internal => 500,
+        }
+    }
+
+    fn anthropic_type(self) -> &'static str {
+        match self {
+            ErrorKind::Invalid | ErrorKind::Method => "invalid_request_error",
+            ErrorKind::Auth => "authentication_error",
+            ErrorKind::NotFound => "not_found_error",
+            ErrorKind::RateLimit { .. } => "rate_limit_error",
+            ErrorKind::Overloaded => "overloaded_error",
+            ErrorKind::Internal => "api_error",
+        }
+    }
+
+    fn openai_type(self) -> &'static str {
+        match self {
+            ErrorKind::Invalid | ErrorKind::Method | ErrorKind::Auth | ErrorKind::NotFound => {
+                "invalid_request_error"
+            }
+            ErrorKind::RateLimit { tokens: false } => "requests",
+            ErrorKind::RateLimit { tokens: true } => "tokens",
+            ErrorKind::Overloaded | ErrorKind::Internal => "server_error",
+        }
+    }
+}
+
+/// An error reply: kind, message, and OpenAI's `param` and `code`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    /// What went wrong.
+    pub kind: ErrorKind,
+    /// For people.
+    pub message: String,
+    /// OpenAI's `param`.
+    pub param: Option<String>,
+    /// OpenAI's `code`.
+    pub code: Option<&'static str>,
+}
+
+impl ApiError {
+    /// An error with no `param`, and the `code` OpenAI uses for its kind.
+    pub fn new(kind: ErrorKind, message: String) -> ApiError {
+        let code = match kind {
+            ErrorKind::RateLimit { .. } => Some("rate_limit_exceeded"),
+            ErrorKind::NotFound => Some("unknown_url"),
+            _ => None,
+        };
+        ApiError {
+            kind,
+            message,
+            param: None,
+            code,
+        }
+    }
+
+    /// The JSON body: Anthropic `{"type":"error","error":{"type","message"}}`, OpenAI
+    /// `{"error":{"message","type","param","code"}}`. (Templates rather than a builder: the
+    /// shapes are fixed, and one `format!` is the least code in the wasm build.)
+    pub fn body(&self, api: Api) -> String {
+        let message = quote(&self.message);
+        match api {
+            Api::Anthropic => format!(
+                r#"{{"type":"error","error":{{"type":"{}","message":{message}}}}}"#,
+                self.kind.anthropic_type()
+            ),
+            Api::OpenAi => format!(
+                r#"{{"error":{{"message":{message},"type":"{}","param":{},"code":{}}}}}"#,
+                self.kind.openai_type(),
+                self.param.as_deref().map_or("null".into(), quote),
+                self.code.map_or("null".into(), quote),
+            ),
+        }
+    }
+}
+
+/// A stable hash of the prompt text that tests can recompute: FNV-1a (64 bits), then
+/// SplitMix64's finalizer so that prompts differing in one letter differ in every bit.
+pub fn prompt_hash(text: &str) -> u64 {
+    let fnv = text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    mix(fnv)
+}
+
+/// SplitMix64's finalizer: spreads every input bit over the output.
+pub fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The reply length the prompt "deserves": `min(20, max)..=max` tokens, from its hash.
+pub fn natural_tokens(hash: u64, max: u64) -> u64 {
+    let lo = max.min(20);
+    lo + hash % (max - lo + 1)
+}
+
+const FILLER: &[&str] = &[
+    "the",
+    "key",
+    "point",
+    "is",
+    "that",
+    "results",
+    "arrive",
+    "in",
+    "order",
+    "and",
+    "every",
+    "request",
+    "is",
+    "accounted",
+    "for",
+    "with",
+    "retries",
+    "limits",
+    "and",
+    "deadlines",
+];
+
+/// The reply text: `Summary <hash8>: <first words of the last user message>` and filler,
+/// cut to about 4 characters per output token (so a low `max_tokens` truncates it).
+pub fn summary(prompt: &Prompt, hash: u64, tokens: u64) -> String {
+    let source = if prompt.last_user.is_empty() {
+        &prompt.text
+    } else {
+        &prompt.last_user
+    };
+    let mut text = format!("Summary {:08x}:", (hash >> 32) as u32);
+    for word in source.split_whitespace().take(8) {
+        text.push(' ');
+        text.extend(word.chars().take(24));
+    }
+    let target = (tokens * 4) as usize;
+    let mut state = hash;
+    while text.len() < target {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        text.push(' ');
+        text.push_str(FILLER[(state >> 33) as usize % FILLER.len()]);
+    }
+    let cut = text
+        .char_indices()
+        .nth(target)
+        .map_or(text.len(), |(i, _)| i);
+    text.truncate(cut);
+    text.trim_end().to_owned()
+}
+
+/// A successful reply's parts.
+#[derive(Clone, Debug)]
+pub struct Success<'a> {
+    /// Reply id (`msg_…`, `chatcmpl-…`).
+    pub id: &'a str,
+    /// The request's model.
+    pub model: &'a str,
+    /// The generated text.
+    pub text: &'a str,
+    /// Whether `max_tokens` cut the reply short.
+    pub truncated: bool,
+    /// Input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Unix seconds (OpenAI's `created`).
+    pub created: u64,
+}
+
+impl Success<'_> {
+    /// The JSON body in `api`'s shape.
+    pub fn body(&self, api: Api) -> String {
+        let (id, model, text) = (quote(self.id), quote(self.model), quote(self.text));
+        let (input, output) = (self.input_tokens, self.output_tokens);
+        match api {
+            Api::Anthropic => format!(
+                r#"{{"id":{id},"type":"message","role":"assistant","model":{model},"content":[{{"type":"text","text":{text}}}],"stop_reason":"{}","stop_sequence":null,"usage":{{"input_tokens":{input},"output_tokens":{output}}}}}"#,
+                if self.truncated {
+                    "max_tokens"
+                } else {
+                    "end_turn"
+                },
+            ),
+            Api::OpenAi => format!(
+                r#"{{"id":{id},"object":"chat.completion","created":{},"model":{model},"choices":[{{"index":0,"message":{{"role":"assistant","content":{text},"refusal":null}},"logprobs":null,"finish_reason":"{}"}}],"usage":{{"prompt_tokens":{input},"completion_tokens":{output},"total_tokens":{}}}}}"#,
+                self.created,
+                if self.truncated { "length" } else { "stop" },
+                input + output,
+            ),
+        }
+    }
+}
+
+/// `s` cut at about half its bytes (on a character boundary): JSON that no parser accepts.
+pub fn truncate_half(s: &str) -> String {
+    let mut cut = s.len() / 2;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s.get(..cut).unwrap_or_default().to_owned()
+}

@@ -1,0 +1,261 @@
+//! Reading and validating request bodies the way the real APIs do: the fields they require,
+//! the roles they accept, and their error messages (Anthropic's `field: problem` style,
+//! OpenAI's `param` and `code`). Bodies arrive already parsed, through the [`Json`] view.
+
+use crate::json::Json;
+
+use crate::reply::{ApiError, ErrorKind};
+
+/// Which API a request is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Api {
+    /// `POST /v1/messages`.
+    Anthropic,
+    /// `POST /v1/chat/completions`.
+    OpenAi,
+}
+
+impl Api {
+    /// The API of a request path. Matching the end of the path lets a host mount the sim
+    /// under a prefix (`/sim/v1/messages`); a query string is ignored.
+    pub fn from_path(path: &str) -> Option<Api> {
+        let path = path.split(['?', '#']).next().unwrap_or("");
+        let path = path.strip_suffix('/').unwrap_or(path);
+        if path.ends_with("/v1/messages") {
+            Some(Api::Anthropic)
+        } else if path.ends_with("/v1/chat/completions") {
+            Some(Api::OpenAi)
+        } else {
+            None
+        }
+    }
+}
+
+/// What the sim needs from a valid request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Prompt {
+    /// `model`, echoed in the reply.
+    pub model: String,
+    /// The request's own cap on output tokens, if it set one.
+    pub max_tokens: Option<u64>,
+    /// All text (system first), joined by newlines: what the reply length is derived from.
+    pub text: String,
+    /// The last user message's text: what the reply summarises.
+    pub last_user: String,
+    /// Characters of message text (without the joins).
+    pub chars: u64,
+}
+
+impl Prompt {
+    /// Input tokens, estimated as ceil(chars / 4).
+    pub fn input_tokens(&self) -> u64 {
+        self.chars.div_ceil(4)
+    }
+
+    fn add(&mut self, text: &str) {
+        if !self.text.is_empty() {
+            self.text.push('\n');
+        }
+        self.text.push_str(text);
+        self.chars += text.chars().count() as u64;
+    }
+}
+
+/// How a field is wrong.
+#[derive(Clone, Copy)]
+enum Problem {
+    Missing,
+    /// What it should be, e.g. "a valid string".
+    Not(&'static str),
+}
+
+/// A 400 in `api`'s words: Anthropic's `path: problem`, OpenAI's message with `param` and
+/// `code`. One function for both keeps the wasm build small.
+fn bad(api: Api, path: &str, problem: Problem) -> ApiError {
+    let (message, code) = match (api, problem) {
+        (Api::Anthropic, Problem::Missing) => (format!("{path}: Field required"), None),
+        (Api::Anthropic, Problem::Not(want)) => (format!("{path}: Input should be {want}"), None),
+        (Api::OpenAi, Problem::Missing) => (
+            format!("Missing required parameter: '{path}'."),
+            Some("missing_required_parameter"),
+        ),
+        (Api::OpenAi, Problem::Not(want)) => (
+            format!("Invalid '{path}': expected {want}."),
+            Some("invalid_value"),
+        ),
+    };
+    ApiError {
+        param: (api == Api::OpenAi).then(|| path.to_owned()),
+        code,
+        ..ApiError::new(ErrorKind::Invalid, message)
+    }
+}
+
+/// `messages.0` (Anthropic) or `messages[0]` (OpenAI).
+fn index(api: Api, path: &str, i: usize) -> String {
+    match api {
+        Api::Anthropic => format!("{path}.{i}"),
+        Api::OpenAi => format!("{path}[{i}]"),
+    }
+}
+
+/// A positive whole number of tokens.
+fn token_count<J: Json>(v: &J) -> Option<u64> {
+    v.number()
+        .filter(|n| n.fract() == 0.0 && *n >= 1.0 && *n <= 1e9)
+        .map(|n| n as u64)
+}
+
+/// Text of a content value: a string, or a non-empty list of blocks whose `text` blocks count
+/// (images, documents and tool blocks are accepted and carry none).
+fn content_text<J: Json>(api: Api, content: &J, path: &str) -> Result<Vec<String>, ApiError> {
+    if let Some(s) = content.text() {
+        return Ok(vec![s]);
+    }
+    let blocks = content.items();
+    if blocks.is_empty() {
+        let want = "a string or a non-empty list of content blocks";
+        return Err(bad(api, path, Problem::Not(want)));
+    }
+    let mut out = Vec::new();
+    for (j, block) in blocks.iter().enumerate() {
+        let at = index(api, path, j);
+        match block.field("type").and_then(|t| t.text()).as_deref() {
+            None => return Err(bad(api, &format!("{at}.type"), Problem::Missing)),
+            Some("text") => match block.field("text").and_then(|t| t.text()) {
+                Some(t) => out.push(t),
+                None => return Err(bad(api, &format!("{at}.text"), Problem::Missing)),
+            },
+            Some(_) => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Validates a Messages (Anthropic) or Chat Completions (OpenAI) body.
+pub fn parse<J: Json>(api: Api, body: Option<&J>) -> Result<Prompt, ApiError> {
+    let Some(body) = body else {
+        let message = "The request body is not valid JSON".to_owned();
+        return Err(ApiError::new(ErrorKind::Invalid, message));
+    };
+    let model = match body.field("model") {
+        None => return Err(bad(api, "model", Problem::Missing)),
+        Some(m) => m
+            .text()
+            .ok_or_else(|| bad(api, "model", Problem::Not("a valid string")))?,
+    };
+    // Anthropic requires max_tokens; OpenAI takes either name, or neither.
+    let (caps, roles, role_want): (&[&str], &[&str], _) = match api {
+        Api::Anthropic => (
+            &["max_tokens"],
+            &["user", "assistant"],
+            "'user' or 'assistant'",
+        ),
+        Api::OpenAi => (
+            &["max_completion_tokens", "max_tokens"],
+            &[
+                "system",
+                "developer",
+                "user",
+                "assistant",
+                "tool",
+                "function",
+            ],
+            "one of 'system', 'developer', 'user', 'assistant', 'tool', 'function'",
+        ),
+    };
+    let mut max_tokens = None;
+    for key in caps {
+        if let Some(v) = body.field(key) {
+            let want = "an integer greater than or equal to 1";
+            let n = token_count(&v).ok_or_else(|| bad(api, key, Problem::Not(want)))?;
+            max_tokens = max_tokens.or(Some(n));
+        }
+    }
+    if api == Api::Anthropic && max_tokens.is_none() {
+        return Err(bad(api, "max_tokens", Problem::Missing));
+    }
+    let messages = body
+        .field("messages")
+        .ok_or_else(|| bad(api, "messages", Problem::Missing))?
+        .items();
+    if messages.is_empty() {
+        let want = "a non-empty list of messages";
+        return Err(bad(api, "messages", Problem::Not(want)));
+    }
+    let mut prompt = Prompt {
+        model,
+        max_tokens,
+        ..Prompt::default()
+    };
+    if let Some(system) = body.field("system").filter(|_| api == Api::Anthropic) {
+        for t in content_text(api, &system, "system")? {
+            prompt.add(&t);
+        }
+    }
+    for (i, m) in messages.iter().enumerate() {
+        let at = index(api, "messages", i);
+        let role = m
+            .field("role")
+            .ok_or_else(|| bad(api, &format!("{at}.role"), Problem::Missing))?
+            .text()
+            .filter(|r| roles.contains(&r.as_str()))
+            .ok_or_else(|| bad(api, &format!("{at}.role"), Problem::Not(role_want)))?;
+        let path = format!("{at}.content");
+        let texts = match m.field("content") {
+            Some(c) => content_text(api, &c, &path)?,
+            // OpenAI: an assistant message with tool calls may have no content.
+            None if api == Api::OpenAi => Vec::new(),
+            None => return Err(bad(api, &path, Problem::Missing)),
+        };
+        for t in &texts {
+            prompt.add(t);
+        }
+        if role == "user" {
+            prompt.last_user = texts.join(" ");
+        }
+    }
+    Ok(prompt)
+}
+
+/// Auth, required headers and the body, in the order the real APIs check them.
+pub fn check<J: Json>(
+    api: Api,
+    headers: &[(String, String)],
+    body: Option<&J>,
+) -> Result<Prompt, ApiError> {
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+    };
+    match api {
+        Api::Anthropic => {
+            // The API takes `x-api-key`; newer SDKs may send the key as a Bearer token.
+            let bearer = header("authorization").and_then(|v| v.strip_prefix("Bearer "));
+            if header("x-api-key").or(bearer).is_none_or(str::is_empty) {
+                let message = "x-api-key header is required".to_owned();
+                return Err(ApiError::new(ErrorKind::Auth, message));
+            }
+            if header("anthropic-version").is_none_or(str::is_empty) {
+                let message = "anthropic-version: header is required".to_owned();
+                return Err(ApiError::new(ErrorKind::Invalid, message));
+            }
+        }
+        Api::OpenAi => {
+            let key = header("authorization").and_then(|v| {
+                let (scheme, key) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
+            });
+            if key.is_none_or(str::is_empty) {
+                let message = "You didn't provide an API key. You need to provide your API key \
+                               in an Authorization header using Bearer auth (i.e. \
+                               Authorization: Bearer YOUR_KEY)."
+                    .to_owned();
+                return Err(ApiError::new(ErrorKind::Auth, message));
+            }
+        }
+    }
+    parse(api, body)
+}

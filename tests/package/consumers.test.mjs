@@ -1,0 +1,192 @@
+// edgebatch as users get it: `npm pack ./pkg`, installed from the tarball into throwaway
+// consumer projects (./consumer, copied to a temp dir), each host proven with its real tool:
+// Node (import and require), a user's own Worker on workerd (bundled by `wrangler deploy
+// --dry-run`, run by Miniflare), TypeScript (--strict; nodenext, bundler, a TS Worker), and
+// pages bundled by Vite and by esbuild run in headless Chromium. Every batch goes to the
+// simulated API over loopback. Sizes are printed, not judged (tests/js/size.test.mjs judges).
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { chromium } from 'playwright-core';
+import { startSimServer } from '../../js/sim-server.mjs';
+import { BIN, ROOT, packAndInstall, pinned, run, serveDir } from './setup.mjs';
+
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const FLAGS = ['--no-sandbox', '--headless', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const SIM = { seed: 3, latency: { baseMs: 5, perOutputTokenMs: 0, jitterMs: 0 } };
+
+let pack;
+let sim;
+
+before(async () => {
+  [pack, sim] = await Promise.all([packAndInstall(), startSimServer(SIM)]);
+});
+
+after(async () => {
+  await sim?.close();
+  pack?.dispose();
+});
+
+describe('the packed edgebatch package in consumer projects', { timeout: 240_000 }, () => {
+  test('the tarball holds the entries, the library wasm, types, README and licences; nothing else', () => {
+    const files = pack.packed.files.map((f) => f.path).sort();
+    const allowed = /^(LICENSE-MIT|LICENSE-APACHE|README\.md|package\.json|(node|edge|browser|raw|edgebatch)\.js|(index|raw|edgebatch|edgebatch_bg\.wasm)\.d\.ts|edgebatch_bg\.wasm|snippets\/edgebatch-[0-9a-f]+\/(inline\d+\.js|src\/web\/glue\.js))$/;
+    assert.deepEqual(files.filter((f) => !allowed.test(f)), [], 'files that are not part of the package');
+    for (const must of ['node.js', 'edge.js', 'browser.js', 'raw.js', 'index.d.ts', 'raw.d.ts', 'edgebatch_bg.wasm', 'edgebatch_bg.wasm.d.ts', 'README.md', 'LICENSE-MIT', 'LICENSE-APACHE']) {
+      assert.ok(files.includes(must), `${must} is missing from ${files.join(', ')}`);
+    }
+    const manifest = JSON.parse(readFileSync(join(pack.consumer, 'node_modules/edgebatch/package.json'), 'utf8'));
+    assert.deepEqual(Object.keys(manifest.exports['.'])[0], 'types', 'types first');
+    assert.match(manifest.license, /MIT/);
+    const wasm = readFileSync(join(pack.consumer, 'node_modules/edgebatch/edgebatch_bg.wasm'));
+    assert.equal(wasm.includes('simulator_'), false, 'the default wasm carries the simulator');
+    console.log(`# tarball ${pack.packed.filename}: ${pack.packed.size} bytes packed, ${files.length} files; ` +
+      `edgebatch_bg.wasm ${wasm.length} bytes, ${gzipSync(wasm, { level: 9 }).length} bytes gzipped (zlib level 9)`);
+  });
+
+  test('Node ESM: `import { BatchProcessor } from "edgebatch"` with no init runs a batch against the simulator', async () => {
+    const { stdout } = await run(process.execPath, ['node/batch.mjs'], { cwd: pack.consumer, env: { SIM_URL: sim.url } });
+    const { results, summary } = JSON.parse(stdout);
+    assert.equal(results.length, 5);
+    assert.deepEqual(results.map((r) => [r.index, r.ok]), [0, 1, 2, 3, 4].map((i) => [i, true]));
+    assert.match(results[0].value.text, /Summary/);
+    assert.ok(summary.usage.inputTokens > 0, JSON.stringify(summary));
+  });
+
+  test('the repository README\'s "Use" example runs as written (ANTHROPIC_BASE_URL: the simulator)', async () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const use = /^## Use\n[\s\S]*?^```js\n([\s\S]*?)^```$/m.exec(readme);
+    assert.ok(use, 'README.md has no js block under "## Use"');
+    assert.match(use[1], /from "edgebatch"/);
+    writeFileSync(join(pack.consumer, 'node/readme.mjs'), use[1]);
+    const { stdout } = await run(process.execPath, ['node/readme.mjs'], {
+      cwd: pack.consumer,
+      env: { ANTHROPIC_BASE_URL: sim.url, ANTHROPIC_API_KEY: 'sk-ant-readme-test' },
+    });
+    assert.match(stdout, /^0 Summary/m, stdout);
+    assert.match(stdout, /^1 Summary/m, stdout);
+  });
+
+  test('Node CommonJS: require("edgebatch") works (require of ESM, Node >= 20.19)', async () => {
+    const { stdout } = await run(process.execPath, ['node/require.cjs'], { cwd: pack.consumer });
+    assert.deepEqual(JSON.parse(stdout), [10, 20, 30]);
+  });
+
+  test('"edgebatch/raw" before init throws an Error that says what to call', async () => {
+    const { stdout } = await run(process.execPath, ['node/raw-before-init.mjs'], { cwd: pack.consumer });
+    const out = JSON.parse(stdout);
+    assert.equal(out.threw, true);
+    assert.equal(out.type, 'Error');
+    assert.match(out.message, /not initialised/);
+    assert.match(out.message, /initSync\(\{ module \}\)/);
+    assert.match(out.message, /await init\(\)/);
+  });
+
+  test('a user\'s Worker importing only "edgebatch": wrangler bundles it, workerd runs a batch', async () => {
+    const project = join(pack.consumer, 'worker');
+    const { stdout, stderr } = await run(BIN.wrangler, ['deploy', '--dry-run', '--outdir', 'dist'], { cwd: project });
+    const upload = /Total Upload: ([\d.]+ KiB) \/ gzip: ([\d.]+ KiB)/.exec(stdout + stderr);
+    assert.ok(upload, `no upload size in wrangler's output:\n${stdout}\n${stderr}`);
+    console.log(`# the user's Worker bundle (wrangler ${pinned('wrangler', 'worker')}): ${upload[1]}, gzip ${upload[2]}`);
+    const { Miniflare } = await import(pathToFileURL(createRequire(join(ROOT, 'worker/package.json')).resolve('miniflare')));
+    const mf = new Miniflare({
+      modules: true,
+      scriptPath: join(project, 'dist/index.js'),
+      modulesRoot: join(project, 'dist'),
+      modulesRules: [{ type: 'ESModule', include: ['**/*.js'] }, { type: 'CompiledWasm', include: ['**/*.wasm'] }],
+      compatibilityDate: '2026-04-26',
+      bindings: { SIM_URL: sim.url },
+    });
+    try {
+      const res = await mf.dispatchFetch('http://worker.test/', { method: 'POST', body: JSON.stringify({ docs: ['a', 'b', 'c'] }) });
+      const text = await res.text();
+      assert.equal(res.status, 200, text);
+      const { results, summary } = JSON.parse(text);
+      assert.deepEqual(results.map((r) => r.ok), [true, true, true], text);
+      assert.equal(summary.ok, 3);
+    } finally {
+      await mf.dispose();
+    }
+  });
+
+  // attw's CommonJS rows model `require` without require(esm); the package is ESM-only and
+  // states Node >= 20.19 (where require(esm) works, proven above), hence the esm-only profile.
+  test('publint and arethetypeswrong (esm-only profile) find no problem in the tarball', async () => {
+    const lint = await run(BIN.publint, ['--strict', join(ROOT, 'pkg')], { cwd: pack.consumer });
+    assert.match(lint.stdout, /All good!/, lint.stdout + lint.stderr);
+    // attw exits non-zero on any problem not ignored; the ignored ones are listed too.
+    const types = await run(BIN.attw, [pack.tarball, '--profile', 'esm-only'], { cwd: pack.consumer });
+    const problems = types.stdout.split('\n').filter((l) => l.includes('arethetypeswrong.github.io/blob/main/docs/problems/'));
+    assert.deepEqual(problems.filter((l) => !/^\(ignored per resolution\).*CJSResolvesToESM/.test(l)), [], types.stdout);
+  });
+
+  test('TypeScript under --strict: module nodenext, moduleResolution bundler, and a TS Worker', async () => {
+    for (const config of ['types/tsconfig.nodenext.json', 'types/tsconfig.bundler.json', 'worker-ts/tsconfig.json']) {
+      await run(BIN.tsc, ['-p', config], { cwd: pack.consumer });
+    }
+  });
+
+  describe('pages in headless Chromium', () => {
+    let browser;
+    before(async () => {
+      browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+    });
+    after(async () => browser?.close());
+
+    /** Serves `dist` (or uses a server's URL), opens `page` with ?sim=, waits for the outcome. */
+    async function runPage(dist, pagePath = 'index.html') {
+      const site = dist.startsWith('http://') ? { url: dist, close() {} } : await serveDir(dist);
+      const page = await browser.newPage();
+      const errors = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      try {
+        await page.goto(`${site.url}${pagePath}?sim=${encodeURIComponent(sim.url)}`);
+        await page.waitForFunction(() => window.__edgebatch !== undefined, null, { timeout: 30_000 });
+        const outcome = await page.evaluate(() => window.__edgebatch);
+        assert.deepEqual(errors, []);
+        assert.equal(outcome.error, undefined, outcome.error);
+        assert.deepEqual([outcome.ok, outcome.total], [4, 4], JSON.stringify(outcome));
+        assert.match(outcome.texts[0], /Summary/);
+      } finally {
+        await page.close();
+        await site.close();
+      }
+    }
+
+    test('a Vite build of a page importing "edgebatch" (no configuration)', async () => {
+      const web = join(pack.consumer, 'web');
+      await run(BIN.vite, ['build', '--logLevel', 'warn', '--outDir', 'dist-vite', '--emptyOutDir'], { cwd: web });
+      await runPage(join(web, 'dist-vite'));
+    });
+
+    test('a plain page with an import map, no bundler: browser.js fetches the wasm beside it', async () => {
+      await runPage(pack.consumer, 'web/importmap.html');
+    });
+
+    test('the Vite dev server with the README\'s optimizeDeps.exclude', async () => {
+      const { createServer } = await import('vite');
+      const server = await createServer({
+        root: join(pack.consumer, 'web'),
+        logLevel: 'warn',
+        server: { host: '127.0.0.1', port: 0, strictPort: false, hmr: false },
+      });
+      await server.listen();
+      try {
+        await runPage(server.resolvedUrls.local[0]);
+      } finally {
+        await server.close();
+      }
+    });
+
+    test('an esbuild bundle with the README\'s flags (--conditions=worker --loader:.wasm=binary)', async () => {
+      const web = join(pack.consumer, 'web');
+      await run(BIN.esbuild, ['app.js', '--bundle', '--format=esm', '--conditions=worker', '--loader:.wasm=binary', '--outdir=dist-esbuild', '--log-level=warning'], { cwd: web });
+      writeFileSync(join(web, 'dist-esbuild/index.html'), readFileSync(join(web, 'index.html')));
+      await runPage(join(web, 'dist-esbuild'));
+    });
+  });
+});

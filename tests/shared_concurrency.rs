@@ -1,0 +1,73 @@
+//! One processor = one budget: two calls running at once on one pacer (as two concurrent
+//! `map()` calls on one `BatchProcessor`) share its `concurrency` bound.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use edgebatch::core::backoff::SplitMix64;
+use edgebatch::core::cancel::CancelToken;
+use edgebatch::core::clock::{Clock, VirtualClock};
+use edgebatch::core::executor::{run_paced, Config, Pacing};
+use edgebatch::core::limits::{Cost, Feedback};
+use edgebatch::core::pacer::{Pacer, PacingConfig};
+use edgebatch::Failure;
+
+#[test]
+fn two_calls_on_one_pacer_share_its_concurrency() {
+    let clock = VirtualClock::new();
+    let config = Config {
+        concurrency: 3,
+        ..Config::default()
+    };
+    let pacing = PacingConfig {
+        adaptive: false,
+        ..PacingConfig::default()
+    };
+    let pacer = RefCell::new(Pacer::new(&pacing, config.concurrency, clock.now()));
+    let (now, max) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+    let task = |fail_first: bool| {
+        let (clock, now, max) = (clock.clone(), now.clone(), max.clone());
+        move |i: usize, attempt: u32| {
+            let (clock, now, max) = (clock.clone(), now.clone(), max.clone());
+            now.set(now.get() + 1);
+            max.set(max.get().max(now.get()));
+            async move {
+                clock.sleep(Duration::from_millis(100)).await;
+                now.set(now.get() - 1);
+                // Some failures and retries too: every outcome must give its slot back.
+                if fail_first && i % 3 == 0 && attempt == 1 {
+                    return Err(Failure::http(503, "busy"));
+                }
+                Ok(i)
+            }
+        }
+    };
+    let call = |fail_first: bool, seed: u64| {
+        let pacing = Pacing {
+            pacer: &pacer,
+            cost: &|_| Ok(Cost::default()),
+            feedback: &|_: &usize| Feedback::default(),
+        };
+        let (config, clock) = (&config, &clock);
+        async move {
+            let mut rng = SplitMix64::new(seed);
+            run_paced(
+                config,
+                clock,
+                10,
+                task(fail_first),
+                pacing,
+                &CancelToken::new(),
+                &mut rng,
+                &mut (),
+            )
+            .await
+        }
+    };
+    let (a, b) = clock.block_on(futures::future::join(call(true, 1), call(false, 2)));
+    assert!(a.iter().chain(&b).all(|r| r.outcome.is_ok()));
+    assert_eq!(max.get(), 3, "at most 3 in flight across both calls");
+    assert_eq!(pacer.borrow().in_flight(), 0, "every slot given back");
+}

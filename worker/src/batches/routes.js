@@ -1,0 +1,193 @@
+// The /v1/batches routes, in Anthropic Message Batches' shape:
+//   POST   /v1/batches                 create (JSON or NDJSON, streamed in) -> 201 the batch
+//   GET    /v1/batches                 this token's batches, newest first (?limit, ?before_id)
+//   GET    /v1/batches/:id             the batch, counts current
+//   GET    /v1/batches/:id/results     JSONL, completion order; ?after=<seq> resumes, also
+//                                      while the batch runs
+//   POST   /v1/batches/:id/cancel      queued items -> canceled; in-flight ones finish
+//   DELETE /v1/batches/:id             only once ended
+// A batch of another token is a 404, exactly like one that does not exist.
+import { allow, badRequest, HttpError, jsonResponse } from '../http.js';
+import { int, parseOptions, parseProvider } from '../validate.js';
+import { readBatch } from './intake.js';
+import { ledgerOf } from './consumer.js';
+import { DEFAULT_LIMITER_CONCURRENCY, limiterName } from './limiter.js';
+
+const BATCH_OPTIONS = new Set(['limiterKey', 'rateLimit', 'limiterConcurrency']);
+const RATE_FIELDS = ['requestsPerMinute', 'inputTokensPerMinute', 'outputTokensPerMinute'];
+const RESULTS_PAGE = 500;
+
+function intVar(env, name, fallback, min, max) {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new HttpError(500, 'configuration_error', `${name} must be an integer in ${min}..=${max}`);
+  }
+  return n;
+}
+
+/** The limits of /v1/batches, from the vars. */
+export function batchLimits(env) {
+  return {
+    maxRequests: intVar(env, 'EDGEBATCH_BATCH_MAX_REQUESTS', 100_000, 1, 10_000_000),
+    maxBytes: intVar(env, 'EDGEBATCH_BATCH_MAX_BYTES', 256 * 1024 * 1024, 1024, 4 * 1024 * 1024 * 1024),
+    maxRequestBytes: intVar(env, 'EDGEBATCH_BATCH_MAX_REQUEST_BYTES', 1024 * 1024, 256, 1536 * 1024),
+    ttlMs: intVar(env, 'EDGEBATCH_BATCH_TTL_MS', 24 * 3_600_000, 1_000, 7 * 24 * 3_600_000),
+  };
+}
+
+/**
+ * @param {Request} request
+ * @param {string[]} parts the path after /v1/batches, split on '/'
+ * @param {string} owner who is asking (the token's name)
+ */
+export async function handleBatches(request, url, parts, env, config, owner, redact) {
+  if (!env.BATCHES || !env.LIMITER || !env.DIRECTORY) {
+    throw new HttpError(501, 'not_implemented', 'this deployment has no BATCHES / LIMITER / DIRECTORY Durable Object bindings');
+  }
+  const directory = env.DIRECTORY.get(env.DIRECTORY.idFromName(`owner:${owner}`));
+  if (parts.length === 0) {
+    allow(request, ['GET', 'POST']);
+    return request.method === 'POST'
+      ? create(request, url, env, config, owner, directory)
+      : list(url, env, owner, directory);
+  }
+  const [id, action, ...extra] = parts;
+  const ledger = /^batch_[0-9a-f]{64}$/.test(id) && extra.length === 0 ? ledgerOf(env, id) : null;
+  if (!ledger) throw notFound(id);
+  if (action === undefined) {
+    allow(request, ['GET', 'DELETE']);
+    if (request.method === 'GET') return jsonResponse(200, found(await ledger.describe(owner), id));
+    const gone = found(await ledger.remove(owner), id);
+    if (gone.conflict) throw new HttpError(409, 'invalid_request_error', `batch ${id} is still in progress: cancel it and wait for it to end first`);
+    await directory.remove(id);
+    return jsonResponse(200, gone);
+  }
+  if (action === 'cancel') {
+    allow(request, ['POST']);
+    return jsonResponse(200, found(await ledger.cancel(owner), id));
+  }
+  if (action === 'results') {
+    allow(request, ['GET']);
+    return results(url, ledger, owner, id, redact);
+  }
+  throw notFound(id);
+}
+
+async function create(request, url, env, config, owner, directory) {
+  const limits = batchLimits(env);
+  let ledger = null;
+  let meta = null;
+  const begin = async (header) => {
+    meta = await batchMeta(header, env, config, url.origin, owner, limits);
+    const doId = env.BATCHES.newUniqueId();
+    meta.id = `batch_${doId.toString()}`;
+    ledger = env.BATCHES.get(doId);
+    await ledger.init(meta);
+    return { provider: meta.provider.name, rules: config.items };
+  };
+  try {
+    await readBatch(request, limits, begin, (rows) => ledger.append(rows));
+  } catch (err) {
+    await ledger?.discard().catch(() => {});
+    // The ledger's own refusal (a duplicate across chunks) arrives as a plain Error.
+    if (!(err instanceof HttpError) && /^duplicate custom_id/.test(err?.message ?? '')) throw badRequest(err.message);
+    throw err;
+  }
+  await directory.add(meta.id, meta.createdAt);
+  return jsonResponse(201, await ledger.start());
+}
+
+/** Validates `{ provider?, options? }` into what the ledger keeps (never an API key). */
+async function batchMeta(header, env, config, origin, owner, limits) {
+  const rawProvider = header.provider;
+  if (rawProvider && typeof rawProvider === 'object' && Object.hasOwn(rawProvider, 'apiKey')) {
+    throw badRequest('provider.apiKey is not accepted by /v1/batches: a stored batch never holds a key (the Worker uses its own secret)');
+  }
+  const { provider, upstream, missingKey } = parseProvider(rawProvider, config, origin);
+  const raw = header.options ?? {};
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw badRequest('options must be an object');
+  const common = Object.fromEntries(Object.entries(raw).filter(([k]) => !BATCH_OPTIONS.has(k)));
+  const options = parseOptions(common, config);
+  delete options.deadlineMs; // a batch ends at expires_at; each invocation has its own deadline
+  const limiter = {};
+  if (raw.rateLimit !== undefined) {
+    const r = raw.rateLimit;
+    if (r === null || typeof r !== 'object' || Array.isArray(r)) throw badRequest('options.rateLimit must be an object');
+    limiter.rateLimit = {};
+    for (const [k, v] of Object.entries(r)) {
+      if (!RATE_FIELDS.includes(k)) throw badRequest(`options.rateLimit has unknown field ${JSON.stringify(k)} (allowed: ${RATE_FIELDS.join(', ')})`);
+      limiter.rateLimit[k] = int(`options.rateLimit.${k}`, v, 1, 1e12);
+    }
+  }
+  if (raw.limiterConcurrency !== undefined) limiter.concurrency = int('options.limiterConcurrency', raw.limiterConcurrency, 1, 1000);
+  if (raw.limiterKey !== undefined && (typeof raw.limiterKey !== 'string' || !/^[\w.:-]{1,64}$/.test(raw.limiterKey))) {
+    throw badRequest('options.limiterKey must be 1 to 64 characters of letters, digits, _ . : -');
+  }
+  // Request errors first; the Worker's missing key (a 500) only for a valid request.
+  if (missingKey) throw missingKey;
+  const createdAt = Date.now();
+  return {
+    owner,
+    provider: { name: provider.name, baseUrl: provider.baseUrl, ...(provider.version && { version: provider.version }), sim: upstream === 'sim' },
+    options,
+    // A permit outlives its attempt's timeout, so a slow reply never frees a slot early.
+    limiter: { concurrency: DEFAULT_LIMITER_CONCURRENCY, leaseMs: Math.min(3_600_000, (options.timeoutMs ?? 60_000) + 30_000), ...limiter },
+    limiterKey: await limiterName(provider, provider.apiKey, raw.limiterKey),
+    createdAt,
+    expiresAt: createdAt + limits.ttlMs,
+  };
+}
+
+async function list(url, env, owner, directory) {
+  const limit = url.searchParams.has('limit') ? int('limit', Number(url.searchParams.get('limit')), 1, 100) : 20;
+  const before = url.searchParams.get('before_id') ?? undefined;
+  const { ids, hasMore } = await directory.list(limit, before);
+  const data = (await Promise.all(ids.map((id) => ledgerOf(env, id)?.describe(owner)))).filter(Boolean);
+  return jsonResponse(200, { data, has_more: hasMore, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null });
+}
+
+function results(url, ledger, owner, id, redact) {
+  const raw = url.searchParams.get('after');
+  const after = raw === null ? 0 : Number(raw);
+  if (!Number.isInteger(after) || after < 0) throw badRequest(`after must be a non-negative integer (a result's edgebatch.seq), got ${JSON.stringify(raw)}`);
+  return (async () => {
+    const first = found(await ledger.results(owner, after, RESULTS_PAGE), id);
+    const enc = new TextEncoder();
+    let page = first;
+    let cursor = after;
+    const body = new ReadableStream({
+      async pull(controller) {
+        if (!page) {
+          page = await ledger.results(owner, cursor, RESULTS_PAGE);
+          if (!page) return controller.close();
+        }
+        const rows = page.rows;
+        page = null;
+        if (rows.length === 0) return controller.close();
+        cursor = rows.at(-1).seq;
+        controller.enqueue(enc.encode(rows.map((r) => `${redact(r.line)}\n`).join('')));
+        if (rows.length < RESULTS_PAGE) page = { rows: [] };
+      },
+    });
+    return new Response(body, {
+      status: 200,
+      headers: {
+        'content-type': 'application/x-ndjson; charset=utf-8',
+        'cache-control': 'no-store',
+        'edgebatch-batch-ended': String(first.ended),
+      },
+    });
+  })();
+}
+
+function found(value, id) {
+  if (value === null || value === undefined) throw notFound(id);
+  return value;
+}
+
+function notFound(id) {
+  const shown = String(id).length > 80 ? `${String(id).slice(0, 80)}…` : id;
+  return new HttpError(404, 'not_found_error', `no batch ${shown}`);
+}

@@ -1,0 +1,167 @@
+// Per-token limits, held across isolates: one SQLite Durable Object per token name
+// (`env.TOKEN_LIMITS.idFromName(name)`), so every invocation anywhere sees the same counts.
+// It limits concurrent batches (leases that expire, so a crashed invocation cannot hold a slot
+// for ever), items and subrequests per sliding hour, and keeps the token's usage (batches,
+// items, requests, subrequests, input and output tokens) for GET /v1/usage.
+//
+// API (RPC on the stub; also what /v1/batches calls):
+//   acquire({ batches = 1, items = 0, subrequests = items, leaseMs }) ->
+//       { ok: true, lease, subrequests, expiresAt }   subrequests: what was granted: at least
+//                                                     `items`, at most the asked number and
+//                                                     a fair share (what is left of the hour
+//                                                     / the free batch slots)
+//     | { ok: false, limit, message, retryAfterMs }   limit: concurrent_batches |
+//                                                     items_per_hour | subrequests_per_hour
+//   renew(lease, leaseMs)                    -> { ok, expiresAt }   (a long batch keeps its slot)
+//   record({ requests, inputTokens, outputTokens })                  usage so far, lease kept
+//   release(lease, { subrequests, requests, inputTokens, outputTokens })   frees the slot; the
+//       unused part of the granted subrequests goes back to the hour
+//   usage() -> { limits, now: { batches, itemsLastHour, subrequestsLastHour }, total: {...} }
+// Each call runs alone on the object (its SQL is synchronous), so check-and-take is atomic.
+import { DurableObject } from 'cloudflare:workers';
+import { readConfig } from './config.js';
+import { HttpError } from './http.js';
+
+const HOUR_MS = 3_600_000;
+/** A lease outlives the longest /v1/batch (deadline 900 s) by a minute unless renewed. */
+export const DEFAULT_LEASE_MS = 960_000;
+/** When to try again after the concurrency limit: a guess, batches do not say when they end. */
+export const CONCURRENT_RETRY_MS = 5_000;
+
+const count = (name, v) => {
+  if (!Number.isInteger(v) || v < 0) throw new TypeError(`${name} must be a non-negative integer, got ${v}`);
+  return v;
+};
+
+export class TokenLimits extends DurableObject {
+  constructor(ctx, env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS leases (id TEXT PRIMARY KEY, batches INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS spend (id INTEGER PRIMARY KEY AUTOINCREMENT, lease TEXT NOT NULL, at INTEGER NOT NULL,
+        items INTEGER NOT NULL, subrequests INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS totals (id INTEGER PRIMARY KEY CHECK (id = 0), batches INTEGER, items INTEGER,
+        requests INTEGER, subrequests INTEGER, input_tokens INTEGER, output_tokens INTEGER);
+      INSERT OR IGNORE INTO totals VALUES (0, 0, 0, 0, 0, 0, 0);`);
+  }
+
+  limits() {
+    return readConfig(this.env).limits;
+  }
+
+  acquire({ batches = 1, items = 0, subrequests = items, leaseMs = DEFAULT_LEASE_MS } = {}) {
+    [['batches', batches], ['items', items], ['subrequests', subrequests], ['leaseMs', leaseMs]].forEach(([n, v]) => count(n, v));
+    const now = Date.now();
+    this.expire(now);
+    const lim = this.limits();
+    const active = this.one('SELECT coalesce(sum(batches), 0) AS n FROM leases').n;
+    if (batches > 0 && active + batches > lim.concurrentBatches) {
+      return refusal('concurrent_batches', `${active} of ${lim.concurrentBatches} concurrent batches of this token are running ` +
+        '(EDGEBATCH_CONCURRENT_BATCHES)', CONCURRENT_RETRY_MS);
+    }
+    const hour = this.one('SELECT coalesce(sum(items), 0) AS items, coalesce(sum(subrequests), 0) AS subrequests FROM spend');
+    if (items > lim.itemsPerHour || items > lim.subrequestsPerHour) {
+      return refusal(items > lim.itemsPerHour ? 'items_per_hour' : 'subrequests_per_hour',
+        `${items} items can never fit: this token may send ${Math.min(lim.itemsPerHour, lim.subrequestsPerHour)} per hour`, null);
+    }
+    if (hour.items + items > lim.itemsPerHour) {
+      return refusal('items_per_hour', `${hour.items} of ${lim.itemsPerHour} items per hour are used; this asks for ${items} ` +
+        '(EDGEBATCH_ITEMS_PER_HOUR)', this.waitFor('items', hour.items + items - lim.itemsPerHour, now));
+    }
+    const room = lim.subrequestsPerHour - hour.subrequests;
+    if (room < items || (room <= 0 && subrequests > 0)) {
+      const need = Math.max(items, 1);
+      return refusal('subrequests_per_hour', `${hour.subrequests} of ${lim.subrequestsPerHour} subrequests per hour are used; ` +
+        `this needs at least ${need} (EDGEBATCH_SUBREQUESTS_PER_HOUR)`, this.waitFor('subrequests', need - room, now));
+    }
+    // A fair share of what is left, so that one batch cannot take the hour from the other
+    // slots; never less than one per item (checked above), never more than asked.
+    const share = Math.floor(room / Math.max(1, lim.concurrentBatches - active));
+    const granted = Math.min(subrequests, room, Math.max(items, share));
+    const lease = crypto.randomUUID();
+    const expiresAt = now + leaseMs;
+    this.sql.exec('INSERT INTO leases VALUES (?, ?, ?)', lease, batches, expiresAt);
+    this.sql.exec('INSERT INTO spend (lease, at, items, subrequests) VALUES (?, ?, ?, ?)', lease, now, items, granted);
+    this.sql.exec('UPDATE totals SET batches = batches + ?, items = items + ? WHERE id = 0', batches, items);
+    return { ok: true, lease, subrequests: granted, expiresAt };
+  }
+
+  renew(lease, leaseMs = DEFAULT_LEASE_MS) {
+    count('leaseMs', leaseMs);
+    const expiresAt = Date.now() + leaseMs;
+    const changed = this.sql.exec('UPDATE leases SET expires_at = ? WHERE id = ?', expiresAt, String(lease)).rowsWritten;
+    return changed > 0 ? { ok: true, expiresAt } : { ok: false, message: 'no such lease (expired or released)' };
+  }
+
+  record({ requests = 0, inputTokens = 0, outputTokens = 0 } = {}) {
+    [['requests', requests], ['inputTokens', inputTokens], ['outputTokens', outputTokens]].forEach(([n, v]) => count(n, v));
+    this.sql.exec('UPDATE totals SET requests = requests + ?, input_tokens = input_tokens + ?, output_tokens = output_tokens + ? WHERE id = 0',
+      requests, inputTokens, outputTokens);
+  }
+
+  release(lease, { subrequests, ...usage } = {}) {
+    const id = String(lease);
+    const granted = this.one('SELECT coalesce(sum(subrequests), 0) AS n FROM spend WHERE lease = ?', id).n;
+    const used = subrequests === undefined ? granted : Math.min(count('subrequests', subrequests), granted);
+    // Hand the unused part of the grant back to the hour (onto the newest row of this lease).
+    this.sql.exec('UPDATE spend SET subrequests = max(0, subrequests - ?) WHERE id = (SELECT max(id) FROM spend WHERE lease = ?)', granted - used, id);
+    this.sql.exec('DELETE FROM leases WHERE id = ?', id);
+    this.sql.exec('UPDATE totals SET subrequests = subrequests + ? WHERE id = 0', used);
+    this.record(usage);
+  }
+
+  usage() {
+    const now = Date.now();
+    this.expire(now);
+    const hour = this.one('SELECT coalesce(sum(items), 0) AS items, coalesce(sum(subrequests), 0) AS subrequests FROM spend');
+    const t = this.one('SELECT * FROM totals WHERE id = 0');
+    return {
+      limits: this.limits(),
+      now: { batches: this.one('SELECT coalesce(sum(batches), 0) AS n FROM leases').n, itemsLastHour: hour.items, subrequestsLastHour: hour.subrequests },
+      total: { batches: t.batches, items: t.items, requests: t.requests, subrequests: t.subrequests, inputTokens: t.input_tokens, outputTokens: t.output_tokens },
+    };
+  }
+
+  expire(now) {
+    this.sql.exec('DELETE FROM leases WHERE expires_at <= ?', now);
+    this.sql.exec('DELETE FROM spend WHERE at <= ?', now - HOUR_MS);
+  }
+
+  /** Milliseconds until `excess` of `column` has left the sliding hour. */
+  waitFor(column, excess, now) {
+    let freed = 0;
+    for (const row of this.sql.exec(`SELECT at, ${column} AS n FROM spend ORDER BY at`)) {
+      freed += row.n;
+      if (freed >= excess) return Math.max(1000, row.at + HOUR_MS - now);
+    }
+    return HOUR_MS;
+  }
+
+  one(query, ...args) {
+    return this.sql.exec(query, ...args).one();
+  }
+}
+
+function refusal(limit, message, retryAfterMs) {
+  return { ok: false, limit, message, retryAfterMs };
+}
+
+/** The TokenLimits object of a token name; a 500 if the binding is missing. */
+export function tokenLimits(env, name) {
+  if (!env.TOKEN_LIMITS) {
+    throw new HttpError(500, 'configuration_error', 'the TOKEN_LIMITS Durable Object binding is missing (see wrangler.toml)');
+  }
+  return env.TOKEN_LIMITS.get(env.TOKEN_LIMITS.idFromName(name));
+}
+
+/**
+ * `stub.acquire(ask)`, a refusal thrown as the Worker's 429 (with retry-after) naming the limit,
+ * or a 400 for a request that can never fit.
+ */
+export async function acquireOrThrow(stub, ask) {
+  const got = await stub.acquire(ask);
+  if (got.ok) return got;
+  const message = `token limit ${got.limit}: ${got.message}`;
+  if (got.retryAfterMs === null) throw new HttpError(400, 'invalid_request_error', message, {}, { limit: got.limit });
+  throw new HttpError(429, 'rate_limit_error', message, { 'retry-after': String(Math.ceil(got.retryAfterMs / 1000)) }, { limit: got.limit });
+}

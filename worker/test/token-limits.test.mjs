@@ -1,0 +1,79 @@
+// The TokenLimits Durable Object called directly over RPC (as /v1/batches' code calls it), on
+// real workerd with SQLite storage: leases that expire and renew, grants and refunds of
+// subrequests, usage records, refusals naming the limit, bad arguments.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { startWorker } from './harness.mjs';
+
+let worker;
+let ns;
+before(async () => {
+  worker = await startWorker({ EDGEBATCH_CONCURRENT_BATCHES: '2', EDGEBATCH_ITEMS_PER_HOUR: '50', EDGEBATCH_SUBREQUESTS_PER_HOUR: '40' });
+  ns = await worker.mf.getDurableObjectNamespace('TOKEN_LIMITS');
+});
+after(() => worker?.dispose());
+
+/** The RPC answers are proxies: JSON makes them plain values. */
+const plain = async (p) => JSON.parse(JSON.stringify(await p));
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+test('leases expire unless renewed, and a slot comes back when one does', { timeout: 30_000 }, async () => {
+  const limits = ns.get(ns.idFromName('carol'));
+  // Generous lease times: each call here crosses Miniflare's Node-side proxy.
+  const short = await plain(limits.acquire({ items: 1, leaseMs: 3000 }));
+  const long = await plain(limits.acquire({ items: 1, leaseMs: 3000 }));
+  assert.equal(short.ok && long.ok, true);
+  const full = await plain(limits.acquire({ items: 1 }));
+  assert.deepEqual([full.ok, full.limit, full.retryAfterMs], [false, 'concurrent_batches', 5000]);
+  const renewed = await plain(limits.renew(long.lease, 60_000));
+  assert.equal(renewed.ok, true);
+  assert.ok(renewed.expiresAt > long.expiresAt);
+  await sleep(Math.max(0, short.expiresAt - Date.now()) + 300);
+  assert.equal((await plain(limits.usage())).now.batches, 1, 'the unrenewed lease expired; the renewed one holds');
+  assert.equal((await plain(limits.renew(short.lease, 1000))).ok, false, 'an expired lease cannot be renewed');
+  const again = await plain(limits.acquire({ items: 1 }));
+  assert.equal(again.ok, true);
+  await limits.release(long.lease, { subrequests: 1 });
+  await limits.release(again.lease, { subrequests: 1 });
+  assert.equal((await plain(limits.usage())).now.batches, 0);
+});
+
+test('grants: at least one subrequest per item, a fair share, the unused part refunded; usage recorded', async () => {
+  const limits = ns.get(ns.idFromName('dave'));
+  // 40 an hour, 2 slots: the first batch may take half of it.
+  const a = await plain(limits.acquire({ items: 4, subrequests: 100 }));
+  assert.equal(a.subrequests, 20);
+  const b = await plain(limits.acquire({ items: 5, subrequests: 100 }));
+  assert.equal(b.subrequests, 20, 'the rest, with one slot left');
+  await limits.record({ requests: 3, inputTokens: 120, outputTokens: 45 });
+  await limits.release(a.lease, { subrequests: 6, requests: 3, inputTokens: 100, outputTokens: 40 });
+  let u = await plain(limits.usage());
+  assert.deepEqual(u.now, { batches: 1, itemsLastHour: 9, subrequestsLastHour: 26 }, '14 of a\'s 20 went back');
+  assert.deepEqual(u.total, { batches: 2, items: 9, requests: 6, subrequests: 6, inputTokens: 220, outputTokens: 85 });
+  const c = await plain(limits.acquire({ items: 20, subrequests: 100 }));
+  assert.deepEqual([c.ok, c.limit], [false, 'subrequests_per_hour'], JSON.stringify(c));
+  assert.match(c.message, /26 of 40 subrequests per hour are used; this needs at least 20/);
+  assert.ok(c.retryAfterMs > 3_500_000 && c.retryAfterMs <= 3_600_000, String(c.retryAfterMs));
+  await limits.release(b.lease, {});
+  u = await plain(limits.usage());
+  assert.equal(u.now.subrequestsLastHour, 26, 'released without a count: the whole grant counts as used');
+  const never = await plain(limits.acquire({ items: 60 }));
+  assert.deepEqual([never.ok, never.limit, never.retryAfterMs], [false, 'items_per_hour', null]);
+});
+
+test('bad arguments are TypeErrors naming the argument (called from inside workerd)', { timeout: 30_000 }, async () => {
+  const caller = await startWorker({}, {
+    script: 'worker/test/fixtures/limits-caller.js',
+    options: { durableObjects: { TOKEN_LIMITS: { className: 'TokenLimits', useSQLite: true } } },
+  });
+  try {
+    const call = async (method, ...args) => (await fetch(new URL(`/${method}`, caller.url), { method: 'POST', body: JSON.stringify(args) })).json();
+    assert.deepEqual(await call('acquire', { items: -1 }), { error: 'TypeError: items must be a non-negative integer, got -1' });
+    assert.deepEqual(await call('acquire', { subrequests: 1.5 }), { error: 'TypeError: subrequests must be a non-negative integer, got 1.5' });
+    assert.deepEqual(await call('record', { inputTokens: 'many' }), { error: 'TypeError: inputTokens must be a non-negative integer, got many' });
+    assert.deepEqual(await call('renew', 'no-such-lease', 1000), { value: { ok: false, message: 'no such lease (expired or released)' } });
+    assert.equal((await call('usage')).value.total.batches, 0, 'nothing was taken');
+  } finally {
+    await caller.dispose();
+  }
+});
