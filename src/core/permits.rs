@@ -186,14 +186,18 @@ impl PermitPool {
         if others.is_empty() {
             return Grant::Granted(0);
         }
+        // Only an owner that may go itself (waiting, under its share) is let go first: else
+        // owners could each wait for the other and leave the slot idle. With none, the slot
+        // goes to whoever asks (work-conserving).
         let share = limit.div_ceil(others.len() + 1);
-        let someone_waits = others.iter().any(|o| waiting(o));
-        if someone_waits && me.in_flight >= share {
+        let next: Vec<&&Owner> = others
+            .iter()
+            .filter(|o| waiting(o) && o.in_flight < share)
+            .collect();
+        if !next.is_empty() && me.in_flight >= share {
             return Grant::Wait(TURN_RETRY);
         }
-        let served_less = others
-            .iter()
-            .any(|o| waiting(o) && o.last_grant < me.last_grant);
+        let served_less = next.iter().any(|o| o.last_grant < me.last_grant);
         if served_less {
             return Grant::Wait(TURN_RETRY);
         }
@@ -264,13 +268,14 @@ impl PermitPool {
             self.forget(&lease.owner);
             self.pacer.on_abandoned(&lease.cost, now);
         }
+        // An owner with a permit out was granted it within the last lease, so within `idle`:
+        // the time alone keeps it.
         let idle = self.lease.max(Duration::from_secs(60));
         self.owners.retain(|(_, o)| {
-            o.in_flight > 0
-                || [o.last_grant, o.refused_at]
-                    .iter()
-                    .flatten()
-                    .any(|t| now.saturating_sub(*t) < idle)
+            [o.last_grant, o.refused_at]
+                .iter()
+                .flatten()
+                .any(|t| now.saturating_sub(*t) < idle)
         });
     }
 }
@@ -465,5 +470,155 @@ mod tests {
             matches!(p.acquire("a", &cost, MS(0)), Grant::Never(m) if m.contains("input tokens"))
         );
         assert_eq!(p.stats(MS(0)).in_flight, 0);
+    }
+
+    fn pool_of(max: usize) -> PermitPool {
+        pool(max, None)
+    }
+
+    fn take(p: &mut PermitPool, owner: &str, at: u64) -> u64 {
+        id(p.acquire(owner, &Cost::default(), MS(at)))
+    }
+
+    fn done(p: &mut PermitPool, lease: u64, at: u64) {
+        assert!(p.release(lease, Outcome::Success(Feedback::default()), MS(at)));
+    }
+
+    #[test]
+    fn grants_are_counted() {
+        let mut p = pool_of(4);
+        let a = take(&mut p, "a", 0);
+        take(&mut p, "b", 1);
+        done(&mut p, a, 2);
+        take(&mut p, "a", 3);
+        assert_eq!(p.stats(MS(3)).granted, 3);
+    }
+
+    #[test]
+    fn an_owner_at_its_share_waits_while_another_waits_even_if_served_later() {
+        // a: 3 of 4 (served at 0), b: 1 (served at 1, so not "served less" than a).
+        let mut p = pool_of(4);
+        let a: Vec<u64> = (0..3).map(|_| take(&mut p, "a", 0)).collect();
+        take(&mut p, "b", 1);
+        assert_eq!(
+            p.acquire("b", &Cost::default(), MS(2)),
+            Grant::Wait(BUSY_RETRY)
+        );
+        done(&mut p, a[0], 3);
+        // a holds 2 = its share of 4 between two owners, and b waits: a must wait.
+        assert_eq!(
+            p.acquire("a", &Cost::default(), MS(4)),
+            Grant::Wait(TURN_RETRY)
+        );
+        take(&mut p, "b", 5);
+    }
+
+    #[test]
+    fn under_its_share_an_owner_goes_and_only_active_owners_split_the_share() {
+        // c was here once and left; a holds 2, b holds 4 of 6 and waits for more.
+        let mut p = pool_of(6);
+        let c = take(&mut p, "c", 0);
+        done(&mut p, c, 0);
+        let _a: Vec<u64> = (0..2).map(|_| take(&mut p, "a", 1)).collect();
+        let b: Vec<u64> = (0..4).map(|_| take(&mut p, "b", 2)).collect();
+        assert_eq!(
+            p.acquire("b", &Cost::default(), MS(3)),
+            Grant::Wait(BUSY_RETRY)
+        );
+        done(&mut p, b[0], 4);
+        // Two owners are active (c is neither waiting nor holding): a's share is 3, it holds 2.
+        take(&mut p, "a", 5);
+    }
+
+    #[test]
+    fn an_owner_holding_permits_counts_in_the_split_without_waiting() {
+        // limit 7: a holds 3, b holds 2 after a release and is not waiting, c holds 1 and waits.
+        let mut p = pool_of(7);
+        let _a: Vec<u64> = (0..3).map(|_| take(&mut p, "a", 0)).collect();
+        let b: Vec<u64> = (0..3).map(|_| take(&mut p, "b", 1)).collect();
+        take(&mut p, "c", 2);
+        assert_eq!(
+            p.acquire("c", &Cost::default(), MS(3)),
+            Grant::Wait(BUSY_RETRY)
+        );
+        done(&mut p, b[0], 4);
+        // Three active owners: a's share is 3 of 7, it holds 3, and c (under its share) waits.
+        assert_eq!(
+            p.acquire("a", &Cost::default(), MS(5)),
+            Grant::Wait(TURN_RETRY)
+        );
+        take(&mut p, "c", 6);
+    }
+
+    #[test]
+    fn when_every_waiting_owner_is_at_its_share_the_free_slot_is_used() {
+        // limit 8: a 3, b 1 (idle), c 3 and waiting: a and c are both at their share of 3.
+        let mut p = pool_of(8);
+        let _a: Vec<u64> = (0..3).map(|_| take(&mut p, "a", 0)).collect();
+        let b: Vec<u64> = (0..2).map(|_| take(&mut p, "b", 1)).collect();
+        let _c: Vec<u64> = (0..3).map(|_| take(&mut p, "c", 2)).collect();
+        assert_eq!(
+            p.acquire("c", &Cost::default(), MS(3)),
+            Grant::Wait(BUSY_RETRY)
+        );
+        done(&mut p, b[0], 4);
+        // Nobody waiting is under its share: the slot is not left idle.
+        take(&mut p, "a", 5);
+    }
+
+    #[test]
+    fn owners_served_at_the_same_instant_are_even() {
+        // limit 6, all served at 0: a 2, b 2, c 2; b waits; then a and b each give one back.
+        let mut p = pool_of(6);
+        let a: Vec<u64> = (0..2).map(|_| take(&mut p, "a", 0)).collect();
+        let b: Vec<u64> = (0..2).map(|_| take(&mut p, "b", 0)).collect();
+        let _c: Vec<u64> = (0..2).map(|_| take(&mut p, "c", 0)).collect();
+        assert_eq!(
+            p.acquire("b", &Cost::default(), MS(1)),
+            Grant::Wait(BUSY_RETRY)
+        );
+        done(&mut p, b[0], 2);
+        done(&mut p, a[0], 2);
+        // b waits under its share, but was served when a was: a is not behind b, and goes.
+        take(&mut p, "a", 3);
+    }
+
+    #[test]
+    fn a_release_frees_its_own_owners_permit() {
+        // a and b hold 3 each of 6, b served later and waiting for more.
+        let mut p = pool_of(6);
+        let a: Vec<u64> = (0..3).map(|_| take(&mut p, "a", 0)).collect();
+        let _b: Vec<u64> = (0..3).map(|_| take(&mut p, "b", 1)).collect();
+        assert_eq!(
+            p.acquire("b", &Cost::default(), MS(2)),
+            Grant::Wait(BUSY_RETRY)
+        );
+        done(&mut p, a[0], 3);
+        // a now holds 2, under its share of 3: it goes.
+        take(&mut p, "a", 4);
+    }
+
+    #[test]
+    fn a_lease_ends_exactly_at_its_expiry() {
+        let mut p = pool_of(1);
+        take(&mut p, "a", 0);
+        assert_eq!(p.stats(Duration::from_secs(30) - MS(1)).in_flight, 1);
+        assert_eq!(p.stats(Duration::from_secs(30)).in_flight, 0);
+    }
+
+    #[test]
+    fn idle_owners_are_forgotten_after_a_minute() {
+        let mut p = pool_of(2);
+        let a = take(&mut p, "a", 0);
+        done(&mut p, a, 0);
+        take(&mut p, "b", 30_000);
+        assert_eq!(p.stats(MS(59_999)).owners, 2);
+        // a was last seen 60 s ago: gone; b (30 s ago, a permit out) stays.
+        assert_eq!(p.stats(MS(60_000)).owners, 1);
+        assert_eq!(
+            p.stats(MS(60_000)).in_flight,
+            0,
+            "b's 30 s lease ran out at 60 s"
+        );
     }
 }
