@@ -2,7 +2,10 @@
 // the run and printed; the old fixed token `dev` is refused.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
@@ -21,7 +24,10 @@ test('npm run dev uses a random token, printed once, and refuses "dev"', { timeo
   const port = await freePort();
   const env = { ...process.env, PORT: String(port), CI: 'true' };
   delete env.EDGEBATCH_TOKEN;
-  const child = spawn(process.execPath, ['dev.mjs', '--show-interactive-dev-session=false'], { cwd: workerDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // State of its own: the default folder holds what make run left (its token's hour spent).
+  const state = mkdtempSync(join(tmpdir(), 'edgebatch-dev-'));
+  const child = spawn(process.execPath, ['dev.mjs', '--show-interactive-dev-session=false', '--persist-to', state],
+    { cwd: workerDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
@@ -49,5 +55,6 @@ test('npm run dev uses a random token, printed once, and refuses "dev"', { timeo
     child.kill('SIGTERM');
     await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    rmSync(state, { recursive: true, force: true });
   }
 });
