@@ -12,7 +12,7 @@ import { env as workerEnv } from 'cloudflare:workers';
 import { CORS, isDisconnect, serveSim } from '../../js/sim-host.mjs';
 import { loadSimulator } from './sim-wasm.js';
 import { readConfig, SIM_ORIGIN } from './config.js';
-import { errorResponse, HttpError } from './http.js';
+import { discardBody, errorResponse, HttpError } from './http.js';
 import { createSession, MAX_SESSIONS, release, session, target } from './sim-sessions.js';
 
 export { SIM_ORIGIN };
@@ -96,6 +96,9 @@ export async function handleSimRoute(request, config) {
   const allowed = origin === null || allowedOrigin(origin, request, config.simOrigins);
   const cors = (response) => withCors(response, allowed && origin);
   if (!allowed) {
+    // Read what is left of the body first: unread, workerd may reset the connection under the
+    // answer (seen as "fetch failed" by the page instead of the 403).
+    await discardBody(request);
     return cors(errorResponse(new HttpError(403, 'permission_error',
       `a page on ${origin.slice(0, 100)} may not use this simulator: only this Worker's origin, loopback origins and EDGEBATCH_SIM_ORIGINS may`)));
   }
