@@ -68,7 +68,8 @@ export function readConfig(env) {
   };
 }
 
-function intVar(env, name, fallback, min, max) {
+/** A var that must be an integer in `min..=max` when set; malformed is a 500 naming it. */
+export function intVar(env, name, fallback, min, max) {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);

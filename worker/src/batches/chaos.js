@@ -5,9 +5,9 @@
 //   ledgerResetAtCommit: N  the N-th commit call finds its batch object reset (ctx.abort())
 //   consumerAlwaysFails     every work message throws (so it ends in the dead-letter queue)
 // The first two fire once per isolate.
+/** Events counted per knob, and the knobs that have fired. */
+const counts = new Map();
 const fired = new Set();
-let replies = 0;
-let commits = 0;
 
 function chaosOf(env) {
   if (env.EDGEBATCH_SIM !== 'on' || !env.EDGEBATCH_CHAOS) return {};
@@ -18,23 +18,21 @@ function chaosOf(env) {
   }
 }
 
-/** Counts an upstream reply; true when the consumer should crash now. */
-export function crashNow(env) {
-  const k = chaosOf(env).consumerCrashAfter;
-  replies++;
-  if (!Number.isInteger(k) || fired.has('crash') || replies < k) return false;
-  fired.add('crash');
+/** Counts one event for `knob`; true once, when the count reaches the knob's number. */
+function countdown(env, knob) {
+  const at = chaosOf(env)[knob];
+  const n = (counts.get(knob) ?? 0) + 1;
+  counts.set(knob, n);
+  if (!Number.isInteger(at) || fired.has(knob) || n < at) return false;
+  fired.add(knob);
   return true;
 }
 
+/** Counts an upstream reply; true when the consumer should crash now. */
+export const crashNow = (env) => countdown(env, 'consumerCrashAfter');
+
 /** Counts a commit; true when the batch object should reset under it. */
-export function resetNow(env) {
-  const n = chaosOf(env).ledgerResetAtCommit;
-  commits++;
-  if (!Number.isInteger(n) || fired.has('reset') || commits < n) return false;
-  fired.add('reset');
-  return true;
-}
+export const resetNow = (env) => countdown(env, 'ledgerResetAtCommit');
 
 /** True when every work message should fail. */
 export function failAlways(env) {

@@ -39,12 +39,13 @@ export async function consume(batch, env, secrets) {
   const groups = new Map();
   for (const msg of batch.messages) {
     const { batchId, indexes } = msg.body ?? {};
-    if (typeof batchId !== 'string' || !Array.isArray(indexes) || !ledgerOf(env, batchId)) {
+    const ledger = typeof batchId === 'string' && Array.isArray(indexes) ? ledgerOf(env, batchId) : null;
+    if (!ledger) {
       msg.ack();
       continue;
     }
     if (dead) {
-      await ledgerOf(env, batchId).failDelivery(indexes, `delivery failed ${msg.attempts} times`);
+      await ledger.failDelivery(indexes, `delivery failed ${msg.attempts} times`);
       msg.ack();
       continue;
     }

@@ -196,6 +196,7 @@ export class BatchLedger extends DurableObject {
         this.#record(meta, row, r.result.type, r.result, edgebatch);
         accepted++;
       }
+      if (accepted > 0) this.#save(meta);
     });
     this.#maybeEnd(meta);
     return { accepted, refused: results.length - accepted };
@@ -222,16 +223,19 @@ export class BatchLedger extends DurableObject {
     const meta = this.#meta();
     if (!meta || meta.deleted || meta.endedAt) return 0;
     const now = Date.now();
+    const error = { kind: 'delivery', message: `the work queue gave up on this request: ${reason}`, retryable: false };
     let n = 0;
-    for (const index of indexes) {
-      const row = this.sql.exec(
-        `SELECT idx, custom_id, attempts FROM items WHERE idx = ? AND (state = 'queued' OR (state = 'leased' AND lease_until <= ?))`,
-        index, now).toArray()[0];
-      if (!row) continue;
-      const error = { kind: 'delivery', message: `the work queue gave up on this request: ${reason}`, retryable: false };
-      this.#record(meta, row, 'errored', { type: 'errored', error }, { attempts: row.attempts, elapsedMs: 0 });
-      n++;
-    }
+    this.ctx.storage.transactionSync(() => {
+      for (const index of indexes) {
+        const row = this.sql.exec(
+          `SELECT idx, custom_id, attempts FROM items WHERE idx = ? AND (state = 'queued' OR (state = 'leased' AND lease_until <= ?))`,
+          index, now).toArray()[0];
+        if (!row) continue;
+        this.#record(meta, row, 'errored', { type: 'errored', error }, { attempts: row.attempts, elapsedMs: 0 });
+        n++;
+      }
+      if (n > 0) this.#save(meta);
+    });
     this.#maybeEnd(meta);
     return n;
   }
@@ -285,16 +289,18 @@ export class BatchLedger extends DurableObject {
   /** Every item matching `where` gets the final `type` (canceled / expired) with no attempt. */
   #finish(meta, where, type) {
     const rows = this.sql.exec(`SELECT idx, custom_id, attempts FROM items WHERE ${where}`).toArray();
+    if (rows.length === 0) return;
     this.ctx.storage.transactionSync(() => {
       for (const row of rows) this.#record(meta, row, type, { type }, { attempts: row.attempts, elapsedMs: 0 });
+      this.#save(meta);
     });
   }
 
+  /** An item's final result, with the next seq; the caller saves `meta` once after its loop. */
   #record(meta, row, state, result, edgebatch) {
     meta.seq += 1;
     const line = JSON.stringify({ custom_id: row.custom_id, result, edgebatch: { ...edgebatch, seq: meta.seq } });
     this.sql.exec(`UPDATE items SET state = ?, result = ?, seq = ?, token = token + 1 WHERE idx = ?`, state, line, meta.seq, row.idx);
-    this.#save(meta);
   }
 
   #maybeEnd(meta) {

@@ -7,6 +7,7 @@
 //   POST   /v1/batches/:id/cancel      queued items -> canceled; in-flight ones finish
 //   DELETE /v1/batches/:id             only once ended
 // A batch of another token is a 404, exactly like one that does not exist.
+import { intVar } from '../config.js';
 import { allow, badRequest, HttpError, jsonResponse } from '../http.js';
 import { int, parseOptions, parseProvider } from '../validate.js';
 import { readBatch } from './intake.js';
@@ -16,16 +17,6 @@ import { DEFAULT_LIMITER_CONCURRENCY, limiterName } from './limiter.js';
 const BATCH_OPTIONS = new Set(['limiterKey', 'rateLimit', 'limiterConcurrency']);
 const RATE_FIELDS = ['requestsPerMinute', 'inputTokensPerMinute', 'outputTokensPerMinute'];
 const RESULTS_PAGE = 500;
-
-function intVar(env, name, fallback, min, max) {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new HttpError(500, 'configuration_error', `${name} must be an integer in ${min}..=${max}`);
-  }
-  return n;
-}
 
 /** The limits of /v1/batches, from the vars. */
 export function batchLimits(env) {
