@@ -27,11 +27,11 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use web_sys::AbortSignal;
 
-use crate::core::backoff::SplitMix64;
 use crate::core::cancel::CancelToken;
-use crate::core::executor::{run_paced, Config, Event, ItemResult, Observer, Pacing, Progress};
+use crate::core::executor::{Config, Event, Executor, ItemResult, Observer, Progress};
 use crate::core::limits::Cost;
 use crate::core::pacer::Pacer;
+use crate::core::rng::SplitMix64;
 use crate::options::{self, RawOptions};
 use crate::providers::{Provider, ProviderKind};
 use crate::redact::Secrets;
@@ -283,27 +283,22 @@ impl Call {
         task: Task,
         extra: &mut dyn Observer<Metered>,
     ) -> Vec<ItemResult<Metered>> {
-        let mut rng = SplitMix64::new(self.seed);
         let items = self.items.clone();
         let mut both = Both(&self.callbacks, extra);
         let observer: &mut dyn Observer<Metered> = &mut both;
         let total = items.len();
-        let pacing = Pacing {
-            pacer: &self.pacer,
-            cost: &*self.cost,
-            feedback: &Metered::feedback,
-        };
-        run_paced(
-            &self.config,
-            &JsClock,
-            total,
-            |i, a| task.start(i, a, &items, &self.secrets),
-            pacing,
-            &self.cancel,
-            &mut rng,
-            observer,
-        )
-        .await
+        let pacing = (&*self.cost, Metered::feedback);
+        Executor::new(&self.config, &JsClock)
+            .pacer(&self.pacer)
+            .cancel_on(&self.cancel)
+            .rng(SplitMix64::new(self.seed))
+            .run(
+                total,
+                |i, a| task.start(i, a, &items, &self.secrets),
+                &pacing,
+                observer,
+            )
+            .await
     }
 }
 

@@ -1,6 +1,9 @@
-//! The single-threaded bounded-concurrency executor: one batch, one result per item.
+//! The single-threaded bounded-concurrency executor, as a value: built from a [`Config`] and a
+//! clock, optionally a shared [`Pacer`], a cancel token and a random source, then run over a
+//! batch. It carries out what the rules decide: the pacer admits attempts, the queue orders
+//! them, the retry rule ([`RetryPolicy`]) says what follows a failure.
 
-use std::collections::VecDeque;
+use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -9,16 +12,16 @@ use std::time::Duration;
 use futures::future::abortable;
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use std::cell::RefCell;
-
-use super::backoff::{server_delay, Rng};
 use super::budget::AttemptBudget;
 use super::cancel::CancelToken;
 use super::clock::{Clock, Sleep};
 use super::limits::{Cost, Feedback};
+use super::observation::{Observation, Observed};
 use super::pacer::{Admission, Pacer, PacingConfig, Ticket};
+use super::queue::ReadyQueue;
 pub use super::report::{Config, Event, ItemResult, Observer, Progress};
-use super::retry::is_retryable;
+use super::retry::{Action, AttemptState, RetryPolicy};
+use super::rng::{Rng, SplitMix64};
 use super::timeouts::AttemptTimeouts;
 use crate::error::{ErrorKind, Failure, ItemError};
 
@@ -38,34 +41,50 @@ struct ItemState {
     last_failure: Option<Failure>,
     cost: Option<Cost>,
     ticket: Ticket,
+    /// Attempts in flight (every call's) once its current attempt was sent.
+    in_flight_at_start: usize,
 }
 
 type AttemptFuture<V> = Pin<Box<dyn Future<Output = (usize, Result<V, Failure>)>>>;
 type WaitFuture = Pin<Box<dyn Future<Output = usize>>>;
 
-/// How a batch is paced: the processor's [`Pacer`], what each item costs, and what a
-/// successful value tells the pacer (usage, rate-limit headers).
-pub struct Pacing<'a, V> {
-    /// Shared by every batch of one processor.
-    pub pacer: &'a RefCell<Pacer>,
+/// What the pacer needs to know about a batch's items: what each costs, and what a
+/// successful value reports (usage, rate-limit headers). `()` is "costs nothing, says
+/// nothing"; a pair of closures `(cost, feedback)` is a quick implementation.
+pub trait Pacing<V> {
     /// The expected cost of item `index`, asked once before its first attempt; an `Err`
     /// (the item cannot be read, or can never be sent) fails it at once as `invalid`, with
     /// no attempt made.
-    pub cost: &'a dyn Fn(usize) -> Result<Cost, String>,
+    fn cost(&self, _index: usize) -> Result<Cost, String> {
+        Ok(Cost::default())
+    }
+
     /// What a success reports.
-    pub feedback: &'a dyn Fn(&V) -> Feedback,
+    fn feedback(&self, _value: &V) -> Feedback {
+        Feedback::default()
+    }
 }
 
-/// Runs `total` items through `task(index, attempt)` and returns one result per item, in
-/// input order. Never more than `config.concurrency` attempts run at once; new items start in
-/// input order, retries (once their backoff is over) go first. Dropping an attempt's future
-/// must abort it: that is how timeouts, deadlines and cancellation stop real requests. Once
-/// `config.max_attempts` attempts have started, nothing more starts: the items still queued
-/// or waiting fail at once (see [`AttemptBudget`]).
+impl<V> Pacing<V> for () {}
+
+impl<V, C, F> Pacing<V> for (C, F)
+where
+    C: Fn(usize) -> Result<Cost, String>,
+    F: Fn(&V) -> Feedback,
+{
+    fn cost(&self, index: usize) -> Result<Cost, String> {
+        (self.0)(index)
+    }
+
+    fn feedback(&self, value: &V) -> Feedback {
+        (self.1)(value)
+    }
+}
+
+/// Runs batches: see the module docs and [`Executor::run`].
 ///
 /// ```
-/// use edgebatch::core::{clock::VirtualClock, executor::*, backoff::SplitMix64};
-/// use edgebatch::core::cancel::CancelToken;
+/// use edgebatch::core::{clock::VirtualClock, executor::*};
 /// use edgebatch::Clock;
 /// use std::time::Duration;
 ///
@@ -76,104 +95,154 @@ pub struct Pacing<'a, V> {
 ///     async move { sleep.await; Ok::<_, edgebatch::Failure>(i * 2) }
 /// };
 /// let config = Config { concurrency: 2, ..Config::default() };
-/// let mut rng = SplitMix64::new(1);
-/// let results = clock.block_on(run_batch(&config, &clock, 5, task, &CancelToken::new(),
-///     &mut rng, &mut ()));
+/// let results = clock.block_on(Executor::new(&config, &clock).run(5, task, &(), &mut ()));
 /// assert_eq!(results.iter().map(|r| *r.outcome.as_ref().unwrap()).collect::<Vec<_>>(),
 ///     vec![0, 2, 4, 6, 8]);
 /// assert_eq!(clock.now(), Duration::from_millis(300)); // 5 items, 2 at a time, 100 ms each
 /// ```
-pub async fn run_batch<V, C, F, Fut, O>(
-    config: &Config,
-    clock: &C,
-    total: usize,
-    task: F,
-    cancel: &CancelToken,
-    rng: &mut dyn Rng,
-    observer: &mut O,
-) -> Vec<ItemResult<V>>
-where
-    V: 'static,
-    C: Clock + ?Sized,
-    F: Fn(usize, u32) -> Fut,
-    Fut: Future<Output = Result<V, Failure>> + 'static,
-    O: Observer<V> + ?Sized,
-{
-    let pacer = RefCell::new(Pacer::new(
-        &PacingConfig::off(),
-        config.concurrency,
-        clock.now(),
-    ));
-    let pacing = Pacing {
-        pacer: &pacer,
-        cost: &|_| Ok(Cost::default()),
-        feedback: &|_| Feedback::default(),
-    };
-    run_paced(config, clock, total, task, pacing, cancel, rng, observer).await
+#[must_use = "an executor does nothing until it runs"]
+pub struct Executor<'a, C: Clock + ?Sized> {
+    config: &'a Config,
+    clock: &'a C,
+    pacer: Option<&'a RefCell<Pacer>>,
+    cancel: Option<&'a CancelToken>,
+    rng: Box<dyn Rng + 'a>,
 }
 
-/// [`run_batch`] with pacing: before each attempt the pacer admits it (rate budgets, the
-/// pause after a 429, adaptive concurrency, the breaker) or says how long to wait; the item
-/// waits at the head of the queue, holding its place. An item no budget can ever hold fails at
-/// once as `invalid`.
-#[allow(clippy::too_many_arguments)]
-pub async fn run_paced<V, C, F, Fut, O>(
-    config: &Config,
-    clock: &C,
-    total: usize,
-    task: F,
-    pacing: Pacing<'_, V>,
-    cancel: &CancelToken,
-    rng: &mut dyn Rng,
-    observer: &mut O,
-) -> Vec<ItemResult<V>>
-where
-    V: 'static,
-    C: Clock + ?Sized,
-    F: Fn(usize, u32) -> Fut,
-    Fut: Future<Output = Result<V, Failure>> + 'static,
-    O: Observer<V> + ?Sized,
-{
-    let start = clock.now();
-    let mut batch = Batch {
-        config,
-        clock,
-        task,
-        pacing,
-        gate: None,
-        cancel,
-        rng,
-        observer,
-        start,
-        deadline_at: config.deadline.map(|d| start + d),
-        deadline: config.deadline.map(|d| clock.sleep(d)),
-        items: (0..total)
-            .map(|_| ItemState {
-                phase: Phase::Queued,
-                attempts: 0,
-                first_start: None,
-                last_delay: None,
-                last_failure: None,
-                cost: None,
-                ticket: Ticket::default(),
-            })
-            .collect(),
-        results: (0..total).map(|_| None).collect(),
-        next_new: 0,
-        retry_queue: VecDeque::new(),
-        running: FuturesUnordered::new(),
-        waiting: FuturesUnordered::new(),
-        timeouts: AttemptTimeouts::default(),
-        budget: AttemptBudget::new(config.max_attempts),
-        done: 0,
-        ok: 0,
-        retries: 0,
-    };
-    poll_fn(|cx| batch.poll(cx)).await;
-    std::mem::take(&mut batch.results)
-        .into_iter()
-        .map(|r| r.expect("every item has exactly one result"))
-        .collect()
+impl<'a, C: Clock + ?Sized> Executor<'a, C> {
+    /// An executor of `config` on `clock`.
+    ///
+    /// # Default
+    /// No pacing beyond `config.concurrency` (a pacer of its own with
+    /// [`PacingConfig::off`]), never cancelled, jitter from `SplitMix64::new(0)`.
+    pub fn new(config: &'a Config, clock: &'a C) -> Self {
+        Executor {
+            config,
+            clock,
+            pacer: None,
+            cancel: None,
+            rng: Box::new(SplitMix64::new(0)),
+        }
+    }
+
+    /// Paces every attempt through `pacer` (shared by every batch of one processor): before
+    /// each attempt it admits it (rate budgets, the pause after a 429, adaptive concurrency,
+    /// the breaker) or says how long to wait, and the item waits at the head of the queue,
+    /// holding its place. Its slots are shared too: one processor's `concurrency` bounds all
+    /// its batches together.
+    pub fn pacer(mut self, pacer: &'a RefCell<Pacer>) -> Self {
+        self.pacer = Some(pacer);
+        self
+    }
+
+    /// Stops the batch when `token` is cancelled: attempts in flight are dropped (aborted)
+    /// and every unfinished item fails as `aborted`.
+    pub fn cancel_on(mut self, token: &'a CancelToken) -> Self {
+        self.cancel = Some(token);
+        self
+    }
+
+    /// The random source of the backoff's jitter.
+    pub fn rng(mut self, rng: impl Rng + 'a) -> Self {
+        self.rng = Box::new(rng);
+        self
+    }
+
+    /// Runs `total` items through `task(index, attempt)` and returns one result per item, in
+    /// input order. Never more than `config.concurrency` attempts run at once; new items
+    /// start in input order, retries (once their backoff is over) go first. Dropping an
+    /// attempt's future must abort it: that is how timeouts, deadlines and cancellation stop
+    /// real requests. Once `config.max_attempts` attempts have started, nothing more starts:
+    /// the items still queued or waiting fail at once (see [`AttemptBudget`]). An item no
+    /// budget can ever hold fails at once as `invalid`.
+    pub async fn run<V, F, Fut, P, O>(
+        self,
+        total: usize,
+        task: F,
+        pacing: &P,
+        observer: &mut O,
+    ) -> Vec<ItemResult<V>>
+    where
+        V: 'static,
+        F: Fn(usize, u32) -> Fut,
+        Fut: Future<Output = Result<V, Failure>> + 'static,
+        P: Pacing<V> + ?Sized,
+        O: Observer<V> + ?Sized,
+    {
+        let Executor {
+            config,
+            clock,
+            pacer,
+            cancel,
+            mut rng,
+        } = self;
+        let own_pacer;
+        let pacer = match pacer {
+            Some(pacer) => pacer,
+            None => {
+                own_pacer = RefCell::new(Pacer::new(
+                    &PacingConfig::off(),
+                    config.concurrency,
+                    clock.now(),
+                ));
+                &own_pacer
+            }
+        };
+        let own_cancel;
+        let cancel = match cancel {
+            Some(cancel) => cancel,
+            None => {
+                own_cancel = CancelToken::new();
+                &own_cancel
+            }
+        };
+        let start = clock.now();
+        let mut batch = Batch {
+            config,
+            policy: RetryPolicy {
+                max_retries: config.max_retries,
+                backoff: config.backoff,
+                max_server_wait: config.max_retry_after,
+            },
+            clock,
+            task,
+            pacer,
+            pacing,
+            gate: None,
+            cancel,
+            rng: &mut *rng,
+            observer,
+            start,
+            deadline_at: config.deadline.map(|d| start + d),
+            deadline: config.deadline.map(|d| clock.sleep(d)),
+            items: (0..total)
+                .map(|_| ItemState {
+                    phase: Phase::Queued,
+                    attempts: 0,
+                    first_start: None,
+                    last_delay: None,
+                    last_failure: None,
+                    cost: None,
+                    ticket: Ticket::default(),
+                    in_flight_at_start: 0,
+                })
+                .collect(),
+            results: (0..total).map(|_| None).collect(),
+            ready: ReadyQueue::new(total),
+            running: FuturesUnordered::new(),
+            waiting: FuturesUnordered::new(),
+            timeouts: AttemptTimeouts::default(),
+            budget: AttemptBudget::new(config.max_attempts),
+            done: 0,
+            ok: 0,
+            retries: 0,
+        };
+        poll_fn(|cx| batch.poll(cx)).await;
+        std::mem::take(&mut batch.results)
+            .into_iter()
+            .map(|r| r.expect("every item has exactly one result"))
+            .collect()
+    }
 }
 
 /// An item's final error with what its last attempt said (status, type, message).
@@ -186,11 +255,13 @@ fn with_last_failure(mut error: ItemError, last: Option<Failure>) -> ItemError {
     error
 }
 
-struct Batch<'a, V, C: ?Sized + Clock, F, O: ?Sized> {
+struct Batch<'a, V, C: ?Sized + Clock, F, P: ?Sized, O: ?Sized> {
     config: &'a Config,
+    policy: RetryPolicy,
     clock: &'a C,
     task: F,
-    pacing: Pacing<'a, V>,
+    pacer: &'a RefCell<Pacer>,
+    pacing: &'a P,
     /// Wakes the dispatcher when the pacer's wait is over.
     gate: Option<(Duration, Sleep)>,
     cancel: &'a CancelToken,
@@ -201,8 +272,7 @@ struct Batch<'a, V, C: ?Sized + Clock, F, O: ?Sized> {
     deadline: Option<Sleep>,
     items: Vec<ItemState>,
     results: Vec<Option<ItemResult<V>>>,
-    next_new: usize,
-    retry_queue: VecDeque<usize>,
+    ready: ReadyQueue,
     running: FuturesUnordered<AttemptFuture<V>>,
     waiting: FuturesUnordered<WaitFuture>,
     timeouts: AttemptTimeouts,
@@ -214,24 +284,25 @@ struct Batch<'a, V, C: ?Sized + Clock, F, O: ?Sized> {
 
 /// A batch dropped before its end (its future dropped mid-way) gives the processor back the
 /// slots and reservations of its attempts in flight.
-impl<V, C: ?Sized + Clock, F, O: ?Sized> Drop for Batch<'_, V, C, F, O> {
+impl<V, C: ?Sized + Clock, F, P: ?Sized, O: ?Sized> Drop for Batch<'_, V, C, F, P, O> {
     fn drop(&mut self) {
         let now = self.clock.now();
         for state in &self.items {
             if matches!(state.phase, Phase::Running { .. }) {
                 let cost = state.cost.unwrap_or_default();
-                self.pacing.pacer.borrow_mut().on_abandoned(&cost, now);
+                self.pacer.borrow_mut().on_abandoned(&cost, now);
             }
         }
     }
 }
 
-impl<V, C, F, Fut, O> Batch<'_, V, C, F, O>
+impl<V, C, F, Fut, P, O> Batch<'_, V, C, F, P, O>
 where
     V: 'static,
     C: Clock + ?Sized,
     F: Fn(usize, u32) -> Fut,
     Fut: Future<Output = Result<V, Failure>> + 'static,
+    P: Pacing<V> + ?Sized,
     O: Observer<V> + ?Sized,
 {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
@@ -260,7 +331,7 @@ where
             }
             while let Poll::Ready(Some(index)) = self.waiting.poll_next_unpin(cx) {
                 self.items[index].phase = Phase::Queued;
-                self.retry_queue.push_back(index);
+                self.ready.push_retry(index);
                 progressed = true;
             }
             progressed |= self.dispatch(cx);
@@ -271,40 +342,27 @@ where
         }
     }
 
-    fn peek_ready(&self) -> Option<usize> {
-        self.retry_queue
-            .front()
-            .copied()
-            .or((self.next_new < self.items.len()).then_some(self.next_new))
-    }
-
-    fn pop_ready(&mut self) {
-        if self.retry_queue.pop_front().is_none() {
-            self.next_new += 1;
-        }
-    }
-
     /// Starts what the concurrency limit and the pacer allow; arms the gate timer when the
     /// pacer says "wait until".
     fn dispatch(&mut self, cx: &mut Context<'_>) -> bool {
         let mut progressed = false;
         loop {
-            let Some(index) = self.peek_ready() else {
+            let Some(index) = self.ready.peek() else {
                 self.gate = None;
                 return progressed;
             };
             // The slots are the processor's: another call's attempts count too.
-            if self.pacing.pacer.borrow().in_flight() >= self.limit() {
-                self.pacing.pacer.borrow_mut().wait_for_slot(cx.waker());
+            if self.pacer.borrow().in_flight() >= self.limit() {
+                self.pacer.borrow_mut().wait_for_slot(cx.waker());
                 self.gate = None;
                 return progressed;
             }
             let cost = match self.items[index].cost {
                 Some(cost) => cost,
-                None => match (self.pacing.cost)(index) {
+                None => match self.pacing.cost(index) {
                     Ok(cost) => *self.items[index].cost.insert(cost),
                     Err(message) => {
-                        self.pop_ready();
+                        self.ready.pop();
                         self.finalize(index, Err(ItemError::bare(ErrorKind::Invalid, message)));
                         progressed = true;
                         continue;
@@ -312,26 +370,29 @@ where
                 },
             };
             let now = self.clock.now();
-            let admission = self.pacing.pacer.borrow_mut().admit(&cost, now);
+            let admission = self.pacer.borrow_mut().admit(&cost, now);
             match admission {
                 // Waiting for the probe (maybe another call's); with nothing in flight there
                 // is no probe to wait for.
-                Admission::Blocked if self.pacing.pacer.borrow().in_flight() > 0 => {
-                    self.pacing.pacer.borrow_mut().wait_for_slot(cx.waker());
+                Admission::Blocked if self.pacer.borrow().in_flight() > 0 => {
+                    self.pacer.borrow_mut().wait_for_slot(cx.waker());
                     self.gate = None;
                     return progressed;
                 }
                 Admission::Go | Admission::Blocked => {
-                    self.pop_ready();
-                    self.items[index].ticket = self.pacing.pacer.borrow_mut().start(&cost, now);
+                    self.ready.pop();
+                    let mut pacer = self.pacer.borrow_mut();
+                    self.items[index].ticket = pacer.start(&cost, now);
+                    self.items[index].in_flight_at_start = pacer.in_flight();
+                    drop(pacer);
                     self.start_attempt(index);
                 }
                 Admission::Never(message) => {
-                    self.pop_ready();
+                    self.ready.pop();
                     self.finalize(index, Err(ItemError::bare(ErrorKind::Invalid, message)));
                 }
                 Admission::Until(at) if self.deadline_at.is_some_and(|d| at >= d) => {
-                    self.pop_ready();
+                    self.ready.pop();
                     self.fail_past_deadline(index, at - now);
                 }
                 Admission::Until(at) => {
@@ -367,7 +428,7 @@ where
     fn limit(&self) -> usize {
         self.config
             .concurrency
-            .min(self.pacing.pacer.borrow().concurrency())
+            .min(self.pacer.borrow().concurrency())
     }
 
     fn since_start(&self, now: Duration) -> Duration {
@@ -414,8 +475,7 @@ where
     /// again, so each fails now rather than after its wait. Attempts in flight run on.
     fn refuse_waiting(&mut self) {
         self.waiting.clear();
-        self.retry_queue.clear();
-        self.next_new = self.items.len();
+        self.ready.close();
         self.gate = None;
         for index in 0..self.items.len() {
             let state = &mut self.items[index];
@@ -447,53 +507,47 @@ where
             outcome: kind,
             status,
         });
-        let cost = self.items[index].cost.unwrap_or_default();
-        let ticket = self.items[index].ticket;
+        let state = &self.items[index];
+        let observation = |outcome| Observation {
+            cost: state.cost.unwrap_or_default(),
+            ticket: state.ticket,
+            started,
+            ended: now,
+            in_flight_at_start: state.in_flight_at_start,
+            // Counting this attempt: it was in flight until now.
+            in_flight: self.running.len() + 1,
+            outcome,
+        };
         let failure = match outcome {
             Ok(value) => {
-                let feedback = (self.pacing.feedback)(&value);
-                // Counting this attempt: it was in flight until now.
-                let in_flight = self.running.len() + 1;
-                let mut pacer = self.pacing.pacer.borrow_mut();
-                pacer.on_success(&cost, &feedback, in_flight, &ticket, now);
-                drop(pacer);
+                let feedback = self.pacing.feedback(&value);
+                let seen = observation(Observed::Success(&feedback));
+                self.pacer.borrow_mut().observe(&seen);
                 return self.finalize(index, Ok(value));
             }
             Err(failure) => failure,
         };
-        let retryable = is_retryable(&failure);
-        let delay = if retryable {
-            self.retry_delay(index, attempt, &failure)
-        } else {
-            Duration::ZERO
+        let attempt_state = AttemptState {
+            attempt,
+            now,
+            deadline: self.deadline_at,
+            previous_delay: state.last_delay,
+            budget_spent: self.budget.is_spent(),
         };
-        // A wait that passes the deadline fails this item now (below); as a processor-wide
-        // pause it would only hold back the healthy items, and the next call, for nothing.
-        let usable = self.deadline_at.is_none_or(|d| now + delay < d);
-        let pause = if usable { delay } else { Duration::ZERO };
-        self.pacing
-            .pacer
-            .borrow_mut()
-            .on_failure(&cost, &failure, pause, started, &ticket, now);
-        if !retryable || attempt > self.config.max_retries {
-            return self.finalize(index, Err(ItemError::from_failure(failure, retryable)));
-        }
-        if self.budget.is_spent() {
-            return self.finalize(index, Err(self.budget.refused(failure)));
-        }
-        if let Some(deadline_at) = self.deadline_at {
-            if now + delay >= deadline_at {
-                let mut error = ItemError::from_failure(failure, true);
-                error.kind = ErrorKind::Deadline;
-                error.message = format!(
-                    "retry would wait {} ms, past the deadline; last error: {}",
-                    delay.as_millis() as u64,
-                    error.message
-                );
-                error.retry_after_ms = Some(delay.as_millis() as u64);
+        let decision = self.policy.decide(&failure, &attempt_state, self.rng);
+        let seen = observation(Observed::Failure {
+            failure: &failure,
+            class: decision.class,
+            pause: decision.pause,
+        });
+        self.pacer.borrow_mut().observe(&seen);
+        let delay = match decision.action {
+            Action::Retry(delay) => delay,
+            Action::Fail(refusal) => {
+                let error = refusal.error(failure, &self.budget);
                 return self.finalize(index, Err(error));
             }
-        }
+        };
         self.retries += 1;
         let state = &mut self.items[index];
         state.last_delay = Some(delay);
@@ -507,7 +561,7 @@ where
         });
         if delay.is_zero() {
             self.items[index].phase = Phase::Queued;
-            self.retry_queue.push_back(index);
+            self.ready.push_retry(index);
         } else {
             let sleep = self.clock.sleep(delay);
             self.waiting.push(Box::pin(async move {
@@ -515,20 +569,6 @@ where
                 index
             }));
         }
-    }
-
-    /// The server's wait when it gave one, else the backoff.
-    fn retry_delay(&mut self, index: usize, attempt: u32, failure: &Failure) -> Duration {
-        server_delay(
-            failure.retry_after_ms.as_deref(),
-            failure.retry_after.as_deref(),
-            self.clock.unix_ms(),
-            self.config.max_retry_after,
-        )
-        .unwrap_or_else(|| {
-            let previous = self.items[index].last_delay;
-            self.config.backoff.delay(attempt, previous, self.rng)
-        })
     }
 
     fn finalize(&mut self, index: usize, outcome: Result<V, ItemError>) {
@@ -572,7 +612,7 @@ where
                 Phase::Queued | Phase::Waiting => format!("{what} while waiting to retry"),
                 Phase::Running { attempt, started } => {
                     let cost = state.cost.unwrap_or_default();
-                    self.pacing.pacer.borrow_mut().on_abandoned(&cost, now);
+                    self.pacer.borrow_mut().on_abandoned(&cost, now);
                     self.observer.event(&Event::End {
                         index,
                         attempt,
@@ -598,7 +638,7 @@ where
             ok: self.ok,
             failed: self.done - self.ok,
             in_flight: self.running.len(),
-            queued: self.retry_queue.len() + (self.items.len() - self.next_new),
+            queued: self.ready.len(),
             waiting: self.waiting.len(),
             retries: self.retries,
             limit: self.limit(),

@@ -205,8 +205,13 @@ pub async fn send(
     if !ok {
         let body = parse_json(&reply.text);
         let header = |h: &str| reply.header(h);
-        let mut failure =
-            failure_from_reply(reply.status, &response.status_text(), body.as_ref(), header);
+        let mut failure = failure_from_reply(
+            reply.status,
+            &response.status_text(),
+            body.as_ref(),
+            header,
+            js_sys::Date::now(),
+        );
         failure.limits = limits(&header).map(Box::new);
         return Err(failure);
     }
