@@ -3,21 +3,17 @@
 //! clock.
 
 mod convert;
-mod items;
 mod js_options;
 #[cfg(feature = "limiter")]
 mod limiter;
 mod stream;
-mod tasks;
 
 use convert::{event_object, progress_object, results_array};
-use items::Items;
 use js_options::{
     check_keys, function_option, js_error, object_option, option, provider_option, raw,
     signal_option, type_error,
 };
 use stream::as_async_iterable;
-use tasks::Task;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -35,7 +31,9 @@ use crate::core::rng::SplitMix64;
 use crate::options::{self, RawOptions};
 use crate::providers::{Provider, ProviderKind};
 use crate::redact::Secrets;
+use crate::web::attempt::Task;
 use crate::web::clock::JsClock;
+use crate::web::items::Items;
 use crate::web::preflight;
 use crate::web::provider::Metered;
 use crate::web::{describe, get, JsJson};

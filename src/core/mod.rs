@@ -3,6 +3,7 @@
 
 pub mod adaptive;
 pub mod backoff;
+mod batch;
 pub mod budget;
 pub mod cancel;
 pub mod clock;
@@ -15,4 +16,5 @@ pub mod queue;
 pub mod report;
 pub mod retry;
 pub mod rng;
+mod stop;
 mod timeouts;

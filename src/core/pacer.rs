@@ -188,7 +188,7 @@ impl Pacer {
         match self.breaker.gate(now) {
             Gate::Until(until) => return Admission::Until(until),
             Gate::Blocked => return Admission::Blocked,
-            Gate::Open | Gate::Probe => {}
+            Gate::Pass | Gate::Probe => {}
         }
         if wait > Duration::ZERO {
             return Admission::Until(now + wait);
