@@ -10,7 +10,7 @@
 //! `BatchProcessor` class JS sees). The core runs natively on a virtual clock:
 //!
 //! ```
-//! use edgebatch::core::{clock::VirtualClock, rng::SplitMix64};
+//! use edgebatch::core::{clock::VirtualClock, pacer::Pacer};
 //! use edgebatch::core::executor::{Config, Executor};
 //! use edgebatch::{Clock, ErrorKind, Failure};
 //! use std::time::Duration;
@@ -30,7 +30,8 @@
 //!     }
 //! };
 //! let config = Config::default();
-//! let executor = Executor::new(&config, &clock).rng(SplitMix64::new(1));
+//! let pacer = Pacer::unpaced(config.concurrency);
+//! let executor = Executor::new(&config, &clock, &pacer).seed(1);
 //! let results = clock.block_on(executor.run(3, task, &(), &mut ()));
 //! assert!(results.iter().all(|r| r.outcome.is_ok()));
 //! assert_eq!(results[1].attempts, 2);

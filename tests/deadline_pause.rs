@@ -11,7 +11,6 @@ use std::time::Duration;
 use edgebatch::core::clock::{Clock, VirtualClock};
 use edgebatch::core::executor::{Config, Executor, ItemResult};
 use edgebatch::core::pacer::{Pacer, PacingConfig};
-use edgebatch::core::rng::SplitMix64;
 use edgebatch::providers::headers::server_wait;
 use edgebatch::{ErrorKind, Failure};
 
@@ -47,9 +46,8 @@ fn call(
     task: impl Fn(usize, u32) -> Attempt,
 ) -> Vec<ItemResult<usize>> {
     clock.block_on(
-        Executor::new(config, clock)
-            .pacer(pacer)
-            .rng(SplitMix64::new(7))
+        Executor::new(config, clock, pacer)
+            .seed(7)
             .run(n, task, &(), &mut ()),
     )
 }

@@ -13,6 +13,7 @@ use edgebatch::core::backoff::{Backoff, Jitter};
 use edgebatch::core::cancel::CancelToken;
 use edgebatch::core::clock::{Clock, VirtualClock};
 use edgebatch::core::executor::{Config, Event, Executor, ItemResult, Observer, Progress};
+use edgebatch::core::pacer::Pacer;
 use edgebatch::core::rng::{Rng, SplitMix64};
 use edgebatch::providers::headers::server_wait;
 use edgebatch::{ErrorKind, Failure};
@@ -125,9 +126,10 @@ where
     F: Fn(usize, u32) -> Fut,
     Fut: Future<Output = Result<V, Failure>> + 'static,
 {
-    let executor = Executor::new(config, clock)
+    let pacer = Pacer::unpaced(config.concurrency);
+    let executor = Executor::new(config, clock, &pacer)
         .cancel_on(cancel)
-        .rng(SplitMix64::new(99));
+        .seed(99);
     clock.block_on(executor.run(n, task, &(), rec))
 }
 
@@ -641,9 +643,10 @@ fn cancel_aborts_in_flight_and_accounts_for_every_item() {
         token.cancel();
     };
     let mut rec = Recorder::default();
-    let executor = Executor::new(&config, &clock)
+    let pacer = Pacer::unpaced(config.concurrency);
+    let executor = Executor::new(&config, &clock, &pacer)
         .cancel_on(&cancel)
-        .rng(SplitMix64::new(1));
+        .seed(1);
     let (results, ()) = clock.block_on(futures::future::join(
         executor.run(6, task, &(), &mut rec),
         canceller,
@@ -973,9 +976,10 @@ fn stop_messages_say_why_and_where_each_item_was() {
             token.cancel();
         };
         let mut rec = Recorder::default();
-        let batch = Executor::new(&config, &clock)
+        let pacer = Pacer::unpaced(config.concurrency);
+        let batch = Executor::new(&config, &clock, &pacer)
             .cancel_on(&cancel)
-            .rng(SplitMix64::new(1))
+            .seed(1)
             .run(4, task, &(), &mut rec);
         let results = if cancelled {
             clock.block_on(futures::future::join(batch, canceller)).0
@@ -1036,7 +1040,8 @@ fn decorrelated_jitter_builds_each_delay_on_the_previous_one() {
         ..Config::default()
     };
     let mut rec = Recorder::default();
-    let executor = Executor::new(&config, &clock).rng(Fixed(0.5));
+    let (pacer, mut fixed) = (Pacer::unpaced(config.concurrency), Fixed(0.5));
+    let executor = Executor::new(&config, &clock, &pacer).rng(&mut fixed);
     let results = clock.block_on(executor.run(1, task, &(), &mut rec));
     assert!(results[0].outcome.is_ok());
     let delays: Vec<Duration> = rec

@@ -18,7 +18,6 @@ use edgebatch::core::limits::{Cost, Feedback, Limit, RateLimits, Usage};
 use edgebatch::core::observation::{Observation, Observed};
 use edgebatch::core::pacer::{Pacer, PacingConfig};
 use edgebatch::core::retry::FailureClass;
-use edgebatch::core::rng::SplitMix64;
 use edgebatch::{ErrorKind, Failure};
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
@@ -141,12 +140,12 @@ where
     let mut starts = Starts::default();
     let cost = |i| Ok::<_, String>(cost(i));
     let p = (cost, feedback);
-    let results = clock.block_on(
-        Executor::new(config, clock)
-            .pacer(&pacer)
-            .rng(SplitMix64::new(3))
-            .run(n, task, &p, &mut starts),
-    );
+    let results = clock.block_on(Executor::new(config, clock, &pacer).seed(3).run(
+        n,
+        task,
+        &p,
+        &mut starts,
+    ));
     Run { results, starts }
 }
 
@@ -614,10 +613,9 @@ fn a_batch_finds_the_probe_held_by_another_batch_on_the_same_pacer_and_still_fin
     let paced = ();
     let cancel = CancelToken::new();
     let batch = |seed| {
-        Executor::new(&config, &clock)
-            .pacer(&pacer)
+        Executor::new(&config, &clock, &pacer)
             .cancel_on(&cancel)
-            .rng(SplitMix64::new(seed))
+            .seed(seed)
     };
     let (mut seen_a, mut seen_b) = (Starts::default(), Starts::default());
     type Batch<'a> = Pin<Box<dyn Future<Output = Vec<ItemResult<usize>>> + 'a>>;

@@ -9,7 +9,6 @@ use std::time::Duration;
 use edgebatch::core::clock::{Clock, VirtualClock};
 use edgebatch::core::executor::{Config, Executor};
 use edgebatch::core::pacer::{Pacer, PacingConfig};
-use edgebatch::core::rng::SplitMix64;
 use edgebatch::Failure;
 
 #[test]
@@ -45,9 +44,8 @@ fn two_calls_on_one_pacer_share_its_concurrency() {
     let call = |fail_first: bool, seed: u64| {
         let (config, clock, pacer) = (&config, &clock, &pacer);
         async move {
-            Executor::new(config, clock)
-                .pacer(pacer)
-                .rng(SplitMix64::new(seed))
+            Executor::new(config, clock, pacer)
+                .seed(seed)
                 .run(10, task(fail_first), &(), &mut ())
                 .await
         }

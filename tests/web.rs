@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use edgebatch::core::cancel::CancelToken;
 use edgebatch::core::executor::{Config, Executor, ItemResult};
-use edgebatch::core::rng::SplitMix64;
+use edgebatch::core::pacer::Pacer;
 use edgebatch::web::abort::AbortGuard;
 use edgebatch::web::clock::JsClock;
 use edgebatch::web::fetch::fetch_spec;
@@ -258,8 +258,9 @@ async fn executor_on_real_timers_bounds_concurrency_and_keeps_order() {
         concurrency: 3,
         ..Config::default()
     };
-    let results = Executor::new(&config, &JsClock)
-        .rng(SplitMix64::new(1))
+    let pacer = Pacer::unpaced(config.concurrency);
+    let results = Executor::new(&config, &JsClock, &pacer)
+        .seed(1)
         .run(20, task, &(), &mut ())
         .await;
     let values: Vec<usize> = results
@@ -294,9 +295,10 @@ async fn cancel_on_real_timers_aborts_requests_and_resolves() {
         concurrency: 2,
         ..Config::default()
     };
-    let results = Executor::new(&config, &JsClock)
+    let pacer = Pacer::unpaced(config.concurrency);
+    let results = Executor::new(&config, &JsClock, &pacer)
         .cancel_on(&cancel)
-        .rng(SplitMix64::new(1))
+        .seed(1)
         .run(4, task, &(), &mut ())
         .await;
     let kinds: Vec<(ErrorKind, u32)> = results
@@ -336,8 +338,9 @@ async fn run_specs_n(config: &Config, specs: Vec<JsValue>) -> Vec<ItemResult<JsV
             out
         }
     };
-    Executor::new(config, &JsClock)
-        .rng(SplitMix64::new(5))
+    let pacer = Pacer::unpaced(config.concurrency);
+    Executor::new(config, &JsClock, &pacer)
+        .seed(5)
         .run(n, task, &(), &mut ())
         .await
 }

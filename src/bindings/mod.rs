@@ -27,7 +27,6 @@ use crate::core::cancel::CancelToken;
 use crate::core::executor::{Config, Event, Executor, ItemResult, Observer, Progress};
 use crate::core::limits::Cost;
 use crate::core::pacer::Pacer;
-use crate::core::rng::SplitMix64;
 use crate::options::{self, RawOptions};
 use crate::providers::{Provider, ProviderKind};
 use crate::redact::Secrets;
@@ -286,10 +285,9 @@ impl Call {
         let observer: &mut dyn Observer<Metered> = &mut both;
         let total = items.len();
         let pacing = (&*self.cost, Metered::feedback);
-        Executor::new(&self.config, &JsClock)
-            .pacer(&self.pacer)
+        Executor::new(&self.config, &JsClock, &self.pacer)
             .cancel_on(&self.cancel)
-            .rng(SplitMix64::new(self.seed))
+            .seed(self.seed)
             .run(
                 total,
                 |i, a| task.start(i, a, &items, &self.secrets),

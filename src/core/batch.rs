@@ -55,7 +55,7 @@ pub(super) struct Setup<'a, C: ?Sized, P: ?Sized, O: ?Sized> {
     pub clock: &'a C,
     pub pacer: &'a RefCell<Pacer>,
     pub pacing: &'a P,
-    pub cancel: &'a CancelToken,
+    pub cancel: Option<&'a CancelToken>,
     pub rng: &'a mut dyn Rng,
     pub observer: &'a mut O,
 }
@@ -69,7 +69,7 @@ pub(super) struct Batch<'a, V, C: ?Sized + Clock, F, P: ?Sized, O: ?Sized> {
     pacing: &'a P,
     /// Wakes the dispatcher when the pacer's wait is over.
     gate: Option<(Duration, Sleep)>,
-    cancel: &'a CancelToken,
+    cancel: Option<&'a CancelToken>,
     rng: &'a mut dyn Rng,
     observer: &'a mut O,
     start: Duration,
@@ -177,7 +177,7 @@ where
             if self.done == self.items.len() {
                 return Poll::Ready(());
             }
-            if self.cancel.poll_cancelled(cx).is_ready() {
+            if let Some(Poll::Ready(())) = self.cancel.map(|c| c.poll_cancelled(cx)) {
                 self.stop_all(ErrorKind::Aborted);
                 return Poll::Ready(());
             }

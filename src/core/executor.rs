@@ -11,7 +11,7 @@ use super::batch::{Batch, Setup};
 use super::cancel::CancelToken;
 use super::clock::Clock;
 use super::limits::{Cost, Feedback};
-use super::pacer::{Pacer, PacingConfig};
+use super::pacer::Pacer;
 pub use super::report::{Config, Event, ItemResult, Observer, Progress};
 use super::rng::{Rng, SplitMix64};
 use crate::error::Failure;
@@ -52,7 +52,7 @@ where
 /// Runs batches: see the module docs and [`Executor::run`].
 ///
 /// ```
-/// use edgebatch::core::{clock::VirtualClock, executor::*};
+/// use edgebatch::core::{clock::VirtualClock, executor::*, pacer::Pacer};
 /// use edgebatch::Clock;
 /// use std::time::Duration;
 ///
@@ -63,7 +63,8 @@ where
 ///     async move { sleep.await; Ok::<_, edgebatch::Failure>(i * 2) }
 /// };
 /// let config = Config { concurrency: 2, ..Config::default() };
-/// let results = clock.block_on(Executor::new(&config, &clock).run(5, task, &(), &mut ()));
+/// let pacer = Pacer::unpaced(config.concurrency);
+/// let results = clock.block_on(Executor::new(&config, &clock, &pacer).run(5, task, &(), &mut ()));
 /// assert_eq!(results.iter().map(|r| *r.outcome.as_ref().unwrap()).collect::<Vec<_>>(),
 ///     vec![0, 2, 4, 6, 8]);
 /// assert_eq!(clock.now(), Duration::from_millis(300)); // 5 items, 2 at a time, 100 ms each
@@ -72,35 +73,31 @@ where
 pub struct Executor<'a, C: Clock + ?Sized> {
     config: &'a Config,
     clock: &'a C,
-    pacer: Option<&'a RefCell<Pacer>>,
+    pacer: &'a RefCell<Pacer>,
     cancel: Option<&'a CancelToken>,
-    rng: Box<dyn Rng + 'a>,
+    rng: Option<&'a mut dyn Rng>,
+    seed: u64,
 }
 
 impl<'a, C: Clock + ?Sized> Executor<'a, C> {
-    /// An executor of `config` on `clock`.
+    /// An executor of `config` on `clock`, paced by `pacer` (shared by every batch of one
+    /// processor; [`Pacer::unpaced`] for none beyond `config.concurrency`): before each
+    /// attempt the pacer admits it (rate budgets, the pause after a 429, adaptive
+    /// concurrency, the breaker) or says how long to wait, and the item waits at the head of
+    /// the queue, holding its place. Its slots are shared too: one processor's `concurrency`
+    /// bounds all its batches together.
     ///
     /// # Default
-    /// No pacing beyond `config.concurrency` (a pacer of its own with
-    /// [`PacingConfig::off`]), never cancelled, jitter from `SplitMix64::new(0)`.
-    pub fn new(config: &'a Config, clock: &'a C) -> Self {
+    /// Never cancelled; jitter from `SplitMix64::new(0)`.
+    pub fn new(config: &'a Config, clock: &'a C, pacer: &'a RefCell<Pacer>) -> Self {
         Executor {
             config,
             clock,
-            pacer: None,
+            pacer,
             cancel: None,
-            rng: Box::new(SplitMix64::new(0)),
+            rng: None,
+            seed: 0,
         }
-    }
-
-    /// Paces every attempt through `pacer` (shared by every batch of one processor): before
-    /// each attempt it admits it (rate budgets, the pause after a 429, adaptive concurrency,
-    /// the breaker) or says how long to wait, and the item waits at the head of the queue,
-    /// holding its place. Its slots are shared too: one processor's `concurrency` bounds all
-    /// its batches together.
-    pub fn pacer(mut self, pacer: &'a RefCell<Pacer>) -> Self {
-        self.pacer = Some(pacer);
-        self
     }
 
     /// Stops the batch when `token` is cancelled: attempts in flight are dropped (aborted)
@@ -110,9 +107,15 @@ impl<'a, C: Clock + ?Sized> Executor<'a, C> {
         self
     }
 
-    /// The random source of the backoff's jitter.
-    pub fn rng(mut self, rng: impl Rng + 'a) -> Self {
-        self.rng = Box::new(rng);
+    /// Jitter from `SplitMix64::new(seed)`: a seed replays the same delays.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Jitter from `rng` instead (it wins over [`Executor::seed`]).
+    pub fn rng(mut self, rng: &'a mut dyn Rng) -> Self {
+        self.rng = Some(rng);
         self
     }
 
@@ -143,27 +146,13 @@ impl<'a, C: Clock + ?Sized> Executor<'a, C> {
             clock,
             pacer,
             cancel,
-            mut rng,
+            rng,
+            seed,
         } = self;
-        let own_pacer;
-        let pacer = match pacer {
-            Some(pacer) => pacer,
-            None => {
-                own_pacer = RefCell::new(Pacer::new(
-                    &PacingConfig::off(),
-                    config.concurrency,
-                    clock.now(),
-                ));
-                &own_pacer
-            }
-        };
-        let own_cancel;
-        let cancel = match cancel {
-            Some(cancel) => cancel,
-            None => {
-                own_cancel = CancelToken::new();
-                &own_cancel
-            }
+        let mut own_rng = SplitMix64::new(seed);
+        let rng: &mut dyn Rng = match rng {
+            Some(rng) => rng,
+            None => &mut own_rng,
         };
         let setup = Setup {
             config,
@@ -171,7 +160,7 @@ impl<'a, C: Clock + ?Sized> Executor<'a, C> {
             pacer,
             pacing,
             cancel,
-            rng: &mut *rng,
+            rng,
             observer,
         };
         Batch::new(setup, task, total).run().await

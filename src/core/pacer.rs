@@ -2,6 +2,7 @@
 //! the global pause after a 429, adaptive concurrency and the circuit breaker — and learns
 //! from every outcome. One pacer per processor, so what it learns outlives a single batch.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::task::Waker;
 use std::time::Duration;
@@ -124,6 +125,17 @@ impl Pacer {
             in_flight: 0,
             slot_waiters: Vec::new(),
         }
+    }
+
+    /// A pacer that only shares its `max_concurrency` slots: no budgets, no adaptation, no
+    /// breaker ([`PacingConfig::off`]).
+    #[must_use]
+    pub fn unpaced(max_concurrency: usize) -> RefCell<Pacer> {
+        RefCell::new(Pacer::new(
+            &PacingConfig::off(),
+            max_concurrency,
+            Duration::ZERO,
+        ))
     }
 
     /// Attempts allowed in flight now.

@@ -247,7 +247,7 @@ impl RetryPolicy {
         } else {
             Duration::ZERO
         };
-        let past_deadline = state.deadline.is_some_and(|d| state.now + delay >= d);
+        let past_deadline = matches!(state.deadline, Some(d) if state.now + delay >= d);
         let pause = if past_deadline { Duration::ZERO } else { delay };
         let action = if !retryable || state.attempt > self.max_retries {
             Action::Fail(Refusal::Final { retryable })

@@ -72,13 +72,7 @@ pub fn failure_from_reply<J: Json>(
     header: impl Fn(&str) -> Option<String>,
     now_unix_ms: f64,
 ) -> Failure {
-    let parsed = body.map(parse_error_body).unwrap_or_default();
-    let message = parsed
-        .message
-        .unwrap_or_else(|| format!("HTTP {status} {status_text}").trim_end().to_owned());
     Failure {
-        error_type: parsed.error_type,
-        spend_cap: parsed.spend_cap,
         server_wait: server_wait(
             header("retry-after-ms").as_deref(),
             header("retry-after").as_deref(),
@@ -87,6 +81,19 @@ pub fn failure_from_reply<J: Json>(
         should_retry: header("x-should-retry")
             .as_deref()
             .and_then(parse_should_retry),
+        ..failure_from_body(status, status_text, body)
+    }
+}
+
+/// The failure a reply's status and body describe, without its headers.
+fn failure_from_body<J: Json>(status: u16, status_text: &str, body: Option<&J>) -> Failure {
+    let parsed = body.map(parse_error_body).unwrap_or_default();
+    let message = parsed
+        .message
+        .unwrap_or_else(|| format!("HTTP {status} {status_text}").trim_end().to_owned());
+    Failure {
+        error_type: parsed.error_type,
+        spend_cap: parsed.spend_cap,
         ..Failure::http(status, message)
     }
 }
@@ -102,7 +109,7 @@ pub fn error_in_success<J: Json>(status: u16, json: &J) -> Option<Failure> {
     if !typed && !bare {
         return None;
     }
-    let mut failure = failure_from_reply(status, "", Some(json), |_| None, 0.0);
+    let mut failure = failure_from_body(status, "", Some(json));
     failure.retryable = failure
         .error_type
         .as_deref()
