@@ -1,0 +1,228 @@
+//! The options' rules, natively.
+
+use super::*;
+
+use serde_json::json;
+
+/// Options as serde reads them (natively from JSON; the wasm build reads JS values).
+fn from(v: serde_json::Value) -> RawOptions {
+    serde_json::from_value(v).unwrap()
+}
+
+#[test]
+fn defaults() {
+    let o = RawOptions::default().validate().unwrap();
+    assert_eq!(o.config, Config::default());
+    assert_eq!(o.seed, None);
+    assert_eq!(o.max_response_bytes, DEFAULT_MAX_RESPONSE_BYTES);
+    let bad = from(json!({"maxResponseBytes": 0}));
+    assert_eq!(
+        bad.validate().unwrap_err().message,
+        "maxResponseBytes must be an integer in 1..=1073741824, got 0"
+    );
+}
+
+#[test]
+fn messages_name_the_option_and_value() {
+    let cases: Vec<(RawOptions, OptionErrorKind, &str)> = vec![
+        (
+            from(json!({"concurrency": "abc"})),
+            OptionErrorKind::Type,
+            "concurrency must be an integer in 1..=10000, got \"abc\"",
+        ),
+        (
+            from(json!({"concurrency": 0})),
+            OptionErrorKind::Range,
+            "concurrency must be an integer in 1..=10000, got 0",
+        ),
+        (
+            from(json!({"maxRetries": 1.5})),
+            OptionErrorKind::Range,
+            "maxRetries must be an integer in 0..=100, got 1.5",
+        ),
+        (
+            RawOptions {
+                timeout_ms: Raw::Number(f64::NAN),
+                ..Default::default()
+            },
+            OptionErrorKind::Range,
+            "timeoutMs must be an integer in 1..=2147483647, got NaN",
+        ),
+        (
+            from(json!({"deadlineMs": true})),
+            OptionErrorKind::Type,
+            "deadlineMs must be an integer in 1..=2147483647, got true",
+        ),
+        (
+            from(json!({"backoff": {"jitter": "wild"}})),
+            OptionErrorKind::Range,
+            "backoff.jitter must be \"full\", \"decorrelated\" or \"none\", got \"wild\"",
+        ),
+        (
+            from(json!({"backoff": {"baseMs": 1000, "maxMs": 10}})),
+            OptionErrorKind::Range,
+            "backoff.maxMs must be at least backoff.baseMs (1000), got 10",
+        ),
+        (
+            from(json!({"seed": {}})),
+            OptionErrorKind::Type,
+            "seed must be an integer in 0..=9007199254740991, got a value of type object",
+        ),
+    ];
+    for (raw, kind, message) in cases {
+        let err = raw.validate().unwrap_err();
+        assert_eq!((err.kind, err.message.as_str()), (kind, message));
+    }
+}
+
+#[test]
+fn values_are_applied() {
+    let raw = from(
+        json!({"concurrency": 3, "maxRetries": 0, "timeoutMs": 250, "deadlineMs": 9000, "backoff": {"baseMs": 40000, "jitter": "none"}, "maxRetryAfterMs": 0, "maxAttempts": 50, "seed": 42}),
+    );
+    let o = raw.validate().unwrap();
+    let ms = Duration::from_millis;
+    assert_eq!(o.config.concurrency, 3);
+    assert_eq!(o.config.max_retries, 0);
+    assert_eq!(o.config.timeout, Some(ms(250)));
+    assert_eq!(o.config.deadline, Some(ms(9000)));
+    // maxMs defaults to 30 s but never below baseMs.
+    assert_eq!(
+        o.config.backoff,
+        Backoff::new(ms(40_000), ms(40_000), Jitter::None).unwrap()
+    );
+    assert_eq!(o.config.max_retry_after, ms(0));
+    assert_eq!(o.config.max_attempts, Some(50));
+    assert_eq!(o.seed, Some(42));
+}
+
+#[test]
+fn strings_survive_a_real_parser() {
+    let nasty = [
+        "",
+        "plain",
+        "quote \" and backslash \\",
+        "lines\nand\ttabs\r",
+        "\u{0}\u{1}\u{1f}\u{7f}",
+        "unicode: é 日本 🦀 \u{2028}\u{2029}",
+        "</script>",
+    ];
+    for s in nasty {
+        let back: String = serde_json::from_str(&quote(s)).unwrap();
+        assert_eq!(back, s);
+    }
+    assert_eq!(quote("abc"), "\"abc\"");
+}
+
+#[test]
+fn numbers_print_like_js() {
+    let table = [
+        (0.0, "0"),
+        (-1.0, "-1"),
+        (1.5, "1.5"),
+        (0.1, "0.1"),
+        (10001.0, "10001"),
+        (2.0f64.powi(53), "9007199254740992"),
+        (1e21, "1e+21"),
+        (f64::NAN, "NaN"),
+        (f64::NEG_INFINITY, "-Infinity"),
+    ];
+    for (n, want) in table {
+        assert_eq!(format_number(n), want);
+    }
+}
+
+#[test]
+fn pacing_options() {
+    let o = RawOptions::default().validate().unwrap();
+    assert_eq!(o.pacing, PacingConfig::default());
+    let raw = from(
+        json!({"rateLimit": {"requestsPerMinute": 50, "outputTokensPerMinute": 8000}, "adaptive": false, "breaker": {"failures": 0, "cooldownMs": 250}}),
+    );
+    let p = raw.validate().unwrap().pacing;
+    assert_eq!(
+        (
+            p.requests_per_minute,
+            p.input_tokens_per_minute,
+            p.output_tokens_per_minute
+        ),
+        (Some(50), None, Some(8000))
+    );
+    assert!(!p.adaptive);
+    assert_eq!(
+        (p.breaker_failures, p.breaker_cooldown),
+        (0, Duration::from_millis(250))
+    );
+    let bad = from(json!({"adaptive": "yes"}));
+    assert_eq!(
+        bad.validate().unwrap_err().message,
+        "adaptive must be a boolean, got \"yes\""
+    );
+    let bad = from(json!({"rateLimit": {"requestsPerMinute": 0}}));
+    assert_eq!(
+        bad.validate().unwrap_err().message,
+        "rateLimit.requestsPerMinute must be an integer in 1..=1000000000000, got 0"
+    );
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    assert_eq!(
+        unknown_key("", "concurency").message,
+        "unknown option \"concurency\""
+    );
+    assert_eq!(
+        unknown_key("backoff.", "base").message,
+        "unknown option \"backoff.base\""
+    );
+}
+
+#[test]
+fn every_jitter_mode_is_accepted() {
+    let ms = Duration::from_millis;
+    for (name, mode) in [
+        ("full", Jitter::Full),
+        ("decorrelated", Jitter::Decorrelated),
+        ("none", Jitter::None),
+    ] {
+        let raw = from(json!({"backoff": {"jitter": name}}));
+        assert_eq!(
+            raw.validate().unwrap().config.backoff,
+            Backoff::new(ms(500), ms(30_000), mode).unwrap(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn messages_print_exactly() {
+    // A round trip through a JSON parser cannot tell an escaped space from a raw one.
+    assert_eq!(quote("a b\u{1f}\u{2029}"), "\"a b\\u001f\\u2029\"");
+    assert_eq!(format_number(f64::INFINITY), "Infinity");
+    let err = from(json!({"concurrency": 0})).validate().unwrap_err();
+    assert_eq!(err.to_string(), err.message);
+    assert!(err.message.starts_with("concurrency must be"), "{err}");
+}
+
+#[test]
+fn each_budget_reaches_its_own_field_and_seeds_stop_at_2_to_the_53() {
+    let raw = from(
+        json!({"rateLimit": {"requestsPerMinute": 50, "inputTokensPerMinute": 40000, "outputTokensPerMinute": 8000}, "seed": 9007199254740991u64}),
+    );
+    let o = raw.validate().unwrap();
+    let p = o.pacing;
+    assert_eq!(
+        (
+            p.requests_per_minute,
+            p.input_tokens_per_minute,
+            p.output_tokens_per_minute
+        ),
+        (Some(50), Some(40_000), Some(8000))
+    );
+    assert_eq!(o.seed, Some(9_007_199_254_740_991));
+    let too_big = from(json!({"seed": 9007199254740992u64}));
+    assert_eq!(
+        too_big.validate().unwrap_err().message,
+        "seed must be an integer in 0..=9007199254740991, got 9007199254740992"
+    );
+}
