@@ -11,7 +11,17 @@ fn from(v: serde_json::Value) -> RawOptions {
 
 #[test]
 fn defaults() {
+    // The declared defaults, as docs/API.md gives them (Config::default() is these).
     let o = RawOptions::default().validate().unwrap();
+    let ms = Duration::from_millis;
+    let c = &o.config;
+    assert_eq!((c.concurrency, c.max_retries), (8, 4));
+    assert_eq!((c.timeout, c.deadline), (Some(ms(60_000)), None));
+    assert_eq!(
+        c.backoff,
+        Backoff::new(ms(500), ms(30_000), Jitter::Full).unwrap()
+    );
+    assert_eq!((c.max_retry_after, c.max_attempts), (ms(60_000), None));
     assert_eq!(o.config, Config::default());
     assert_eq!(o.seed, None);
     assert_eq!(o.max_response_bytes, DEFAULT_MAX_RESPONSE_BYTES);
@@ -225,4 +235,68 @@ fn each_budget_reaches_its_own_field_and_seeds_stop_at_2_to_the_53() {
         too_big.validate().unwrap_err().message,
         "seed must be an integer in 0..=9007199254740991, got 9007199254740992"
     );
+}
+
+#[test]
+fn each_kind_says_what_it_expects() {
+    let spec = |kind| OptionSpec::new("x", "x", kind, DefaultValue::Absent("none"), "");
+    let table = [
+        (Kind::Int { min: 0, max: 5 }, "an integer in 0..=5"),
+        (Kind::Bool, "a boolean"),
+        (Kind::OneOf(&["a"]), "\"a\""),
+        (Kind::OneOf(&["a", "b"]), "\"a\" or \"b\""),
+        (Kind::OneOf(&["a", "b", "c"]), "\"a\", \"b\" or \"c\""),
+        (Kind::Text, "a string"),
+        (Kind::Object(&[]), "an object"),
+        (Kind::Function, "a function"),
+        (Kind::AbortSignal, "an AbortSignal"),
+    ];
+    for (kind, want) in table {
+        assert_eq!(spec(kind).expected(), want);
+    }
+    let err = spec(Kind::Function).refuse(OptionErrorKind::Type, "5");
+    assert_eq!(
+        (err.kind, err.message.as_str()),
+        (OptionErrorKind::Type, "x must be a function, got 5")
+    );
+}
+
+#[test]
+fn null_is_a_wrong_type_and_unknown_keys_are_refused_by_serde_too() {
+    let err = from(json!({"concurrency": null})).validate().unwrap_err();
+    assert_eq!(err.kind, OptionErrorKind::Type);
+    assert_eq!(
+        err.message,
+        "concurrency must be an integer in 1..=10000, got a value of type null"
+    );
+    let err = from(json!({"backoff": {"jitter": ["full"]}}))
+        .validate()
+        .unwrap_err();
+    assert!(err.message.ends_with("got a value of type object"), "{err}");
+    assert!(serde_json::from_value::<RawOptions>(json!({"backoff": {"base": 1}})).is_err());
+    assert!(serde_json::from_value::<RawOptions>(json!({"timeout": 1})).is_err());
+}
+
+#[test]
+fn accessors_pair_each_value_with_its_own_declaration() {
+    let raw = RawOptions::default();
+    assert_eq!(raw.concurrency().spec.name, "concurrency");
+    assert_eq!(raw.max_response_bytes().spec.name, "maxResponseBytes");
+    assert_eq!(raw.cost().spec.kind, Kind::Function);
+    let backoff = RawBackoff::default();
+    assert_eq!(backoff.jitter().spec.name, "backoff.jitter");
+    assert_eq!(backoff.jitter().spec.key, "jitter");
+    assert_eq!(
+        RawBreaker::default().cooldown_ms().spec.default,
+        DefaultValue::Int(5000)
+    );
+    assert_eq!(
+        RawCallOptions::default().signal().spec.kind,
+        Kind::AbortSignal
+    );
+    // A limiter's shared keys are BatchProcessor's declared options.
+    for key in LIMITER_SHARED {
+        assert!(OptionSpec::find(OPTIONS, key).is_some(), "{key}");
+    }
+    assert_eq!(OptionSpec::find(OPTIONS, "nope"), None);
 }
