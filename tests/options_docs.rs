@@ -1,6 +1,7 @@
 //! The option declarations (src/options.rs) against what users read: the TypeScript
 //! declarations and docs/API.md list exactly the declared options, no more, no fewer, with the
-//! declared ranges and defaults.
+//! declared ranges and defaults. Native only: the wasm build carries no doc text.
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::collections::BTreeSet;
 

@@ -28,9 +28,9 @@ pub(super) fn from_js<T: de::DeserializeOwned>(value: &JsValue) -> T {
     }
 }
 
-/// The error type, with no values: reading a checked options object cannot fail (every field
-/// is a [`Raw`](crate::options::Raw), which takes any value, `IgnoredAny`, or a group the key
-/// check has seen to be an object; keys come from the struct's own field list). So serde's
+/// The error type, with no values: reading an options object cannot fail (every field is a
+/// [`Raw`](crate::options::Raw), which takes any value, `IgnoredAny`, or a group, read as an
+/// object; each key is given once, by its index in the struct's own field list). So serde's
 /// error paths (duplicate, unknown or missing fields, and their drops of the fields read so
 /// far) compile away, and no message formatting is linked in.
 #[derive(Debug)]
@@ -45,7 +45,8 @@ impl fmt::Display for Unreadable {
 impl std::error::Error for Unreadable {}
 
 impl de::Error for Unreadable {
-    /// Unreachable for a checked object (see [`Unreadable`]); a bug in the key check if not.
+    /// Unreachable (see [`Unreadable`]): serde asks for an error only on a duplicate, unknown
+    /// or missing field, which [`Fields`] never gives it.
     fn custom<T: fmt::Display>(_: T) -> Self {
         unreachable!()
     }
@@ -88,15 +89,14 @@ impl<'de> de::Deserializer<'de> for JsDeserializer {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Unreadable> {
-        match self.0.dyn_into::<Object>() {
-            Ok(object) => visitor.visit_map(Fields {
-                object,
-                fields: fields.iter().enumerate(),
-                value: None,
-            }),
-            // Never for a checked object: `custom` is unreachable (see `Unreadable`).
-            Err(_) => unreachable!(),
-        }
+        // The key check saw an object here; a getter that answers differently the second
+        // time gets the group's defaults, not a trap.
+        let object = self.0.dyn_into::<Object>().unwrap_or_default();
+        visitor.visit_map(Fields {
+            object,
+            fields: fields.iter().enumerate(),
+            value: None,
+        })
     }
 
     /// An option read on the explicit path: not even its type is looked at.
