@@ -197,6 +197,14 @@ describe('options', () => {
     assert.doesNotMatch(err.message, /12345678/);
   });
 
+  test('a getter that answers differently on the second read gets defaults, not a crash', async () => {
+    let reads = 0;
+    const sly = { get backoff() { reads++; return reads === 1 ? {} : 5; } };
+    const bp = new BatchProcessor(sly);
+    assert.ok(reads >= 2, 'read by the key check and again by serde');
+    assert.equal((await bp.map([2], (x) => x * 2))[0].value, 4);
+  });
+
   test('call options: only the declared ones', async () => {
     const bp = new BatchProcessor();
     await assert.rejects(bp.map([1], (x) => x, { signals: [] }), /unknown option "signals"/);
