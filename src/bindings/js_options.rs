@@ -59,8 +59,16 @@ pub(super) fn read<T: serde::de::DeserializeOwned>(
     obj: &JsValue,
     lookup: &dyn Fn(&str) -> Option<&'static OptionSpec>,
 ) -> Result<T, JsValue> {
-    check_keys(obj, "", lookup)?;
+    check(obj, lookup)?;
     Ok(js_serde::from_js(obj))
+}
+
+/// [`read`]'s key check alone, for a caller that reads two structs from one object.
+pub(super) fn check(
+    obj: &JsValue,
+    lookup: &dyn Fn(&str) -> Option<&'static OptionSpec>,
+) -> Result<(), JsValue> {
+    check_keys(obj, "", lookup)
 }
 
 fn check_keys(

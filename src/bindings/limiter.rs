@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use wasm_bindgen::prelude::*;
 
-use super::js_options::{js_error, option, read, show, type_error};
+use super::js_options::{check, js_error, option, raw, show, type_error};
 use crate::core::limits::{Cost, Feedback, Usage};
 use crate::core::permits::{Grant, Outcome, PermitConfig, PermitPool};
 use crate::error::{ErrorKind, Failure};
@@ -49,9 +49,14 @@ impl Limiter {
                     .flatten()
             })
         };
-        let own: RawLimiterOptions = read(&options, &lookup)?;
-        // The keys are checked: the shared part is read as BatchProcessor's options.
+        check(&options, &lookup)?;
+        // The shared part is read as BatchProcessor's options; the limiter's own two are read
+        // by hand (a second struct read would cost the Worker's wasm more than these lines).
         let shared: RawOptions = super::js_serde::from_js(&options);
+        let mut own = RawLimiterOptions::default();
+        if let Some(v) = option(&options, own.lease_ms().spec.key) {
+            own.lease_ms = raw(&v);
+        }
         let provider = own.provider().spec;
         let kind = match option(&options, provider.key).and_then(|v| v.as_string()) {
             Some(name) => {
