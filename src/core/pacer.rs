@@ -244,7 +244,7 @@ impl Pacer {
     pub fn observe(&mut self, o: &Observation<'_>) {
         match o.outcome {
             Observed::Success(feedback) => {
-                self.on_success(&o.cost, feedback, o.in_flight, &o.ticket, o.ended);
+                self.on_success(o.cost, feedback, o.in_flight, o.ticket, o.ended);
             }
             Observed::Failure {
                 failure,
@@ -297,8 +297,8 @@ impl Pacer {
         now: Duration,
     ) {
         self.observe(&Observation {
-            cost: *cost,
-            ticket: *ticket,
+            cost,
+            ticket,
             started,
             ended: now,
             in_flight_at_start: 0,
@@ -320,7 +320,7 @@ impl Pacer {
         class: FailureClass,
         wait: Duration,
     ) {
-        let (cost, ticket, started, now) = (&o.cost, &o.ticket, o.started, o.ended);
+        let (cost, ticket, started, now) = (o.cost, o.ticket, o.started, o.ended);
         // Nothing was generated: the reserved tokens come back. The request stays counted
         // unless it was rate limited (below): a failed request was still served.
         self.refund_tokens(cost, now);
