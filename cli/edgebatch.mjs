@@ -8,7 +8,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import process from 'node:process';
-import { streamBatch } from '../worker/src/batch.js';
+import { streamBatch } from '../js/batch-stream.mjs';
 import { BATCH_COMMANDS, BATCH_HELP, batchCommand } from './batches.mjs';
 import { checkUrl, intFlags, optionFlags, optionHelp, optionInts, workerTarget } from './flags.mjs';
 import { ProgressView } from './progress.mjs';

@@ -25,13 +25,14 @@ build_wasm() {
   "$wasm_bindgen" --target web --out-dir "$out" --out-name "$name" "$raw"
   local bindgen_size
   bindgen_size=$(wc -c <"$out/${name}_bg.wasm")
-  node "$wasm_opt" -Oz "${opt_features[@]}" "$out/${name}_bg.wasm" -o "$out/${name}_bg.opt.wasm"
+  node "$wasm_opt" -Oz --converge "${opt_features[@]}" "$out/${name}_bg.wasm" -o "$out/${name}_bg.opt.wasm"
   mv "$out/${name}_bg.opt.wasm" "$out/${name}_bg.wasm"
   printf 'build: %s %s bytes raw, %s bytes gzip -9 (%s bytes before wasm-opt)\n' \
     "$out/${name}_bg.wasm" "$(wc -c <"$out/${name}_bg.wasm")" \
     "$(gzip -9c "$out/${name}_bg.wasm" | wc -c)" "$bindgen_size"
 }
 
+# `--converge` repeats -Oz until it gains nothing more (a few hundred bytes, a few seconds).
 # wasm-opt learns which wasm features are enabled from the module's `target_features`
 # section, which `strip = true` removes; plain -Oz then rejects what rustc emits by
 # default (memory.copy, ...). So name rustc's wasm32 features explicitly, read from

@@ -123,6 +123,20 @@ pub struct ItemError {
     pub retryable: bool,
     /// The wait the server (or the backoff) asked for, when the deadline made it impossible.
     pub retry_after_ms: Option<u64>,
+    /// Set when the call's attempt budget refused the item, so that a host can say so in its
+    /// own words (the Worker speaks of subrequests) without reading the message.
+    pub budget: Option<BudgetRefusal>,
+}
+
+/// The attempt budget refused an item: it never started, or its retry was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BudgetRefusal {
+    /// The budget: attempts the call may start in all.
+    pub max: u64,
+    /// A refused retry: where its last attempt's own message starts in the error's message
+    /// (after `; last error: `; the text before it is ASCII, so the byte offset is the JS
+    /// string index too). `None`: the item never started.
+    pub last_error_at: Option<u32>,
 }
 
 impl ItemError {
@@ -135,7 +149,19 @@ impl ItemError {
             message: failure.message,
             retryable,
             retry_after_ms: None,
+            budget: None,
         }
+    }
+
+    /// The message `head; last error: <message>`: why the item failed, then what its last
+    /// attempt said. Returns where the last attempt's words start.
+    pub fn after_head(&mut self, head: String) -> usize {
+        let mut message = head;
+        message.push_str("; last error: ");
+        let at = message.len();
+        message.push_str(&self.message);
+        self.message = message;
+        at
     }
 
     /// An error of the given kind with nothing else known.
@@ -147,6 +173,7 @@ impl ItemError {
             message: message.into(),
             retryable: false,
             retry_after_ms: None,
+            budget: None,
         }
     }
 }

@@ -586,8 +586,8 @@ fn a_batch_finds_the_probe_held_by_another_batch_on_the_same_pacer_and_still_fin
     let t = pacer.borrow_mut().start(&Cost::default(), MS(0));
     let down = Failure::http(500, "down");
     pacer.borrow_mut().observe(&Observation {
-        cost: Cost::default(),
-        ticket: t,
+        cost: &Cost::default(),
+        ticket: &t,
         started: MS(0),
         ended: MS(0),
         in_flight_at_start: 1,

@@ -83,6 +83,7 @@ extern "C" {
         message: &str,
         retryable: bool,
         retry_after_ms: Option<f64>,
+        budget_refused_at: Option<u32>,
     ) -> JsValue;
 }
 
@@ -105,6 +106,8 @@ pub(super) fn result_object(r: &ItemResult<Metered>) -> JsValue {
                 &e.message,
                 e.retryable,
                 e.retry_after_ms.map(|ms| ms as f64),
+                // 0: never started (a refused retry's last error starts past its head).
+                e.budget.map(|b| b.last_error_at.unwrap_or(0)),
             ),
         ),
     };

@@ -135,6 +135,11 @@ export interface ItemError {
   message: string;
   retryable: boolean;
   retryAfterMs?: number;
+  /**
+   * Set (non-enumerable: not in JSON) when `maxAttempts` refused the item: `{}` if it never
+   * started, `{ lastError }` (the message of its last failure) if its retry was refused.
+   */
+  readonly budget?: { lastError?: string };
 }
 
 export type ItemResult<T = unknown> =

@@ -363,8 +363,8 @@ where
         });
         let state = &self.items[index];
         let observation = |outcome| Observation {
-            cost: state.cost.unwrap_or_default(),
-            ticket: state.ticket,
+            cost: state.cost.as_ref().unwrap_or(&Cost::NONE),
+            ticket: &state.ticket,
             started,
             ended: now,
             in_flight_at_start: state.in_flight_at_start,

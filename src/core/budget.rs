@@ -2,7 +2,7 @@
 //! retries included, and the errors of the items it leaves without one. A Worker's subrequest
 //! limit is such a budget: past it, a fetch throws instead of going out.
 
-use crate::error::{ErrorKind, Failure, ItemError};
+use crate::error::{BudgetRefusal, ErrorKind, Failure, ItemError};
 
 /// Counts the attempts a batch starts against an optional cap.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -29,28 +29,37 @@ impl AttemptBudget {
 
     /// Whether no attempt is left: an item that needs one will not get it.
     pub fn is_spent(&self) -> bool {
-        self.max.is_some_and(|max| self.started >= max)
+        matches!(self.max, Some(max) if self.started >= max)
     }
 
-    fn used_up(&self) -> String {
+    /// The refusal, and what its message says first.
+    fn refusal(&self) -> (BudgetRefusal, String) {
         let max = self.max.unwrap_or(self.started);
-        format!("attempt budget exhausted: all {max} attempts of this call are used")
+        let said = format!("attempt budget exhausted: all {max} attempts of this call are used");
+        let refusal = BudgetRefusal {
+            max,
+            last_error_at: None,
+        };
+        (refusal, said)
     }
 
     /// The error of an item that never started because the budget was spent.
     pub fn unstarted(&self) -> ItemError {
-        ItemError::bare(ErrorKind::Budget, self.used_up())
+        let (refusal, said) = self.refusal();
+        let mut error = ItemError::bare(ErrorKind::Budget, said);
+        error.budget = Some(refusal);
+        error
     }
 
     /// The error of an item whose retry the budget refused: its last real failure (kind,
     /// status, type), so nothing is hidden, with a message that says why it was not retried.
     pub fn refused(&self, last: Failure) -> ItemError {
         let mut error = ItemError::from_failure(last, true);
-        error.message = format!(
-            "retry refused, {}; last error: {}",
-            self.used_up(),
-            error.message
-        );
+        let (mut refusal, said) = self.refusal();
+        let mut head = String::from("retry refused, ");
+        head.push_str(&said);
+        refusal.last_error_at = Some(error.after_head(head) as u32);
+        error.budget = Some(refusal);
         error
     }
 }
@@ -85,6 +94,8 @@ mod tests {
             e.message,
             "attempt budget exhausted: all 50 attempts of this call are used"
         );
+        let said = |max, last_error_at| Some(BudgetRefusal { max, last_error_at });
+        assert_eq!(e.budget, said(50, None));
         let last = Failure {
             error_type: Some("rate_limit_error".into()),
             ..Failure::http(429, "slow down")
@@ -99,5 +110,8 @@ mod tests {
             "retry refused, attempt budget exhausted: all 50 attempts of this call are used; \
              last error: slow down"
         );
+        assert_eq!(e.budget, said(50, Some(92)));
+        assert_eq!(&e.message[92..], "slow down", "the last error starts there");
+        assert_eq!(ItemError::bare(ErrorKind::Http, "x").budget, None);
     }
 }

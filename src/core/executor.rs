@@ -141,25 +141,17 @@ impl<'a, C: Clock + ?Sized> Executor<'a, C> {
         P: Pacing<V> + ?Sized,
         O: Observer<V> + ?Sized,
     {
-        let Executor {
-            config,
-            clock,
-            pacer,
-            cancel,
-            rng,
-            seed,
-        } = self;
-        let mut own_rng = SplitMix64::new(seed);
-        let rng: &mut dyn Rng = match rng {
+        let mut own_rng = SplitMix64::new(self.seed);
+        let rng: &mut dyn Rng = match self.rng {
             Some(rng) => rng,
             None => &mut own_rng,
         };
         let setup = Setup {
-            config,
-            clock,
-            pacer,
+            config: self.config,
+            clock: self.clock,
+            pacer: self.pacer,
             pacing,
-            cancel,
+            cancel: self.cancel,
             rng,
             observer,
         };

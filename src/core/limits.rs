@@ -66,6 +66,14 @@ pub struct Cost {
     pub output_tokens: u64,
 }
 
+impl Cost {
+    /// Nothing: what an item costs when no estimate is given.
+    pub const NONE: Cost = Cost {
+        input_tokens: 0,
+        output_tokens: 0,
+    };
+}
+
 /// What a successful attempt tells the pacer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Feedback {

@@ -35,9 +35,9 @@ pub enum Observed<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct Observation<'a> {
     /// The cost reserved for it.
-    pub cost: Cost,
+    pub cost: &'a Cost,
     /// The pacer's ticket from when it was sent.
-    pub ticket: Ticket,
+    pub ticket: &'a Ticket,
     /// When it was sent.
     pub started: Duration,
     /// When it ended.

@@ -232,8 +232,8 @@ impl PermitPool {
             }
         };
         self.pacer.observe(&Observation {
-            cost: lease.cost,
-            ticket: lease.ticket,
+            cost: &lease.cost,
+            ticket: &lease.ticket,
             started: lease.started,
             ended: now,
             in_flight_at_start: lease.in_flight_at_start,

@@ -120,6 +120,7 @@ pub fn retryable_error_type(error_type: &str) -> Option<bool> {
 /// Order: a final class never; then the task's own verdict; then the server's
 /// `x-should-retry`; then the class's default (a spend cap never).
 #[must_use]
+#[inline]
 pub fn is_retryable_as(failure: &Failure, class: FailureClass) -> bool {
     if class.is_final() {
         return false;
@@ -203,10 +204,7 @@ impl Refusal {
                 let ms = wait.as_millis() as u64;
                 let mut error = ItemError::from_failure(failure, true);
                 error.kind = ErrorKind::Deadline;
-                error.message = format!(
-                    "retry would wait {ms} ms, past the deadline; last error: {}",
-                    error.message
-                );
+                error.after_head(format!("retry would wait {ms} ms, past the deadline"));
                 error.retry_after_ms = Some(ms);
                 error
             }

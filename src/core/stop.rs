@@ -20,9 +20,10 @@ pub enum Stopped {
 /// An item's final error with what its last attempt said (status, type, message).
 fn with_last_failure(mut error: ItemError, last: Option<Failure>) -> ItemError {
     if let Some(last) = last {
+        let head = std::mem::replace(&mut error.message, last.message);
         error.status = last.status;
         error.error_type = last.error_type;
-        error.message = format!("{}; last error: {}", error.message, last.message);
+        error.after_head(head);
     }
     error
 }

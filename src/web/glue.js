@@ -89,13 +89,20 @@ function usageOf(r) {
   };
 }
 
-export function makeError(kind, status, type, message, retryable, retryAfterMs) {
+export function makeError(kind, status, type, message, retryable, retryAfterMs, budgetAt) {
   const error = { kind };
   if (status !== undefined) error.status = status;
   if (type !== undefined) error.type = type;
   error.message = message;
   error.retryable = retryable;
   if (retryAfterMs !== undefined) error.retryAfterMs = retryAfterMs;
+  // The attempt budget refused the item: `{}` (it never started) or `{ lastError }` (its
+  // retry was refused; what its last attempt said), for a host that words the refusal its own
+  // way. Not enumerable: results print, compare and serialise as before.
+  if (budgetAt !== undefined) {
+    const budget = budgetAt === 0 ? {} : { lastError: message.slice(budgetAt) };
+    Object.defineProperty(error, 'budget', { value: budget, enumerable: false });
+  }
   return error;
 }
 

@@ -45,6 +45,9 @@ describe('maxAttempts', T, () => {
       assert.equal(r.ok, false);
       assert.equal(r.attempts, 0);
       assert.deepEqual(r.error, { kind: 'budget', message: spent(3), retryable: false });
+      // The refusal, structured for hosts that word it their own way (not enumerable).
+      assert.deepEqual(r.error.budget, {});
+      assert.equal(Object.keys(r.error).includes('budget'), false);
     }
     assert.deepEqual(pkg.summarize(results).byKind, { budget: 2 });
   });
@@ -65,6 +68,8 @@ describe('maxAttempts', T, () => {
       assert.equal(r.error.type, 'rate_limit_error');
       assert.equal(r.error.retryable, true);
       assert.equal(r.error.message, `retry refused, ${spent(5)}; last error: slow down`);
+      assert.deepEqual(r.error.budget, { lastError: 'slow down' });
+      assert.equal(JSON.stringify(r.error).includes('budget"'), false);
     }
   });
 

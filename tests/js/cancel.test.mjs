@@ -1,5 +1,5 @@
 // Cancellation: options.signal (every call of the processor) and callOptions.signal (one call).
-import { describe, test, before, after } from 'node:test';
+import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { BatchProcessor } from './load.mjs';
 import { startServer } from '../support/server.mjs';
@@ -8,13 +8,8 @@ import {
 } from './helpers.mjs';
 
 const T = { timeout: 20000 };
-let srv;
-before(async () => {
-  srv = await startServer();
-});
-after(async () => {
-  await srv?.close();
-});
+const srv = await startServer();
+after(() => srv.close());
 
 /** Items 0 and 1 finish in 10 ms; the rest take 5 s unless aborted. */
 const mixed = (fired, calls) => async (i, { signal }) => {

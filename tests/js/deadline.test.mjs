@@ -1,6 +1,6 @@
 // deadlineMs: the whole call, counted from the call; items past it fail with kind "deadline";
 // a wait that would pass it fails the item at once with retryAfterMs.
-import { describe, test, before, after } from 'node:test';
+import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { BatchProcessor } from './load.mjs';
 import { startServer } from '../support/server.mjs';
@@ -9,13 +9,8 @@ import {
 } from './helpers.mjs';
 
 const T = { timeout: 20000 };
-let srv;
-before(async () => {
-  srv = await startServer();
-});
-after(async () => {
-  await srv?.close();
-});
+const srv = await startServer();
+after(() => srv.close());
 
 describe('deadline', T, () => {
   test('running and queued items fail with kind "deadline"; the promise resolves', async () => {

@@ -1,20 +1,15 @@
 // Hostile items: getters and Proxies that throw, throwing generators, revoked Proxies,
 // sparse, frozen and exotic arrays, 200,000 items. An item that cannot be read fails alone
 // (kind invalid, no attempt); a list whose length or iterator throws rejects the call.
-import { describe, test, before, after } from 'node:test';
+import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { BatchProcessor } from './load.mjs';
 import { startServer } from '../support/server.mjs';
 import { FAST, assertResults } from './helpers.mjs';
 
 const T = { timeout: 10000 };
-let srv;
-before(async () => {
-  srv = await startServer();
-});
-after(async () => {
-  await srv?.close();
-});
+const srv = await startServer();
+after(() => srv.close());
 
 const echo = async (x) => x;
 

@@ -1,18 +1,13 @@
 // Requests that can never succeed fail before sending: kind invalid, 0 attempts, not retried
 // as network errors and not counted by the breaker against the healthy items.
-import { describe, test, before, after } from 'node:test';
+import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { BatchProcessor } from './load.mjs';
 import { startServer } from '../support/server.mjs';
 import { assertResults } from './helpers.mjs';
 
-let srv;
-before(async () => {
-  srv = await startServer();
-});
-after(async () => {
-  await srv?.close();
-});
+const srv = await startServer();
+after(() => srv.close());
 
 describe('requests that can never be sent', { timeout: 10000 }, () => {
   test('fail as invalid with 0 attempts, before sending; the healthy item is not held back', async () => {

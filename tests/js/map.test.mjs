@@ -1,6 +1,6 @@
 // map(): one result per item in input order, the fn contract, the concurrency bound,
 // input-order starts, iterables, argument errors.
-import { describe, test, before, after } from 'node:test';
+import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { BatchProcessor } from './load.mjs';
 import { startServer } from '../support/server.mjs';
@@ -9,13 +9,8 @@ import {
 } from './helpers.mjs';
 
 const T = { timeout: 20000 };
-let srv;
-before(async () => {
-  srv = await startServer();
-});
-after(async () => {
-  await srv?.close();
-});
+const srv = await startServer();
+after(() => srv.close());
 
 describe('map', T, () => {
   test('one result per item, in input order, with random latencies', async () => {

@@ -1,7 +1,7 @@
 // Providers (docs/API.md "Providers"): run() takes Anthropic / OpenAI request bodies, sends them
 // to the loopback mock API (baseUrl = the test server), parses text, stop reason and usage,
 // keeps error types, never leaks the apiKey; summarize(results) totals a batch.
-import { describe, test, before, after } from 'node:test';
+import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { BatchProcessor, pkg } from './load.mjs';
 import { startServer } from '../support/server.mjs';
@@ -11,13 +11,8 @@ const T = { timeout: 20000 };
 const KEY = 'sk-test-NEVER-LEAK-9f3b2c';
 const FAST = { backoff: { baseMs: 1, maxMs: 5, jitter: 'none' } };
 
-let srv;
-before(async () => {
-  srv = await startServer();
-});
-after(async () => {
-  await srv?.close();
-});
+const srv = await startServer();
+after(() => srv.close());
 
 const anthropic = (extra = {}) => new BatchProcessor({
   ...FAST,

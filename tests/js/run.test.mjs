@@ -1,18 +1,13 @@
 // run(specs): fetch specs sent with the global fetch; replies parsed; errors classified.
-import { describe, test, before, after } from 'node:test';
+import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { BatchProcessor } from './load.mjs';
 import { startServer } from '../support/server.mjs';
 import { FAST, assertResults } from './helpers.mjs';
 
 const T = { timeout: 20000 };
-let srv;
-before(async () => {
-  srv = await startServer();
-});
-after(async () => {
-  await srv?.close();
-});
+const srv = await startServer();
+after(() => srv.close());
 
 describe('run', T, () => {
   test('an object body is sent as JSON with content-type application/json', async () => {

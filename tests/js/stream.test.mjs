@@ -1,5 +1,5 @@
 // stream(): the same results as map, in completion order; `break` aborts the rest.
-import { describe, test, before, after } from 'node:test';
+import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { BatchProcessor } from './load.mjs';
 import { startServer } from '../support/server.mjs';
@@ -8,13 +8,8 @@ import {
 } from './helpers.mjs';
 
 const T = { timeout: 20000 };
-let srv;
-before(async () => {
-  srv = await startServer();
-});
-after(async () => {
-  await srv?.close();
-});
+const srv = await startServer();
+after(() => srv.close());
 
 describe('stream', T, () => {
   test('returns an async iterable', () => {

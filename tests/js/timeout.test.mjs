@@ -1,6 +1,6 @@
 // timeoutMs: per attempt, really aborts (signal fires, fetch is cancelled), retried, and time
 // spent queued does not count.
-import { describe, test, before, after } from 'node:test';
+import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { BatchProcessor } from './load.mjs';
 import { startServer } from '../support/server.mjs';
@@ -9,13 +9,8 @@ import {
 } from './helpers.mjs';
 
 const T = { timeout: 20000 };
-let srv;
-before(async () => {
-  srv = await startServer();
-});
-after(async () => {
-  await srv?.close();
-});
+const srv = await startServer();
+after(() => srv.close());
 
 describe('per-attempt timeout', T, () => {
   test('a hung fetch is aborted: the server sees the client go away', async () => {

@@ -7,7 +7,7 @@
 // Errors are JSON { error: { type, message } }. See worker/README.md for the limits and why.
 import mod from '../pkg/edgebatch_bg.wasm';
 import * as edgebatch from '../pkg/edgebatch.js';
-import { streamBatch } from './batch.js';
+import { streamBatch } from '../../js/batch-stream.mjs';
 import { readConfig } from './config.js';
 import { authenticate, redactor, secretsOf } from './auth.js';
 import { acquireOrThrow, tokenLimits } from './token-limits.js';

@@ -6,19 +6,19 @@
 // one queue with `max_concurrency` scales by itself; Miniflare and `wrangler dev` deliver one
 // batch per queue at a time, so locally the shards are what runs consumers side by side.
 
+import { intVar } from '../config.js';
+
 /** Items per queue message: one consumer invocation leases them together. */
 export const ITEMS_PER_MESSAGE = 25;
 /** Messages per `sendBatch` call (the Queues limit is 100). */
 const SEND_BATCH = 100;
 
-function intVar(env, name, fallback, min, max) {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  return Number.isInteger(n) && n >= min && n <= max ? n : fallback;
-}
 
 /**
+ * Read like every other var (config.js's `intVar`): a value out of range is a 500
+ * `configuration_error`, never a silent default. The routes read them once per request, so a
+ * bad var is refused before a batch exists to be run by alarms and consumers.
+ *
  * - alarmMs: how often a running batch's alarm looks at it (leases, lost messages, expiry);
  * - redeliverMs: queued items nobody claimed for this long are sent again;
  * - leaseMs: how long a consumer holds claimed items (its work is cut off before);

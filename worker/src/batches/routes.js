@@ -12,6 +12,7 @@ import { allow, badRequest, HttpError, jsonResponse } from '../http.js';
 import { int, parseOptions, parseProvider } from '../validate.js';
 import { readBatch } from './intake.js';
 import { ledgerOf } from './consumer.js';
+import { batchTimings } from './queues.js';
 import { DEFAULT_LIMITER_CONCURRENCY, limiterName } from './limiter.js';
 
 const BATCH_OPTIONS = new Set(['limiterKey', 'rateLimit', 'limiterConcurrency']);
@@ -37,6 +38,7 @@ export async function handleBatches(request, url, parts, env, config, owner, red
   if (!env.BATCHES || !env.LIMITER || !env.DIRECTORY) {
     throw new HttpError(501, 'not_implemented', 'this deployment has no BATCHES / LIMITER / DIRECTORY Durable Object bindings');
   }
+  batchTimings(env); // a bad timing var is a 500 here, not a failing alarm later
   const directory = env.DIRECTORY.get(env.DIRECTORY.idFromName(`owner:${owner}`));
   if (parts.length === 0) {
     allow(request, ['GET', 'POST']);

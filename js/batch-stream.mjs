@@ -1,6 +1,6 @@
 // Runs one batch of provider requests and yields each item's result AS IT COMPLETES, then
-// returns a summary. Shared by the Worker (POST /v1/batch) and the CLI (in-process mode); it
-// touches no Worker- or Node-only API.
+// returns a summary. Shared by the Worker (POST /v1/batch) and the CLI (in-process mode), so
+// it lives beside both in js/ and touches no Worker- or Node-only API.
 //
 // One processor does it all: `stream(items)` without a task function sends each item as
 // `run()` does (a provider request body through the provider, or a fetch spec) with the whole
@@ -43,7 +43,8 @@ export function streamBatch(edgebatch, args) {
     const s = summarize(kept);
     return { ...s, subrequests: s.attempts, elapsedMs: Date.now() - started };
   };
-  return results(bp, stream, (error) => inSubrequests(error, budget), summary);
+  const reword = budget === undefined ? (error) => error : (error) => inSubrequests(error, budget);
+  return results(bp, stream, reword, summary);
 }
 
 /** Yields the stream's results (budget messages in the Worker's words), then the summary. */
@@ -63,13 +64,17 @@ async function* results(bp, stream, reword, summary) {
 }
 
 /**
- * Every attempt is one subrequest, so the Worker says what edgebatch's budget message says in
- * those words: `subrequest budget exhausted: all 50 subrequests of this batch are used`.
+ * Every attempt is one subrequest, so the Worker says what edgebatch's budget refusal says in
+ * those words: `subrequest budget exhausted: all 50 subrequests of this batch are used`. The
+ * refusal is read from the error's structured `budget` field (`{ lastError? }`), never from
+ * its message.
  */
 function inSubrequests(error, budget) {
-  const said = `attempt budget exhausted: all ${budget} attempts of this call are used`;
-  if (budget === undefined || !error.message.includes(said)) return error;
-  const message = error.message.replace(said,
-    `subrequest budget exhausted: all ${budget} subrequests of this batch are used`);
+  const refused = error.budget;
+  if (refused === undefined) return error;
+  const spent = `subrequest budget exhausted: all ${budget} subrequests of this batch are used`;
+  const message = refused.lastError === undefined
+    ? spent
+    : `retry refused, ${spent}; last error: ${refused.lastError}`;
   return { ...error, message };
 }
