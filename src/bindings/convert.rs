@@ -45,6 +45,24 @@ pub(super) fn event_object(event: &Event) -> JsValue {
             common("backoff", index, attempt, at);
             set(&o, "delayMs", ms(delay));
         }
+        // The post-processing stage: no attempt number (it is not part of an attempt).
+        Event::ProcessStart { index, at } => {
+            set(&o, "type", "processStart");
+            set(&o, "index", index as u32);
+            set(&o, "atMs", ms(at));
+        }
+        Event::ProcessEnd {
+            index,
+            at,
+            latency,
+            outcome,
+        } => {
+            set(&o, "type", "processEnd");
+            set(&o, "index", index as u32);
+            set(&o, "atMs", ms(at));
+            set(&o, "latencyMs", ms(latency));
+            set(&o, "outcome", outcome.map_or("ok", |k| k.as_str()));
+        }
     }
     o.into()
 }
@@ -59,6 +77,7 @@ pub(super) fn progress_object(p: &Progress) -> JsValue {
     set(&o, "queued", p.queued as u32);
     set(&o, "waiting", p.waiting as u32);
     set(&o, "retries", p.retries as f64);
+    set(&o, "processing", p.processing as u32);
     set(&o, "limit", p.limit as u32);
     set(&o, "elapsedMs", ms(p.elapsed));
     o.into()

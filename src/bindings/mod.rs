@@ -7,6 +7,7 @@ mod items;
 mod js_options;
 #[cfg(feature = "limiter")]
 mod limiter;
+mod post;
 mod stream;
 mod tasks;
 
@@ -16,10 +17,13 @@ use js_options::{
     check_keys, function_option, js_error, object_option, option, provider_option, raw,
     signal_option, type_error,
 };
+use post::PostJob;
 use stream::as_async_iterable;
 use tasks::Task;
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use js_sys::{Array, Function, Promise};
@@ -32,6 +36,7 @@ use crate::core::cancel::CancelToken;
 use crate::core::executor::{run_paced, Config, Event, ItemResult, Observer, Pacing, Progress};
 use crate::core::limits::Cost;
 use crate::core::pacer::Pacer;
+use crate::core::post::PostStage;
 use crate::options::{self, RawOptions};
 use crate::providers::{Provider, ProviderKind};
 use crate::redact::Secrets;
@@ -203,6 +208,7 @@ impl BatchProcessor {
     fn prepare(&self, items: JsValue, call_options: JsValue, sends: bool) -> Result<Call, JsValue> {
         let items = Rc::new(Items::read(items)?);
         let mut signals: Vec<AbortSignal> = self.signal.iter().cloned().collect();
+        let mut post = None;
         if !call_options.is_undefined() && !call_options.is_null() {
             if !call_options.is_object() {
                 return Err(type_error(format!(
@@ -210,8 +216,9 @@ impl BatchProcessor {
                     describe(&call_options)
                 )));
             }
-            check_keys(&call_options, "", &["signal"])?;
+            check_keys(&call_options, "", &["signal", "postProcess"])?;
             signals.extend(signal_option(&call_options, "signal")?);
+            post = PostJob::read(&call_options, items.array())?;
         }
         let cancel = CancelToken::new();
         let links = signals
@@ -247,6 +254,7 @@ impl BatchProcessor {
             cost: Box::new(cost),
             items,
             cancel,
+            post,
             _links: links,
             callbacks: JsCallbacks {
                 on_progress: self.on_progress.clone(),
@@ -271,6 +279,8 @@ struct Call {
     cost: Box<dyn Fn(usize) -> Result<Cost, String>>,
     items: Rc<Items>,
     cancel: CancelToken,
+    /// `postProcess`: the stage after each successful call.
+    post: Option<PostJob>,
     _links: Vec<SignalLink>,
     callbacks: JsCallbacks,
 }
@@ -286,24 +296,56 @@ impl Call {
         let mut rng = SplitMix64::new(self.seed);
         let items = self.items.clone();
         let mut both = Both(&self.callbacks, extra);
-        let observer: &mut dyn Observer<Metered> = &mut both;
+        let downstream = RefCell::new(&mut both as &mut dyn Observer<Metered>);
         let total = items.len();
         let pacing = Pacing {
             pacer: &self.pacer,
             cost: &*self.cost,
             feedback: &Metered::feedback,
         };
-        run_paced(
-            &self.config,
-            &JsClock,
-            total,
-            |i, a| task.start(i, a, &items, &self.secrets),
-            pacing,
-            &self.cancel,
-            &mut rng,
-            observer,
-        )
-        .await
+        // One executor call site either way (each instantiation is KBs of wasm): with a
+        // stage, its feed observes the calls; without, the caller's observers do.
+        let stage = self.post.as_ref().map(|p| PostStage::new(total, p.threads));
+        let (mut feed, mut direct);
+        let observer: &mut dyn Observer<Metered> = match &stage {
+            Some(stage) => {
+                feed = stage.feed(&downstream);
+                &mut feed
+            }
+            None => {
+                direct = Direct(&downstream);
+                &mut direct
+            }
+        };
+        let start = JsClock.now();
+        // Boxed as `dyn`: awaited here or inside the stage, its body is compiled once.
+        let calls: Pin<Box<dyn Future<Output = Vec<ItemResult<Metered>>> + '_>> =
+            Box::pin(run_paced(
+                &self.config,
+                &JsClock,
+                total,
+                |i, a| task.start(i, a, &items, &self.secrets),
+                pacing,
+                &self.cancel,
+                &mut rng,
+                observer,
+            ));
+        let (Some(stage), Some(post)) = (stage, self.post.as_ref()) else {
+            return calls.await;
+        };
+        let process = |index: usize, value: Metered| post.process(index, value);
+        let deadline_at = self.config.deadline.map(|d| start + d);
+        stage
+            .run(
+                calls,
+                &process,
+                &JsClock,
+                start,
+                deadline_at,
+                &self.cancel,
+                &downstream,
+            )
+            .await
     }
 }
 
@@ -340,6 +382,21 @@ impl Drop for SignalLink {
 struct JsCallbacks {
     on_progress: Option<Function>,
     on_event: Option<Function>,
+}
+
+/// The caller's observers, shared with a post-processing stage when there is one.
+struct Direct<'a, 'o>(&'a RefCell<&'o mut dyn Observer<Metered>>);
+
+impl Observer<Metered> for Direct<'_, '_> {
+    fn event(&mut self, event: &Event) {
+        self.0.borrow_mut().event(event);
+    }
+    fn progress(&mut self, progress: &Progress) {
+        self.0.borrow_mut().progress(progress);
+    }
+    fn result(&mut self, result: &ItemResult<Metered>) {
+        self.0.borrow_mut().result(result);
+    }
 }
 
 /// The user's callbacks and a second observer (the stream sink), side by side.

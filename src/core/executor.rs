@@ -601,6 +601,7 @@ where
             queued: self.retry_queue.len() + (self.items.len() - self.next_new),
             waiting: self.waiting.len(),
             retries: self.retries,
+            processing: 0,
             limit: self.limit(),
             elapsed: self.since_start(self.clock.now()),
         };

@@ -10,6 +10,7 @@ pub mod executor;
 pub mod limits;
 pub mod pacer;
 pub mod permits;
+pub mod post;
 pub mod report;
 pub mod retry;
 mod timeouts;
