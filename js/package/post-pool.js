@@ -6,12 +6,23 @@
 // Each worker runs workerpool's own worker script; the function below is sent to it as
 // source (workerpool's `exec(fn)`), imports the caller's module once per worker and calls
 // its export. Nothing of the caller's is evaluated as source: the module is imported.
-import workerpool from 'workerpool';
+//
+// workerpool is imported on first use: a page or script that never sets postProcess loads
+// none of it (and a plain page with an import map needs no entry for it until then; mapped to
+// workerpool's dist/workerpool.js, a UMD file, it sets globalThis.workerpool).
+let loading = null;
+const loadWorkerpool = () =>
+  (loading ??= import('workerpool').then((m) => {
+    const wp = m.default ?? m;
+    return typeof wp.pool === 'function' ? wp : globalThis.workerpool;
+  }));
 
 // Runs in the worker. Self-contained: it is sent as source text.
 async function processInWorker(url, name, label, value, ctx) {
   const cache = (globalThis.__edgebatchPostModules ??= new Map());
-  if (!cache.has(url)) cache.set(url, import(url));
+  // From a string: a dev server (Vite) rewrites a literal `import(...)` in this file's
+  // source, and this function's source is what the worker runs.
+  if (!cache.has(url)) cache.set(url, new Function('url', 'return import(url)')(url));
   let mod;
   try {
     mod = await cache.get(url);
@@ -44,6 +55,17 @@ async function processInWorker(url, name, label, value, ctx) {
 
 const DIED = 'Workerpool Worker terminated Unexpectedly';
 
+/** workerpool's errors, said in the stage's words. */
+function explain(e, label) {
+  const text = String((e && e.message) || e);
+  if (text.startsWith(DIED)) {
+    const code = /exitCode: `([^`]*)`/.exec(text);
+    return new Error(`${label}: its worker died${code && code[1] !== 'undefined' ? ` (exit code ${code[1]})` : ''}; the worker is replaced`);
+  }
+  if (e && e.name === 'DataCloneError') return new Error(`${label}: the value or item cannot be cloned into a worker: ${text}`);
+  return e;
+}
+
 /**
  * The runner for setPostHost. `cores`: the host's logical cores; the default bound is one
  * less (the main thread keeps one), at least 1. `resolvePath` turns an absolute path into
@@ -58,22 +80,25 @@ export function poolHost({ cores, resolvePath, workerType }) {
       return {
         threads,
         run(value, ctx) {
-          // workerTerminateTimeout: a cancelled task's worker first gets a clean-up message,
-          // which a worker busy in a CPU loop never reads; terminate it soon after instead.
-          pool ??= workerpool.pool({ maxWorkers: threads, workerType, workerTerminateTimeout: 20 });
-          const task = pool.exec(processInWorker, [url, name, label, value, ctx]);
-          const out = task.catch((e) => {
-            const text = String((e && e.message) || e);
-            if (text.startsWith(DIED)) {
-              const code = /exitCode: `([^`]*)`/.exec(text);
-              throw new Error(`${label}: its worker died${code ? ` (exit code ${code[1]})` : ''}; the worker is replaced`);
-            }
-            if (e && e.name === 'DataCloneError') throw new Error(`${label}: the value or item cannot be cloned into a worker: ${text}`);
-            throw e;
-          });
-          out.cancel = () => {
+          let task = null;
+          let cancelled = false;
+          const out = (async () => {
+            // workerTerminateTimeout: a cancelled task's worker first gets a clean-up message,
+            // which a worker busy in a CPU loop never reads; terminate it soon after instead.
+            pool ??= loadWorkerpool().then((wp) => wp.pool({ maxWorkers: threads, workerType, workerTerminateTimeout: 20 }));
+            const ready = await pool;
+            if (cancelled) throw new Error(`${label}: cancelled`);
+            task = ready.exec(processInWorker, [url, name, label, value, ctx]);
             try {
-              task.cancel();
+              return await task;
+            } catch (e) {
+              throw explain(e, label);
+            }
+          })();
+          out.cancel = () => {
+            cancelled = true;
+            try {
+              task?.cancel();
             } catch {
               // Settled already.
             }
@@ -81,7 +106,7 @@ export function poolHost({ cores, resolvePath, workerType }) {
           return out;
         },
         close() {
-          if (pool) pool.terminate(true).catch(() => {});
+          pool?.then((ready) => ready.terminate(true)).catch(() => {});
           pool = null;
         },
       };
