@@ -45,21 +45,16 @@ pub(super) fn event_object(event: &Event) -> JsValue {
             common("backoff", index, attempt, at);
             set(&o, "delayMs", ms(delay));
         }
-        // The post-processing stage: no attempt number (it is not part of an attempt).
-        Event::ProcessStart { index, at } => {
-            set(&o, "type", "processStart");
-            set(&o, "index", index as u32);
-            set(&o, "atMs", ms(at));
-        }
+        // The post-processing stage, after the attempt whose value it processes.
+        Event::ProcessStart { index, attempt, at } => common("processStart", index, attempt, at),
         Event::ProcessEnd {
             index,
+            attempt,
             at,
             latency,
             outcome,
         } => {
-            set(&o, "type", "processEnd");
-            set(&o, "index", index as u32);
-            set(&o, "atMs", ms(at));
+            common("processEnd", index, attempt, at);
             set(&o, "latencyMs", ms(latency));
             set(&o, "outcome", outcome.map_or("ok", |k| k.as_str()));
         }

@@ -250,6 +250,7 @@ impl<V: Clone + 'static> Worker<'_, '_, V> {
         let now = self.clock.now();
         self.downstream.borrow_mut().event(&Event::ProcessStart {
             index,
+            attempt: call.attempts,
             at: self.since_start(now),
         });
         self.started[index] = Some((call, now));
@@ -282,6 +283,7 @@ impl<V: Clone + 'static> Worker<'_, '_, V> {
         if let Some(began) = began {
             self.downstream.borrow_mut().event(&Event::ProcessEnd {
                 index,
+                attempt: call.attempts,
                 at: self.since_start(now),
                 latency: now.saturating_sub(began),
                 outcome: outcome.as_ref().err().map(|e| e.kind),

@@ -101,6 +101,8 @@ pub enum Event {
     ProcessStart {
         /// Item index.
         index: usize,
+        /// The attempt whose value is processed.
+        attempt: u32,
         /// When.
         at: Duration,
     },
@@ -108,6 +110,8 @@ pub enum Event {
     ProcessEnd {
         /// Item index.
         index: usize,
+        /// The attempt whose value was processed.
+        attempt: u32,
         /// When.
         at: Duration,
         /// How long it took.

@@ -31,7 +31,7 @@ describe('postProcess on worker_threads', T, () => {
     const ends = events.filter((e) => e.type === 'processEnd');
     assert.deepEqual(starts, items.map((_, i) => i));
     assert.equal(ends.length, 12);
-    assert.ok(ends.every((e) => e.outcome === 'ok' && e.latencyMs >= 0 && e.attempt === undefined));
+    assert.ok(ends.every((e) => e.outcome === 'ok' && e.latencyMs >= 0 && e.attempt === 1));
     // Each item's processStart comes after its call's end.
     for (const e of events.filter((x) => x.type === 'processStart')) {
       const callEnd = events.findIndex((x) => x.type === 'end' && x.index === e.index);
