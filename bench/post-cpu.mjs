@@ -4,7 +4,7 @@
 // `postProcess`, on the Node entry's worker_threads pool. Every 20th item's call hangs, with
 // timeoutMs 300 and no retry: how late its timeout fires shows what the loop's blocking does
 // to timers. Figures: wall time, the event loop's delay p50/p99 (monitorEventLoopDelay,
-// 5 ms resolution) and the attempt timeouts' lateness (elapsedMs - 300).
+// its default 10 ms resolution) and the attempt timeouts' lateness (elapsedMs - 300).
 //
 // Run: node bench/post-cpu.mjs   (needs pkg/ from `make build`)
 // Env: BENCH_ITEMS (200), BENCH_CALL_MS (50), BENCH_CPU_MS (40), BENCH_CONCURRENCY (16),
@@ -37,7 +37,7 @@ async function call(i, signal) {
 }
 
 async function measure(name, runBatch) {
-  const delay = monitorEventLoopDelay({ resolution: 1 });
+  const delay = monitorEventLoopDelay({ resolution: 10 });
   delay.enable();
   const started = performance.now();
   const results = await runBatch();
