@@ -71,6 +71,21 @@ describe('the packed edgebatch package in consumer projects', { timeout: 240_000
     assert.match(stdout, /^1 Summary/m, stdout);
   });
 
+  test('the README\'s summarise-then-extract example (postProcess on worker threads) runs as written', async () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const section = /^### Summarise, then extract entities[\s\S]*?^```js\n([\s\S]*?)^```$[\s\S]*?^```js\n([\s\S]*?)^```$/m.exec(readme);
+    assert.ok(section, 'README.md has no summarise-then-extract section with two js blocks');
+    assert.match(section[1], /^\/\/ extract\.js/);
+    writeFileSync(join(pack.consumer, 'node/extract.js'), section[1]);
+    writeFileSync(join(pack.consumer, 'node/readme-post.mjs'), section[2]);
+    const { stdout } = await run(process.execPath, ['node/readme-post.mjs'], {
+      cwd: pack.consumer,
+      env: { ANTHROPIC_BASE_URL: sim.url, ANTHROPIC_API_KEY: 'sk-ant-readme-test' },
+    });
+    assert.match(stdout, /^0 \[ 'Summary'/m, stdout);
+    assert.match(stdout, /^1 \[ 'Summary'/m, stdout);
+  });
+
   test('Node CommonJS: require("edgebatch") works (require of ESM, Node >= 20.19)', async () => {
     const { stdout } = await run(process.execPath, ['node/require.cjs'], { cwd: pack.consumer });
     assert.deepEqual(JSON.parse(stdout), [10, 20, 30]);
