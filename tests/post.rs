@@ -8,10 +8,11 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-use edgebatch::core::backoff::{Backoff, Jitter, SplitMix64};
+use edgebatch::core::backoff::{Backoff, Jitter};
 use edgebatch::core::cancel::CancelToken;
 use edgebatch::core::clock::{Clock, VirtualClock};
-use edgebatch::core::executor::{run_batch, Config, Event, ItemResult, Observer, Progress};
+use edgebatch::core::executor::{Config, Event, Executor, ItemResult, Observer, Progress};
+use edgebatch::core::pacer::Pacer;
 use edgebatch::core::post::{PostStage, Processing};
 use edgebatch::{ErrorKind, Failure};
 
@@ -149,11 +150,12 @@ fn run(
         let downstream = RefCell::new(observer);
         let stage = PostStage::new(total, bound);
         let mut feed = stage.feed(&downstream);
-        let mut rng = SplitMix64::new(7);
+        let pacer = Pacer::unpaced(config.concurrency);
         let start = clock.now();
-        let calls = Box::pin(run_batch(
-            config, &clock, total, task, &cancel, &mut rng, &mut feed,
-        ));
+        let executor = Executor::new(config, &clock, &pacer)
+            .cancel_on(&cancel)
+            .seed(7);
+        let calls = Box::pin(executor.run(total, task, &(), &mut feed));
         let deadline_at = config.deadline.map(|d| start + d);
         let all = stage.run(
             calls,

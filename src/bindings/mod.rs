@@ -3,44 +3,41 @@
 //! clock.
 
 mod convert;
-mod items;
 mod js_options;
+mod js_serde;
 #[cfg(feature = "limiter")]
 mod limiter;
 mod post;
 mod stream;
-mod tasks;
 
 use convert::{event_object, progress_object, results_array};
-use items::Items;
 use js_options::{
-    check_keys, function_option, js_error, object_option, option, provider_option, raw,
-    signal_option, type_error,
+    function_option, is_plain_object, js_error, provider_option, read, signal_option, type_error,
 };
 use post::PostJob;
 use stream::as_async_iterable;
-use tasks::Task;
 
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
-use js_sys::{Array, Function, Promise};
+use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use web_sys::AbortSignal;
 
-use crate::core::backoff::SplitMix64;
 use crate::core::cancel::CancelToken;
-use crate::core::executor::{run_paced, Config, Event, ItemResult, Observer, Pacing, Progress};
+use crate::core::executor::{Config, Event, Executor, ItemResult, Observer, Progress};
 use crate::core::limits::Cost;
 use crate::core::pacer::Pacer;
 use crate::core::post::PostStage;
-use crate::options::{self, RawOptions};
+use crate::options::{OptionSpec, RawCallOptions, RawOptions, CALL_OPTIONS, OPTIONS};
 use crate::providers::{Provider, ProviderKind};
 use crate::redact::Secrets;
+use crate::web::attempt::Task;
 use crate::web::clock::JsClock;
+use crate::web::items::Items;
 use crate::web::preflight;
 use crate::web::provider::Metered;
 use crate::web::{describe, get, JsJson};
@@ -75,71 +72,39 @@ impl BatchProcessor {
         if options.is_undefined() || options.is_null() {
             return Self::from_parts(RawOptions::default(), &JsValue::UNDEFINED);
         }
-        if !options.is_object() || options.is_function() || Array::is_array(&options) {
+        if !is_plain_object(&options) {
             return Err(type_error(format!(
                 "options must be an object, got {}",
                 js_options::show(&options)
             )));
         }
-        check_keys(&options, "", options::KNOWN_KEYS)?;
-        let backoff = object_option(&options, "backoff")?;
-        if let Some(b) = &backoff {
-            check_keys(b, "backoff.", options::BACKOFF_KEYS)?;
-        }
-        let nested = |key: &str| raw(backoff.as_ref().and_then(|b| option(b, key)));
-        let rate = object_option(&options, "rateLimit")?;
-        if let Some(r) = &rate {
-            check_keys(r, "rateLimit.", options::RATE_LIMIT_KEYS)?;
-        }
-        let rate = |key: &str| raw(rate.as_ref().and_then(|r| option(r, key)));
-        let breaker = object_option(&options, "breaker")?;
-        if let Some(b) = &breaker {
-            check_keys(b, "breaker.", options::BREAKER_KEYS)?;
-        }
-        let breaker = |key: &str| raw(breaker.as_ref().and_then(|b| option(b, key)));
-        let raw_options = RawOptions {
-            concurrency: raw(option(&options, "concurrency")),
-            max_retries: raw(option(&options, "maxRetries")),
-            timeout_ms: raw(option(&options, "timeoutMs")),
-            deadline_ms: raw(option(&options, "deadlineMs")),
-            backoff_base_ms: nested("baseMs"),
-            backoff_max_ms: nested("maxMs"),
-            backoff_jitter: nested("jitter"),
-            max_retry_after_ms: raw(option(&options, "maxRetryAfterMs")),
-            max_attempts: raw(option(&options, "maxAttempts")),
-            seed: raw(option(&options, "seed")),
-            requests_per_minute: rate("requestsPerMinute"),
-            input_tokens_per_minute: rate("inputTokensPerMinute"),
-            output_tokens_per_minute: rate("outputTokensPerMinute"),
-            adaptive: raw(option(&options, "adaptive")),
-            breaker_failures: breaker("failures"),
-            breaker_cooldown_ms: breaker("cooldownMs"),
-            max_response_bytes: raw(option(&options, "maxResponseBytes")),
-        };
-        Self::from_parts(raw_options, &options)
+        let raw: RawOptions = read(&options, &|key| OptionSpec::find(OPTIONS, key))?;
+        Self::from_parts(raw, &options)
     }
 
-    fn from_parts(raw_options: RawOptions, options: &JsValue) -> Result<BatchProcessor, JsValue> {
-        let validated = raw_options.validate().map_err(js_error)?;
+    /// The data options through serde; signal, functions and the provider (whose key must
+    /// never be shown) on the explicit path, from the same declarations.
+    fn from_parts(raw: RawOptions, options: &JsValue) -> Result<BatchProcessor, JsValue> {
+        let validated = raw.validate().map_err(js_error)?;
         let pacer = Pacer::new(
             &validated.pacing,
             validated.config.concurrency,
             JsClock.now(),
         );
-        let provider = provider_option(options)?;
+        let provider = provider_option(options, raw.provider().spec)?;
         let secrets = provider.as_ref().map(Provider::secrets).unwrap_or_default();
         Ok(BatchProcessor {
             config: validated.config,
             seed: validated.seed,
-            signal: signal_option(options, "signal")?,
-            on_progress: function_option(options, "onProgress")?,
-            on_event: function_option(options, "onEvent")?,
+            signal: signal_option(options, raw.signal().spec)?,
+            on_progress: function_option(options, raw.on_progress().spec)?,
+            on_event: function_option(options, raw.on_event().spec)?,
             provider: provider
                 .filter(|p| p.kind != ProviderKind::Http)
                 .map(Rc::new),
             secrets: Rc::new(secrets),
             max_response_bytes: validated.max_response_bytes,
-            cost: function_option(options, "cost")?,
+            cost: function_option(options, raw.cost().spec)?,
             pacer: Rc::new(RefCell::new(pacer)),
         })
     }
@@ -216,9 +181,9 @@ impl BatchProcessor {
                     describe(&call_options)
                 )));
             }
-            check_keys(&call_options, "", &["signal", "postProcess"])?;
-            signals.extend(signal_option(&call_options, "signal")?);
-            post = PostJob::read(&call_options, items.array())?;
+            let call: RawCallOptions = read(&call_options, &|k| OptionSpec::find(CALL_OPTIONS, k))?;
+            signals.extend(signal_option(&call_options, call.signal().spec)?);
+            post = PostJob::read(&call_options, call.post_process().spec, items.array())?;
         }
         let cancel = CancelToken::new();
         let links = signals
@@ -293,16 +258,11 @@ impl Call {
         task: Task,
         extra: &mut dyn Observer<Metered>,
     ) -> Vec<ItemResult<Metered>> {
-        let mut rng = SplitMix64::new(self.seed);
         let items = self.items.clone();
         let mut both = Both(&self.callbacks, extra);
         let downstream = RefCell::new(&mut both as &mut dyn Observer<Metered>);
         let total = items.len();
-        let pacing = Pacing {
-            pacer: &self.pacer,
-            cost: &*self.cost,
-            feedback: &Metered::feedback,
-        };
+        let pacing = (&*self.cost, Metered::feedback);
         // One executor call site either way (each instantiation is KBs of wasm): with a
         // stage, its feed observes the calls; without, the caller's observers do.
         let stage = self.post.as_ref().map(|p| PostStage::new(total, p.threads));
@@ -319,17 +279,17 @@ impl Call {
         };
         let start = JsClock.now();
         // Boxed as `dyn`: awaited here or inside the stage, its body is compiled once.
-        let calls: Pin<Box<dyn Future<Output = Vec<ItemResult<Metered>>> + '_>> =
-            Box::pin(run_paced(
-                &self.config,
-                &JsClock,
-                total,
-                |i, a| task.start(i, a, &items, &self.secrets),
-                pacing,
-                &self.cancel,
-                &mut rng,
-                observer,
-            ));
+        let calls: Pin<Box<dyn Future<Output = Vec<ItemResult<Metered>>> + '_>> = Box::pin(
+            Executor::new(&self.config, &JsClock, &self.pacer)
+                .cancel_on(&self.cancel)
+                .seed(self.seed)
+                .run(
+                    total,
+                    |i, a| task.start(i, a, &items, &self.secrets),
+                    &pacing,
+                    observer,
+                ),
+        );
         let (Some(stage), Some(post)) = (stage, self.post.as_ref()) else {
             return calls.await;
         };

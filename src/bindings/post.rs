@@ -7,6 +7,7 @@ use js_sys::Function;
 use wasm_bindgen::prelude::*;
 
 use crate::core::post::Processing;
+use crate::options::OptionSpec;
 use crate::web::provider::Metered;
 use crate::web::task::start_task;
 use crate::web::{get, set};
@@ -27,9 +28,14 @@ pub(super) struct PostJob {
 }
 
 impl PostJob {
-    /// `postProcess` of the call options, if set; a bad one throws (TypeError / RangeError).
-    pub(super) fn read(call_options: &JsValue, items: &JsValue) -> Result<Option<Self>, JsValue> {
-        let Some(spec) = get(call_options, "postProcess").filter(|v| !v.is_undefined()) else {
+    /// `postProcess` of the call options (its declaration: `spec`), if set; a bad one
+    /// throws (TypeError / RangeError naming the field).
+    pub(super) fn read(
+        call_options: &JsValue,
+        spec: &OptionSpec,
+        items: &JsValue,
+    ) -> Result<Option<Self>, JsValue> {
+        let Some(spec) = get(call_options, spec.key).filter(|v| !v.is_undefined()) else {
             return Ok(None);
         };
         let job = open_post(&spec, items)?;

@@ -106,8 +106,8 @@ pub struct Breaker {
 /// What the breaker allows now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Gate {
-    /// Send.
-    Open,
+    /// Send. (Not "open": an open breaker stops sends; see [`BreakerState::Open`].)
+    Pass,
     /// Send this one as the probe.
     Probe,
     /// Wait until then.
@@ -134,7 +134,7 @@ impl Breaker {
     /// May a request go now?
     pub fn gate(&mut self, now: Duration) -> Gate {
         match self.state {
-            BreakerState::Closed { .. } => Gate::Open,
+            BreakerState::Closed { .. } => Gate::Pass,
             BreakerState::Open { until } if now < until => Gate::Until(until),
             BreakerState::Open { .. } | BreakerState::HalfOpen { probing: false } => Gate::Probe,
             BreakerState::HalfOpen { probing: true } => Gate::Blocked,
@@ -223,13 +223,13 @@ mod tests {
         let mut b = Breaker::new(3, MS(1000));
         b.on_failure(MS(0));
         b.on_failure(MS(1));
-        assert_eq!(b.gate(MS(2)), Gate::Open);
+        assert_eq!(b.gate(MS(2)), Gate::Pass);
         b.on_success();
         b.on_failure(MS(3));
         b.on_failure(MS(4));
         assert_eq!(
             b.gate(MS(5)),
-            Gate::Open,
+            Gate::Pass,
             "a success in between resets the count"
         );
         b.on_failure(MS(5));
@@ -254,12 +254,12 @@ mod tests {
         );
         b.probe_sent();
         b.on_success();
-        assert_eq!(b.gate(MS(2101)), Gate::Open);
+        assert_eq!(b.gate(MS(2101)), Gate::Pass);
         let mut off = Breaker::new(0, MS(1000));
         for i in 0..10 {
             off.on_failure(MS(i));
         }
-        assert_eq!(off.gate(MS(10)), Gate::Open);
+        assert_eq!(off.gate(MS(10)), Gate::Pass);
     }
 
     #[test]

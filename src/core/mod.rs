@@ -3,14 +3,19 @@
 
 pub mod adaptive;
 pub mod backoff;
+mod batch;
 pub mod budget;
 pub mod cancel;
 pub mod clock;
 pub mod executor;
 pub mod limits;
+pub mod observation;
 pub mod pacer;
 pub mod permits;
 pub mod post;
+pub mod queue;
 pub mod report;
 pub mod retry;
+pub mod rng;
+mod stop;
 mod timeouts;

@@ -2,13 +2,17 @@
 //! the global pause after a 429, adaptive concurrency and the circuit breaker — and learns
 //! from every outcome. One pacer per processor, so what it learns outlives a single batch.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::task::Waker;
 use std::time::Duration;
 
 use super::adaptive::{Aimd, Breaker, Gate, Signal};
 use super::limits::{Cost, Feedback, Fit, RateLimits, TokenBucket};
-use crate::error::{ErrorKind, Failure};
+pub use super::observation::Ticket;
+use super::observation::{Observation, Observed};
+use super::retry::FailureClass;
+use crate::error::Failure;
 
 /// Pacing settings (JS: `rateLimit`, `adaptive`, `breaker`).
 #[derive(Clone, Debug, PartialEq)]
@@ -75,11 +79,6 @@ pub enum Admission {
 /// How many rate-limited requests the pacer remembers for its syncs.
 const MAX_REJECTED: usize = 1024;
 
-/// How much had been sent, per budget, up to and including one request. A reply's headers
-/// cannot count what was sent after its request: syncing subtracts that.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Ticket([f64; 4]);
-
 /// See the module docs.
 #[derive(Clone, Debug)]
 pub struct Pacer {
@@ -126,6 +125,17 @@ impl Pacer {
             in_flight: 0,
             slot_waiters: Vec::new(),
         }
+    }
+
+    /// A pacer that only shares its `max_concurrency` slots: no budgets, no adaptation, no
+    /// breaker ([`PacingConfig::off`]).
+    #[must_use]
+    pub fn unpaced(max_concurrency: usize) -> RefCell<Pacer> {
+        RefCell::new(Pacer::new(
+            &PacingConfig::off(),
+            max_concurrency,
+            Duration::ZERO,
+        ))
     }
 
     /// Attempts allowed in flight now.
@@ -190,7 +200,7 @@ impl Pacer {
         match self.breaker.gate(now) {
             Gate::Until(until) => return Admission::Until(until),
             Gate::Blocked => return Admission::Blocked,
-            Gate::Open | Gate::Probe => {}
+            Gate::Pass | Gate::Probe => {}
         }
         if wait > Duration::ZERO {
             return Admission::Until(now + wait);
@@ -214,7 +224,7 @@ impl Pacer {
     }
 
     /// Syncs every budget with a reply's headers, less what was sent after its request.
-    fn observe(&mut self, limits: &RateLimits, ticket: &Ticket, now: Duration) {
+    fn sync_headers(&mut self, limits: &RateLimits, ticket: &Ticket, now: Duration) {
         if !self.follow_headers {
             return;
         }
@@ -229,9 +239,24 @@ impl Pacer {
         self.output.observe(&limits.output_tokens, now, unseen[3]);
     }
 
+    /// Learns from an attempt's end: settles its reservation, syncs with the reply's headers,
+    /// tells the AIMD and the breaker, and frees its slot.
+    pub fn observe(&mut self, o: &Observation<'_>) {
+        match o.outcome {
+            Observed::Success(feedback) => {
+                self.on_success(&o.cost, feedback, o.in_flight, &o.ticket, o.ended);
+            }
+            Observed::Failure {
+                failure,
+                class,
+                pause,
+            } => self.failed(o, failure, class, pause),
+        }
+    }
+
     /// A success: settle the reservation with the actual usage, sync with the headers, and
     /// tell the AIMD and the breaker.
-    pub fn on_success(
+    fn on_success(
         &mut self,
         cost: &Cost,
         feedback: &Feedback,
@@ -253,16 +278,16 @@ impl Pacer {
             settle(&mut self.tokens, ci + co, u.input_tokens + u.output_tokens);
         }
         if let Some(limits) = &feedback.limits {
-            self.observe(limits, ticket, now);
+            self.sync_headers(limits, ticket, now);
         }
         self.aimd.on_success(in_flight);
         self.breaker.on_success();
         self.release();
     }
 
-    /// A failed attempt that started at `started`; `wait` is the delay before its retry (the
-    /// server's Retry-After when it gave one). A 429 pauses all dispatch for that long.
-    pub fn on_failure(
+    /// [`Pacer::observe`] of a failure classified here (tests).
+    #[cfg(test)]
+    fn on_failure(
         &mut self,
         cost: &Cost,
         failure: &Failure,
@@ -271,15 +296,40 @@ impl Pacer {
         ticket: &Ticket,
         now: Duration,
     ) {
+        self.observe(&Observation {
+            cost: *cost,
+            ticket: *ticket,
+            started,
+            ended: now,
+            in_flight_at_start: 0,
+            in_flight: 0,
+            outcome: Observed::Failure {
+                failure,
+                class: FailureClass::of(failure),
+                pause: wait,
+            },
+        });
+    }
+
+    /// A failed attempt; `wait` is the delay before its retry (the server's Retry-After when
+    /// it gave one). A 429 pauses all dispatch for that long.
+    fn failed(
+        &mut self,
+        o: &Observation<'_>,
+        failure: &Failure,
+        class: FailureClass,
+        wait: Duration,
+    ) {
+        let (cost, ticket, started, now) = (&o.cost, &o.ticket, o.started, o.ended);
         // Nothing was generated: the reserved tokens come back. The request stays counted
         // unless it was rate limited (below): a failed request was still served.
         self.refund_tokens(cost, now);
         self.release();
         if let Some(limits) = &failure.limits {
-            self.observe(limits, ticket, now);
+            self.sync_headers(limits, ticket, now);
         }
-        match (failure.kind(), failure.status) {
-            (ErrorKind::Http, Some(429)) if !failure.spend_cap => {
+        match class {
+            FailureClass::RateLimited => {
                 // A rejected request was not served, and rate limiters do not count it: nor
                 // does the local budget (nor later syncs' count of what was sent).
                 if failure.limits.is_none() {
@@ -297,17 +347,24 @@ impl Pacer {
                 }
                 self.breaker.on_success();
             }
-            (ErrorKind::Http, Some(500 | 502 | 503 | 504 | 529)) => {
+            FailureClass::Overloaded => {
                 self.aimd.on_signal(Signal::Overloaded, started, now);
                 self.breaker.on_failure(now);
             }
-            (ErrorKind::Timeout, _) => {
+            FailureClass::Timeout => {
                 self.aimd.on_signal(Signal::Timeout, started, now);
                 self.breaker.on_failure(now);
             }
-            (ErrorKind::Network, _) => self.breaker.on_failure(now),
-            (ErrorKind::Http, Some(_)) => self.breaker.on_success(),
-            _ => self.breaker.on_neutral(),
+            FailureClass::Network => self.breaker.on_failure(now),
+            // An answer, not an outage.
+            FailureClass::SpendCap | FailureClass::Transient | FailureClass::Rejected => {
+                self.breaker.on_success();
+            }
+            FailureClass::Aborted
+            | FailureClass::Deadline
+            | FailureClass::Invalid
+            | FailureClass::Budget
+            | FailureClass::Other => self.breaker.on_neutral(),
         }
     }
 

@@ -11,7 +11,9 @@
 use std::time::Duration;
 
 use super::limits::{Cost, Feedback};
+use super::observation::{Observation, Observed};
 use super::pacer::{Admission, Pacer, PacingConfig, Ticket};
+use super::retry::FailureClass;
 use crate::error::Failure;
 
 /// How soon a caller refused for lack of a free slot (or behind the breaker's probe) should
@@ -66,6 +68,8 @@ struct Lease {
     cost: Cost,
     ticket: Ticket,
     started: Duration,
+    /// Leases held when this one was granted, itself included.
+    in_flight_at_start: usize,
     expires: Duration,
 }
 
@@ -156,6 +160,7 @@ impl PermitPool {
                     cost: *cost,
                     ticket,
                     started: now,
+                    in_flight_at_start: self.leases.len() + 1,
                     expires: now + self.lease,
                 },
             ));
@@ -214,21 +219,27 @@ impl PermitPool {
         };
         let (_, lease) = self.leases.remove(at);
         self.forget(&lease.owner);
-        match outcome {
-            Outcome::Success(feedback) => {
-                self.pacer
-                    .on_success(&lease.cost, &feedback, in_flight, &lease.ticket, now)
+        let observed = match &outcome {
+            Outcome::Success(feedback) => Observed::Success(feedback),
+            Outcome::Failure { failure, wait } => Observed::Failure {
+                failure,
+                class: FailureClass::of(failure),
+                pause: *wait,
+            },
+            Outcome::Abandoned => {
+                self.pacer.on_abandoned(&lease.cost, now);
+                return true;
             }
-            Outcome::Failure { failure, wait } => self.pacer.on_failure(
-                &lease.cost,
-                &failure,
-                wait,
-                lease.started,
-                &lease.ticket,
-                now,
-            ),
-            Outcome::Abandoned => self.pacer.on_abandoned(&lease.cost, now),
-        }
+        };
+        self.pacer.observe(&Observation {
+            cost: lease.cost,
+            ticket: lease.ticket,
+            started: lease.started,
+            ended: now,
+            in_flight_at_start: lease.in_flight_at_start,
+            in_flight,
+            outcome: observed,
+        });
         true
     }
 

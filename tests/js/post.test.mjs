@@ -167,7 +167,7 @@ describe('postProcess on worker_threads', T, () => {
     await assert.rejects(call({ module: './x.mjs', export: 'f' }), { name: 'TypeError', message: /postProcess\.module must be a URL or an absolute path/ });
     await assert.rejects(call({ module: MODULE, threads: 0 }), { name: 'RangeError', message: /postProcess\.threads must be an integer from 1/ });
     await assert.rejects(call({ module: MODULE, export: '' }), { name: 'TypeError', message: /postProcess\.export/ });
-    await assert.rejects(call({ module: MODULE, thread: 2 }), { name: 'TypeError', message: /postProcess has no option "thread"/ });
+    await assert.rejects(call({ module: MODULE, thread: 2 }), { name: 'TypeError', message: /unknown option "postProcess\.thread"/ });
     await assert.rejects(call('x'), { name: 'TypeError', message: /postProcess must be an object/ });
   });
 
