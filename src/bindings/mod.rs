@@ -183,7 +183,8 @@ impl BatchProcessor {
             }
             let call: RawCallOptions = read(&call_options, &|k| OptionSpec::find(CALL_OPTIONS, k))?;
             signals.extend(signal_option(&call_options, call.signal().spec)?);
-            post = PostJob::read(&call_options, call.post_process().spec, items.array())?;
+            let spec = call.post_process().spec;
+            post = PostJob::read(&call_options, spec, items.array(), &self.secrets)?;
         }
         let cancel = CancelToken::new();
         let links = signals

@@ -3,11 +3,14 @@
 //! dropped before it settles (the core drops it on the deadline or a cancel), fires the
 //! job's signal, which terminates the worker running it.
 
+use std::rc::Rc;
+
 use js_sys::Function;
 use wasm_bindgen::prelude::*;
 
 use crate::core::post::Processing;
 use crate::options::OptionSpec;
+use crate::redact::Secrets;
 use crate::web::provider::Metered;
 use crate::web::task::start_task;
 use crate::web::{get, set};
@@ -25,6 +28,8 @@ pub(super) struct PostJob {
     task: Function,
     /// At most this many values in processing at once.
     pub(super) threads: usize,
+    /// The call's secrets: scrubbed from a failure's message, as from an attempt's.
+    secrets: Rc<Secrets>,
 }
 
 impl PostJob {
@@ -34,6 +39,7 @@ impl PostJob {
         call_options: &JsValue,
         spec: &OptionSpec,
         items: &JsValue,
+        secrets: &Rc<Secrets>,
     ) -> Result<Option<Self>, JsValue> {
         let Some(spec) = get(call_options, spec.key).filter(|v| !v.is_undefined()) else {
             return Ok(None);
@@ -44,6 +50,7 @@ impl PostJob {
             task: get(&job, "task").unwrap_or_default().unchecked_into(),
             job,
             threads: (threads as usize).max(1),
+            secrets: secrets.clone(),
         }))
     }
 
@@ -51,7 +58,14 @@ impl PostJob {
     pub(super) fn process(&self, index: usize, value: Metered) -> Processing<Metered> {
         let work = start_task(&self.task, value.value, index, 0);
         let feedback = value.feedback;
-        Box::pin(async move { (index, work.await.map(|value| Metered { value, feedback })) })
+        let secrets = self.secrets.clone();
+        Box::pin(async move {
+            let out = work.await.map_err(|mut f| {
+                f.message = secrets.scrub(&f.message);
+                f
+            });
+            (index, out.map(|value| Metered { value, feedback }))
+        })
     }
 }
 

@@ -161,6 +161,15 @@ describe('postProcess on worker_threads', T, () => {
     }
   });
 
+  test('the provider key never shows in a stage failure', async () => {
+    const key = 'sk-ant-post-secret-0123456789';
+    const bp = new BatchProcessor({ ...FAST, provider: { name: 'anthropic', apiKey: key, baseUrl: 'http://127.0.0.1:9' } });
+    const [r] = await bp.map([0], async () => ({ text: key, throw: true }), post());
+    assert.equal(r.error.kind, 'process');
+    assert.ok(!r.error.message.includes(key), r.error.message);
+    assert.match(r.error.message, /threw: cannot extract from/);
+  });
+
   test('bad postProcess options reject the call, naming the field', async () => {
     const bp = new BatchProcessor();
     const call = (postProcess) => bp.map([1], (x) => x, { postProcess });
