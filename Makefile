@@ -12,6 +12,7 @@
 #                (/v1/batches, resumed by the next make run if stopped), then serving the demo
 #                page (http://127.0.0.1:8787/) until Ctrl-C
 #   make bench   overhead, pacing and memory benchmarks, /v1/batches throughput and cost,
+#                CPU post-processing inline vs offloaded (postProcess),
 #                wasm sizes
 #   make mutants mutation testing (cargo-mutants, pinned, into .tools/) of src/core,
 #                src/providers and src/options.rs: caught / missed / timeout / unviable per
@@ -97,6 +98,7 @@ bench: build
 	@node bench/pacing.mjs
 	@node bench/memory.mjs
 	@node bench/batches.mjs
+	@node bench/post-cpu.mjs
 
 # Every mutant of the pure Rust against the full native `cargo test`, one at a time
 # (--jobs 1); exclusions of equivalent mutants and their reasons are in .cargo/mutants.toml.

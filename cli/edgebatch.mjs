@@ -5,7 +5,8 @@
 // one result line per item as it completes, and resumes: items already in the output file are
 // skipped. Exit status: 0 every item ok, 1 some failed or the run stopped early, 2 bad usage,
 // 130 interrupted.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import process from 'node:process';
 import { streamBatch } from '../js/batch-stream.mjs';
@@ -34,6 +35,10 @@ Options:
   --base-url URL        the provider's base URL (default: its public API)
 ${optionHelp(RUN_OPTIONS)}
   --retry-failed        run again the items whose line in the output failed (replacing it)
+  --post-process M[#E]  after each successful call, its value goes to export E (default:
+                        default) of the ES module M (a path or a URL) on worker threads; the
+                        result line holds what E returns (in-process only, not --worker)
+  --post-threads N      worker threads for --post-process (default: cores - 1, at least 1)
   --worker URL          send the batch to a running edgebatch Worker (POST URL/v1/batch)
   --token T             the Worker's bearer token (default: env EDGEBATCH_TOKEN)
   -q, --quiet           no progress output
@@ -49,6 +54,7 @@ runs; status --follow, results: some request did not succeed), 2 bad usage, 130 
 const PROVIDERS = ['anthropic', 'openai', 'http'];
 const KEY_VARS = { anthropic: 'ANTHROPIC_API_KEY', openai: 'OPENAI_API_KEY' };
 const INT_FLAGS = optionInts(RUN_OPTIONS);
+const POST_INT_FLAGS = { 'post-threads': ['threads', 1, 1024] };
 
 function parseCli(argv) {
   let parsed;
@@ -63,6 +69,8 @@ function parseCli(argv) {
         'base-url': { type: 'string' },
         ...optionFlags(RUN_OPTIONS),
         'retry-failed': { type: 'boolean' },
+        'post-process': { type: 'string' },
+        'post-threads': { type: 'string' },
         worker: { type: 'string' },
         token: { type: 'string' },
         quiet: { type: 'boolean', short: 'q' },
@@ -97,16 +105,33 @@ function parseCli(argv) {
   if (worker && provider === 'http') {
     throw new UsageError('--provider http cannot go through --worker: the Worker only calls allowlisted AI APIs');
   }
+  let postProcess;
+  if (v['post-process'] !== undefined) {
+    if (worker) throw new UsageError('--post-process runs in-process only: the Worker runs no module of yours');
+    postProcess = postProcessOption(v['post-process'], intFlags(v, POST_INT_FLAGS).threads);
+  } else if (v['post-threads'] !== undefined) {
+    throw new UsageError('--post-threads only applies with --post-process');
+  }
   return {
     input,
     output: v.output,
     provider,
+    postProcess,
     baseUrl: v['base-url']?.replace(/\/+$/, ''),
     options,
     worker,
     retryFailed: Boolean(v['retry-failed']),
     quiet: Boolean(v.quiet),
   };
+}
+
+/** `--post-process M[#E]`: a URL as given, a path resolved from the working directory. */
+function postProcessOption(spec, threads) {
+  const hash = spec.lastIndexOf('#');
+  const [module, name] = hash > 0 ? [spec.slice(0, hash), spec.slice(hash + 1)] : [spec, undefined];
+  if (module === '' || name === '') throw new UsageError(`--post-process must be MODULE or MODULE#EXPORT, got ${JSON.stringify(spec)}`);
+  const isUrl = /^[a-z][a-z0-9+.-]+:/i.test(module) && !/^[a-z]:[\\/]/i.test(module);
+  return { module: isUrl ? module : resolve(module), ...(name && { export: name }), ...(threads && { threads }) };
 }
 
 /** The in-process provider option, with the key from the environment only. */
@@ -126,9 +151,8 @@ function providerOption(cli) {
 async function loadEdgebatch() {
   const wasm = new URL('../pkg/edgebatch_bg.wasm', import.meta.url);
   if (!existsSync(wasm)) throw new Error(`${wasm.pathname} is missing: run \`make build\` first`);
-  const mod = await import('../pkg/edgebatch.js');
-  mod.initSync({ module: readFileSync(wasm) });
-  return mod;
+  // The package's Node entry: it initialises the wasm and runs --post-process on threads.
+  return import('../pkg/node.js');
 }
 
 /** Runs `todo` in-process; calls `emit(result)` per completion; returns the summary. */
@@ -141,6 +165,7 @@ async function runInProcess(cli, todo, emit, signal, view) {
       provider: providerOption(cli),
       options: cli.options,
       signal,
+      ...(cli.postProcess && { postProcess: cli.postProcess }),
       onProgress: (p) => view.update({ done: p.done, ok: p.ok, failed: p.failed, inFlight: p.inFlight, retries: p.retries }),
     });
   } catch (e) {

@@ -24,7 +24,7 @@
  */
 export function streamBatch(edgebatch, args) {
   const { BatchProcessor, summarize } = edgebatch;
-  const { items, provider, options = {}, signal, onProgress, subrequestBudget: budget } = args;
+  const { items, provider, options = {}, signal, onProgress, subrequestBudget: budget, postProcess } = args;
   const started = Date.now();
   const bp = new BatchProcessor({
     ...options,
@@ -34,7 +34,8 @@ export function streamBatch(edgebatch, args) {
   });
   let stream;
   try {
-    stream = bp.stream(items, { signal });
+    // postProcess: the CLI's --post-process only; the Worker's routes never pass one.
+    stream = bp.stream(items, { signal, ...(postProcess && { postProcess }) });
   } catch (err) {
     bp.free();
     throw err;

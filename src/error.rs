@@ -22,6 +22,9 @@ pub enum ErrorKind {
     Task,
     /// The call's attempt budget (`maxAttempts`) was used up before the item could start.
     Budget,
+    /// The post-processing stage (`postProcess`) failed: the export threw, its value could
+    /// not be cloned, or its worker died. The call itself succeeded; it is not retried.
+    Process,
 }
 
 impl ErrorKind {
@@ -36,6 +39,7 @@ impl ErrorKind {
             ErrorKind::Invalid => "invalid",
             ErrorKind::Task => "task",
             ErrorKind::Budget => "budget",
+            ErrorKind::Process => "process",
         }
     }
 }

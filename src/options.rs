@@ -203,6 +203,22 @@ declare_options! {
     pub struct RawCallOptions, table CALL_OPTIONS, prefix "" {
         /// Cancels this call only (explicit path: not data).
         signal: IgnoredAny = "signal", Kind::AbortSignal, Absent("none");
+        /// CPU post-processing of each successful value, off the event loop (explicit path:
+        /// src/web/post.js reads it, since only the host knows its pool and its paths).
+        post_process: IgnoredAny = "postProcess", Kind::Object(POST_PROCESS), Absent("none");
+    }
+}
+
+declare_options! {
+    /// `postProcess: { module, export?, threads? }`: read on the explicit path (a module is a
+    /// URL, a path or a module namespace object; the host resolves it).
+    pub struct RawPostProcess, table POST_PROCESS, prefix "postProcess." {
+        /// The ES module: a URL, an absolute path, or the module namespace object (inline).
+        module: IgnoredAny = "module", Kind::Text, Absent("required");
+        /// The export called as `(value, { item, index })`.
+        export: IgnoredAny = "export", Kind::Text, DefaultText("default");
+        /// Values in processing at once.
+        threads: IgnoredAny = "threads", int(1, 1024), Absent("the host's cores - 1, at least 1");
     }
 }
 

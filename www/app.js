@@ -6,6 +6,7 @@ import { Histogram, LimitChart, Timeline } from './charts.js';
 import { downloadJsonl, ResultsTable } from './results.js';
 import { RunRecord, runEdgebatch, runNaive } from './runs.js';
 import { sampleDocuments } from './sample.js';
+import * as extract from './extract.js';
 
 const $ = (id) => document.getElementById(id);
 const form = $('setup');
@@ -230,7 +231,9 @@ async function run(event) {
     if (!signal.aborted) {
       table.show(eb);
       setStatus('running', naive ? 'Now edgebatch on the same documents…' : 'Running…');
-      await runEdgebatch({ BatchProcessor, options, bodies, record: eb, signal });
+      // A module object: the raw build has no worker pool, so the stage runs inline.
+      const postProcess = $('post-process').checked ? { module: extract, export: 'entities' } : undefined;
+      await runEdgebatch({ BatchProcessor, options, bodies, record: eb, signal, postProcess });
     } else {
       for (let index = 0; index < eb.total; index += 1) {
         eb.result({ index, ok: false, error: { kind: 'aborted', message: 'cancelled before edgebatch started' }, attempts: 0, elapsedMs: 0 });

@@ -52,7 +52,9 @@ export class Timeline {
     this.bars = el('g', { class: 'bars' }, svg);
     this.drawn = 0;
     this.drawnWaits = 0;
+    this.drawnStages = 0;
     this.live = [];
+    this.liveStages = [];
     this.span = 0;
   }
 
@@ -84,6 +86,20 @@ export class Timeline {
       rect.dataset.attempt = a.attempt;
       this.live.push([a, rect]);
     }
+    // Post-processing: a bar of its own colour after the call's, on the same lane.
+    for (; this.drawnStages < record.stages.length; this.drawnStages += 1) {
+      const s = record.stages[this.drawnStages];
+      const rect = el('rect', { class: 'stage inflight', x: s.start, y: s.index * this.laneH + this.laneH * 0.25, height: Math.max(0.5, this.laneH * 0.5) }, this.bars);
+      rect.dataset.index = s.index;
+      this.liveStages.push([s, rect]);
+    }
+    this.liveStages = this.liveStages.filter(([s, rect]) => {
+      rect.setAttribute('width', Math.max(minW, (s.end ?? now) - s.start));
+      if (s.end === null) return true;
+      rect.setAttribute('class', s.cls);
+      el('title', {}, rect).textContent = `document ${s.index + 1}: post-processing ${s.cls === 'stage' ? 'done' : 'failed'} after ${Math.round(s.end - s.start)} ms`;
+      return false;
+    });
     const still = [];
     for (const [a, rect] of this.live) {
       rect.setAttribute('width', Math.max(minW, (a.end ?? now) - a.start));

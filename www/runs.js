@@ -22,6 +22,8 @@ export class RunRecord {
     this.attempts = [];
     /** { index, start, end }: backoff waits between attempts. */
     this.waits = [];
+    /** { index, start, end, cls }: post-processing after a successful call (postProcess). */
+    this.stages = [];
     /** [atMs, limit, inFlight]: edgebatch's allowed concurrency and what was in flight. */
     this.limits = [];
     this.results = new Array(total).fill(null);
@@ -71,6 +73,20 @@ export class RunRecord {
     this.#sample();
   }
 
+  processStart(index, atMs) {
+    const s = { index, start: atMs, end: null, cls: null };
+    this.stages.push(s);
+    this.open.set(`p${index}`, s);
+  }
+
+  processEnd(index, atMs, outcome) {
+    const s = this.open.get(`p${index}`);
+    if (!s) return;
+    this.open.delete(`p${index}`);
+    s.end = Math.max(atMs, s.start);
+    s.cls = outcome === 'ok' ? 'stage' : 'stage failed';
+  }
+
   backoff(index, atMs, delayMs) {
     this.waits.push({ index, start: atMs, end: atMs + delayMs });
   }
@@ -96,7 +112,10 @@ export class RunRecord {
   finish() {
     if (this.startedAt === null) this.begin();
     const at = this.now();
-    for (const a of [...this.open.values()]) this.attemptEnd(a.index, a.attempt, at, 'aborted');
+    for (const a of [...this.open.values()]) {
+      if (a.attempt === undefined) this.processEnd(a.index, at, 'aborted');
+      else this.attemptEnd(a.index, a.attempt, at, 'aborted');
+    }
     this.endedAt = performance.now();
   }
 
@@ -113,15 +132,18 @@ export class RunRecord {
  * @param {object[]} args.bodies Messages API request bodies
  * @param {RunRecord} args.record
  * @param {AbortSignal} args.signal Cancel
+ * @param {object} [args.postProcess] the call's postProcess option (drawn after each call)
  * @throws {TypeError | RangeError} at once, for options edgebatch refuses (the message names it)
  */
-export async function runEdgebatch({ BatchProcessor, options, bodies, record, signal }) {
+export async function runEdgebatch({ BatchProcessor, options, bodies, record, signal, postProcess }) {
   const bp = new BatchProcessor({
     ...options,
     onEvent(e) {
       if (e.type === 'start') record.attemptStart(e.index, e.attempt, e.atMs);
       else if (e.type === 'end') record.attemptEnd(e.index, e.attempt, e.atMs, outcomeClass(e.outcome, e.status), e.status);
       else if (e.type === 'backoff') record.backoff(e.index, e.atMs, e.delayMs);
+      else if (e.type === 'processStart') record.processStart(e.index, e.atMs);
+      else if (e.type === 'processEnd') record.processEnd(e.index, e.atMs, e.outcome);
     },
     onProgress(p) {
       record.setLimit(p.limit);
@@ -129,7 +151,7 @@ export async function runEdgebatch({ BatchProcessor, options, bodies, record, si
   });
   record.begin();
   try {
-    for await (const r of bp.stream(bodies, { signal })) record.result(r);
+    for await (const r of bp.stream(bodies, { signal, ...(postProcess && { postProcess }) })) record.result(r);
   } finally {
     record.finish();
     bp.free();

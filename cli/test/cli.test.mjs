@@ -23,6 +23,10 @@ describe('cli: usage errors exit 2 with a clear message', () => {
     [['run', 'in.jsonl', '-o', 'out.jsonl', '--worker', 'http://127.0.0.1:1'], /--worker needs --token/],
     [['run', 'in.jsonl', '-o', 'out.jsonl', '--token', 't'], /--token only applies with --worker/],
     [['run', 'in.jsonl', '-o', 'out.jsonl', '--api-key', 'sk-x'], /Unknown option '--api-key'/],
+    [['run', 'in.jsonl', '-o', 'out.jsonl', '--post-threads', '2'], /--post-threads only applies with --post-process/],
+    [['run', 'in.jsonl', '-o', 'out.jsonl', '--post-process', 'x.mjs#'], /--post-process must be MODULE or MODULE#EXPORT/],
+    [['run', 'in.jsonl', '-o', 'out.jsonl', '--post-process', 'x.mjs', '--post-threads', '0'], /--post-threads must be an integer in 1..=1024/],
+    [['run', 'in.jsonl', '-o', 'out.jsonl', '--post-process', 'x.mjs', '--worker', 'http://127.0.0.1:1', '--token', 't'], /--post-process runs in-process only/],
   ];
   for (const [args, message] of cases) {
     test(args.join(' ') || '(no arguments)', () => {
@@ -115,6 +119,30 @@ describe('cli: in-process against the simulator server', { timeout: 120_000 }, (
     const third = await cliAsync(args);
     assert.match(third.stdout, /running 0 in-process/);
     assert.equal(results(output).length, N);
+  });
+
+  test('--post-process: each reply goes through the named export on worker threads', async () => {
+    // Fetch specs (--provider http) carry their own key: no key in the CLI's environment.
+    const input = join(dir, 'specs.jsonl');
+    const spec = (i) => JSON.stringify({
+      url: `${sim.url}/v1/messages`,
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': 'sk-ant-cli-test', 'anthropic-version': '2023-06-01' },
+      body: { model: 'sim-1', max_tokens: 16, messages: [{ role: 'user', content: `Summarize document ${i}.` }] },
+    });
+    writeFileSync(input, `${[0, 1, 2, 3, 4, 5].map(spec).join('\n')}\n`);
+    const output = join(dir, 'post.jsonl');
+    const module = join(dir, 'shout.mjs');
+    writeFileSync(module, 'export const shout = (v, { index }) => ({ index, text: v.body.content[0].text.toUpperCase() });\n');
+    const r = await cliAsync(['run', input, '-o', output, '--provider', 'http', '--max-retries', '8',
+      '--post-process', `${module}#shout`, '--post-threads', '2']);
+    assert.equal(r.code, 0, `${r.stderr}\n${readFileSync(output, 'utf8')}`);
+    const lines = results(output).sort((a, b) => a.index - b.index);
+    assert.equal(lines.length, 6);
+    for (const l of lines) {
+      assert.equal(l.value.index, l.index);
+      assert.match(l.value.text, /^SUMMARY/);
+    }
   });
 
   test('plain progress lines when stderr is not a TTY', async () => {

@@ -66,10 +66,14 @@ const typedValues = declared('class|function');
 const typeOnly = declared('interface|type');
 if (!values.includes('BatchProcessor')) fail('the glue exports no BatchProcessor');
 
+// The post-processing host module (src/web/post.js), where the Node and browser entries
+// install their worker pool: wasm-bindgen names its snippet folder by a hash.
+const postSnippet = /from '\.\/(snippets\/[^']+\/src\/web\/post\.js)'/.exec(glue)?.[1] ?? fail('the glue imports no src/web/post.js');
 writeFileSync(join(out, 'edgebatch.js'), patchGlue(glue));
 for (const entry of ['node.js', 'edge.js', 'browser.js']) {
-  const text = readFileSync(join(here, entry), 'utf8');
-  writeFileSync(join(out, entry), replaceExactly(text, '__EXPORTS__', values.join(', '), 1));
+  let text = replaceExactly(readFileSync(join(here, entry), 'utf8'), '__EXPORTS__', values.join(', '), 1);
+  if (entry !== 'edge.js') text = replaceExactly(text, '__POST_SNIPPET__', postSnippet, 1);
+  writeFileSync(join(out, entry), text);
 }
 writeFileSync(
   join(out, 'index.d.ts'),
@@ -77,7 +81,7 @@ writeFileSync(
     `export { ${typedValues.join(', ')} } from "./edgebatch.js";\n` +
     `export type { ${typeOnly.join(', ')} } from "./edgebatch.js";\n`,
 );
-for (const file of ['edgebatch_bg.wasm.d.ts', 'raw.js', 'raw.d.ts']) copyFileSync(join(here, file), join(out, file));
+for (const file of ['edgebatch_bg.wasm.d.ts', 'raw.js', 'raw.d.ts', 'post-pool.js']) copyFileSync(join(here, file), join(out, file));
 
 const fields = {
   __VERSION__: cargoField('version'),

@@ -8,5 +8,7 @@ import wasm from './edgebatch_bg.wasm';
 import { initSync } from './edgebatch.js';
 
 initSync({ module: wasm });
+// postProcess: no threads on workerd, so no runner is installed: values are processed inline,
+// one at a time, in slices that give the event loop back (src/web/post.js).
 
 export { __EXPORTS__ } from './edgebatch.js';

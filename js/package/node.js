@@ -1,8 +1,14 @@
 // edgebatch for Node (the `node` condition): reads the wasm beside this file and initialises
 // it synchronously, so `import` (and `require`, Node >= 20.19) needs no init call.
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { pathToFileURL } from 'node:url';
 import { initSync } from './edgebatch.js';
+import { poolHost } from './post-pool.js';
+import { setPostHost } from './__POST_SNIPPET__';
 
 initSync({ module: readFileSync(new URL('./edgebatch_bg.wasm', import.meta.url)) });
+// postProcess runs on worker_threads (a pool per call).
+setPostHost(poolHost({ cores: availableParallelism(), resolvePath: (p) => pathToFileURL(p).href, workerType: 'thread' }));
 
 export { __EXPORTS__ } from './edgebatch.js';

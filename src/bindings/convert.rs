@@ -45,6 +45,19 @@ pub(super) fn event_object(event: &Event) -> JsValue {
             common("backoff", index, attempt, at);
             set(&o, "delayMs", ms(delay));
         }
+        // The post-processing stage, after the attempt whose value it processes.
+        Event::ProcessStart { index, attempt, at } => common("processStart", index, attempt, at),
+        Event::ProcessEnd {
+            index,
+            attempt,
+            at,
+            latency,
+            outcome,
+        } => {
+            common("processEnd", index, attempt, at);
+            set(&o, "latencyMs", ms(latency));
+            set(&o, "outcome", outcome.map_or("ok", |k| k.as_str()));
+        }
     }
     o.into()
 }
@@ -59,6 +72,7 @@ pub(super) fn progress_object(p: &Progress) -> JsValue {
     set(&o, "queued", p.queued as u32);
     set(&o, "waiting", p.waiting as u32);
     set(&o, "retries", p.retries as f64);
+    set(&o, "processing", p.processing as u32);
     set(&o, "limit", p.limit as u32);
     set(&o, "elapsedMs", ms(p.elapsed));
     o.into()

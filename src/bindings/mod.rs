@@ -7,15 +7,19 @@ mod js_options;
 mod js_serde;
 #[cfg(feature = "limiter")]
 mod limiter;
+mod post;
 mod stream;
 
 use convert::{event_object, progress_object, results_array};
 use js_options::{
     function_option, is_plain_object, js_error, provider_option, read, signal_option, type_error,
 };
+use post::PostJob;
 use stream::as_async_iterable;
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
 use js_sys::{Function, Promise};
@@ -27,6 +31,7 @@ use crate::core::cancel::CancelToken;
 use crate::core::executor::{Config, Event, Executor, ItemResult, Observer, Progress};
 use crate::core::limits::Cost;
 use crate::core::pacer::Pacer;
+use crate::core::post::PostStage;
 use crate::options::{OptionSpec, RawCallOptions, RawOptions, CALL_OPTIONS, OPTIONS};
 use crate::providers::{Provider, ProviderKind};
 use crate::redact::Secrets;
@@ -168,6 +173,7 @@ impl BatchProcessor {
     fn prepare(&self, items: JsValue, call_options: JsValue, sends: bool) -> Result<Call, JsValue> {
         let items = Rc::new(Items::read(items)?);
         let mut signals: Vec<AbortSignal> = self.signal.iter().cloned().collect();
+        let mut post = None;
         if !call_options.is_undefined() && !call_options.is_null() {
             if !call_options.is_object() {
                 return Err(type_error(format!(
@@ -177,6 +183,8 @@ impl BatchProcessor {
             }
             let call: RawCallOptions = read(&call_options, &|k| OptionSpec::find(CALL_OPTIONS, k))?;
             signals.extend(signal_option(&call_options, call.signal().spec)?);
+            let spec = call.post_process().spec;
+            post = PostJob::read(&call_options, spec, items.array(), &self.secrets)?;
         }
         let cancel = CancelToken::new();
         let links = signals
@@ -212,6 +220,7 @@ impl BatchProcessor {
             cost: Box::new(cost),
             items,
             cancel,
+            post,
             _links: links,
             callbacks: JsCallbacks {
                 on_progress: self.on_progress.clone(),
@@ -236,6 +245,8 @@ struct Call {
     cost: Box<dyn Fn(usize) -> Result<Cost, String>>,
     items: Rc<Items>,
     cancel: CancelToken,
+    /// `postProcess`: the stage after each successful call.
+    post: Option<PostJob>,
     _links: Vec<SignalLink>,
     callbacks: JsCallbacks,
 }
@@ -250,17 +261,50 @@ impl Call {
     ) -> Vec<ItemResult<Metered>> {
         let items = self.items.clone();
         let mut both = Both(&self.callbacks, extra);
-        let observer: &mut dyn Observer<Metered> = &mut both;
+        let downstream = RefCell::new(&mut both as &mut dyn Observer<Metered>);
         let total = items.len();
         let pacing = (&*self.cost, Metered::feedback);
-        Executor::new(&self.config, &JsClock, &self.pacer)
-            .cancel_on(&self.cancel)
-            .seed(self.seed)
+        // One executor call site either way (each instantiation is KBs of wasm): with a
+        // stage, its feed observes the calls; without, the caller's observers do.
+        let stage = self.post.as_ref().map(|p| PostStage::new(total, p.threads));
+        let (mut feed, mut direct);
+        let observer: &mut dyn Observer<Metered> = match &stage {
+            Some(stage) => {
+                feed = stage.feed(&downstream);
+                &mut feed
+            }
+            None => {
+                direct = Direct(&downstream);
+                &mut direct
+            }
+        };
+        let start = JsClock.now();
+        // Boxed as `dyn`: awaited here or inside the stage, its body is compiled once.
+        let calls: Pin<Box<dyn Future<Output = Vec<ItemResult<Metered>>> + '_>> = Box::pin(
+            Executor::new(&self.config, &JsClock, &self.pacer)
+                .cancel_on(&self.cancel)
+                .seed(self.seed)
+                .run(
+                    total,
+                    |i, a| task.start(i, a, &items, &self.secrets),
+                    &pacing,
+                    observer,
+                ),
+        );
+        let (Some(stage), Some(post)) = (stage, self.post.as_ref()) else {
+            return calls.await;
+        };
+        let process = |index: usize, value: Metered| post.process(index, value);
+        let deadline_at = self.config.deadline.map(|d| start + d);
+        stage
             .run(
-                total,
-                |i, a| task.start(i, a, &items, &self.secrets),
-                &pacing,
-                observer,
+                calls,
+                &process,
+                &JsClock,
+                start,
+                deadline_at,
+                &self.cancel,
+                &downstream,
             )
             .await
     }
@@ -299,6 +343,21 @@ impl Drop for SignalLink {
 struct JsCallbacks {
     on_progress: Option<Function>,
     on_event: Option<Function>,
+}
+
+/// The caller's observers, shared with a post-processing stage when there is one.
+struct Direct<'a, 'o>(&'a RefCell<&'o mut dyn Observer<Metered>>);
+
+impl Observer<Metered> for Direct<'_, '_> {
+    fn event(&mut self, event: &Event) {
+        self.0.borrow_mut().event(event);
+    }
+    fn progress(&mut self, progress: &Progress) {
+        self.0.borrow_mut().progress(progress);
+    }
+    fn result(&mut self, result: &ItemResult<Metered>) {
+        self.0.borrow_mut().result(result);
+    }
 }
 
 /// The user's callbacks and a second observer (the stream sink), side by side.

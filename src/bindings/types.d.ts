@@ -114,7 +114,30 @@ export function summarize(results: Iterable<ItemResult>): BatchSummary;
 export interface CallOptions {
   /** Cancels this call only. */
   signal?: AbortSignal;
+  /** CPU post-processing of each successful value, off the event loop (see PostProcess). */
+  postProcess?: PostProcess;
 }
+
+/**
+ * The post-processing stage: after an item's call succeeds, its value goes to
+ * `module[export](value, { item, index })` and the item's value becomes what that returns
+ * (awaited; a generator's return value). Values cross by the structured-clone rules on every
+ * host. Runs on a worker pool (Node worker_threads, browser Web Workers) or, on workerd and
+ * for a module object, inline in slices. Not part of the attempt: not timed by `timeoutMs`,
+ * not re-run by a retry; the deadline and the signal stop it. A failure fails that item with
+ * kind `process`.
+ */
+export interface PostProcess {
+  /** An ES module: a URL, an absolute path, or (runs inline) the module namespace object. */
+  module: string | URL | object;
+  /** The export to call; default `"default"`. */
+  export?: string;
+  /** Values in processing at once (1..1024); default the host's cores - 1, at least 1 (inline: 1). */
+  threads?: number;
+}
+
+/** Call options with a post-processing stage: the results carry the export's values. */
+export type PostCallOptions = CallOptions & { postProcess: PostProcess };
 
 /** The second argument of the task function. */
 export interface TaskContext {
@@ -126,7 +149,7 @@ export interface TaskContext {
   index: number;
 }
 
-export type ErrorKind = "timeout" | "http" | "network" | "aborted" | "deadline" | "invalid" | "task" | "budget";
+export type ErrorKind = "timeout" | "http" | "network" | "aborted" | "deadline" | "invalid" | "task" | "budget" | "process";
 
 export interface ItemError {
   kind: ErrorKind;
@@ -155,6 +178,8 @@ export interface Progress {
   queued: number;
   waiting: number;
   retries: number;
+  /** Items whose call succeeded, in post-processing or waiting for it (not yet `done`). */
+  processing: number;
   /** Attempts allowed in flight now (adaptive concurrency moves it). */
   limit: number;
   elapsedMs: number;
@@ -163,7 +188,9 @@ export interface Progress {
 export type AttemptEvent =
   | { type: "start"; index: number; attempt: number; atMs: number }
   | { type: "end"; index: number; attempt: number; atMs: number; latencyMs: number; outcome: "ok" | ErrorKind; status?: number }
-  | { type: "backoff"; index: number; attempt: number; atMs: number; delayMs: number };
+  | { type: "backoff"; index: number; attempt: number; atMs: number; delayMs: number }
+  | { type: "processStart"; index: number; attempt: number; atMs: number }
+  | { type: "processEnd"; index: number; attempt: number; atMs: number; latencyMs: number; outcome: "ok" | ErrorKind };
 
 /** A request for `run()`: an object body is sent as JSON. */
 export interface FetchSpec {
@@ -188,17 +215,30 @@ export class BatchProcessor {
   /**
    * One result per item, in input order. Never rejects for one item's sake. `items` is an
    * array or any iterable object; a string is refused (it would run one item per character).
+   * With `postProcess`, the values are the export's (type them with `P`).
    */
+  map<T, R, P = unknown>(
+    items: Iterable<T> & object,
+    fn: (item: T, ctx: TaskContext) => R | PromiseLike<R>,
+    options: PostCallOptions,
+  ): Promise<ItemResult<P>[]>;
   map<T, R>(
     items: Iterable<T> & object,
     fn: (item: T, ctx: TaskContext) => R | PromiseLike<R>,
     options?: CallOptions,
   ): Promise<ItemResult<Awaited<R>>[]>;
+  /** With `postProcess`: the values are the export's. */
+  run<P = unknown>(specs: Iterable<FetchSpec | ProviderRequest>, options: PostCallOptions): Promise<ItemResult<P>[]>;
   /** Sends each fetch spec with the global fetch (no provider, or provider `http`). */
   run(specs: Iterable<FetchSpec>, options?: CallOptions): Promise<ItemResult<FetchValue>[]>;
   /** With a `provider`: sends each request body of the provider's own API. */
   run<V = ProviderValue>(requests: Iterable<ProviderRequest>, options?: CallOptions): Promise<ItemResult<V>[]>;
   /** Results in completion order; `break` cancels the rest. */
+  stream<T, R, P = unknown>(
+    items: Iterable<T> & object,
+    fn: (item: T, ctx: TaskContext) => R | PromiseLike<R>,
+    options: PostCallOptions,
+  ): AsyncIterableIterator<ItemResult<P>>;
   stream<T, R>(
     items: Iterable<T> & object,
     fn: (item: T, ctx: TaskContext) => R | PromiseLike<R>,

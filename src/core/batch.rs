@@ -489,6 +489,7 @@ where
             queued: self.ready.len(),
             waiting: self.waiting.len(),
             retries: self.retries,
+            processing: 0,
             limit: self.limit(),
             elapsed: self.since_start(self.clock.now()),
         };

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod observation;
 pub mod pacer;
 pub mod permits;
+pub mod post;
 pub mod queue;
 pub mod report;
 pub mod retry;

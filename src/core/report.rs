@@ -79,6 +79,28 @@ pub enum Event {
         /// How long it waits.
         delay: Duration,
     },
+    /// The item's value went into post-processing (after its call succeeded).
+    ProcessStart {
+        /// Item index.
+        index: usize,
+        /// The attempt whose value is processed.
+        attempt: u32,
+        /// When.
+        at: Duration,
+    },
+    /// The item's post-processing finished, failed or was stopped.
+    ProcessEnd {
+        /// Item index.
+        index: usize,
+        /// The attempt whose value was processed.
+        attempt: u32,
+        /// When.
+        at: Duration,
+        /// How long it took.
+        latency: Duration,
+        /// `None` for success, else `process`, `deadline` or `aborted`.
+        outcome: Option<ErrorKind>,
+    },
 }
 
 /// Counts for a progress bar.
@@ -100,6 +122,8 @@ pub struct Progress {
     pub waiting: usize,
     /// Retries scheduled so far.
     pub retries: u64,
+    /// Items whose call succeeded, in post-processing or waiting for it (not yet `done`).
+    pub processing: usize,
     /// Attempts allowed in flight now (adaptive concurrency moves it).
     pub limit: usize,
     /// Since the batch's start.

@@ -52,7 +52,8 @@ impl FailureClass {
             ErrorKind::Deadline => FailureClass::Deadline,
             ErrorKind::Invalid => FailureClass::Invalid,
             ErrorKind::Budget => FailureClass::Budget,
-            ErrorKind::Task => FailureClass::Other,
+            // `process` is the post-processing stage's (core/post.rs), never an attempt's.
+            ErrorKind::Task | ErrorKind::Process => FailureClass::Other,
             ErrorKind::Http => match failure.status {
                 _ if failure.spend_cap => FailureClass::SpendCap,
                 Some(429) => FailureClass::RateLimited,

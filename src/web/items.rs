@@ -34,6 +34,11 @@ impl Items {
         })
     }
 
+    /// The array itself (the post-processing stage reads an item in JS, guarded).
+    pub(crate) fn array(&self) -> &JsValue {
+        &self.array
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.len
     }

@@ -20,6 +20,7 @@ fn invalid(message: impl Into<String>) -> Failure {
 }
 
 /// A provider reply's value with what it tells the pacer (usage, rate-limit headers).
+#[derive(Clone)]
 pub struct Metered {
     /// `{ text, stopReason, usage, rateLimits?, reply }`, or any other value.
     pub value: JsValue,

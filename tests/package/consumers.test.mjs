@@ -34,7 +34,7 @@ after(async () => {
 describe('the packed edgebatch package in consumer projects', { timeout: 240_000 }, () => {
   test('the tarball holds the entries, the library wasm, types, README and licences; nothing else', () => {
     const files = pack.packed.files.map((f) => f.path).sort();
-    const allowed = /^(LICENSE-MIT|LICENSE-APACHE|README\.md|package\.json|(node|edge|browser|raw|edgebatch)\.js|(index|raw|edgebatch|edgebatch_bg\.wasm)\.d\.ts|edgebatch_bg\.wasm|snippets\/edgebatch-[0-9a-f]+\/(inline\d+\.js|src\/web\/glue\.js))$/;
+    const allowed = /^(LICENSE-MIT|LICENSE-APACHE|README\.md|package\.json|(node|edge|browser|raw|edgebatch|post-pool)\.js|(index|raw|edgebatch|edgebatch_bg\.wasm)\.d\.ts|edgebatch_bg\.wasm|snippets\/edgebatch-[0-9a-f]+\/(inline\d+\.js|src\/web\/(glue|post)\.js))$/;
     assert.deepEqual(files.filter((f) => !allowed.test(f)), [], 'files that are not part of the package');
     for (const must of ['node.js', 'edge.js', 'browser.js', 'raw.js', 'index.d.ts', 'raw.d.ts', 'edgebatch_bg.wasm', 'edgebatch_bg.wasm.d.ts', 'README.md', 'LICENSE-MIT', 'LICENSE-APACHE']) {
       assert.ok(files.includes(must), `${must} is missing from ${files.join(', ')}`);
@@ -69,6 +69,21 @@ describe('the packed edgebatch package in consumer projects', { timeout: 240_000
     });
     assert.match(stdout, /^0 Summary/m, stdout);
     assert.match(stdout, /^1 Summary/m, stdout);
+  });
+
+  test('the README\'s summarise-then-extract example (postProcess on worker threads) runs as written', async () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const section = /^### Summarise, then extract entities[\s\S]*?^```js\n([\s\S]*?)^```$[\s\S]*?^```js\n([\s\S]*?)^```$/m.exec(readme);
+    assert.ok(section, 'README.md has no summarise-then-extract section with two js blocks');
+    assert.match(section[1], /^\/\/ extract\.js/);
+    writeFileSync(join(pack.consumer, 'node/extract.js'), section[1]);
+    writeFileSync(join(pack.consumer, 'node/readme-post.mjs'), section[2]);
+    const { stdout } = await run(process.execPath, ['node/readme-post.mjs'], {
+      cwd: pack.consumer,
+      env: { ANTHROPIC_BASE_URL: sim.url, ANTHROPIC_API_KEY: 'sk-ant-readme-test' },
+    });
+    assert.match(stdout, /^0 \[ 'Summary'/m, stdout);
+    assert.match(stdout, /^1 \[ 'Summary'/m, stdout);
   });
 
   test('Node CommonJS: require("edgebatch") works (require of ESM, Node >= 20.19)', async () => {
@@ -108,6 +123,16 @@ describe('the packed edgebatch package in consumer projects', { timeout: 240_000
       const { results, summary } = JSON.parse(text);
       assert.deepEqual(results.map((r) => r.ok), [true, true, true], text);
       assert.equal(summary.ok, 3);
+      // postProcess on workerd: inline (no threads), a generator export run in slices.
+      const docs = ['Ada met Grace in London', 'no names here!', 'Alan'];
+      const post = await mf.dispatchFetch('http://worker.test/post', { method: 'POST', body: JSON.stringify({ docs }) });
+      const out = await post.json();
+      assert.deepEqual(out.found.map((r) => r.value), [
+        { index: 0, found: ['Ada', 'Grace', 'London'] }, { index: 1, found: [] }, { index: 2, found: ['Alan'] }]);
+      assert.deepEqual(out.strict.map((r) => r.ok), [true, false, true]);
+      assert.equal(out.strict[1].error.kind, 'process');
+      assert.match(out.strict[1].error.message, /postProcess strict threw: no exclamations/);
+      assert.ok(out.ticks > 0, 'timers ran while the stage worked');
     } finally {
       await mf.dispose();
     }
@@ -138,7 +163,7 @@ describe('the packed edgebatch package in consumer projects', { timeout: 240_000
     after(async () => browser?.close());
 
     /** Serves `dist` (or uses a server's URL), opens `page` with ?sim=, waits for the outcome. */
-    async function runPage(dist, pagePath = 'index.html') {
+    async function runPage(dist, pagePath = 'index.html', where = 'worker') {
       const site = dist.startsWith('http://') ? { url: dist, close() {} } : await serveDir(dist);
       const page = await browser.newPage();
       const errors = [];
@@ -151,6 +176,7 @@ describe('the packed edgebatch package in consumer projects', { timeout: 240_000
         assert.equal(outcome.error, undefined, outcome.error);
         assert.deepEqual([outcome.ok, outcome.total], [4, 4], JSON.stringify(outcome));
         assert.match(outcome.texts[0], /Summary/);
+        assert.deepEqual(outcome.post, [`${where}: ALPHA`, `${where}: BETA`], 'postProcess');
       } finally {
         await page.close();
         await site.close();
@@ -186,7 +212,10 @@ describe('the packed edgebatch package in consumer projects', { timeout: 240_000
       const web = join(pack.consumer, 'web');
       await run(BIN.esbuild, ['app.js', '--bundle', '--format=esm', '--conditions=worker', '--loader:.wasm=binary', '--outdir=dist-esbuild', '--log-level=warning'], { cwd: web });
       writeFileSync(join(web, 'dist-esbuild/index.html'), readFileSync(join(web, 'index.html')));
-      await runPage(join(web, 'dist-esbuild'));
+      // esbuild leaves `new URL('./shout.js', import.meta.url)` as written: the module goes beside.
+      writeFileSync(join(web, 'dist-esbuild/shout.js'), readFileSync(join(web, 'shout.js')));
+      // --conditions=worker picks the edge entry, which runs the stage inline.
+      await runPage(join(web, 'dist-esbuild'), 'index.html', 'main');
     });
   });
 });

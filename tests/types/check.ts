@@ -76,6 +76,20 @@ async function main(): Promise<void> {
     },
     { signal: controller.signal },
   );
+  // postProcess: the results carry the export's values, typed by the caller.
+  const extracted = await bp.map(["a"], async (doc) => doc.length, {
+    postProcess: { module: new URL("file:///extract.js"), export: "extractEntities", threads: 2 },
+  });
+  const typed = await bp.map<string, number, { entities: string[] }>(["a"], (doc) => doc.length, {
+    postProcess: { module: "/abs/extract.js" },
+  });
+  if (typed[0].ok) {
+    const entities: string[] = typed[0].value.entities;
+    void entities;
+  }
+  void extracted;
+  // @ts-expect-error threads is a number
+  void bp.map(["a"], (d) => d, { postProcess: { module: "/x.js", threads: "2" } });
   for (const r of results) {
     const index: number = r.index;
     const attempts: number = r.attempts;
@@ -90,7 +104,7 @@ async function main(): Promise<void> {
       const s: string = r.value;
       void s;
     } else {
-      const kind: "timeout" | "http" | "network" | "aborted" | "deadline" | "invalid" | "task" | "budget" = r.error.kind;
+      const kind: "timeout" | "http" | "network" | "aborted" | "deadline" | "invalid" | "task" | "budget" | "process" = r.error.kind;
       const message: string = r.error.message;
       const retryable: boolean = r.error.retryable;
       const status: number | undefined = r.error.status;

@@ -206,6 +206,31 @@ describe('the demo page on the Worker (workerd) in headless Chromium', { timeout
     });
   });
 
+  test('postProcess on: a second-colour bar after each call, entities in every result', async () => {
+    await withDemo({}, async (page) => {
+      await fill(page, { 'sim-429': 0, 'sim-529': 0, 'sim-500': 0, 'sim-hang': 0 });
+      await page.check('#post-process');
+      await page.click('#run');
+      const end = await finished(page);
+      assert.equal(end.state, 'done', end.text);
+      const stages = await page.$$eval('.panel[data-run=edgebatch] svg.timeline rect.stage', (rs) => rs.map((r) => ({
+        index: Number(r.dataset.index), cls: r.getAttribute('class'), x: Number(r.getAttribute('x')),
+      })));
+      assert.equal(stages.length, 50, 'a post-processing bar per document');
+      assert.ok(stages.every((s) => s.cls === 'stage'), JSON.stringify(stages.filter((s) => s.cls !== 'stage')));
+      const calls = await page.$$eval('.panel[data-run=edgebatch] svg.timeline rect.attempt', (rs) => rs.map((r) => ({
+        index: Number(r.dataset.index), end: Number(r.getAttribute('x')) + Number(r.getAttribute('width')),
+      })));
+      for (const s of stages) {
+        const call = calls.find((c) => c.index === s.index);
+        assert.ok(call && s.x >= call.end - 10, `document ${s.index}: the stage's bar starts after its call's`);
+      }
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+      const lines = readFileSync(await download.path(), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      assert.ok(lines.every((r) => r.ok && Array.isArray(r.value.entities) && typeof r.value.text === 'string'));
+    });
+  });
+
   test('naive vs edgebatch: both runs, both timelines, both results', async () => {
     await withDemo({}, async (page) => {
       await page.check('#mode-compare');

@@ -15,7 +15,16 @@ try {
     if (!res.ok) throw Object.assign(new Error(await res.text()), { status: res.status, headers: res.headers });
     return (await res.json()).content[0].text;
   });
-  window.__edgebatch = { ok: results.filter((r) => r.ok).length, total: results.length, texts: results.map((r) => r.value) };
+  // The stage on Web Workers: workerpool must resolve in the page's build too.
+  const shouted = await bp.map(['alpha', 'beta'], async (doc) => doc, {
+    postProcess: { module: new URL('./shout.js', import.meta.url), export: 'shout', threads: 2 },
+  });
+  window.__edgebatch = {
+    ok: results.filter((r) => r.ok).length,
+    total: results.length,
+    texts: results.map((r) => r.value),
+    post: shouted.map((r) => (r.ok ? r.value : r.error.message)),
+  };
 } catch (err) {
   window.__edgebatch = { error: String(err && err.stack || err) };
 }
