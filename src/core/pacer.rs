@@ -299,13 +299,13 @@ impl Pacer {
             }
             (ErrorKind::Http, Some(500 | 502 | 503 | 504 | 529)) => {
                 self.aimd.on_signal(Signal::Overloaded, started, now);
-                self.breaker.on_failure(now);
+                self.breaker.on_failure(started, now);
             }
             (ErrorKind::Timeout, _) => {
                 self.aimd.on_signal(Signal::Timeout, started, now);
-                self.breaker.on_failure(now);
+                self.breaker.on_failure(started, now);
             }
-            (ErrorKind::Network, _) => self.breaker.on_failure(now),
+            (ErrorKind::Network, _) => self.breaker.on_failure(started, now),
             (ErrorKind::Http, Some(_)) => self.breaker.on_success(),
             _ => self.breaker.on_neutral(),
         }
@@ -473,7 +473,7 @@ mod tests {
         };
         let mut p = Pacer::new(&config, 4, MS(0));
         let c = cost(0, 0);
-        for t in [10, 20] {
+        for t in [10, 2020] {
             p.start(&c, MS(t));
             p.on_failure(
                 &c,
@@ -484,42 +484,42 @@ mod tests {
                 MS(t),
             );
         }
-        assert_eq!(p.admit(&c, MS(30)), Admission::Until(MS(1020)));
-        assert_eq!(p.admit(&c, MS(1020)), Admission::Go);
-        p.start(&c, MS(1020));
+        assert_eq!(p.admit(&c, MS(2030)), Admission::Until(MS(3020)));
+        assert_eq!(p.admit(&c, MS(3020)), Admission::Go);
+        p.start(&c, MS(3020));
         assert_eq!(
-            p.admit(&c, MS(1021)),
+            p.admit(&c, MS(3021)),
             Admission::Blocked,
             "one probe at a time"
         );
-        p.on_success(&c, &Feedback::default(), 0, &Ticket::default(), MS(1100));
-        assert_eq!(p.admit(&c, MS(1100)), Admission::Go);
+        p.on_success(&c, &Feedback::default(), 0, &Ticket::default(), MS(3100));
+        assert_eq!(p.admit(&c, MS(3100)), Admission::Go);
         // A 400 is an answer, not an outage: it resets the count.
         p.on_failure(
             &c,
             &Failure::network("reset"),
             MS(0),
-            MS(1200),
+            MS(3200),
             &Ticket::default(),
-            MS(1200),
+            MS(3200),
         );
         p.on_failure(
             &c,
             &Failure::http(400, "bad"),
             MS(0),
-            MS(1201),
+            MS(3201),
             &Ticket::default(),
-            MS(1201),
+            MS(3201),
         );
         p.on_failure(
             &c,
             &Failure::network("reset"),
             MS(0),
-            MS(1202),
+            MS(3202),
             &Ticket::default(),
-            MS(1202),
+            MS(3202),
         );
-        assert_eq!(p.admit(&c, MS(1203)), Admission::Go);
+        assert_eq!(p.admit(&c, MS(3203)), Admission::Go);
     }
 }
 

@@ -42,12 +42,12 @@ fn timeouts_cut_adaptive_concurrency_and_count_toward_the_breaker() {
     fail(&mut p, &c, &Failure::timeout(MS(500)), 100, &t, 500);
     assert_eq!(p.concurrency(), 4, "a timeout halves the limit");
     assert_eq!(p.admit(&c, MS(500)), Admission::Go, "1 of 2 failures");
-    let t = p.start(&c, MS(600));
-    fail(&mut p, &c, &Failure::timeout(MS(500)), 100, &t, 1100);
+    let t = p.start(&c, MS(2000));
+    fail(&mut p, &c, &Failure::timeout(MS(500)), 100, &t, 2500);
     assert_eq!(p.concurrency(), 2);
     assert_eq!(
-        p.admit(&c, MS(1100)),
-        Admission::Until(MS(2100)),
+        p.admit(&c, MS(2500)),
+        Admission::Until(MS(3500)),
         "the second timeout in a row opens the breaker"
     );
 }
@@ -61,12 +61,12 @@ fn network_errors_open_the_breaker_but_leave_concurrency_alone() {
     };
     let mut p = Pacer::new(&config, 8, MS(0));
     let c = cost(0, 0);
-    for at in [10, 20] {
+    for at in [10, 2010] {
         let t = p.start(&c, MS(at));
         fail(&mut p, &c, &Failure::network("reset"), 0, &t, at);
     }
     assert_eq!(p.concurrency(), 8);
-    assert_eq!(p.admit(&c, MS(30)), Admission::Until(MS(1020)));
+    assert_eq!(p.admit(&c, MS(2020)), Admission::Until(MS(3010)));
 }
 
 /// OpenAI's `x-ratelimit-*-tokens`: one budget for input plus output.
@@ -168,12 +168,14 @@ fn an_abandoned_probe_lets_the_next_request_probe() {
     let mut p = Pacer::new(&config, 4, MS(0));
     let c = cost(0, 0);
     let t = p.start(&c, MS(0));
-    fail(&mut p, &c, &Failure::http(500, "down"), 0, &t, 0);
-    assert_eq!(p.admit(&c, MS(100)), Admission::Go, "the probe");
-    p.start(&c, MS(100));
-    assert_eq!(p.admit(&c, MS(100)), Admission::Blocked);
-    p.on_abandoned(&c, MS(150));
-    assert_eq!(p.admit(&c, MS(150)), Admission::Go, "a new probe");
+    // Sent at 0, failed after OUTAGE: the breaker opens for 100 ms.
+    p.on_failure(&c, &Failure::http(500, "down"), MS(0), MS(0), &t, MS(2000));
+    assert_eq!(p.admit(&c, MS(2000)), Admission::Until(MS(2100)));
+    assert_eq!(p.admit(&c, MS(2100)), Admission::Go, "the probe");
+    p.start(&c, MS(2100));
+    assert_eq!(p.admit(&c, MS(2100)), Admission::Blocked);
+    p.on_abandoned(&c, MS(2150));
+    assert_eq!(p.admit(&c, MS(2150)), Admission::Go, "a new probe");
 }
 
 #[test]

@@ -1,0 +1,239 @@
+//! The concurrency controller: holds the configured concurrency unless the failure rate
+//! depends on our own load, then settles at the highest load the evidence allows and probes
+//! above it now and then. See `docs/API.md` ("Adaptive concurrency") for the signals and why.
+
+use std::time::Duration;
+
+use super::levels::Levels;
+
+/// What an attempt said about the server's capacity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The server did the work (any answer that is not an outage: 2xx, 4xx other than 429).
+    Success,
+    /// 5xx, 529, a network error or a timeout: a failure that may be overload.
+    Failure,
+    /// Nothing about capacity: a 429 (the pacer's job), the task's own error, a cancel.
+    Neutral,
+}
+
+/// One finished attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Observation {
+    /// Attempts in flight when it was sent, itself included (what [`Controller::sent`] got).
+    pub level: usize,
+    /// When it was sent.
+    pub started: Duration,
+    /// When it ended.
+    pub ended: Duration,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// Why the limit is what it is (for progress events and the demo's chart).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// The configured concurrency: nothing says our load causes the failures.
+    Configured,
+    /// Failures are much more frequent when more than `knee` attempts are in flight: the
+    /// limit is the knee. `shedding` when those failures came back fast (a server turning
+    /// requests away at the door).
+    Overload {
+        /// The highest load with few failures.
+        knee: usize,
+        /// Fast rejections.
+        shedding: bool,
+    },
+    /// The evidence above the knee has faded: trying more again.
+    Probe,
+    /// Fast rejections before the first success: the slots they freed are not refilled
+    /// until a success brings evidence (never below 1).
+    Held,
+}
+
+/// Successes a limit must see (times the limit) before a probe above a knee.
+const PROBE_ROUNDS: usize = 4;
+
+/// A failure faster than this share of the typical success is a fast rejection.
+const FAST_SHARE: f64 = 0.25;
+
+/// See the module docs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Controller {
+    max: usize,
+    enabled: bool,
+    limit: usize,
+    knee: Option<usize>,
+    reason: Reason,
+    /// Slots freed by fast rejections and not refilled since.
+    held: usize,
+    levels: Levels,
+    /// Attempts in flight: sent at, level.
+    pending: Vec<(Duration, usize)>,
+    /// Successes since the limit last moved.
+    successes: usize,
+    /// Successes before the next probe, in multiples of the limit; doubles per failed probe.
+    rounds: usize,
+    /// The next probe's increase; doubles per successful probe.
+    step: usize,
+    /// Moving average of successful attempts' durations, in ms (0: none yet).
+    ok_ms: f64,
+}
+
+impl Controller {
+    /// Starts at `max`; a disabled one always answers `max` (and records nothing).
+    pub fn new(max: usize, enabled: bool) -> Self {
+        let max = max.max(1);
+        Controller {
+            max,
+            enabled,
+            limit: max,
+            knee: None,
+            reason: Reason::Configured,
+            held: 0,
+            levels: Levels::new(if enabled { max } else { 1 }),
+            pending: Vec::new(),
+            successes: 0,
+            rounds: PROBE_ROUNDS,
+            step: 1,
+            ok_ms: 0.0,
+        }
+    }
+
+    /// Attempts allowed in flight now.
+    pub fn limit(&self) -> usize {
+        self.limit.saturating_sub(self.held).max(1)
+    }
+
+    /// Why [`Controller::limit`] is what it is.
+    pub fn reason(&self) -> Reason {
+        if self.held > 0 && self.limit() < self.limit {
+            Reason::Held
+        } else {
+            self.reason
+        }
+    }
+
+    /// An attempt was sent at `now` with `level` attempts in flight, itself included.
+    pub fn sent(&mut self, level: usize, now: Duration) {
+        if self.enabled {
+            self.pending.push((now, level));
+        }
+    }
+
+    /// A fast rejection: much faster than successes take or, before any success, back while
+    /// an attempt sent no later than it is still running.
+    fn fast(&self, o: &Observation) -> bool {
+        let ms = o.ended.saturating_sub(o.started).as_secs_f64() * 1000.0;
+        if self.ok_ms > 0.0 {
+            ms < self.ok_ms * FAST_SHARE
+        } else {
+            self.pending.iter().any(|(at, _)| *at <= o.started)
+        }
+    }
+
+    fn set(&mut self, limit: usize, reason: Reason) {
+        self.limit = limit.clamp(1, self.max);
+        self.reason = if self.limit == self.max && reason == Reason::Probe {
+            Reason::Configured
+        } else {
+            reason
+        };
+        self.successes = 0;
+        self.held = 0;
+    }
+
+    fn knee(&self) -> Option<usize> {
+        self.levels
+            .knee(self.pending.iter().map(|(_, level)| *level))
+    }
+
+    /// An attempt sent through [`Controller::sent`] is over.
+    pub fn observe(&mut self, o: &Observation) {
+        if !self.enabled {
+            return;
+        }
+        if let Some(i) = self.pending.iter().position(|p| *p == (o.started, o.level)) {
+            self.pending.swap_remove(i);
+        }
+        match o.outcome {
+            Outcome::Neutral => {}
+            Outcome::Failure => self.on_failure(o),
+            Outcome::Success => self.on_success(o),
+        }
+    }
+
+    fn on_failure(&mut self, o: &Observation) {
+        self.levels.record(o.level, true);
+        let fast = self.fast(o);
+        match self.knee {
+            // A probe above the last knee met a fast rejection: back to the knee, and wait
+            // twice as long before the next probe.
+            Some(knee) if self.limit > knee && o.level > knee && fast => {
+                self.rounds *= 2;
+                self.step = 1;
+                self.set(
+                    knee,
+                    Reason::Overload {
+                        knee,
+                        shedding: true,
+                    },
+                );
+                return;
+            }
+            _ => {}
+        }
+        if self.lower(fast) {
+            return;
+        }
+        // Before any success, a shed slot is held: against a full server, refilling it
+        // at once would only be shed again, a second burst before the first success brings
+        // the evidence. After that, the knee test and the failed-probe rule are quick
+        // enough, and holding would cost random fast failures throughput. An attempt sent
+        // under a higher limit since lowered has no slot to hold.
+        if fast && self.ok_ms == 0.0 && o.level <= self.limit {
+            self.held = (self.held + 1).min(self.limit - 1);
+        }
+    }
+
+    /// Lowers the limit to the knee, if there is one below it.
+    fn lower(&mut self, shedding: bool) -> bool {
+        match self.knee() {
+            Some(knee) if knee < self.limit => {
+                self.knee = Some(knee);
+                self.step = 1;
+                self.set(knee, Reason::Overload { knee, shedding });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn on_success(&mut self, o: &Observation) {
+        self.levels.record(o.level, false);
+        let ms = o.ended.saturating_sub(o.started).as_secs_f64() * 1000.0;
+        self.ok_ms = if self.ok_ms == 0.0 {
+            ms
+        } else {
+            self.ok_ms * 0.9 + ms * 0.1
+        };
+        let held = std::mem::take(&mut self.held);
+        // Fast rejections were waiting for this: were they our load?
+        if held > 0 && self.lower(true) {
+            return;
+        }
+        self.successes += 1;
+        let in_use = o.level >= self.limit;
+        if self.limit < self.max
+            && in_use
+            && self.successes >= self.rounds * self.limit
+            && self.knee().is_none_or(|k| k > self.limit)
+        {
+            // This limit held up for a whole window: a failed probe comes back here.
+            let to = self.limit + self.step;
+            self.knee = self.knee.map(|_| self.limit).filter(|_| to < self.max);
+            self.step *= 2;
+            self.set(to, Reason::Probe);
+        }
+    }
+}
