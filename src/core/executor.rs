@@ -220,7 +220,8 @@ impl<V, C: ?Sized + Clock, F, O: ?Sized> Drop for Batch<'_, V, C, F, O> {
         for state in &self.items {
             if matches!(state.phase, Phase::Running { .. }) {
                 let cost = state.cost.unwrap_or_default();
-                self.pacing.pacer.borrow_mut().on_abandoned(&cost, now);
+                let pacer = &mut self.pacing.pacer.borrow_mut();
+                pacer.on_abandoned(&cost, &state.ticket, now);
             }
         }
     }
@@ -452,10 +453,8 @@ where
         let failure = match outcome {
             Ok(value) => {
                 let feedback = (self.pacing.feedback)(&value);
-                // Counting this attempt: it was in flight until now.
-                let in_flight = self.running.len() + 1;
                 let mut pacer = self.pacing.pacer.borrow_mut();
-                pacer.on_success(&cost, &feedback, in_flight, &ticket, now);
+                pacer.on_success(&cost, &feedback, &ticket, now);
                 drop(pacer);
                 return self.finalize(index, Ok(value));
             }
@@ -474,7 +473,7 @@ where
         self.pacing
             .pacer
             .borrow_mut()
-            .on_failure(&cost, &failure, pause, started, &ticket, now);
+            .on_failure(&cost, &failure, pause, &ticket, now);
         if !retryable || attempt > self.config.max_retries {
             return self.finalize(index, Err(ItemError::from_failure(failure, retryable)));
         }
@@ -572,7 +571,11 @@ where
                 Phase::Queued | Phase::Waiting => format!("{what} while waiting to retry"),
                 Phase::Running { attempt, started } => {
                     let cost = state.cost.unwrap_or_default();
-                    self.pacing.pacer.borrow_mut().on_abandoned(&cost, now);
+                    let ticket = state.ticket;
+                    self.pacing
+                        .pacer
+                        .borrow_mut()
+                        .on_abandoned(&cost, &ticket, now);
                     self.observer.event(&Event::End {
                         index,
                         attempt,

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::task::Waker;
 use std::time::Duration;
 
-use super::adaptive::{Aimd, Breaker, Gate, Signal};
+use super::adaptive::{Breaker, Controller, Gate, Observation, Outcome, Reason};
 use super::limits::{Cost, Feedback, Fit, RateLimits, TokenBucket};
 use crate::error::{ErrorKind, Failure};
 
@@ -19,7 +19,7 @@ pub struct PacingConfig {
     pub input_tokens_per_minute: Option<u64>,
     /// Output tokens per minute.
     pub output_tokens_per_minute: Option<u64>,
-    /// AIMD between 1 and the configured concurrency.
+    /// Lower the concurrency when failures follow our own load (see [`Controller`]).
     pub adaptive: bool,
     /// A 429 pauses every dispatch until its wait is over, not just its own item.
     pub pause_on_rate_limit: bool,
@@ -41,7 +41,7 @@ impl Default for PacingConfig {
             pause_on_rate_limit: true,
             follow_headers: true,
             breaker_failures: 5,
-            breaker_cooldown: Duration::from_secs(5),
+            breaker_cooldown: Duration::from_millis(500),
         }
     }
 }
@@ -75,10 +75,17 @@ pub enum Admission {
 /// How many rate-limited requests the pacer remembers for its syncs.
 const MAX_REJECTED: usize = 1024;
 
-/// How much had been sent, per budget, up to and including one request. A reply's headers
-/// cannot count what was sent after its request: syncing subtracts that.
+/// How much had been sent, per budget, up to and including one request (a reply's headers
+/// cannot count what was sent after its request: syncing subtracts that), and when and at
+/// what load it was sent (what the concurrency controller learns from).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Ticket([f64; 4]);
+pub struct Ticket {
+    sent: [f64; 4],
+    /// Attempts in flight when it was sent, itself included.
+    pub level: usize,
+    /// When it was sent.
+    pub started: Duration,
+}
 
 /// See the module docs.
 #[derive(Clone, Debug)]
@@ -95,7 +102,7 @@ pub struct Pacer {
     paused_until: Option<Duration>,
     pause_on_rate_limit: bool,
     follow_headers: bool,
-    aimd: Aimd,
+    controller: Controller,
     breaker: Breaker,
     /// Attempts in flight, across every call that shares this pacer: one processor's
     /// `concurrency` bounds all its calls together.
@@ -121,7 +128,7 @@ impl Pacer {
             paused_until: None,
             pause_on_rate_limit: config.pause_on_rate_limit,
             follow_headers: config.follow_headers,
-            aimd: Aimd::new(max_concurrency, config.adaptive),
+            controller: Controller::new(max_concurrency, config.adaptive),
             breaker: Breaker::new(config.breaker_failures, config.breaker_cooldown),
             in_flight: 0,
             slot_waiters: Vec::new(),
@@ -130,7 +137,22 @@ impl Pacer {
 
     /// Attempts allowed in flight now.
     pub fn concurrency(&self) -> usize {
-        self.aimd.limit()
+        self.controller.limit()
+    }
+
+    /// Why [`Pacer::concurrency`] is what it is.
+    pub fn concurrency_reason(&self) -> Reason {
+        self.controller.reason()
+    }
+
+    /// Tells the controller how an attempt sent with `ticket` ended.
+    fn learn(&mut self, ticket: &Ticket, outcome: Outcome, now: Duration) {
+        self.controller.observe(&Observation {
+            level: ticket.level,
+            started: ticket.started,
+            ended: now,
+            outcome,
+        });
     }
 
     /// Attempts in flight now, in every call sharing this pacer.
@@ -204,13 +226,18 @@ impl Pacer {
             self.breaker.probe_sent();
         }
         self.in_flight += 1;
+        self.controller.sent(self.in_flight, now);
         let mut sent = self.sent;
         for (k, (b, n, _)) in self.buckets(cost).into_iter().enumerate() {
             b.take(n, now);
             sent[k] += n;
         }
         self.sent = sent;
-        Ticket(sent)
+        Ticket {
+            sent,
+            level: self.in_flight,
+            started: now,
+        }
     }
 
     /// Syncs every budget with a reply's headers, less what was sent after its request.
@@ -220,9 +247,13 @@ impl Pacer {
         }
         let mut unseen = [0.0; 4];
         for (k, u) in unseen.iter_mut().enumerate() {
-            *u = self.sent[k] - ticket.0[k];
+            *u = self.sent[k] - ticket.sent[k];
         }
-        unseen[0] -= self.rejected.iter().filter(|r| **r > ticket.0[0]).count() as f64;
+        unseen[0] -= self
+            .rejected
+            .iter()
+            .filter(|r| **r > ticket.sent[0])
+            .count() as f64;
         self.requests.observe(&limits.requests, now, unseen[0]);
         self.tokens.observe(&limits.tokens, now, unseen[1]);
         self.input.observe(&limits.input_tokens, now, unseen[2]);
@@ -230,15 +261,8 @@ impl Pacer {
     }
 
     /// A success: settle the reservation with the actual usage, sync with the headers, and
-    /// tell the AIMD and the breaker.
-    pub fn on_success(
-        &mut self,
-        cost: &Cost,
-        feedback: &Feedback,
-        in_flight: usize,
-        ticket: &Ticket,
-        now: Duration,
-    ) {
+    /// tell the controller and the breaker.
+    pub fn on_success(&mut self, cost: &Cost, feedback: &Feedback, ticket: &Ticket, now: Duration) {
         if let Some(u) = feedback.usage {
             let settle = |b: &mut TokenBucket, reserved: u64, used: u64| {
                 if used > reserved {
@@ -255,22 +279,23 @@ impl Pacer {
         if let Some(limits) = &feedback.limits {
             self.observe(limits, ticket, now);
         }
-        self.aimd.on_success(in_flight);
+        self.learn(ticket, Outcome::Success, now);
         self.breaker.on_success();
         self.release();
     }
 
-    /// A failed attempt that started at `started`; `wait` is the delay before its retry (the
-    /// server's Retry-After when it gave one). A 429 pauses all dispatch for that long.
+    /// A failed attempt sent with `ticket`; `wait` is the delay before its retry (the
+    /// server's Retry-After when it gave one). A 429 pauses all dispatch for that long; it is
+    /// the budgets' business, never the concurrency's.
     pub fn on_failure(
         &mut self,
         cost: &Cost,
         failure: &Failure,
         wait: Duration,
-        started: Duration,
         ticket: &Ticket,
         now: Duration,
     ) {
+        let started = ticket.started;
         // Nothing was generated: the reserved tokens come back. The request stays counted
         // unless it was rate limited (below): a failed request was still served.
         self.refund_tokens(cost, now);
@@ -289,33 +314,37 @@ impl Pacer {
                 if self.rejected.len() == MAX_REJECTED {
                     self.rejected.pop_front();
                 }
-                self.rejected.push_back(ticket.0[0]);
-                self.aimd.on_signal(Signal::RateLimited, started, now);
+                self.rejected.push_back(ticket.sent[0]);
+                self.learn(ticket, Outcome::Neutral, now);
                 if self.pause_on_rate_limit {
                     let until = now + wait;
                     self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
                 }
                 self.breaker.on_success();
             }
-            (ErrorKind::Http, Some(500 | 502 | 503 | 504 | 529)) => {
-                self.aimd.on_signal(Signal::Overloaded, started, now);
+            (ErrorKind::Http, Some(500 | 502 | 503 | 504 | 529))
+            | (ErrorKind::Timeout | ErrorKind::Network, _) => {
+                self.learn(ticket, Outcome::Failure, now);
                 self.breaker.on_failure(started, now);
             }
-            (ErrorKind::Timeout, _) => {
-                self.aimd.on_signal(Signal::Timeout, started, now);
-                self.breaker.on_failure(started, now);
+            (ErrorKind::Http, Some(_)) => {
+                // Any other answer: the server had room to answer.
+                self.learn(ticket, Outcome::Success, now);
+                self.breaker.on_success();
             }
-            (ErrorKind::Network, _) => self.breaker.on_failure(started, now),
-            (ErrorKind::Http, Some(_)) => self.breaker.on_success(),
-            _ => self.breaker.on_neutral(),
+            _ => {
+                self.learn(ticket, Outcome::Neutral, now);
+                self.breaker.on_neutral();
+            }
         }
     }
 
     /// An attempt dropped without an outcome (cancel, deadline): its reservation comes back
     /// and, if it was the breaker's probe, the next request may probe.
-    pub fn on_abandoned(&mut self, cost: &Cost, now: Duration) {
+    pub fn on_abandoned(&mut self, cost: &Cost, ticket: &Ticket, now: Duration) {
         self.refund_tokens(cost, now);
         self.release();
+        self.learn(ticket, Outcome::Neutral, now);
         self.breaker.on_neutral();
     }
 
@@ -364,7 +393,7 @@ mod tests {
             }),
             limits: None,
         };
-        p.on_success(&c, &fb, 1, &Ticket::default(), MS(1000));
+        p.on_success(&c, &fb, &Ticket::default(), MS(1000));
         // 100 refilled + 2500 back = 2600: 400 short, 4 s at 100/s (instead of 29 s more).
         assert_eq!(p.admit(&c, MS(1000)), Admission::Until(MS(5000)));
     }
@@ -391,25 +420,21 @@ mod tests {
             &c,
             &Failure::http(429, "slow down"),
             MS(2000),
-            MS(0),
             &Ticket::default(),
             MS(100),
         );
         assert_eq!(p.admit(&c, MS(100)), Admission::Until(MS(2100)));
         assert_eq!(p.admit(&c, MS(2100)), Admission::Go);
-        assert_eq!(p.concurrency(), 5, "a 429 also cuts concurrency (8 * 0.7)");
+        assert_eq!(
+            p.concurrency(),
+            8,
+            "a 429 is the budgets' business: concurrency stays"
+        );
         let capped = Failure {
             spend_cap: true,
             ..Failure::http(429, "cap")
         };
-        p.on_failure(
-            &c,
-            &capped,
-            MS(9000),
-            MS(3000),
-            &Ticket::default(),
-            MS(3000),
-        );
+        p.on_failure(&c, &capped, MS(9000), &Ticket::default(), MS(3000));
         assert_eq!(
             p.admit(&c, MS(3000)),
             Admission::Go,
@@ -448,7 +473,6 @@ mod tests {
                 usage: None,
                 limits: Some(limits),
             },
-            3,
             &first,
             MS(50),
         );
@@ -479,7 +503,6 @@ mod tests {
                 &c,
                 &Failure::http(529, "overloaded"),
                 MS(100),
-                MS(t),
                 &Ticket::default(),
                 MS(t),
             );
@@ -492,14 +515,13 @@ mod tests {
             Admission::Blocked,
             "one probe at a time"
         );
-        p.on_success(&c, &Feedback::default(), 0, &Ticket::default(), MS(3100));
+        p.on_success(&c, &Feedback::default(), &Ticket::default(), MS(3100));
         assert_eq!(p.admit(&c, MS(3100)), Admission::Go);
         // A 400 is an answer, not an outage: it resets the count.
         p.on_failure(
             &c,
             &Failure::network("reset"),
             MS(0),
-            MS(3200),
             &Ticket::default(),
             MS(3200),
         );
@@ -507,7 +529,6 @@ mod tests {
             &c,
             &Failure::http(400, "bad"),
             MS(0),
-            MS(3201),
             &Ticket::default(),
             MS(3201),
         );
@@ -515,7 +536,6 @@ mod tests {
             &c,
             &Failure::network("reset"),
             MS(0),
-            MS(3202),
             &Ticket::default(),
             MS(3202),
         );

@@ -65,7 +65,6 @@ struct Lease {
     owner: String,
     cost: Cost,
     ticket: Ticket,
-    started: Duration,
     expires: Duration,
 }
 
@@ -155,7 +154,6 @@ impl PermitPool {
                     owner: owner.to_owned(),
                     cost: *cost,
                     ticket,
-                    started: now,
                     expires: now + self.lease,
                 },
             ));
@@ -208,7 +206,6 @@ impl PermitPool {
     /// released already): the outcome is then dropped, as its reservation already came back.
     pub fn release(&mut self, id: u64, outcome: Outcome, now: Duration) -> bool {
         self.sweep(now);
-        let in_flight = self.leases.len();
         let Ok(at) = self.leases.binary_search_by_key(&id, |(i, _)| *i) else {
             return false;
         };
@@ -217,17 +214,13 @@ impl PermitPool {
         match outcome {
             Outcome::Success(feedback) => {
                 self.pacer
-                    .on_success(&lease.cost, &feedback, in_flight, &lease.ticket, now)
+                    .on_success(&lease.cost, &feedback, &lease.ticket, now)
             }
-            Outcome::Failure { failure, wait } => self.pacer.on_failure(
-                &lease.cost,
-                &failure,
-                wait,
-                lease.started,
-                &lease.ticket,
-                now,
-            ),
-            Outcome::Abandoned => self.pacer.on_abandoned(&lease.cost, now),
+            Outcome::Failure { failure, wait } => {
+                self.pacer
+                    .on_failure(&lease.cost, &failure, wait, &lease.ticket, now)
+            }
+            Outcome::Abandoned => self.pacer.on_abandoned(&lease.cost, &lease.ticket, now),
         }
         true
     }
@@ -266,7 +259,7 @@ impl PermitPool {
             let (_, lease) = self.leases.remove(at);
             self.expired += 1;
             self.forget(&lease.owner);
-            self.pacer.on_abandoned(&lease.cost, now);
+            self.pacer.on_abandoned(&lease.cost, &lease.ticket, now);
         }
         // An owner with a permit out was granted it within the last lease, so within `idle`:
         // the time alone keeps it.

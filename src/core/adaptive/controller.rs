@@ -51,6 +51,10 @@ pub enum Reason {
     Held,
 }
 
+/// Failures (faded) above a knee before the controller believes in it: a handful of random
+/// fast failures can happen to fall on the top levels, a shedding server fills them.
+const MIN_FAILED: f64 = 8.0;
+
 /// Successes a limit must see (times the limit) before a probe above a knee.
 const PROBE_ROUNDS: usize = 4;
 
@@ -143,9 +147,30 @@ impl Controller {
         self.held = 0;
     }
 
-    fn knee(&self) -> Option<usize> {
-        self.levels
-            .knee(self.pending.iter().map(|(_, level)| *level))
+    /// Before any success, most of the evidence below a knee is attempts still in flight:
+    /// the knee then needs a quarter of the levels above it to have failed, too.
+    /// The knee found already only needs confirming when a probe above it sheds: a few
+    /// failures suffice there (and a knee that random failures faked is not confirmed);
+    /// a new or lower knee needs [`MIN_FAILED`].
+    fn knee(&self, early: bool) -> Option<usize> {
+        let pending = || self.pending.iter().map(|(_, level)| *level);
+        if let (false, Some(known)) = (early, self.knee) {
+            if let Some(k) = self.levels.knee(pending(), 0.0).filter(|k| *k >= known) {
+                return Some(k);
+            }
+        }
+        let above = if early {
+            MIN_FAILED.max(self.max as f64 / 4.0)
+        } else {
+            MIN_FAILED
+        };
+        // Below a known knee, one level at a time: sends all go at the limit, so the levels
+        // under it hold little fresh evidence, and a jump down would rest on old data.
+        let knee = self.levels.knee(pending(), above)?;
+        Some(
+            self.knee
+                .map_or(knee, |known| knee.max(known.saturating_sub(1))),
+        )
     }
 
     /// An attempt sent through [`Controller::sent`] is over.
@@ -166,24 +191,7 @@ impl Controller {
     fn on_failure(&mut self, o: &Observation) {
         self.levels.record(o.level, true);
         let fast = self.fast(o);
-        match self.knee {
-            // A probe above the last knee met a fast rejection: back to the knee, and wait
-            // twice as long before the next probe.
-            Some(knee) if self.limit > knee && o.level > knee && fast => {
-                self.rounds *= 2;
-                self.step = 1;
-                self.set(
-                    knee,
-                    Reason::Overload {
-                        knee,
-                        shedding: true,
-                    },
-                );
-                return;
-            }
-            _ => {}
-        }
-        if self.lower(fast) {
+        if self.lower(fast, self.ok_ms == 0.0) {
             return;
         }
         // Before any success, a shed slot is held: against a full server, refilling it
@@ -197,9 +205,13 @@ impl Controller {
     }
 
     /// Lowers the limit to the knee, if there is one below it.
-    fn lower(&mut self, shedding: bool) -> bool {
-        match self.knee() {
+    fn lower(&mut self, shedding: bool, early: bool) -> bool {
+        match self.knee(early) {
             Some(knee) if knee < self.limit => {
+                // A probe above the last knee failed: wait twice as long for the next.
+                if self.knee.is_some_and(|k| k < self.limit) {
+                    self.rounds *= 2;
+                }
                 self.knee = Some(knee);
                 self.step = 1;
                 self.set(knee, Reason::Overload { knee, shedding });
@@ -212,14 +224,15 @@ impl Controller {
     fn on_success(&mut self, o: &Observation) {
         self.levels.record(o.level, false);
         let ms = o.ended.saturating_sub(o.started).as_secs_f64() * 1000.0;
-        self.ok_ms = if self.ok_ms == 0.0 {
+        let early = self.ok_ms == 0.0;
+        self.ok_ms = if early {
             ms
         } else {
             self.ok_ms * 0.9 + ms * 0.1
         };
         let held = std::mem::take(&mut self.held);
         // Fast rejections were waiting for this: were they our load?
-        if held > 0 && self.lower(true) {
+        if held > 0 && self.lower(true, early) {
             return;
         }
         self.successes += 1;
@@ -227,7 +240,7 @@ impl Controller {
         if self.limit < self.max
             && in_use
             && self.successes >= self.rounds * self.limit
-            && self.knee().is_none_or(|k| k > self.limit)
+            && self.knee(false).is_none_or(|k| k > self.limit)
         {
             // This limit held up for a whole window: a failed probe comes back here.
             let to = self.limit + self.step;

@@ -16,7 +16,7 @@ const RESCALE: f64 = 1e12;
 pub const MIN_SIDE: f64 = 2.5;
 
 /// The failure rate above a knee must exceed the rate below it by at least this much...
-pub const MIN_GAP: f64 = 0.4;
+pub const MIN_GAP: f64 = 0.25;
 
 /// ... and by this many standard errors (a two-proportion z-test). 3.3 is about one false
 /// knee in 2,000 tests of a given split under random failures.
@@ -68,7 +68,8 @@ impl Levels {
     /// `None` when the failure rate does not depend on the load. `pending` are the levels of
     /// attempts still in flight, counted as not failed (yet): a shed comes back at once, while
     /// the attempts the server does serve are still running.
-    pub fn knee(&self, pending: impl Iterator<Item = usize>) -> Option<usize> {
+    /// `above`: failures needed above the knee (beside [`MIN_SIDE`] observations).
+    pub fn knee(&self, pending: impl Iterator<Item = usize>, above: f64) -> Option<usize> {
         let w = self.weight;
         let mut sent: Vec<f64> = self.sent.iter().map(|s| s / w).collect();
         for level in pending {
@@ -78,24 +79,32 @@ impl Levels {
         let total_failed: f64 = self.failed.iter().sum::<f64>() / w;
         let p = total_failed / total;
         let (mut a, mut fa, mut best) = (0.0, 0.0, None);
-        let mut best_z = MIN_Z;
+        let mut best_fit = f64::NEG_INFINITY;
         for k in 1..sent.len() {
             a += sent[k - 1];
             fa += self.failed[k - 1] / w;
             let (b, fb) = (total - a, total_failed - fa);
-            if a < MIN_SIDE || b < MIN_SIDE {
+            if a < MIN_SIDE || b < MIN_SIDE || fb < above {
                 continue;
             }
             let gap = fb / b - fa / a;
             let z = gap / (p * (1.0 - p) * (1.0 / a + 1.0 / b)).sqrt();
-            // Ties go to the higher level: the most concurrency the evidence allows.
-            if gap >= MIN_GAP && z >= best_z {
-                best_z = z;
+            // Among the significant splits, the one that best explains the data as two
+            // failure rates (a binomial likelihood); ties go to the higher level.
+            let fit = a * entropy(fa / a) + b * entropy(fb / b);
+            if gap >= MIN_GAP && z >= MIN_Z && fit >= best_fit {
+                best_fit = fit;
                 best = Some(k);
             }
         }
         best
     }
+}
+
+/// `r ln r + (1 - r) ln(1 - r)`: the log-likelihood per observation of a failure rate `r`.
+fn entropy(r: f64) -> f64 {
+    let term = |x: f64| if x > 0.0 { x * x.ln() } else { 0.0 };
+    term(r) + term(1.0 - r)
 }
 
 #[cfg(test)]
@@ -108,18 +117,18 @@ mod tests {
         for level in 1..=32 {
             l.record(level, level > 12);
         }
-        assert_eq!(l.knee(None.into_iter()), Some(12));
+        assert_eq!(l.knee(None.into_iter(), 0.0), Some(12));
         let mut shed_only = Levels::new(32);
         for level in 13..=32 {
             shed_only.record(level, true);
         }
         assert_eq!(
-            shed_only.knee(None.into_iter()),
+            shed_only.knee(None.into_iter(), 0.0),
             None,
             "nothing known below"
         );
         assert_eq!(
-            shed_only.knee(1..=12),
+            shed_only.knee(1..=12, 0.0),
             Some(12),
             "the 12 still in flight were not shed"
         );
@@ -137,7 +146,7 @@ mod tests {
         for i in 0..400 {
             l.record(1 + i % 10, i % 5 < 2);
         }
-        assert_eq!(l.knee(None.into_iter()), None);
+        assert_eq!(l.knee(None.into_iter(), 0.0), None);
     }
 
     #[test]
@@ -149,12 +158,12 @@ mod tests {
         l.record(11, true);
         l.record(12, true);
         assert_eq!(
-            l.knee(None.into_iter()),
+            l.knee(None.into_iter(), 0.0),
             None,
             "two failures above are not enough"
         );
         l.record(13, true);
-        assert_eq!(l.knee(None.into_iter()), Some(10));
+        assert_eq!(l.knee(None.into_iter(), 0.0), Some(10));
     }
 
     #[test]

@@ -9,14 +9,12 @@
 //! ([`levels`]), which is what a server at capacity shows, and stays at the configured
 //! concurrency when it does not.
 
-mod aimd;
 mod breaker;
 mod controller;
 pub mod levels;
 
 pub use breaker::{MAX_COOLDOWN, OUTAGE};
 
-pub use aimd::{Aimd, Signal};
 pub use breaker::{Breaker, BreakerState, Gate};
 pub use controller::{Controller, Observation, Outcome, Reason};
 
