@@ -84,7 +84,7 @@ fn run(n: usize, max: usize, adaptive: bool, server: Server, seed: u64, floor: u
             in_flight += 1;
             f.requests += 1;
             attempts[item] += 1;
-            ctl.sent(in_flight, Duration::from_micros(now));
+            ctl.sent(in_flight);
             let service = SERVICE_MS + rng.f64() * JITTER_MS;
             let (failed, is_served, ms) = if rng.f64() < server.p {
                 (

@@ -60,6 +60,7 @@ pub(super) fn progress_object(p: &Progress) -> JsValue {
     set(&o, "waiting", p.waiting as u32);
     set(&o, "retries", p.retries as f64);
     set(&o, "limit", p.limit as u32);
+    set(&o, "limitReason", p.limit_reason);
     set(&o, "elapsedMs", ms(p.elapsed));
     o.into()
 }

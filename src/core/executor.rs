@@ -605,6 +605,7 @@ where
             waiting: self.waiting.len(),
             retries: self.retries,
             limit: self.limit(),
+            limit_reason: self.pacing.pacer.borrow().concurrency_reason().as_str(),
             elapsed: self.since_start(self.clock.now()),
         };
         self.observer.progress(&progress);

@@ -226,7 +226,7 @@ impl Pacer {
             self.breaker.probe_sent();
         }
         self.in_flight += 1;
-        self.controller.sent(self.in_flight, now);
+        self.controller.sent(self.in_flight);
         let mut sent = self.sent;
         for (k, (b, n, _)) in self.buckets(cost).into_iter().enumerate() {
             b.take(n, now);

@@ -46,14 +46,29 @@ pub enum Reason {
     },
     /// The evidence above the knee has faded: trying more again.
     Probe,
-    /// Fast rejections before the first success: the slots they freed are not refilled
-    /// until a success brings evidence (never below 1).
+    /// Fast rejections: the slots they freed are not refilled until a success (never below
+    /// 1), so that the next attempts go out at lower levels.
     Held,
 }
 
 /// Failures (faded) above a knee before the controller believes in it: a handful of random
 /// fast failures can happen to fall on the top levels, a shedding server fills them.
 const MIN_FAILED: f64 = 8.0;
+
+impl Reason {
+    /// Its name in progress events: `configured`, `overload`, `shedding`, `probe`, `held`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Configured => "configured",
+            Reason::Overload {
+                shedding: false, ..
+            } => "overload",
+            Reason::Overload { .. } => "shedding",
+            Reason::Probe => "probe",
+            Reason::Held => "held",
+        }
+    }
+}
 
 /// Successes a limit must see (times the limit) before a probe above a knee.
 const PROBE_ROUNDS: usize = 4;
@@ -72,8 +87,6 @@ pub struct Controller {
     /// Slots freed by fast rejections and not refilled since.
     held: usize,
     levels: Levels,
-    /// Attempts in flight: sent at, level.
-    pending: Vec<(Duration, usize)>,
     /// Successes since the limit last moved.
     successes: usize,
     /// Successes before the next probe, in multiples of the limit; doubles per failed probe.
@@ -96,7 +109,6 @@ impl Controller {
             reason: Reason::Configured,
             held: 0,
             levels: Levels::new(if enabled { max } else { 1 }),
-            pending: Vec::new(),
             successes: 0,
             rounds: PROBE_ROUNDS,
             step: 1,
@@ -118,26 +130,26 @@ impl Controller {
         }
     }
 
-    /// An attempt was sent at `now` with `level` attempts in flight, itself included.
-    pub fn sent(&mut self, level: usize, now: Duration) {
+    /// An attempt was sent with `level` attempts in flight, itself included.
+    pub fn sent(&mut self, level: usize) {
         if self.enabled {
-            self.pending.push((now, level));
+            self.levels.send(level);
         }
     }
 
     /// A fast rejection: much faster than successes take or, before any success, back while
-    /// an attempt sent no later than it is still running.
+    /// others are still running.
     fn fast(&self, o: &Observation) -> bool {
         let ms = o.ended.saturating_sub(o.started).as_secs_f64() * 1000.0;
         if self.ok_ms > 0.0 {
             ms < self.ok_ms * FAST_SHARE
         } else {
-            self.pending.iter().any(|(at, _)| *at <= o.started)
+            self.levels.in_flight() > 0
         }
     }
 
     fn set(&mut self, limit: usize, reason: Reason) {
-        self.limit = limit.clamp(1, self.max);
+        self.limit = limit.min(self.max).max(1);
         self.reason = if self.limit == self.max && reason == Reason::Probe {
             Reason::Configured
         } else {
@@ -153,9 +165,8 @@ impl Controller {
     /// failures suffice there (and a knee that random failures faked is not confirmed);
     /// a new or lower knee needs [`MIN_FAILED`].
     fn knee(&self, early: bool) -> Option<usize> {
-        let pending = || self.pending.iter().map(|(_, level)| *level);
         if let (false, Some(known)) = (early, self.knee) {
-            if let Some(k) = self.levels.knee(pending(), 0.0).filter(|k| *k >= known) {
+            if let Some(k) = self.levels.knee(0.0).filter(|k| *k >= known) {
                 return Some(k);
             }
         }
@@ -166,11 +177,8 @@ impl Controller {
         };
         // Below a known knee, one level at a time: sends all go at the limit, so the levels
         // under it hold little fresh evidence, and a jump down would rest on old data.
-        let knee = self.levels.knee(pending(), above)?;
-        Some(
-            self.knee
-                .map_or(knee, |known| knee.max(known.saturating_sub(1))),
-        )
+        let knee = self.levels.knee(above)?;
+        Some(self.knee.map_or(knee, |known| knee.max(known - 1)))
     }
 
     /// An attempt sent through [`Controller::sent`] is over.
@@ -178,9 +186,7 @@ impl Controller {
         if !self.enabled {
             return;
         }
-        if let Some(i) = self.pending.iter().position(|p| *p == (o.started, o.level)) {
-            self.pending.swap_remove(i);
-        }
+        self.levels.settle(o.level);
         match o.outcome {
             Outcome::Neutral => {}
             Outcome::Failure => self.on_failure(o),
@@ -194,12 +200,13 @@ impl Controller {
         if self.lower(fast, self.ok_ms == 0.0) {
             return;
         }
-        // Before any success, a shed slot is held: against a full server, refilling it
-        // at once would only be shed again, a second burst before the first success brings
-        // the evidence. After that, the knee test and the failed-probe rule are quick
-        // enough, and holding would cost random fast failures throughput. An attempt sent
-        // under a higher limit since lowered has no slot to hold.
-        if fast && self.ok_ms == 0.0 && o.level <= self.limit {
+        // A shed slot is held until the next success: against a full server, refilling it
+        // at once would only be shed again (a second burst before the evidence comes back),
+        // and while slots are held the next attempts go out at lower levels, which is what
+        // shows the knee: with every attempt sent at the limit, there is nothing to compare
+        // the limit's failure rate with. Random fast failures pay for it a little. An
+        // attempt sent under a higher limit since lowered has no slot to hold.
+        if fast && o.level <= self.limit {
             self.held = (self.held + 1).min(self.limit - 1);
         }
     }
@@ -230,8 +237,8 @@ impl Controller {
         } else {
             self.ok_ms * 0.9 + ms * 0.1
         };
-        let held = std::mem::take(&mut self.held);
         // Fast rejections were waiting for this: were they our load?
+        let held = std::mem::take(&mut self.held);
         if held > 0 && self.lower(true, early) {
             return;
         }

@@ -22,11 +22,18 @@ pub const MIN_GAP: f64 = 0.25;
 /// knee in 2,000 tests of a given split under random failures.
 pub const MIN_Z: f64 = 3.3;
 
+/// One level: faded counts of attempts sent and failed, and attempts in flight.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Level {
+    sent: f64,
+    failed: f64,
+    pending: u32,
+}
+
 /// Sent and failed weights per level (index `n - 1` holds level `n`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Levels {
-    sent: Vec<f64>,
-    failed: Vec<f64>,
+    levels: Vec<Level>,
     weight: f64,
 }
 
@@ -34,23 +41,43 @@ impl Levels {
     /// Levels `1..=max`; an attempt sent above `max` (a limit lowered since) counts as `max`.
     pub fn new(max: usize) -> Self {
         Levels {
-            sent: vec![0.0; max.max(1)],
-            failed: vec![0.0; max.max(1)],
+            levels: vec![Level::default(); max.max(1)],
             weight: 1.0,
         }
     }
 
+    fn at(&mut self, level: usize) -> &mut Level {
+        let last = self.levels.len() - 1;
+        &mut self.levels[level.saturating_sub(1).min(last)]
+    }
+
+    /// An attempt was sent at `level` (itself included): in flight until [`Levels::settle`].
+    pub fn send(&mut self, level: usize) {
+        self.at(level).pending += 1;
+    }
+
+    /// An attempt sent at `level` is over (whatever the outcome).
+    pub fn settle(&mut self, level: usize) {
+        let l = self.at(level);
+        l.pending = l.pending.saturating_sub(1);
+    }
+
+    /// Attempts in flight.
+    pub fn in_flight(&self) -> u32 {
+        self.levels.iter().map(|l| l.pending).sum()
+    }
+
     /// One attempt sent at `level` (itself included) that failed or not.
     pub fn record(&mut self, level: usize, failed: bool) {
-        let i = level.clamp(1, self.sent.len()) - 1;
-        self.sent[i] += self.weight;
-        if failed {
-            self.failed[i] += self.weight;
-        }
+        let w = self.weight;
+        let l = self.at(level);
+        l.sent += w;
+        l.failed += if failed { w } else { 0.0 };
         self.weight *= GROWTH;
         if self.weight > RESCALE {
-            for v in self.sent.iter_mut().chain(self.failed.iter_mut()) {
-                *v /= self.weight;
+            for l in &mut self.levels {
+                l.sent /= self.weight;
+                l.failed /= self.weight;
             }
             self.weight = 1.0;
         }
@@ -58,53 +85,43 @@ impl Levels {
 
     /// Faded observations above `level`, and how many of those failed.
     pub fn above(&self, level: usize) -> (f64, f64) {
-        let from = level.min(self.sent.len());
-        let sum = |v: &[f64]| v[from..].iter().sum::<f64>() / self.weight;
-        (sum(&self.sent), sum(&self.failed))
+        let (mut sent, mut failed) = (0.0, 0.0);
+        for l in self.levels.iter().skip(level) {
+            sent += l.sent / self.weight;
+            failed += l.failed / self.weight;
+        }
+        (sent, failed)
     }
 
     /// The knee: the level `k` that best splits "sent at most `k` in flight" from "sent at more"
-    /// such that failures above are much more frequent (see [`MIN_GAP`], [`MIN_Z`]), or
-    /// `None` when the failure rate does not depend on the load. `pending` are the levels of
-    /// attempts still in flight, counted as not failed (yet): a shed comes back at once, while
-    /// the attempts the server does serve are still running.
-    /// `above`: failures needed above the knee (beside [`MIN_SIDE`] observations).
-    pub fn knee(&self, pending: impl Iterator<Item = usize>, above: f64) -> Option<usize> {
-        let w = self.weight;
-        let mut sent: Vec<f64> = self.sent.iter().map(|s| s / w).collect();
-        for level in pending {
-            sent[level.clamp(1, self.sent.len()) - 1] += 1.0;
-        }
-        let total: f64 = sent.iter().sum();
-        let total_failed: f64 = self.failed.iter().sum::<f64>() / w;
+    /// such that failures above are much more frequent (see [`MIN_GAP`], [`MIN_Z`]), with at
+    /// least `above` failures above it, or `None` when the failure rate does not depend on the
+    /// load. Attempts still in flight count as not failed (yet): a shed comes back at once,
+    /// while the attempts the server does serve are still running.
+    pub fn knee(&self, above: f64) -> Option<usize> {
+        let (total, total_failed) = self.above(0);
+        let total = total + f64::from(self.in_flight());
         let p = total_failed / total;
         let (mut a, mut fa, mut best) = (0.0, 0.0, None);
-        let mut best_fit = f64::NEG_INFINITY;
-        for k in 1..sent.len() {
-            a += sent[k - 1];
-            fa += self.failed[k - 1] / w;
+        let mut best_z = MIN_Z;
+        let below_top = self.levels.len() - 1;
+        for (k, l) in self.levels.iter().take(below_top).enumerate() {
+            a += l.sent / self.weight + f64::from(l.pending);
+            fa += l.failed / self.weight;
             let (b, fb) = (total - a, total_failed - fa);
             if a < MIN_SIDE || b < MIN_SIDE || fb < above {
                 continue;
             }
             let gap = fb / b - fa / a;
             let z = gap / (p * (1.0 - p) * (1.0 / a + 1.0 / b)).sqrt();
-            // Among the significant splits, the one that best explains the data as two
-            // failure rates (a binomial likelihood); ties go to the higher level.
-            let fit = a * entropy(fa / a) + b * entropy(fb / b);
-            if gap >= MIN_GAP && z >= MIN_Z && fit >= best_fit {
-                best_fit = fit;
-                best = Some(k);
+            // The most significant split; ties go to the higher level.
+            if gap >= MIN_GAP && z >= best_z {
+                best_z = z;
+                best = Some(k + 1);
             }
         }
         best
     }
-}
-
-/// `r ln r + (1 - r) ln(1 - r)`: the log-likelihood per observation of a failure rate `r`.
-fn entropy(r: f64) -> f64 {
-    let term = |x: f64| if x > 0.0 { x * x.ln() } else { 0.0 };
-    term(r) + term(1.0 - r)
 }
 
 #[cfg(test)]
@@ -117,20 +134,27 @@ mod tests {
         for level in 1..=32 {
             l.record(level, level > 12);
         }
-        assert_eq!(l.knee(None.into_iter(), 0.0), Some(12));
+        assert_eq!(l.knee(0.0), Some(12));
         let mut shed_only = Levels::new(32);
         for level in 13..=32 {
             shed_only.record(level, true);
         }
+        assert_eq!(shed_only.knee(0.0), None, "nothing known below");
+        for level in 1..=12 {
+            shed_only.send(level);
+        }
+        assert_eq!(shed_only.in_flight(), 12);
         assert_eq!(
-            shed_only.knee(None.into_iter(), 0.0),
-            None,
-            "nothing known below"
-        );
-        assert_eq!(
-            shed_only.knee(1..=12, 0.0),
+            shed_only.knee(0.0),
             Some(12),
             "the 12 still in flight were not shed"
+        );
+        shed_only.settle(1);
+        shed_only.settle(40);
+        assert_eq!(
+            shed_only.in_flight(),
+            11,
+            "level 40 is 32's, where none is in flight"
         );
         let (sent, failed) = l.above(12);
         assert!(
@@ -146,7 +170,7 @@ mod tests {
         for i in 0..400 {
             l.record(1 + i % 10, i % 5 < 2);
         }
-        assert_eq!(l.knee(None.into_iter(), 0.0), None);
+        assert_eq!(l.knee(0.0), None);
     }
 
     #[test]
@@ -157,13 +181,9 @@ mod tests {
         }
         l.record(11, true);
         l.record(12, true);
-        assert_eq!(
-            l.knee(None.into_iter(), 0.0),
-            None,
-            "two failures above are not enough"
-        );
+        assert_eq!(l.knee(0.0), None, "two failures above are not enough");
         l.record(13, true);
-        assert_eq!(l.knee(None.into_iter(), 0.0), Some(10));
+        assert_eq!(l.knee(0.0), Some(10));
     }
 
     #[test]

@@ -10,7 +10,7 @@ const MS: fn(u64) -> Duration = Duration::from_millis;
 fn burst(c: &mut Controller, from: usize, n: usize, at: u64) -> Vec<(usize, Duration)> {
     (from..from + n)
         .map(|level| {
-            c.sent(level, MS(at));
+            c.sent(level);
             (level, MS(at))
         })
         .collect()
@@ -88,10 +88,11 @@ fn a_fast_rejection_holds_its_slot_until_a_success() {
         (8, Reason::Configured),
         "two failures are no knee: the slots come back"
     );
-    // A slow failure (after the others, as slow as successes) holds nothing.
+    end(&mut c, sent[1], 300, Outcome::Success);
+    // A slow failure (as slow as successes) holds nothing.
     let late = burst(&mut c, 8, 1, 300);
     end(&mut c, late[0], 700, Outcome::Failure);
-    for s in &sent[1..6] {
+    for s in &sent[2..6] {
         end(&mut c, *s, 700, Outcome::Success);
     }
     assert_eq!(c.limit(), 8);
