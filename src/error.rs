@@ -46,8 +46,8 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// One failed attempt, as the task (or the platform edge) describes it. The header values
-/// are kept raw: turning them into delays needs the clock, which only the core has.
+/// One failed attempt, as the task (or the platform edge) describes it. The edge reads the
+/// reply's headers once (`providers::headers`) into the typed fields below.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Failure {
     /// What kind of failure this is (`None` is read as [`ErrorKind::Task`]).
@@ -62,12 +62,11 @@ pub struct Failure {
     pub spend_cap: bool,
     /// An explicit verdict from the task (`error.retryable` in JS) that wins over the table.
     pub retryable: Option<bool>,
-    /// Raw `retry-after-ms` header.
-    pub retry_after_ms: Option<String>,
-    /// Raw `retry-after` header (seconds or an HTTP date).
-    pub retry_after: Option<String>,
-    /// Raw `x-should-retry` header.
-    pub should_retry: Option<String>,
+    /// The wait the server asked for (`retry-after-ms`, else `retry-after`), as read when
+    /// the reply arrived; the core caps it (`maxRetryAfterMs`).
+    pub server_wait: Option<Duration>,
+    /// The server's explicit verdict (`x-should-retry`), which beats the status table.
+    pub should_retry: Option<bool>,
     /// The reply's rate-limit headers, when it had any.
     pub limits: Option<Box<crate::core::limits::RateLimits>>,
 }

@@ -4,13 +4,14 @@
 //! bounded concurrency, retries with exponential backoff and jitter, per-attempt timeouts that
 //! really abort the request, a whole-batch deadline, cancellation, progress and attempt events.
 //!
-//! The crate is one pure core ([`core`]: executor, retry rules, delay math, all on a [`Clock`]
-//! trait) and thin wasm edges (`web`: JS timers, `fetch`, AbortController; `bindings`: the
+//! The crate is one pure core ([`core`]: executor, retry rule, delay math, pacing, all on a
+//! [`Clock`] trait), pure provider code ([`providers`]: requests, replies, headers parsed once
+//! into typed values) and thin wasm edges (`web`: JS timers, `fetch`, AbortController; `bindings`: the
 //! `BatchProcessor` class JS sees). The core runs natively on a virtual clock:
 //!
 //! ```
-//! use edgebatch::core::{backoff::SplitMix64, cancel::CancelToken, clock::VirtualClock};
-//! use edgebatch::core::executor::{run_batch, Config};
+//! use edgebatch::core::{clock::VirtualClock, pacer::Pacer};
+//! use edgebatch::core::executor::{Config, Executor};
 //! use edgebatch::{Clock, ErrorKind, Failure};
 //! use std::time::Duration;
 //!
@@ -22,13 +23,16 @@
 //!     async move {
 //!         sleep.await;
 //!         if index == 1 && attempt == 1 {
-//!             return Err(Failure { retry_after: Some("2".into()), ..Failure::http(429, "slow down") });
+//!             let wait = Some(Duration::from_secs(2)); // the edge reads it from `retry-after`
+//!             return Err(Failure { server_wait: wait, ..Failure::http(429, "slow down") });
 //!         }
 //!         Ok(format!("summary {index}"))
 //!     }
 //! };
-//! let results = clock.block_on(run_batch(&Config::default(), &clock, 3, task,
-//!     &CancelToken::new(), &mut SplitMix64::new(1), &mut ()));
+//! let config = Config::default();
+//! let pacer = Pacer::unpaced(config.concurrency);
+//! let executor = Executor::new(&config, &clock, &pacer).seed(1);
+//! let results = clock.block_on(executor.run(3, task, &(), &mut ()));
 //! assert!(results.iter().all(|r| r.outcome.is_ok()));
 //! assert_eq!(results[1].attempts, 2);
 //! assert_eq!(clock.now(), Duration::from_millis(2200));
@@ -45,6 +49,7 @@ pub mod error;
 pub mod options;
 pub mod providers;
 pub mod redact;
+pub mod text;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings;

@@ -242,7 +242,7 @@ fn figures() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 32, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn random_failures_keep_nine_tenths_of_the_fixed_throughput(
@@ -253,10 +253,9 @@ proptest! {
     ) {
         let a = run(300, max, true, RANDOM(p, fast), seed, 0);
         let x = run(300, max, false, RANDOM(p, fast), seed, 0);
-        // Random failures answered in a few ms (unlike real 529s, which come after about the
-        // usual latency) recycle the last slot fast: in about one run in a thousand they
-        // fake a knee on the top levels, which probes then undo. A weaker bound for them.
-        let bound = if fast { 0.85 } else { 0.9 };
+        // Random failures answered in a few ms (an LLM's 529 comes long before a reply would)
+        // look like shedding to the fast-rejection rule: they must cost no more.
+        let bound = 0.9;
         prop_assert!(x.t90_ms / a.t90_ms >= bound, "adaptive {} ms vs fixed {} ms", a.t90_ms, x.t90_ms);
     }
 

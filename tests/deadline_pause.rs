@@ -8,12 +8,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use edgebatch::core::backoff::SplitMix64;
-use edgebatch::core::cancel::CancelToken;
 use edgebatch::core::clock::{Clock, VirtualClock};
-use edgebatch::core::executor::{run_paced, Config, ItemResult, Pacing};
-use edgebatch::core::limits::{Cost, Feedback};
+use edgebatch::core::executor::{Config, Executor, ItemResult};
 use edgebatch::core::pacer::{Pacer, PacingConfig};
+use edgebatch::providers::headers::server_wait;
 use edgebatch::{ErrorKind, Failure};
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
@@ -29,8 +27,9 @@ fn task(clock: &VirtualClock, limited: usize, secs: &str) -> impl Fn(usize, u32)
         Box::pin(async move {
             clock.sleep(MS(100)).await;
             if i == limited && a == 1 {
+                // Read as the edge reads a reply's `retry-after`.
                 return Err(Failure {
-                    retry_after: Some(secs),
+                    server_wait: server_wait(None, Some(&secs), clock.unix_ms()),
                     ..Failure::http(429, "rate limited")
                 });
             }
@@ -46,22 +45,11 @@ fn call(
     n: usize,
     task: impl Fn(usize, u32) -> Attempt,
 ) -> Vec<ItemResult<usize>> {
-    let pacing = Pacing {
-        pacer,
-        cost: &|_| Ok(Cost::default()),
-        feedback: &|_: &usize| Feedback::default(),
-    };
-    let mut rng = SplitMix64::new(7);
-    clock.block_on(run_paced(
-        config,
-        clock,
-        n,
-        task,
-        pacing,
-        &CancelToken::new(),
-        &mut rng,
-        &mut (),
-    ))
+    clock.block_on(
+        Executor::new(config, clock, pacer)
+            .seed(7)
+            .run(n, task, &(), &mut ()),
+    )
 }
 
 fn setup(deadline: Option<u64>) -> (VirtualClock, RefCell<Pacer>, Config) {

@@ -9,10 +9,13 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
-use edgebatch::core::backoff::{Backoff, Jitter, Rng, SplitMix64};
+use edgebatch::core::backoff::{Backoff, Jitter};
 use edgebatch::core::cancel::CancelToken;
 use edgebatch::core::clock::{Clock, VirtualClock};
-use edgebatch::core::executor::{run_batch, Config, Event, ItemResult, Observer, Progress};
+use edgebatch::core::executor::{Config, Event, Executor, ItemResult, Observer, Progress};
+use edgebatch::core::pacer::Pacer;
+use edgebatch::core::rng::{Rng, SplitMix64};
+use edgebatch::providers::headers::server_wait;
 use edgebatch::{ErrorKind, Failure};
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
@@ -123,8 +126,11 @@ where
     F: Fn(usize, u32) -> Fut,
     Fut: Future<Output = Result<V, Failure>> + 'static,
 {
-    let mut rng = SplitMix64::new(99);
-    clock.block_on(run_batch(config, clock, n, task, cancel, &mut rng, rec))
+    let pacer = Pacer::unpaced(config.concurrency);
+    let executor = Executor::new(config, clock, &pacer)
+        .cancel_on(cancel)
+        .seed(99);
+    clock.block_on(executor.run(n, task, &(), rec))
 }
 
 fn no_jitter(base: u64, max: u64) -> Backoff {
@@ -302,7 +308,7 @@ fn an_item_waiting_out_a_backoff_holds_no_slot() {
         (0, 1) => Step::Fail(
             10,
             Failure {
-                retry_after: Some("10".into()),
+                server_wait: Some(Duration::from_secs(10)),
                 ..http(429)
             },
         ),
@@ -337,7 +343,7 @@ fn retries_go_before_new_items() {
         (0, 1) => Step::Fail(
             10,
             Failure {
-                retry_after_ms: Some("5".into()),
+                server_wait: Some(MS(5)),
                 ..http(503)
             },
         ),
@@ -396,18 +402,20 @@ fn retry_after_http_date_and_cap() {
     let clock = VirtualClock::new();
     // The virtual wall clock starts at 2026-01-01T00:00:00Z.
     let date = "Thu, 01 Jan 2026 00:00:07 GMT";
+    let wall = clock.clone();
     let task = scripted(&clock, &Meter::default(), move |i, a| match (i, a) {
         (0, 1) => Step::Fail(
             0,
             Failure {
-                retry_after: Some(date.into()),
+                // Read as the edge reads it, when the reply arrives.
+                server_wait: server_wait(None, Some(date), wall.unix_ms()),
                 ..http(429)
             },
         ),
         (1, 1) => Step::Fail(
             0,
             Failure {
-                retry_after: Some("3600".into()),
+                server_wait: Some(Duration::from_secs(3600)),
                 ..http(429)
             },
         ),
@@ -447,14 +455,14 @@ fn retry_rules_through_the_executor() {
         ),
         (
             Failure {
-                should_retry: Some("false".into()),
+                should_retry: Some(false),
                 ..http(503)
             },
             1,
         ),
         (
             Failure {
-                should_retry: Some("true".into()),
+                should_retry: Some(true),
                 ..http(400)
             },
             3,
@@ -537,7 +545,7 @@ fn deadline_fails_a_wait_that_would_pass_it_at_once() {
         0 => Step::Fail(
             100,
             Failure {
-                retry_after_ms: Some("5000".into()),
+                server_wait: Some(MS(5000)),
                 ..http(429)
             },
         ),
@@ -635,9 +643,12 @@ fn cancel_aborts_in_flight_and_accounts_for_every_item() {
         token.cancel();
     };
     let mut rec = Recorder::default();
-    let mut rng = SplitMix64::new(1);
+    let pacer = Pacer::unpaced(config.concurrency);
+    let executor = Executor::new(&config, &clock, &pacer)
+        .cancel_on(&cancel)
+        .seed(1);
     let (results, ()) = clock.block_on(futures::future::join(
-        run_batch(&config, &clock, 6, task, &cancel, &mut rng, &mut rec),
+        executor.run(6, task, &(), &mut rec),
         canceller,
     ));
     assert_eq!(
@@ -946,7 +957,7 @@ fn stop_messages_say_why_and_where_each_item_was() {
             0 => Step::Fail(
                 10,
                 Failure {
-                    retry_after_ms: Some("100".into()),
+                    server_wait: Some(MS(100)),
                     ..http(503)
                 },
             ),
@@ -964,9 +975,12 @@ fn stop_messages_say_why_and_where_each_item_was() {
             c.sleep(MS(500)).await;
             token.cancel();
         };
-        let mut rng = SplitMix64::new(1);
         let mut rec = Recorder::default();
-        let batch = run_batch(&config, &clock, 4, task, &cancel, &mut rng, &mut rec);
+        let pacer = Pacer::unpaced(config.concurrency);
+        let batch = Executor::new(&config, &clock, &pacer)
+            .cancel_on(&cancel)
+            .seed(1)
+            .run(4, task, &(), &mut rec);
         let results = if cancelled {
             clock.block_on(futures::future::join(batch, canceller)).0
         } else {
@@ -1026,16 +1040,9 @@ fn decorrelated_jitter_builds_each_delay_on_the_previous_one() {
         ..Config::default()
     };
     let mut rec = Recorder::default();
-    let mut rng = Fixed(0.5);
-    let results = clock.block_on(run_batch(
-        &config,
-        &clock,
-        1,
-        task,
-        &CancelToken::new(),
-        &mut rng,
-        &mut rec,
-    ));
+    let (pacer, mut fixed) = (Pacer::unpaced(config.concurrency), Fixed(0.5));
+    let executor = Executor::new(&config, &clock, &pacer).rng(&mut fixed);
+    let results = clock.block_on(executor.run(1, task, &(), &mut rec));
     assert!(results[0].outcome.is_ok());
     let delays: Vec<Duration> = rec
         .events
@@ -1056,7 +1063,7 @@ fn a_retry_due_exactly_at_the_deadline_fails_at_once() {
         Step::Fail(
             100,
             Failure {
-                retry_after_ms: Some("1900".into()),
+                server_wait: Some(MS(1900)),
                 ..http(503)
             },
         )

@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use edgebatch::core::backoff::SplitMix64;
 use edgebatch::core::cancel::CancelToken;
 use edgebatch::core::clock::{Clock, VirtualClock};
-use edgebatch::core::executor::{run_paced, Config, Event, ItemResult, Observer, Pacing};
+use edgebatch::core::executor::{Config, Event, Executor, ItemResult, Observer};
 use edgebatch::core::limits::{Cost, Feedback, Limit, RateLimits, Usage};
+use edgebatch::core::observation::{Observation, Observed};
 use edgebatch::core::pacer::{Pacer, PacingConfig};
+use edgebatch::core::retry::FailureClass;
 use edgebatch::{ErrorKind, Failure};
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
@@ -92,10 +93,10 @@ fn api_task(clock: &VirtualClock, api: &Rc<RefCell<Upstream>>) -> impl Fn(usize,
                     usage: Usage::default(),
                 })
             } else {
-                let wait = limits.requests.reset_in.map(|_| "1000".to_owned());
+                let wait = limits.requests.reset_in.map(|_| MS(1000));
                 Err(Failure {
                     limits: Some(Box::new(limits)),
-                    retry_after_ms: wait,
+                    server_wait: wait,
                     ..Failure::http(429, "rate limited")
                 })
             }
@@ -137,21 +138,12 @@ where
 {
     let pacer = RefCell::new(Pacer::new(pacing, config.concurrency, clock.now()));
     let mut starts = Starts::default();
-    let mut rng = SplitMix64::new(3);
-    let cost = |i| Ok(cost(i));
-    let p = Pacing {
-        pacer: &pacer,
-        cost: &cost,
-        feedback,
-    };
-    let results = clock.block_on(run_paced(
-        config,
-        clock,
+    let cost = |i| Ok::<_, String>(cost(i));
+    let p = (cost, feedback);
+    let results = clock.block_on(Executor::new(config, clock, &pacer).seed(3).run(
         n,
         task,
-        p,
-        &CancelToken::new(),
-        &mut rng,
+        &p,
         &mut starts,
     ));
     Run { results, starts }
@@ -248,7 +240,7 @@ fn a_429_pauses_all_dispatch_and_the_item_keeps_its_place() {
             c.sleep(MS(100)).await;
             if i == 0 && a == 1 {
                 return Err(Failure {
-                    retry_after_ms: Some("3000".into()),
+                    server_wait: Some(MS(3000)),
                     ..Failure::http(429, "slow")
                 });
             }
@@ -594,13 +586,20 @@ fn a_batch_finds_the_probe_held_by_another_batch_on_the_same_pacer_and_still_fin
     // breaker's OUTAGE): the breaker is open until 2.1 s.
     let t = pacer.borrow_mut().start(&Cost::default(), MS(0));
     clock.advance(MS(2000));
-    pacer.borrow_mut().on_failure(
-        &Cost::default(),
-        &Failure::http(500, "down"),
-        MS(0),
-        &t,
-        MS(2000),
-    );
+    let down = Failure::http(500, "down");
+    pacer.borrow_mut().observe(&Observation {
+        cost: Cost::default(),
+        ticket: t,
+        started: MS(0),
+        ended: MS(2000),
+        in_flight_at_start: 1,
+        in_flight: 1,
+        outcome: Observed::Failure {
+            failure: &down,
+            class: FailureClass::of(&down),
+            pause: MS(0),
+        },
+    });
     let c = clock.clone();
     let task = move |i: usize, _: u32| {
         let c = c.clone();
@@ -613,39 +612,20 @@ fn a_batch_finds_the_probe_held_by_another_batch_on_the_same_pacer_and_still_fin
         concurrency: 1,
         ..Config::default()
     };
-    let (cost, feedback) = (|_| Ok(Cost::default()), |_: &usize| Feedback::default());
-    let paced = || Pacing {
-        pacer: &pacer,
-        cost: &cost,
-        feedback: &feedback,
-    };
+    let paced = ();
     let cancel = CancelToken::new();
-    let (mut rng_a, mut rng_b) = (SplitMix64::new(1), SplitMix64::new(2));
+    let batch = |seed| {
+        Executor::new(&config, &clock, &pacer)
+            .cancel_on(&cancel)
+            .seed(seed)
+    };
     let (mut seen_a, mut seen_b) = (Starts::default(), Starts::default());
     type Batch<'a> = Pin<Box<dyn Future<Output = Vec<ItemResult<usize>>> + 'a>>;
     // Polled only when woken (unlike `join`): a batch left waiting with nothing to wake it
     // would hang here.
     let batches: FuturesUnordered<Batch> = [
-        Box::pin(run_paced(
-            &config,
-            &clock,
-            1,
-            &task,
-            paced(),
-            &cancel,
-            &mut rng_a,
-            &mut seen_a,
-        )) as Batch,
-        Box::pin(run_paced(
-            &config,
-            &clock,
-            1,
-            &task,
-            paced(),
-            &cancel,
-            &mut rng_b,
-            &mut seen_b,
-        )),
+        Box::pin(batch(1).run(1, &task, &paced, &mut seen_a)) as Batch,
+        Box::pin(batch(2).run(1, &task, &paced, &mut seen_b)),
     ]
     .into_iter()
     .collect();

@@ -7,13 +7,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use edgebatch::core::backoff::{
-    days_from_civil, parse_decimal, parse_http_date, parse_retry_after, parse_retry_after_ms,
-    server_delay,
-};
-use edgebatch::core::retry::parse_should_retry;
 use edgebatch::options::{Raw, RawOptions};
-use edgebatch::providers::ratelimit::{anthropic, openai, parse_duration, parse_rfc3339};
+use edgebatch::providers::headers::{
+    days_from_civil, parse_decimal, parse_duration, parse_http_date, parse_retry_after,
+    parse_retry_after_ms, parse_rfc3339, parse_should_retry, server_delay,
+};
+use edgebatch::providers::ratelimit::{anthropic, openai};
 use edgebatch::redact::Secrets;
 use proptest::prelude::*;
 

@@ -6,11 +6,8 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-use edgebatch::core::backoff::SplitMix64;
-use edgebatch::core::cancel::CancelToken;
 use edgebatch::core::clock::{Clock, VirtualClock};
-use edgebatch::core::executor::{run_paced, Config, Pacing};
-use edgebatch::core::limits::{Cost, Feedback};
+use edgebatch::core::executor::{Config, Executor};
 use edgebatch::core::pacer::{Pacer, PacingConfig};
 use edgebatch::Failure;
 
@@ -45,25 +42,12 @@ fn two_calls_on_one_pacer_share_its_concurrency() {
         }
     };
     let call = |fail_first: bool, seed: u64| {
-        let pacing = Pacing {
-            pacer: &pacer,
-            cost: &|_| Ok(Cost::default()),
-            feedback: &|_: &usize| Feedback::default(),
-        };
-        let (config, clock) = (&config, &clock);
+        let (config, clock, pacer) = (&config, &clock, &pacer);
         async move {
-            let mut rng = SplitMix64::new(seed);
-            run_paced(
-                config,
-                clock,
-                10,
-                task(fail_first),
-                pacing,
-                &CancelToken::new(),
-                &mut rng,
-                &mut (),
-            )
-            .await
+            Executor::new(config, clock, pacer)
+                .seed(seed)
+                .run(10, task(fail_first), &(), &mut ())
+                .await
         }
     };
     let (a, b) = clock.block_on(futures::future::join(call(true, 1), call(false, 2)));

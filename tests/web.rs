@@ -8,9 +8,9 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use edgebatch::core::backoff::SplitMix64;
 use edgebatch::core::cancel::CancelToken;
-use edgebatch::core::executor::{run_batch, Config, ItemResult};
+use edgebatch::core::executor::{Config, Executor, ItemResult};
+use edgebatch::core::pacer::Pacer;
 use edgebatch::web::abort::AbortGuard;
 use edgebatch::web::clock::JsClock;
 use edgebatch::web::fetch::fetch_spec;
@@ -135,8 +135,8 @@ async fn a_non_2xx_reply_is_an_http_failure_with_the_body_read() {
     assert_eq!(err.error_type.as_deref(), Some("overloaded_error"));
     assert_eq!(err.message, "test server: status 529");
     assert_eq!(
-        err.retry_after_ms.as_deref(),
-        Some("250"),
+        err.server_wait,
+        Some(MS(250)),
         "CORS exposes the retry headers"
     );
 }
@@ -258,17 +258,11 @@ async fn executor_on_real_timers_bounds_concurrency_and_keeps_order() {
         concurrency: 3,
         ..Config::default()
     };
-    let mut rng = SplitMix64::new(1);
-    let results = run_batch(
-        &config,
-        &JsClock,
-        20,
-        task,
-        &CancelToken::new(),
-        &mut rng,
-        &mut (),
-    )
-    .await;
+    let pacer = Pacer::unpaced(config.concurrency);
+    let results = Executor::new(&config, &JsClock, &pacer)
+        .seed(1)
+        .run(20, task, &(), &mut ())
+        .await;
     let values: Vec<usize> = results
         .iter()
         .map(|r| *r.outcome.as_ref().unwrap())
@@ -301,8 +295,12 @@ async fn cancel_on_real_timers_aborts_requests_and_resolves() {
         concurrency: 2,
         ..Config::default()
     };
-    let mut rng = SplitMix64::new(1);
-    let results = run_batch(&config, &JsClock, 4, task, &cancel, &mut rng, &mut ()).await;
+    let pacer = Pacer::unpaced(config.concurrency);
+    let results = Executor::new(&config, &JsClock, &pacer)
+        .cancel_on(&cancel)
+        .seed(1)
+        .run(4, task, &(), &mut ())
+        .await;
     let kinds: Vec<(ErrorKind, u32)> = results
         .iter()
         .map(|r| (r.outcome.as_ref().unwrap_err().kind, r.attempts))
@@ -340,15 +338,9 @@ async fn run_specs_n(config: &Config, specs: Vec<JsValue>) -> Vec<ItemResult<JsV
             out
         }
     };
-    let mut rng = SplitMix64::new(5);
-    run_batch(
-        config,
-        &JsClock,
-        n,
-        task,
-        &CancelToken::new(),
-        &mut rng,
-        &mut (),
-    )
-    .await
+    let pacer = Pacer::unpaced(config.concurrency);
+    Executor::new(config, &JsClock, &pacer)
+        .seed(5)
+        .run(n, task, &(), &mut ())
+        .await
 }

@@ -8,11 +8,11 @@ use std::time::Duration;
 use wasm_bindgen::prelude::*;
 
 use super::js_options::{check_keys, js_error, object_option, option, raw, type_error};
-use crate::core::backoff::server_delay;
 use crate::core::limits::{Cost, Feedback, Usage};
 use crate::core::permits::{Grant, Outcome, PermitConfig, PermitPool};
 use crate::error::{ErrorKind, Failure};
 use crate::options::{self, RawOptions};
+use crate::providers::headers::server_wait;
 use crate::providers::http::parse_error_body;
 use crate::providers::{Provider, ProviderKind};
 use crate::web::{get, set, JsJson};
@@ -169,20 +169,20 @@ impl Limiter {
                 status,
                 spend_cap: body.as_ref().is_some_and(|b| b.spend_cap),
                 error_type: body.and_then(|b| b.error_type),
-                retry_after_ms: header("retry-after-ms"),
-                retry_after: header("retry-after"),
+                server_wait: server_wait(
+                    header("retry-after-ms").as_deref(),
+                    header("retry-after").as_deref(),
+                    now_ms,
+                ),
                 limits: limits.map(Box::new),
                 ..Failure::default()
             };
-            let wait = server_delay(
-                failure.retry_after_ms.as_deref(),
-                failure.retry_after.as_deref(),
-                now_ms,
-                MAX_PAUSE,
-            )
-            // No Retry-After, no pause for everyone: the item's own backoff covers it, and a
-            // guess would stall every batch on a random 429.
-            .unwrap_or(Duration::ZERO);
+            let wait = failure
+                .server_wait
+                .map(|d| d.min(MAX_PAUSE))
+                // No Retry-After, no pause for everyone: the item's own backoff covers it, and a
+                // guess would stall every batch on a random 429.
+                .unwrap_or(Duration::ZERO);
             Outcome::Failure { failure, wait }
         };
         self.pool.release(id as u64, outcome, self.at(now_ms))

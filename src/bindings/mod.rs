@@ -3,21 +3,17 @@
 //! clock.
 
 mod convert;
-mod items;
 mod js_options;
 #[cfg(feature = "limiter")]
 mod limiter;
 mod stream;
-mod tasks;
 
 use convert::{event_object, progress_object, results_array};
-use items::Items;
 use js_options::{
     check_keys, function_option, js_error, object_option, option, provider_option, raw,
     signal_option, type_error,
 };
 use stream::as_async_iterable;
-use tasks::Task;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -27,15 +23,16 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use web_sys::AbortSignal;
 
-use crate::core::backoff::SplitMix64;
 use crate::core::cancel::CancelToken;
-use crate::core::executor::{run_paced, Config, Event, ItemResult, Observer, Pacing, Progress};
+use crate::core::executor::{Config, Event, Executor, ItemResult, Observer, Progress};
 use crate::core::limits::Cost;
 use crate::core::pacer::Pacer;
 use crate::options::{self, RawOptions};
 use crate::providers::{Provider, ProviderKind};
 use crate::redact::Secrets;
+use crate::web::attempt::Task;
 use crate::web::clock::JsClock;
+use crate::web::items::Items;
 use crate::web::preflight;
 use crate::web::provider::Metered;
 use crate::web::{describe, get, JsJson};
@@ -283,27 +280,21 @@ impl Call {
         task: Task,
         extra: &mut dyn Observer<Metered>,
     ) -> Vec<ItemResult<Metered>> {
-        let mut rng = SplitMix64::new(self.seed);
         let items = self.items.clone();
         let mut both = Both(&self.callbacks, extra);
         let observer: &mut dyn Observer<Metered> = &mut both;
         let total = items.len();
-        let pacing = Pacing {
-            pacer: &self.pacer,
-            cost: &*self.cost,
-            feedback: &Metered::feedback,
-        };
-        run_paced(
-            &self.config,
-            &JsClock,
-            total,
-            |i, a| task.start(i, a, &items, &self.secrets),
-            pacing,
-            &self.cancel,
-            &mut rng,
-            observer,
-        )
-        .await
+        let pacing = (&*self.cost, Metered::feedback);
+        Executor::new(&self.config, &JsClock, &self.pacer)
+            .cancel_on(&self.cancel)
+            .seed(self.seed)
+            .run(
+                total,
+                |i, a| task.start(i, a, &items, &self.secrets),
+                &pacing,
+                observer,
+            )
+            .await
     }
 }
 

@@ -3,13 +3,18 @@
 
 pub mod adaptive;
 pub mod backoff;
+mod batch;
 pub mod budget;
 pub mod cancel;
 pub mod clock;
 pub mod executor;
 pub mod limits;
+pub mod observation;
 pub mod pacer;
 pub mod permits;
+pub mod queue;
 pub mod report;
 pub mod retry;
+pub mod rng;
+mod stop;
 mod timeouts;

@@ -2,13 +2,17 @@
 //! the global pause after a 429, adaptive concurrency and the circuit breaker — and learns
 //! from every outcome. One pacer per processor, so what it learns outlives a single batch.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::task::Waker;
 use std::time::Duration;
 
-use super::adaptive::{Breaker, Controller, Gate, Observation, Outcome, Reason};
+use super::adaptive::{self, Breaker, Controller, Gate, Outcome, Reason};
 use super::limits::{Cost, Feedback, Fit, RateLimits, TokenBucket};
-use crate::error::{ErrorKind, Failure};
+pub use super::observation::Ticket;
+use super::observation::{Observation, Observed};
+use super::retry::FailureClass;
+use crate::error::Failure;
 
 /// Pacing settings (JS: `rateLimit`, `adaptive`, `breaker`).
 #[derive(Clone, Debug, PartialEq)]
@@ -75,18 +79,6 @@ pub enum Admission {
 /// How many rate-limited requests the pacer remembers for its syncs.
 const MAX_REJECTED: usize = 1024;
 
-/// How much had been sent, per budget, up to and including one request (a reply's headers
-/// cannot count what was sent after its request: syncing subtracts that), and when and at
-/// what load it was sent (what the concurrency controller learns from).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Ticket {
-    sent: [f64; 4],
-    /// Attempts in flight when it was sent, itself included.
-    pub level: usize,
-    /// When it was sent.
-    pub started: Duration,
-}
-
 /// See the module docs.
 #[derive(Clone, Debug)]
 pub struct Pacer {
@@ -135,6 +127,17 @@ impl Pacer {
         }
     }
 
+    /// A pacer that only shares its `max_concurrency` slots: no budgets, no adaptation, no
+    /// breaker ([`PacingConfig::off`]).
+    #[must_use]
+    pub fn unpaced(max_concurrency: usize) -> RefCell<Pacer> {
+        RefCell::new(Pacer::new(
+            &PacingConfig::off(),
+            max_concurrency,
+            Duration::ZERO,
+        ))
+    }
+
     /// Attempts allowed in flight now.
     pub fn concurrency(&self) -> usize {
         self.controller.limit()
@@ -145,12 +148,12 @@ impl Pacer {
         self.controller.reason()
     }
 
-    /// Tells the controller how an attempt sent with `ticket` ended.
-    fn learn(&mut self, ticket: &Ticket, outcome: Outcome, now: Duration) {
-        self.controller.observe(&Observation {
-            level: ticket.level,
-            started: ticket.started,
-            ended: now,
+    /// Tells the controller how an attempt sent with `level` in flight ended.
+    fn learn(&mut self, o: &Observation<'_>, outcome: Outcome) {
+        self.controller.observe(&adaptive::Observation {
+            level: o.in_flight_at_start,
+            started: o.started,
+            ended: o.ended,
             outcome,
         });
     }
@@ -212,7 +215,7 @@ impl Pacer {
         match self.breaker.gate(now) {
             Gate::Until(until) => return Admission::Until(until),
             Gate::Blocked => return Admission::Blocked,
-            Gate::Open | Gate::Probe => {}
+            Gate::Pass | Gate::Probe => {}
         }
         if wait > Duration::ZERO {
             return Admission::Until(now + wait);
@@ -233,36 +236,44 @@ impl Pacer {
             sent[k] += n;
         }
         self.sent = sent;
-        Ticket {
-            sent,
-            level: self.in_flight,
-            started: now,
-        }
+        Ticket(sent)
     }
 
     /// Syncs every budget with a reply's headers, less what was sent after its request.
-    fn observe(&mut self, limits: &RateLimits, ticket: &Ticket, now: Duration) {
+    fn sync_headers(&mut self, limits: &RateLimits, ticket: &Ticket, now: Duration) {
         if !self.follow_headers {
             return;
         }
         let mut unseen = [0.0; 4];
         for (k, u) in unseen.iter_mut().enumerate() {
-            *u = self.sent[k] - ticket.sent[k];
+            *u = self.sent[k] - ticket.0[k];
         }
-        unseen[0] -= self
-            .rejected
-            .iter()
-            .filter(|r| **r > ticket.sent[0])
-            .count() as f64;
+        unseen[0] -= self.rejected.iter().filter(|r| **r > ticket.0[0]).count() as f64;
         self.requests.observe(&limits.requests, now, unseen[0]);
         self.tokens.observe(&limits.tokens, now, unseen[1]);
         self.input.observe(&limits.input_tokens, now, unseen[2]);
         self.output.observe(&limits.output_tokens, now, unseen[3]);
     }
 
+    /// Learns from an attempt's end: settles its reservation, syncs with the reply's headers,
+    /// tells the concurrency controller and the breaker, and frees its slot.
+    pub fn observe(&mut self, o: &Observation<'_>) {
+        match o.outcome {
+            Observed::Success(feedback) => {
+                self.learn(o, Outcome::Success);
+                self.on_success(&o.cost, feedback, &o.ticket, o.ended);
+            }
+            Observed::Failure {
+                failure,
+                class,
+                pause,
+            } => self.failed(o, failure, class, pause),
+        }
+    }
+
     /// A success: settle the reservation with the actual usage, sync with the headers, and
-    /// tell the controller and the breaker.
-    pub fn on_success(&mut self, cost: &Cost, feedback: &Feedback, ticket: &Ticket, now: Duration) {
+    /// tell the breaker.
+    fn on_success(&mut self, cost: &Cost, feedback: &Feedback, ticket: &Ticket, now: Duration) {
         if let Some(u) = feedback.usage {
             let settle = |b: &mut TokenBucket, reserved: u64, used: u64| {
                 if used > reserved {
@@ -277,34 +288,57 @@ impl Pacer {
             settle(&mut self.tokens, ci + co, u.input_tokens + u.output_tokens);
         }
         if let Some(limits) = &feedback.limits {
-            self.observe(limits, ticket, now);
+            self.sync_headers(limits, ticket, now);
         }
-        self.learn(ticket, Outcome::Success, now);
         self.breaker.on_success();
         self.release();
     }
 
-    /// A failed attempt sent with `ticket`; `wait` is the delay before its retry (the
-    /// server's Retry-After when it gave one). A 429 pauses all dispatch for that long; it is
-    /// the budgets' business, never the concurrency's.
-    pub fn on_failure(
+    /// [`Pacer::observe`] of a failure classified here (tests).
+    #[cfg(test)]
+    fn on_failure(
         &mut self,
         cost: &Cost,
         failure: &Failure,
         wait: Duration,
+        started: Duration,
         ticket: &Ticket,
         now: Duration,
     ) {
-        let started = ticket.started;
+        self.observe(&Observation {
+            cost: *cost,
+            ticket: *ticket,
+            started,
+            ended: now,
+            in_flight_at_start: 0,
+            in_flight: 0,
+            outcome: Observed::Failure {
+                failure,
+                class: FailureClass::of(failure),
+                pause: wait,
+            },
+        });
+    }
+
+    /// A failed attempt; `wait` is the delay before its retry (the server's Retry-After when
+    /// it gave one). A 429 pauses all dispatch for that long.
+    fn failed(
+        &mut self,
+        o: &Observation<'_>,
+        failure: &Failure,
+        class: FailureClass,
+        wait: Duration,
+    ) {
+        let (cost, ticket, started, now) = (&o.cost, &o.ticket, o.started, o.ended);
         // Nothing was generated: the reserved tokens come back. The request stays counted
         // unless it was rate limited (below): a failed request was still served.
         self.refund_tokens(cost, now);
         self.release();
         if let Some(limits) = &failure.limits {
-            self.observe(limits, ticket, now);
+            self.sync_headers(limits, ticket, now);
         }
-        match (failure.kind(), failure.status) {
-            (ErrorKind::Http, Some(429)) if !failure.spend_cap => {
+        match class {
+            FailureClass::RateLimited => {
                 // A rejected request was not served, and rate limiters do not count it: nor
                 // does the local budget (nor later syncs' count of what was sent).
                 if failure.limits.is_none() {
@@ -314,37 +348,47 @@ impl Pacer {
                 if self.rejected.len() == MAX_REJECTED {
                     self.rejected.pop_front();
                 }
-                self.rejected.push_back(ticket.sent[0]);
-                self.learn(ticket, Outcome::Neutral, now);
+                self.rejected.push_back(ticket.0[0]);
+                // The budgets' and the pause's business, never the concurrency's.
+                self.learn(o, Outcome::Neutral);
                 if self.pause_on_rate_limit {
                     let until = now + wait;
                     self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
                 }
                 self.breaker.on_success();
             }
-            (ErrorKind::Http, Some(500 | 502 | 503 | 504 | 529))
-            | (ErrorKind::Timeout | ErrorKind::Network, _) => {
-                self.learn(ticket, Outcome::Failure, now);
+            FailureClass::Overloaded | FailureClass::Timeout | FailureClass::Network => {
+                self.learn(o, Outcome::Failure);
                 self.breaker.on_failure(started, now);
             }
-            (ErrorKind::Http, Some(_)) => {
-                // Any other answer: the server had room to answer.
-                self.learn(ticket, Outcome::Success, now);
+            // An answer, not an outage: the server had room to answer.
+            FailureClass::SpendCap | FailureClass::Transient | FailureClass::Rejected => {
+                self.learn(o, Outcome::Success);
                 self.breaker.on_success();
             }
-            _ => {
-                self.learn(ticket, Outcome::Neutral, now);
+            FailureClass::Aborted
+            | FailureClass::Deadline
+            | FailureClass::Invalid
+            | FailureClass::Budget
+            | FailureClass::Other => {
+                self.learn(o, Outcome::Neutral);
                 self.breaker.on_neutral();
             }
         }
     }
 
-    /// An attempt dropped without an outcome (cancel, deadline): its reservation comes back
-    /// and, if it was the breaker's probe, the next request may probe.
-    pub fn on_abandoned(&mut self, cost: &Cost, ticket: &Ticket, now: Duration) {
+    /// An attempt sent with `in_flight_at_start` in flight dropped without an outcome
+    /// (cancel, deadline): its reservation comes back and, if it was the breaker's probe, the
+    /// next request may probe.
+    pub fn on_abandoned(&mut self, cost: &Cost, in_flight_at_start: usize, now: Duration) {
         self.refund_tokens(cost, now);
         self.release();
-        self.learn(ticket, Outcome::Neutral, now);
+        self.controller.observe(&adaptive::Observation {
+            level: in_flight_at_start,
+            started: now,
+            ended: now,
+            outcome: Outcome::Neutral,
+        });
         self.breaker.on_neutral();
     }
 
@@ -420,6 +464,7 @@ mod tests {
             &c,
             &Failure::http(429, "slow down"),
             MS(2000),
+            MS(0),
             &Ticket::default(),
             MS(100),
         );
@@ -434,7 +479,14 @@ mod tests {
             spend_cap: true,
             ..Failure::http(429, "cap")
         };
-        p.on_failure(&c, &capped, MS(9000), &Ticket::default(), MS(3000));
+        p.on_failure(
+            &c,
+            &capped,
+            MS(9000),
+            MS(3000),
+            &Ticket::default(),
+            MS(3000),
+        );
         assert_eq!(
             p.admit(&c, MS(3000)),
             Admission::Go,
@@ -503,6 +555,7 @@ mod tests {
                 &c,
                 &Failure::http(529, "overloaded"),
                 MS(100),
+                MS(t),
                 &Ticket::default(),
                 MS(t),
             );
@@ -522,6 +575,7 @@ mod tests {
             &c,
             &Failure::network("reset"),
             MS(0),
+            MS(3200),
             &Ticket::default(),
             MS(3200),
         );
@@ -529,6 +583,7 @@ mod tests {
             &c,
             &Failure::http(400, "bad"),
             MS(0),
+            MS(3201),
             &Ticket::default(),
             MS(3201),
         );
@@ -536,6 +591,7 @@ mod tests {
             &c,
             &Failure::network("reset"),
             MS(0),
+            MS(3202),
             &Ticket::default(),
             MS(3202),
         );

@@ -26,7 +26,7 @@ fn usage(i: u64, o: u64) -> Feedback {
 }
 
 fn fail(p: &mut Pacer, c: &Cost, f: &Failure, wait: u64, ticket: &Ticket, at: u64) {
-    p.on_failure(c, f, MS(wait), ticket, MS(at));
+    p.on_failure(c, f, MS(wait), MS(at), ticket, MS(at));
 }
 
 #[test]
@@ -153,8 +153,8 @@ fn failed_and_abandoned_attempts_get_their_tokens_back() {
         (1000.0, 1000.0)
     );
     assert_eq!(p.admit(&c, MS(0)), Admission::Go);
-    let t = p.start(&c, MS(0));
-    p.on_abandoned(&c, &t, MS(0));
+    p.start(&c, MS(0));
+    p.on_abandoned(&c, 1, MS(0));
     assert_eq!(
         (p.input.available(MS(0)), p.output.available(MS(0))),
         (1000.0, 1000.0)
@@ -172,12 +172,12 @@ fn an_abandoned_probe_lets_the_next_request_probe() {
     let c = cost(0, 0);
     let t = p.start(&c, MS(0));
     // Sent at 0, failed after OUTAGE: the breaker opens for 100 ms.
-    p.on_failure(&c, &Failure::http(500, "down"), MS(0), &t, MS(2000));
+    p.on_failure(&c, &Failure::http(500, "down"), MS(0), MS(0), &t, MS(2000));
     assert_eq!(p.admit(&c, MS(2000)), Admission::Until(MS(2100)));
     assert_eq!(p.admit(&c, MS(2100)), Admission::Go, "the probe");
-    let probe = p.start(&c, MS(2100));
+    p.start(&c, MS(2100));
     assert_eq!(p.admit(&c, MS(2100)), Admission::Blocked);
-    p.on_abandoned(&c, &probe, MS(2150));
+    p.on_abandoned(&c, 1, MS(2150));
     assert_eq!(p.admit(&c, MS(2150)), Admission::Go, "a new probe");
 }
 

@@ -11,7 +11,9 @@
 use std::time::Duration;
 
 use super::limits::{Cost, Feedback};
+use super::observation::{Observation, Observed};
 use super::pacer::{Admission, Pacer, PacingConfig, Ticket};
+use super::retry::FailureClass;
 use crate::error::Failure;
 
 /// How soon a caller refused for lack of a free slot (or behind the breaker's probe) should
@@ -65,6 +67,9 @@ struct Lease {
     owner: String,
     cost: Cost,
     ticket: Ticket,
+    started: Duration,
+    /// Leases held when this one was granted, itself included.
+    in_flight_at_start: usize,
     expires: Duration,
 }
 
@@ -154,6 +159,8 @@ impl PermitPool {
                     owner: owner.to_owned(),
                     cost: *cost,
                     ticket,
+                    started: now,
+                    in_flight_at_start: self.leases.len() + 1,
                     expires: now + self.lease,
                 },
             ));
@@ -206,22 +213,34 @@ impl PermitPool {
     /// released already): the outcome is then dropped, as its reservation already came back.
     pub fn release(&mut self, id: u64, outcome: Outcome, now: Duration) -> bool {
         self.sweep(now);
+        let in_flight = self.leases.len();
         let Ok(at) = self.leases.binary_search_by_key(&id, |(i, _)| *i) else {
             return false;
         };
         let (_, lease) = self.leases.remove(at);
         self.forget(&lease.owner);
-        match outcome {
-            Outcome::Success(feedback) => {
+        let observed = match &outcome {
+            Outcome::Success(feedback) => Observed::Success(feedback),
+            Outcome::Failure { failure, wait } => Observed::Failure {
+                failure,
+                class: FailureClass::of(failure),
+                pause: *wait,
+            },
+            Outcome::Abandoned => {
                 self.pacer
-                    .on_success(&lease.cost, &feedback, &lease.ticket, now)
+                    .on_abandoned(&lease.cost, lease.in_flight_at_start, now);
+                return true;
             }
-            Outcome::Failure { failure, wait } => {
-                self.pacer
-                    .on_failure(&lease.cost, &failure, wait, &lease.ticket, now)
-            }
-            Outcome::Abandoned => self.pacer.on_abandoned(&lease.cost, &lease.ticket, now),
-        }
+        };
+        self.pacer.observe(&Observation {
+            cost: lease.cost,
+            ticket: lease.ticket,
+            started: lease.started,
+            ended: now,
+            in_flight_at_start: lease.in_flight_at_start,
+            in_flight,
+            outcome: observed,
+        });
         true
     }
 
@@ -259,7 +278,8 @@ impl PermitPool {
             let (_, lease) = self.leases.remove(at);
             self.expired += 1;
             self.forget(&lease.owner);
-            self.pacer.on_abandoned(&lease.cost, &lease.ticket, now);
+            self.pacer
+                .on_abandoned(&lease.cost, lease.in_flight_at_start, now);
         }
         // An owner with a permit out was granted it within the last lease, so within `idle`:
         // the time alone keeps it.

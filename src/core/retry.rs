@@ -1,16 +1,107 @@
-//! Which failures are worth another attempt. Pure functions over [`Failure`], table-tested.
+//! THE retry rule. A failure is classified once ([`FailureClass`]); the retry decision and the
+//! pacer both match on that class. [`RetryPolicy::decide`] is the one pure decision, from the
+//! failure, the attempt, the retries left, the attempt budget, the deadline, the server's wait
+//! and the backoff: retry after `D`, or fail with `E`. The executor only carries it out.
+//! Every row of the design's retry table is a row of the table test in `retry_tests.rs`.
 
-use crate::error::{ErrorKind, Failure};
+use std::time::Duration;
+
+use super::backoff::Backoff;
+use super::budget::AttemptBudget;
+use super::rng::Rng;
+use crate::error::{ErrorKind, Failure, ItemError};
+
+/// What a failure is, for every rule that reacts to one: whether to retry it, and what the
+/// pacer learns from it (pause, cut concurrency, count towards the breaker).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FailureClass {
+    /// 429 without a spend cap: over the account's rate limit; waiting helps.
+    RateLimited,
+    /// An HTTP error whose body says the spend/quota cap is reached: waiting will not help.
+    SpendCap,
+    /// 500, 502, 503, 504 or Anthropic's 529: the service is struggling.
+    Overloaded,
+    /// 408 (request timeout) or 409 (conflict): the server asks to try again, and is not down.
+    Transient,
+    /// Any other status: an answer about the request itself (a client error, mostly).
+    Rejected,
+    /// The attempt ran past its timeout and was aborted.
+    Timeout,
+    /// No answer at all: DNS, a reset or refused connection, CORS.
+    Network,
+    /// The caller cancelled.
+    Aborted,
+    /// The batch deadline passed.
+    Deadline,
+    /// The item is malformed.
+    Invalid,
+    /// The call's attempt budget is spent.
+    Budget,
+    /// Nothing the table knows: the task's own error, or an HTTP error without a status.
+    Other,
+}
+
+impl FailureClass {
+    /// Classifies a failure by its kind, status and spend-cap flag.
+    #[must_use]
+    pub fn of(failure: &Failure) -> Self {
+        match failure.kind() {
+            ErrorKind::Timeout => FailureClass::Timeout,
+            ErrorKind::Network => FailureClass::Network,
+            ErrorKind::Aborted => FailureClass::Aborted,
+            ErrorKind::Deadline => FailureClass::Deadline,
+            ErrorKind::Invalid => FailureClass::Invalid,
+            ErrorKind::Budget => FailureClass::Budget,
+            ErrorKind::Task => FailureClass::Other,
+            ErrorKind::Http => match failure.status {
+                _ if failure.spend_cap => FailureClass::SpendCap,
+                Some(429) => FailureClass::RateLimited,
+                Some(500 | 502 | 503 | 504 | 529) => FailureClass::Overloaded,
+                Some(408 | 409) => FailureClass::Transient,
+                Some(_) => FailureClass::Rejected,
+                None => FailureClass::Other,
+            },
+        }
+    }
+
+    /// Failures no verdict can make retryable: the caller, the deadline, the item or the
+    /// budget said stop.
+    #[must_use]
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            FailureClass::Aborted
+                | FailureClass::Deadline
+                | FailureClass::Invalid
+                | FailureClass::Budget
+        )
+    }
+
+    /// The table's verdict, when neither the task nor the server gave one.
+    #[must_use]
+    pub fn retries_by_default(self) -> bool {
+        matches!(
+            self,
+            FailureClass::RateLimited
+                | FailureClass::Overloaded
+                | FailureClass::Transient
+                | FailureClass::Timeout
+                | FailureClass::Network
+        )
+    }
+}
 
 /// HTTP statuses that mean "try again": timeout, conflict, rate limit, server trouble and
 /// Anthropic's 529 overloaded.
+#[must_use]
 pub fn retryable_status(status: u16) -> bool {
-    matches!(status, 408 | 409 | 429 | 500 | 502 | 503 | 504 | 529)
+    FailureClass::of(&Failure::http(status, "")).retries_by_default()
 }
 
 /// The verdict of an API error type, for an error whose status says nothing (a 2xx whose
 /// body is an error object): overloaded, server and rate-limit errors retry like 529, 500
 /// and 429; errors about the request itself do not. Unknown types: no verdict.
+#[must_use]
 pub fn retryable_error_type(error_type: &str) -> Option<bool> {
     match error_type {
         "overloaded_error" | "api_error" | "rate_limit_error" | "timeout_error" => Some(true),
@@ -24,142 +115,157 @@ pub fn retryable_error_type(error_type: &str) -> Option<bool> {
     }
 }
 
-/// Reads `x-should-retry`: the server's explicit verdict, which beats the status table.
-pub fn parse_should_retry(value: &str) -> Option<bool> {
-    match value.trim() {
-        v if v.eq_ignore_ascii_case("true") => Some(true),
-        v if v.eq_ignore_ascii_case("false") => Some(false),
-        _ => None,
+/// Whether a failure of this class may be retried (given retries are left).
+///
+/// Order: a final class never; then the task's own verdict; then the server's
+/// `x-should-retry`; then the class's default (a spend cap never).
+#[must_use]
+pub fn is_retryable_as(failure: &Failure, class: FailureClass) -> bool {
+    if class.is_final() {
+        return false;
+    }
+    failure
+        .retryable
+        .or(failure.should_retry)
+        .unwrap_or_else(|| class.retries_by_default())
+}
+
+/// [`is_retryable_as`] with the failure's own class.
+#[must_use]
+pub fn is_retryable(failure: &Failure) -> bool {
+    is_retryable_as(failure, FailureClass::of(failure))
+}
+
+/// The retry settings of one batch.
+///
+/// # Default
+/// 4 retries, the default [`Backoff`] (500 ms doubling to 30 s, full jitter), a server's
+/// wait capped at 60 s (see `report::Config`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// The delay when the server gives none.
+    pub backoff: Backoff,
+    /// The longest server wait (Retry-After) honoured; longer ones are cut to this.
+    pub max_server_wait: Duration,
+}
+
+/// Where a failed attempt stands, as the executor knows it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AttemptState {
+    /// The attempt that failed, from 1.
+    pub attempt: u32,
+    /// Now, on the batch's clock.
+    pub now: Duration,
+    /// When the batch's deadline passes, if it has one.
+    pub deadline: Option<Duration>,
+    /// The delay this item waited before this attempt (decorrelated jitter builds on it).
+    pub previous_delay: Option<Duration>,
+    /// No attempt is left in the call's budget.
+    pub budget_spent: bool,
+}
+
+/// What to do after a failed attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Start the next attempt after this delay.
+    Retry(Duration),
+    /// The item fails (see [`Refusal::error`]).
+    Fail(Refusal),
+}
+
+/// Why a failed attempt is not retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not retryable, or no retry left; `retryable` says which the failure was.
+    Final {
+        /// Whether the failure itself was retryable (the retries ran out).
+        retryable: bool,
+    },
+    /// The call's attempt budget is spent.
+    Budget,
+    /// The retry would wait `wait`, past the deadline: fail now, saying the wait.
+    PastDeadline {
+        /// The wait the retry needed.
+        wait: Duration,
+    },
+}
+
+impl Refusal {
+    /// The item's final error, from its last failure.
+    #[must_use]
+    pub fn error(self, failure: Failure, budget: &AttemptBudget) -> ItemError {
+        match self {
+            Refusal::Final { retryable } => ItemError::from_failure(failure, retryable),
+            Refusal::Budget => budget.refused(failure),
+            Refusal::PastDeadline { wait } => {
+                let ms = wait.as_millis() as u64;
+                let mut error = ItemError::from_failure(failure, true);
+                error.kind = ErrorKind::Deadline;
+                error.message = format!(
+                    "retry would wait {ms} ms, past the deadline; last error: {}",
+                    error.message
+                );
+                error.retry_after_ms = Some(ms);
+                error
+            }
+        }
     }
 }
 
-/// Whether a failed attempt may be retried (given retries are left).
-///
-/// Order: a caller abort, a deadline, an invalid item or a spent budget never retry; then the task's own
-/// verdict; then the server's `x-should-retry`; a spend cap never; then the kind and the
-/// status table.
-pub fn is_retryable(failure: &Failure) -> bool {
-    let kind = failure.kind();
-    if matches!(
-        kind,
-        ErrorKind::Aborted | ErrorKind::Deadline | ErrorKind::Invalid | ErrorKind::Budget
-    ) {
-        return false;
+/// The decision about one failed attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// The failure's class, for the pacer.
+    pub class: FailureClass,
+    /// How long a rate-limited failure pauses every dispatch: the retry's delay, or zero when
+    /// that delay passes the deadline (a pause past it would only hold back healthy items).
+    pub pause: Duration,
+    /// Retry or fail.
+    pub action: Action,
+}
+
+impl RetryPolicy {
+    /// The delay before the retry of `state.attempt`: the server's wait when it gave one
+    /// (capped), else the backoff.
+    fn delay(&self, failure: &Failure, state: &AttemptState, rng: &mut dyn Rng) -> Duration {
+        failure.server_wait.map_or_else(
+            || self.backoff.delay(state.attempt, state.previous_delay, rng),
+            |wait| wait.min(self.max_server_wait),
+        )
     }
-    if let Some(verdict) = failure.retryable {
-        return verdict;
-    }
-    if let Some(verdict) = failure.should_retry.as_deref().and_then(parse_should_retry) {
-        return verdict;
-    }
-    if failure.spend_cap {
-        return false;
-    }
-    match kind {
-        ErrorKind::Timeout | ErrorKind::Network => true,
-        ErrorKind::Http => failure.status.is_some_and(retryable_status),
-        _ => false,
+
+    /// Decides what follows a failed attempt. The backoff draws from `rng` only for a
+    /// retryable failure without a server wait, whether or not a retry is left.
+    #[must_use]
+    pub fn decide(&self, failure: &Failure, state: &AttemptState, rng: &mut dyn Rng) -> Decision {
+        let class = FailureClass::of(failure);
+        let retryable = is_retryable_as(failure, class);
+        let delay = if retryable {
+            self.delay(failure, state, rng)
+        } else {
+            Duration::ZERO
+        };
+        let past_deadline = matches!(state.deadline, Some(d) if state.now + delay >= d);
+        let pause = if past_deadline { Duration::ZERO } else { delay };
+        let action = if !retryable || state.attempt > self.max_retries {
+            Action::Fail(Refusal::Final { retryable })
+        } else if state.budget_spent {
+            Action::Fail(Refusal::Budget)
+        } else if past_deadline {
+            Action::Fail(Refusal::PastDeadline { wait: delay })
+        } else {
+            Action::Retry(delay)
+        };
+        Decision {
+            class,
+            pause,
+            action,
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn http(status: u16) -> Failure {
-        Failure::http(status, "x")
-    }
-
-    #[test]
-    fn status_table() {
-        let retry = [408, 409, 429, 500, 502, 503, 504, 529];
-        let never = [200, 301, 400, 401, 403, 404, 405, 413, 422, 501, 505, 599];
-        for s in retry {
-            assert!(is_retryable(&http(s)), "{s} should retry");
-        }
-        for s in never {
-            assert!(!is_retryable(&http(s)), "{s} should not retry");
-        }
-    }
-
-    #[test]
-    fn error_types() {
-        assert_eq!(retryable_error_type("overloaded_error"), Some(true));
-        assert_eq!(retryable_error_type("rate_limit_error"), Some(true));
-        assert_eq!(retryable_error_type("invalid_request_error"), Some(false));
-        assert_eq!(retryable_error_type("something_new"), None);
-    }
-
-    #[test]
-    fn kinds() {
-        let table = [
-            (ErrorKind::Timeout, true),
-            (ErrorKind::Network, true),
-            (ErrorKind::Task, false),
-            (ErrorKind::Aborted, false),
-            (ErrorKind::Deadline, false),
-            (ErrorKind::Invalid, false),
-            (ErrorKind::Budget, false),
-        ];
-        for (kind, want) in table {
-            assert_eq!(is_retryable(&Failure::new(kind, "x")), want, "{kind}");
-        }
-        assert!(!is_retryable(&Failure {
-            kind: None,
-            ..Failure::default()
-        }));
-    }
-
-    #[test]
-    fn spend_cap_429_is_final() {
-        let f = Failure {
-            spend_cap: true,
-            ..http(429)
-        };
-        assert!(!is_retryable(&f));
-    }
-
-    #[test]
-    fn x_should_retry_overrides_the_table() {
-        let cases = [
-            (400, "true", true),
-            (429, "false", false),
-            (503, "FALSE", false),
-            (404, " True ", true),
-            (503, "maybe", true),
-            (400, "", false),
-        ];
-        for (status, header, want) in cases {
-            let f = Failure {
-                should_retry: Some(header.into()),
-                ..http(status)
-            };
-            assert_eq!(is_retryable(&f), want, "{status} x-should-retry={header:?}");
-        }
-        let capped = Failure {
-            spend_cap: true,
-            should_retry: Some("true".into()),
-            ..http(429)
-        };
-        assert!(is_retryable(&capped), "the server's explicit verdict wins");
-    }
-
-    #[test]
-    fn task_verdict_wins_but_never_over_abort() {
-        let t = Failure {
-            retryable: Some(true),
-            ..Failure::new(ErrorKind::Task, "x")
-        };
-        assert!(is_retryable(&t));
-        let h = Failure {
-            retryable: Some(false),
-            ..http(503)
-        };
-        assert!(!is_retryable(&h));
-        let a = Failure {
-            retryable: Some(true),
-            ..Failure::new(ErrorKind::Aborted, "x")
-        };
-        assert!(!is_retryable(&a));
-    }
-}
+#[path = "retry_tests.rs"]
+mod tests;

@@ -1,6 +1,7 @@
 //! Reading a generic HTTP error reply: the JSON error body Anthropic and OpenAI both use
 //! (`{"error": {"type", "message", "details"?}}`) and the retry headers.
 
+use super::headers::{parse_should_retry, server_wait};
 use crate::error::Failure;
 
 /// The spend-cap marker in an Anthropic 429 body: waiting will not help.
@@ -61,14 +62,31 @@ pub fn parse_error_body<J: Json>(json: &J) -> ErrorBody {
     }
 }
 
-/// The failure for a non-2xx reply: status, the body's type and message, the retry headers.
+/// The failure for a non-2xx reply: status, the body's type and message, the retry headers
+/// (a date in `retry-after` is measured from `now_unix_ms`, when the reply arrived).
 /// `header` looks a response header up by its lower-case name.
 pub fn failure_from_reply<J: Json>(
     status: u16,
     status_text: &str,
     body: Option<&J>,
     header: impl Fn(&str) -> Option<String>,
+    now_unix_ms: f64,
 ) -> Failure {
+    Failure {
+        server_wait: server_wait(
+            header("retry-after-ms").as_deref(),
+            header("retry-after").as_deref(),
+            now_unix_ms,
+        ),
+        should_retry: header("x-should-retry")
+            .as_deref()
+            .and_then(parse_should_retry),
+        ..failure_from_body(status, status_text, body)
+    }
+}
+
+/// The failure a reply's status and body describe, without its headers.
+fn failure_from_body<J: Json>(status: u16, status_text: &str, body: Option<&J>) -> Failure {
     let parsed = body.map(parse_error_body).unwrap_or_default();
     let message = parsed
         .message
@@ -76,9 +94,6 @@ pub fn failure_from_reply<J: Json>(
     Failure {
         error_type: parsed.error_type,
         spend_cap: parsed.spend_cap,
-        retry_after_ms: header("retry-after-ms"),
-        retry_after: header("retry-after"),
-        should_retry: header("x-should-retry"),
         ..Failure::http(status, message)
     }
 }
@@ -94,7 +109,7 @@ pub fn error_in_success<J: Json>(status: u16, json: &J) -> Option<Failure> {
     if !typed && !bare {
         return None;
     }
-    let mut failure = failure_from_reply(status, "", Some(json), |_| None);
+    let mut failure = failure_from_body(status, "", Some(json));
     failure.retryable = failure
         .error_type
         .as_deref()
@@ -156,6 +171,7 @@ mod tests {
     use super::*;
 
     use crate::providers::test_json::parsed;
+    use std::time::Duration;
 
     #[test]
     fn error_bodies() {
@@ -190,17 +206,25 @@ mod tests {
     #[test]
     fn failure_keeps_status_body_and_headers() {
         let body = r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
-        let f = failure_from_reply(529, "", parsed(body).as_ref(), |h| {
-            (h == "retry-after").then(|| "3".to_owned())
-        });
+        let f = failure_from_reply(
+            529,
+            "",
+            parsed(body).as_ref(),
+            |h| (h == "retry-after").then(|| "3".to_owned()),
+            0.0,
+        );
         assert_eq!(f.status, Some(529));
         assert_eq!(f.error_type.as_deref(), Some("overloaded_error"));
         assert_eq!(f.message, "Overloaded");
-        assert_eq!(f.retry_after.as_deref(), Some("3"));
-        assert_eq!(f.retry_after_ms, None);
-        let g = failure_from_reply(503, "Service Unavailable", parsed("oops").as_ref(), |_| {
-            None
-        });
+        assert_eq!(f.server_wait, Some(Duration::from_secs(3)));
+        assert_eq!(f.should_retry, None);
+        let g = failure_from_reply(
+            503,
+            "Service Unavailable",
+            parsed("oops").as_ref(),
+            |_| None,
+            0.0,
+        );
         assert_eq!(g.message, "HTTP 503 Service Unavailable");
     }
 
@@ -211,21 +235,31 @@ mod tests {
             ("retry-after", "2"),
             ("x-should-retry", "false"),
         ];
-        let f = failure_from_reply(500, "", None::<&serde_json::Value>, |h| {
-            headers
-                .iter()
-                .find(|(k, _)| *k == h)
-                .map(|(_, v)| v.to_string())
-        });
+        fn header<'a>(pairs: &'a [(&str, &str)]) -> impl Fn(&str) -> Option<String> + 'a {
+            move |h| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == h)
+                    .map(|(_, v)| v.to_string())
+            }
+        }
+        let f = failure_from_reply(500, "", None::<&serde_json::Value>, header(&headers), 0.0);
+        // `retry-after-ms` wins over `retry-after`.
         assert_eq!(
-            (
-                f.retry_after_ms.as_deref(),
-                f.retry_after.as_deref(),
-                f.should_retry.as_deref()
-            ),
-            (Some("1500"), Some("2"), Some("false"))
+            (f.server_wait, f.should_retry),
+            (Some(Duration::from_millis(1500)), Some(false))
         );
         assert_eq!(f.message, "HTTP 500");
+        // An HTTP date counts from when the reply arrived; garbage is no verdict.
+        let dated = [
+            ("retry-after", "Thu, 01 Jan 1970 00:00:10 GMT"),
+            ("x-should-retry", "perhaps"),
+        ];
+        let f = failure_from_reply(503, "", None::<&serde_json::Value>, header(&dated), 4000.0);
+        assert_eq!(
+            (f.server_wait, f.should_retry),
+            (Some(Duration::from_secs(6)), None)
+        );
     }
 
     #[test]
@@ -336,7 +370,7 @@ mod properties {
         #[test]
         fn error_bodies_never_panic(body in json(), status in 100u16..600) {
             let _ = parse_error_body(&body);
-            let f = failure_from_reply(status, "x", Some(&body), |_| None);
+            let f = failure_from_reply(status, "x", Some(&body), |_| None, 0.0);
             prop_assert_eq!(f.status, Some(status));
             let _ = is_retryable(&f);
             if let Some(f) = error_in_success(200, &body) {

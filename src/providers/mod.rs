@@ -3,12 +3,14 @@
 //! wasm build uses the host's `JSON.parse` and native tests use `serde_json`.
 
 pub mod anthropic;
+pub mod headers;
 pub mod http;
 pub mod openai;
 pub mod ratelimit;
 
 use crate::core::limits::Cost;
-use crate::options::{quote, OptionError, OptionErrorKind};
+use crate::options::{OptionError, OptionErrorKind};
+use crate::text::quote;
 use http::Json;
 use ratelimit::RateLimits;
 

@@ -108,8 +108,9 @@ fn is_plain_data(body: &JsValue) -> bool {
             .is_ok_and(|proto| proto.is_null() || proto == Object::get_prototype_of(&Object::new()))
 }
 
-/// A reply whose body has been read in full.
-pub struct Reply {
+/// A fetch response whose body has been read in full (not `providers::Reply`, which is what
+/// a provider's reply says).
+pub struct ReadResponse {
     /// HTTP status.
     pub status: u16,
     /// The response headers.
@@ -118,7 +119,7 @@ pub struct Reply {
     pub text: JsValue,
 }
 
-impl Reply {
+impl ReadResponse {
     /// A response header by name.
     pub fn header(&self, name: &str) -> Option<String> {
         self.headers.get(name).ok().flatten()
@@ -155,7 +156,7 @@ pub async fn send(
     init: &RequestInit,
     limits: LimitsReader<'_>,
     rules: &BodyRules<'_>,
-) -> Result<Reply, Failure> {
+) -> Result<ReadResponse, Failure> {
     let sent = global_fetch(url, init).map_err(|e| fetch_rejection(&e))?;
     let response: Response = JsFuture::from(sent)
         .await
@@ -186,7 +187,7 @@ pub async fn send(
                 format!("reading the body failed: {cause}"),
             )
         })?;
-    let reply = Reply {
+    let reply = ReadResponse {
         status,
         headers: response.headers(),
         text,
@@ -205,8 +206,13 @@ pub async fn send(
     if !ok {
         let body = parse_json(&reply.text);
         let header = |h: &str| reply.header(h);
-        let mut failure =
-            failure_from_reply(reply.status, &response.status_text(), body.as_ref(), header);
+        let mut failure = failure_from_reply(
+            reply.status,
+            &response.status_text(),
+            body.as_ref(),
+            header,
+            js_sys::Date::now(),
+        );
         failure.limits = limits(&header).map(Box::new);
         return Err(failure);
     }

@@ -3,8 +3,10 @@
 //! through `globalThis`, so one build runs in the browser, in workerd and in Node.
 
 pub mod abort;
+pub(crate) mod attempt;
 pub mod clock;
 pub mod fetch;
+pub(crate) mod items;
 pub mod preflight;
 pub mod provider;
 pub mod task;

@@ -12,6 +12,7 @@ use web_sys::Headers;
 
 use super::{describe, get, has, JsJson};
 use crate::error::{ErrorKind, Failure};
+use crate::providers::headers::{parse_should_retry, server_wait};
 use crate::providers::http::parse_error_body;
 
 #[wasm_bindgen(module = "/src/web/glue.js")]
@@ -195,9 +196,14 @@ pub fn failure_from_js(err: &JsValue) -> Failure {
         failure.spend_cap = parsed.spend_cap;
         if let Some(headers) = get(err, "headers") {
             let read = |h: &str| header_value(&headers, h);
-            failure.retry_after_ms = read("retry-after-ms");
-            failure.retry_after = read("retry-after");
-            failure.should_retry = read("x-should-retry");
+            failure.server_wait = server_wait(
+                read("retry-after-ms").as_deref(),
+                read("retry-after").as_deref(),
+                js_sys::Date::now(),
+            );
+            failure.should_retry = read("x-should-retry")
+                .as_deref()
+                .and_then(parse_should_retry);
         }
     } else if is_network_error(&name, &code, &failure.message) {
         failure.kind = Some(ErrorKind::Network);

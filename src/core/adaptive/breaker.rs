@@ -49,7 +49,7 @@ pub struct Breaker {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Gate {
     /// Send.
-    Open,
+    Pass,
     /// Send this one as the probe.
     Probe,
     /// Wait until then.
@@ -82,7 +82,7 @@ impl Breaker {
     /// May a request go now?
     pub fn gate(&mut self, now: Duration) -> Gate {
         match self.state {
-            BreakerState::Closed { .. } => Gate::Open,
+            BreakerState::Closed { .. } => Gate::Pass,
             BreakerState::Open { until } if now < until => Gate::Until(until),
             BreakerState::Open { .. } | BreakerState::HalfOpen { probing: false } => Gate::Probe,
             BreakerState::HalfOpen { probing: true } => Gate::Blocked,

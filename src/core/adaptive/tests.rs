@@ -162,9 +162,9 @@ fn breaker_opens_only_on_a_lasting_outage_and_its_cooldown_grows() {
     for t in [300, 310, 320, 330, 340] {
         fail(&mut b, t);
     }
-    assert_eq!(b.gate(MS(350)), Gate::Open, "a burst is not an outage");
+    assert_eq!(b.gate(MS(350)), Gate::Pass, "a burst is not an outage");
     fail(&mut b, 1999);
-    assert_eq!(b.gate(MS(2000)), Gate::Open);
+    assert_eq!(b.gate(MS(2000)), Gate::Pass);
     fail(&mut b, 2000);
     assert_eq!(b.state(), BreakerState::Open { until: MS(2500) });
     fail(&mut b, 2100);
@@ -190,14 +190,14 @@ fn breaker_opens_only_on_a_lasting_outage_and_its_cooldown_grows() {
     );
     b.probe_sent();
     b.on_success();
-    assert_eq!(b.gate(MS(5702)), Gate::Open);
+    assert_eq!(b.gate(MS(5702)), Gate::Pass);
     // The cool-down is back to its base, and a success resets the count.
     for t in [6000, 8000] {
         fail(&mut b, t);
     }
     b.on_success();
     fail(&mut b, 9000);
-    assert_eq!(b.gate(MS(9001)), Gate::Open);
+    assert_eq!(b.gate(MS(9001)), Gate::Pass);
     for t in [9500, 11_000] {
         fail(&mut b, t);
     }
@@ -217,5 +217,5 @@ fn breaker_opens_only_on_a_lasting_outage_and_its_cooldown_grows() {
     for i in 0..10 {
         off.on_failure(MS(0), MS(i * 1000));
     }
-    assert_eq!(off.gate(MS(10_000)), Gate::Open);
+    assert_eq!(off.gate(MS(10_000)), Gate::Pass);
 }

@@ -8,7 +8,7 @@
 use js_sys::{Array, Reflect};
 use wasm_bindgen::prelude::*;
 
-use crate::web::task::failure_from_js;
+use super::task::failure_from_js;
 
 #[wasm_bindgen(module = "/src/web/glue.js")]
 extern "C" {
@@ -17,7 +17,7 @@ extern "C" {
 }
 
 /// An array of items and its length, read once.
-pub(super) struct Items {
+pub(crate) struct Items {
     array: JsValue,
     len: usize,
 }
@@ -26,7 +26,7 @@ impl Items {
     /// Reads `items`: an array (or a Proxy of one), or any other iterable, which is drained
     /// into an array now. Strings are refused on purpose: a string is iterable, but running
     /// one item per character is never what a caller means.
-    pub(super) fn read(items: JsValue) -> Result<Items, JsValue> {
+    pub(crate) fn read(items: JsValue) -> Result<Items, JsValue> {
         let pair = read_items(&items)?;
         Ok(Items {
             array: pair.get(0),
@@ -34,12 +34,12 @@ impl Items {
         })
     }
 
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// `items[index]`, or why it cannot be read (a throwing getter or Proxy trap).
-    pub(super) fn get(&self, index: usize) -> Result<JsValue, String> {
+    pub(crate) fn get(&self, index: usize) -> Result<JsValue, String> {
         Reflect::get_u32(&self.array, index as u32).map_err(|e| {
             format!(
                 "reading item {index} threw: {}",

@@ -10,18 +10,18 @@ use std::task::{Context, Poll};
 use js_sys::Function;
 use wasm_bindgen::prelude::*;
 
+use super::abort::AbortGuard;
+use super::fetch::{fetch_spec_with, BodyRules};
+use super::get;
 use super::items::Items;
+use super::provider::{call_provider, Metered};
+use super::task::{start_task, TaskAttempt};
 use crate::error::{ErrorKind, Failure};
 use crate::providers::Provider;
 use crate::redact::Secrets;
-use crate::web::abort::AbortGuard;
-use crate::web::fetch::{fetch_spec_with, BodyRules};
-use crate::web::get;
-use crate::web::provider::{call_provider, Metered};
-use crate::web::task::{start_task, TaskAttempt};
 
 /// The work of one call's items.
-pub(super) enum Task {
+pub(crate) enum Task {
     /// `fn(item, { signal, attempt, index })`, its signal fired when the attempt is dropped
     /// (timeout, deadline, cancel).
     Map(Rc<Function>),
@@ -34,7 +34,7 @@ impl Task {
     /// Starts attempt `attempt` of item `index` now. The item was read once before (its
     /// cost); one that throws only now fails this attempt as `invalid`. Whatever the attempt
     /// reports is scrubbed of `secrets` (and of a fetch spec's own credentials).
-    pub(super) fn start(
+    pub(crate) fn start(
         &self,
         index: usize,
         attempt: u32,
@@ -138,7 +138,7 @@ fn scrub_headers(value: &JsValue, secrets: &Secrets) {
 /// One attempt of either kind, scrubbed of the call's secrets; a task's value arrives as a
 /// [`Metered::plain`] value.
 #[must_use = "dropping the attempt aborts it"]
-pub(super) struct Attempt {
+pub(crate) struct Attempt {
     work: Work,
     secrets: Rc<Secrets>,
 }

@@ -1,0 +1,500 @@
+//! One batch in flight: the state machine the executor polls. Each poll stops what the
+//! cancel token or the deadline stopped, expires attempt timeouts, takes finished attempts
+//! and ended waits, then starts what the concurrency limit and the pacer allow.
+
+use std::cell::RefCell;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::future::abortable;
+use futures::stream::{FuturesUnordered, StreamExt};
+
+use super::budget::AttemptBudget;
+use super::cancel::CancelToken;
+use super::clock::{Clock, Sleep};
+use super::executor::Pacing;
+use super::limits::Cost;
+use super::observation::{Observation, Observed};
+use super::pacer::{Admission, Pacer, Ticket};
+use super::queue::ReadyQueue;
+use super::report::{Config, Event, ItemResult, Observer, Progress};
+use super::retry::{Action, AttemptState, RetryPolicy};
+use super::rng::Rng;
+use super::stop::{held_past_deadline, stopped, Stopped};
+use super::timeouts::AttemptTimeouts;
+use crate::error::{ErrorKind, Failure, ItemError};
+
+#[derive(Clone, Copy, PartialEq)]
+enum Phase {
+    Queued,
+    Running { attempt: u32, started: Duration },
+    Waiting,
+    Done,
+}
+
+struct ItemState {
+    phase: Phase,
+    attempts: u32,
+    first_start: Option<Duration>,
+    last_delay: Option<Duration>,
+    last_failure: Option<Failure>,
+    cost: Option<Cost>,
+    ticket: Ticket,
+    /// Attempts in flight (every call's) once its current attempt was sent.
+    in_flight_at_start: usize,
+}
+
+type AttemptFuture<V> = Pin<Box<dyn Future<Output = (usize, Result<V, Failure>)>>>;
+type WaitFuture = Pin<Box<dyn Future<Output = usize>>>;
+
+/// What a batch runs with, handed over by the executor.
+pub(super) struct Setup<'a, C: ?Sized, P: ?Sized, O: ?Sized> {
+    pub config: &'a Config,
+    pub clock: &'a C,
+    pub pacer: &'a RefCell<Pacer>,
+    pub pacing: &'a P,
+    pub cancel: Option<&'a CancelToken>,
+    pub rng: &'a mut dyn Rng,
+    pub observer: &'a mut O,
+}
+
+pub(super) struct Batch<'a, V, C: ?Sized + Clock, F, P: ?Sized, O: ?Sized> {
+    config: &'a Config,
+    policy: RetryPolicy,
+    clock: &'a C,
+    task: F,
+    pacer: &'a RefCell<Pacer>,
+    pacing: &'a P,
+    /// Wakes the dispatcher when the pacer's wait is over.
+    gate: Option<(Duration, Sleep)>,
+    cancel: Option<&'a CancelToken>,
+    rng: &'a mut dyn Rng,
+    observer: &'a mut O,
+    start: Duration,
+    deadline_at: Option<Duration>,
+    deadline: Option<Sleep>,
+    items: Vec<ItemState>,
+    results: Vec<Option<ItemResult<V>>>,
+    ready: ReadyQueue,
+    running: FuturesUnordered<AttemptFuture<V>>,
+    waiting: FuturesUnordered<WaitFuture>,
+    timeouts: AttemptTimeouts,
+    budget: AttemptBudget,
+    done: usize,
+    ok: usize,
+    retries: u64,
+}
+
+/// A batch dropped before its end (its future dropped mid-way) gives the processor back the
+/// slots and reservations of its attempts in flight.
+impl<V, C: ?Sized + Clock, F, P: ?Sized, O: ?Sized> Drop for Batch<'_, V, C, F, P, O> {
+    fn drop(&mut self) {
+        let now = self.clock.now();
+        for state in &self.items {
+            if matches!(state.phase, Phase::Running { .. }) {
+                let cost = state.cost.unwrap_or_default();
+                let level = state.in_flight_at_start;
+                self.pacer.borrow_mut().on_abandoned(&cost, level, now);
+            }
+        }
+    }
+}
+
+impl<'a, V, C, F, Fut, P, O> Batch<'a, V, C, F, P, O>
+where
+    V: 'static,
+    C: Clock + ?Sized,
+    F: Fn(usize, u32) -> Fut,
+    Fut: Future<Output = Result<V, Failure>> + 'static,
+    P: Pacing<V> + ?Sized,
+    O: Observer<V> + ?Sized,
+{
+    pub(super) fn new(setup: Setup<'a, C, P, O>, task: F, total: usize) -> Self {
+        let Setup {
+            config,
+            clock,
+            pacer,
+            pacing,
+            cancel,
+            rng,
+            observer,
+        } = setup;
+        let start = clock.now();
+        Batch {
+            config,
+            policy: RetryPolicy {
+                max_retries: config.max_retries,
+                backoff: config.backoff,
+                max_server_wait: config.max_retry_after,
+            },
+            clock,
+            task,
+            pacer,
+            pacing,
+            gate: None,
+            cancel,
+            rng: &mut *rng,
+            observer,
+            start,
+            deadline_at: config.deadline.map(|d| start + d),
+            deadline: config.deadline.map(|d| clock.sleep(d)),
+            items: (0..total)
+                .map(|_| ItemState {
+                    phase: Phase::Queued,
+                    attempts: 0,
+                    first_start: None,
+                    last_delay: None,
+                    last_failure: None,
+                    cost: None,
+                    ticket: Ticket::default(),
+                    in_flight_at_start: 0,
+                })
+                .collect(),
+            results: (0..total).map(|_| None).collect(),
+            ready: ReadyQueue::new(total),
+            running: FuturesUnordered::new(),
+            waiting: FuturesUnordered::new(),
+            timeouts: AttemptTimeouts::default(),
+            budget: AttemptBudget::new(config.max_attempts),
+            done: 0,
+            ok: 0,
+            retries: 0,
+        }
+    }
+
+    /// Runs the batch to its end: one result per item, in input order.
+    pub(super) async fn run(mut self) -> Vec<ItemResult<V>> {
+        poll_fn(|cx| self.poll(cx)).await;
+        std::mem::take(&mut self.results)
+            .into_iter()
+            .map(|r| r.expect("every item has exactly one result"))
+            .collect()
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            if self.done == self.items.len() {
+                return Poll::Ready(());
+            }
+            if let Some(Poll::Ready(())) = self.cancel.map(|c| c.poll_cancelled(cx)) {
+                self.stop_all(ErrorKind::Aborted);
+                return Poll::Ready(());
+            }
+            if let Some(deadline) = self.deadline.as_mut() {
+                if deadline.as_mut().poll(cx).is_ready() {
+                    self.stop_all(ErrorKind::Deadline);
+                    return Poll::Ready(());
+                }
+            }
+            let items = &self.items;
+            self.timeouts.expire(cx, self.clock, |index, attempt| {
+                matches!(items[index].phase, Phase::Running { attempt: a, .. } if a == attempt)
+            });
+            let mut progressed = false;
+            while let Poll::Ready(Some((index, outcome))) = self.running.poll_next_unpin(cx) {
+                self.finish_attempt(index, outcome);
+                progressed = true;
+            }
+            while let Poll::Ready(Some(index)) = self.waiting.poll_next_unpin(cx) {
+                self.items[index].phase = Phase::Queued;
+                self.ready.push_retry(index);
+                progressed = true;
+            }
+            progressed |= self.dispatch(cx);
+            if !progressed {
+                return Poll::Pending;
+            }
+            self.emit_progress();
+        }
+    }
+
+    /// Starts what the concurrency limit and the pacer allow; arms the gate timer when the
+    /// pacer says "wait until".
+    fn dispatch(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progressed = false;
+        loop {
+            let Some(index) = self.ready.peek() else {
+                self.gate = None;
+                return progressed;
+            };
+            // The slots are the processor's: another call's attempts count too.
+            if self.pacer.borrow().in_flight() >= self.limit() {
+                self.pacer.borrow_mut().wait_for_slot(cx.waker());
+                self.gate = None;
+                return progressed;
+            }
+            let cost = match self.items[index].cost {
+                Some(cost) => cost,
+                None => match self.pacing.cost(index) {
+                    Ok(cost) => *self.items[index].cost.insert(cost),
+                    Err(message) => {
+                        self.ready.pop();
+                        self.finalize(index, Err(ItemError::bare(ErrorKind::Invalid, message)));
+                        progressed = true;
+                        continue;
+                    }
+                },
+            };
+            let now = self.clock.now();
+            let admission = self.pacer.borrow_mut().admit(&cost, now);
+            match admission {
+                // Waiting for the probe (maybe another call's); with nothing in flight there
+                // is no probe to wait for.
+                Admission::Blocked if self.pacer.borrow().in_flight() > 0 => {
+                    self.pacer.borrow_mut().wait_for_slot(cx.waker());
+                    self.gate = None;
+                    return progressed;
+                }
+                Admission::Go | Admission::Blocked => {
+                    self.ready.pop();
+                    let mut pacer = self.pacer.borrow_mut();
+                    self.items[index].ticket = pacer.start(&cost, now);
+                    self.items[index].in_flight_at_start = pacer.in_flight();
+                    drop(pacer);
+                    self.start_attempt(index);
+                }
+                Admission::Never(message) => {
+                    self.ready.pop();
+                    self.finalize(index, Err(ItemError::bare(ErrorKind::Invalid, message)));
+                }
+                Admission::Until(at) if self.deadline_at.is_some_and(|d| at >= d) => {
+                    self.ready.pop();
+                    let last = self.items[index].last_failure.take();
+                    self.finalize(index, Err(held_past_deadline(at - now, last)));
+                }
+                Admission::Until(at) => {
+                    if self.gate.as_ref().is_none_or(|(armed, _)| *armed != at) {
+                        self.gate = Some((at, self.clock.sleep(at.saturating_sub(now))));
+                    }
+                    let (_, sleep) = self.gate.as_mut().expect("armed above");
+                    if sleep.as_mut().poll(cx).is_pending() {
+                        return progressed;
+                    }
+                    self.gate = None;
+                    continue;
+                }
+            }
+            progressed = true;
+        }
+    }
+
+    fn limit(&self) -> usize {
+        self.config
+            .concurrency
+            .min(self.pacer.borrow().concurrency())
+    }
+
+    fn since_start(&self, now: Duration) -> Duration {
+        now.saturating_sub(self.start)
+    }
+
+    fn start_attempt(&mut self, index: usize) {
+        let now = self.clock.now();
+        self.budget.take();
+        let state = &mut self.items[index];
+        state.attempts += 1;
+        let attempt = state.attempts;
+        state.first_start.get_or_insert(now);
+        state.phase = Phase::Running {
+            attempt,
+            started: now,
+        };
+        self.observer.event(&Event::Start {
+            index,
+            attempt,
+            at: self.since_start(now),
+        });
+        let work = (self.task)(index, attempt);
+        if self.budget.is_spent() {
+            self.refuse_waiting();
+        }
+        let Some(after) = self.config.timeout else {
+            self.running
+                .push(Box::pin(async move { (index, work.await) }));
+            return;
+        };
+        let (work, handle) = abortable(work);
+        self.timeouts.push(now + after, index, attempt, handle);
+        self.running.push(Box::pin(async move {
+            let outcome = match work.await {
+                Ok(outcome) => outcome,
+                Err(_aborted) => Err(Failure::timeout(after)),
+            };
+            (index, outcome)
+        }));
+    }
+
+    /// The budget is spent: no item that is queued or waiting out a backoff can ever start
+    /// again, so each fails now rather than after its wait. Attempts in flight run on.
+    fn refuse_waiting(&mut self) {
+        self.waiting.clear();
+        self.ready.close();
+        self.gate = None;
+        for index in 0..self.items.len() {
+            let state = &mut self.items[index];
+            if !matches!(state.phase, Phase::Queued | Phase::Waiting) {
+                continue;
+            }
+            let error = match state.last_failure.take() {
+                Some(last) => self.budget.refused(last),
+                None => self.budget.unstarted(),
+            };
+            self.finalize(index, Err(error));
+        }
+    }
+
+    fn finish_attempt(&mut self, index: usize, outcome: Result<V, Failure>) {
+        let now = self.clock.now();
+        let Phase::Running { attempt, started } = self.items[index].phase else {
+            unreachable!("only running items finish attempts")
+        };
+        let (kind, status) = match &outcome {
+            Ok(_) => (None, None),
+            Err(f) => (Some(f.kind()), f.status),
+        };
+        self.observer.event(&Event::End {
+            index,
+            attempt,
+            at: self.since_start(now),
+            latency: now.saturating_sub(started),
+            outcome: kind,
+            status,
+        });
+        let state = &self.items[index];
+        let observation = |outcome| Observation {
+            cost: state.cost.unwrap_or_default(),
+            ticket: state.ticket,
+            started,
+            ended: now,
+            in_flight_at_start: state.in_flight_at_start,
+            // Counting this attempt: it was in flight until now.
+            in_flight: self.running.len() + 1,
+            outcome,
+        };
+        let failure = match outcome {
+            Ok(value) => {
+                let feedback = self.pacing.feedback(&value);
+                let seen = observation(Observed::Success(&feedback));
+                self.pacer.borrow_mut().observe(&seen);
+                return self.finalize(index, Ok(value));
+            }
+            Err(failure) => failure,
+        };
+        let attempt_state = AttemptState {
+            attempt,
+            now,
+            deadline: self.deadline_at,
+            previous_delay: state.last_delay,
+            budget_spent: self.budget.is_spent(),
+        };
+        let decision = self.policy.decide(&failure, &attempt_state, self.rng);
+        let seen = observation(Observed::Failure {
+            failure: &failure,
+            class: decision.class,
+            pause: decision.pause,
+        });
+        self.pacer.borrow_mut().observe(&seen);
+        let delay = match decision.action {
+            Action::Retry(delay) => delay,
+            Action::Fail(refusal) => {
+                let error = refusal.error(failure, &self.budget);
+                return self.finalize(index, Err(error));
+            }
+        };
+        self.retries += 1;
+        let state = &mut self.items[index];
+        state.last_delay = Some(delay);
+        state.last_failure = Some(failure);
+        state.phase = Phase::Waiting;
+        self.observer.event(&Event::Backoff {
+            index,
+            attempt,
+            at: self.since_start(now),
+            delay,
+        });
+        if delay.is_zero() {
+            self.items[index].phase = Phase::Queued;
+            self.ready.push_retry(index);
+        } else {
+            let sleep = self.clock.sleep(delay);
+            self.waiting.push(Box::pin(async move {
+                sleep.await;
+                index
+            }));
+        }
+    }
+
+    fn finalize(&mut self, index: usize, outcome: Result<V, ItemError>) {
+        let now = self.clock.now();
+        let state = &mut self.items[index];
+        state.phase = Phase::Done;
+        self.done += 1;
+        if outcome.is_ok() {
+            self.ok += 1;
+        }
+        let result = ItemResult {
+            index,
+            outcome,
+            attempts: state.attempts,
+            elapsed: state
+                .first_start
+                .map_or(Duration::ZERO, |s| now.saturating_sub(s)),
+        };
+        self.observer.result(&result);
+        self.results[index] = Some(result);
+    }
+
+    /// Cancellation or deadline: every attempt in flight is dropped (which aborts it) and
+    /// every unfinished item gets its result now.
+    fn stop_all(&mut self, kind: ErrorKind) {
+        self.running.clear();
+        self.waiting.clear();
+        self.timeouts.clear();
+        self.gate = None;
+        let now = self.clock.now();
+        for index in 0..self.items.len() {
+            let state = &self.items[index];
+            let at = match state.phase {
+                Phase::Done => continue,
+                Phase::Queued if state.attempts == 0 => Stopped::BeforeStart,
+                Phase::Queued | Phase::Waiting => Stopped::WaitingToRetry,
+                Phase::Running { attempt, started } => {
+                    let cost = state.cost.unwrap_or_default();
+                    let level = state.in_flight_at_start;
+                    self.pacer.borrow_mut().on_abandoned(&cost, level, now);
+                    self.observer.event(&Event::End {
+                        index,
+                        attempt,
+                        at: self.since_start(now),
+                        latency: now.saturating_sub(started),
+                        outcome: Some(kind),
+                        status: None,
+                    });
+                    Stopped::During(attempt)
+                }
+            };
+            let last = self.items[index].last_failure.take();
+            self.finalize(index, Err(stopped(kind, at, last)));
+        }
+        self.emit_progress();
+    }
+
+    fn emit_progress(&mut self) {
+        let progress = Progress {
+            total: self.items.len(),
+            done: self.done,
+            ok: self.ok,
+            failed: self.done - self.ok,
+            in_flight: self.running.len(),
+            queued: self.ready.len(),
+            waiting: self.waiting.len(),
+            retries: self.retries,
+            limit: self.limit(),
+            limit_reason: self.pacer.borrow().concurrency_reason().as_str(),
+            elapsed: self.since_start(self.clock.now()),
+        };
+        self.observer.progress(&progress);
+    }
+}
