@@ -35,6 +35,16 @@ struct Figures {
     below_floor: f64,
 }
 
+/// A uniform draw for (seed, item, attempt, which): the same attempt meets the same fate in
+/// the adaptive and the fixed run, so their difference is the controller's, not luck's.
+fn draw(seed: u64, item: usize, attempt: u32, which: u64) -> f64 {
+    let mut r = Rng(seed
+        ^ (item as u64).wrapping_mul(0x2545_F491_4F6C_DD1D)
+        ^ (u64::from(attempt) << 40)
+        ^ (which << 56));
+    r.f64()
+}
+
 struct Rng(u64);
 impl Rng {
     fn f64(&mut self) -> f64 {
@@ -59,7 +69,6 @@ enum Event {
 }
 
 fn run(n: usize, max: usize, adaptive: bool, server: Server, seed: u64, floor: usize) -> Figures {
-    let mut rng = Rng(seed);
     let mut ctl = Controller::new(max, adaptive);
     let mut ready: VecDeque<usize> = (0..n).collect();
     let mut attempts = vec![0u32; n];
@@ -85,8 +94,9 @@ fn run(n: usize, max: usize, adaptive: bool, server: Server, seed: u64, floor: u
             f.requests += 1;
             attempts[item] += 1;
             ctl.sent(in_flight);
-            let service = SERVICE_MS + rng.f64() * JITTER_MS;
-            let (failed, is_served, ms) = if rng.f64() < server.p {
+            let a = attempts[item];
+            let service = SERVICE_MS + draw(seed, item, a, 0) * JITTER_MS;
+            let (failed, is_served, ms) = if draw(seed, item, a, 1) < server.p {
                 (
                     true,
                     false,
@@ -152,7 +162,7 @@ fn run(n: usize, max: usize, adaptive: bool, server: Server, seed: u64, floor: u
                     push(
                         &mut events,
                         &mut payloads,
-                        now + us(rng.f64() * cap),
+                        now + us(draw(seed, item, attempts[item], 2) * cap),
                         Event::Ready(item),
                     );
                 } else {

@@ -211,8 +211,9 @@ impl Controller {
         // the limit's failure rate with. Only above the highest level that succeeded since
         // the limit last moved: at or below it the server had room, the failure was random.
         // An attempt sent under a higher limit since lowered has no slot to hold.
+        // Never below that level either: it has been shown to work.
         if fast && o.level <= self.limit && o.level > self.top_ok {
-            self.held = (self.held + 1).min(self.limit - 1);
+            self.held = (self.held + 1).min(self.limit - self.top_ok.max(1));
         }
     }
 
