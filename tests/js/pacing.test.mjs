@@ -85,6 +85,7 @@ describe('pacing against the simulator', T, () => {
     const bp2 = new BatchProcessor({
       ...options,
       concurrency: 12,
+      maxRetries: 30, // retries of shed requests are part of finding the capacity
       provider: { name: 'anthropic', apiKey: 'sk-test', baseUrl: srv.url },
       onProgress: (p) => capped.push([p.limit, p.limitReason]),
     });
