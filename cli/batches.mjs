@@ -6,17 +6,21 @@ import readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { checkLine, LineAppender, scanBatchResults } from './batch-results.mjs';
-import { intFlags, checkUrl, workerTarget } from './flags.mjs';
+import { intFlags, checkUrl, optionFlags, optionInts, workerTarget } from './flags.mjs';
 import { ProgressView } from './progress.mjs';
 import { UsageError } from './results-file.mjs';
 import { responseLines, workerFetch, WorkerError } from './worker-client.mjs';
 
 export const BATCH_COMMANDS = ['submit', 'status', 'results', 'cancel', 'list'];
 
+/** The edgebatch options `submit` takes as flags (cli/flags.mjs), under the Worker's caps. */
+const SUBMIT_OPTIONS = ['concurrency', 'max-retries', 'timeout-ms'];
+const WORKER_CAPS = { concurrency: 6, 'max-retries': 10, 'timeout-ms': 600_000 };
+
 export const BATCH_HELP = `
 Batches stored on a Worker (POST /v1/batches: they run on without the CLI, and survive it):
-  edgebatch submit <requests.jsonl> [--provider P] [--base-url U] [--concurrency N]
-                   [--max-retries N] [--timeout-ms N] [--rpm N] [--limiter-key K]
+  edgebatch submit <requests.jsonl> [--provider P] [--base-url U]
+                   ${SUBMIT_OPTIONS.map((f) => `[--${f} N]`).join(' ')} [--rpm N] [--limiter-key K]
       streams the file to the Worker and prints the batch id. A line that is
       { "custom_id", "params" } is sent as is; any other line is a request body and gets
       custom_id "line-<its line number>". --rpm N: the account's requests per minute, for
@@ -47,9 +51,7 @@ const FLAGS = {
   submit: {
     provider: { type: 'string' },
     'base-url': { type: 'string' },
-    concurrency: { type: 'string' },
-    'max-retries': { type: 'string' },
-    'timeout-ms': { type: 'string' },
+    ...optionFlags(SUBMIT_OPTIONS),
     rpm: { type: 'string' },
     'limiter-key': { type: 'string' },
   },
@@ -60,9 +62,7 @@ const FLAGS = {
 };
 /** Option ranges as the Worker checks them (it names the limit again if its config is lower). */
 const SUBMIT_INTS = {
-  concurrency: ['concurrency', 1, 6],
-  'max-retries': ['maxRetries', 0, 10],
-  'timeout-ms': ['timeoutMs', 1, 600_000],
+  ...optionInts(SUBMIT_OPTIONS, WORKER_CAPS),
   rpm: ['requestsPerMinute', 1, 1e12],
 };
 const PROVIDERS = ['anthropic', 'openai'];

@@ -10,10 +10,13 @@ import { parseArgs } from 'node:util';
 import process from 'node:process';
 import { streamBatch } from '../worker/src/batch.js';
 import { BATCH_COMMANDS, BATCH_HELP, batchCommand } from './batches.mjs';
-import { checkUrl, intFlags, workerTarget } from './flags.mjs';
+import { checkUrl, intFlags, optionFlags, optionHelp, optionInts, workerTarget } from './flags.mjs';
 import { ProgressView } from './progress.mjs';
 import { loadRequests, loadResults, ResultsWriter, UsageError } from './results-file.mjs';
 import { chunk, postBatch, WorkerError } from './worker-client.mjs';
+
+/** The edgebatch options `run` takes as flags (cli/flags.mjs holds their ranges and help). */
+const RUN_OPTIONS = ['concurrency', 'max-retries', 'timeout-ms', 'deadline-ms'];
 
 const HELP = `Usage: edgebatch run <requests.jsonl> -o <results.jsonl> [options]
        edgebatch submit | status | results | cancel | list ... --worker URL   (see below)
@@ -29,10 +32,7 @@ Options:
                         openai: lines are Chat Completions bodies
                         http: lines are fetch specs { url, method?, headers?, body? }
   --base-url URL        the provider's base URL (default: its public API)
-  --concurrency N       attempts in flight at once (default 8; on a Worker, its cap: 6)
-  --max-retries N       retries per item after the first attempt (default 4)
-  --timeout-ms N        per-attempt timeout (default 60000)
-  --deadline-ms N       deadline for the whole run
+${optionHelp(RUN_OPTIONS)}
   --retry-failed        run again the items whose line in the output failed (replacing it)
   --worker URL          send the batch to a running edgebatch Worker (POST URL/v1/batch)
   --token T             the Worker's bearer token (default: env EDGEBATCH_TOKEN)
@@ -48,12 +48,7 @@ runs; status --follow, results: some request did not succeed), 2 bad usage, 130 
 
 const PROVIDERS = ['anthropic', 'openai', 'http'];
 const KEY_VARS = { anthropic: 'ANTHROPIC_API_KEY', openai: 'OPENAI_API_KEY' };
-const INT_FLAGS = {
-  concurrency: ['concurrency', 1, 10000],
-  'max-retries': ['maxRetries', 0, 100],
-  'timeout-ms': ['timeoutMs', 1, 2147483647],
-  'deadline-ms': ['deadlineMs', 1, 2147483647],
-};
+const INT_FLAGS = optionInts(RUN_OPTIONS);
 
 function parseCli(argv) {
   let parsed;
@@ -66,10 +61,7 @@ function parseCli(argv) {
         output: { type: 'string', short: 'o' },
         provider: { type: 'string' },
         'base-url': { type: 'string' },
-        concurrency: { type: 'string' },
-        'max-retries': { type: 'string' },
-        'timeout-ms': { type: 'string' },
-        'deadline-ms': { type: 'string' },
+        ...optionFlags(RUN_OPTIONS),
         'retry-failed': { type: 'boolean' },
         worker: { type: 'string' },
         token: { type: 'string' },

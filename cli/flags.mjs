@@ -15,6 +15,37 @@ export function checkUrl(flag, s) {
 }
 
 /**
+ * The edgebatch options the CLI takes as flags, in one place: parsing (`optionFlags`), the
+ * integer check (`intFlags`) and the help lines (`optionHelp`) read this table. The ranges are
+ * BatchProcessor's (src/options.rs declares them; a usage error beats a stack trace); `caps`
+ * of a command (a Worker's) narrow them. Adding a flag for an option is one line here.
+ */
+export const OPTION_FLAGS = {
+  concurrency: { option: 'concurrency', min: 1, max: 10000, help: 'attempts in flight at once (default 8; on a Worker, its cap: 6)' },
+  'max-retries': { option: 'maxRetries', min: 0, max: 100, help: 'retries per item after the first attempt (default 4)' },
+  'timeout-ms': { option: 'timeoutMs', min: 1, max: 2147483647, help: 'per-attempt timeout (default 60000)' },
+  'deadline-ms': { option: 'deadlineMs', min: 1, max: 2147483647, help: 'deadline for the whole run' },
+};
+
+/** parseArgs `options` for these option flags. */
+export function optionFlags(flags) {
+  return Object.fromEntries(flags.map((flag) => [flag, { type: 'string' }]));
+}
+
+/** The `intFlags` table of these option flags; `caps`: flag -> a lower max (a Worker's). */
+export function optionInts(flags, caps = {}) {
+  return Object.fromEntries(flags.map((flag) => {
+    const { option, min, max } = OPTION_FLAGS[flag];
+    return [flag, [option, min, caps[flag] ?? max]];
+  }));
+}
+
+/** Help lines for these option flags, aligned like the rest of the help. */
+export function optionHelp(flags) {
+  return flags.map((flag) => `  ${`--${flag} N`.padEnd(22)}${OPTION_FLAGS[flag].help}`).join('\n');
+}
+
+/**
  * `table`: flag -> [option key, min, max]. Returns `{ key: n }` for the flags given in `values`;
  * a value that is not an integer in range is a usage error naming the flag.
  */

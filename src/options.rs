@@ -1,20 +1,40 @@
-//! Options: defaults, validation and the messages users see when an option is wrong.
+//! Options: each declared once below (name, kind, range, default, doc), and validated from
+//! that declaration.
 //!
-//! The JS edge turns each option's value into a [`Raw`]; everything else is pure Rust so the
-//! rules are tested natively.
+//! # Adding an option
+//! Add one line to its group's `declare_options!` (its doc comment, field, JS key, [`Kind`],
+//! [`DefaultValue`]): that gives the serde field the JS edge reads, the allow-list entry, the
+//! message (`name must be <kind>, got <value>`) and the accessor `raw.field()`. Then use it
+//! where it takes effect (in [`RawOptions::validate`], or on the explicit path in
+//! `bindings` for a function or signal), and add it to `src/bindings/types.d.ts` and
+//! docs/API.md (tests/options_docs.rs fails until both list it). A call option goes in
+//! [`CALL_OPTIONS`]; a new nested group gets its own `declare_options!` and a
+//! [`Kind::Object`] entry in its parent.
+//!
+//! The JS edge reads these structs with serde-wasm-bindgen; each data value stays a [`Raw`]
+//! (a JS value reduced to what validation needs), so messages show it as given and `null`
+//! is told from `undefined`. Everything here is pure Rust, tested natively.
 
 use std::fmt;
 use std::time::Duration;
+
+use serde::de::IgnoredAny;
 
 use crate::core::backoff::{Backoff, Jitter};
 use crate::core::executor::Config;
 use crate::core::pacer::PacingConfig;
 use crate::text::{format_number, quote};
 
+mod spec;
+
+use spec::declare_options;
+pub use spec::{DefaultValue, Kind, Opt, OptionSpec};
+
 /// An option's value as it came from JS, reduced to what validation needs.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub enum Raw {
-    /// `undefined` or `null`: use the default.
+    /// `undefined` (or a key not there): use the default.
+    #[default]
     Missing,
     /// A number.
     Number(f64),
@@ -62,43 +82,9 @@ impl fmt::Display for OptionError {
     }
 }
 
-/// Every option key `BatchProcessor` accepts (nested `backoff` keys are checked apart).
-pub const KNOWN_KEYS: &[&str] = &[
-    "concurrency",
-    "maxRetries",
-    "timeoutMs",
-    "deadlineMs",
-    "backoff",
-    "maxRetryAfterMs",
-    "maxAttempts",
-    "seed",
-    "signal",
-    "onProgress",
-    "onEvent",
-    "provider",
-    "rateLimit",
-    "adaptive",
-    "breaker",
-    "cost",
-    "maxResponseBytes",
-];
-
 /// Default `maxResponseBytes`: 16 MiB. Far past any model reply (128k output tokens are well
 /// under 1 MB), and a Worker (128 MB of memory, 6 connections) can hold six such bodies.
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
-
-/// The keys of the `rateLimit` object.
-pub const RATE_LIMIT_KEYS: &[&str] = &[
-    "requestsPerMinute",
-    "inputTokensPerMinute",
-    "outputTokensPerMinute",
-];
-
-/// The keys of the `breaker` object.
-pub const BREAKER_KEYS: &[&str] = &["failures", "cooldownMs"];
-
-/// The keys of the `backoff` object.
-pub const BACKOFF_KEYS: &[&str] = &["baseMs", "maxMs", "jitter"];
 
 /// Largest `maxAttempts`: far past any host's limit (a Worker allows 10,000 subrequests).
 pub const MAX_ATTEMPTS: u64 = 1_000_000_000;
@@ -109,99 +95,137 @@ pub const MAX_RESPONSE_BYTES: u64 = 1 << 30;
 /// Largest timer delay JS timers honour (2^31 - 1 ms).
 pub const MAX_TIMER_MS: u64 = 2_147_483_647;
 
-/// The error for a key nobody knows: most often a typo.
+/// Largest budget per minute in `rateLimit`.
+const MAX_PER_MINUTE: u64 = 1_000_000_000_000;
+
+/// Largest delay option (backoff, Retry-After cap, breaker cooldown): an hour.
+const HOUR_MS: u64 = 3_600_000;
+
+const fn int(min: u64, max: u64) -> Kind {
+    Kind::Int { min, max }
+}
+
+use DefaultValue::{Absent, Bool as DefaultBool, Int as DefaultInt, Text as DefaultText};
+
+declare_options! {
+    /// `new BatchProcessor(options)` as read from JS.
+    pub struct RawOptions, table OPTIONS, prefix "" {
+        /// Attempts in flight at once, at most, across every call of this processor.
+        concurrency: Raw = "concurrency", int(1, 10_000), DefaultInt(8);
+        /// Retries after the first attempt.
+        max_retries: Raw = "maxRetries", int(0, 100), DefaultInt(4);
+        /// Per-attempt timeout in ms; the attempt's signal aborts.
+        timeout_ms: Raw = "timeoutMs", int(1, MAX_TIMER_MS), DefaultInt(60_000);
+        /// Whole-call deadline in ms from the call of map/run/stream.
+        deadline_ms: Raw = "deadlineMs", int(1, MAX_TIMER_MS), Absent("none");
+        /// Exponential backoff between attempts when the server gives no Retry-After.
+        backoff: Option<RawBackoff> = "backoff", Kind::Object(BACKOFF), Absent("its keys' defaults");
+        /// Cap on a server's Retry-After in ms.
+        max_retry_after_ms: Raw = "maxRetryAfterMs", int(0, HOUR_MS), DefaultInt(60_000);
+        /// Attempts one call of map/run/stream may start in all, retries included.
+        max_attempts: Raw = "maxAttempts", int(1, MAX_ATTEMPTS), Absent("unlimited");
+        /// Seed for the jitter, for repeatable runs.
+        seed: Raw = "seed", int(0, (1 << 53) - 1), Absent("random");
+        /// Cancels every call of this processor (explicit path: not data).
+        signal: IgnoredAny = "signal", Kind::AbortSignal, Absent("none");
+        /// Called on every change of the counts (explicit path: a function).
+        on_progress: IgnoredAny = "onProgress", Kind::Function, Absent("none");
+        /// Called for every attempt start, end and backoff (explicit path: a function).
+        on_event: IgnoredAny = "onEvent", Kind::Function, Absent("none");
+        /// The API `run()` talks to (explicit path: its key is never shown in a message).
+        provider: IgnoredAny = "provider", Kind::Object(PROVIDER), Absent("none");
+        /// Budgets per minute, corrected by every reply's rate-limit headers.
+        rate_limit: Option<RawRateLimit> = "rateLimit", Kind::Object(RATE_LIMIT), Absent("none");
+        /// Lower the concurrency only when failures follow our own load (429s never move it).
+        adaptive: Raw = "adaptive", Kind::Bool, DefaultBool(true);
+        /// Circuit breaker: stop sending during a lasting outage, then probe.
+        breaker: Option<RawBreaker> = "breaker", Kind::Object(BREAKER), Absent("its keys' defaults");
+        /// An item's expected cost, over the estimate (explicit path: a function).
+        cost: IgnoredAny = "cost", Kind::Function, Absent("none");
+        /// Largest 2xx reply body run()/stream() read, in bytes.
+        max_response_bytes: Raw = "maxResponseBytes", int(1, MAX_RESPONSE_BYTES), DefaultInt(DEFAULT_MAX_RESPONSE_BYTES);
+    }
+}
+
+declare_options! {
+    /// `backoff: { baseMs?, maxMs?, jitter? }`.
+    pub struct RawBackoff, table BACKOFF, prefix "backoff." {
+        /// First retry delay scale, in ms.
+        base_ms: Raw = "baseMs", int(1, HOUR_MS), DefaultInt(500);
+        /// Delay cap, in ms; never below baseMs (its default rises to baseMs).
+        max_ms: Raw = "maxMs", int(1, HOUR_MS), DefaultInt(30_000);
+        /// How delays are spread.
+        jitter: Raw = "jitter", Kind::OneOf(&["full", "decorrelated", "none"]), DefaultText("full");
+    }
+}
+
+declare_options! {
+    /// `rateLimit: { requestsPerMinute?, inputTokensPerMinute?, outputTokensPerMinute? }`.
+    pub struct RawRateLimit, table RATE_LIMIT, prefix "rateLimit." {
+        /// Requests per minute.
+        requests_per_minute: Raw = "requestsPerMinute", int(1, MAX_PER_MINUTE), Absent("none");
+        /// Input tokens per minute.
+        input_tokens_per_minute: Raw = "inputTokensPerMinute", int(1, MAX_PER_MINUTE), Absent("none");
+        /// Output tokens per minute.
+        output_tokens_per_minute: Raw = "outputTokensPerMinute", int(1, MAX_PER_MINUTE), Absent("none");
+    }
+}
+
+declare_options! {
+    /// `breaker: { failures?, cooldownMs? }`.
+    pub struct RawBreaker, table BREAKER, prefix "breaker." {
+        /// Outage failures in a row (spanning 2 s, no success) that open it; 0 turns it off.
+        failures: Raw = "failures", int(0, 1000), DefaultInt(5);
+        /// How long it stays open before one probe, in ms (doubling per failed probe, to 30 s).
+        cooldown_ms: Raw = "cooldownMs", int(1, HOUR_MS), DefaultInt(500);
+    }
+}
+
+declare_options! {
+    /// `provider: { name, apiKey?, baseUrl?, version?, dangerouslyAllowBrowser? }`: read on the
+    /// explicit path (`bindings`), so a wrong `apiKey` is named but never shown.
+    pub struct RawProvider, table PROVIDER, prefix "provider." {
+        /// Which API.
+        name: IgnoredAny = "name", Kind::OneOf(&["anthropic", "openai", "http"]), Absent("required");
+        /// The API key; sent only to baseUrl, never in results.
+        api_key: IgnoredAny = "apiKey", Kind::Text, Absent("none");
+        /// The API's base URL.
+        base_url: IgnoredAny = "baseUrl", Kind::Text, Absent("the provider's public API");
+        /// `anthropic-version`.
+        version: IgnoredAny = "version", Kind::Text, DefaultText("2023-06-01");
+        /// The page knowingly sends apiKey from a browser.
+        dangerously_allow_browser: IgnoredAny = "dangerouslyAllowBrowser", Kind::Bool, DefaultBool(false);
+    }
+}
+
+declare_options! {
+    /// The options of one call of map/run/stream, as read from JS.
+    pub struct RawCallOptions, table CALL_OPTIONS, prefix "" {
+        /// Cancels this call only (explicit path: not data).
+        signal: IgnoredAny = "signal", Kind::AbortSignal, Absent("none");
+    }
+}
+
+declare_options! {
+    /// `new Limiter(options, nowMs)`'s own options; it also reads [`LIMITER_SHARED`] of
+    /// [`OPTIONS`] (the Worker's limiter Durable Object: one pacer for many consumers).
+    pub struct RawLimiterOptions, table LIMITER_OPTIONS, prefix "" {
+        /// Whose rate-limit headers it reads (explicit path: checked by the provider's rules).
+        provider: IgnoredAny = "provider", Kind::OneOf(&["anthropic", "openai", "http"]), Absent("required");
+        /// How long a granted permit lasts unless released, in ms.
+        lease_ms: Raw = "leaseMs", int(1000, HOUR_MS), DefaultInt(120_000);
+    }
+}
+
+/// The keys of [`OPTIONS`] a `Limiter` reads too (the pacing subset).
+pub const LIMITER_SHARED: &[&str] = &["concurrency", "rateLimit", "adaptive", "breaker"];
+
+/// The error for a key nobody declared: most often a typo.
 pub fn unknown_key(prefix: &str, key: &str) -> OptionError {
     OptionError {
         kind: OptionErrorKind::Type,
         message: format!("unknown option \"{prefix}{key}\""),
     }
-}
-
-/// An optional integer option in `min..=max`.
-pub fn integer(name: &str, raw: &Raw, min: u64, max: u64) -> Result<Option<u64>, OptionError> {
-    let bad = |kind| OptionError {
-        kind,
-        message: format!("{name} must be an integer in {min}..={max}, got {raw}"),
-    };
-    match *raw {
-        Raw::Missing => Ok(None),
-        Raw::Number(n) if n.fract() == 0.0 && n >= min as f64 && n <= max as f64 => {
-            Ok(Some(n as u64))
-        }
-        Raw::Number(_) => Err(bad(OptionErrorKind::Range)),
-        _ => Err(bad(OptionErrorKind::Type)),
-    }
-}
-
-/// An optional boolean option.
-pub fn boolean(name: &str, raw: &Raw) -> Result<Option<bool>, OptionError> {
-    match raw {
-        Raw::Missing => Ok(None),
-        Raw::Bool(b) => Ok(Some(*b)),
-        _ => Err(OptionError {
-            kind: OptionErrorKind::Type,
-            message: format!("{name} must be a boolean, got {raw}"),
-        }),
-    }
-}
-
-/// The `backoff.jitter` option.
-pub fn jitter(raw: &Raw) -> Result<Option<Jitter>, OptionError> {
-    let bad = |kind| OptionError {
-        kind,
-        message: format!(
-            "backoff.jitter must be \"full\", \"decorrelated\" or \"none\", got {raw}"
-        ),
-    };
-    match raw {
-        Raw::Missing => Ok(None),
-        Raw::Text(s) => match s.as_str() {
-            "full" => Ok(Some(Jitter::Full)),
-            "decorrelated" => Ok(Some(Jitter::Decorrelated)),
-            "none" => Ok(Some(Jitter::None)),
-            _ => Err(bad(OptionErrorKind::Range)),
-        },
-        _ => Err(bad(OptionErrorKind::Type)),
-    }
-}
-
-/// The numeric options, each already reduced to a [`Raw`].
-#[derive(Clone, Debug, Default)]
-pub struct RawOptions {
-    /// `concurrency`
-    pub concurrency: Option<Raw>,
-    /// `maxRetries`
-    pub max_retries: Option<Raw>,
-    /// `timeoutMs`
-    pub timeout_ms: Option<Raw>,
-    /// `deadlineMs`
-    pub deadline_ms: Option<Raw>,
-    /// `backoff.baseMs`
-    pub backoff_base_ms: Option<Raw>,
-    /// `backoff.maxMs`
-    pub backoff_max_ms: Option<Raw>,
-    /// `backoff.jitter`
-    pub backoff_jitter: Option<Raw>,
-    /// `maxRetryAfterMs`
-    pub max_retry_after_ms: Option<Raw>,
-    /// `maxAttempts`
-    pub max_attempts: Option<Raw>,
-    /// `seed`
-    pub seed: Option<Raw>,
-    /// `rateLimit.requestsPerMinute`
-    pub requests_per_minute: Option<Raw>,
-    /// `rateLimit.inputTokensPerMinute`
-    pub input_tokens_per_minute: Option<Raw>,
-    /// `rateLimit.outputTokensPerMinute`
-    pub output_tokens_per_minute: Option<Raw>,
-    /// `adaptive`
-    pub adaptive: Option<Raw>,
-    /// `breaker.failures`
-    pub breaker_failures: Option<Raw>,
-    /// `breaker.cooldownMs`
-    pub breaker_cooldown_ms: Option<Raw>,
-    /// `maxResponseBytes`
-    pub max_response_bytes: Option<Raw>,
 }
 
 /// Validated options: the executor's [`Config`] and the jitter seed.
@@ -217,27 +241,43 @@ pub struct Options {
     pub max_response_bytes: u64,
 }
 
-fn get(raw: &Option<Raw>) -> &Raw {
-    raw.as_ref().unwrap_or(&Raw::Missing)
+/// Every option at its declared default.
+impl Default for Options {
+    fn default() -> Self {
+        RawOptions::default()
+            .validate()
+            // Not `expect`: that would print the error with `Debug`, which costs the wasm build.
+            .unwrap_or_else(|_| unreachable!("the declared defaults are valid"))
+    }
+}
+
+/// The executor's defaults are the declared ones (written once, in [`OPTIONS`]).
+impl Default for Config {
+    fn default() -> Self {
+        Options::default().config
+    }
 }
 
 impl RawOptions {
-    /// Checks every option, first error wins, and fills in the defaults.
+    /// Checks every option, first error wins, and fills in the declared defaults.
     pub fn validate(&self) -> Result<Options, OptionError> {
-        let defaults = Config::default();
         let ms = Duration::from_millis;
-        let concurrency = integer("concurrency", get(&self.concurrency), 1, 10_000)?
-            .map_or(defaults.concurrency, |v| v as usize);
-        let max_retries = integer("maxRetries", get(&self.max_retries), 0, 100)?
-            .map_or(defaults.max_retries, |v| v as u32);
-        let timeout = integer("timeoutMs", get(&self.timeout_ms), 1, MAX_TIMER_MS)?
-            .map(ms)
-            .or(defaults.timeout);
-        let deadline = integer("deadlineMs", get(&self.deadline_ms), 1, MAX_TIMER_MS)?.map(ms);
-        let base =
-            integer("backoff.baseMs", get(&self.backoff_base_ms), 1, 3_600_000)?.unwrap_or(500);
-        let max = integer("backoff.maxMs", get(&self.backoff_max_ms), 1, 3_600_000)?
-            .unwrap_or(30_000.max(base));
+        // `int()` of an option declared with a default is always `Some`.
+        let declared = |v: Option<u64>| v.unwrap_or_default();
+        let concurrency = declared(self.concurrency().int()?) as usize;
+        let max_retries = declared(self.max_retries().int()?) as u32;
+        let timeout = self.timeout_ms().int()?.map(ms);
+        let deadline = self.deadline_ms().int()?.map(ms);
+        let (no_backoff, no_rate, no_breaker) = Default::default();
+        let backoff: &RawBackoff = self.backoff.as_ref().unwrap_or(&no_backoff);
+        let base = declared(backoff.base_ms().int()?);
+        // maxMs's default never sits below an explicit baseMs; an explicit maxMs must not.
+        let max = declared(backoff.max_ms().int()?);
+        let max = if backoff.max_ms.is_given() {
+            max
+        } else {
+            max.max(base)
+        };
         if max < base {
             return Err(OptionError {
                 kind: OptionErrorKind::Range,
@@ -246,51 +286,30 @@ impl RawOptions {
                 ),
             });
         }
-        let jitter = jitter(get(&self.backoff_jitter))?.unwrap_or(Jitter::Full);
+        let jitter = match backoff.jitter().choice()? {
+            Some("decorrelated") => Jitter::Decorrelated,
+            Some("none") => Jitter::None,
+            _ => Jitter::Full,
+        };
         let backoff = Backoff::new(ms(base), ms(max), jitter).map_err(|message| OptionError {
             kind: OptionErrorKind::Range,
             message,
         })?;
-        let max_retry_after = integer(
-            "maxRetryAfterMs",
-            get(&self.max_retry_after_ms),
-            0,
-            3_600_000,
-        )?
-        .map_or(defaults.max_retry_after, ms);
-        let max_attempts = integer("maxAttempts", get(&self.max_attempts), 1, MAX_ATTEMPTS)?;
-        let seed = integer("seed", get(&self.seed), 0, (1 << 53) - 1)?;
-        let budget = |name, raw| integer(name, get(raw), 1, 1_000_000_000_000);
-        let pacing_defaults = PacingConfig::default();
+        let max_retry_after = ms(declared(self.max_retry_after_ms().int()?));
+        let max_attempts = self.max_attempts().int()?;
+        let seed = self.seed().int()?;
+        let rate: &RawRateLimit = self.rate_limit.as_ref().unwrap_or(&no_rate);
+        let breaker: &RawBreaker = self.breaker.as_ref().unwrap_or(&no_breaker);
         let pacing = PacingConfig {
-            requests_per_minute: budget("rateLimit.requestsPerMinute", &self.requests_per_minute)?,
-            input_tokens_per_minute: budget(
-                "rateLimit.inputTokensPerMinute",
-                &self.input_tokens_per_minute,
-            )?,
-            output_tokens_per_minute: budget(
-                "rateLimit.outputTokensPerMinute",
-                &self.output_tokens_per_minute,
-            )?,
-            adaptive: boolean("adaptive", get(&self.adaptive))?.unwrap_or(pacing_defaults.adaptive),
-            breaker_failures: integer("breaker.failures", get(&self.breaker_failures), 0, 1000)?
-                .map_or(pacing_defaults.breaker_failures, |n| n as u32),
-            breaker_cooldown: integer(
-                "breaker.cooldownMs",
-                get(&self.breaker_cooldown_ms),
-                1,
-                3_600_000,
-            )?
-            .map_or(pacing_defaults.breaker_cooldown, ms),
-            ..pacing_defaults
+            requests_per_minute: rate.requests_per_minute().int()?,
+            input_tokens_per_minute: rate.input_tokens_per_minute().int()?,
+            output_tokens_per_minute: rate.output_tokens_per_minute().int()?,
+            adaptive: self.adaptive().boolean()?.unwrap_or_default(),
+            breaker_failures: declared(breaker.failures().int()?) as u32,
+            breaker_cooldown: ms(declared(breaker.cooldown_ms().int()?)),
+            ..PacingConfig::default()
         };
-        let max_response_bytes = integer(
-            "maxResponseBytes",
-            get(&self.max_response_bytes),
-            1,
-            MAX_RESPONSE_BYTES,
-        )?
-        .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
+        let max_response_bytes = declared(self.max_response_bytes().int()?);
         Ok(Options {
             max_response_bytes,
             config: Config {
@@ -308,251 +327,62 @@ impl RawOptions {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn num(n: f64) -> Option<Raw> {
-        Some(Raw::Number(n))
-    }
-
-    #[test]
-    fn defaults() {
-        let o = RawOptions::default().validate().unwrap();
-        assert_eq!(o.config, Config::default());
-        assert_eq!(o.seed, None);
-        assert_eq!(o.max_response_bytes, DEFAULT_MAX_RESPONSE_BYTES);
-        let bad = RawOptions {
-            max_response_bytes: num(0.0),
-            ..Default::default()
-        };
-        assert_eq!(
-            bad.validate().unwrap_err().message,
-            "maxResponseBytes must be an integer in 1..=1073741824, got 0"
-        );
-    }
-
-    #[test]
-    fn messages_name_the_option_and_value() {
-        let cases: Vec<(RawOptions, OptionErrorKind, &str)> = vec![
-            (
-                RawOptions {
-                    concurrency: Some(Raw::Text("abc".into())),
-                    ..Default::default()
-                },
-                OptionErrorKind::Type,
-                "concurrency must be an integer in 1..=10000, got \"abc\"",
-            ),
-            (
-                RawOptions {
-                    concurrency: num(0.0),
-                    ..Default::default()
-                },
-                OptionErrorKind::Range,
-                "concurrency must be an integer in 1..=10000, got 0",
-            ),
-            (
-                RawOptions {
-                    max_retries: num(1.5),
-                    ..Default::default()
-                },
-                OptionErrorKind::Range,
-                "maxRetries must be an integer in 0..=100, got 1.5",
-            ),
-            (
-                RawOptions {
-                    timeout_ms: num(f64::NAN),
-                    ..Default::default()
-                },
-                OptionErrorKind::Range,
-                "timeoutMs must be an integer in 1..=2147483647, got NaN",
-            ),
-            (
-                RawOptions {
-                    deadline_ms: Some(Raw::Bool(true)),
-                    ..Default::default()
-                },
-                OptionErrorKind::Type,
-                "deadlineMs must be an integer in 1..=2147483647, got true",
-            ),
-            (
-                RawOptions {
-                    backoff_jitter: Some(Raw::Text("wild".into())),
-                    ..Default::default()
-                },
-                OptionErrorKind::Range,
-                "backoff.jitter must be \"full\", \"decorrelated\" or \"none\", got \"wild\"",
-            ),
-            (
-                RawOptions {
-                    backoff_base_ms: num(1000.0),
-                    backoff_max_ms: num(10.0),
-                    ..Default::default()
-                },
-                OptionErrorKind::Range,
-                "backoff.maxMs must be at least backoff.baseMs (1000), got 10",
-            ),
-            (
-                RawOptions {
-                    seed: Some(Raw::Other("object".into())),
-                    ..Default::default()
-                },
-                OptionErrorKind::Type,
-                "seed must be an integer in 0..=9007199254740991, got a value of type object",
-            ),
-        ];
-        for (raw, kind, message) in cases {
-            let err = raw.validate().unwrap_err();
-            assert_eq!((err.kind, err.message.as_str()), (kind, message));
-        }
-    }
-
-    #[test]
-    fn values_are_applied() {
-        let raw = RawOptions {
-            concurrency: num(3.0),
-            max_retries: num(0.0),
-            timeout_ms: num(250.0),
-            deadline_ms: num(9000.0),
-            backoff_base_ms: num(40_000.0),
-            backoff_jitter: Some(Raw::Text("none".into())),
-            max_retry_after_ms: num(0.0),
-            max_attempts: num(50.0),
-            seed: num(42.0),
-            ..Default::default()
-        };
-        let o = raw.validate().unwrap();
-        let ms = Duration::from_millis;
-        assert_eq!(o.config.concurrency, 3);
-        assert_eq!(o.config.max_retries, 0);
-        assert_eq!(o.config.timeout, Some(ms(250)));
-        assert_eq!(o.config.deadline, Some(ms(9000)));
-        // maxMs defaults to 30 s but never below baseMs.
-        assert_eq!(
-            o.config.backoff,
-            Backoff::new(ms(40_000), ms(40_000), Jitter::None).unwrap()
-        );
-        assert_eq!(o.config.max_retry_after, ms(0));
-        assert_eq!(o.config.max_attempts, Some(50));
-        assert_eq!(o.seed, Some(42));
-    }
-
-    #[test]
-    fn pacing_options() {
-        let o = RawOptions::default().validate().unwrap();
-        assert_eq!(o.pacing, PacingConfig::default());
-        let raw = RawOptions {
-            requests_per_minute: num(50.0),
-            output_tokens_per_minute: num(8000.0),
-            adaptive: Some(Raw::Bool(false)),
-            breaker_failures: num(0.0),
-            breaker_cooldown_ms: num(250.0),
-            ..Default::default()
-        };
-        let p = raw.validate().unwrap().pacing;
-        assert_eq!(
-            (
-                p.requests_per_minute,
-                p.input_tokens_per_minute,
-                p.output_tokens_per_minute
-            ),
-            (Some(50), None, Some(8000))
-        );
-        assert!(!p.adaptive);
-        assert_eq!(
-            (p.breaker_failures, p.breaker_cooldown),
-            (0, Duration::from_millis(250))
-        );
-        let bad = RawOptions {
-            adaptive: Some(Raw::Text("yes".into())),
-            ..Default::default()
-        };
-        assert_eq!(
-            bad.validate().unwrap_err().message,
-            "adaptive must be a boolean, got \"yes\""
-        );
-        let bad = RawOptions {
-            requests_per_minute: num(0.0),
-            ..Default::default()
-        };
-        assert_eq!(
-            bad.validate().unwrap_err().message,
-            "rateLimit.requestsPerMinute must be an integer in 1..=1000000000000, got 0"
-        );
-    }
-
-    #[test]
-    fn unknown_keys_are_named() {
-        assert_eq!(
-            unknown_key("", "concurency").message,
-            "unknown option \"concurency\""
-        );
-        assert_eq!(
-            unknown_key("backoff.", "base").message,
-            "unknown option \"backoff.base\""
-        );
-    }
-
-    #[test]
-    fn every_jitter_mode_is_accepted() {
-        let ms = Duration::from_millis;
-        for (name, mode) in [
-            ("full", Jitter::Full),
-            ("decorrelated", Jitter::Decorrelated),
-            ("none", Jitter::None),
-        ] {
-            let raw = RawOptions {
-                backoff_jitter: Some(Raw::Text(name.into())),
-                ..Default::default()
-            };
-            assert_eq!(
-                raw.validate().unwrap().config.backoff,
-                Backoff::new(ms(500), ms(30_000), mode).unwrap(),
-                "{name}"
-            );
-        }
-    }
-
-    #[test]
-    fn messages_print_exactly() {
-        // A round trip through a JSON parser cannot tell an escaped space from a raw one.
-        let err = RawOptions {
-            concurrency: num(0.0),
-            ..Default::default()
-        }
-        .validate()
-        .unwrap_err();
-        assert_eq!(err.to_string(), err.message);
-        assert!(err.message.starts_with("concurrency must be"), "{err}");
-    }
-
-    #[test]
-    fn each_budget_reaches_its_own_field_and_seeds_stop_at_2_to_the_53() {
-        let raw = RawOptions {
-            requests_per_minute: num(50.0),
-            input_tokens_per_minute: num(40_000.0),
-            output_tokens_per_minute: num(8000.0),
-            seed: num(9_007_199_254_740_991.0),
-            ..Default::default()
-        };
-        let o = raw.validate().unwrap();
-        let p = o.pacing;
-        assert_eq!(
-            (
-                p.requests_per_minute,
-                p.input_tokens_per_minute,
-                p.output_tokens_per_minute
-            ),
-            (Some(50), Some(40_000), Some(8000))
-        );
-        assert_eq!(o.seed, Some(9_007_199_254_740_991));
-        let too_big = RawOptions {
-            seed: num(9_007_199_254_740_992.0),
-            ..Default::default()
-        };
-        assert_eq!(
-            too_big.validate().unwrap_err().message,
-            "seed must be an integer in 0..=9007199254740991, got 9007199254740992"
-        );
+impl Raw {
+    /// Whether a value was given (anything but `undefined`).
+    pub fn is_given(&self) -> bool {
+        !matches!(self, Raw::Missing)
     }
 }
+
+/// Any value is read; the option's declaration judges it. The JS reader (`bindings::js_serde`)
+/// sends `undefined` as `none` and `null` as `unit` (so `null` is a wrong type, not "use the
+/// default"), and a value of another JS type as its `typeof` name in bytes.
+impl<'de> serde::Deserialize<'de> for Raw {
+    // One copy for every field, not one inlined into each struct's reader.
+    #[inline(never)]
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Raw, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Raw;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<Raw, E> {
+                Ok(Raw::Bool(b))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Raw, E> {
+                Ok(Raw::Number(n as f64))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Raw, E> {
+                Ok(Raw::Number(n as f64))
+            }
+            fn visit_f64<E>(self, n: f64) -> Result<Raw, E> {
+                Ok(Raw::Number(n))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Raw, E> {
+                Ok(Raw::Text(s.into()))
+            }
+            fn visit_none<E>(self) -> Result<Raw, E> {
+                Ok(Raw::Missing)
+            }
+            fn visit_unit<E>(self) -> Result<Raw, E> {
+                Ok(Raw::Other("null".into()))
+            }
+            fn visit_byte_buf<E>(self, type_name: Vec<u8>) -> Result<Raw, E> {
+                Ok(Raw::Other(String::from_utf8_lossy(&type_name).into_owned()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Raw, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Raw::Other("object".into()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Raw, A::Error> {
+                while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Raw::Other("object".into()))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use edgebatch::options::{Raw, RawOptions};
+use edgebatch::options::{Raw, RawBackoff, RawOptions, RawRateLimit};
 use edgebatch::providers::headers::{
     days_from_civil, parse_decimal, parse_duration, parse_http_date, parse_retry_after,
     parse_retry_after_ms, parse_rfc3339, parse_should_retry, server_delay,
@@ -82,11 +82,11 @@ proptest! {
     fn options_never_panic_and_errors_name_the_option(n in any::<f64>(), s in any::<String>(), b in any::<bool>(), which in 0usize..6) {
         let raw = [Raw::Number(n), Raw::Text(s), Raw::Bool(b), Raw::Other("object".into()), Raw::Missing, Raw::Number(n.trunc())][which].clone();
         let cases = [
-            ("concurrency", RawOptions { concurrency: Some(raw.clone()), ..Default::default() }),
-            ("maxResponseBytes", RawOptions { max_response_bytes: Some(raw.clone()), ..Default::default() }),
-            ("backoff.jitter", RawOptions { backoff_jitter: Some(raw.clone()), ..Default::default() }),
-            ("deadlineMs", RawOptions { deadline_ms: Some(raw.clone()), ..Default::default() }),
-            ("rateLimit.requestsPerMinute", RawOptions { requests_per_minute: Some(raw.clone()), ..Default::default() }),
+            ("concurrency", RawOptions { concurrency: raw.clone(), ..Default::default() }),
+            ("maxResponseBytes", RawOptions { max_response_bytes: raw.clone(), ..Default::default() }),
+            ("backoff.jitter", RawOptions { backoff: Some(RawBackoff { jitter: raw.clone(), ..Default::default() }), ..Default::default() }),
+            ("deadlineMs", RawOptions { deadline_ms: raw.clone(), ..Default::default() }),
+            ("rateLimit.requestsPerMinute", RawOptions { rate_limit: Some(RawRateLimit { requests_per_minute: raw.clone(), ..Default::default() }), ..Default::default() }),
         ];
         for (name, options) in cases {
             if let Err(e) = options.validate() {

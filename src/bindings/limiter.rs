@@ -7,25 +7,19 @@ use std::time::Duration;
 
 use wasm_bindgen::prelude::*;
 
-use super::js_options::{check_keys, js_error, object_option, option, raw, type_error};
+use super::js_options::{js_error, option, read, show, type_error};
 use crate::core::limits::{Cost, Feedback, Usage};
 use crate::core::permits::{Grant, Outcome, PermitConfig, PermitPool};
 use crate::error::{ErrorKind, Failure};
-use crate::options::{self, RawOptions};
+use crate::options::{
+    OptionErrorKind, OptionSpec, RawLimiterOptions, RawOptions, LIMITER_OPTIONS, LIMITER_SHARED,
+    OPTIONS,
+};
 use crate::providers::headers::server_wait;
 use crate::providers::http::parse_error_body;
 use crate::providers::{Provider, ProviderKind};
 use crate::web::{get, set, JsJson};
 
-/// Options a limiter reads (the pacing subset of `BatchProcessor`'s, plus its own).
-const LIMITER_KEYS: &[&str] = &[
-    "provider",
-    "concurrency",
-    "leaseMs",
-    "rateLimit",
-    "adaptive",
-    "breaker",
-];
 /// The longest wait a 429's Retry-After may impose on everyone.
 const MAX_PAUSE: Duration = Duration::from_secs(600);
 
@@ -46,45 +40,34 @@ impl Limiter {
         if !options.is_object() {
             return Err(type_error("Limiter options must be an object".into()));
         }
-        check_keys(&options, "", LIMITER_KEYS)?;
-        let kind = match option(&options, "provider").and_then(|v| v.as_string()) {
+        // Its own declarations, and the pacing subset of BatchProcessor's.
+        let lookup = |key: &str| {
+            OptionSpec::find(LIMITER_OPTIONS, key).or_else(|| {
+                LIMITER_SHARED
+                    .contains(&key)
+                    .then(|| OptionSpec::find(OPTIONS, key))
+                    .flatten()
+            })
+        };
+        let own: RawLimiterOptions = read(&options, &lookup)?;
+        // The keys are checked: the shared part is read as BatchProcessor's options.
+        let shared: RawOptions = super::js_serde::from_js(&options);
+        let provider = own.provider().spec;
+        let kind = match option(&options, provider.key).and_then(|v| v.as_string()) {
             Some(name) => {
                 Provider::new(&name, None, None, None)
                     .map_err(js_error)?
                     .kind
             }
             None => {
-                return Err(type_error(
-                    "provider must be \"anthropic\", \"openai\" or \"http\"".into(),
-                ))
+                let got = option(&options, provider.key).unwrap_or(JsValue::UNDEFINED);
+                return Err(js_error(
+                    provider.refuse(OptionErrorKind::Type, &show(&got)),
+                ));
             }
         };
-        let sub = |name: &str, prefix: &str, keys: &[&str]| -> Result<Option<JsValue>, JsValue> {
-            let v = object_option(&options, name)?;
-            if let Some(v) = &v {
-                check_keys(v, prefix, keys)?;
-            }
-            Ok(v)
-        };
-        let rate = sub("rateLimit", "rateLimit.", options::RATE_LIMIT_KEYS)?;
-        let breaker = sub("breaker", "breaker.", options::BREAKER_KEYS)?;
-        let at = |o: &Option<JsValue>, key: &str| raw(o.as_ref().and_then(|o| option(o, key)));
-        let validated = RawOptions {
-            concurrency: raw(option(&options, "concurrency")),
-            requests_per_minute: at(&rate, "requestsPerMinute"),
-            input_tokens_per_minute: at(&rate, "inputTokensPerMinute"),
-            output_tokens_per_minute: at(&rate, "outputTokensPerMinute"),
-            adaptive: raw(option(&options, "adaptive")),
-            breaker_failures: at(&breaker, "failures"),
-            breaker_cooldown_ms: at(&breaker, "cooldownMs"),
-            ..RawOptions::default()
-        }
-        .validate()
-        .map_err(js_error)?;
-        let lease = raw(option(&options, "leaseMs")).unwrap_or(options::Raw::Missing);
-        let lease_ms = options::integer("leaseMs", &lease, 1_000, 3_600_000)
-            .map_err(js_error)?
-            .unwrap_or(120_000);
+        let validated = shared.validate().map_err(js_error)?;
+        let lease_ms = own.lease_ms().int().map_err(js_error)?.unwrap_or_default();
         let config = PermitConfig {
             pacing: validated.pacing,
             max_in_flight: validated.config.concurrency,

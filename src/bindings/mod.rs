@@ -4,21 +4,21 @@
 
 mod convert;
 mod js_options;
+mod js_serde;
 #[cfg(feature = "limiter")]
 mod limiter;
 mod stream;
 
 use convert::{event_object, progress_object, results_array};
 use js_options::{
-    check_keys, function_option, js_error, object_option, option, provider_option, raw,
-    signal_option, type_error,
+    function_option, is_plain_object, js_error, provider_option, read, signal_option, type_error,
 };
 use stream::as_async_iterable;
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Array, Function, Promise};
+use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use web_sys::AbortSignal;
@@ -27,7 +27,7 @@ use crate::core::cancel::CancelToken;
 use crate::core::executor::{Config, Event, Executor, ItemResult, Observer, Progress};
 use crate::core::limits::Cost;
 use crate::core::pacer::Pacer;
-use crate::options::{self, RawOptions};
+use crate::options::{OptionSpec, RawCallOptions, RawOptions, CALL_OPTIONS, OPTIONS};
 use crate::providers::{Provider, ProviderKind};
 use crate::redact::Secrets;
 use crate::web::attempt::Task;
@@ -67,71 +67,39 @@ impl BatchProcessor {
         if options.is_undefined() || options.is_null() {
             return Self::from_parts(RawOptions::default(), &JsValue::UNDEFINED);
         }
-        if !options.is_object() || options.is_function() || Array::is_array(&options) {
+        if !is_plain_object(&options) {
             return Err(type_error(format!(
                 "options must be an object, got {}",
                 js_options::show(&options)
             )));
         }
-        check_keys(&options, "", options::KNOWN_KEYS)?;
-        let backoff = object_option(&options, "backoff")?;
-        if let Some(b) = &backoff {
-            check_keys(b, "backoff.", options::BACKOFF_KEYS)?;
-        }
-        let nested = |key: &str| raw(backoff.as_ref().and_then(|b| option(b, key)));
-        let rate = object_option(&options, "rateLimit")?;
-        if let Some(r) = &rate {
-            check_keys(r, "rateLimit.", options::RATE_LIMIT_KEYS)?;
-        }
-        let rate = |key: &str| raw(rate.as_ref().and_then(|r| option(r, key)));
-        let breaker = object_option(&options, "breaker")?;
-        if let Some(b) = &breaker {
-            check_keys(b, "breaker.", options::BREAKER_KEYS)?;
-        }
-        let breaker = |key: &str| raw(breaker.as_ref().and_then(|b| option(b, key)));
-        let raw_options = RawOptions {
-            concurrency: raw(option(&options, "concurrency")),
-            max_retries: raw(option(&options, "maxRetries")),
-            timeout_ms: raw(option(&options, "timeoutMs")),
-            deadline_ms: raw(option(&options, "deadlineMs")),
-            backoff_base_ms: nested("baseMs"),
-            backoff_max_ms: nested("maxMs"),
-            backoff_jitter: nested("jitter"),
-            max_retry_after_ms: raw(option(&options, "maxRetryAfterMs")),
-            max_attempts: raw(option(&options, "maxAttempts")),
-            seed: raw(option(&options, "seed")),
-            requests_per_minute: rate("requestsPerMinute"),
-            input_tokens_per_minute: rate("inputTokensPerMinute"),
-            output_tokens_per_minute: rate("outputTokensPerMinute"),
-            adaptive: raw(option(&options, "adaptive")),
-            breaker_failures: breaker("failures"),
-            breaker_cooldown_ms: breaker("cooldownMs"),
-            max_response_bytes: raw(option(&options, "maxResponseBytes")),
-        };
-        Self::from_parts(raw_options, &options)
+        let raw: RawOptions = read(&options, &|key| OptionSpec::find(OPTIONS, key))?;
+        Self::from_parts(raw, &options)
     }
 
-    fn from_parts(raw_options: RawOptions, options: &JsValue) -> Result<BatchProcessor, JsValue> {
-        let validated = raw_options.validate().map_err(js_error)?;
+    /// The data options through serde; signal, functions and the provider (whose key must
+    /// never be shown) on the explicit path, from the same declarations.
+    fn from_parts(raw: RawOptions, options: &JsValue) -> Result<BatchProcessor, JsValue> {
+        let validated = raw.validate().map_err(js_error)?;
         let pacer = Pacer::new(
             &validated.pacing,
             validated.config.concurrency,
             JsClock.now(),
         );
-        let provider = provider_option(options)?;
+        let provider = provider_option(options, raw.provider().spec)?;
         let secrets = provider.as_ref().map(Provider::secrets).unwrap_or_default();
         Ok(BatchProcessor {
             config: validated.config,
             seed: validated.seed,
-            signal: signal_option(options, "signal")?,
-            on_progress: function_option(options, "onProgress")?,
-            on_event: function_option(options, "onEvent")?,
+            signal: signal_option(options, raw.signal().spec)?,
+            on_progress: function_option(options, raw.on_progress().spec)?,
+            on_event: function_option(options, raw.on_event().spec)?,
             provider: provider
                 .filter(|p| p.kind != ProviderKind::Http)
                 .map(Rc::new),
             secrets: Rc::new(secrets),
             max_response_bytes: validated.max_response_bytes,
-            cost: function_option(options, "cost")?,
+            cost: function_option(options, raw.cost().spec)?,
             pacer: Rc::new(RefCell::new(pacer)),
         })
     }
@@ -207,8 +175,8 @@ impl BatchProcessor {
                     describe(&call_options)
                 )));
             }
-            check_keys(&call_options, "", &["signal"])?;
-            signals.extend(signal_option(&call_options, "signal")?);
+            let call: RawCallOptions = read(&call_options, &|k| OptionSpec::find(CALL_OPTIONS, k))?;
+            signals.extend(signal_option(&call_options, call.signal().spec)?);
         }
         let cancel = CancelToken::new();
         let links = signals

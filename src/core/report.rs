@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::backoff::{Backoff, Jitter};
+use super::backoff::Backoff;
 use crate::error::{ErrorKind, ItemError};
 
 /// How a batch runs. Built from validated options; see `options.rs` for the JS names.
@@ -25,25 +25,7 @@ pub struct Config {
     pub max_attempts: Option<u64>,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            concurrency: 8,
-            max_retries: 4,
-            timeout: Some(Duration::from_secs(60)),
-            deadline: None,
-            backoff: Backoff::new(
-                Duration::from_millis(500),
-                Duration::from_secs(30),
-                Jitter::Full,
-            )
-            // Not `expect`: that would print the error with `Debug`, which costs the wasm build.
-            .unwrap_or_else(|_| unreachable!("the default backoff is valid")),
-            max_retry_after: Duration::from_secs(60),
-            max_attempts: None,
-        }
-    }
-}
+// `Default for Config` is in `crate::options`: the defaults are the declared options'.
 
 /// The one result of one item.
 #[derive(Clone, Debug, PartialEq)]

@@ -179,6 +179,39 @@ describe('options', () => {
     assert.match(err.message, /base/);
   });
 
+  test('undefined is "not given" at every level; nested groups are checked by name', () => {
+    for (const o of [{ concurrency: undefined }, { backoff: undefined }, { backoff: { baseMs: undefined } },
+      { rateLimit: {} }, { breaker: { failures: undefined } }, { signal: undefined, onEvent: undefined }]) {
+      assert.doesNotThrow(() => new BatchProcessor(o).free(), JSON.stringify(o));
+    }
+    rejects({ backoff: null }, TypeError, 'backoff must be an object', 'null');
+    rejects({ rateLimit: [] }, TypeError, 'rateLimit must be an object');
+    rejects({ breaker: { cooldownMs: 0 } }, RangeError, 'breaker.cooldownMs must be an integer in 1..=3600000', '0');
+    rejects({ breaker: { failures: '5' } }, TypeError, 'breaker.failures', '"5"');
+    assert.throws(() => new BatchProcessor({ rateLimit: { rpm: 5 } }), (e) => e instanceof TypeError && e.message === 'unknown option "rateLimit.rpm"');
+    assert.throws(() => new BatchProcessor({ provider: { name: 'anthropic', key: 'k' } }), /unknown option "provider.key"/);
+    rejects({ provider: { name: 5 } }, TypeError, 'provider.name must be "anthropic", "openai" or "http"', '5');
+    rejects({ cost: 'cheap' }, TypeError, 'cost must be a function', '"cheap"');
+    // An apiKey of the wrong type is named, never shown.
+    const err = rejects({ provider: { name: 'anthropic', apiKey: 12345678 } }, TypeError, 'provider.apiKey must be a string');
+    assert.doesNotMatch(err.message, /12345678/);
+  });
+
+  test('a getter that answers differently on the second read gets defaults, not a crash', async () => {
+    let reads = 0;
+    const sly = { get backoff() { reads++; return reads === 1 ? {} : 5; } };
+    const bp = new BatchProcessor(sly);
+    assert.ok(reads >= 2, 'read by the key check and again by serde');
+    assert.equal((await bp.map([2], (x) => x * 2))[0].value, 4);
+  });
+
+  test('call options: only the declared ones', async () => {
+    const bp = new BatchProcessor();
+    await assert.rejects(bp.map([1], (x) => x, { signals: [] }), /unknown option "signals"/);
+    await assert.rejects(bp.map([1], (x) => x, { signal: 5 }), /signal must be an AbortSignal, got 5/);
+    assert.equal((await bp.map([1], (x) => x, { signal: undefined }))[0].value, 1);
+  });
+
   test('a rejected construction does not poison later ones', async () => {
     assert.throws(() => new BatchProcessor({ concurrency: 0 }), RangeError);
     const bp = new BatchProcessor({ concurrency: 2 });

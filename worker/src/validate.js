@@ -1,6 +1,9 @@
 // Validates a POST /v1/batch body: `{ provider?, items, options? }`. Every rejection is a 400
 // that names the field and the rule. Values are never echoed for provider fields (a base URL
-// may carry credentials, a key is a key).
+// may carry credentials, a key is a key). Options: this file holds only the Worker's own
+// limits (which options a client may set, and the caps it imposes); what an option must be is
+// edgebatch's declaration, and `BatchProcessor` names every other problem.
+import { BatchProcessor } from '../pkg/edgebatch.js';
 import { upstreamKey } from './auth.js';
 import { badRequest, HttpError } from './http.js';
 import { checkItem } from './item-policy.js';
@@ -9,16 +12,21 @@ import { SIM_ORIGIN, UPSTREAMS } from './config.js';
 const TOP_LEVEL = new Set(['provider', 'items', 'options']);
 const PROVIDER_FIELDS = new Set(['name', 'baseUrl', 'apiKey', 'version']);
 
-/** [min, max] per option; `concurrency`'s max comes from the Worker's config. */
-const OPTION_RANGES = {
-  maxRetries: [0, 10],
-  timeoutMs: [1, 600_000],
-  deadlineMs: [1, 900_000],
-  maxRetryAfterMs: [0, 600_000],
-  seed: [0, Number.MAX_SAFE_INTEGER],
+/**
+ * The options a client may set, each with the Worker's cap on it (`null`: no cap of its own;
+ * `concurrency`'s comes from the config). Every name is a declared edgebatch option
+ * (worker/test/fuzz.test.mjs checks it against the wasm).
+ */
+const WORKER_CAPS = {
+  concurrency: null,
+  maxRetries: 10,
+  timeoutMs: 600_000,
+  deadlineMs: 900_000,
+  backoff: { baseMs: 60_000, maxMs: 600_000 },
+  maxRetryAfterMs: 600_000,
+  seed: null,
 };
-const BACKOFF_RANGES = { baseMs: [1, 60_000], maxMs: [1, 600_000] };
-const JITTERS = ['full', 'decorrelated', 'none'];
+export const WORKER_OPTIONS = Object.keys(WORKER_CAPS);
 
 /**
  * @param {string} text the raw body
@@ -112,21 +120,36 @@ function simBase(url, origin) {
 export function parseOptions(raw, config) {
   if (raw === undefined) return withDefaults({}, config);
   if (!isPlainObject(raw)) throw badRequest(`options must be an object, got ${typeName(raw)}`);
-  const out = {};
-  for (const [key, value] of Object.entries(raw)) {
-    if (key === 'concurrency') {
-      out.concurrency = int(`options.${key}`, value, 1, config.maxConcurrency,
-        ` (Workers allow ${config.maxConcurrency} simultaneous connections per invocation here)`);
-    } else if (key === 'backoff') {
-      out.backoff = parseBackoff(value);
-    } else if (Object.hasOwn(OPTION_RANGES, key)) {
-      out[key] = int(`options.${key}`, value, ...OPTION_RANGES[key]);
-    } else {
-      throw badRequest(`options has unknown field ${JSON.stringify(key)} (allowed: concurrency, maxRetries, ` +
-        'timeoutMs, deadlineMs, backoff, maxRetryAfterMs, seed)');
+  for (const key of Object.keys(raw)) {
+    if (!Object.hasOwn(WORKER_CAPS, key)) {
+      throw badRequest(`options has unknown field ${JSON.stringify(key)} (allowed: ${WORKER_OPTIONS.join(', ')})`);
     }
   }
-  return withDefaults(out, config);
+  capped('options.concurrency', raw.concurrency, config.maxConcurrency,
+    ` (Workers allow ${config.maxConcurrency} simultaneous connections per invocation here)`);
+  for (const [key, cap] of Object.entries(WORKER_CAPS)) {
+    if (typeof cap === 'number') capped(`options.${key}`, raw[key], cap);
+  }
+  if (isPlainObject(raw.backoff)) {
+    for (const [key, cap] of Object.entries(WORKER_CAPS.backoff)) capped(`options.backoff.${key}`, raw.backoff[key], cap);
+  }
+  const options = withDefaults({ ...raw }, config);
+  // Everything else is edgebatch's to judge: the processor the batch will run on, built once
+  // here so that a bad option is a 400 before anything else happens.
+  try {
+    new BatchProcessor(options).free();
+  } catch (err) {
+    if (err instanceof TypeError || err instanceof RangeError) throw badRequest(`options: ${err.message}`);
+    throw err;
+  }
+  return options;
+}
+
+/** A 400 if `value` is a number over the Worker's `cap` (its type and range are edgebatch's). */
+function capped(name, value, cap, why = '') {
+  if (typeof value === 'number' && value > cap) {
+    throw badRequest(`${name} must be at most ${cap} on this Worker${why}, got ${show(value)}`);
+  }
 }
 
 /**
@@ -136,26 +159,7 @@ export function parseOptions(raw, config) {
  */
 function withDefaults(out, config) {
   out.concurrency ??= config.maxConcurrency;
-  out.deadlineMs ??= OPTION_RANGES.deadlineMs[1];
-  return out;
-}
-
-function parseBackoff(raw) {
-  if (!isPlainObject(raw)) throw badRequest(`options.backoff must be an object, got ${typeName(raw)}`);
-  const out = {};
-  for (const [key, value] of Object.entries(raw)) {
-    if (Object.hasOwn(BACKOFF_RANGES, key)) {
-      out[key] = int(`options.backoff.${key}`, value, ...BACKOFF_RANGES[key]);
-    } else if (key === 'jitter') {
-      if (!JITTERS.includes(value)) throw badRequest(`options.backoff.jitter must be one of ${JITTERS.join(', ')}, got ${show(value)}`);
-      out.jitter = value;
-    } else {
-      throw badRequest(`options.backoff has unknown field ${JSON.stringify(key)} (allowed: baseMs, maxMs, jitter)`);
-    }
-  }
-  if (out.baseMs !== undefined && out.maxMs !== undefined && out.maxMs < out.baseMs) {
-    throw badRequest(`options.backoff.maxMs must be at least baseMs (${out.baseMs}), got ${out.maxMs}`);
-  }
+  out.deadlineMs ??= WORKER_CAPS.deadlineMs;
   return out;
 }
 

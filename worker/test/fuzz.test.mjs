@@ -5,7 +5,9 @@
 // Worker on workerd, where the answer must be a 4xx JSON error or a 200.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseBatchRequest } from '../src/validate.js';
+import { readFileSync } from 'node:fs';
+import { BatchProcessor, initSync } from '../pkg/edgebatch.js';
+import { parseBatchRequest, WORKER_OPTIONS } from '../src/validate.js';
 import { readConfig } from '../src/config.js';
 import { HttpError } from '../src/http.js';
 import { startWorker, postBatch } from './harness.mjs';
@@ -51,6 +53,9 @@ function randomBytes(next) {
   return Array.from({ length: Math.floor(next() * 40) }, () => alphabet[Math.floor(next() * alphabet.length)]).join('');
 }
 
+// validate.js lets the Worker's own wasm (worker/pkg) judge the options, as on workerd.
+initSync({ module: readFileSync(new URL('../pkg/edgebatch_bg.wasm', import.meta.url)) });
+
 const config = readConfig({ EDGEBATCH_TOKEN: 't', ANTHROPIC_API_KEY: '' }); // no key: the 500 must come last
 const NAMES_A_FIELD = /items|provider|options|body|JSON|field|entries/;
 
@@ -71,6 +76,14 @@ function classify(text) {
 }
 
 describe('worker request parsing, fuzzed', { timeout: 60_000 }, () => {
+  test('every option the Worker lets a client set is one edgebatch declares', () => {
+    for (const key of WORKER_OPTIONS) {
+      assert.doesNotThrow(() => new BatchProcessor({ [key]: undefined }).free(), key);
+    }
+    // The check itself can fail: an undeclared key is refused by name.
+    assert.throws(() => new BatchProcessor({ maxRetrys: undefined }), /unknown option "maxRetrys"/);
+  });
+
   test('4000 mutated bodies and 2000 random strings: a 400 naming a field, or valid', () => {
     const next = rng(13);
     const counts = {};

@@ -95,8 +95,6 @@ pub struct Controller {
     step: usize,
     /// Moving average of successful attempts' durations, in ms (0: none yet).
     ok_ms: f64,
-    /// The highest level that succeeded since the limit last moved (0: none).
-    top_ok: usize,
 }
 
 impl Controller {
@@ -115,7 +113,6 @@ impl Controller {
             rounds: PROBE_ROUNDS,
             step: 1,
             ok_ms: 0.0,
-            top_ok: 0,
         }
     }
 
@@ -160,7 +157,6 @@ impl Controller {
         };
         self.successes = 0;
         self.held = 0;
-        self.top_ok = 0;
     }
 
     /// Before any success, most of the evidence below a knee is attempts still in flight:
@@ -208,12 +204,11 @@ impl Controller {
         // at once would only be shed again (a second burst before the evidence comes back),
         // and while slots are held the next attempts go out at lower levels, which is what
         // shows the knee: with every attempt sent at the limit, there is nothing to compare
-        // the limit's failure rate with. Only above the highest level that succeeded since
-        // the limit last moved: at or below it the server had room, the failure was random.
-        // An attempt sent under a higher limit since lowered has no slot to hold.
-        // Never below that level either: it has been shown to work.
-        if fast && o.level <= self.limit && o.level > self.top_ok {
-            self.held = (self.held + 1).min(self.limit - self.top_ok.max(1));
+        // the limit's failure rate with. Only where most attempts fail (this one included):
+        // at a level where most succeed the server had room, the failure was random. An
+        // attempt sent under a higher limit since lowered has no slot to hold.
+        if fast && o.level <= self.limit && self.levels.rate(o.level) > 0.5 {
+            self.held = (self.held + 1).min(self.limit - 1);
         }
     }
 
@@ -236,7 +231,6 @@ impl Controller {
 
     fn on_success(&mut self, o: &Observation) {
         self.levels.record(o.level, false);
-        self.top_ok = self.top_ok.max(o.level);
         let ms = o.ended.saturating_sub(o.started).as_secs_f64() * 1000.0;
         let early = self.ok_ms == 0.0;
         self.ok_ms = if early {

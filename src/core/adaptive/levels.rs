@@ -83,6 +83,14 @@ impl Levels {
         }
     }
 
+    /// The failure rate at `level`, with one failure and one success assumed on top (so an
+    /// unknown level reads 0.5).
+    pub fn rate(&mut self, level: usize) -> f64 {
+        let w = self.weight;
+        let l = self.at(level);
+        (l.failed / w + 1.0) / (l.sent / w + 2.0)
+    }
+
     /// Faded observations above `level`, and how many of those failed.
     pub fn above(&self, level: usize) -> (f64, f64) {
         let (mut sent, mut failed) = (0.0, 0.0);
