@@ -14,7 +14,8 @@
 //
 // "bound" is a physical lower bound on the wall time: the larger of
 //   - per rate limit: max(0, total - capacity) / (capacity per ms) + the fastest reply, and
-//   - the sum of all (jitter-free) reply latencies / concurrency,
+//   - the sum of all (jitter-free) reply latencies, plus the expected random 529/500 replies'
+//     (baseMs each), / min(concurrency, the server's capacity),
 //   - for hang scenarios: one attempt timeout + the fastest reply.
 // Totals (output tokens per reply are a function of the prompt) come from a calibration pass
 // against an unlimited, fault-free simulator.
@@ -74,6 +75,7 @@ function makeBodies(n, maxTokens) {
 
 // ---- scenarios --------------------------------------------------------------------------------
 const latency = { baseMs: 30, perOutputTokenMs: 0.1, jitterMs: 20 };
+const llmLatency = { baseMs: 250, perOutputTokenMs: 0.5, jitterMs: 100 };
 const SCENARIOS = [
   {
     id: 1,
@@ -109,6 +111,29 @@ const SCENARIOS = [
     n: 160, concurrency: 32, maxRetries: 4, timeoutMs: 10_000, maxTokens: 256,
     sim: { minuteMs: 6000, requestsPerMinute: 100, outputTokensPerMinute: 12000, maxTokens: 200, latency },
     budget: false,
+  },
+  // Issue 10: random failures (sending less cannot make them rarer) against a server that is
+  // really full (sending less is the cure), and the two mixed. Latency like an LLM's.
+  {
+    id: 6,
+    title: 'random 20% failures: 15% 529 + 5% 500, no rate limit, no capacity limit',
+    n: 300, concurrency: 10, maxRetries: 5, timeoutMs: 10_000, maxTokens: 256,
+    sim: { minuteMs: 6000, maxTokens: 200, latency: llmLatency, faults: { rate529: 0.15, rate500: 0.05 } },
+    budget: false, fixed: true,
+  },
+  {
+    id: 7,
+    title: 'saturated: the server serves 8 at once, queues 4 more (slower), sheds the rest (529 in 5 ms)',
+    n: 240, concurrency: 32, maxRetries: 5, timeoutMs: 10_000, maxTokens: 256,
+    sim: { minuteMs: 6000, maxTokens: 200, latency: llmLatency, capacity: 8, queue: 4, shedMs: 5 },
+    budget: false, fixed: true,
+  },
+  {
+    id: 8,
+    title: 'mixed: capacity 8 + queue 4 as in [7], plus 10% random failures (5% 529 + 5% 500)',
+    n: 240, concurrency: 32, maxRetries: 5, timeoutMs: 10_000, maxTokens: 256,
+    sim: { minuteMs: 6000, maxTokens: 200, latency: llmLatency, capacity: 8, queue: 4, shedMs: 5, faults: { rate529: 0.05, rate500: 0.05 } },
+    budget: false, fixed: true,
   },
 ];
 
@@ -164,7 +189,7 @@ function knownRequestsPerWindow(sc, bodies) {
 }
 
 // ---- runners: each returns the number of items that ended ok ---------------------------------
-function edgebatchRunner(withBudget) {
+function edgebatchRunner(withBudget, adaptive = true) {
   return async (sc, url, bodies) => {
     const scale = 60_000 / sc.sim.minuteMs;
     const rateLimit = {};
@@ -179,6 +204,7 @@ function edgebatchRunner(withBudget) {
       maxRetries: sc.maxRetries,
       timeoutMs: sc.timeoutMs,
       seed: SEED,
+      adaptive,
       ...(withBudget ? { rateLimit } : {}),
     });
     const results = await bp.run(bodies);
@@ -297,6 +323,7 @@ function runnersFor(sc) {
   } else {
     rows.push([limited ? 'edgebatch (headers only)' : 'edgebatch', edgebatchRunner(false)]);
   }
+  if (sc.fixed) rows.push(['edgebatch fixed (adaptive: false)', edgebatchRunner(false, false)]);
   const b = limited && sc.budget;
   rows.push(['p-limit + p-retry', pLimitRunner]);
   rows.push([b ? 'p-queue (intervalCap) + p-retry' : 'p-queue + p-retry', pQueueRunner(b)]);
@@ -308,7 +335,7 @@ function runnersFor(sc) {
 
 /** Totals the bound needs: output tokens and reply latencies of each body (no faults, no limits). */
 async function calibrate(sc, bodies) {
-  const { faults, requestsPerMinute, inputTokensPerMinute, outputTokensPerMinute, ...rest } = sc.sim;
+  const { faults, requestsPerMinute, inputTokensPerMinute, outputTokensPerMinute, capacity, queue, shedMs, ...rest } = sc.sim;
   const srv = await startSimServer({ ...rest, seed: SEED, latency: { baseMs: 0, perOutputTokenMs: 0, jitterMs: 0 } });
   try {
     const bp = new BatchProcessor({ provider: { name: 'anthropic', apiKey: API_KEY, baseUrl: srv.url }, concurrency: 32, maxRetries: 0 });
@@ -328,7 +355,13 @@ function boundMs(sc, cal) {
   const lat = cal.out.map((t) => baseMs + perOutputTokenMs * t);
   const fastest = Math.min(...lat);
   const sum = (a) => a.reduce((x, y) => x + y, 0);
-  const parts = [sum(lat) / sc.concurrency];
+  // Random 529/500s are answered after baseMs: in expectation n * p / (1 - p) of them. A
+  // server with a capacity serves at most `capacity` at once at full speed (more in its
+  // queue share its time: no faster), whatever the concurrency.
+  const p = (sc.sim.faults?.rate529 ?? 0) + (sc.sim.faults?.rate500 ?? 0);
+  const failed = p > 0 ? ((sc.n * p) / (1 - p)) * baseMs : 0;
+  const parallel = Math.min(sc.concurrency, sc.sim.capacity ?? Infinity);
+  const parts = [(sum(lat) + failed) / parallel];
   const rate = (total, cap) => Math.max(0, total - cap) / (cap / sc.sim.minuteMs) + fastest;
   if (sc.sim.requestsPerMinute) parts.push(rate(sc.n, sc.sim.requestsPerMinute));
   if (sc.sim.inputTokensPerMinute) parts.push(rate(sum(cal.inp), sc.sim.inputTokensPerMinute));
@@ -367,6 +400,7 @@ async function runScenario(sc) {
       // Let aborted/hung requests settle before reading the stats.
       await sleep(50);
       const st = srv.sim.stats();
+      if (st.shed) note = `${note} ${st.shed} shed`.trim();
       rows.push({
         name,
         ok: okCount,

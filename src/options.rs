@@ -136,9 +136,9 @@ declare_options! {
         provider: IgnoredAny = "provider", Kind::Object(PROVIDER), Absent("none");
         /// Budgets per minute, corrected by every reply's rate-limit headers.
         rate_limit: Option<RawRateLimit> = "rateLimit", Kind::Object(RATE_LIMIT), Absent("none");
-        /// AIMD concurrency between 1 and `concurrency` on 429/529/timeouts.
+        /// Lower the concurrency only when failures follow our own load (429s never move it).
         adaptive: Raw = "adaptive", Kind::Bool, DefaultBool(true);
-        /// Circuit breaker: stop sending after consecutive outage failures, then probe.
+        /// Circuit breaker: stop sending during a lasting outage, then probe.
         breaker: Option<RawBreaker> = "breaker", Kind::Object(BREAKER), Absent("its keys' defaults");
         /// An item's expected cost, over the estimate (explicit path: a function).
         cost: IgnoredAny = "cost", Kind::Function, Absent("none");
@@ -174,10 +174,10 @@ declare_options! {
 declare_options! {
     /// `breaker: { failures?, cooldownMs? }`.
     pub struct RawBreaker, table BREAKER, prefix "breaker." {
-        /// Consecutive outage failures that open it; 0 turns it off.
+        /// Outage failures in a row (spanning 2 s, no success) that open it; 0 turns it off.
         failures: Raw = "failures", int(0, 1000), DefaultInt(5);
-        /// How long it stays open before one probe, in ms.
-        cooldown_ms: Raw = "cooldownMs", int(1, HOUR_MS), DefaultInt(5000);
+        /// How long it stays open before one probe, in ms (doubling per failed probe, to 30 s).
+        cooldown_ms: Raw = "cooldownMs", int(1, HOUR_MS), DefaultInt(500);
     }
 }
 

@@ -358,18 +358,20 @@ fn an_item_no_budget_can_hold_fails_at_once_as_invalid() {
 }
 
 #[test]
-fn overload_cuts_concurrency_and_success_grows_it_back() {
+fn a_storm_at_every_load_leaves_the_configured_concurrency() {
+    // Every attempt in the first second gets 529 overloaded, however many are in flight: a
+    // storm that sending less would not end. The limit must be 16 again as soon as successes
+    // come (AIMD halved it to 1 and crawled back).
     let clock = VirtualClock::new();
     let in_flight = Rc::new(Cell::new(0usize));
     let peak_after_storm = Rc::new(Cell::new(0usize));
     let (c, f, p) = (clock.clone(), in_flight.clone(), peak_after_storm.clone());
-    // Every attempt in the first second gets 529 overloaded; later ones succeed.
     let task = move |_: usize, _: u32| {
         let (c, f, p) = (c.clone(), f.clone(), p.clone());
         async move {
             f.set(f.get() + 1);
             let start = c.now();
-            if start >= MS(1000) && start < MS(1500) {
+            if start >= MS(1100) && start < MS(1500) {
                 p.set(p.get().max(f.get()));
             }
             c.sleep(MS(100)).await;
@@ -399,18 +401,12 @@ fn overload_cuts_concurrency_and_success_grows_it_back() {
         &|_: &()| Feedback::default(),
     );
     assert!(r.results.iter().all(|r| r.outcome.is_ok()));
-    assert!(
-        peak_after_storm.get() <= 4,
-        "right after the storm at most 4 in flight, saw {}",
-        peak_after_storm.get()
+    assert_eq!(
+        peak_after_storm.get(),
+        16,
+        "right after the storm, all 16 in flight"
     );
-    let min_limit = r.starts.1.iter().copied().min().unwrap();
-    let last_limit = *r.starts.1.last().unwrap();
-    assert!(min_limit <= 2, "the limit fell to {min_limit}");
-    assert!(
-        last_limit >= 12,
-        "and grew back to {last_limit} while successes came in"
-    );
+    assert_eq!(*r.starts.1.last().unwrap(), 16);
 }
 
 #[test]
@@ -424,7 +420,7 @@ fn breaker_stops_sending_then_probes_and_items_wait_instead_of_failing() {
         async move {
             s.borrow_mut().push(c.now());
             c.sleep(MS(50)).await;
-            if c.now() < MS(3000) {
+            if c.now() < MS(6000) {
                 return Err(Failure::network("connection refused"));
             }
             Ok(i)
@@ -455,21 +451,16 @@ fn breaker_stops_sending_then_probes_and_items_wait_instead_of_failing() {
         "items waited out the outage"
     );
     let sent = sent.borrow();
-    // While open, nothing goes out; after each cool-down exactly one probe goes.
-    let during_outage: Vec<u128> = sent
+    // Failures for OUTAGE (2 s) open it; then only probes go, one per cool-down (1 s, then
+    // 2 s: doubled after a failed probe), until one succeeds after the outage.
+    let open: Vec<u128> = sent
         .iter()
-        .filter(|t| **t < MS(3000))
+        .filter(|t| **t >= MS(2500) && **t < MS(6000))
         .map(|t| t.as_millis())
         .collect();
-    assert!(
-        during_outage.len() <= 8,
-        "only a few requests during the 3 s outage: {during_outage:?}"
-    );
-    let gaps = during_outage
-        .windows(2)
-        .filter(|w| w[1] - w[0] >= 1000)
-        .count();
-    assert!(gaps >= 1, "at least one cool-down gap: {during_outage:?}");
+    assert!(open.len() <= 2, "only probes while open: {sent:?}");
+    let gaps = sent.windows(2).filter(|w| w[1] - w[0] >= MS(1000)).count();
+    assert!(gaps >= 2, "cool-down gaps: {sent:?}");
 }
 
 #[test]
@@ -530,13 +521,13 @@ fn an_open_breaker_lets_exactly_one_probe_go_per_cool_down() {
     let clock = VirtualClock::new();
     let sent = Rc::new(RefCell::new(Vec::new()));
     let (c, s) = (clock.clone(), sent.clone());
-    // Down for the first 3 s; every attempt takes 50 ms.
+    // Down for the first 4 s; every attempt takes 50 ms.
     let task = move |i: usize, _: u32| {
         let (c, s) = (c.clone(), s.clone());
         async move {
             s.borrow_mut().push(c.now().as_millis());
             c.sleep(MS(50)).await;
-            if c.now() < MS(3000) {
+            if c.now() < MS(4000) {
                 return Err(Failure::network("connection refused"));
             }
             Ok(i)
@@ -563,12 +554,21 @@ fn an_open_breaker_lets_exactly_one_probe_go_per_cool_down() {
         &|_: &usize| Feedback::default(),
     );
     assert!(r.results.iter().all(|r| r.outcome.is_ok()));
-    // All 4 fail at 50 ms and open the breaker until 1050 ms; the retries (due well before)
-    // wait for it. One probe at 1050 ms fails, one at 2100 ms fails, the one at 3150 ms
-    // succeeds and closes it: the 3 others go at 3200 ms.
-    assert_eq!(
-        *sent.borrow(),
-        vec![0, 0, 0, 0, 1050, 2100, 3150, 3200, 3200, 3200]
+    // Failures for 2 s (OUTAGE), the retries spread by their backoff: the failure of the
+    // attempt sent at 2239 ms (at 2289 ms) opens it for the 1 s cool-down. One probe at
+    // 3289 ms fails: 2 s this time. The probe at 5339 ms succeeds and closes it; the others go
+    // when their own backoff is over (two were due long ago, one at 6209 ms).
+    let sent = sent.borrow();
+    let open_at = sent
+        .iter()
+        .position(|t| *t == 2239)
+        .expect("the last attempt before")
+        + 1;
+    assert_eq!(&sent[open_at..open_at + 2], &[3289, 5339], "{sent:?}");
+    assert!(sent[open_at + 2..].iter().all(|t| *t >= 5389), "{sent:?}");
+    assert!(
+        sent[..open_at].windows(2).all(|w| w[1] - w[0] < 1000),
+        "no pause before the outage had lasted 2 s: {sent:?}"
     );
 }
 
@@ -582,14 +582,16 @@ fn a_batch_finds_the_probe_held_by_another_batch_on_the_same_pacer_and_still_fin
         ..PacingConfig::default()
     };
     let pacer = RefCell::new(Pacer::new(&pacing, 1, clock.now()));
-    // An outage seen before the batches start: the breaker is open until 100 ms.
+    // An outage seen before the batches start (an attempt sent at 0 failed at 2 s, the
+    // breaker's OUTAGE): the breaker is open until 2.1 s.
     let t = pacer.borrow_mut().start(&Cost::default(), MS(0));
+    clock.advance(MS(2000));
     let down = Failure::http(500, "down");
     pacer.borrow_mut().observe(&Observation {
         cost: &Cost::default(),
         ticket: &t,
         started: MS(0),
-        ended: MS(0),
+        ended: MS(2000),
         in_flight_at_start: 1,
         in_flight: 1,
         outcome: Observed::Failure {
@@ -629,12 +631,16 @@ fn a_batch_finds_the_probe_held_by_another_batch_on_the_same_pacer_and_still_fin
     .collect();
     let results: Vec<Vec<ItemResult<usize>>> = clock.block_on(batches.collect());
     assert!(results.iter().flatten().all(|r| r.outcome.is_ok()));
-    // One batch sent the probe at 100 ms; the pacer's one slot (concurrency bounds every
+    // One batch sent the probe at 2.1 s; the pacer's one slot (concurrency bounds every
     // batch on a pacer) lets the other go when the probe's reply has closed the breaker.
-    assert_eq!(clock.now(), MS(200));
+    assert_eq!(clock.now(), MS(2200));
     let mut starts = [seen_a.0[0].0, seen_b.0[0].0];
     starts.sort();
-    assert_eq!(starts, [MS(100), MS(150)]);
+    assert_eq!(
+        starts,
+        [MS(100), MS(150)],
+        "since the batches' start at 2 s"
+    );
 }
 
 #[test]

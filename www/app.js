@@ -67,6 +67,13 @@ function edgebatchOptions() {
   };
 }
 
+/** The capacity model, only when a capacity is given (queue and shedMs need one). */
+function capacityConfig() {
+  const capacity = num('sim-capacity');
+  if (capacity === undefined) return {};
+  return { capacity, queue: num('sim-queue') ?? 0, shedMs: num('sim-shed-ms') ?? 5 };
+}
+
 function simConfig() {
   return {
     config: {
@@ -76,6 +83,7 @@ function simConfig() {
       maxTokens: num('max-tokens'),
       latency: { baseMs: num('sim-latency') ?? 0, perOutputTokenMs: 2, jitterMs: 100 },
       faults: { rate429: num('sim-429') ?? 0, rate529: num('sim-529') ?? 0, rate500: num('sim-500') ?? 0, hang: num('sim-hang') ?? 0 },
+      ...capacityConfig(),
     },
     hangMs: num('sim-hang-ms'),
   };

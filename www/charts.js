@@ -119,6 +119,15 @@ export class Timeline {
   }
 }
 
+/** Why the adaptive limit moved, as the chart's markers say it. */
+export const REASONS = {
+  configured: 'back to the configured concurrency',
+  shedding: 'failures rise with our load, fast rejections: the server sheds',
+  overload: 'failures rise with our load',
+  probe: 'probing above the knee',
+  held: 'fast rejections before any success: their slots held',
+};
+
 /** Allowed concurrency (edgebatch's adaptive limit) and attempts in flight over time. */
 export class LimitChart {
   constructor(svg) {
@@ -128,7 +137,9 @@ export class LimitChart {
     this.axis = el('g', {}, svg);
     this.limit = el('path', { class: 'limit' }, svg);
     this.inflight = el('path', { class: 'inflight-line' }, svg);
-    this.label = el('text', { class: 'tick', x: 4, y: 11 }, svg);
+    this.marks = el('g', { class: 'limit-moves' }, svg);
+    this.label = el('text', { class: 'tick limit-label', x: 4, y: 11 }, svg);
+    this.drawn = -1;
   }
 
   render(record, span) {
@@ -153,8 +164,18 @@ export class LimitChart {
     this.limit.setAttribute('d', step((s) => s[1]));
     this.inflight.setAttribute('d', step((s) => s[2]));
     drawTimeAxis(this.axis, span, width, this.plotH);
-    const limit = record.counts.limit;
-    this.label.textContent = `in flight (blue)${limit === null ? '' : `, allowed (orange): now ${limit}`}; scale 0–${top}`;
+    // A marker where the limit moved, titled with why; redrawn only when there are new ones.
+    if (record.moves.length !== this.drawn || record.running) {
+      this.drawn = record.moves.length;
+      this.marks.replaceChildren();
+      for (const [at, limit, reason] of record.moves) {
+        const mark = el('circle', { class: `limit-move ${reason}`, cx: x(at), cy: y(limit), r: 3 }, this.marks);
+        el('title', {}, mark).textContent = `${seconds(Math.round(at))}: limit ${limit}, ${REASONS[reason] ?? reason}`;
+      }
+    }
+    const { limit, limitReason } = record.counts;
+    const why = limitReason && limitReason !== 'configured' ? ` (${REASONS[limitReason] ?? limitReason})` : '';
+    this.label.textContent = `in flight (blue)${limit === null ? '' : `, allowed (orange): now ${limit}${why}`}; scale 0–${top}`;
   }
 }
 

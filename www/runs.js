@@ -26,10 +26,12 @@ export class RunRecord {
     this.stages = [];
     /** [atMs, limit, inFlight]: edgebatch's allowed concurrency and what was in flight. */
     this.limits = [];
+    /** [atMs, limit, reason]: each time the limit moved, and why (progress.limitReason). */
+    this.moves = [];
     this.results = new Array(total).fill(null);
     /** Indexes in the order their results arrived. */
     this.order = [];
-    this.counts = { done: 0, ok: 0, failed: 0, cancelled: 0, inFlight: 0, retries: 0, r429: 0, limit: null };
+    this.counts = { done: 0, ok: 0, failed: 0, cancelled: 0, inFlight: 0, retries: 0, r429: 0, limit: null, limitReason: null };
     /** performance.now() at begin(); null until then (drawn empty). */
     this.startedAt = null;
     this.endedAt = null;
@@ -91,9 +93,11 @@ export class RunRecord {
     this.waits.push({ index, start: atMs, end: atMs + delayMs });
   }
 
-  setLimit(limit) {
+  setLimit(limit, reason) {
     if (limit === this.counts.limit) return;
+    if (this.counts.limit !== null && reason) this.moves.push([this.now(), limit, reason]);
     this.counts.limit = limit;
+    this.counts.limitReason = reason ?? null;
     this.#sample();
   }
 
@@ -146,7 +150,7 @@ export async function runEdgebatch({ BatchProcessor, options, bodies, record, si
       else if (e.type === 'processEnd') record.processEnd(e.index, e.atMs, e.outcome);
     },
     onProgress(p) {
-      record.setLimit(p.limit);
+      record.setLimit(p.limit, p.limitReason);
     },
   });
   record.begin();

@@ -91,6 +91,33 @@ impl Faults {
     }
 }
 
+/// A server that can only do so much at once: `capacity` requests at full speed, up to `queue`
+/// more served slower (processor sharing: with `n` served, each takes `n / capacity` times its
+/// normal latency, so throughput stays at `capacity`), the rest shed with 529 (OpenAI: 503)
+/// after `shed_ms`. Requests turned away by a random fault or a rate limit take no place.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Capacity {
+    /// Served at full speed at once.
+    pub capacity: u64,
+    /// Served on top of `capacity`, slower.
+    pub queue: u64,
+    /// How fast a shed request is answered.
+    pub shed_ms: f64,
+}
+
+impl Capacity {
+    /// What a request arriving while `busy` others are being served gets: `Some(factor)` on
+    /// its latency, or `None` (shed).
+    pub fn admit(&self, busy: u64) -> Option<f64> {
+        let n = busy + 1;
+        if n > self.capacity + self.queue {
+            None
+        } else {
+            Some((n as f64 / self.capacity as f64).max(1.0))
+        }
+    }
+}
+
 /// Everything the simulator needs to know.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -113,6 +140,8 @@ pub struct Config {
     pub latency: Latency,
     /// The fault rates.
     pub faults: Faults,
+    /// The server's capacity; `None` serves any number at once.
+    pub capacity: Option<Capacity>,
 }
 
 /// 2026-01-01T00:00:00Z: a fixed default wall clock keeps native runs repeatable.
@@ -135,6 +164,7 @@ impl Default for Config {
                 chunk_ms: 100.0,
             },
             faults: Faults::default(),
+            capacity: None,
         }
     }
 }
@@ -150,6 +180,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "maxTokens",
     "latency",
     "faults",
+    "capacity",
+    "queue",
+    "shedMs",
 ];
 /// Keys of `latency`.
 pub const LATENCY_KEYS: &[&str] = &["baseMs", "perOutputTokenMs", "jitterMs", "chunkMs"];
@@ -163,6 +196,9 @@ pub const FAULT_KEYS: &[&str] = &[
     "malformed",
     "disconnect",
 ];
+
+/// A shed request's answer comes this fast by default: a few ms, like a load balancer's.
+pub const DEFAULT_SHED_MS: f64 = 5.0;
 
 const MAX_SAFE: u64 = (1 << 53) - 1;
 const MAX_MS: f64 = 3_600_000.0;
@@ -190,7 +226,7 @@ impl Config {
     /// edge's to reject, against [`KNOWN_KEYS`], [`LATENCY_KEYS`] and [`FAULT_KEYS`].
     pub fn from_options(get: impl Fn(&str) -> Raw) -> Result<Config, OptionError> {
         // Table-driven: one loop per kind of option is less wasm than a call per option.
-        const INTEGERS: [(&str, u64, u64); 7] = [
+        const INTEGERS: [(&str, u64, u64); 9] = [
             ("seed", 0, MAX_SAFE),
             ("epochMs", 0, MAX_SAFE),
             ("minuteMs", 1, MAX_MINUTE_MS),
@@ -198,6 +234,8 @@ impl Config {
             ("inputTokensPerMinute", 1, MAX_LIMIT),
             ("outputTokensPerMinute", 1, MAX_LIMIT),
             ("maxTokens", 1, 1_000_000),
+            ("capacity", 1, 1_000_000),
+            ("queue", 0, 1_000_000),
         ];
         const DURATIONS: [&str; 4] = [
             "latency.baseMs",
@@ -215,7 +253,7 @@ impl Config {
             "faults.disconnect",
         ];
         let d = Config::default();
-        let mut ints = [None; 7];
+        let mut ints = [None; 9];
         for (slot, (name, min, max)) in ints.iter_mut().zip(INTEGERS) {
             *slot = integer(name, &get(name), min, max)?;
         }
@@ -228,7 +266,20 @@ impl Config {
         for (slot, name) in rates.iter_mut().zip(RATES) {
             *slot = number(name, &get(name), 0.0, 1.0)?.unwrap_or(0.0);
         }
-        let [seed, epoch_ms, minute_ms, rpm, itpm, otpm, max_tokens] = ints;
+        let [seed, epoch_ms, minute_ms, rpm, itpm, otpm, max_tokens, capacity, queue] = ints;
+        let shed_ms = number("shedMs", &get("shedMs"), 0.0, MAX_MS)?;
+        if capacity.is_none() && (queue.is_some() || shed_ms.is_some()) {
+            let which = if queue.is_some() { "queue" } else { "shedMs" };
+            return Err(OptionError {
+                kind: OptionErrorKind::Type,
+                message: format!("{which} needs capacity, which is not set"),
+            });
+        }
+        let capacity = capacity.map(|capacity| Capacity {
+            capacity,
+            queue: queue.unwrap_or(0),
+            shed_ms: shed_ms.unwrap_or(DEFAULT_SHED_MS),
+        });
         let [base_ms, per_output_token_ms, jitter_ms, chunk_ms] = ms;
         let [rate429, rate529, rate500, hang, slow_body, malformed, disconnect] = rates;
         let config = Config {
@@ -254,6 +305,7 @@ impl Config {
                 malformed,
                 disconnect,
             },
+            capacity,
         };
         let total: f64 = config.faults.rates().iter().sum();
         // A little slack for sums like 0.1 + 0.2 that floats cannot hit exactly.

@@ -53,7 +53,7 @@ mod bindings;
 #[cfg(test)]
 mod tests;
 
-pub use config::{Config, Fault, Faults, Latency};
+pub use config::{Capacity, Config, Fault, Faults, Latency};
 pub use json::Json;
 
 use limits::Limits;
@@ -141,6 +141,10 @@ pub struct Stats {
     pub output_tokens: u64,
     /// Sum over finished requests of finish time minus handle time.
     pub busy_ms: f64,
+    /// Requests shed because the server was full (see [`Capacity`]).
+    pub shed: u64,
+    /// The most served at once (shed requests and random faults excluded).
+    pub max_served: u64,
 }
 
 /// The simulated API. Single-threaded; time only moves through the `now_ms` it is given.
@@ -150,7 +154,10 @@ pub struct Simulator {
     rng: SplitMix64,
     limits: Limits,
     next_id: u32,
-    open: Vec<(u32, f64)>,
+    /// Requests in flight: id, when handled, whether it takes a place of [`Capacity`].
+    open: Vec<(u32, f64, bool)>,
+    /// Set by `respond` when the request it decided is being served.
+    served: bool,
     stats: Stats,
 }
 
@@ -168,6 +175,7 @@ impl Simulator {
             config,
             next_id: 0,
             open: Vec::new(),
+            served: false,
             stats: Stats::default(),
         }
     }
@@ -177,8 +185,11 @@ impl Simulator {
         self.next_id = self.next_id.wrapping_add(1);
         let id = self.next_id;
         let jitter_ms = self.rng.next_f64() * self.config.latency.jitter_ms;
+        self.served = false;
+        let shed_before = self.stats.shed;
         let mut d = self.respond(id, req, micros(now_ms));
-        if d.action != Action::Hang {
+        // Shedding is fast by design: no jitter on it.
+        if d.action != Action::Hang && self.stats.shed == shed_before {
             d.delay_ms += jitter_ms;
         }
         let s = &mut self.stats;
@@ -196,8 +207,10 @@ impl Simulator {
                 None => s.by_status.push((d.status, 1)),
             }
         }
-        self.open.push((id, now_ms));
+        self.open.push((id, now_ms, self.served));
         s.max_in_flight = s.max_in_flight.max(self.open.len() as u64);
+        let busy = self.busy();
+        self.stats.max_served = self.stats.max_served.max(busy);
         d
     }
 
@@ -219,8 +232,13 @@ impl Simulator {
     }
 
     fn close(&mut self, id: u32) -> Option<f64> {
-        let at = self.open.iter().position(|(i, _)| *i == id)?;
+        let at = self.open.iter().position(|(i, ..)| *i == id)?;
         Some(self.open.swap_remove(at).1)
+    }
+
+    /// Requests being served now (each holds a place of the capacity).
+    fn busy(&self) -> u64 {
+        self.open.iter().filter(|(.., served)| *served).count() as u64
     }
 
     /// The counters.
@@ -300,6 +318,20 @@ impl Simulator {
         if let Some((kind, message)) = early {
             return self.error(id, api, ApiError::new(kind, message.into()), now_us);
         }
+        // A full server sheds before it looks at the account's limits: nothing is charged.
+        let slowdown = match self.config.capacity {
+            None => 1.0,
+            Some(cap) => match cap.admit(self.busy()) {
+                Some(factor) => factor,
+                None => {
+                    self.stats.shed += 1;
+                    let err = ApiError::new(ErrorKind::Overloaded, "Overloaded".into());
+                    let mut d = self.error(id, api, err, now_us);
+                    d.delay_ms = cap.shed_ms;
+                    return d;
+                }
+            },
+        };
         let hash = reply::prompt_hash(&prompt.text);
         let natural = reply::natural_tokens(hash, self.config.max_tokens);
         let output = prompt.max_tokens.map_or(natural, |m| m.min(natural));
@@ -327,8 +359,10 @@ impl Simulator {
             created: (self.config.epoch_ms + now_us / 1000) / 1000,
         }
         .body(api);
+        self.served = true;
         let mut d = self.reply(id, api, 200, body, now_us);
-        let generation_ms = self.config.latency.per_output_token_ms * output as f64;
+        d.delay_ms *= slowdown;
+        let generation_ms = self.config.latency.per_output_token_ms * output as f64 * slowdown;
         match fault {
             Some(Fault::Hang) => {
                 d = Decision {

@@ -74,6 +74,7 @@ pub(super) fn progress_object(p: &Progress) -> JsValue {
     set(&o, "retries", p.retries as f64);
     set(&o, "processing", p.processing as u32);
     set(&o, "limit", p.limit as u32);
+    set(&o, "limitReason", p.limit_reason);
     set(&o, "elapsedMs", ms(p.elapsed));
     o.into()
 }

@@ -36,9 +36,9 @@ export interface BatchOptions {
    * as `invalid`. Without any budget the headers alone pace the batch.
    */
   rateLimit?: { requestsPerMinute?: number; inputTokensPerMinute?: number; outputTokensPerMinute?: number };
-  /** AIMD concurrency between 1 and `concurrency` on 429/529/timeouts (default true). */
+  /** Lower the concurrency only when failures follow our own load (a knee in the failure rate by in-flight attempts); 429s never move it (default true). */
   adaptive?: boolean;
-  /** Stop sending after `failures` consecutive outage failures for `cooldownMs`, then probe (default 5, 5000; failures 0 turns it off). */
+  /** Stop sending after at least `failures` outage failures in a row with no success for 2 s, for `cooldownMs` (doubling per failed probe, up to 30 s), then probe (default 5, 500; failures 0 turns it off). */
   breaker?: { failures?: number; cooldownMs?: number };
   /**
    * The expected cost of an item; wins over the estimate from a provider request body. The item
@@ -182,6 +182,8 @@ export interface Progress {
   processing: number;
   /** Attempts allowed in flight now (adaptive concurrency moves it). */
   limit: number;
+  /** Why `limit` is what it is: the configured concurrency, a knee found (fast rejections: shedding), a probe above it, or slots held after fast rejections before the first success. */
+  limitReason: 'configured' | 'overload' | 'shedding' | 'probe' | 'held';
   elapsedMs: number;
 }
 

@@ -95,7 +95,8 @@ impl<V, C: ?Sized + Clock, F, P: ?Sized, O: ?Sized> Drop for Batch<'_, V, C, F, 
         for state in &self.items {
             if matches!(state.phase, Phase::Running { .. }) {
                 let cost = state.cost.unwrap_or_default();
-                self.pacer.borrow_mut().on_abandoned(&cost, now);
+                let level = state.in_flight_at_start;
+                self.pacer.borrow_mut().on_abandoned(&cost, level, now);
             }
         }
     }
@@ -461,7 +462,8 @@ where
                 Phase::Queued | Phase::Waiting => Stopped::WaitingToRetry,
                 Phase::Running { attempt, started } => {
                     let cost = state.cost.unwrap_or_default();
-                    self.pacer.borrow_mut().on_abandoned(&cost, now);
+                    let level = state.in_flight_at_start;
+                    self.pacer.borrow_mut().on_abandoned(&cost, level, now);
                     self.observer.event(&Event::End {
                         index,
                         attempt,
@@ -491,6 +493,7 @@ where
             retries: self.retries,
             processing: 0,
             limit: self.limit(),
+            limit_reason: self.pacer.borrow().concurrency_reason().as_str(),
             elapsed: self.since_start(self.clock.now()),
         };
         self.observer.progress(&progress);

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::task::Waker;
 use std::time::Duration;
 
-use super::adaptive::{Aimd, Breaker, Gate, Signal};
+use super::adaptive::{self, Breaker, Controller, Gate, Outcome, Reason};
 use super::limits::{Cost, Feedback, Fit, RateLimits, TokenBucket};
 pub use super::observation::Ticket;
 use super::observation::{Observation, Observed};
@@ -23,7 +23,7 @@ pub struct PacingConfig {
     pub input_tokens_per_minute: Option<u64>,
     /// Output tokens per minute.
     pub output_tokens_per_minute: Option<u64>,
-    /// AIMD between 1 and the configured concurrency.
+    /// Lower the concurrency when failures follow our own load (see [`Controller`]).
     pub adaptive: bool,
     /// A 429 pauses every dispatch until its wait is over, not just its own item.
     pub pause_on_rate_limit: bool,
@@ -45,7 +45,7 @@ impl Default for PacingConfig {
             pause_on_rate_limit: true,
             follow_headers: true,
             breaker_failures: 5,
-            breaker_cooldown: Duration::from_secs(5),
+            breaker_cooldown: Duration::from_millis(500),
         }
     }
 }
@@ -94,7 +94,7 @@ pub struct Pacer {
     paused_until: Option<Duration>,
     pause_on_rate_limit: bool,
     follow_headers: bool,
-    aimd: Aimd,
+    controller: Controller,
     breaker: Breaker,
     /// Attempts in flight, across every call that shares this pacer: one processor's
     /// `concurrency` bounds all its calls together.
@@ -120,7 +120,7 @@ impl Pacer {
             paused_until: None,
             pause_on_rate_limit: config.pause_on_rate_limit,
             follow_headers: config.follow_headers,
-            aimd: Aimd::new(max_concurrency, config.adaptive),
+            controller: Controller::new(max_concurrency, config.adaptive),
             breaker: Breaker::new(config.breaker_failures, config.breaker_cooldown),
             in_flight: 0,
             slot_waiters: Vec::new(),
@@ -140,7 +140,22 @@ impl Pacer {
 
     /// Attempts allowed in flight now.
     pub fn concurrency(&self) -> usize {
-        self.aimd.limit()
+        self.controller.limit()
+    }
+
+    /// Why [`Pacer::concurrency`] is what it is.
+    pub fn concurrency_reason(&self) -> Reason {
+        self.controller.reason()
+    }
+
+    /// Tells the controller how an attempt sent with `level` in flight ended.
+    fn learn(&mut self, o: &Observation<'_>, outcome: Outcome) {
+        self.controller.observe(&adaptive::Observation {
+            level: o.in_flight_at_start,
+            started: o.started,
+            ended: o.ended,
+            outcome,
+        });
     }
 
     /// Attempts in flight now, in every call sharing this pacer.
@@ -214,6 +229,7 @@ impl Pacer {
             self.breaker.probe_sent();
         }
         self.in_flight += 1;
+        self.controller.sent(self.in_flight);
         let mut sent = self.sent;
         for (k, (b, n, _)) in self.buckets(cost).into_iter().enumerate() {
             b.take(n, now);
@@ -240,11 +256,12 @@ impl Pacer {
     }
 
     /// Learns from an attempt's end: settles its reservation, syncs with the reply's headers,
-    /// tells the AIMD and the breaker, and frees its slot.
+    /// tells the concurrency controller and the breaker, and frees its slot.
     pub fn observe(&mut self, o: &Observation<'_>) {
         match o.outcome {
             Observed::Success(feedback) => {
-                self.on_success(o.cost, feedback, o.in_flight, o.ticket, o.ended);
+                self.learn(o, Outcome::Success);
+                self.on_success(o.cost, feedback, o.ticket, o.ended);
             }
             Observed::Failure {
                 failure,
@@ -255,15 +272,8 @@ impl Pacer {
     }
 
     /// A success: settle the reservation with the actual usage, sync with the headers, and
-    /// tell the AIMD and the breaker.
-    fn on_success(
-        &mut self,
-        cost: &Cost,
-        feedback: &Feedback,
-        in_flight: usize,
-        ticket: &Ticket,
-        now: Duration,
-    ) {
+    /// tell the breaker.
+    fn on_success(&mut self, cost: &Cost, feedback: &Feedback, ticket: &Ticket, now: Duration) {
         if let Some(u) = feedback.usage {
             let settle = |b: &mut TokenBucket, reserved: u64, used: u64| {
                 if used > reserved {
@@ -280,7 +290,6 @@ impl Pacer {
         if let Some(limits) = &feedback.limits {
             self.sync_headers(limits, ticket, now);
         }
-        self.aimd.on_success(in_flight);
         self.breaker.on_success();
         self.release();
     }
@@ -320,7 +329,7 @@ impl Pacer {
         class: FailureClass,
         wait: Duration,
     ) {
-        let (cost, ticket, started, now) = (o.cost, o.ticket, o.started, o.ended);
+        let (cost, ticket, started, now) = (&o.cost, &o.ticket, o.started, o.ended);
         // Nothing was generated: the reserved tokens come back. The request stays counted
         // unless it was rate limited (below): a failed request was still served.
         self.refund_tokens(cost, now);
@@ -340,39 +349,46 @@ impl Pacer {
                     self.rejected.pop_front();
                 }
                 self.rejected.push_back(ticket.0[0]);
-                self.aimd.on_signal(Signal::RateLimited, started, now);
+                // The budgets' and the pause's business, never the concurrency's.
+                self.learn(o, Outcome::Neutral);
                 if self.pause_on_rate_limit {
                     let until = now + wait;
                     self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
                 }
                 self.breaker.on_success();
             }
-            FailureClass::Overloaded => {
-                self.aimd.on_signal(Signal::Overloaded, started, now);
-                self.breaker.on_failure(now);
+            FailureClass::Overloaded | FailureClass::Timeout | FailureClass::Network => {
+                self.learn(o, Outcome::Failure);
+                self.breaker.on_failure(started, now);
             }
-            FailureClass::Timeout => {
-                self.aimd.on_signal(Signal::Timeout, started, now);
-                self.breaker.on_failure(now);
-            }
-            FailureClass::Network => self.breaker.on_failure(now),
-            // An answer, not an outage.
+            // An answer, not an outage: the server had room to answer.
             FailureClass::SpendCap | FailureClass::Transient | FailureClass::Rejected => {
+                self.learn(o, Outcome::Success);
                 self.breaker.on_success();
             }
             FailureClass::Aborted
             | FailureClass::Deadline
             | FailureClass::Invalid
             | FailureClass::Budget
-            | FailureClass::Other => self.breaker.on_neutral(),
+            | FailureClass::Other => {
+                self.learn(o, Outcome::Neutral);
+                self.breaker.on_neutral();
+            }
         }
     }
 
-    /// An attempt dropped without an outcome (cancel, deadline): its reservation comes back
-    /// and, if it was the breaker's probe, the next request may probe.
-    pub fn on_abandoned(&mut self, cost: &Cost, now: Duration) {
+    /// An attempt sent with `in_flight_at_start` in flight dropped without an outcome
+    /// (cancel, deadline): its reservation comes back and, if it was the breaker's probe, the
+    /// next request may probe.
+    pub fn on_abandoned(&mut self, cost: &Cost, in_flight_at_start: usize, now: Duration) {
         self.refund_tokens(cost, now);
         self.release();
+        self.controller.observe(&adaptive::Observation {
+            level: in_flight_at_start,
+            started: now,
+            ended: now,
+            outcome: Outcome::Neutral,
+        });
         self.breaker.on_neutral();
     }
 

@@ -35,7 +35,7 @@ fn budgets_reserve_refund_and_wait() {
         }),
         limits: None,
     };
-    p.on_success(&c, &fb, 1, &Ticket::default(), MS(1000));
+    p.on_success(&c, &fb, &Ticket::default(), MS(1000));
     // 100 refilled + 2500 back = 2600: 400 short, 4 s at 100/s (instead of 29 s more).
     assert_eq!(p.admit(&c, MS(1000)), Admission::Until(MS(5000)));
 }
@@ -71,7 +71,11 @@ fn a_429_pauses_everyone_until_the_wait_is_over() {
     );
     assert_eq!(p.admit(&c, MS(100)), Admission::Until(MS(2100)));
     assert_eq!(p.admit(&c, MS(2100)), Admission::Go);
-    assert_eq!(p.concurrency(), 5, "a 429 also cuts concurrency (8 * 0.7)");
+    assert_eq!(
+        p.concurrency(),
+        8,
+        "a 429 is the budgets' business: concurrency stays"
+    );
     let capped = Failure {
         spend_cap: true,
         ..Failure::http(429, "cap")
@@ -122,7 +126,6 @@ fn headers_alone_pace_requests() {
             usage: None,
             limits: Some(limits),
         },
-        3,
         &first,
         MS(50),
     );
@@ -147,7 +150,7 @@ fn breaker_blocks_then_probes() {
     };
     let mut p = Pacer::new(&config, 4, MS(0));
     let c = cost(0, 0);
-    for t in [10, 20] {
+    for t in [10, 2020] {
         p.start(&c, MS(t));
         p.on_failure(
             &c,
@@ -158,40 +161,40 @@ fn breaker_blocks_then_probes() {
             MS(t),
         );
     }
-    assert_eq!(p.admit(&c, MS(30)), Admission::Until(MS(1020)));
-    assert_eq!(p.admit(&c, MS(1020)), Admission::Go);
-    p.start(&c, MS(1020));
+    assert_eq!(p.admit(&c, MS(2030)), Admission::Until(MS(3020)));
+    assert_eq!(p.admit(&c, MS(3020)), Admission::Go);
+    p.start(&c, MS(3020));
     assert_eq!(
-        p.admit(&c, MS(1021)),
+        p.admit(&c, MS(3021)),
         Admission::Blocked,
         "one probe at a time"
     );
-    p.on_success(&c, &Feedback::default(), 0, &Ticket::default(), MS(1100));
-    assert_eq!(p.admit(&c, MS(1100)), Admission::Go);
+    p.on_success(&c, &Feedback::default(), &Ticket::default(), MS(3100));
+    assert_eq!(p.admit(&c, MS(3100)), Admission::Go);
     // A 400 is an answer, not an outage: it resets the count.
     p.on_failure(
         &c,
         &Failure::network("reset"),
         MS(0),
-        MS(1200),
+        MS(3200),
         &Ticket::default(),
-        MS(1200),
+        MS(3200),
     );
     p.on_failure(
         &c,
         &Failure::http(400, "bad"),
         MS(0),
-        MS(1201),
+        MS(3201),
         &Ticket::default(),
-        MS(1201),
+        MS(3201),
     );
     p.on_failure(
         &c,
         &Failure::network("reset"),
         MS(0),
-        MS(1202),
+        MS(3202),
         &Ticket::default(),
-        MS(1202),
+        MS(3202),
     );
-    assert_eq!(p.admit(&c, MS(1203)), Admission::Go);
+    assert_eq!(p.admit(&c, MS(3203)), Admission::Go);
 }

@@ -30,7 +30,7 @@ fn fail(p: &mut Pacer, c: &Cost, f: &Failure, wait: u64, ticket: &Ticket, at: u6
 }
 
 #[test]
-fn timeouts_cut_adaptive_concurrency_and_count_toward_the_breaker() {
+fn timeouts_count_toward_the_breaker_but_alone_leave_concurrency() {
     let config = PacingConfig {
         breaker_failures: 2,
         breaker_cooldown: MS(1000),
@@ -40,14 +40,18 @@ fn timeouts_cut_adaptive_concurrency_and_count_toward_the_breaker() {
     let c = cost(0, 0);
     let t = p.start(&c, MS(0));
     fail(&mut p, &c, &Failure::timeout(MS(500)), 100, &t, 500);
-    assert_eq!(p.concurrency(), 4, "a timeout halves the limit");
-    assert_eq!(p.admit(&c, MS(500)), Admission::Go, "1 of 2 failures");
-    let t = p.start(&c, MS(600));
-    fail(&mut p, &c, &Failure::timeout(MS(500)), 100, &t, 1100);
-    assert_eq!(p.concurrency(), 2);
     assert_eq!(
-        p.admit(&c, MS(1100)),
-        Admission::Until(MS(2100)),
+        p.concurrency(),
+        8,
+        "one timeout says nothing about our load"
+    );
+    assert_eq!(p.admit(&c, MS(500)), Admission::Go, "1 of 2 failures");
+    let t = p.start(&c, MS(2000));
+    fail(&mut p, &c, &Failure::timeout(MS(500)), 100, &t, 2500);
+    assert_eq!(p.concurrency(), 8);
+    assert_eq!(
+        p.admit(&c, MS(2500)),
+        Admission::Until(MS(3500)),
         "the second timeout in a row opens the breaker"
     );
 }
@@ -61,12 +65,12 @@ fn network_errors_open_the_breaker_but_leave_concurrency_alone() {
     };
     let mut p = Pacer::new(&config, 8, MS(0));
     let c = cost(0, 0);
-    for at in [10, 20] {
+    for at in [10, 2010] {
         let t = p.start(&c, MS(at));
         fail(&mut p, &c, &Failure::network("reset"), 0, &t, at);
     }
     assert_eq!(p.concurrency(), 8);
-    assert_eq!(p.admit(&c, MS(30)), Admission::Until(MS(1020)));
+    assert_eq!(p.admit(&c, MS(2020)), Admission::Until(MS(3010)));
 }
 
 /// OpenAI's `x-ratelimit-*-tokens`: one budget for input plus output.
@@ -94,7 +98,6 @@ fn the_combined_tokens_budget_charges_input_plus_output() {
     p.on_success(
         &cost(0, 0),
         &combined_tokens(202, 202),
-        0,
         &Ticket::default(),
         MS(0),
     );
@@ -108,7 +111,7 @@ fn the_combined_tokens_budget_charges_input_plus_output() {
     fail(&mut p, &c, &Failure::http(500, "down"), 0, &a, 0);
     assert_eq!(p.tokens.available(now), 101.0, "a failure refunds 100 + 1");
     // Used exactly what was reserved: nothing to settle.
-    p.on_success(&c, &usage(100, 1), 1, &b, now);
+    p.on_success(&c, &usage(100, 1), &b, now);
     assert_eq!(p.tokens.available(now), 101.0);
     match p.admit(&cost(150, 60), now) {
         Admission::Never(m) => assert_eq!(
@@ -129,7 +132,7 @@ fn an_over_budget_reply_is_charged_only_what_it_used_beyond_the_reservation() {
     let c = cost(0, 100);
     let t = p.start(&c, MS(0));
     assert_eq!(p.output.available(MS(0)), 900.0);
-    p.on_success(&c, &usage(0, 300), 1, &t, MS(0));
+    p.on_success(&c, &usage(0, 300), &t, MS(0));
     assert_eq!(p.output.available(MS(0)), 700.0, "300 used in all");
 }
 
@@ -151,7 +154,7 @@ fn failed_and_abandoned_attempts_get_their_tokens_back() {
     );
     assert_eq!(p.admit(&c, MS(0)), Admission::Go);
     p.start(&c, MS(0));
-    p.on_abandoned(&c, MS(0));
+    p.on_abandoned(&c, 1, MS(0));
     assert_eq!(
         (p.input.available(MS(0)), p.output.available(MS(0))),
         (1000.0, 1000.0)
@@ -168,12 +171,14 @@ fn an_abandoned_probe_lets_the_next_request_probe() {
     let mut p = Pacer::new(&config, 4, MS(0));
     let c = cost(0, 0);
     let t = p.start(&c, MS(0));
-    fail(&mut p, &c, &Failure::http(500, "down"), 0, &t, 0);
-    assert_eq!(p.admit(&c, MS(100)), Admission::Go, "the probe");
-    p.start(&c, MS(100));
-    assert_eq!(p.admit(&c, MS(100)), Admission::Blocked);
-    p.on_abandoned(&c, MS(150));
-    assert_eq!(p.admit(&c, MS(150)), Admission::Go, "a new probe");
+    // Sent at 0, failed after OUTAGE: the breaker opens for 100 ms.
+    p.on_failure(&c, &Failure::http(500, "down"), MS(0), MS(0), &t, MS(2000));
+    assert_eq!(p.admit(&c, MS(2000)), Admission::Until(MS(2100)));
+    assert_eq!(p.admit(&c, MS(2100)), Admission::Go, "the probe");
+    p.start(&c, MS(2100));
+    assert_eq!(p.admit(&c, MS(2100)), Admission::Blocked);
+    p.on_abandoned(&c, 1, MS(2150));
+    assert_eq!(p.admit(&c, MS(2150)), Admission::Go, "a new probe");
 }
 
 #[test]
@@ -264,7 +269,7 @@ fn every_rejected_request_is_left_out_of_later_syncs() {
         usage: None,
         limits: Some(report),
     };
-    p.on_success(&c, &feedback, 1, &tickets[1], MS(0));
+    p.on_success(&c, &feedback, &tickets[1], MS(0));
     // Sent after request 2: 3, 4, 5, of which only 3 was served (and is not in the report).
     assert_eq!(p.requests.available(MS(0)), 4.0);
 }
@@ -303,7 +308,7 @@ fn off_paces_nothing() {
             ..RateLimits::default()
         }),
     };
-    p.on_success(&c, &full, 1, &Ticket::default(), MS(10));
+    p.on_success(&c, &full, &Ticket::default(), MS(10));
     assert_eq!(
         p.admit(&c, MS(10)),
         Admission::Go,

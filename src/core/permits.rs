@@ -227,7 +227,8 @@ impl PermitPool {
                 pause: *wait,
             },
             Outcome::Abandoned => {
-                self.pacer.on_abandoned(&lease.cost, now);
+                self.pacer
+                    .on_abandoned(&lease.cost, lease.in_flight_at_start, now);
                 return true;
             }
         };
@@ -277,7 +278,8 @@ impl PermitPool {
             let (_, lease) = self.leases.remove(at);
             self.expired += 1;
             self.forget(&lease.owner);
-            self.pacer.on_abandoned(&lease.cost, now);
+            self.pacer
+                .on_abandoned(&lease.cost, lease.in_flight_at_start, now);
         }
         // An owner with a permit out was granted it within the last lease, so within `idle`:
         // the time alone keeps it.

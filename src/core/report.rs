@@ -126,6 +126,9 @@ pub struct Progress {
     pub processing: usize,
     /// Attempts allowed in flight now (adaptive concurrency moves it).
     pub limit: usize,
+    /// Why `limit` is what it is: "configured", "overload", "shedding", "probe" or "held"
+    /// (see [`crate::core::adaptive::Reason`]).
+    pub limit_reason: &'static str,
     /// Since the batch's start.
     pub elapsed: Duration,
 }

@@ -249,7 +249,7 @@ fn accessors_pair_each_value_with_its_own_declaration() {
     assert_eq!(backoff.jitter().spec.key, "jitter");
     assert_eq!(
         RawBreaker::default().cooldown_ms().spec.default,
-        DefaultValue::Int(5000)
+        DefaultValue::Int(500)
     );
     assert_eq!(
         RawCallOptions::default().signal().spec.kind,

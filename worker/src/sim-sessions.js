@@ -21,6 +21,9 @@ export const SESSION_CAPS = {
   'latency.jitterMs': 10_000,
   'latency.perOutputTokenMs': 5,
   'latency.chunkMs': 100,
+  capacity: 1000,
+  queue: 1000,
+  shedMs: 10_000,
 };
 const SESSION_BODY_BYTES = 16 * 1024;
 const HANG_MS_MIN = 100;

@@ -35,6 +35,33 @@ describe('worker: simulator sessions and the demo page', { timeout: 60_000 }, ()
     assert.deepEqual(stats.byStatus, { 200: 2, 429: 1 });
   });
 
+  test('a session with a capacity model serves, queues and sheds, mixed with random faults', async () => {
+    const res = await session({ config: { capacity: 2, queue: 1, shedMs: 2, latency: { baseMs: 300, jitterMs: 0, perOutputTokenMs: 0 } } });
+    const { path } = await res.json();
+    const baseUrl = new URL(path, worker.url).href;
+    // Six at once: two at full speed, one more served slower, three shed fast with 529.
+    const t0 = Date.now();
+    const answers = await Promise.all(Array.from({ length: 6 }, async () => {
+      const r = await ask(baseUrl);
+      await r.text();
+      return { status: r.status, ms: Date.now() - t0 };
+    }));
+    const shed = answers.filter((a) => a.status === 529);
+    assert.equal(shed.length, 3, JSON.stringify(answers));
+    assert.equal(answers.filter((a) => a.status === 200).length, 3);
+    const slowestOk = Math.max(...answers.filter((a) => a.status === 200).map((a) => a.ms));
+    assert.ok(Math.max(...shed.map((a) => a.ms)) < slowestOk, 'shedding answers before the served ones');
+    const stats = await (await fetch(`${baseUrl}/stats`)).json();
+    assert.equal(stats.shed, 3);
+    assert.equal(stats.maxServed, 3);
+    const bad = await session({ config: { capacity: 5000 } });
+    assert.equal(bad.status, 400);
+    assert.match((await bad.json()).error.message, /config\.capacity must be at most 1000 for a session/);
+    const orphan = await session({ config: { queue: 3 } });
+    assert.equal(orphan.status, 400);
+    assert.match((await orphan.json()).error.message, /config: queue needs capacity/);
+  });
+
   test('bad sessions are 400 with a message naming the field', async () => {
     const cases = [
       ['not json', /body is not valid JSON/],

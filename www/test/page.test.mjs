@@ -174,6 +174,23 @@ describe('the demo page on the Worker (workerd) in headless Chromium', { timeout
     });
   });
 
+  test('a simulator at capacity: the concurrency chart marks where the limit moved, and why', async () => {
+    await withDemo({}, async (page) => {
+      await fill(page, {
+        concurrency: 12, 'sim-capacity': 2, 'sim-queue': 1, 'sim-shed-ms': 5, 'sim-rpm': 100000,
+        'sim-429': 0, 'sim-529': 0, 'sim-500': 0, 'sim-hang': 0, 'max-retries': 20,
+      });
+      await page.click('#run');
+      const end = await finished(page);
+      assert.equal(end.state, 'done', end.text);
+      assert.match(end.text, /edgebatch: 50 of 50 ok/);
+      const marks = await page.$$eval('.panel[data-run=edgebatch] svg.limits circle.limit-move', (cs) => cs.map((c) => c.querySelector('title').textContent));
+      assert.ok(marks.some((t) => /limit [2-6], failures rise with our load, fast rejections: the server sheds/.test(t)), JSON.stringify(marks));
+      const label = await page.textContent('.panel[data-run=edgebatch] svg.limits text.limit-label');
+      assert.match(label, /allowed \(orange\): now \d+/);
+    });
+  });
+
   test('Cancel mid-run: every document still has a row; the unfinished ones say cancelled', async () => {
     await withDemo({}, async (page) => {
       await page.click('#sample');

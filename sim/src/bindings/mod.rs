@@ -37,6 +37,12 @@ export interface SimulatorOptions {
     rate429?: number; rate529?: number; rate500?: number; hang?: number;
     slowBody?: number; malformed?: number; disconnect?: number;
   };
+  /** The server serves this many at once at full speed (default: any number). */
+  capacity?: number;
+  /** Up to this many more are served slower: n at once each take n / capacity times as long (default 0; needs capacity). */
+  queue?: number;
+  /** The rest are shed with 529 (OpenAI: 503) after this many ms (default 5; needs capacity). */
+  shedMs?: number;
 }
 
 /** How a host answers a request. */
@@ -75,6 +81,10 @@ export interface SimStats {
   aborted: number;
   inputTokens: number;
   outputTokens: number;
+  /** Requests shed because the server was at capacity + queue. */
+  shed: number;
+  /** The most served at once (shed requests and random faults excluded). */
+  maxServed: number;
   /** Mean of finish time minus handle time over finished requests (0 if none). */
   meanLatencyMs: number;
 }
@@ -277,6 +287,8 @@ impl Simulator {
             ("aborted", s.aborted),
             ("inputTokens", s.input_tokens),
             ("outputTokens", s.output_tokens),
+            ("shed", s.shed),
+            ("maxServed", s.max_served),
         ];
         for (name, n) in counts {
             set(&o, name, n as f64);
