@@ -14,6 +14,8 @@ delete env.ANTHROPIC_API_KEY;
 delete env.OPENAI_API_KEY;
 delete env.EDGEBATCH_TOKEN;
 delete env.EDGEBATCH_WORKER;
+/** `env` plus made-up keys the loopback simulator accepts (it only needs one to be there). */
+export const simEnv = { ...env, ANTHROPIC_API_KEY: 'sk-ant-cli-test-local', OPENAI_API_KEY: 'sk-cli-test-local' };
 
 /** `n` Messages bodies, one per line, in `dir`/`name`. */
 export function requestsFile(dir, n, name = 'requests.jsonl') {
@@ -38,11 +40,11 @@ export function cli(args, opts = {}) {
 
 /**
  * Runs the CLI to its end; resolves with { code, stdout, stderr }. `onChild(child)` sees the
- * process (to signal it).
+ * process (to signal it); `env` replaces the key-free environment.
  */
-export function cliAsync(args, { timeoutMs = 60_000, onChild } = {}) {
+export function cliAsync(args, { timeoutMs = 60_000, onChild, env: childEnv = env } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
