@@ -593,7 +593,6 @@ fn a_batch_finds_the_probe_held_by_another_batch_on_the_same_pacer_and_still_fin
         started: MS(0),
         ended: MS(2000),
         in_flight_at_start: 1,
-        in_flight: 1,
         outcome: Observed::Failure {
             failure: &down,
             class: FailureClass::of(&down),

@@ -55,3 +55,48 @@ fn two_calls_on_one_pacer_share_its_concurrency() {
     assert_eq!(max.get(), 3, "at most 3 in flight across both calls");
     assert_eq!(pacer.borrow().in_flight(), 0, "every slot given back");
 }
+
+#[test]
+fn a_call_dropped_mid_way_gives_its_slots_back() {
+    // `map()`'s promise can be dropped (its future with it) while attempts are in flight: the
+    // processor's other calls must not stay short of those slots for ever.
+    use futures::FutureExt;
+    let clock = VirtualClock::new();
+    let config = Config {
+        concurrency: 2,
+        ..Config::default()
+    };
+    let pacing = PacingConfig {
+        adaptive: false,
+        ..PacingConfig::default()
+    };
+    let pacer = RefCell::new(Pacer::new(&pacing, config.concurrency, clock.now()));
+    let slow = |_: usize, _: u32| {
+        let clock = clock.clone();
+        async move {
+            clock.sleep(Duration::from_secs(60)).await;
+            Ok::<usize, Failure>(0)
+        }
+    };
+    let mut observer = ();
+    let mut first =
+        Box::pin(Executor::new(&config, &clock, &pacer).run(5, slow, &(), &mut observer));
+    assert!(
+        (&mut first).now_or_never().is_none(),
+        "its attempts are sleeping"
+    );
+    assert_eq!(pacer.borrow().in_flight(), 2, "both slots taken");
+    drop(first);
+    assert_eq!(
+        pacer.borrow().in_flight(),
+        0,
+        "the dropped call's slots came back"
+    );
+    let quick = |i: usize, _: u32| async move { Ok::<usize, Failure>(i) };
+    let results =
+        clock.block_on(Executor::new(&config, &clock, &pacer).run(3, quick, &(), &mut ()));
+    assert!(
+        results.iter().all(|r| r.outcome.is_ok()),
+        "the next call runs"
+    );
+}

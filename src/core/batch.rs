@@ -369,8 +369,6 @@ where
             started,
             ended: now,
             in_flight_at_start: state.in_flight_at_start,
-            // Counting this attempt: it was in flight until now.
-            in_flight: self.running.len() + 1,
             outcome,
         };
         let failure = match outcome {

@@ -44,8 +44,6 @@ pub struct Observation<'a> {
     pub ended: Duration,
     /// Attempts in flight when it was sent, itself included.
     pub in_flight_at_start: usize,
-    /// Attempts in flight when it ended, itself included.
-    pub in_flight: usize,
     /// How it ended.
     pub outcome: Observed<'a>,
 }

@@ -311,7 +311,6 @@ impl Pacer {
             started,
             ended: now,
             in_flight_at_start: 0,
-            in_flight: 0,
             outcome: Observed::Failure {
                 failure,
                 class: FailureClass::of(failure),

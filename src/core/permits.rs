@@ -213,7 +213,6 @@ impl PermitPool {
     /// released already): the outcome is then dropped, as its reservation already came back.
     pub fn release(&mut self, id: u64, outcome: Outcome, now: Duration) -> bool {
         self.sweep(now);
-        let in_flight = self.leases.len();
         let Ok(at) = self.leases.binary_search_by_key(&id, |(i, _)| *i) else {
             return false;
         };
@@ -238,7 +237,6 @@ impl PermitPool {
             started: lease.started,
             ended: now,
             in_flight_at_start: lease.in_flight_at_start,
-            in_flight,
             outcome: observed,
         });
         true
