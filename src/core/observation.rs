@@ -47,11 +47,3 @@ pub struct Observation<'a> {
     /// How it ended.
     pub outcome: Observed<'a>,
 }
-
-impl Observation<'_> {
-    /// How long the attempt ran.
-    #[must_use]
-    pub fn elapsed(&self) -> Duration {
-        self.ended.saturating_sub(self.started)
-    }
-}
