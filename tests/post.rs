@@ -232,6 +232,34 @@ fn input_order_one_result_each_and_the_stage_bound() {
         .filter(|e| matches!(e, Event::ProcessEnd { outcome: None, .. }))
         .count();
     assert_eq!((starts, ends), (20, 20));
+    // The calls' own events still reach the observer through the stage, one start per call.
+    let call_starts = run
+        .recorder
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Start { .. }))
+        .count();
+    assert_eq!(call_starts, 20);
+    // Event times are since the batch's start: each item's stage spans its processing time,
+    // and starts after its call (at least 10 ms in).
+    for i in 0..20usize {
+        let at = |start: bool| {
+            run.recorder.events.iter().find_map(|e| match *e {
+                Event::ProcessStart { index, at, .. } if start && index == i => Some(at),
+                Event::ProcessEnd { index, at, .. } if !start && index == i => Some(at),
+                _ => None,
+            })
+        };
+        let (begun, ended) = (at(true).unwrap(), at(false).unwrap());
+        assert!(
+            begun >= Duration::from_millis(10),
+            "item {i} began at {begun:?}"
+        );
+        assert!(
+            ended - begun >= Duration::from_millis(100 + (i as u64 * 13) % 40),
+            "item {i}: {begun:?}..{ended:?}"
+        );
+    }
     // Progress: an item in the stage is `processing`, not `done`; the last counts say all done.
     assert!(run.recorder.progress.iter().any(|p| p.processing > 0));
     assert!(run
