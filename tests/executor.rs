@@ -12,7 +12,7 @@ use std::time::Duration;
 use edgebatch::core::backoff::{Backoff, Jitter};
 use edgebatch::core::cancel::CancelToken;
 use edgebatch::core::clock::{Clock, VirtualClock};
-use edgebatch::core::executor::{Config, Event, Executor, ItemResult, Observer, Progress};
+use edgebatch::core::executor::{Config, Event, Executor, ItemResult};
 use edgebatch::core::pacer::Pacer;
 use edgebatch::core::rng::{Rng, SplitMix64};
 use edgebatch::providers::headers::server_wait;
@@ -58,24 +58,9 @@ impl Drop for InFlight {
     }
 }
 
-#[derive(Default)]
-struct Recorder {
-    events: Vec<Event>,
-    progress: Vec<Progress>,
-    completion_order: Vec<usize>,
-}
-
-impl<V> Observer<V> for Recorder {
-    fn event(&mut self, e: &Event) {
-        self.events.push(e.clone());
-    }
-    fn progress(&mut self, p: &Progress) {
-        self.progress.push(*p);
-    }
-    fn result(&mut self, r: &ItemResult<V>) {
-        self.completion_order.push(r.index);
-    }
-}
+#[path = "support/recorder.rs"]
+mod recorder;
+use recorder::Recorder;
 
 /// What one attempt does in the scripted tasks.
 #[derive(Clone, Debug)]

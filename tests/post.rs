@@ -11,31 +11,16 @@ use std::time::Duration;
 use edgebatch::core::backoff::{Backoff, Jitter};
 use edgebatch::core::cancel::CancelToken;
 use edgebatch::core::clock::{Clock, VirtualClock};
-use edgebatch::core::executor::{Config, Event, Executor, ItemResult, Observer, Progress};
+use edgebatch::core::executor::{Config, Event, Executor, ItemResult, Observer};
 use edgebatch::core::pacer::Pacer;
 use edgebatch::core::post::{PostStage, Processing};
 use edgebatch::{ErrorKind, Failure};
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 
-#[derive(Default)]
-struct Recorder {
-    events: Vec<Event>,
-    progress: Vec<Progress>,
-    completion_order: Vec<usize>,
-}
-
-impl<V> Observer<V> for Recorder {
-    fn event(&mut self, e: &Event) {
-        self.events.push(e.clone());
-    }
-    fn progress(&mut self, p: &Progress) {
-        self.progress.push(*p);
-    }
-    fn result(&mut self, r: &ItemResult<V>) {
-        self.completion_order.push(r.index);
-    }
-}
+#[path = "support/recorder.rs"]
+mod recorder;
+use recorder::Recorder;
 
 /// How the test's calls and processing behave, per item.
 struct Script {

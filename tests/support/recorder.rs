@@ -1,0 +1,23 @@
+//! An observer that keeps everything a batch reports: events, progress, and the order results
+//! came in. Shared by the native test files (included with `#[path]`, not a test target).
+
+use edgebatch::core::executor::{Event, ItemResult, Observer, Progress};
+
+#[derive(Default)]
+pub struct Recorder {
+    pub events: Vec<Event>,
+    pub progress: Vec<Progress>,
+    pub completion_order: Vec<usize>,
+}
+
+impl<V> Observer<V> for Recorder {
+    fn event(&mut self, e: &Event) {
+        self.events.push(e.clone());
+    }
+    fn progress(&mut self, p: &Progress) {
+        self.progress.push(*p);
+    }
+    fn result(&mut self, r: &ItemResult<V>) {
+        self.completion_order.push(r.index);
+    }
+}
