@@ -14,8 +14,11 @@
 //
 // "bound" is a physical lower bound on the wall time: the larger of
 //   - per rate limit: max(0, total - capacity) / (capacity per ms) + the fastest reply, and
-//   - the sum of all (jitter-free) reply latencies, plus the expected random 529/500 replies'
-//     (baseMs each), / min(concurrency, the server's capacity),
+//   - the sum of all reply latencies in expectation (the sim's jitter is U(0, jitterMs): its
+//     mean, jitterMs / 2, is in every reply, failed ones too), plus the expected random 529/500
+//     replies' (baseMs + jitterMs / 2 each), / min(concurrency, the server's capacity): the
+//     expected total work over the most that can run at once, which no client's expected wall
+//     time can beat,
 //   - for hang scenarios: one attempt timeout + the fastest reply.
 // Totals (output tokens per reply are a function of the prompt) come from a calibration pass
 // against an unlimited, fault-free simulator.
@@ -351,15 +354,15 @@ async function calibrate(sc, bodies) {
 }
 
 function boundMs(sc, cal) {
-  const { baseMs, perOutputTokenMs } = sc.sim.latency;
-  const lat = cal.out.map((t) => baseMs + perOutputTokenMs * t);
+  const { baseMs, perOutputTokenMs, jitterMs = 0 } = sc.sim.latency;
+  const lat = cal.out.map((t) => baseMs + perOutputTokenMs * t + jitterMs / 2);
   const fastest = Math.min(...lat);
   const sum = (a) => a.reduce((x, y) => x + y, 0);
-  // Random 529/500s are answered after baseMs: in expectation n * p / (1 - p) of them. A
+  // Random 529/500s are answered after baseMs (+ jitter): in expectation n * p / (1 - p). A
   // server with a capacity serves at most `capacity` at once at full speed (more in its
   // queue share its time: no faster), whatever the concurrency.
   const p = (sc.sim.faults?.rate529 ?? 0) + (sc.sim.faults?.rate500 ?? 0);
-  const failed = p > 0 ? ((sc.n * p) / (1 - p)) * baseMs : 0;
+  const failed = p > 0 ? ((sc.n * p) / (1 - p)) * (baseMs + jitterMs / 2) : 0;
   const parallel = Math.min(sc.concurrency, sc.sim.capacity ?? Infinity);
   const parts = [(sum(lat) + failed) / parallel];
   const rate = (total, cap) => Math.max(0, total - cap) / (cap / sc.sim.minuteMs) + fastest;

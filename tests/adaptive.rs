@@ -21,6 +21,9 @@ struct Server {
     fast_faults: bool,
     /// (capacity, queue): served at full speed, served slower, the rest shed in 5 ms.
     capacity: Option<(usize, usize)>,
+    /// A served reply's time on the wire: the server's place is free this long before the
+    /// client sees the reply (real sockets; 0 in the pure model).
+    transit_ms: f64,
 }
 
 #[derive(Debug, Default)]
@@ -62,10 +65,12 @@ const SHED_MS: f64 = 5.0;
 const MAX_RETRIES: u32 = 12;
 
 enum Event {
-    /// An attempt ends: item, level, start, failed, served (held a place at the server).
-    End(usize, usize, u64, bool, bool),
+    /// An attempt ends: item, level, start, failed.
+    End(usize, usize, u64, bool),
     /// An item's backoff is over.
     Ready(usize),
+    /// A served reply left the server (its place is free; the client has not seen it yet).
+    Free,
 }
 
 fn run(n: usize, max: usize, adaptive: bool, server: Server, seed: u64, floor: usize) -> Figures {
@@ -114,11 +119,15 @@ fn run(n: usize, max: usize, adaptive: bool, server: Server, seed: u64, floor: u
                 }
             };
             served += usize::from(is_served);
+            if is_served {
+                let free = (ms - server.transit_ms).max(0.0);
+                push(&mut events, &mut payloads, now + us(free), Event::Free);
+            }
             push(
                 &mut events,
                 &mut payloads,
                 now + us(ms),
-                Event::End(item, in_flight, now, failed, is_served),
+                Event::End(item, in_flight, now, failed),
             );
         }
         if limits.last().map(|l| l.1) != Some(ctl.limit()) {
@@ -138,9 +147,9 @@ fn run(n: usize, max: usize, adaptive: bool, server: Server, seed: u64, floor: u
         now = at;
         match payloads[id].take().expect("each event once") {
             Event::Ready(item) => ready.push_back(item),
-            Event::End(item, level, started, failed, was_served) => {
+            Event::Free => served -= 1,
+            Event::End(item, level, started, failed) => {
                 in_flight -= 1;
-                served -= usize::from(was_served);
                 ctl.observe(&Observation {
                     level,
                     started: Duration::from_micros(started),
@@ -194,6 +203,7 @@ const RANDOM: fn(f64, bool) -> Server = |p, fast_faults| Server {
     p,
     fast_faults,
     capacity: None,
+    transit_ms: 0.0,
 };
 
 const CAPACITY: [(usize, usize, usize, f64); 4] = [
@@ -215,8 +225,16 @@ fn trace() {
             p,
             fast_faults: false,
             capacity: Some((c, q)),
+            transit_ms: std::env::var("TRANSIT").map_or(0.0, |v| v.parse().unwrap_or(0.0)),
         };
-        run(240, max, true, s, 1, c);
+        run(
+            240,
+            max,
+            true,
+            s,
+            std::env::var("SEED").map_or(1, |v| v.parse().unwrap_or(1)),
+            c,
+        );
     }
 }
 
@@ -241,6 +259,7 @@ fn figures() {
             p,
             fast_faults: false,
             capacity: Some((c, q)),
+            transit_ms: 0.0,
         };
         let a = run(240, max, true, s, 1, c);
         let x = run(240, max, false, s, 1, c);
@@ -275,9 +294,10 @@ proptest! {
         c in 4usize..=16,
         q in 0usize..=8,
         extra in 4usize..=24,
+        transit_ms in prop::sample::select(vec![0.0, 10.0]),
     ) {
         let max = c + q + extra;
-        let s = Server { p: 0.0, fast_faults: false, capacity: Some((c, q)) };
+        let s = Server { p: 0.0, fast_faults: false, capacity: Some((c, q)), transit_ms };
         let a = run(240, max, true, s, seed, c);
         prop_assert_eq!(a.ok, 240);
         prop_assert!(
@@ -295,8 +315,9 @@ proptest! {
         q in 0usize..=8,
         extra in 4usize..=24,
         p in prop::sample::select(vec![0.05, 0.1, 0.2]),
+        transit_ms in prop::sample::select(vec![0.0, 10.0]),
     ) {
-        let s = Server { p, fast_faults: false, capacity: Some((c, q)) };
+        let s = Server { p, fast_faults: false, capacity: Some((c, q)), transit_ms };
         let a = run(240, c + q + extra, true, s, seed, c);
         prop_assert!(a.late_mean_limit >= c as f64, "mean limit {} below {}", a.late_mean_limit, c);
         prop_assert!(a.below_floor <= 0.05, "below capacity {:.1}% of the time", a.below_floor * 100.0);

@@ -96,7 +96,10 @@ impl<V, C: ?Sized + Clock, F, P: ?Sized, O: ?Sized> Drop for Batch<'_, V, C, F, 
             if matches!(state.phase, Phase::Running { .. }) {
                 let cost = state.cost.unwrap_or_default();
                 let level = state.in_flight_at_start;
-                self.pacer.borrow_mut().on_abandoned(&cost, level, now);
+                let ticket = state.ticket;
+                self.pacer
+                    .borrow_mut()
+                    .on_abandoned(&cost, &ticket, level, now);
             }
         }
     }
@@ -461,7 +464,10 @@ where
                 Phase::Running { attempt, started } => {
                     let cost = state.cost.unwrap_or_default();
                     let level = state.in_flight_at_start;
-                    self.pacer.borrow_mut().on_abandoned(&cost, level, now);
+                    let ticket = state.ticket;
+                    self.pacer
+                        .borrow_mut()
+                        .on_abandoned(&cost, &ticket, level, now);
                     self.observer.event(&Event::End {
                         index,
                         attempt,

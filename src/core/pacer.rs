@@ -96,9 +96,10 @@ pub struct Pacer {
     follow_headers: bool,
     controller: Controller,
     breaker: Breaker,
-    /// Attempts in flight, across every call that shares this pacer: one processor's
-    /// `concurrency` bounds all its calls together.
-    in_flight: usize,
+    /// Attempts in flight, across every call that shares this pacer (one processor's
+    /// `concurrency` bounds all its calls together), in the order sent: each one's request
+    /// count (its ticket's) and cost per budget.
+    pending: Vec<(f64, [f64; 4])>,
     /// Calls waiting for a slot that another call holds, woken when one is released.
     slot_waiters: Vec<Waker>,
 }
@@ -122,7 +123,7 @@ impl Pacer {
             follow_headers: config.follow_headers,
             controller: Controller::new(max_concurrency, config.adaptive),
             breaker: Breaker::new(config.breaker_failures, config.breaker_cooldown),
-            in_flight: 0,
+            pending: Vec::new(),
             slot_waiters: Vec::new(),
         }
     }
@@ -160,7 +161,7 @@ impl Pacer {
 
     /// Attempts in flight now, in every call sharing this pacer.
     pub fn in_flight(&self) -> usize {
-        self.in_flight
+        self.pending.len()
     }
 
     /// Wakes `waker` when an attempt ends (a call waiting for a slot another call holds).
@@ -170,9 +171,11 @@ impl Pacer {
         }
     }
 
-    /// An attempt is over, whatever its outcome: its slot is free for every call.
-    fn release(&mut self) {
-        self.in_flight = self.in_flight.saturating_sub(1);
+    /// The attempt of `ticket` is over, whatever its outcome: its slot is free for every call.
+    fn release(&mut self, ticket: &Ticket) {
+        if let Some(i) = self.pending.iter().position(|(n, _)| *n == ticket.0[0]) {
+            self.pending.remove(i);
+        }
         for waker in self.slot_waiters.drain(..) {
             waker.wake();
         }
@@ -228,18 +231,21 @@ impl Pacer {
         if self.breaker.gate(now) == Gate::Probe {
             self.breaker.probe_sent();
         }
-        self.in_flight += 1;
-        self.controller.sent(self.in_flight);
-        let mut sent = self.sent;
+        let (mut sent, mut own) = (self.sent, [0.0; 4]);
         for (k, (b, n, _)) in self.buckets(cost).into_iter().enumerate() {
             b.take(n, now);
             sent[k] += n;
+            own[k] = n;
         }
         self.sent = sent;
+        self.pending.push((sent[0], own));
+        self.controller.sent(self.pending.len());
         Ticket(sent)
     }
 
-    /// Syncs every budget with a reply's headers, less what was sent after its request.
+    /// Syncs every budget with a reply's headers, less what they cannot have counted: what
+    /// was sent after its request, and what was sent before it and is still in flight (over
+    /// many connections, an earlier request can reach the server after a later one).
     fn sync_headers(&mut self, limits: &RateLimits, ticket: &Ticket, now: Duration) {
         if !self.follow_headers {
             return;
@@ -247,6 +253,11 @@ impl Pacer {
         let mut unseen = [0.0; 4];
         for (k, u) in unseen.iter_mut().enumerate() {
             *u = self.sent[k] - ticket.0[k];
+        }
+        for (_, own) in self.pending.iter().filter(|(n, _)| *n < ticket.0[0]) {
+            for (u, n) in unseen.iter_mut().zip(own) {
+                *u += n;
+            }
         }
         unseen[0] -= self.rejected.iter().filter(|r| **r > ticket.0[0]).count() as f64;
         self.requests.observe(&limits.requests, now, unseen[0]);
@@ -291,7 +302,7 @@ impl Pacer {
             self.sync_headers(limits, ticket, now);
         }
         self.breaker.on_success();
-        self.release();
+        self.release(ticket);
     }
 
     /// [`Pacer::observe`] of a failure classified here (tests).
@@ -332,7 +343,7 @@ impl Pacer {
         // Nothing was generated: the reserved tokens come back. The request stays counted
         // unless it was rate limited (below): a failed request was still served.
         self.refund_tokens(cost, now);
-        self.release();
+        self.release(ticket);
         if let Some(limits) = &failure.limits {
             self.sync_headers(limits, ticket, now);
         }
@@ -376,12 +387,18 @@ impl Pacer {
         }
     }
 
-    /// An attempt sent with `in_flight_at_start` in flight dropped without an outcome
-    /// (cancel, deadline): its reservation comes back and, if it was the breaker's probe, the
-    /// next request may probe.
-    pub fn on_abandoned(&mut self, cost: &Cost, in_flight_at_start: usize, now: Duration) {
+    /// The attempt of `ticket`, sent with `in_flight_at_start` in flight, dropped without an
+    /// outcome (cancel, deadline): its reservation comes back and, if it was the breaker's
+    /// probe, the next request may probe.
+    pub fn on_abandoned(
+        &mut self,
+        cost: &Cost,
+        ticket: &Ticket,
+        in_flight_at_start: usize,
+        now: Duration,
+    ) {
         self.refund_tokens(cost, now);
-        self.release();
+        self.release(ticket);
         self.controller.observe(&adaptive::Observation {
             level: in_flight_at_start,
             started: now,

@@ -74,15 +74,20 @@ fn network_errors_open_the_breaker_but_leave_concurrency_alone() {
 }
 
 /// OpenAI's `x-ratelimit-*-tokens`: one budget for input plus output.
-fn combined_tokens(limit: u64, remaining: u64) -> Feedback {
+/// A header report of `remaining` of `limit`, reset in a minute.
+fn limit(limit: u64, remaining: u64) -> Limit {
+    Limit {
+        limit: Some(limit),
+        remaining: Some(remaining),
+        reset_in: Some(MS(60_000)),
+    }
+}
+
+fn combined_tokens(of: u64, remaining: u64) -> Feedback {
     Feedback {
         usage: None,
         limits: Some(RateLimits {
-            tokens: Limit {
-                limit: Some(limit),
-                remaining: Some(remaining),
-                reset_in: Some(MS(60_000)),
-            },
+            tokens: limit(of, remaining),
             ..RateLimits::default()
         }),
     }
@@ -153,8 +158,8 @@ fn failed_and_abandoned_attempts_get_their_tokens_back() {
         (1000.0, 1000.0)
     );
     assert_eq!(p.admit(&c, MS(0)), Admission::Go);
-    p.start(&c, MS(0));
-    p.on_abandoned(&c, 1, MS(0));
+    let t = p.start(&c, MS(0));
+    p.on_abandoned(&c, &t, 1, MS(0));
     assert_eq!(
         (p.input.available(MS(0)), p.output.available(MS(0))),
         (1000.0, 1000.0)
@@ -175,9 +180,9 @@ fn an_abandoned_probe_lets_the_next_request_probe() {
     p.on_failure(&c, &Failure::http(500, "down"), MS(0), MS(0), &t, MS(2000));
     assert_eq!(p.admit(&c, MS(2000)), Admission::Until(MS(2100)));
     assert_eq!(p.admit(&c, MS(2100)), Admission::Go, "the probe");
-    p.start(&c, MS(2100));
+    let t = p.start(&c, MS(2100));
     assert_eq!(p.admit(&c, MS(2100)), Admission::Blocked);
-    p.on_abandoned(&c, 1, MS(2150));
+    p.on_abandoned(&c, &t, 1, MS(2150));
     assert_eq!(p.admit(&c, MS(2150)), Admission::Go, "a new probe");
 }
 
@@ -272,6 +277,57 @@ fn every_rejected_request_is_left_out_of_later_syncs() {
     p.on_success(&c, &feedback, &tickets[1], MS(0));
     // Sent after request 2: 3, 4, 5, of which only 3 was served (and is not in the report).
     assert_eq!(p.requests.available(MS(0)), 4.0);
+}
+
+/// A reply whose headers report `requests` of 10 and `input` tokens of 1,000 left.
+fn report(requests: u64, input: u64) -> Feedback {
+    Feedback {
+        usage: None,
+        limits: Some(RateLimits {
+            requests: limit(10, requests),
+            input_tokens: limit(1000, input),
+            ..RateLimits::default()
+        }),
+    }
+}
+
+#[test]
+fn a_request_sent_earlier_and_still_in_flight_is_left_out_of_a_sync() {
+    let headers_only = PacingConfig {
+        follow_headers: true,
+        ..PacingConfig::off()
+    };
+    let mut p = Pacer::new(&headers_only, 8, MS(0));
+    let now = MS(0);
+    let (c1, c2, c3) = (cost(100, 0), cost(20, 0), cost(3, 0));
+    let first = p.start(&c1, now);
+    let second = p.start(&c2, now);
+    let third = p.start(&c3, now);
+    // Over separate connections the second reached the server first: its reply cannot have
+    // counted the first (still in flight) nor the third (sent after it).
+    p.on_success(&c2, &report(8, 900), &second, now);
+    assert_eq!(
+        p.requests.available(now),
+        6.0,
+        "8 less the first and the third"
+    );
+    assert_eq!(p.input.available(now), 797.0, "900 less 100 and 3");
+    // The first's own reply: what was sent after it is in doubt, the second included.
+    p.on_success(&c1, &report(7, 880), &first, now);
+    assert_eq!(
+        p.requests.available(now),
+        5.0,
+        "7 less the second and the third"
+    );
+    assert_eq!(p.input.available(now), 857.0);
+    // Once the first is over it is no longer in doubt: the last reply counts what it says.
+    p.on_success(&c3, &report(7, 877), &third, now);
+    assert_eq!(
+        (p.requests.available(now), p.input.available(now)),
+        (7.0, 877.0),
+        "nothing in flight, nothing sent since"
+    );
+    assert_eq!(p.in_flight(), 0);
 }
 
 #[test]

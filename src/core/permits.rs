@@ -227,7 +227,7 @@ impl PermitPool {
             },
             Outcome::Abandoned => {
                 self.pacer
-                    .on_abandoned(&lease.cost, lease.in_flight_at_start, now);
+                    .on_abandoned(&lease.cost, &lease.ticket, lease.in_flight_at_start, now);
                 return true;
             }
         };
@@ -277,7 +277,7 @@ impl PermitPool {
             self.expired += 1;
             self.forget(&lease.owner);
             self.pacer
-                .on_abandoned(&lease.cost, lease.in_flight_at_start, now);
+                .on_abandoned(&lease.cost, &lease.ticket, lease.in_flight_at_start, now);
         }
         // An owner with a permit out was granted it within the last lease, so within `idle`:
         // the time alone keeps it.
