@@ -110,9 +110,15 @@ describe('postProcess on worker_threads', T, () => {
   test('cancel during the stage terminates the worker; each item gets its result', async () => {
     const sab = counter();
     const controller = new AbortController();
+    // Cancel once the worker's loop is running (a worker can take long to start on a busy
+    // machine), looking every 5 ms for at most 10 s.
+    const abortWhenRunning = async () => {
+      for (let i = 0; i < 2000 && counts(sab)[1] === 0; i++) await sleep(5);
+      controller.abort();
+    };
     const bp = new BatchProcessor({
       ...FAST,
-      onEvent: (e) => e.type === 'processStart' && setTimeout(() => controller.abort(), 100),
+      onEvent: (e) => e.type === 'processStart' && abortWhenRunning(),
     });
     const results = await bp.map([0, 1], async (i) => ({ text: i, cpuMs: 20000, counter: sab }), {
       ...post({ threads: 1 }),
