@@ -1,6 +1,6 @@
 // Support for the consumer tests (not a test file): packs pkg/ with `npm pack`, copies the
 // consumer projects of ./consumer into one temp dir, installs the tarball there once, offline
-// (it has no dependencies), and runs the repository's pinned tools (root and worker/
+// (with its dependencies packed from the repository's node_modules), and runs the repository's pinned tools (root and worker/
 // package-lock.json) against that dir, as a user's project would run its own.
 import { execFile } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -46,7 +46,15 @@ export async function packAndInstall() {
     const [packed] = JSON.parse(stdout);
     const consumer = join(dir, 'consumer');
     cpSync(fileURLToPath(new URL('./consumer', import.meta.url)), consumer, { recursive: true });
-    await run('npm', ['install', '--offline', '--no-audit', '--no-fund', '--no-save', join(dir, packed.filename)], { cwd: consumer });
+    // The package's dependencies (workerpool) come packed from the repository's own pinned
+    // node_modules: installed together, npm needs no registry metadata to resolve them.
+    const { dependencies = {} } = JSON.parse(readFileSync(join(ROOT, 'pkg/package.json'), 'utf8'));
+    const deps = [];
+    for (const name of Object.keys(dependencies)) {
+      const out = await run('npm', ['pack', join(ROOT, 'node_modules', name), '--json', '--pack-destination', dir], { cwd: dir });
+      deps.push(join(dir, JSON.parse(out.stdout)[0].filename));
+    }
+    await run('npm', ['install', '--offline', '--no-audit', '--no-fund', '--no-save', join(dir, packed.filename), ...deps], { cwd: consumer });
     return {
       consumer,
       packed,
