@@ -46,6 +46,12 @@ fn messages_name_the_option_and_value() {
             "concurrency must be an integer in 1..=10000, got 0",
         ),
         (
+            // A negative integer (serde's i64, not u64) is a number too.
+            from(json!({"concurrency": -3})),
+            OptionErrorKind::Range,
+            "concurrency must be an integer in 1..=10000, got -3",
+        ),
+        (
             from(json!({"maxRetries": 1.5})),
             OptionErrorKind::Range,
             "maxRetries must be an integer in 0..=100, got 1.5",
@@ -247,6 +253,8 @@ fn accessors_pair_each_value_with_its_own_declaration() {
     let backoff = RawBackoff::default();
     assert_eq!(backoff.jitter().spec.name, "backoff.jitter");
     assert_eq!(backoff.jitter().spec.key, "jitter");
+    // A choice not given reads as its declared default (not only as the reader's fallback).
+    assert_eq!(backoff.jitter().choice(), Ok(Some("full")));
     assert_eq!(
         RawBreaker::default().cooldown_ms().spec.default,
         DefaultValue::Int(500)
