@@ -434,3 +434,20 @@ fn a_failed_probe_doubles_the_rounds_before_the_next() {
     let next = succeed_at_the_limit(&mut c, &mut t, 10_000);
     assert_eq!((next, c.limit()), (8 * 5, 7));
 }
+
+#[test]
+fn failures_only_above_the_limit_leave_it_where_it_is() {
+    let mut c = at_a_knee(24, 9);
+    let mut t = 100;
+    succeed_at_the_limit(&mut c, &mut t, 10_000);
+    assert_eq!((c.limit(), c.reason()), (10, Reason::Probe));
+    // The probe holds up for 3 of its 4 rounds; then attempts sent above the limit (under an
+    // earlier one) fail, slowly: the knee they show is the limit itself, which is no reason
+    // to lower it, nor to call it an overload.
+    assert_eq!(succeed_at_the_limit(&mut c, &mut t, 30), 30);
+    let above = burst(&mut c, 11, 3, t);
+    for s in above {
+        end(&mut c, s, t + 100, Outcome::Failure);
+        assert_eq!((c.limit(), c.reason()), (10, Reason::Probe));
+    }
+}
