@@ -496,6 +496,54 @@ mod tests {
     }
 
     #[test]
+    fn each_permit_teaches_the_adaptive_limit_at_the_level_it_was_granted() {
+        let pacing = PacingConfig {
+            adaptive: true,
+            ..PacingConfig::default()
+        };
+        let config = PermitConfig {
+            pacing,
+            max_in_flight: 16,
+            lease: Duration::from_secs(30),
+        };
+        let mut p = PermitPool::new(&config, Duration::ZERO);
+        // The server serves 4 and then fails the rest: the permits granted 5th to 16th (with
+        // 5 to 16 out, each itself included). The knee is 4, not 3 or 5.
+        let ids: Vec<u64> = (0..16).map(|_| take(&mut p, "a", 0)).collect();
+        for &lease in &ids[..4] {
+            done(&mut p, lease, 100);
+        }
+        for &lease in &ids[4..] {
+            let failure = Failure::http(529, "overloaded");
+            let wait = Duration::ZERO;
+            assert!(p.release(lease, Outcome::Failure { failure, wait }, MS(300)));
+        }
+        assert_eq!(p.stats(MS(300)).concurrency, 4);
+    }
+
+    #[test]
+    fn an_owner_neither_waiting_nor_holding_permits_takes_no_share() {
+        let mut p = pool_of(6);
+        // b came and went; a holds 2 and c 4, all granted at the same instant.
+        let b = take(&mut p, "b", 0);
+        done(&mut p, b, 1);
+        for _ in 0..2 {
+            take(&mut p, "a", 2);
+        }
+        let c: Vec<u64> = (0..4).map(|_| take(&mut p, "c", 2)).collect();
+        // c waits for a slot, then its permits come back: c is waiting, under its share.
+        assert_eq!(
+            p.acquire("c", &Cost::default(), MS(3)),
+            Grant::Wait(BUSY_RETRY)
+        );
+        for lease in c {
+            done(&mut p, lease, 4);
+        }
+        // Split between a and c (not b too), a's share is 3: it holds 2, and may take one.
+        id(p.acquire("a", &Cost::default(), MS(5)));
+    }
+
+    #[test]
     fn grants_are_counted() {
         let mut p = pool_of(4);
         let a = take(&mut p, "a", 0);

@@ -25,6 +25,11 @@ fn defaults() {
     assert_eq!(o.config, Config::default());
     assert_eq!(o.seed, None);
     assert_eq!(o.max_response_bytes, DEFAULT_MAX_RESPONSE_BYTES);
+    assert_eq!(
+        DEFAULT_MAX_RESPONSE_BYTES,
+        16 << 20,
+        "16 MiB, as docs/API.md says"
+    );
     let bad = from(json!({"maxResponseBytes": 0}));
     assert_eq!(
         bad.validate().unwrap_err().message,
@@ -44,6 +49,12 @@ fn messages_name_the_option_and_value() {
             from(json!({"concurrency": 0})),
             OptionErrorKind::Range,
             "concurrency must be an integer in 1..=10000, got 0",
+        ),
+        (
+            // A negative integer (serde's i64, not u64) is a number too.
+            from(json!({"concurrency": -3})),
+            OptionErrorKind::Range,
+            "concurrency must be an integer in 1..=10000, got -3",
         ),
         (
             from(json!({"maxRetries": 1.5})),
@@ -247,6 +258,8 @@ fn accessors_pair_each_value_with_its_own_declaration() {
     let backoff = RawBackoff::default();
     assert_eq!(backoff.jitter().spec.name, "backoff.jitter");
     assert_eq!(backoff.jitter().spec.key, "jitter");
+    // A choice not given reads as its declared default (not only as the reader's fallback).
+    assert_eq!(backoff.jitter().choice(), Ok(Some("full")));
     assert_eq!(
         RawBreaker::default().cooldown_ms().spec.default,
         DefaultValue::Int(500)
@@ -260,4 +273,37 @@ fn accessors_pair_each_value_with_its_own_declaration() {
         assert!(OptionSpec::find(OPTIONS, key).is_some(), "{key}");
     }
     assert_eq!(OptionSpec::find(OPTIONS, "nope"), None);
+}
+
+/// What the JS reader (`bindings::js_serde`, wasm only) hands serde for a value of no JSON
+/// type: its `typeof` name in bytes; or (here, as no reader does) borrowed bytes.
+enum Unusual {
+    TypeName(&'static str),
+    Bytes(&'static [u8]),
+}
+
+impl<'de> serde::Deserializer<'de> for Unusual {
+    type Error = serde::de::value::Error;
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        match self {
+            Unusual::TypeName(name) => v.visit_byte_buf(name.as_bytes().to_vec()),
+            Unusual::Bytes(b) => v.visit_bytes(b),
+        }
+    }
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum identifier
+        ignored_any
+    }
+}
+
+#[test]
+fn a_js_value_of_no_json_type_is_read_by_its_type_name() {
+    use serde::Deserialize;
+    assert_eq!(
+        Raw::deserialize(Unusual::TypeName("function")),
+        Ok(Raw::Other("function".into()))
+    );
+    let err = Raw::deserialize(Unusual::Bytes(b"x")).unwrap_err();
+    assert!(err.to_string().ends_with("expected any value"), "{err}");
 }

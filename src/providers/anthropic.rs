@@ -98,6 +98,14 @@ mod tests {
     }
 
     #[test]
+    fn only_text_blocks_whose_text_is_a_string_are_parts() {
+        let body = r#"{"content":[{"type":"text","text":5},{"type":"text","text":"ok"}],
+            "usage":{"input_tokens":1,"output_tokens":1}}"#;
+        let parts = parse_reply_parts(&parsed(body).unwrap()).unwrap().text;
+        assert_eq!(parts.len(), 1, "{parts:?}");
+    }
+
+    #[test]
     fn no_key_no_header() {
         let e = endpoint("https://api.anthropic.com", None, DEFAULT_VERSION);
         assert!(e.headers.iter().all(|(name, _)| *name != "x-api-key"));

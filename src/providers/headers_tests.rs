@@ -93,6 +93,8 @@ fn http_dates() {
     assert_eq!(parse_http_date("Sun, 06 Nov 1994 25:49:37 GMT"), None);
     assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 PST"), None);
     assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+    // A date in February: the algorithm counts years from March.
+    assert_eq!(days_from_civil(2024, 2, 29), 19_782);
 }
 
 #[test]

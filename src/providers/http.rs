@@ -178,7 +178,7 @@ mod tests {
         let anthropic = r#"{"type":"error","error":{"type":"rate_limit_error","message":"Number of requests has exceeded your rate limit"}}"#;
         let capped = r#"{"type":"error","error":{"type":"rate_limit_error","message":"cap","details":{"error_code":"enforced_spend_limit_reached"}}}"#;
         let openai = r#"{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
-        let table: [(&str, Option<&str>, Option<&str>, bool); 6] = [
+        let table: [(&str, Option<&str>, Option<&str>, bool); 8] = [
             (
                 anthropic,
                 Some("rate_limit_error"),
@@ -190,6 +190,14 @@ mod tests {
             ("<html>502 Bad Gateway</html>", None, None, false),
             ("", None, None, false),
             (r#"{"error":"flat string"}"#, None, None, false),
+            // An error object with a message and no type, or a type and no message.
+            (r#"{"error":{"message":"boom"}}"#, None, Some("boom"), false),
+            (
+                r#"{"error":{"type":"overloaded_error"}}"#,
+                Some("overloaded_error"),
+                None,
+                false,
+            ),
         ];
         for (body, ty, msg, cap) in table {
             let p = parsed(body)
@@ -226,6 +234,11 @@ mod tests {
             0.0,
         );
         assert_eq!(g.message, "HTTP 503 Service Unavailable");
+        assert!(!f.spend_cap && !g.spend_cap);
+        // A spend cap in the body is kept: such a 429 is never retried.
+        let capped = r#"{"error":{"type":"rate_limit_error","message":"cap","details":{"error_code":"enforced_spend_limit_reached"}}}"#;
+        let h = failure_from_reply(429, "", parsed(capped).as_ref(), |_| None, 0.0);
+        assert!(h.spend_cap);
     }
 
     #[test]
@@ -287,6 +300,13 @@ mod tests {
             relative.message
         );
         assert!(!relative.message.contains("t0k"));
+        // A path whose query holds a URL is still a path.
+        let nested = redirect_failure(Some(302), Some("/go?to=https://evil.example/"));
+        assert!(
+            nested.message.contains("to a path on the same host"),
+            "{}",
+            nested.message
+        );
         assert!(redirect_failure(Some(301), Some("//cdn.example/x"))
             .message
             .contains("to host cdn.example"));

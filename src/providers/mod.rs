@@ -353,6 +353,40 @@ mod tests {
     }
 
     #[test]
+    fn a_providers_key_is_among_the_secrets_to_scrub() {
+        let p = Provider::new("openai", Some("sk-live-123".into()), None, None).unwrap();
+        let scrubbed = p.secrets().scrub("401: bad key sk-live-123");
+        assert!(!scrubbed.contains("sk-live-123"), "{scrubbed}");
+        let none = Provider::new("http", None, None, None).unwrap();
+        assert!(none.secrets().is_empty());
+    }
+
+    #[test]
+    fn each_provider_reads_its_own_replies_and_rate_limit_headers() {
+        let make = |kind| Provider::new(kind, Some("k".into()), None, None).unwrap();
+        let (anthropic, openai) = (make("anthropic"), make("openai"));
+        let http = Provider::new("http", None, None, None).unwrap();
+        let message = r#"{"content":[{"type":"text","text":"Hi"}],"stop_reason":"end_turn",
+            "usage":{"input_tokens":3,"output_tokens":1}}"#;
+        let completion = r#"{"choices":[{"message":{"content":"Yo"},"finish_reason":"stop"}],
+            "usage":{"prompt_tokens":3,"completion_tokens":1}}"#;
+        let text = |p: &Provider, body| p.parse_reply(&parsed(body).unwrap()).map(|r| r.text);
+        assert_eq!(text(&anthropic, message), Ok("Hi".to_string()));
+        assert_eq!(text(&openai, completion), Ok("Yo".to_string()));
+        assert!(text(&http, completion).is_err());
+        let headers = |name: &str| match name {
+            "anthropic-ratelimit-requests-limit" => Some("50".to_string()),
+            "x-ratelimit-limit-requests" => Some("60".to_string()),
+            _ => None,
+        };
+        let requests = |p: &Provider| p.rate_limits(&headers, 0.0).requests.limit;
+        assert_eq!(
+            [requests(&anthropic), requests(&openai), requests(&http)],
+            [Some(50), Some(60), None]
+        );
+    }
+
+    #[test]
     fn endpoints() {
         let a = Provider::new(
             "anthropic",

@@ -205,7 +205,9 @@ mod tests {
             (sent - want).abs() < 1e-12 && (failed - want).abs() < 1e-12,
             "{sent}"
         );
-        for _ in 0..5000 {
+        // Past RESCALE (about 2,750 records) and far past where an unscaled weight would
+        // overflow (about 70,000).
+        for _ in 0..100_000 {
             l.record(1, false);
         }
         let (sent, failed) = l.above(3);
@@ -215,5 +217,93 @@ mod tests {
             (all - 100.0).abs() < 1.5,
             "about 100 observations' worth: {all}"
         );
+    }
+
+    #[test]
+    fn a_levels_failure_rate_counts_one_failure_and_one_success_on_top() {
+        let mut l = Levels::new(3);
+        assert_eq!(l.rate(2), 0.5, "unknown");
+        l.record(2, true);
+        // The weights have grown by one step (1 / 0.99) since: the failure reads 0.99.
+        assert!((l.rate(2) - 1.99 / 2.99).abs() < 1e-12, "{}", l.rate(2));
+        l.record(2, false);
+        // The failure was recorded a step before the success.
+        let (f, s) = (0.99, 0.99 + 1.0);
+        let want = (f * 0.99 + 1.0) / (s * 0.99 + 2.0);
+        assert!((l.rate(2) - want).abs() < 1e-12, "{} {want}", l.rate(2));
+        for _ in 0..50 {
+            l.record(3, false);
+        }
+        // Rates are the same whatever the weights have grown to.
+        let faded = 0.99f64.powi(50);
+        let want = (f * 0.99 * faded + 1.0) / (s * 0.99 * faded + 2.0);
+        assert!((l.rate(2) - want).abs() < 1e-12, "{} {want}", l.rate(2));
+        assert!(l.rate(3) < 0.05, "{}", l.rate(3));
+    }
+
+    #[test]
+    fn failures_below_a_split_count_against_it() {
+        // Half fail at 1..=10, all above: a knee at 10, the gap being 0.5.
+        let mut l = Levels::new(20);
+        for round in 0..40 {
+            for level in 1..=20 {
+                l.record(level, level > 10 || (round + level) % 2 == 0);
+            }
+        }
+        assert_eq!(l.knee(0.0), Some(10));
+        // Two thirds fail below: the gap is 1/3 and the evidence (faded to about 100
+        // observations) is still significant; at four in five (a gap of 0.2) it is not.
+        for (below, want) in [(3, Some(10)), (5, None)] {
+            let mut l = Levels::new(20);
+            for round in 0..40 {
+                for level in 1..=20 {
+                    l.record(level, level > 10 || (round + level) % below != 0);
+                }
+            }
+            assert_eq!(l.knee(0.0), want, "{below}");
+        }
+    }
+
+    #[test]
+    fn a_side_of_fewer_than_min_side_observations_is_no_knee() {
+        // 2 in flight at 1 and 2, every attempt above failed: too few below to compare.
+        let mut l = Levels::new(8);
+        l.send(1);
+        l.send(2);
+        for _ in 0..2 {
+            for level in 3..=8 {
+                l.record(level, true);
+            }
+        }
+        assert_eq!(l.knee(0.0), None);
+        l.send(2);
+        assert_eq!(l.knee(0.0), Some(2), "3 are enough");
+    }
+
+    #[test]
+    fn a_significant_split_still_needs_the_gap_and_ties_go_to_the_higher_level() {
+        // 1,000 still in flight at level 1 make any gap significant: 20% failing above is
+        // still no knee (under MIN_GAP), 30% is.
+        for (failing, want) in [(2, None), (3, Some(1))] {
+            let mut l = Levels::new(4);
+            for _ in 0..1000 {
+                l.send(1);
+            }
+            for i in 0..60 {
+                l.record(2 + i % 3, i % 10 < failing);
+            }
+            assert_eq!(l.knee(0.0), want, "{failing} in 10");
+        }
+        // Nothing known at 4: splitting at 3 or 4 is the same split, and 4 wins.
+        let mut l = Levels::new(8);
+        for _ in 0..3 {
+            for level in 1..=3 {
+                l.record(level, false);
+            }
+            for level in 5..=8 {
+                l.record(level, true);
+            }
+        }
+        assert_eq!(l.knee(0.0), Some(4));
     }
 }
