@@ -96,10 +96,9 @@ impl<V, C: ?Sized + Clock, F, P: ?Sized, O: ?Sized> Drop for Batch<'_, V, C, F, 
             if matches!(state.phase, Phase::Running { .. }) {
                 let cost = state.cost.unwrap_or_default();
                 let level = state.in_flight_at_start;
-                let ticket = state.ticket;
                 self.pacer
                     .borrow_mut()
-                    .on_abandoned(&cost, &ticket, level, now);
+                    .on_abandoned(&cost, &state.ticket, level, now);
             }
         }
     }
@@ -464,10 +463,9 @@ where
                 Phase::Running { attempt, started } => {
                     let cost = state.cost.unwrap_or_default();
                     let level = state.in_flight_at_start;
-                    let ticket = state.ticket;
                     self.pacer
                         .borrow_mut()
-                        .on_abandoned(&cost, &ticket, level, now);
+                        .on_abandoned(&cost, &state.ticket, level, now);
                     self.observer.event(&Event::End {
                         index,
                         attempt,

@@ -83,23 +83,33 @@ fn limit(limit: u64, remaining: u64) -> Limit {
     }
 }
 
-fn combined_tokens(of: u64, remaining: u64) -> Feedback {
+/// A reply that says nothing but its rate-limit headers.
+fn reported(limits: RateLimits) -> Feedback {
     Feedback {
         usage: None,
-        limits: Some(RateLimits {
-            tokens: limit(of, remaining),
-            ..RateLimits::default()
-        }),
+        limits: Some(limits),
     }
+}
+
+fn combined_tokens(of: u64, remaining: u64) -> Feedback {
+    reported(RateLimits {
+        tokens: limit(of, remaining),
+        ..RateLimits::default()
+    })
+}
+
+/// A pacer with no budgets of its own: what it knows comes from the headers.
+fn headers_only() -> Pacer {
+    let config = PacingConfig {
+        follow_headers: true,
+        ..PacingConfig::off()
+    };
+    Pacer::new(&config, 8, MS(0))
 }
 
 #[test]
 fn the_combined_tokens_budget_charges_input_plus_output() {
-    let headers_only = PacingConfig {
-        follow_headers: true,
-        ..PacingConfig::off()
-    };
-    let mut p = Pacer::new(&headers_only, 8, MS(0));
+    let mut p = headers_only();
     p.on_success(
         &cost(0, 0),
         &combined_tokens(202, 202),
@@ -251,11 +261,7 @@ fn a_429_with_headers_is_not_refunded_twice() {
 
 #[test]
 fn every_rejected_request_is_left_out_of_later_syncs() {
-    let headers_only = PacingConfig {
-        follow_headers: true,
-        ..PacingConfig::off()
-    };
-    let mut p = Pacer::new(&headers_only, 8, MS(0));
+    let mut p = headers_only();
     let c = cost(0, 0);
     let tickets: Vec<Ticket> = (0..5).map(|_| p.start(&c, MS(0))).collect();
     // Requests 1, 4 and 5 were rate limited; the reply to request 2 then reports 5 left.
@@ -270,34 +276,23 @@ fn every_rejected_request_is_left_out_of_later_syncs() {
         },
         ..RateLimits::default()
     };
-    let feedback = Feedback {
-        usage: None,
-        limits: Some(report),
-    };
-    p.on_success(&c, &feedback, &tickets[1], MS(0));
+    p.on_success(&c, &reported(report), &tickets[1], MS(0));
     // Sent after request 2: 3, 4, 5, of which only 3 was served (and is not in the report).
     assert_eq!(p.requests.available(MS(0)), 4.0);
 }
 
 /// A reply whose headers report `requests` of 10 and `input` tokens of 1,000 left.
 fn report(requests: u64, input: u64) -> Feedback {
-    Feedback {
-        usage: None,
-        limits: Some(RateLimits {
-            requests: limit(10, requests),
-            input_tokens: limit(1000, input),
-            ..RateLimits::default()
-        }),
-    }
+    reported(RateLimits {
+        requests: limit(10, requests),
+        input_tokens: limit(1000, input),
+        ..RateLimits::default()
+    })
 }
 
 #[test]
 fn a_request_sent_earlier_and_still_in_flight_is_left_out_of_a_sync() {
-    let headers_only = PacingConfig {
-        follow_headers: true,
-        ..PacingConfig::off()
-    };
-    let mut p = Pacer::new(&headers_only, 8, MS(0));
+    let mut p = headers_only();
     let now = MS(0);
     let (c1, c2, c3) = (cost(100, 0), cost(20, 0), cost(3, 0));
     let first = p.start(&c1, now);
@@ -353,17 +348,10 @@ fn off_paces_nothing() {
         let t = p.start(&c, MS(at));
         fail(&mut p, &c, &Failure::http(429, "slow"), 60_000, &t, at);
     }
-    let full = Feedback {
-        usage: None,
-        limits: Some(RateLimits {
-            requests: Limit {
-                limit: Some(1),
-                remaining: Some(0),
-                reset_in: Some(MS(60_000)),
-            },
-            ..RateLimits::default()
-        }),
-    };
+    let full = reported(RateLimits {
+        requests: limit(1, 0),
+        ..RateLimits::default()
+    });
     p.on_success(&c, &full, &Ticket::default(), MS(10));
     assert_eq!(
         p.admit(&c, MS(10)),

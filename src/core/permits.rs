@@ -299,11 +299,18 @@ mod tests {
     const MS: fn(u64) -> Duration = Duration::from_millis;
 
     fn pool(max: usize, rpm: Option<u64>) -> PermitPool {
-        let pacing = PacingConfig {
-            requests_per_minute: rpm,
-            adaptive: false,
-            ..PacingConfig::default()
-        };
+        paced_pool(
+            max,
+            PacingConfig {
+                requests_per_minute: rpm,
+                adaptive: false,
+                ..PacingConfig::default()
+            },
+        )
+    }
+
+    /// A pool of `max` with 30 s leases, paced by `pacing`.
+    fn paced_pool(max: usize, pacing: PacingConfig) -> PermitPool {
         let config = PermitConfig {
             pacing,
             max_in_flight: max,
@@ -467,12 +474,7 @@ mod tests {
             input_tokens_per_minute: Some(100),
             ..PacingConfig::default()
         };
-        let config = PermitConfig {
-            pacing,
-            max_in_flight: 4,
-            lease: Duration::from_secs(30),
-        };
-        let mut p = PermitPool::new(&config, Duration::ZERO);
+        let mut p = paced_pool(4, pacing);
         let cost = Cost {
             input_tokens: 1000,
             output_tokens: 0,
@@ -501,12 +503,7 @@ mod tests {
             adaptive: true,
             ..PacingConfig::default()
         };
-        let config = PermitConfig {
-            pacing,
-            max_in_flight: 16,
-            lease: Duration::from_secs(30),
-        };
-        let mut p = PermitPool::new(&config, Duration::ZERO);
+        let mut p = paced_pool(16, pacing);
         // The server serves 4 and then fails the rest: the permits granted 5th to 16th (with
         // 5 to 16 out, each itself included). The knee is 4, not 3 or 5.
         let ids: Vec<u64> = (0..16).map(|_| take(&mut p, "a", 0)).collect();
