@@ -44,6 +44,9 @@ struct ItemState {
     ticket: Ticket,
     /// Attempts in flight (every call's) once its current attempt was sent.
     in_flight_at_start: usize,
+    /// Failed attempts requeued as sheds of our own load (`RetryPolicy::requeues_shed`):
+    /// they use no retry.
+    sheds: u32,
 }
 
 type AttemptFuture<V> = Pin<Box<dyn Future<Output = (usize, Result<V, Failure>)>>>;
@@ -152,6 +155,7 @@ where
                     cost: None,
                     ticket: Ticket::default(),
                     in_flight_at_start: 0,
+                    sheds: 0,
                 })
                 .collect(),
             results: (0..total).map(|_| None).collect(),
@@ -383,7 +387,7 @@ where
             Err(failure) => failure,
         };
         let attempt_state = AttemptState {
-            attempt,
+            attempt: attempt - state.sheds,
             now,
             deadline: self.deadline_at,
             previous_delay: state.last_delay,
@@ -395,17 +399,27 @@ where
             class: decision.class,
             pause: decision.pause,
         });
-        self.pacer.borrow_mut().observe(&seen);
+        let ours = self.pacer.borrow_mut().observe(&seen);
+        let state = &mut self.items[index];
         let delay = match decision.action {
-            Action::Retry(delay) => delay,
+            _ if ours
+                && self
+                    .policy
+                    .requeues_shed(&decision.action, &attempt_state, state.sheds) =>
+            {
+                state.sheds += 1;
+                Duration::ZERO
+            }
+            Action::Retry(delay) => {
+                state.last_delay = Some(delay);
+                delay
+            }
             Action::Fail(refusal) => {
                 let error = refusal.error(failure, &self.budget);
                 return self.finalize(index, Err(error));
             }
         };
         self.retries += 1;
-        let state = &mut self.items[index];
-        state.last_delay = Some(delay);
         state.last_failure = Some(failure);
         state.phase = Phase::Waiting;
         self.observer.event(&Event::Backoff {

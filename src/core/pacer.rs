@@ -150,13 +150,16 @@ impl Pacer {
     }
 
     /// Tells the controller how an attempt sent with `level` in flight ended.
-    fn learn(&mut self, o: &Observation<'_>, outcome: Outcome) {
-        self.controller.observe(&adaptive::Observation {
+    /// Tells the concurrency controller; true when it blames the failure on our own load.
+    fn learn(&mut self, o: &Observation<'_>, outcome: Outcome) -> bool {
+        let seen = adaptive::Observation {
             level: o.in_flight_at_start,
             started: o.started,
             ended: o.ended,
             outcome,
-        });
+        };
+        self.controller.observe(&seen);
+        self.controller.blames_our_load(&seen)
     }
 
     /// Attempts in flight now, in every call sharing this pacer.
@@ -267,12 +270,14 @@ impl Pacer {
     }
 
     /// Learns from an attempt's end: settles its reservation, syncs with the reply's headers,
-    /// tells the concurrency controller and the breaker, and frees its slot.
-    pub fn observe(&mut self, o: &Observation<'_>) {
+    /// tells the concurrency controller and the breaker, and frees its slot. True when the
+    /// controller blames the failure on our own load (`Controller::blames_our_load`).
+    pub fn observe(&mut self, o: &Observation<'_>) -> bool {
         match o.outcome {
             Observed::Success(feedback) => {
                 self.learn(o, Outcome::Success);
                 self.on_success(o.cost, feedback, o.ticket, o.ended);
+                false
             }
             Observed::Failure {
                 failure,
@@ -338,7 +343,7 @@ impl Pacer {
         failure: &Failure,
         class: FailureClass,
         wait: Duration,
-    ) {
+    ) -> bool {
         let (cost, ticket, started, now) = (&o.cost, &o.ticket, o.started, o.ended);
         // Nothing was generated: the reserved tokens come back. The request stays counted
         // unless it was rate limited (below): a failed request was still served.
@@ -368,8 +373,9 @@ impl Pacer {
                 self.breaker.on_success();
             }
             FailureClass::Overloaded | FailureClass::Timeout | FailureClass::Network => {
-                self.learn(o, Outcome::Failure);
+                let ours = self.learn(o, Outcome::Failure);
                 self.breaker.on_failure(started, now);
+                return ours;
             }
             // An answer, not an outage: the server had room to answer.
             FailureClass::SpendCap | FailureClass::Transient | FailureClass::Rejected => {
@@ -385,6 +391,7 @@ impl Pacer {
                 self.breaker.on_neutral();
             }
         }
+        false
     }
 
     /// The attempt of `ticket`, sent with `in_flight_at_start` in flight, dropped without an

@@ -156,7 +156,8 @@ pub struct RetryPolicy {
 /// Where a failed attempt stands, as the executor knows it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AttemptState {
-    /// The attempt that failed, from 1.
+    /// The attempt that failed, from 1, not counting the item's requeued sheds
+    /// ([`RetryPolicy::requeues_shed`]): the retries it used, plus one.
     pub attempt: u32,
     /// Now, on the batch's clock.
     pub now: Duration,
@@ -262,6 +263,28 @@ impl RetryPolicy {
             pause,
             action,
         }
+    }
+}
+
+impl RetryPolicy {
+    /// A failed attempt that the concurrency controller blames on our own load (a shed of
+    /// an attempt sent past the server's capacity, see `Controller::blames_our_load`) is not
+    /// the item's failure: the item goes back to the head of the queue at once, without a
+    /// backoff and without using a retry, where the held slot or the lowered limit, not a
+    /// timer, decides when it goes again. `sheds` such requeues of the item so far: at most
+    /// `max_retries` per item, after which a shed is an ordinary failure (so an item makes at
+    /// most `2 × max_retries + 1` attempts). Never when `action` fails the item for a reason
+    /// a requeue does not change: a failure that is not retryable, or a spent attempt budget.
+    #[must_use]
+    pub fn requeues_shed(&self, action: &Action, state: &AttemptState, sheds: u32) -> bool {
+        sheds < self.max_retries
+            && !state.budget_spent
+            && matches!(
+                action,
+                Action::Retry(_)
+                    | Action::Fail(Refusal::Final { retryable: true })
+                    | Action::Fail(Refusal::PastDeadline { .. })
+            )
     }
 }
 

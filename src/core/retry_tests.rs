@@ -382,3 +382,27 @@ fn task_verdict_wins_but_never_over_abort() {
     };
     assert!(!is_retryable(&a));
 }
+
+#[test]
+fn a_shed_of_our_own_load_is_requeued_without_a_retry_up_to_max_retries_times() {
+    let p = policy();
+    let at = first(0);
+    let deadline = Action::Fail(Refusal::PastDeadline { wait: MS(100) });
+    // What a requeue changes: the wait, and a retry spent (or run out).
+    for action in [retry(100), RAN_OUT, deadline] {
+        assert!(p.requeues_shed(&action, &at, 0), "{action:?}");
+        assert!(p.requeues_shed(&action, &at, 2), "{action:?}");
+        assert!(
+            !p.requeues_shed(&action, &at, 3),
+            "{action:?}: max_retries 3 used"
+        );
+    }
+    // What it does not: a failure not to retry, a spent budget.
+    assert!(!p.requeues_shed(&NEVER, &at, 0));
+    assert!(!p.requeues_shed(&Action::Fail(Refusal::Budget), &at, 0));
+    let spent = AttemptState {
+        budget_spent: true,
+        ..at
+    };
+    assert!(!p.requeues_shed(&retry(100), &spent, 0));
+}

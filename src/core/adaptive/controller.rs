@@ -194,6 +194,19 @@ impl Controller {
         }
     }
 
+    /// After [`Controller::observe`] of `o`: whether the controller blames that failure on our
+    /// own load. A fast rejection sent above the knee found (a probe's), or at a level the
+    /// limit no longer allows (it was lowered, or the slot the failure freed is held): a
+    /// server that sheds what we send past its capacity. Never before a knee is known (a storm
+    /// that fails every level alike has none), nor for a failure that took as long as a
+    /// success.
+    pub fn blames_our_load(&self, o: &Observation) -> bool {
+        // (A disabled controller never finds a knee.)
+        o.outcome == Outcome::Failure
+            && self.knee.is_some_and(|k| o.level > k.min(self.limit()))
+            && self.fast(o)
+    }
+
     fn on_failure(&mut self, o: &Observation) {
         self.levels.record(o.level, true);
         let fast = self.fast(o);
@@ -204,10 +217,14 @@ impl Controller {
         // at once would only be shed again (a second burst before the evidence comes back),
         // and while slots are held the next attempts go out at lower levels, which is what
         // shows the knee: with every attempt sent at the limit, there is nothing to compare
-        // the limit's failure rate with. Only where most attempts fail (this one included):
-        // at a level where most succeed the server had room, the failure was random. An
+        // the limit's failure rate with. Only where most attempts fail (this one included),
+        // or at or above a knee already found: there a shed is the server's capacity (random
+        // failures free some of its places, so the level just above the knee fails only now
+        // and then, and refilling at once makes it a shed per few successes); below it, at a
+        // level where most succeed, the server had room and the failure was random. An
         // attempt sent under a higher limit since lowered has no slot to hold.
-        if fast && o.level <= self.limit && self.levels.rate(o.level) > 0.5 {
+        let at_knee = self.knee.is_some_and(|k| o.level >= k);
+        if fast && o.level <= self.limit && (at_knee || self.levels.rate(o.level) > 0.5) {
             self.held = (self.held + 1).min(self.limit - 1);
         }
     }

@@ -451,3 +451,64 @@ fn failures_only_above_the_limit_leave_it_where_it_is() {
         assert_eq!((c.limit(), c.reason()), (10, Reason::Probe));
     }
 }
+
+fn shed(c: &mut Controller, (level, started): (usize, Duration), at: u64) -> bool {
+    let o = Observation {
+        level,
+        started,
+        ended: MS(at),
+        outcome: Outcome::Failure,
+    };
+    c.observe(&o);
+    c.blames_our_load(&o)
+}
+
+#[test]
+fn at_a_known_knee_a_fast_failure_holds_its_slot_and_is_blamed_on_our_load() {
+    let mut c = at_a_knee(24, 8);
+    let knee = Reason::Overload {
+        knee: 8,
+        shedding: true,
+    };
+    // Levels 5 and 8 do well: most of their attempts succeed.
+    for i in 0..10 {
+        for level in [5, 8] {
+            let s = burst(&mut c, level, 1, 200 + i * 100);
+            end(&mut c, s[0], 300 + i * 100, Outcome::Success);
+        }
+    }
+    assert_eq!((c.limit(), c.reason()), (8, knee));
+    // Below the knee a fast failure is random: nothing held, nothing blamed.
+    let low = burst(&mut c, 5, 1, 2000);
+    assert!(!shed(&mut c, low[0], 2002));
+    assert_eq!((c.limit(), c.reason()), (8, knee));
+    // Nor a failure at the knee that took as long as a success.
+    let slow = burst(&mut c, 8, 1, 2100);
+    assert!(!shed(&mut c, slow[0], 2200));
+    assert_eq!((c.limit(), c.reason()), (8, knee));
+    // A fast one there is the server's capacity: its slot is held, and it is ours.
+    let fast = burst(&mut c, 8, 1, 2300);
+    assert!(shed(&mut c, fast[0], 2302));
+    assert_eq!((c.limit(), c.reason()), (7, Reason::Held));
+    // Above the knee, even where the limit still allows the level.
+    let above = burst(&mut c, 9, 1, 2400);
+    assert!(shed(&mut c, above[0], 2402));
+}
+
+#[test]
+fn without_a_knee_no_failure_is_blamed_on_our_load() {
+    // A storm: every level fails, fast. Slots are held, but nothing says it is our load.
+    let mut c = Controller::new(8, true);
+    let sent = burst(&mut c, 1, 8, 0);
+    for s in sent.iter().rev() {
+        assert!(!shed(&mut c, *s, 2), "level {}", s.0);
+    }
+    assert_eq!(c.reason(), Reason::Held);
+    // Disabled, nothing is ever blamed: it finds no knee.
+    let mut off = Controller::new(16, false);
+    let sent = burst(&mut off, 1, 16, 0);
+    for s in sent[8..].iter().rev() {
+        assert!(!shed(&mut off, *s, 2), "level {}", s.0);
+    }
+    assert_eq!(off.limit(), 16);
+}
