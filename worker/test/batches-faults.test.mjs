@@ -125,7 +125,11 @@ describe('worker: /v1/batches under faults', { timeout: 300_000 }, () => {
       const atFirstEnd = ids.map((id) => Math.max(0, ...samples.filter((x) => x.id === id && x.at <= firstEnd).map((x) => x.done)));
       console.log(`# shared limiter: ${s.requests} upstream calls for 150 items, ${rejected} 429s; done per batch when the first ended: ${atFirstEnd.join(', ')}`);
       assert.ok(rejected <= 0.1 * s.requests, `${rejected} 429s of ${s.requests}`);
-      assert.ok(Math.min(...atFirstEnd) >= 15, `a batch was starved: ${atFirstEnd}`);
+      // Not a fair share from the start: the first two batches take the whole first window's
+      // 40 before the third's consumers ask (its first results come at 5-8 s, after the
+      // refill), and results are committed 10 at a time. So the third had 10-30 done when the
+      // first ended (20 most often); a starved one (first come, first served) would have none.
+      assert.ok(Math.min(...atFirstEnd) >= 10, `a batch was starved: ${atFirstEnd}`);
     } finally {
       await worker.dispose();
     }
