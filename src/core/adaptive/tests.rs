@@ -470,9 +470,9 @@ fn at_a_known_knee_a_fast_failure_holds_its_slot_and_is_blamed_on_our_load() {
         knee: 8,
         shedding: true,
     };
-    // Levels 5 and 8 do well: most of their attempts succeed.
+    // Levels 5, 7 and 8 do well: most of their attempts succeed.
     for i in 0..10 {
-        for level in [5, 8] {
+        for level in [5, 7, 8] {
             let s = burst(&mut c, level, 1, 200 + i * 100);
             end(&mut c, s[0], 300 + i * 100, Outcome::Success);
         }
@@ -489,6 +489,10 @@ fn at_a_known_knee_a_fast_failure_holds_its_slot_and_is_blamed_on_our_load() {
     // A fast one there is the server's capacity: its slot is held, and it is ours.
     let fast = burst(&mut c, 8, 1, 2300);
     assert!(shed(&mut c, fast[0], 2302));
+    assert_eq!((c.limit(), c.reason()), (7, Reason::Held));
+    // Below the knee, at the level the limit now allows, where most succeed: random.
+    let within = burst(&mut c, 7, 1, 2350);
+    assert!(!shed(&mut c, within[0], 2352));
     assert_eq!((c.limit(), c.reason()), (7, Reason::Held));
     // Above the knee, even where the limit still allows the level.
     let above = burst(&mut c, 9, 1, 2400);
