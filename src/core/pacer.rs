@@ -149,8 +149,8 @@ impl Pacer {
         self.controller.reason()
     }
 
-    /// Tells the controller how an attempt sent with `level` in flight ended.
-    /// Tells the concurrency controller; true when it blames the failure on our own load.
+    /// Tells the controller how an attempt sent with `level` in flight ended; true when it
+    /// blames the failure on our own load.
     fn learn(&mut self, o: &Observation<'_>, outcome: Outcome) -> bool {
         let seen = adaptive::Observation {
             level: o.in_flight_at_start,

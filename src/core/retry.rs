@@ -264,9 +264,7 @@ impl RetryPolicy {
             action,
         }
     }
-}
 
-impl RetryPolicy {
     /// A failed attempt that the concurrency controller blames on our own load (a shed of
     /// an attempt sent past the server's capacity, see `Controller::blames_our_load`) is not
     /// the item's failure: the item goes back to the head of the queue at once, without a

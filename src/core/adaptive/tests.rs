@@ -16,13 +16,21 @@ fn burst(c: &mut Controller, from: usize, n: usize, at: u64) -> Vec<(usize, Dura
         .collect()
 }
 
-fn end(c: &mut Controller, (level, started): (usize, Duration), at: u64, outcome: Outcome) {
-    c.observe(&Observation {
+/// Observes the end of an attempt sent at (level, started), returning the observation.
+fn end(
+    c: &mut Controller,
+    (level, started): (usize, Duration),
+    at: u64,
+    outcome: Outcome,
+) -> Observation {
+    let o = Observation {
         level,
         started,
         ended: MS(at),
         outcome,
-    });
+    };
+    c.observe(&o);
+    o
 }
 
 /// A controller of `max` whose first burst found a server that serves `knee` and sheds the
@@ -308,30 +316,28 @@ fn shed_from_the_top(c: &mut Controller, sent: &[(usize, Duration)]) -> Vec<(usi
 
 #[test]
 fn before_any_success_a_knee_needs_a_quarter_of_the_levels_above_it_to_have_failed() {
-    let shedding = |knee| Reason::Overload {
-        knee,
-        shedding: true,
+    // The first `held` sheds only hold their slots; the next lowers the limit to `knee`.
+    let held_then_knee = |after: &[(usize, Reason)], held: usize, knee: usize| {
+        assert!(
+            after[..held].iter().all(|(_, r)| *r == Reason::Held),
+            "{after:?}"
+        );
+        let shedding = Reason::Overload {
+            knee,
+            shedding: true,
+        };
+        assert_eq!(after[held], (knee, shedding));
     };
     // Of 64, 16 (faded: 18 sheds) rather than MIN_FAILED's 8 (faded: 9).
     let mut c = Controller::new(64, true);
     let sent = burst(&mut c, 1, 64, 0);
-    let after = shed_from_the_top(&mut c, &sent[40..]);
-    assert!(
-        after[..17].iter().all(|(_, r)| *r == Reason::Held),
-        "{after:?}"
-    );
-    assert_eq!(after[17], (46, shedding(46)));
+    held_then_knee(&shed_from_the_top(&mut c, &sent[40..]), 17, 46);
     // Once a success is known, 9 sheds are enough.
     let mut c = Controller::new(64, true);
     let first = burst(&mut c, 1, 1, 0);
     end(&mut c, first[0], 100, Outcome::Success);
     let sent = burst(&mut c, 1, 64, 100);
-    let after = shed_from_the_top(&mut c, &sent[50..]);
-    assert!(
-        after[..8].iter().all(|(_, r)| *r == Reason::Held),
-        "{after:?}"
-    );
-    assert_eq!(after[8], (55, shedding(55)));
+    held_then_knee(&shed_from_the_top(&mut c, &sent[50..]), 8, 55);
 }
 
 #[test]
@@ -452,14 +458,9 @@ fn failures_only_above_the_limit_leave_it_where_it_is() {
     }
 }
 
-fn shed(c: &mut Controller, (level, started): (usize, Duration), at: u64) -> bool {
-    let o = Observation {
-        level,
-        started,
-        ended: MS(at),
-        outcome: Outcome::Failure,
-    };
-    c.observe(&o);
+/// Fails the attempt at `at`: whether the controller blames that on our load.
+fn shed(c: &mut Controller, sent: (usize, Duration), at: u64) -> bool {
+    let o = end(c, sent, at, Outcome::Failure);
     c.blames_our_load(&o)
 }
 
