@@ -66,8 +66,9 @@ test-js: build
 	@node --test tests/js/
 
 test-types: build
-	@echo "==> tsc -p tests/types --noEmit"
+	@echo "==> tsc -p tests/types --noEmit; tsc -p worker/tsconfig.json (the Worker's // @ts-check files)"
 	@node_modules/.bin/tsc -p tests/types --noEmit
+	@node_modules/.bin/tsc -p worker/tsconfig.json
 
 # The npm package as users get it: `npm pack ./pkg`, installed offline into throwaway consumer
 # projects (Node import/require, a user's Worker on workerd, tsc --strict, Vite and esbuild

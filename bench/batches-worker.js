@@ -5,11 +5,12 @@
 //   fetches     subrequests by fetch() (here: the upstream calls, to the simulator)
 //   do          Durable Object requests, per class.method (RPC calls and alarms)
 //   queueWrites messages written to the work queues (send / sendBatch)
+//   commitMs    per batch id: [commits, total ms] of the consumer's ledger commits
 // The counters are module state: workerd runs the Worker and its Durable Objects in one isolate
 // here, so every handler and object bumps the same ones (the bench checks they add up).
 import worker, * as engine from '../worker/src/index.js';
 
-const counts = { http: 0, invocations: 0, deliveries: 0, fetches: 0, queueWrites: 0, do: {} };
+const counts = { http: 0, invocations: 0, deliveries: 0, fetches: 0, queueWrites: 0, do: {}, commitMs: {} };
 
 const realFetch = globalThis.fetch;
 globalThis.fetch = (...args) => {
@@ -40,22 +41,72 @@ function countedEnv(env) {
   });
 }
 
-/** `Base` with every method (and the alarm) counted as one request to the object. */
+/**
+ * `Base` with every method (and the alarm) counted as one request to the object when it is
+ * called from outside: a method the object calls on itself (synchronously, inside another
+ * call) is not a request.
+ */
 function counted(Base, name) {
   class Counted extends Base {
     constructor(ctx, env) {
       super(ctx, countedEnv(env));
+      this.benchDepth = 0;
     }
   }
   for (const method of Object.getOwnPropertyNames(Base.prototype)) {
     if (method === 'constructor') continue;
     Counted.prototype[method] = function (...args) {
-      const key = `${name}.${method}`;
-      counts.do[key] = (counts.do[key] ?? 0) + 1;
-      return Base.prototype[method].apply(this, args);
+      if (this.benchDepth === 0) {
+        const key = `${name}.${method}`;
+        counts.do[key] = (counts.do[key] ?? 0) + 1;
+      }
+      this.benchDepth++;
+      try {
+        return Base.prototype[method].apply(this, args);
+      } finally {
+        this.benchDepth--;
+      }
     };
   }
   return Counted;
+}
+
+/**
+ * `env` whose BATCHES stubs time their `commit` calls as the consumer sees them (a round trip
+ * to the ledger; Date.now() moves across I/O in workerd, not inside a Durable Object's
+ * synchronous SQL), per batch: `commitMs[batch id]` = [commits, total ms].
+ */
+function timedLedgers(env) {
+  if (!env.BATCHES) return env;
+  const batches = new Proxy(env.BATCHES, {
+    get(target, key) {
+      if (key !== 'get') {
+        const v = Reflect.get(target, key);
+        return typeof v === 'function' ? (...args) => v.apply(target, args) : v;
+      }
+      return (id) => {
+        const stub = target.get(id);
+        const batchId = `batch_${id.toString()}`;
+        return new Proxy(stub, {
+          get(s, k) {
+            // An RPC stub's methods are stubs too (even `.bind` would be a remote call): call
+            // them on the stub itself.
+            if (k === 'then' || typeof k !== 'string') return undefined; // a stub is not a promise
+            if (k !== 'commit') return (...args) => s[k](...args);
+            return async (...args) => {
+              const t0 = Date.now();
+              const out = await s.commit(...args);
+              const slot = (counts.commitMs[batchId] ??= [0, 0]);
+              slot[0]++;
+              slot[1] += Date.now() - t0;
+              return out;
+            };
+          },
+        });
+      };
+    },
+  });
+  return new Proxy(env, { get: (target, key) => (key === 'BATCHES' ? batches : Reflect.get(target, key)) });
 }
 
 export const BatchLedger = counted(engine.BatchLedger, 'BatchLedger');
@@ -73,6 +124,6 @@ export default {
   async queue(batch, env, ctx) {
     counts.invocations++;
     counts.deliveries += batch.messages.length;
-    return worker.queue(batch, countedEnv(env), ctx);
+    return worker.queue(batch, timedLedgers(countedEnv(env)), ctx);
   },
 };

@@ -23,9 +23,10 @@ Batches stored on a Worker (POST /v1/batches: they run on without the CLI, and s
                    ${SUBMIT_OPTIONS.map((f) => `[--${f} N]`).join(' ')} [--rpm N] [--limiter-key K]
       streams the file to the Worker and prints the batch id. A line that is
       { "custom_id", "params" } is sent as is; any other line is a request body and gets
-      custom_id "line-<its line number>". --rpm N: the account's requests per minute, for
-      the limiter all batches on that key share; --limiter-key K: one limiter for keys that
-      share an organisation's limits.
+      custom_id "line-<its line number>". --limiter-key K: a limiter of your own that all
+      your batches on K share (another token's K is another limiter); --rpm N (with
+      --limiter-key): its requests per minute, set by the first batch on K (a later batch
+      must send the same, or the Worker answers 409).
   edgebatch status <id> [--follow] [--json]
       the batch's counts; --follow: a progress bar until it ends (exit 1 if any request
       did not succeed)
@@ -209,7 +210,11 @@ function submitHeader(v) {
   }
   if (v['base-url'] !== undefined) checkUrl('--base-url', v['base-url']);
   const { requestsPerMinute, ...options } = intFlags(v, SUBMIT_INTS);
-  if (requestsPerMinute !== undefined) options.rateLimit = { requestsPerMinute };
+  if (requestsPerMinute !== undefined) {
+    // The account's shared limiter takes no limits from a batch: --rpm sets a named one's.
+    if (v['limiter-key'] === undefined) throw new UsageError('--rpm needs --limiter-key: it sets the limits of a limiter of your own');
+    options.rateLimit = { requestsPerMinute };
+  }
   if (v['limiter-key'] !== undefined) {
     if (!/^[\w.:-]{1,64}$/.test(v['limiter-key'])) throw new UsageError('--limiter-key must be 1 to 64 characters of letters, digits, _ . : -');
     options.limiterKey = v['limiter-key'];

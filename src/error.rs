@@ -25,6 +25,9 @@ pub enum ErrorKind {
     /// The post-processing stage (`postProcess`) failed: the export threw, its value could
     /// not be cloned, or its worker died. The call itself succeeded; it is not retried.
     Process,
+    /// The call's permit source (`permits`, a shared rate limiter) asked to start nothing more
+    /// for a while: the item was not (or not again) attempted; retry after `retryAfterMs`.
+    Deferred,
 }
 
 impl ErrorKind {
@@ -40,6 +43,7 @@ impl ErrorKind {
             ErrorKind::Task => "task",
             ErrorKind::Budget => "budget",
             ErrorKind::Process => "process",
+            ErrorKind::Deferred => "deferred",
         }
     }
 }

@@ -206,6 +206,20 @@ declare_options! {
         /// CPU post-processing of each successful value, off the event loop (explicit path:
         /// src/web/post.js reads it, since only the host knows its pool and its paths).
         post_process: IgnoredAny = "postProcess", Kind::Object(POST_PROCESS), Absent("none");
+        /// A shared permit source asked before every attempt, told every outcome (explicit
+        /// path: an object with methods).
+        permits: IgnoredAny = "permits", Kind::Methods(PERMITS), Absent("none");
+    }
+}
+
+declare_options! {
+    /// `permits: { acquire(index, cost), release(id, outcome) }`: read on the explicit path.
+    pub struct RawPermits, table PERMITS, prefix "permits." {
+        /// `(index, { requests, inputTokens, outputTokens })` → a promise of `{ id }`,
+        /// `{ never }` or `{ defer: { untilMs, reason } }`.
+        acquire: IgnoredAny = "acquire", Kind::Function, Absent("required");
+        /// `(id, outcome)`: how the attempt of a granted permit ended.
+        release: IgnoredAny = "release", Kind::Function, Absent("required");
     }
 }
 

@@ -18,6 +18,7 @@ describe('cli: batch commands, usage errors exit 2', () => {
     [['results', 'batch_x', ...w], /results: missing -o <out.jsonl>/],
     [['submit', 'in.jsonl', '--concurrency', '7', ...w], /--concurrency must be an integer in 1..=6, got "7"/],
     [['submit', 'in.jsonl', '--limiter-key', 'a b', ...w], /--limiter-key must be 1 to 64 characters/],
+    [['submit', 'in.jsonl', '--rpm', '5', ...w], /--rpm needs --limiter-key/],
     [['status', 'a', 'b', ...w], /status: unexpected argument "b"/],
     [['cancel', 'a', '--follow', ...w], /cancel: Unknown option '--follow'/],
     [['status', 'a', '--interval-ms', '5', ...w], /--interval-ms must be an integer in 100..=3600000/],

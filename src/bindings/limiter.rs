@@ -128,8 +128,9 @@ impl Limiter {
             };
             (!l.is_empty()).then_some(l)
         };
-        let outcome = if get(&outcome, "abandoned").and_then(|v| v.as_bool()) == Some(true) {
-            Outcome::Abandoned
+        let (id, at) = (id as u64, self.at(now_ms));
+        if get(&outcome, "abandoned").and_then(|v| v.as_bool()) == Some(true) {
+            self.pool.release(id, Outcome::Abandoned, at)
         } else if get(&outcome, "ok").and_then(|v| v.as_bool()) == Some(true) {
             let usage = get(&outcome, "usage").map(|u| {
                 let n =
@@ -139,7 +140,8 @@ impl Limiter {
                     output_tokens: n("outputTokens"),
                 }
             });
-            Outcome::Success(Feedback { usage, limits })
+            let feedback = Feedback { usage, limits };
+            self.pool.release(id, Outcome::Success(&feedback), at)
         } else {
             let status = get(&outcome, "status")
                 .and_then(|v| v.as_f64())
@@ -171,9 +173,12 @@ impl Limiter {
                 // No Retry-After, no pause for everyone: the item's own backoff covers it, and a
                 // guess would stall every batch on a random 429.
                 .unwrap_or(Duration::ZERO);
-            Outcome::Failure { failure, wait }
-        };
-        self.pool.release(id as u64, outcome, self.at(now_ms))
+            let failure = Outcome::Failure {
+                failure: &failure,
+                wait,
+            };
+            self.pool.release(id, failure, at)
+        }
     }
 
     /// `{ inFlight, concurrency, granted, expired, owners, pausedForMs }` now.

@@ -38,6 +38,7 @@ use crate::redact::Secrets;
 use crate::web::attempt::Task;
 use crate::web::clock::JsClock;
 use crate::web::items::Items;
+use crate::web::permits::JsPermits;
 use crate::web::preflight;
 use crate::web::provider::Metered;
 use crate::web::{describe, get, JsJson};
@@ -173,7 +174,7 @@ impl BatchProcessor {
     fn prepare(&self, items: JsValue, call_options: JsValue, sends: bool) -> Result<Call, JsValue> {
         let items = Rc::new(Items::read(items)?);
         let mut signals: Vec<AbortSignal> = self.signal.iter().cloned().collect();
-        let mut post = None;
+        let (mut post, mut permits) = (None, None);
         if !call_options.is_undefined() && !call_options.is_null() {
             if !call_options.is_object() {
                 return Err(type_error(format!(
@@ -185,6 +186,8 @@ impl BatchProcessor {
             signals.extend(signal_option(&call_options, call.signal().spec)?);
             let spec = call.post_process().spec;
             post = PostJob::read(&call_options, spec, items.array(), &self.secrets)?;
+            let kind = self.provider.as_ref().map(|p| p.kind);
+            permits = JsPermits::read(&call_options, call.permits().spec, kind)?;
         }
         let cancel = CancelToken::new();
         let links = signals
@@ -221,6 +224,7 @@ impl BatchProcessor {
             items,
             cancel,
             post,
+            permits,
             _links: links,
             callbacks: JsCallbacks {
                 on_progress: self.on_progress.clone(),
@@ -247,6 +251,8 @@ struct Call {
     cancel: CancelToken,
     /// `postProcess`: the stage after each successful call.
     post: Option<PostJob>,
+    /// `permits`: asked before each attempt, told each outcome.
+    permits: Option<JsPermits>,
     _links: Vec<SignalLink>,
     callbacks: JsCallbacks,
 }
@@ -280,17 +286,19 @@ impl Call {
         };
         let start = JsClock.now();
         // Boxed as `dyn`: awaited here or inside the stage, its body is compiled once.
-        let calls: Pin<Box<dyn Future<Output = Vec<ItemResult<Metered>>> + '_>> = Box::pin(
-            Executor::new(&self.config, &JsClock, &self.pacer)
-                .cancel_on(&self.cancel)
-                .seed(self.seed)
-                .run(
-                    total,
-                    |i, a| task.start(i, a, &items, &self.secrets),
-                    &pacing,
-                    observer,
-                ),
-        );
+        let mut executor = Executor::new(&self.config, &JsClock, &self.pacer)
+            .cancel_on(&self.cancel)
+            .seed(self.seed);
+        if let Some(permits) = &self.permits {
+            executor = executor.permits(permits);
+        }
+        let calls: Pin<Box<dyn Future<Output = Vec<ItemResult<Metered>>> + '_>> =
+            Box::pin(executor.run(
+                total,
+                |i, a| task.start(i, a, &items, &self.secrets),
+                &pacing,
+                observer,
+            ));
         let (Some(stage), Some(post)) = (stage, self.post.as_ref()) else {
             return calls.await;
         };

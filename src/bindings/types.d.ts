@@ -116,6 +116,43 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** CPU post-processing of each successful value, off the event loop (see PostProcess). */
   postProcess?: PostProcess;
+  /** A shared permit source (a rate limiter other processes use too), see Permits. */
+  permits?: Permits;
+}
+
+/** What one attempt is expected to cost, as `Permits.acquire` is told. */
+export interface PermitCost {
+  requests: number;
+  inputTokens: number;
+  outputTokens: number;
+}
+
+/** `Permits.acquire`'s answer: send now, never, or not before `untilMs` (ms since the epoch). */
+export type PermitAnswer =
+  | { id: unknown }
+  | { never: string }
+  | { defer: { untilMs: number; reason: string } };
+
+/** How a granted attempt ended, in the shape the Worker's `Limiter.release` reads. */
+export type PermitOutcome =
+  | { ok: true; usage?: Usage; headers?: Record<string, string> }
+  | { ok: false; kind: ErrorKind; status?: number; headers?: Record<string, string>; error?: unknown }
+  | { abandoned: true };
+
+/**
+ * A permit source asked before every attempt of a call, once the processor's own slot and
+ * pacer admit it. The wait holds that slot but no attempt timeout, and counts no attempt.
+ * `{ id }`: the attempt starts, and `release(id, outcome)` follows exactly once (a timeout is
+ * a failure of kind `timeout`; an attempt stopped by cancel or the deadline is
+ * `{ abandoned: true }`; `headers` carry `retry-after-ms` and the provider's rate-limit headers
+ * as read). `{ never }`: the item fails (`invalid`, not retryable). `{ defer }`: nothing more
+ * starts; attempts in flight finish, and every other item ends with kind `deferred`
+ * (retryable, `retryAfterMs` = what is left until `untilMs`). A throw or rejection of
+ * `acquire` defers for 1 s; one of `release` is ignored.
+ */
+export interface Permits {
+  acquire(index: number, cost: PermitCost): PermitAnswer | Promise<PermitAnswer>;
+  release(id: unknown, outcome: PermitOutcome): unknown;
 }
 
 /**
@@ -149,7 +186,7 @@ export interface TaskContext {
   index: number;
 }
 
-export type ErrorKind = "timeout" | "http" | "network" | "aborted" | "deadline" | "invalid" | "task" | "budget" | "process";
+export type ErrorKind = "timeout" | "http" | "network" | "aborted" | "deadline" | "invalid" | "task" | "budget" | "process" | "deferred";
 
 export interface ItemError {
   kind: ErrorKind;
@@ -176,6 +213,7 @@ export interface Progress {
   failed: number;
   inFlight: number;
   queued: number;
+  /** Items waiting out a backoff, or for a permit (`permits`). */
   waiting: number;
   retries: number;
   /** Items whose call succeeded, in post-processing or waiting for it (not yet `done`). */

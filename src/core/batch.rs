@@ -1,6 +1,8 @@
 //! One batch in flight: the state machine the executor polls. Each poll stops what the
-//! cancel token or the deadline stopped, expires attempt timeouts, takes finished attempts
-//! and ended waits, then starts what the concurrency limit and the pacer allow.
+//! cancel token or the deadline stopped, expires attempt timeouts, takes finished attempts,
+//! ended waits and permit answers, then starts what the concurrency limit and the pacer allow
+//! (through the permit source, when there is one: `permit_wait.rs`). Items that end early,
+//! without another attempt, end in `batch/stops.rs`.
 
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
@@ -18,18 +20,28 @@ use super::executor::Pacing;
 use super::limits::Cost;
 use super::observation::{Observation, Observed};
 use super::pacer::{Admission, Pacer, Ticket};
+use super::permit_source::{Outcome, Permit, Permits};
+use super::permit_wait::PermitWaits;
 use super::queue::ReadyQueue;
 use super::report::{Config, Event, ItemResult, Observer, Progress};
 use super::retry::{Action, AttemptState, RetryPolicy};
 use super::rng::Rng;
-use super::stop::{held_past_deadline, stopped, Stopped};
+use super::stop::{deferred, held_past_deadline, refused_by_limiter};
 use super::timeouts::AttemptTimeouts;
 use crate::error::{ErrorKind, Failure, ItemError};
+
+mod stops;
+use stops::give_back;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Phase {
     Queued,
-    Running { attempt: u32, started: Duration },
+    Running {
+        attempt: u32,
+        started: Duration,
+    },
+    /// Admitted (its slot and pacer reservation taken), waiting for the permit source.
+    Permit,
     Waiting,
     Done,
 }
@@ -47,10 +59,13 @@ struct ItemState {
     /// Failed attempts requeued as sheds of our own load (`RetryPolicy::requeues_shed`):
     /// they use no retry.
     sheds: u32,
+    /// The permit its attempt in flight holds (`Executor::permits`), until released.
+    permit: Option<u64>,
 }
 
 type AttemptFuture<V> = Pin<Box<dyn Future<Output = (usize, Result<V, Failure>)>>>;
-type WaitFuture = Pin<Box<dyn Future<Output = usize>>>;
+/// A backoff (ends with its item), or an ask for a permit (ends with its item and the answer).
+type WaitFuture<'a> = Pin<Box<dyn Future<Output = (usize, Option<Permit>)> + 'a>>;
 
 /// What a batch runs with, handed over by the executor.
 pub(super) struct Setup<'a, C: ?Sized, P: ?Sized, O: ?Sized> {
@@ -59,6 +74,7 @@ pub(super) struct Setup<'a, C: ?Sized, P: ?Sized, O: ?Sized> {
     pub pacer: &'a RefCell<Pacer>,
     pub pacing: &'a P,
     pub cancel: Option<&'a CancelToken>,
+    pub permits: Option<&'a dyn Permits>,
     pub rng: &'a mut dyn Rng,
     pub observer: &'a mut O,
 }
@@ -82,7 +98,8 @@ pub(super) struct Batch<'a, V, C: ?Sized + Clock, F, P: ?Sized, O: ?Sized> {
     results: Vec<Option<ItemResult<V>>>,
     ready: ReadyQueue,
     running: FuturesUnordered<AttemptFuture<V>>,
-    waiting: FuturesUnordered<WaitFuture>,
+    waiting: FuturesUnordered<WaitFuture<'a>>,
+    permits: PermitWaits<'a>,
     timeouts: AttemptTimeouts,
     budget: AttemptBudget,
     done: usize,
@@ -91,18 +108,17 @@ pub(super) struct Batch<'a, V, C: ?Sized + Clock, F, P: ?Sized, O: ?Sized> {
 }
 
 /// A batch dropped before its end (its future dropped mid-way) gives the processor back the
-/// slots and reservations of its attempts in flight.
+/// slots and reservations of its attempts in flight and of its items waiting for a permit,
+/// and its permits to their source.
 impl<V, C: ?Sized + Clock, F, P: ?Sized, O: ?Sized> Drop for Batch<'_, V, C, F, P, O> {
     fn drop(&mut self) {
         let now = self.clock.now();
-        for state in &self.items {
-            if matches!(state.phase, Phase::Running { .. }) {
-                let cost = state.cost.unwrap_or_default();
-                let level = state.in_flight_at_start;
-                self.pacer
-                    .borrow_mut()
-                    .on_abandoned(&cost, &state.ticket, level, now);
+        for state in &mut self.items {
+            if matches!(state.phase, Phase::Running { .. } | Phase::Permit) {
+                give_back(self.pacer, state, now);
             }
+            self.permits
+                .release(state.permit.take(), Outcome::Abandoned);
         }
     }
 }
@@ -123,6 +139,7 @@ where
             pacer,
             pacing,
             cancel,
+            permits,
             rng,
             observer,
         } = setup;
@@ -156,12 +173,14 @@ where
                     ticket: Ticket::default(),
                     in_flight_at_start: 0,
                     sheds: 0,
+                    permit: None,
                 })
                 .collect(),
             results: (0..total).map(|_| None).collect(),
             ready: ReadyQueue::new(total),
             running: FuturesUnordered::new(),
             waiting: FuturesUnordered::new(),
+            permits: PermitWaits::new(permits),
             timeouts: AttemptTimeouts::default(),
             budget: AttemptBudget::new(config.max_attempts),
             done: 0,
@@ -203,9 +222,14 @@ where
                 self.finish_attempt(index, outcome);
                 progressed = true;
             }
-            while let Poll::Ready(Some(index)) = self.waiting.poll_next_unpin(cx) {
-                self.items[index].phase = Phase::Queued;
-                self.ready.push_retry(index);
+            while let Poll::Ready(Some((index, answer))) = self.waiting.poll_next_unpin(cx) {
+                match answer {
+                    Some(permit) => self.answered(index, permit),
+                    None => {
+                        self.items[index].phase = Phase::Queued;
+                        self.ready.push_retry(index);
+                    }
+                }
                 progressed = true;
             }
             progressed |= self.dispatch(cx);
@@ -259,7 +283,15 @@ where
                     self.items[index].ticket = pacer.start(&cost, now);
                     self.items[index].in_flight_at_start = pacer.in_flight();
                     drop(pacer);
-                    self.start_attempt(index);
+                    // The wait for a permit holds the slot, but no timeout runs and no
+                    // attempt counts.
+                    match self.permits.ask(index, &cost) {
+                        Some(ask) => {
+                            self.items[index].phase = Phase::Permit;
+                            self.waiting.push(Box::pin(ask));
+                        }
+                        None => self.start_attempt(index),
+                    }
                 }
                 Admission::Never(message) => {
                     self.ready.pop();
@@ -283,6 +315,24 @@ where
                 }
             }
             progressed = true;
+        }
+    }
+
+    /// The permit source answered item `index`.
+    fn answered(&mut self, index: usize, permit: Permit) {
+        match permit {
+            Permit::Granted(id) => {
+                self.items[index].permit = Some(id);
+                self.start_attempt(index);
+            }
+            Permit::Never(why) => {
+                give_back(self.pacer, &self.items[index], self.clock.now());
+                self.finalize(index, Err(refused_by_limiter(&why)));
+            }
+            Permit::Defer { wait, reason } => {
+                self.permits.defer(self.clock.now() + wait, reason);
+                self.close_waiting();
+            }
         }
     }
 
@@ -314,7 +364,7 @@ where
         });
         let work = (self.task)(index, attempt);
         if self.budget.is_spent() {
-            self.refuse_waiting();
+            self.close_waiting();
         }
         let Some(after) = self.config.timeout else {
             self.running
@@ -330,25 +380,6 @@ where
             };
             (index, outcome)
         }));
-    }
-
-    /// The budget is spent: no item that is queued or waiting out a backoff can ever start
-    /// again, so each fails now rather than after its wait. Attempts in flight run on.
-    fn refuse_waiting(&mut self) {
-        self.waiting.clear();
-        self.ready.close();
-        self.gate = None;
-        for index in 0..self.items.len() {
-            let state = &mut self.items[index];
-            if !matches!(state.phase, Phase::Queued | Phase::Waiting) {
-                continue;
-            }
-            let error = match state.last_failure.take() {
-                Some(last) => self.budget.refused(last),
-                None => self.budget.unstarted(),
-            };
-            self.finalize(index, Err(error));
-        }
     }
 
     fn finish_attempt(&mut self, index: usize, outcome: Result<V, Failure>) {
@@ -382,6 +413,8 @@ where
                 let feedback = self.pacing.feedback(&value);
                 let seen = observation(Observed::Success(&feedback));
                 self.pacer.borrow_mut().observe(&seen);
+                let held = self.items[index].permit.take();
+                self.permits.release(held, Outcome::Success(&feedback));
                 return self.finalize(index, Ok(value));
             }
             Err(failure) => failure,
@@ -400,6 +433,13 @@ where
             pause: decision.pause,
         });
         let ours = self.pacer.borrow_mut().observe(&seen);
+        let wait = decision.pause;
+        let held = self.items[index].permit.take();
+        let outcome = Outcome::Failure {
+            failure: &failure,
+            wait,
+        };
+        self.permits.release(held, outcome);
         let state = &mut self.items[index];
         let delay = match decision.action {
             _ if ours
@@ -419,6 +459,9 @@ where
                 return self.finalize(index, Err(error));
             }
         };
+        if let Some((left, why)) = self.permits.deferral(now) {
+            return self.finalize(index, Err(deferred(left, why, Some(failure))));
+        }
         self.retries += 1;
         state.last_failure = Some(failure);
         state.phase = Phase::Waiting;
@@ -435,7 +478,7 @@ where
             let sleep = self.clock.sleep(delay);
             self.waiting.push(Box::pin(async move {
                 sleep.await;
-                index
+                (index, None)
             }));
         }
     }
@@ -458,43 +501,6 @@ where
         };
         self.observer.result(&result);
         self.results[index] = Some(result);
-    }
-
-    /// Cancellation or deadline: every attempt in flight is dropped (which aborts it) and
-    /// every unfinished item gets its result now.
-    fn stop_all(&mut self, kind: ErrorKind) {
-        self.running.clear();
-        self.waiting.clear();
-        self.timeouts.clear();
-        self.gate = None;
-        let now = self.clock.now();
-        for index in 0..self.items.len() {
-            let state = &self.items[index];
-            let at = match state.phase {
-                Phase::Done => continue,
-                Phase::Queued if state.attempts == 0 => Stopped::BeforeStart,
-                Phase::Queued | Phase::Waiting => Stopped::WaitingToRetry,
-                Phase::Running { attempt, started } => {
-                    let cost = state.cost.unwrap_or_default();
-                    let level = state.in_flight_at_start;
-                    self.pacer
-                        .borrow_mut()
-                        .on_abandoned(&cost, &state.ticket, level, now);
-                    self.observer.event(&Event::End {
-                        index,
-                        attempt,
-                        at: self.since_start(now),
-                        latency: now.saturating_sub(started),
-                        outcome: Some(kind),
-                        status: None,
-                    });
-                    Stopped::During(attempt)
-                }
-            };
-            let last = self.items[index].last_failure.take();
-            self.finalize(index, Err(stopped(kind, at, last)));
-        }
-        self.emit_progress();
     }
 
     fn emit_progress(&mut self) {

@@ -12,6 +12,7 @@ use super::cancel::CancelToken;
 use super::clock::Clock;
 use super::limits::{Cost, Feedback};
 use super::pacer::Pacer;
+use super::permit_source::Permits;
 pub use super::report::{Config, Event, ItemResult, Observer, Progress};
 use super::rng::{Rng, SplitMix64};
 use crate::error::Failure;
@@ -75,6 +76,7 @@ pub struct Executor<'a, C: Clock + ?Sized> {
     clock: &'a C,
     pacer: &'a RefCell<Pacer>,
     cancel: Option<&'a CancelToken>,
+    permits: Option<&'a dyn Permits>,
     rng: Option<&'a mut dyn Rng>,
     seed: u64,
 }
@@ -88,13 +90,14 @@ impl<'a, C: Clock + ?Sized> Executor<'a, C> {
     /// bounds all its batches together.
     ///
     /// # Default
-    /// Never cancelled; jitter from `SplitMix64::new(0)`.
+    /// Never cancelled; no permit source; jitter from `SplitMix64::new(0)`.
     pub fn new(config: &'a Config, clock: &'a C, pacer: &'a RefCell<Pacer>) -> Self {
         Executor {
             config,
             clock,
             pacer,
             cancel: None,
+            permits: None,
             rng: None,
             seed: 0,
         }
@@ -104,6 +107,15 @@ impl<'a, C: Clock + ?Sized> Executor<'a, C> {
     /// and every unfinished item fails as `aborted`.
     pub fn cancel_on(mut self, token: &'a CancelToken) -> Self {
         self.cancel = Some(token);
+        self
+    }
+
+    /// Asks `permits` before every attempt, once the slot and the pacer admit it, and tells it
+    /// how each granted attempt ended (see [`Permits`]). The wait holds the slot but runs no
+    /// attempt timeout; a refusal fails the item; a deferral stops the batch from starting
+    /// anything more: attempts in flight finish, every other item ends `deferred`.
+    pub fn permits(mut self, permits: &'a dyn Permits) -> Self {
+        self.permits = Some(permits);
         self
     }
 
@@ -152,6 +164,7 @@ impl<'a, C: Clock + ?Sized> Executor<'a, C> {
             pacer: self.pacer,
             pacing,
             cancel: self.cancel,
+            permits: self.permits,
             rng,
             observer,
         };

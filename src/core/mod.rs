@@ -11,6 +11,8 @@ pub mod executor;
 pub mod limits;
 pub mod observation;
 pub mod pacer;
+pub mod permit_source;
+mod permit_wait;
 pub mod permits;
 pub mod post;
 pub mod queue;

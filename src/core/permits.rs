@@ -46,15 +46,15 @@ pub enum Grant {
     Never(String),
 }
 
-/// What became of a granted attempt.
-#[derive(Clone, Debug)]
-pub enum Outcome {
+/// What became of a granted attempt (borrowed: the caller keeps its failure).
+#[derive(Clone, Copy, Debug)]
+pub enum Outcome<'a> {
     /// A reply the caller counts as success, with its usage and rate-limit headers.
-    Success(Feedback),
+    Success(&'a Feedback),
     /// A failed attempt; `wait` is the server's Retry-After when it gave one.
     Failure {
         /// The failure, classified as the executor would.
-        failure: Failure,
+        failure: &'a Failure,
         /// The server's wait (zero when none was given).
         wait: Duration,
     },
@@ -211,19 +211,19 @@ impl PermitPool {
 
     /// Reports what became of a permit. False when the lease is unknown (it expired, or was
     /// released already): the outcome is then dropped, as its reservation already came back.
-    pub fn release(&mut self, id: u64, outcome: Outcome, now: Duration) -> bool {
+    pub fn release(&mut self, id: u64, outcome: Outcome<'_>, now: Duration) -> bool {
         self.sweep(now);
         let Ok(at) = self.leases.binary_search_by_key(&id, |(i, _)| *i) else {
             return false;
         };
         let (_, lease) = self.leases.remove(at);
         self.forget(&lease.owner);
-        let observed = match &outcome {
+        let observed = match outcome {
             Outcome::Success(feedback) => Observed::Success(feedback),
             Outcome::Failure { failure, wait } => Observed::Failure {
                 failure,
                 class: FailureClass::of(failure),
-                pause: *wait,
+                pause: wait,
             },
             Outcome::Abandoned => {
                 self.pacer
@@ -336,7 +336,7 @@ mod tests {
             p.acquire("a", &Cost::default(), MS(0)),
             Grant::Wait(BUSY_RETRY)
         );
-        assert!(p.release(ids[0], Outcome::Success(Feedback::default()), MS(5)));
+        assert!(p.release(ids[0], Outcome::Success(&Feedback::default()), MS(5)));
         assert!(
             !p.release(ids[0], Outcome::Abandoned, MS(6)),
             "a second release is refused"
@@ -356,7 +356,7 @@ mod tests {
         let later = Duration::from_secs(31);
         let second = id(p.acquire("b", &Cost::default(), later));
         assert_ne!(first, second);
-        assert!(!p.release(first, Outcome::Success(Feedback::default()), later));
+        assert!(!p.release(first, Outcome::Success(&Feedback::default()), later));
         assert_eq!(p.stats(later).expired, 1);
         assert_eq!(p.stats(later).in_flight, 1);
     }
@@ -367,7 +367,7 @@ mod tests {
         let mut p = pool(100, Some(60));
         for _ in 0..60 {
             let g = id(p.acquire("a", &Cost::default(), MS(0)));
-            p.release(g, Outcome::Success(Feedback::default()), MS(0));
+            p.release(g, Outcome::Success(&Feedback::default()), MS(0));
         }
         match p.acquire("b", &Cost::default(), MS(0)) {
             Grant::Wait(d) => assert!(d >= MS(900) && d <= MS(1000), "{d:?}"),
@@ -383,7 +383,7 @@ mod tests {
         p.release(
             g,
             Outcome::Failure {
-                failure,
+                failure: &failure,
                 wait: Duration::from_secs(2),
             },
             MS(100),
@@ -412,7 +412,7 @@ mod tests {
             usage: None,
             limits: Some(limits),
         };
-        p.release(g, Outcome::Success(feedback), MS(10));
+        p.release(g, Outcome::Success(&feedback), MS(10));
         // 59 used in 30 s: about half a second a request, and none left now.
         assert!(matches!(p.acquire("a", &Cost::default(), MS(20)), Grant::Wait(d) if d > MS(300)));
     }
@@ -429,14 +429,14 @@ mod tests {
             p.acquire("b", &Cost::default(), MS(1)),
             Grant::Wait(_)
         ));
-        p.release(a[0], Outcome::Success(Feedback::default()), MS(2));
+        p.release(a[0], Outcome::Success(&Feedback::default()), MS(2));
         // a may not take the freed slot back: it holds 3 of 4 and b waits.
         assert_eq!(
             p.acquire("a", &Cost::default(), MS(3)),
             Grant::Wait(TURN_RETRY)
         );
         id(p.acquire("b", &Cost::default(), MS(4)));
-        p.release(a[1], Outcome::Success(Feedback::default()), MS(5));
+        p.release(a[1], Outcome::Success(&Feedback::default()), MS(5));
         // Now a holds 2, its share: b (served less recently than a? no: b was served at 4,
         // a at 0) — a waits its turn only if b is waiting, and b is not.
         id(p.acquire("a", &Cost::default(), MS(6)));
@@ -452,7 +452,7 @@ mod tests {
             p.acquire("c", &Cost::default(), MS(2)),
             Grant::Wait(BUSY_RETRY)
         );
-        p.release(a, Outcome::Success(Feedback::default()), MS(3));
+        p.release(a, Outcome::Success(&Feedback::default()), MS(3));
         // a was served before (at 0); c never: c goes first.
         assert_eq!(
             p.acquire("a", &Cost::default(), MS(4)),
@@ -494,7 +494,7 @@ mod tests {
     }
 
     fn done(p: &mut PermitPool, lease: u64, at: u64) {
-        assert!(p.release(lease, Outcome::Success(Feedback::default()), MS(at)));
+        assert!(p.release(lease, Outcome::Success(&Feedback::default()), MS(at)));
     }
 
     #[test]
@@ -513,7 +513,14 @@ mod tests {
         for &lease in &ids[4..] {
             let failure = Failure::http(529, "overloaded");
             let wait = Duration::ZERO;
-            assert!(p.release(lease, Outcome::Failure { failure, wait }, MS(300)));
+            assert!(p.release(
+                lease,
+                Outcome::Failure {
+                    failure: &failure,
+                    wait
+                },
+                MS(300)
+            ));
         }
         assert_eq!(p.stats(MS(300)).concurrency, 4);
     }

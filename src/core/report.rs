@@ -118,7 +118,7 @@ pub struct Progress {
     pub in_flight: usize,
     /// Items ready to start, waiting for a slot.
     pub queued: usize,
-    /// Items waiting out a backoff.
+    /// Items waiting out a backoff, or for a permit (`Executor::permits`).
     pub waiting: usize,
     /// Retries scheduled so far.
     pub retries: u64,

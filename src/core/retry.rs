@@ -52,8 +52,9 @@ impl FailureClass {
             ErrorKind::Deadline => FailureClass::Deadline,
             ErrorKind::Invalid => FailureClass::Invalid,
             ErrorKind::Budget => FailureClass::Budget,
-            // `process` is the post-processing stage's (core/post.rs), never an attempt's.
-            ErrorKind::Task | ErrorKind::Process => FailureClass::Other,
+            // `process` is the post-processing stage's (core/post.rs), `deferred` the batch's
+            // (a permit source's): never an attempt's.
+            ErrorKind::Task | ErrorKind::Process | ErrorKind::Deferred => FailureClass::Other,
             ErrorKind::Http => match failure.status {
                 _ if failure.spend_cap => FailureClass::SpendCap,
                 Some(429) => FailureClass::RateLimited,

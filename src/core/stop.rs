@@ -1,6 +1,7 @@
 //! The errors of items a batch stops without a retry decision: cancelled or past the
 //! deadline (before their start, while waiting to retry, during an attempt), or held back by
-//! the pacer past the deadline. Each keeps what its last attempt said.
+//! the pacer past the deadline, deferred or refused by a permit source. Each keeps what its
+//! last attempt said.
 
 use std::time::Duration;
 
@@ -50,14 +51,35 @@ pub fn stopped(kind: ErrorKind, at: Stopped, last: Option<Failure>) -> ItemError
 #[must_use]
 pub fn held_past_deadline(wait: Duration, last: Option<Failure>) -> ItemError {
     let ms = wait.as_millis() as u64;
-    let error = ItemError::bare(
-        ErrorKind::Deadline,
-        format!("the processor's pacing holds new attempts for {ms} ms, past the deadline"),
-    );
-    let mut error = with_last_failure(error, last);
+    let message =
+        format!("the processor's pacing holds new attempts for {ms} ms, past the deadline");
+    retryable_after(ErrorKind::Deadline, message, ms, last)
+}
+
+/// An error retryable after `ms`, with what the last attempt said.
+fn retryable_after(kind: ErrorKind, message: String, ms: u64, last: Option<Failure>) -> ItemError {
+    let mut error = with_last_failure(ItemError::bare(kind, message), last);
     error.retryable = true;
     error.retry_after_ms = Some(ms);
     error
+}
+
+/// A permit source deferred the batch: the item ends without (another) attempt, retryable
+/// once what is left of the deferral (`left`) has passed.
+#[must_use]
+pub fn deferred(left: Duration, reason: &str, last: Option<Failure>) -> ItemError {
+    let ms = left.as_millis() as u64;
+    let message = format!("deferred by the rate limiter for {ms} ms: {reason}");
+    retryable_after(ErrorKind::Deferred, message, ms, last)
+}
+
+/// A permit source says this item can never be sent.
+#[must_use]
+pub fn refused_by_limiter(why: &str) -> ItemError {
+    ItemError::bare(
+        ErrorKind::Invalid,
+        format!("refused by the rate limiter: {why}"),
+    )
 }
 
 #[cfg(test)]

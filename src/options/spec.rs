@@ -27,6 +27,9 @@ pub enum Kind {
     Object(&'static [OptionSpec]),
     /// A JS function (read on the explicit path: serde cannot hold a function).
     Function,
+    /// An object with these methods ([`Kind::Function`] declarations), read on the explicit
+    /// path; its other keys are its own (a class instance, an RPC stub).
+    Methods(&'static [OptionSpec]),
     /// An `AbortSignal` (read on the explicit path, like a function).
     AbortSignal,
 }
@@ -98,7 +101,7 @@ impl OptionSpec {
                 out
             }
             Kind::Text => "a string".into(),
-            Kind::Object(_) => "an object".into(),
+            Kind::Object(_) | Kind::Methods(_) => "an object".into(),
             Kind::Function => "a function".into(),
             Kind::AbortSignal => "an AbortSignal".into(),
         }

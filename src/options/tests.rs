@@ -222,6 +222,7 @@ fn each_kind_says_what_it_expects() {
         (Kind::Object(&[]), "an object"),
         (Kind::Function, "a function"),
         (Kind::AbortSignal, "an AbortSignal"),
+        (Kind::Methods(&[]), "an object"),
     ];
     for (kind, want) in table {
         assert_eq!(spec(kind).expected(), want);

@@ -240,3 +240,102 @@ export function thrownMessage(e) {
     return "a thrown value that cannot be printed";
   }
 }
+
+// The call option `permits` (options[key], named `name`), checked as the option declarations
+// word it (src/options.rs: an object with the methods acquire and release), as the batch's
+// permit source: the caller's object, the ids it granted (the batch knows each by its place)
+// and the provider whose rate-limit headers outcomes carry. Undefined when not given (only
+// `undefined` is: `null` is a wrong value).
+export function permitSource(options, key, name, provider) {
+  const permits = options[key];
+  if (permits === undefined) return undefined;
+  const refuse = (what, expected, v) => new TypeError(`${what} must be ${expected}, got ${shown(v)}`);
+  if (permits === null || typeof permits !== "object" || Array.isArray(permits)) {
+    throw refuse(name, "an object", permits);
+  }
+  for (const method of ["acquire", "release"]) {
+    if (typeof permits[method] !== "function") throw refuse(`${name}.${method}`, "a function", permits[method]);
+  }
+  return { permits, ids: [], provider };
+}
+
+// A value as option messages show it (src/options.rs, `Raw`): strings quoted, other
+// non-primitives by their type.
+function shown(v) {
+  if (typeof v === "string") return JSON.stringify(v);
+  if (v === undefined || typeof v === "number" || typeof v === "boolean") return String(v);
+  return `a value of type ${v === null ? "null" : typeof v}`;
+}
+
+// permits.acquire(index, cost), its answer reported through settle(id, true, answer) as the
+// granted id's place in src.ids, the message of a `never`, or { deferMs, reason }: a throw,
+// a rejection or an answer of another shape defers for a second. Returns the context
+// abortTask gets when the ask is dropped before its answer reached the batch: a permit
+// granted anyway is given back.
+export function askPermit(src, index, inputTokens, outputTokens, id, settle) {
+  const answer = new Promise((resolve) =>
+    resolve(src.permits.acquire(index, { requests: 1, inputTokens, outputTokens }))
+  ).then((a) => permitAnswer(src, a), (e) => ({ deferMs: 1000, reason: `permits.acquire failed: ${thrownMessage(e)}` }));
+  answer.then((a) => settle(id, true, a));
+  const giveBack = (a) => typeof a !== "number" || sendRelease(src, a, { abandoned: true });
+  return { [ABORTED]: false, [CONTROLLER]: { abort: () => answer.then(giveBack) } };
+}
+
+function permitAnswer(src, a) {
+  if (a?.id !== undefined && a.id !== null) return src.ids.push(a.id) - 1;
+  if (a?.never !== undefined && a.never !== null && a.never !== false) {
+    return typeof a.never === "string" && a.never !== "" ? a.never : "the request can never fit its budget";
+  }
+  const d = a?.defer;
+  if (d !== undefined && d !== null) {
+    const ms = Number(d.untilMs) - Date.now();
+    const reason = typeof d.reason === "string" && d.reason !== "" ? d.reason : "no reason given";
+    return { deferMs: Number.isFinite(ms) ? Math.max(0, ms) : 1000, reason };
+  }
+  return { deferMs: 1000, reason: "permits.acquire answered neither { id }, { never } nor { defer }" };
+}
+
+// permits.release(id, outcome) of the id at `at` in src.ids, once; a throw or a rejection is
+// dropped: the batch goes on.
+function sendRelease(src, at, outcome) {
+  const id = src.ids[at];
+  if (id === undefined) return;
+  src.ids[at] = undefined;
+  try {
+    const r = src.permits.release(id, outcome);
+    if (r !== null && typeof r === "object" && typeof r.then === "function") r.then(undefined, () => {});
+  } catch {}
+}
+
+// A rate-limit snapshot's names in the providers' headers.
+const LIMITS = { requests: "requests", tokens: "tokens", inputTokens: "input-tokens", outputTokens: "output-tokens" };
+
+// Releases the id at `at` with its attempt's outcome, in the shape the Worker's
+// Limiter.release reads: the reply's retry wait and rate-limit snapshot (`limits`, as a
+// provider value's `rateLimits`) back in headers of the provider's own names and formats; the
+// error type and spend cap in an error body.
+export function releasePermit(src, at, kind, status, retryAfterMs, spendCap, errorType, usage, limits) {
+  if (kind === "abandoned") return sendRelease(src, at, { abandoned: true });
+  const out = kind === "ok" ? { ok: true } : { ok: false, kind };
+  if (!Number.isNaN(status)) out.status = status;
+  if (usage !== undefined) out.usage = usage;
+  const headers = {};
+  if (!Number.isNaN(retryAfterMs)) headers["retry-after-ms"] = String(retryAfterMs);
+  const provider = src.provider;
+  for (const [key, limit] of provider === "" || limits === undefined ? [] : Object.entries(limits)) {
+    const name = LIMITS[key];
+    for (const [part, v] of [["limit", limit.limit], ["remaining", limit.remaining], ["reset", limit.resetMs]]) {
+      if (v === null) continue;
+      const value = part !== "reset" ? String(v)
+        : provider === "openai" ? `${v}ms` : new Date(Date.now() + v).toISOString();
+      headers[provider === "openai" ? `x-ratelimit-${part}-${name}` : `anthropic-ratelimit-${name}-${part}`] = value;
+    }
+  }
+  if (Object.keys(headers).length > 0) out.headers = headers;
+  if (errorType !== "" || spendCap) {
+    const error = { type: errorType === "" ? "error" : errorType };
+    if (spendCap) error.details = { error_code: "enforced_spend_limit_reached" };
+    out.error = { type: "error", error };
+  }
+  sendRelease(src, at, out);
+}

@@ -7,6 +7,7 @@ pub(crate) mod attempt;
 pub mod clock;
 pub mod fetch;
 pub(crate) mod items;
+pub(crate) mod permits;
 pub mod preflight;
 pub mod provider;
 pub mod task;

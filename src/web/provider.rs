@@ -132,7 +132,9 @@ pub fn usage_object(usage: Usage) -> JsValue {
     o.into()
 }
 
-fn limits_object(limits: &RateLimits) -> JsValue {
+/// `{ requests?, tokens?, inputTokens?, outputTokens? }`, each `{ limit, remaining, resetMs }`
+/// (`null` where the reply did not say).
+pub fn limits_object(limits: &RateLimits) -> JsValue {
     let o = Object::new();
     let kinds = [
         ("requests", limits.requests),

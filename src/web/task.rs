@@ -92,9 +92,16 @@ fn settle(id: f64, ok: bool, value: JsValue) {
 /// Calls `task(item, { signal, attempt, index })` now. The returned future settles with the
 /// task's value or its failure; dropping it early fires the task's signal.
 pub fn start_task(task: &Function, item: JsValue, index: usize, attempt: u32) -> TaskAttempt {
+    settled_by(|id, settle| invoke_task(task, &item, index as u32, attempt, id, settle))
+}
+
+/// A future of what a JS call reports through `settle(id, ok, value)`: `start(id, settle)`
+/// makes the call and returns the context `abortTask` gets if the future is dropped first
+/// (glue.js).
+pub(crate) fn settled_by(start: impl FnOnce(f64, &JsValue) -> JsValue) -> TaskAttempt {
     let id = PENDING.with_borrow_mut(Pending::insert);
-    let ctx =
-        SETTLE.with(|settle| invoke_task(task, &item, index as u32, attempt, id as f64, settle));
+    let settle = SETTLE.with(JsValue::clone);
+    let ctx = start(id as f64, &settle);
     TaskAttempt {
         id,
         ctx,
@@ -110,9 +117,9 @@ pub struct TaskAttempt {
     settled: bool,
 }
 
-impl Future for TaskAttempt {
-    type Output = Result<JsValue, Failure>;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+impl TaskAttempt {
+    /// What the JS call settled with, as it came: `Ok` a value, `Err` a thrown one.
+    pub(crate) fn poll_settled(&mut self, cx: &mut Context<'_>) -> Poll<Result<JsValue, JsValue>> {
         let id = self.id;
         let outcome = PENDING.with_borrow_mut(|p| {
             let slot = p.get_mut(id).expect("a pending attempt has a slot");
@@ -122,13 +129,18 @@ impl Future for TaskAttempt {
             }
             out
         });
-        match outcome {
-            None => Poll::Pending,
-            Some(out) => {
-                self.settled = true;
-                Poll::Ready(out.map_err(|e| failure_from_js(&e)))
-            }
-        }
+        let Some(out) = outcome else {
+            return Poll::Pending;
+        };
+        self.settled = true;
+        Poll::Ready(out)
+    }
+}
+
+impl Future for TaskAttempt {
+    type Output = Result<JsValue, Failure>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.poll_settled(cx).map_err(|e| failure_from_js(&e))
     }
 }
 

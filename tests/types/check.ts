@@ -104,7 +104,7 @@ async function main(): Promise<void> {
       const s: string = r.value;
       void s;
     } else {
-      const kind: "timeout" | "http" | "network" | "aborted" | "deadline" | "invalid" | "task" | "budget" | "process" = r.error.kind;
+      const kind: "timeout" | "http" | "network" | "aborted" | "deadline" | "invalid" | "task" | "budget" | "process" | "deferred" = r.error.kind;
       const message: string = r.error.message;
       const retryable: boolean = r.error.retryable;
       const status: number | undefined = r.error.status;
@@ -143,6 +143,19 @@ async function main(): Promise<void> {
   }
   // @ts-expect-error a spec needs a url
   await bp.run([{ method: "GET" }]);
+
+  // permits: a shared permit source; its answers and outcomes are typed.
+  await bp.run([{ url: "https://api.example.test/v1/text" }], {
+    permits: {
+      acquire: async (index: number, cost) => (cost.inputTokens > 1e6 ? { never: "too big" } : { id: `${index}` }),
+      release: (_id, outcome) => ("abandoned" in outcome ? undefined : outcome.ok),
+    },
+  });
+  await bp.map([1], (n) => n, {
+    permits: { acquire: () => ({ defer: { untilMs: Date.now() + 1000, reason: "busy" } }), release() {} },
+  });
+  // @ts-expect-error acquire must answer { id }, { never } or { defer }
+  await bp.map([1], (n) => n, { permits: { acquire: () => ({ wait: 5 }), release() {} } });
 
   // Providers: run() takes the provider's own request bodies; summarize() totals a batch.
   const claude = new BatchProcessor({

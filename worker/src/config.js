@@ -1,3 +1,4 @@
+// @ts-check
 // The Worker's settings, read from its vars and secrets (wrangler.toml [vars], `wrangler secret
 // put`, `wrangler dev --var`). Every number has a default and a sane range; a var that is set
 // but malformed is a configuration error, reported as such rather than silently ignored.
@@ -41,11 +42,12 @@ export const TOKEN_DEFAULTS = {
   maxItemBytes: 16 * 1024,
 };
 
+/** The Worker's settings for one request. @param {Record<string, any>} env */
 export function readConfig(env) {
   return {
     simOn: env.EDGEBATCH_SIM === 'on',
     simConfig: parseSimConfig(env.EDGEBATCH_SIM_CONFIG),
-    simOrigins: (env.EDGEBATCH_SIM_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean),
+    simOrigins: String(env.EDGEBATCH_SIM_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean),
     allowClientKeys: env.EDGEBATCH_ALLOW_CLIENT_KEYS === 'true',
     maxConcurrency: intVar(env, 'EDGEBATCH_MAX_CONCURRENCY', DEFAULT_MAX_CONCURRENCY, 1, 1000),
     subrequestBudget: intVar(env, 'EDGEBATCH_SUBREQUEST_BUDGET', DEFAULT_SUBREQUEST_BUDGET, 1, 1_000_000),
@@ -68,7 +70,44 @@ export function readConfig(env) {
   };
 }
 
-/** A var that must be an integer in `min..=max` when set; malformed is a 500 naming it. */
+/**
+ * The timings and budgets of /v1/batches, read once per handler call (a var out of range is a
+ * 500 `configuration_error`, never a silent default):
+ * - alarmMs: how often a running batch's alarm looks at it (leases, lost messages, expiry);
+ * - redeliverMs: how long a queued item's message may go unclaimed before the alarm probes
+ *   whether it was lost (redelivery.js: only lost items are sent again, bounded per alarm);
+ * - leaseMs: how long a consumer holds claimed items (its work is cut off before); also how
+ *   long a limiter permit lives without a release (no attempt outlives its invocation's lease);
+ * - deferMs: the longest a consumer waits for a limiter permit before giving its items back
+ *   for later (a delayed message) instead of waiting in the invocation;
+ * - wallMs: one consumer invocation's whole budget (Queues allow 15 minutes of wall time):
+ *   each group of a delivery gets what is left of it;
+ * - retryDelaySeconds: how long a message of a group that failed waits before its redelivery;
+ * - subrequestBudget: subrequests per invocation (every attempt, every limiter call);
+ * - dlqName: the dead-letter queue, whose messages fail their items as `delivery`.
+ * @param {Record<string, any>} env
+ */
+export function batchTimings(env) {
+  return {
+    alarmMs: intVar(env, 'EDGEBATCH_BATCH_ALARM_MS', 5_000, 100, 3_600_000),
+    redeliverMs: intVar(env, 'EDGEBATCH_BATCH_REDELIVER_MS', 60_000, 500, 86_400_000),
+    leaseMs: intVar(env, 'EDGEBATCH_BATCH_LEASE_MS', 300_000, 2_000, 840_000),
+    deferMs: intVar(env, 'EDGEBATCH_BATCH_DEFER_MS', 3_000, 100, 60_000),
+    wallMs: intVar(env, 'EDGEBATCH_CONSUMER_WALL_MS', 840_000, 1_000, 900_000),
+    retryDelaySeconds: intVar(env, 'EDGEBATCH_CONSUMER_RETRY_DELAY_S', 5, 0, 43_200),
+    subrequestBudget: intVar(env, 'EDGEBATCH_SUBREQUEST_BUDGET', DEFAULT_SUBREQUEST_BUDGET, 1, 1_000_000),
+    dlqName: String(env.EDGEBATCH_DLQ_NAME || 'edgebatch-dlq'),
+  };
+}
+
+/** @typedef {ReturnType<typeof batchTimings>} BatchTimings */
+
+/**
+ * A var that must be an integer in `min..=max` when set; malformed is a 500 naming it.
+ * @param {Record<string, any>} env @param {string} name @param {number} fallback
+ * @param {number} min @param {number} max
+ * @returns {number}
+ */
 export function intVar(env, name, fallback, min, max) {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
@@ -79,7 +118,10 @@ export function intVar(env, name, fallback, min, max) {
   return n;
 }
 
-/** A comma-separated list; `*` alone means any value. */
+/**
+ * A comma-separated list; `*` alone means any value.
+ * @param {Record<string, any>} env @param {string} name @param {string[]} fallback
+ */
 function listVar(env, name, fallback) {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
@@ -88,11 +130,12 @@ function listVar(env, name, fallback) {
   return list;
 }
 
+/** @param {unknown} raw @returns {Record<string, any>} */
 function parseSimConfig(raw) {
   if (raw === undefined || raw === '') return {};
-  if (typeof raw === 'object') return raw;
+  if (raw !== null && typeof raw === 'object') return /** @type {Record<string, any>} */ (raw);
   try {
-    const v = JSON.parse(raw);
+    const v = JSON.parse(String(raw));
     if (v && typeof v === 'object' && !Array.isArray(v)) return v;
   } catch {
     // fall through

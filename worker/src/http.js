@@ -1,3 +1,4 @@
+// @ts-check
 // Small HTTP helpers: JSON errors and a size- and time-capped body reader. (The bearer check and
 // the redactor live in auth.js.)
 
@@ -6,6 +7,13 @@
  * `status` and the extra response `headers` (say retry-after).
  */
 export class HttpError extends Error {
+  /**
+   * @param {number} status
+   * @param {string} type
+   * @param {string} message
+   * @param {Record<string, string>} [headers]
+   * @param {Record<string, unknown>} [details]
+   */
   constructor(status, type, message, headers = {}, details = {}) {
     super(message);
     this.status = status;
@@ -15,28 +23,43 @@ export class HttpError extends Error {
   }
 }
 
-/** Throws a 405 naming the allowed methods unless `request` uses one of `methods`. */
+/**
+ * Throws a 405 naming the allowed methods unless `request` uses one of `methods`.
+ * @param {Request} request
+ * @param {string[]} methods
+ */
 export function allow(request, methods) {
   if (!methods.includes(request.method)) {
     throw new HttpError(405, 'method_not_allowed', `${request.method} is not allowed here; use ${methods.join(' or ')}`);
   }
 }
 
+/** @param {string} message */
 export const badRequest = (message) => new HttpError(400, 'invalid_request_error', message);
 
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
 
+/**
+ * @param {number} status
+ * @param {unknown} payload
+ * @param {Record<string, string>} [headers]
+ */
 export function jsonResponse(status, payload, headers = {}) {
   return new Response(JSON.stringify(payload), { status, headers: { ...JSON_HEADERS, ...headers } });
 }
 
+/**
+ * @param {unknown} err
+ * @param {(s: string) => string} [redact]
+ */
 export function errorResponse(err, redact = (s) => s) {
   if (err instanceof HttpError) {
     return jsonResponse(err.status, { error: { type: err.type, message: redact(err.message), ...err.details } },
       { ...err.headers, ...(err.status === 401 && { 'www-authenticate': 'Bearer' }) });
   }
   // Not one of ours: say nothing about internals.
-  console.error(`edgebatch worker: internal error: ${redact(String(err?.name ?? 'Error'))}: ${redact(String(err?.message ?? err))}`);
+  const e = /** @type {{ name?: unknown, message?: unknown } | null | undefined} */ (err);
+  console.error(`edgebatch worker: internal error: ${redact(String(e?.name ?? 'Error'))}: ${redact(String(e?.message ?? err))}`);
   return jsonResponse(500, { error: { type: 'api_error', message: 'internal error' } });
 }
 
@@ -49,11 +72,17 @@ const DRAIN_BYTES = 8 * 1024 * 1024;
 /**
  * Reads the body as text, refusing more than `limit` bytes (413) by Content-Length and by
  * counting, since a chunked body has no length up front, and a body that takes longer than
- * `timeoutMs` (408): a client trickling bytes must not hold the invocation. An oversize body is
- * still read (and dropped) for a while (DRAIN_MS, DRAIN_BYTES), so the client gets to read the
- * 413 instead of a connection reset; past that the body is cancelled.
+ * `timeoutMs` (408): a client trickling bytes must not hold the invocation. With `between`, the
+ * time counts between chunks instead (a large body may take long, but must not stall). An
+ * oversize body is still read (and dropped) for a while (DRAIN_MS, DRAIN_BYTES), so the client
+ * gets to read the 413 instead of a connection reset; past that the body is cancelled.
+ * @param {Request} request
+ * @param {number} limit
+ * @param {number} [timeoutMs]
+ * @param {{ between?: boolean }} [how]
+ * @returns {Promise<string>}
  */
-export async function readCappedText(request, limit, timeoutMs = BODY_READ_MS) {
+export async function readCappedText(request, limit, timeoutMs = BODY_READ_MS, { between = false } = {}) {
   const declared = Number(request.headers.get('content-length') ?? NaN);
   if (declared > limit) {
     await drain(request.body?.getReader(), declared);
@@ -62,12 +91,15 @@ export async function readCappedText(request, limit, timeoutMs = BODY_READ_MS) {
   if (!request.body) return '';
   const reader = request.body.getReader();
   const deadline = Date.now() + timeoutMs;
+  /** @type {Uint8Array[]} */
   const chunks = [];
   let size = 0;
   for (;;) {
-    const next = await readBefore(reader, deadline);
+    const next = await readBefore(reader, between ? Date.now() + timeoutMs : deadline);
     if (next === null) {
-      throw new HttpError(408, 'request_timeout', `the request body did not arrive within ${timeoutMs} ms`);
+      throw new HttpError(408, 'request_timeout', between
+        ? `the request body stalled: nothing arrived for ${timeoutMs} ms`
+        : `the request body did not arrive within ${timeoutMs} ms`);
     }
     if (next.done) break;
     size += next.value.byteLength;
@@ -83,6 +115,7 @@ export async function readCappedText(request, limit, timeoutMs = BODY_READ_MS) {
     all.set(c, at);
     at += c.byteLength;
   }
+  chunks.length = 0; // the body is in memory once, not twice, while it is decoded
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(all);
   } catch {
@@ -90,9 +123,16 @@ export async function readCappedText(request, limit, timeoutMs = BODY_READ_MS) {
   }
 }
 
-/** `reader.read()`, or null (and the body cancelled) if nothing comes before `deadline`. */
-async function readBefore(reader, deadline) {
+/**
+ * `reader.read()`, or null (and the body cancelled) if nothing comes before `deadline`.
+ * @param {ReadableStreamDefaultReader<Uint8Array>} reader
+ * @param {number} deadline epoch ms
+ * @returns {Promise<ReadableStreamReadResult<Uint8Array> | null>}
+ */
+export async function readBefore(reader, deadline) {
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
   let timer;
+  /** @type {Promise<null>} */
   const late = new Promise((resolve) => {
     timer = setTimeout(() => resolve(null), Math.max(0, deadline - Date.now()));
   });
@@ -112,10 +152,15 @@ async function readBefore(reader, deadline) {
  * trickles in slower than that is cancelled: an unauthenticated client must not hold the
  * invocation open.
  */
+/** @param {Request} request */
 export async function discardBody(request) {
   if (request.body && !request.bodyUsed) await drain(request.body.getReader(), 0).catch(() => {});
 }
 
+/**
+ * @param {ReadableStreamDefaultReader<Uint8Array> | undefined} reader
+ * @param {number} seen bytes already read (or declared)
+ */
 async function drain(reader, seen) {
   if (!reader) return;
   const deadline = Date.now() + DRAIN_MS;
@@ -132,6 +177,7 @@ async function drain(reader, seen) {
   await reader.cancel().catch(() => {});
 }
 
+/** @param {number} limit */
 function tooLarge(limit) {
   return new HttpError(413, 'request_too_large', `body is larger than ${limit} bytes`);
 }

@@ -1,7 +1,7 @@
 // The edgebatch Worker.
 //   POST /v1/batch   { provider?, items, options? } -> NDJSON: one line per item as it
 //                    completes, then { summary }. Bearer token required.
-//   /v1/batches      batches past one request: Durable Objects + Queues (batches/routes.js)
+//   /v1/batches      batches past one request: Durable Objects + Queues (batches/index.js)
 //   GET  /healthz    liveness
 //   /sim/v1/messages, /sim/v1/chat/completions, /sim/stats   the simulator (EDGEBATCH_SIM = "on")
 // Errors are JSON { error: { type, message } }. See worker/README.md for the limits and why.
@@ -13,8 +13,7 @@ import { authenticate, redactor, secretsOf } from './auth.js';
 import { acquireOrThrow, tokenLimits } from './token-limits.js';
 import { allow, badRequest, discardBody, errorResponse, HttpError, jsonResponse, readCappedText } from './http.js';
 import { handleSimRoute, installSimFetch } from './sim.js';
-import { consume } from './batches/consumer.js';
-import { handleBatches } from './batches/routes.js';
+import { consume, handleBatches } from './batches/index.js';
 import { parseBatchRequest } from './validate.js';
 
 edgebatch.initSync({ module: mod });
@@ -25,9 +24,7 @@ installSimFetch();
 export { TokenLimits } from './token-limits.js';
 
 // The Durable Object classes of /v1/batches (wrangler.toml binds them).
-export { BatchLedger } from './batches/ledger.js';
-export { BatchDirectory } from './batches/directory.js';
-export { UpstreamLimiter } from './batches/limiter.js';
+export { BatchLedger, BatchDirectory, UpstreamLimiter } from './batches/index.js';
 
 export default {
   async fetch(request, env, ctx) {

@@ -1,3 +1,4 @@
+// @ts-check
 // Per-token limits, held across isolates: one SQLite Durable Object per token name
 // (`env.TOKEN_LIMITS.idFromName(name)`), so every invocation anywhere sees the same counts.
 // It limits concurrent batches (leases that expire, so a crashed invocation cannot hold a slot
@@ -12,15 +13,34 @@
 //                                                     / the free batch slots)
 //     | { ok: false, limit, message, retryAfterMs }   limit: concurrent_batches |
 //                                                     items_per_hour | subrequests_per_hour
+//   acquirePart({ items, uncharged = items, subrequests = items, leaseMs }) ->   (stored batches)
+//       { ok: true, lease, items: k, charged, subrequests, expiresAt, restAfterMs }   k >= 1: run
+//                                                     the first k of the claimed items, the
+//                                                     already charged ones first; `charged` of
+//                                                     them were charged now; the rest may run in
+//                                                     restAfterMs; no concurrent-batch slot taken
+//     | { ok: false, limit, message, retryAfterMs }   nothing fits now; retryAfterMs: when one
+//                                                     item will (never null)
 //   renew(lease, leaseMs)                    -> { ok, expiresAt }   (a long batch keeps its slot)
 //   record({ requests, inputTokens, outputTokens })                  usage so far, lease kept
 //   release(lease, { subrequests, requests, inputTokens, outputTokens })   frees the slot; the
 //       unused part of the granted subrequests goes back to the hour
 //   usage() -> { limits, now: { batches, itemsLastHour, subrequestsLastHour }, total: {...} }
+// ttlBudget(limits, ttlMs) (not RPC): how many requests a stored batch may hold, so that create
+// refuses one its token cannot send before it expires.
 // Each call runs alone on the object (its SQL is synchronous), so check-and-take is atomic.
 import { DurableObject } from 'cloudflare:workers';
 import { readConfig } from './config.js';
 import { HttpError } from './http.js';
+
+/**
+ * @typedef {{ concurrentBatches: number, itemsPerHour: number, subrequestsPerHour: number }} Limits
+ * @typedef {'concurrent_batches' | 'items_per_hour' | 'subrequests_per_hour'} LimitName
+ * @typedef {{ ok: false, limit: LimitName, message: string, retryAfterMs: number | null }} Refusal
+ * @typedef {{ ok: true, lease: string, subrequests: number, expiresAt: number }} Grant
+ * @typedef {{ ok: true, lease: string, items: number, charged: number, subrequests: number, expiresAt: number, restAfterMs: number }} PartGrant
+ * @typedef {{ subrequests?: number, requests?: number, inputTokens?: number, outputTokens?: number }} Usage
+ */
 
 const HOUR_MS = 3_600_000;
 /** A lease outlives the longest /v1/batch (deadline 900 s) by a minute unless renewed. */
@@ -28,12 +48,21 @@ export const DEFAULT_LEASE_MS = 960_000;
 /** When to try again after the concurrency limit: a guess, batches do not say when they end. */
 export const CONCURRENT_RETRY_MS = 5_000;
 
+/**
+ * @param {string} name
+ * @param {unknown} v
+ * @returns {number}
+ */
 const count = (name, v) => {
-  if (!Number.isInteger(v) || v < 0) throw new TypeError(`${name} must be a non-negative integer, got ${v}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new TypeError(`${name} must be a non-negative integer, got ${v}`);
   return v;
 };
 
 export class TokenLimits extends DurableObject {
+  /**
+   * @param {DurableObjectState} ctx
+   * @param {Record<string, any>} env
+   */
   constructor(ctx, env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
@@ -45,12 +74,19 @@ export class TokenLimits extends DurableObject {
       INSERT OR IGNORE INTO totals VALUES (0, 0, 0, 0, 0, 0, 0);`);
   }
 
+  /** @returns {Limits} */
   limits() {
-    return readConfig(this.env).limits;
+    return readConfig(/** @type {Record<string, any>} */ (this.env)).limits;
   }
 
+  /**
+   * /v1/batch: a concurrent-batch slot, all of `items`, and up to `subrequests` (at least one
+   * per item) of the hour, or a refusal (`retryAfterMs` null: it can never fit).
+   * @param {{ batches?: number, items?: number, subrequests?: number, leaseMs?: number }} [ask]
+   * @returns {Grant | Refusal}
+   */
   acquire({ batches = 1, items = 0, subrequests = items, leaseMs = DEFAULT_LEASE_MS } = {}) {
-    [['batches', batches], ['items', items], ['subrequests', subrequests], ['leaseMs', leaseMs]].forEach(([n, v]) => count(n, v));
+    Object.entries({ batches, items, subrequests, leaseMs }).forEach(([n, v]) => count(n, v));
     const now = Date.now();
     this.expire(now);
     const lim = this.limits();
@@ -59,7 +95,7 @@ export class TokenLimits extends DurableObject {
       return refusal('concurrent_batches', `${active} of ${lim.concurrentBatches} concurrent batches of this token are running ` +
         '(EDGEBATCH_CONCURRENT_BATCHES)', CONCURRENT_RETRY_MS);
     }
-    const hour = this.one('SELECT coalesce(sum(items), 0) AS items, coalesce(sum(subrequests), 0) AS subrequests FROM spend');
+    const hour = this.hour();
     if (items > lim.itemsPerHour || items > lim.subrequestsPerHour) {
       return refusal(items > lim.itemsPerHour ? 'items_per_hour' : 'subrequests_per_hour',
         `${items} items can never fit: this token may send ${Math.min(lim.itemsPerHour, lim.subrequestsPerHour)} per hour`, null);
@@ -86,6 +122,62 @@ export class TokenLimits extends DurableObject {
     return { ok: true, lease, subrequests: granted, expiresAt };
   }
 
+  /**
+   * Stored batches: the part of a claim of `items` that fits in the hour now. Of the claimed
+   * items, `items - uncharged` were charged by an earlier claim (given back since) and are not
+   * charged again; they come first. Grants k >= 1 items (charging `max(0, k - already)`) and up
+   * to `subrequests * k / items` subrequests (at least k, at most what is left of the hour and a
+   * fair share of it), or refuses with when one item will fit. No concurrent-batch slot: the
+   * lease only ties the grant to its release, which hands the unused subrequests back.
+   * @param {{ items: number, uncharged?: number, subrequests?: number, leaseMs?: number }} ask
+   * @returns {PartGrant | Refusal}
+   */
+  acquirePart({ items, uncharged = items, subrequests = items, leaseMs = DEFAULT_LEASE_MS }) {
+    Object.entries({ items, uncharged, subrequests, leaseMs }).forEach(([n, v]) => count(n, v));
+    if (items < 1) throw new RangeError(`items must be at least 1, got ${items}`);
+    if (uncharged > items) throw new RangeError(`uncharged (${uncharged}) must be at most items (${items})`);
+    if (subrequests < items) throw new RangeError(`subrequests (${subrequests}) must be at least items (${items}): one attempt per item`);
+    const now = Date.now();
+    this.expire(now);
+    const lim = this.limits();
+    const hour = this.hour();
+    const itemRoom = Math.max(0, lim.itemsPerHour - hour.items);
+    const room = Math.max(0, lim.subrequestsPerHour - hour.subrequests);
+    const already = items - uncharged;
+    const k = Math.min(already + Math.min(uncharged, itemRoom), room);
+    if (k === 0) {
+      if (room === 0) {
+        return refusal('subrequests_per_hour', `${hour.subrequests} of ${lim.subrequestsPerHour} subrequests per hour are used ` +
+          '(EDGEBATCH_SUBREQUESTS_PER_HOUR)', this.waitFor('subrequests', hour.subrequests + 1 - lim.subrequestsPerHour, now));
+      }
+      return refusal('items_per_hour', `${hour.items} of ${lim.itemsPerHour} items per hour are used (EDGEBATCH_ITEMS_PER_HOUR)`,
+        this.waitFor('items', hour.items + 1 - lim.itemsPerHour, now));
+    }
+    const charged = Math.max(0, k - already);
+    const active = this.one('SELECT coalesce(sum(batches), 0) AS n FROM leases').n;
+    const share = Math.floor(room / Math.max(1, lim.concurrentBatches - active));
+    const granted = Math.min(Math.ceil((subrequests * k) / items), room, Math.max(k, share));
+    const lease = crypto.randomUUID();
+    const expiresAt = now + leaseMs;
+    this.sql.exec('INSERT INTO leases VALUES (?, 0, ?)', lease, expiresAt);
+    this.sql.exec('INSERT INTO spend (lease, at, items, subrequests) VALUES (?, ?, ?, ?)', lease, now, charged, granted);
+    this.sql.exec('UPDATE totals SET items = items + ? WHERE id = 0', charged);
+    // When the first item left out could run: the consumer's give-back waits that long.
+    let restAfterMs = 0;
+    if (k < items) {
+      const usedItems = hour.items + charged;
+      const usedSubrequests = hour.subrequests + granted;
+      if (usedItems >= lim.itemsPerHour) restAfterMs = this.waitFor('items', usedItems + 1 - lim.itemsPerHour, now);
+      else if (usedSubrequests >= lim.subrequestsPerHour) restAfterMs = this.waitFor('subrequests', usedSubrequests + 1 - lim.subrequestsPerHour, now);
+    }
+    return { ok: true, lease, items: k, charged, subrequests: granted, expiresAt, restAfterMs };
+  }
+
+  /**
+   * @param {string} lease
+   * @param {number} [leaseMs]
+   * @returns {{ ok: true, expiresAt: number } | { ok: false, message: string }}
+   */
   renew(lease, leaseMs = DEFAULT_LEASE_MS) {
     count('leaseMs', leaseMs);
     const expiresAt = Date.now() + leaseMs;
@@ -93,12 +185,17 @@ export class TokenLimits extends DurableObject {
     return changed > 0 ? { ok: true, expiresAt } : { ok: false, message: 'no such lease (expired or released)' };
   }
 
+  /** @param {Omit<Usage, 'subrequests'>} [usage] */
   record({ requests = 0, inputTokens = 0, outputTokens = 0 } = {}) {
-    [['requests', requests], ['inputTokens', inputTokens], ['outputTokens', outputTokens]].forEach(([n, v]) => count(n, v));
+    Object.entries({ requests, inputTokens, outputTokens }).forEach(([n, v]) => count(n, v));
     this.sql.exec('UPDATE totals SET requests = requests + ?, input_tokens = input_tokens + ?, output_tokens = output_tokens + ? WHERE id = 0',
       requests, inputTokens, outputTokens);
   }
 
+  /**
+   * @param {string} lease
+   * @param {Usage} [used] subrequests: how many of the grant were used (all when absent)
+   */
   release(lease, { subrequests, ...usage } = {}) {
     const id = String(lease);
     const granted = this.one('SELECT coalesce(sum(subrequests), 0) AS n FROM spend WHERE lease = ?', id).n;
@@ -113,7 +210,7 @@ export class TokenLimits extends DurableObject {
   usage() {
     const now = Date.now();
     this.expire(now);
-    const hour = this.one('SELECT coalesce(sum(items), 0) AS items, coalesce(sum(subrequests), 0) AS subrequests FROM spend');
+    const hour = this.hour();
     const t = this.one('SELECT * FROM totals WHERE id = 0');
     return {
       limits: this.limits(),
@@ -122,31 +219,58 @@ export class TokenLimits extends DurableObject {
     };
   }
 
+  /** @returns {{ items: number, subrequests: number }} what the sliding hour holds */
+  hour() {
+    return this.one('SELECT coalesce(sum(items), 0) AS items, coalesce(sum(subrequests), 0) AS subrequests FROM spend');
+  }
+
+  /** @param {number} now */
   expire(now) {
     this.sql.exec('DELETE FROM leases WHERE expires_at <= ?', now);
     this.sql.exec('DELETE FROM spend WHERE at <= ?', now - HOUR_MS);
   }
 
-  /** Milliseconds until `excess` of `column` has left the sliding hour. */
+  /**
+   * Milliseconds until `excess` of `column` has left the sliding hour.
+   * @param {'items' | 'subrequests'} column
+   * @param {number} excess
+   * @param {number} now
+   */
   waitFor(column, excess, now) {
     let freed = 0;
     for (const row of this.sql.exec(`SELECT at, ${column} AS n FROM spend ORDER BY at`)) {
-      freed += row.n;
-      if (freed >= excess) return Math.max(1000, row.at + HOUR_MS - now);
+      freed += Number(row.n);
+      if (freed >= excess) return Math.max(1000, Number(row.at) + HOUR_MS - now);
     }
     return HOUR_MS;
   }
 
+  /**
+   * @param {string} query
+   * @param {...any} args
+   * @returns {any}
+   */
   one(query, ...args) {
     return this.sql.exec(query, ...args).one();
   }
 }
 
+/**
+ * @param {LimitName} limit
+ * @param {string} message
+ * @param {number | null} retryAfterMs
+ * @returns {Refusal}
+ */
 function refusal(limit, message, retryAfterMs) {
   return { ok: false, limit, message, retryAfterMs };
 }
 
-/** The TokenLimits object of a token name; a 500 if the binding is missing. */
+/**
+ * The TokenLimits object of a token name; a 500 if the binding is missing.
+ * @param {Record<string, any>} env
+ * @param {string} name
+ * @returns {any} the object's stub (RPC: acquire, acquirePart, renew, record, release, usage)
+ */
 export function tokenLimits(env, name) {
   if (!env.TOKEN_LIMITS) {
     throw new HttpError(500, 'configuration_error', 'the TOKEN_LIMITS Durable Object binding is missing (see wrangler.toml)');
@@ -157,6 +281,9 @@ export function tokenLimits(env, name) {
 /**
  * `stub.acquire(ask)`, a refusal thrown as the Worker's 429 (with retry-after) naming the limit,
  * or a 400 for a request that can never fit.
+ * @param {any} stub
+ * @param {{ batches?: number, items?: number, subrequests?: number, leaseMs?: number }} ask
+ * @returns {Promise<Grant>}
  */
 export async function acquireOrThrow(stub, ask) {
   const got = await stub.acquire(ask);
@@ -164,4 +291,29 @@ export async function acquireOrThrow(stub, ask) {
   const message = `token limit ${got.limit}: ${got.message}`;
   if (got.retryAfterMs === null) throw new HttpError(400, 'invalid_request_error', message, {}, { limit: got.limit });
   throw new HttpError(429, 'rate_limit_error', message, { 'retry-after': String(Math.ceil(got.retryAfterMs / 1000)) }, { limit: got.limit });
+}
+
+/**
+ * How many requests a stored batch may hold: what its token can send before the batch expires
+ * at the hourly limits (each request is an item and at least one subrequest; the sliding hour
+ * gives its budget again once per started hour of the TTL). A necessary bound, not a promise:
+ * the token's other batches draw on the same hours.
+ * @param {Limits} limits the token's limits (readConfig(env).limits)
+ * @param {number} ttlMs the batch TTL (EDGEBATCH_BATCH_TTL_MS)
+ * @returns {{ max: number, refuse: (requests: number, exact: boolean) => HttpError }}
+ */
+export function ttlBudget(limits, ttlMs) {
+  const hours = Math.ceil(ttlMs / HOUR_MS);
+  const perHour = Math.min(limits.itemsPerHour, limits.subrequestsPerHour);
+  const max = perHour * hours;
+  const by = limits.subrequestsPerHour < limits.itemsPerHour ? ' (one subrequest at least per request)' : '';
+  return {
+    max,
+    refuse: (requests, exact) => new HttpError(400, 'invalid_request_error',
+      `the batch has ${exact ? '' : 'more than '}${exact ? requests : max} requests: at this token's limits ` +
+      `(EDGEBATCH_ITEMS_PER_HOUR = ${limits.itemsPerHour}, EDGEBATCH_SUBREQUESTS_PER_HOUR = ${limits.subrequestsPerHour}: ` +
+      `${perHour} requests an hour${by}) at most ${max} can be sent before it expires (EDGEBATCH_BATCH_TTL_MS = ${ttlMs}, ` +
+      `${hours} h); send at most ${max} requests per batch, or raise the limits`,
+      {}, { limit: limits.subrequestsPerHour < limits.itemsPerHour ? 'subrequests_per_hour' : 'items_per_hour', max }),
+  };
 }

@@ -1,23 +1,24 @@
 // /v1/batches under faults, on real workerd: duplicate deliveries, a consumer that crashes
-// after K upstream replies, a batch object reset between claim and commit, the workerd
-// process killed (SIGKILL) mid-batch and restarted on its persisted state, and three batches
-// sharing one upstream account's limiter.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+// after K upstream replies, a batch object reset between claim and commit, and three batches
+// sharing one upstream account's limiter. (The workerd process SIGKILLed mid-batch, twice:
+// batches-kill.test.mjs.)
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startWorker } from './harness.mjs';
-import { ROOMY_TOKEN, api, exactlyOnce, requests, results, sessionStats, simSession, submit, waitEnded } from './batches-client.mjs';
+import { ROOMY_TOKEN, exactlyOnce, requests, results, sessionStats, simSession, submit, waitEnded } from './batches-client.mjs';
 
 const FAST_SIM = { seed: 5, minuteMs: 60_000, latency: { baseMs: 10, perOutputTokenMs: 0, jitterMs: 10 } };
 const QUICK = { ...ROOMY_TOKEN, EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_BATCH_LEASE_MS: '3000', EDGEBATCH_BATCH_REDELIVER_MS: '1500' };
 
-/** Runs `n` requests on a fresh Worker with `vars`; `during(worker, batch)` runs alongside. */
-async function runBatch(vars, n, during) {
-  const worker = await startWorker({ ...QUICK, ...vars });
+/** The Worker wrapped with fault injection (test-only): `chaos` knobs, see the fixture. */
+const chaosWorker = (chaos) => [{ EDGEBATCH_CHAOS: JSON.stringify(chaos) }, { script: 'worker/test/fixtures/chaos-worker.js', workQueues: 2 }];
+
+/**
+ * Runs `n` requests on a fresh Worker with `vars` (and startWorker `opts`); `during(worker,
+ * batch)` runs alongside.
+ */
+async function runBatch([vars, opts], n, during) {
+  const worker = await startWorker({ ...QUICK, ...vars }, opts);
   try {
     const sim = await simSession(worker.url, FAST_SIM);
     const reqs = requests(n);
@@ -35,7 +36,7 @@ async function runBatch(vars, n, during) {
 
 describe('worker: /v1/batches under faults', { timeout: 300_000 }, () => {
   test('duplicate deliveries claim nothing twice: no item doubled, no upstream call repeated', async () => {
-    const r = await runBatch({}, 200, async (worker, batch) => {
+    const r = await runBatch([{}], 200, async (worker, batch) => {
       const queue = await worker.mf.getQueueProducer('WORK_QUEUE');
       const indexes = [...Array(25).keys()];
       for (let i = 0; i < 10; i++) await queue.send({ batchId: batch.id, indexes });
@@ -49,7 +50,7 @@ describe('worker: /v1/batches under faults', { timeout: 300_000 }, () => {
   });
 
   test('a consumer that crashes after K replies: its leases run out and are redone, each item once', async () => {
-    const r = await runBatch({ EDGEBATCH_CHAOS: JSON.stringify({ consumerCrashAfter: 30 }) }, 150);
+    const r = await runBatch(chaosWorker({ consumerCrashAfter: 30 }), 150);
     assert.equal(r.ended.request_counts.succeeded, 150);
     // The crashed invocation's uncommitted replies are called again: the only duplicates, each
     // of an item whose lease lapsed.
@@ -59,47 +60,13 @@ describe('worker: /v1/batches under faults', { timeout: 300_000 }, () => {
   });
 
   test('the batch object reset between claim and commit: nothing lost, nothing doubled', async () => {
-    const r = await runBatch({ EDGEBATCH_CHAOS: JSON.stringify({ ledgerResetAtCommit: 3 }) }, 150);
+    const r = await runBatch(chaosWorker({ ledgerResetAtCommit: 3 }), 150);
     assert.equal(r.ended.request_counts.succeeded, 150);
     console.log(`# batch object reset at commit 3: ${r.stats.requests} upstream calls for 150 items, ${r.duplicates} answered twice`);
     // The reset breaks the calls of both consumers (two shards) talking to it: what their
     // invocations had not committed is redone once their leases lapse, and only that.
     const lapsed = r.ended.edgebatch.leases_lapsed;
     assert.ok(r.duplicates <= lapsed, `${r.duplicates} duplicates, ${lapsed} lapsed leases`);
-  });
-
-  test('hard kill: workerd SIGKILLed mid-batch and restarted on its state finishes every item once', { timeout: 120_000 }, async () => {
-    const state = mkdtempSync(join(tmpdir(), 'edgebatch-kill-'));
-    const port = await freePort();
-    // The default /sim of the Worker: a session would not survive the restart.
-    const vars = { ...QUICK, EDGEBATCH_SIM_CONFIG: JSON.stringify({ ...FAST_SIM, requestsPerMinute: 1_000_000, faults: {}, latency: { baseMs: 40, perOutputTokenMs: 0, jitterMs: 20 } }) };
-    let child = await startChild(port, state, vars);
-    try {
-      const base = new URL(child.url);
-      const reqs = requests(400);
-      const batch = await submit(base, { provider: { name: 'anthropic', baseUrl: `${child.url}/sim` }, options: { timeoutMs: 3000 }, requests: reqs });
-      let mid;
-      for (;;) {
-        const b = (await api(base, 'GET', `/v1/batches/${batch.id}`)).json;
-        if (b.request_counts.succeeded >= 60) {
-          mid = b;
-          break;
-        }
-        await new Promise((r) => setTimeout(r, 30));
-      }
-      child.kill();
-      await child.exited;
-      child = await startChild(port, state, vars);
-      const ended = await waitEnded(base, batch.id, { timeoutMs: 90_000 });
-      assert.equal(ended.request_counts.succeeded, 400, JSON.stringify(ended.request_counts));
-      const lines = await results(base, batch.id);
-      exactlyOnce(lines, reqs.map((r) => r.custom_id));
-      console.log(`# hard kill at ${mid.request_counts.succeeded} of 400 done: restarted, ended with ${lines.length} results, each once`);
-    } finally {
-      child.kill();
-      await child.exited;
-      rmSync(state, { recursive: true, force: true });
-    }
   });
 
   test('three batches on one key share one limiter: few 429s, every batch progresses', { timeout: 120_000 }, async () => {
@@ -135,46 +102,3 @@ describe('worker: /v1/batches under faults', { timeout: 300_000 }, () => {
     }
   });
 });
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
-/** The child Worker process (its own process group, so a kill takes workerd with it). */
-function startChild(port, state, vars) {
-  const proc = spawn(process.execPath, [new URL('./batches-child.mjs', import.meta.url).pathname, String(port), state, JSON.stringify(vars)], {
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise((resolve) => proc.once('exit', resolve));
-  let err = '';
-  proc.stderr.on('data', (d) => (err += d));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`child did not start: ${err.slice(-500)}`)), 30_000);
-    proc.stdout.on('data', (d) => {
-      const m = /READY (\S+)/.exec(String(d));
-      if (m) {
-        clearTimeout(timer);
-        resolve({
-          url: m[1],
-          exited,
-          kill: () => {
-            try {
-              process.kill(-proc.pid, 'SIGKILL');
-            } catch {
-              // already gone
-            }
-          },
-        });
-      }
-    });
-    proc.once('exit', (code) => reject(new Error(`child exited (${code}): ${err.slice(-500)}`)));
-  });
-}

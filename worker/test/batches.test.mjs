@@ -220,7 +220,7 @@ describe('worker: /v1/batches expiry and the dead-letter queue', { timeout: 120_
       EDGEBATCH_BATCH_ALARM_MS: '200',
       EDGEBATCH_BATCH_REDELIVER_MS: '600000',
       EDGEBATCH_CHAOS: JSON.stringify({ consumerAlwaysFails: true }),
-    });
+    }, { script: 'worker/test/fixtures/chaos-worker.js', workQueues: 2 });
     try {
       const sim = await simSession(worker.url, FAST_SIM);
       const batch = await submit(worker.url, { provider: { name: 'anthropic', baseUrl: sim.baseUrl }, requests: requests(30) });
@@ -245,15 +245,18 @@ describe('worker: /v1/batches under the token\'s hourly budget', { timeout: 60_0
     try {
       const sim = await simSession(worker.url, FAST_SIM);
       const batch = await submit(worker.url, { provider: { name: 'anthropic', baseUrl: sim.baseUrl }, requests: requests(60) });
-      // Messages of 25: the first fits the hour's 30, the second does not (until an hour on).
-      await waitFor(async () => (await api(worker.url, 'GET', `/v1/batches/${batch.id}`)).json.request_counts.succeeded >= 25);
+      // Messages of 25: the first fits the hour's 30; of the second, the 5 that still fit run
+      // and the other 20 wait for the hour, with the batch saying so.
+      await waitFor(async () => (await api(worker.url, 'GET', `/v1/batches/${batch.id}`)).json.request_counts.succeeded >= 30);
       await new Promise((r) => setTimeout(r, 2000));
       const b = (await api(worker.url, 'GET', `/v1/batches/${batch.id}`)).json;
-      assert.deepEqual([b.request_counts.succeeded, b.request_counts.processing, b.processing_status], [25, 35, 'in_progress']);
-      assert.equal((await sessionStats(sim.baseUrl)).requests, 25);
+      assert.deepEqual([b.request_counts.succeeded, b.request_counts.processing, b.processing_status], [30, 30, 'in_progress']);
+      assert.equal(b.edgebatch.waiting?.reason, 'token_budget', JSON.stringify(b.edgebatch));
+      assert.ok(Date.parse(b.edgebatch.waiting.until) > Date.now() + 30 * 60_000, `waits for the hour: ${b.edgebatch.waiting.until}`);
+      assert.equal((await sessionStats(sim.baseUrl)).requests, 30);
       const usage = (await api(worker.url, 'GET', '/v1/usage')).json;
-      assert.equal(usage.now.itemsLastHour, 25);
-      assert.equal(usage.total.requests, 25);
+      assert.equal(usage.now.itemsLastHour, 30);
+      assert.equal(usage.total.requests, 30);
       assert.ok(usage.total.outputTokens > 0);
     } finally {
       await worker.dispose();

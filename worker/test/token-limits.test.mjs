@@ -1,8 +1,9 @@
 // The TokenLimits Durable Object called directly over RPC (as /v1/batches' code calls it), on
 // real workerd with SQLite storage: leases that expire and renew, grants and refunds of
-// subrequests, usage records, refusals naming the limit, bad arguments.
+// subrequests, usage records, refusals naming the limit, bad arguments; and the stored batches'
+// form, acquirePart: the part of a claim that fits the hour, each item charged once.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { startWorker } from './harness.mjs';
 
 let worker;
@@ -76,4 +77,59 @@ test('bad arguments are TypeErrors naming the argument (called from inside worke
   } finally {
     await caller.dispose();
   }
+});
+
+describe('acquirePart: the part of a claim that fits the hour, each item charged once', { timeout: 30_000 }, () => {
+  let caller;
+  before(async () => {
+    caller = await startWorker({ EDGEBATCH_ITEMS_PER_HOUR: '10', EDGEBATCH_SUBREQUESTS_PER_HOUR: '30' }, {
+      script: 'worker/test/fixtures/limits-caller.js',
+      options: { durableObjects: { TOKEN_LIMITS: { className: 'TokenLimits', useSQLite: true } } },
+    });
+  });
+  after(() => caller?.dispose());
+  const call = async (token, method, ...args) => {
+    const r = await (await fetch(new URL(`/${method}?token=${token}`, caller.url), { method: 'POST', body: JSON.stringify(args) })).json();
+    if (r.error) throw new Error(r.error);
+    return r.value;
+  };
+
+  test('a claim larger than the hour gets what fits; given-back items are not charged again', async () => {
+    // 25 claimed, none charged before, 5 attempts each asked: 10 fit the hour's items.
+    const a = await call('gina', 'acquirePart', { items: 25, subrequests: 125 });
+    assert.deepEqual([a.ok, a.items, a.charged], [true, 10, 10], JSON.stringify(a));
+    assert.ok(a.subrequests >= 10 && a.subrequests <= 30, JSON.stringify(a));
+    await call('gina', 'release', a.lease, { subrequests: 4 });
+    // The hour's items are spent: nothing new fits, and the answer says when one will.
+    const full = await call('gina', 'acquirePart', { items: 15 });
+    assert.deepEqual([full.ok, full.limit], [false, 'items_per_hour'], JSON.stringify(full));
+    assert.match(full.message, /10 of 10 items per hour are used \(EDGEBATCH_ITEMS_PER_HOUR\)/);
+    assert.ok(full.retryAfterMs > 3_500_000 && full.retryAfterMs <= 3_600_000, String(full.retryAfterMs));
+    // 6 of those 10 were given back unfinished: claimed again, they run without a new charge,
+    // and the 2 new ones of this claim wait.
+    const b = await call('gina', 'acquirePart', { items: 8, uncharged: 2, subrequests: 16 });
+    assert.deepEqual([b.ok, b.items, b.charged], [true, 6, 0], JSON.stringify(b));
+    assert.ok(b.subrequests >= 6 && b.subrequests <= 12, JSON.stringify(b));
+    await call('gina', 'release', b.lease, { subrequests: 6 });
+    const u = await call('gina', 'usage');
+    assert.deepEqual(u.now, { batches: 0, itemsLastHour: 10, subrequestsLastHour: 10 });
+    assert.equal(u.total.items, 10);
+    assert.equal(u.total.subrequests, 10);
+  });
+
+  test('subrequests bound the part too; an hour without them is a refusal with a wait', async () => {
+    const a = await call('hugo', 'acquirePart', { items: 8, subrequests: 8 });
+    assert.deepEqual([a.items, a.charged, a.subrequests], [8, 8, 8]);
+    // 22 subrequests left: 2 items fit by items, and charged ones are bounded by subrequests.
+    const b = await call('hugo', 'acquirePart', { items: 40, uncharged: 10, subrequests: 40 });
+    assert.deepEqual([b.items, b.charged], [22, 0], 'the 30 charged ones first, as many as there are subrequests');
+    const none = await call('hugo', 'acquirePart', { items: 1, uncharged: 0 });
+    assert.deepEqual([none.ok, none.limit], [false, 'subrequests_per_hour'], JSON.stringify(none));
+    assert.match(none.message, /30 of 30 subrequests per hour are used \(EDGEBATCH_SUBREQUESTS_PER_HOUR\)/);
+    assert.ok(none.retryAfterMs > 3_500_000, String(none.retryAfterMs));
+    await assert.rejects(call('hugo', 'acquirePart', { items: 0 }), /RangeError: items must be at least 1/);
+    await assert.rejects(call('hugo', 'acquirePart', { items: 2, uncharged: 3 }), /RangeError: uncharged \(3\) must be at most items \(2\)/);
+    await assert.rejects(call('hugo', 'acquirePart', { items: 2, subrequests: 1 }), /RangeError: subrequests \(1\) must be at least items/);
+    await assert.rejects(call('hugo', 'acquirePart', { items: 1.5 }), /TypeError: items must be a non-negative integer/);
+  });
 });

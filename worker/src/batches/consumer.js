@@ -1,24 +1,46 @@
-// The queue consumer of /v1/batches. Per message `{ batchId, indexes }`: claim the items from
-// the batch's ledger (a lease), run them with one BatchProcessor (at most 6 attempts in flight:
-// the Workers connection cap, enforced here since `wrangler dev` does not), asking the
-// account's limiter before every attempt and telling it every outcome, commit each result with
-// its lease token, then ack. Delivery is at least once: a duplicate message claims nothing; a
-// consumer that dies leaves leases the ledger's alarm takes back.
+// @ts-check
+// The queue consumer of /v1/batches. The messages of one batch in a delivery form a group, and
+// each group is worked on its own: claim (a lease from the batch's ledger) -> reserve (the
+// token's hourly budget) -> run (one BatchProcessor, at most 6 attempts in flight: the Workers
+// connection cap, each attempt asking the shared limiter for a permit) -> settle (commit, give
+// back what could not run, release budgets). A group that fails is retried alone
+// (`msg.retry`); the others are acked. The whole delivery shares one wall-time budget.
+// Delivery is at least once: a duplicate message claims nothing; a consumer that dies leaves
+// leases the ledger's alarm takes back.
 import * as edgebatch from '../../pkg/edgebatch.js';
-import { UPSTREAMS } from '../config.js';
-import { redactor } from '../auth.js';
+import { batchTimings, UPSTREAMS } from '../config.js';
+import { ownerActive, redactor } from '../auth.js';
 import { tokenLimits } from '../token-limits.js';
-import { crashNow, failAlways } from './chaos.js';
-import { batchTimings, enqueueItems } from './queues.js';
+import { remotePermits } from './permits.js';
+import { enqueueItems } from './queues.js';
 
 /** Results committed per ledger call (fewer Durable Object requests than one per item). */
 const COMMIT_EVERY = 10;
 /** Time kept back from the lease for committing and giving back what is left. */
-const leaseMargin = (leaseMs) => Math.min(20_000, Math.floor(leaseMs / 4));
+const leaseMargin = (/** @type {number} */ leaseMs) => Math.min(20_000, Math.floor(leaseMs / 4));
+/** A group with less wall time left than this is sent again for a later invocation. */
+const minGroupMs = (/** @type {number} */ wallMs) => Math.min(5_000, Math.floor(wallMs / 10));
 /** Error kinds that are this invocation's limits, not the item's fate: the item goes back. */
-const GIVE_BACK = new Set(['aborted', 'deadline', 'budget']);
+const GIVE_BACK = new Set(['aborted', 'deadline', 'budget', 'deferred']);
 
-/** The ledger of a batch id, or null when the id is not one this namespace made. */
+/**
+ * @typedef {import('../config.js').BatchTimings} Timings
+ * @typedef {{ wallEnd: number, subrequests: number }} Budget what is left of the delivery's
+ * @typedef {{ index: number, token: number, params: string, attempts: number, charged?: boolean }} Claimed
+ * @typedef {{ id: string, provider: { name: 'anthropic' | 'openai', baseUrl: string, version?: string, sim?: boolean },
+ *   options: Record<string, any>, limiterKey: string, owner: string }} BatchInfo
+ * @typedef {{ index: number, token: number, attempts: number, charged: boolean }} GivenBack
+ * @typedef {{ batch: BatchInfo, ledger: any, items: Claimed[], apiKey: string, spend: { lease: string, subrequests: number },
+ *   owner: any, maxAttempts: number }} Job
+ * @typedef {{ givenBack: GivenBack[], untilMs: number, reason: 'limiter' | 'upstream_429',
+ *   used: { attempts: number, requests: number, inputTokens: number, outputTokens: number },
+ *   permits: ReturnType<typeof remotePermits> | null }} Run
+ */
+
+/**
+ * The ledger of a batch id, or null when the id is not one this namespace made.
+ * @param {any} env @param {string} batchId
+ */
 export function ledgerOf(env, batchId) {
   let id;
   try {
@@ -31,204 +53,242 @@ export function ledgerOf(env, batchId) {
 
 /**
  * The queue handler: work messages, and dead-lettered ones (their items fail as `delivery`).
- * The messages of one batch in a delivery run together, on one processor: with several
- * messages a delivery, the tail of one (its slowest items) overlaps the next's start.
+ * @param {{ queue: string, messages: any[] }} delivery
+ * @param {any} env
+ * @param {string[]} secrets
  */
-export async function consume(batch, env, secrets) {
-  const dead = batch.queue === (env.EDGEBATCH_DLQ_NAME || 'edgebatch-dlq');
+export async function consume(delivery, env, secrets) {
+  const t = batchTimings(env);
+  /** @type {Budget} the whole delivery's: its groups share it */
+  const budget = { wallEnd: Date.now() + t.wallMs, subrequests: t.subrequestBudget };
+  const redact = redactor(secrets);
+  /** @type {Map<string, { indexes: number[], messages: any[] }>} */
   const groups = new Map();
-  for (const msg of batch.messages) {
+  for (const msg of delivery.messages) {
     const { batchId, indexes } = msg.body ?? {};
     const ledger = typeof batchId === 'string' && Array.isArray(indexes) ? ledgerOf(env, batchId) : null;
     if (!ledger) {
       msg.ack();
-      continue;
+    } else if (delivery.queue === t.dlqName) {
+      await settleMessages([msg], redact, t, () => ledger.failDelivery(indexes, `delivery failed ${msg.attempts} times`));
+    } else {
+      const g = groups.get(batchId) ?? { indexes: [], messages: [] };
+      groups.set(batchId, g);
+      g.indexes.push(...indexes.filter(Number.isInteger));
+      g.messages.push(msg);
     }
-    if (dead) {
-      await ledger.failDelivery(indexes, `delivery failed ${msg.attempts} times`);
-      msg.ack();
-      continue;
-    }
-    if (!groups.has(batchId)) groups.set(batchId, { indexes: [], messages: [] });
-    const g = groups.get(batchId);
-    g.indexes.push(...indexes.filter(Number.isInteger));
-    g.messages.push(msg);
   }
   for (const [batchId, g] of groups) {
-    if (failAlways(env)) throw new Error('chaos: this consumer fails every message');
-    await work(env, batchId, g.indexes, redactor(secrets));
-    for (const msg of g.messages) msg.ack();
+    const spent = budget.wallEnd - Date.now() < minGroupMs(t.wallMs) || attemptBudget(budget, g.indexes.length) < 1;
+    await settleMessages(g.messages, redact, t, () => (spent
+      ? enqueueItems(env, batchId, g.indexes)
+      : work(env, t, batchId, g.indexes, redact, budget)));
   }
 }
 
-async function work(env, batchId, indexes, redact) {
-  const t = batchTimings(env);
+/**
+ * Runs `fn` for `messages`: acked when it succeeds, each retried after a delay when it throws.
+ * @param {any[]} messages @param {(s: string) => string} redact @param {Timings} t
+ * @param {() => Promise<unknown>} fn
+ */
+async function settleMessages(messages, redact, t, fn) {
+  try {
+    await fn();
+    for (const msg of messages) msg.ack();
+  } catch (err) {
+    console.error(`edgebatch consumer: a message group failed, retried in ${t.retryDelaySeconds} s: ${redact(String(/** @type {any} */ (err)?.message ?? err))}`);
+    for (const msg of messages) msg.retry({ delaySeconds: t.retryDelaySeconds });
+  }
+}
+
+/**
+ * One group: claim -> reserve -> run -> settle.
+ * @param {any} env @param {Timings} t @param {string} batchId @param {number[]} indexes
+ * @param {(s: string) => string} redact @param {Budget} budget
+ */
+async function work(env, t, batchId, indexes, redact, budget) {
   const ledger = ledgerOf(env, batchId);
   const { batch, items } = await ledger.claim(indexes, t.leaseMs);
   if (!batch || items.length === 0) return;
-  const provider = batch.provider;
-  const apiKey = provider.sim ? 'sim-key' : env[UPSTREAMS[provider.name]?.keyVar];
+  const deadline = Math.min(Date.now() + t.leaseMs - leaseMargin(t.leaseMs), budget.wallEnd);
+  const job = await reserve(env, t, ledger, batch, items, budget);
+  if (!job) return;
+  /** @type {Run} */
+  const run = { givenBack: [], untilMs: 0, reason: 'limiter', used: { attempts: 0, requests: 0, inputTokens: 0, outputTokens: 0 }, permits: null };
+  try {
+    await runItems(env, t, job, run, redact, deadline);
+  } finally {
+    await settle(env, job, run);
+    const limiterCalls = run.permits ? run.permits.counts.acquires + run.permits.counts.releaseCalls : 0;
+    budget.subrequests -= run.used.attempts + limiterCalls + overheadOf(job.items.length);
+  }
+}
+
+/**
+ * The token's hourly budgets (items, subrequests) pace a stored batch as they do /v1/batch. An
+ * item is charged once (`charged`), however often it is given back and claimed again; what
+ * does not fit the hour goes back. A revoked token's batch is canceled. Null when nothing may
+ * run now (the items were committed, given back or canceled).
+ * @param {any} env @param {Timings} t @param {any} ledger @param {BatchInfo} batch @param {Claimed[]} claimed
+ * @param {Budget} budget
+ * @returns {Promise<Job | null>}
+ */
+async function reserve(env, t, ledger, batch, claimed, budget) {
+  const entries = (/** @type {Claimed[]} */ list) => list.map((it) => ({ index: it.index, token: it.token, attempts: 0, charged: Boolean(it.charged) }));
+  const apiKey = batch.provider.sim ? 'sim-key' : env[UPSTREAMS[/** @type {'anthropic'} */ (batch.provider.name)]?.keyVar];
   if (!apiKey) {
-    const error = { kind: 'configuration', message: `no API key for ${provider.name} on the Worker`, retryable: false };
-    await ledger.commit(items.map((it) => ({ ...it, result: { type: 'errored', error }, attempts: 0, elapsedMs: 0 })));
-    return;
+    const error = { kind: 'configuration', message: `no API key for ${batch.provider.name} on the Worker`, retryable: false };
+    await ledger.commit(claimed.map((it) => ({ index: it.index, token: it.token, result: { type: 'errored', error }, attempts: 0, elapsedMs: 0 })));
+    return null;
   }
-  // The token's hourly budgets (items, subrequests) pace a stored batch as they do /v1/batch:
-  // a leaked token costs no more an hour here than there.
-  const options = batch.options ?? {};
+  if (!(await ownerStillActive(env, t, ledger, batch, entries(claimed)))) return null;
+  // Already charged first: they run before anything new is charged.
+  const items = [...claimed].sort((a, b) => Number(Boolean(b.charged)) - Number(Boolean(a.charged)));
   const owner = tokenLimits(env, batch.owner);
-  const perItem = (options.maxRetries ?? 4) + 1;
-  const spend = await owner.acquire({ batches: 0, items: items.length, subrequests: items.length * perItem, leaseMs: t.leaseMs });
+  const spend = await owner.acquirePart({ items: items.length, uncharged: items.filter((it) => !it.charged).length,
+    subrequests: Math.max(items.length, attemptBudget(budget, items.length)), leaseMs: t.leaseMs });
   if (!spend.ok) {
-    const waitMs = spend.retryAfterMs ?? 60_000;
-    await ledger.unclaim(items.map((it) => ({ index: it.index, token: it.token, attempts: 0 })), Date.now() + waitMs);
-    await enqueueItems(env, batchId, items.map((it) => it.index), Math.ceil(waitMs / 1000));
-    return;
+    await giveBack(env, ledger, batch.id, entries(items), Date.now() + spend.retryAfterMs, 'token_budget');
+    return null;
   }
+  if (spend.items < items.length) {
+    await giveBack(env, ledger, batch.id, entries(items.slice(spend.items)), Date.now() + Math.max(t.deferMs, spend.restAfterMs), 'token_budget');
+  }
+  const granted = items.slice(0, spend.items);
+  return { batch, ledger, items: granted, apiKey, spend, owner, maxAttempts: Math.max(1, Math.min(spend.subrequests, attemptBudget(budget, granted.length))) };
+}
+
+/**
+ * False when the batch's token was revoked: the batch is canceled, its claimed items with it.
+ * A malformed token list says nothing about the owner: the items go back, the delivery retries.
+ * @param {any} env @param {Timings} t @param {any} ledger @param {BatchInfo} batch @param {GivenBack[]} entries
+ */
+async function ownerStillActive(env, t, ledger, batch, entries) {
+  let active;
+  try {
+    active = ownerActive(env, batch.owner);
+  } catch (err) {
+    await ledger.unclaim(entries, Date.now() + t.retryDelaySeconds * 1000, 'token_budget');
+    throw err;
+  }
+  if (active) return true;
+  await ledger.cancel(batch.owner);
+  await ledger.unclaim(entries, Date.now(), 'token_budget');
+  return false;
+}
+
+/**
+ * Runs the claimed items and commits their results as they come, keeping in `run` what must
+ * go back and what was used.
+ * @param {any} env @param {Timings} t @param {Job} job @param {Run} run
+ * @param {(s: string) => string} redact @param {number} deadline
+ */
+async function runItems(env, t, job, run, redact, deadline) {
+  const { batch, items, ledger } = job;
   const limiter = env.LIMITER.get(env.LIMITER.idFromName(batch.limiterKey));
-  const limiterConfig = { provider: provider.name, ...batch.limiter };
-  const endpoint = edgebatch.Limiter.request({ name: provider.name, baseUrl: provider.baseUrl, version: provider.version, apiKey });
-  const stop = new AbortController();
-  const releases = [];
-  let deferMs = 0;
-  const waitCap = Math.min(t.deferMs, Math.floor((options.timeoutMs ?? 60_000) / 3));
-
-  const attempt = async (item, { signal }) => {
-    let id;
-    for (;;) {
-      const g = await limiter.acquire(limiterConfig, batch.id, item.cost);
-      if (g.id !== undefined) {
-        id = g.id;
-        break;
-      }
-      if (g.never !== undefined) {
-        throw Object.assign(new Error(`refused by the rate limiter: ${g.never}`), { retryable: false });
-      }
-      if (g.waitMs > waitCap) {
-        // Not worth sleeping in the invocation: give everything left back, try again later.
-        deferMs = Math.max(deferMs, g.waitMs);
-        stop.abort(new Error('deferred: the limiter asked to wait'));
-      }
-      await sleep(g.waitMs, signal);
-    }
-    const release = (outcome) => releases.push(limiter.release(id, outcome).catch(() => false));
-    let res;
-    let text;
-    try {
-      res = await fetch(endpoint.url, { method: 'POST', headers: endpoint.headers, body: item.params, signal, redirect: 'manual' });
-      text = await res.text();
-    } catch (err) {
-      release(stop.signal.aborted ? { abandoned: true } : { ok: false, kind: signal.aborted ? 'timeout' : 'network' });
-      throw err;
-    }
-    const headers = Object.fromEntries(res.headers);
-    const body = parse(text);
-    if (res.status >= 200 && res.status < 300 && body !== undefined) {
-      const usage = edgebatch.Limiter.usage(provider.name, body);
-      release({ ok: true, usage, headers });
-      return { message: body, usage };
-    }
-    if (res.status >= 200 && res.status < 300) {
-      release({ ok: false, kind: 'network' });
-      throw Object.assign(new Error('the reply is not JSON'), { retryable: true });
-    }
-    release({ ok: false, status: res.status, headers, error: body });
-    if (res.status >= 300 && res.status < 400) {
-      const host = hostOf(res.headers.get('location'));
-      throw Object.assign(new Error(`the upstream redirected (${res.status}) to ${host}; redirects are not followed`),
-        { status: res.status, retryable: false });
-    }
-    throw Object.assign(new Error(errorMessage(body, text, res.status)), { status: res.status, headers: res.headers, error: body });
-  };
-
-  const work = items.map((it) => ({ ...it, cost: edgebatch.Limiter.estimate(provider.name, parse(it.params) ?? {}) }));
+  // A wait for a permit holds a local slot but no attempt timeout: up to deferMs, and never
+  // past this invocation's deadline; a longer one gives the items back for later.
+  const permits = remotePermits(limiter, batch.id, () => Math.min(t.deferMs, deadline - Date.now()));
+  run.permits = permits;
   const bp = new edgebatch.BatchProcessor({
-    concurrency: Math.min(options.concurrency ?? 6, 6),
-    ...pick(options, ['maxRetries', 'timeoutMs', 'backoff', 'maxRetryAfterMs', 'seed']),
+    ...batch.options,
+    provider: providerOf(batch.provider, job.apiKey),
     // The shared limiter paces and breaks for every consumer; locally: retries and timeouts.
     adaptive: false,
     breaker: { failures: 0 },
-    deadlineMs: t.leaseMs - leaseMargin(t.leaseMs),
-    // Each attempt is a subrequest, and so are the limiter's two calls around it; and no more
-    // than the token's hour granted.
-    maxAttempts: Math.min(spend.subrequests, Math.max(work.length, Math.floor(subrequestBudget(env) / 3))),
+    deadlineMs: Math.max(1, deadline - Date.now()),
+    maxAttempts: job.maxAttempts,
   });
+  /** @type {object[]} */
   const pending = [];
-  const givenBack = [];
-  const used = { attempts: 0, requests: 0, inputTokens: 0, outputTokens: 0 };
-  const flush = async () => {
-    const chunk = pending.splice(0);
-    if (chunk.length > 0) await ledger.commit(chunk);
-  };
   try {
-    for await (const r of bp.stream(work, attempt, { signal: stop.signal })) {
-      const it = work[r.index];
-      used.attempts += r.attempts;
-      if (r.ok) {
-        used.requests += 1;
-        used.inputTokens += r.value.usage?.inputTokens ?? 0;
-        used.outputTokens += r.value.usage?.outputTokens ?? 0;
-      }
-      if (crashNow(env)) throw new Error('chaos: the consumer crashes before committing');
-      if (!r.ok && GIVE_BACK.has(r.error.kind)) {
-        givenBack.push({ index: it.index, token: it.token, attempts: r.attempts });
-        if (r.error.retryAfterMs) deferMs = Math.max(deferMs, r.error.retryAfterMs);
-        continue;
-      }
-      const result = r.ok
-        ? { type: 'succeeded', message: r.value.message }
-        : { type: 'errored', error: JSON.parse(redact(JSON.stringify(errorOf(r.error)))) };
-      const usage = r.ok ? r.value.usage : undefined;
-      pending.push({ index: it.index, token: it.token, result, attempts: r.attempts, elapsedMs: r.elapsedMs, ...(usage && { usage }) });
-      if (pending.length >= COMMIT_EVERY) await flush();
+    for await (const r of bp.stream(items.map((it) => JSON.parse(it.params)), { permits })) {
+      const entry = outcomeOf(r, items[r.index], run, redact);
+      if (entry) pending.push(entry);
+      if (pending.length >= COMMIT_EVERY) await ledger.commit(pending.splice(0));
     }
-    await flush();
+    if (pending.length > 0) await ledger.commit(pending.splice(0));
   } finally {
     bp.free();
-    await Promise.all(releases);
-    await owner.release(spend.lease, { subrequests: used.attempts, requests: used.requests, inputTokens: used.inputTokens, outputTokens: used.outputTokens })
-      .catch(() => {});
-  }
-  if (givenBack.length > 0) {
-    const notBefore = Date.now() + deferMs;
-    await ledger.unclaim(givenBack, notBefore);
-    // A new delayed message rather than msg.retry(): retries count toward the dead-letter
-    // queue, and waiting for a rate limit is not a failed delivery.
-    await enqueueItems(env, batchId, givenBack.map((g) => g.index), Math.ceil(deferMs / 1000));
   }
 }
 
-function subrequestBudget(env) {
-  const n = Number(env.EDGEBATCH_SUBREQUEST_BUDGET);
-  return Number.isInteger(n) && n > 0 ? n : 1000;
-}
-
-function pick(obj, keys) {
-  return Object.fromEntries(keys.filter((k) => obj[k] !== undefined).map((k) => [k, obj[k]]));
-}
-
-function parse(text) {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
+/**
+ * What one item's result means: a ledger commit, or (returning null) a give-back in `run`.
+ * @param {any} r an ItemResult of a provider request @param {Claimed} it @param {Run} run
+ * @param {(s: string) => string} redact
+ */
+function outcomeOf(r, it, run, redact) {
+  run.used.attempts += r.attempts;
+  if (r.ok) {
+    const usage = r.value.usage;
+    run.used.requests += 1;
+    run.used.inputTokens += usage?.inputTokens ?? 0;
+    run.used.outputTokens += usage?.outputTokens ?? 0;
+    return { index: it.index, token: it.token, result: { type: 'succeeded', message: r.value.reply }, attempts: r.attempts,
+      elapsedMs: r.elapsedMs, ...(usage && { usage: { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens } }) };
   }
-}
-
-function hostOf(location) {
-  try {
-    return new URL(location).host || 'an unnamed host';
-  } catch {
-    return 'an unreadable location';
+  if (GIVE_BACK.has(r.error.kind)) {
+    run.givenBack.push({ index: it.index, token: it.token, attempts: r.attempts, charged: true });
+    const until = r.error.retryAfterMs ? Date.now() + r.error.retryAfterMs : 0;
+    if (until > run.untilMs) {
+      run.untilMs = until;
+      run.reason = r.error.status === 429 ? 'upstream_429' : 'limiter';
+    }
+    return null;
   }
+  const error = JSON.parse(redact(JSON.stringify(errorOf(r.error))));
+  return { index: it.index, token: it.token, result: { type: 'errored', error }, attempts: r.attempts, elapsedMs: r.elapsedMs };
 }
 
-function errorMessage(body, text, status) {
-  const m = body?.error?.message ?? body?.message;
-  const said = typeof m === 'string' ? m : text.slice(0, 300);
-  return `HTTP ${status}${said ? `: ${said}` : ''}`;
+/**
+ * Releases what is left of the permits and of the token's budget, and gives back what could
+ * not run, not before the limiter's (or the upstream's) time.
+ * @param {any} env @param {Job} job @param {Run} run
+ */
+async function settle(env, job, run) {
+  await run.permits?.flush();
+  const { used } = run;
+  await job.owner.release(job.spend.lease, { subrequests: used.attempts, requests: used.requests, inputTokens: used.inputTokens, outputTokens: used.outputTokens })
+    .catch(() => {});
+  if (run.givenBack.length === 0) return;
+  const limiterUntil = run.permits?.deferred?.untilMs ?? 0;
+  const [untilMs, reason] = limiterUntil >= run.untilMs ? [limiterUntil, /** @type {const} */ ('limiter')] : [run.untilMs, run.reason];
+  await giveBack(env, job.ledger, job.batch.id, run.givenBack, Math.max(untilMs, Date.now()), reason);
 }
 
+/**
+ * Items back to the ledger, and a delayed message for them: rather than msg.retry(), since
+ * retries count toward the dead-letter queue, and waiting for a budget is not a failed delivery.
+ * @param {any} env @param {any} ledger @param {string} batchId @param {GivenBack[]} entries
+ * @param {number} notBefore @param {'token_budget' | 'limiter' | 'upstream_429'} reason
+ */
+async function giveBack(env, ledger, batchId, entries, notBefore, reason) {
+  await ledger.unclaim(entries, notBefore, reason);
+  await enqueueItems(env, batchId, entries.map((e) => e.index), Math.ceil(Math.max(0, notBefore - Date.now()) / 1000));
+}
+
+/**
+ * Attempts a group of `items` may make with what is left of the delivery's subrequests: each
+ * attempt is one, and so is (about) its limiter call; the group's ledger and token calls are
+ * kept aside. Below 1: nothing may start.
+ * @param {Budget} budget @param {number} items
+ */
+function attemptBudget(budget, items) {
+  return Math.floor((budget.subrequests - overheadOf(items)) / 2);
+}
+
+/** Subrequests of a group besides its attempts: claim, budget, commits, give-back, releases. @param {number} items */
+function overheadOf(items) {
+  return 8 + Math.ceil(items / COMMIT_EVERY);
+}
+
+/** The processor's provider: the batch's upstream with the Worker's key. @param {BatchInfo['provider']} p @param {string} apiKey */
+function providerOf(p, apiKey) {
+  return { name: p.name, baseUrl: p.baseUrl, apiKey, ...(p.version && { version: p.version }) };
+}
+
+/** @param {any} e */
 function errorOf(e) {
   return {
     kind: e.kind,
@@ -237,19 +297,4 @@ function errorOf(e) {
     message: e.message,
     retryable: e.retryable,
   };
-}
-
-function sleep(ms, signal) {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }

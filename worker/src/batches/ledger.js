@@ -1,104 +1,149 @@
+// @ts-check
 // One SQLite-backed Durable Object per batch: the ledger, and the only truth about it. Each
 // item's state, lease and result live in its row; queue messages only say "work on these
 // indexes". A consumer claims items (a lease whose token only grows), commits each result with
 // that token (the first commit wins; a stale lease is refused), and the alarm puts back what a
-// crashed consumer or a lost message left behind, expires the batch and ends it.
+// crashed consumer or a lost message left behind (redelivery.js), expires the batch and ends it.
 //
 // Item states: queued -> leased -> succeeded | errored | canceled | expired; leased -> queued
-// (lease ran out, or the consumer gave it back to wait for the limiter).
+// (lease ran out, or the consumer gave it back to wait).
+//
+// Every state change is synchronous SQL in one transaction (ledger-sql.js); the awaits (the
+// alarm's setAlarm, queue sends) come after it, and nothing read before an await is written
+// after it: another call may run while this one waits (the input gate opens at a send).
 import { DurableObject } from 'cloudflare:workers';
-import { resetNow } from './chaos.js';
-import { batchTimings, enqueueItems } from './queues.js';
+import { batchTimings } from '../config.js';
+import { enqueueItems } from './queues.js';
+import { batchRow, createSchema, endIfDone, finishWhere, insertBatch, readCounts, record, WAIT_REASONS } from './ledger-sql.js';
+import { pickResends, unsend } from './redelivery.js';
 
-const FINAL = ['succeeded', 'errored', 'canceled', 'expired'];
-const COUNT_KEYS = { queued: 'processing', leased: 'processing', succeeded: 'succeeded', errored: 'errored', canceled: 'canceled', expired: 'expired' };
+/** A results page stops at this many bytes of lines (or at its row limit), one line at least. */
+export const RESULTS_PAGE_BYTES = 1024 * 1024;
+const utf8 = new TextEncoder();
+
+/** @typedef {import('./ledger-sql.js').BatchConfig} BatchConfig */
+/** @typedef {import('./ledger-sql.js').BatchRow} BatchRow */
+/** @typedef {{ index: number, token: number, params: string, attempts: number, charged: boolean }} ClaimedItem */
+/**
+ * @typedef {object} CommitEntry
+ * @property {number} index
+ * @property {number} token
+ * @property {{ type: 'succeeded', message: unknown } | { type: 'errored', error: unknown }} result as the results line shows it
+ * @property {number} attempts
+ * @property {number} elapsedMs
+ * @property {object} [usage]
+ */
 
 export class BatchLedger extends DurableObject {
+  /** @param {DurableObjectState} ctx @param {any} env */
   constructor(ctx, env) {
     super(ctx, env);
+    /** @type {SqlStorage} */
     this.sql = ctx.storage.sql;
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)`);
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS items (
-      idx INTEGER PRIMARY KEY, custom_id TEXT NOT NULL UNIQUE, params TEXT NOT NULL,
-      state TEXT NOT NULL DEFAULT 'queued', token INTEGER NOT NULL DEFAULT 0,
-      lease_until INTEGER NOT NULL DEFAULT 0, not_before INTEGER NOT NULL DEFAULT 0,
-      attempts INTEGER NOT NULL DEFAULT 0, claims INTEGER NOT NULL DEFAULT 0,
-      seq INTEGER, result TEXT)`);
-    this.sql.exec(`CREATE INDEX IF NOT EXISTS items_state ON items (state)`);
-    this.sql.exec(`CREATE INDEX IF NOT EXISTS items_seq ON items (seq) WHERE seq IS NOT NULL`);
+    createSchema(this.sql);
   }
 
-  #meta() {
-    const row = this.sql.exec(`SELECT v FROM meta WHERE k = 'batch'`).toArray()[0];
-    return row ? JSON.parse(row.v) : null;
+  /** @template T @param {() => T} fn @returns {T} */
+  #tx(fn) {
+    return this.ctx.storage.transactionSync(fn);
   }
 
-  #save(meta) {
-    this.sql.exec(`INSERT OR REPLACE INTO meta (k, v) VALUES ('batch', ?)`, JSON.stringify(meta));
+  /** @param {string} owner */
+  #owned(owner) {
+    const b = batchRow(this.sql);
+    return b && b.config.owner === owner && !b.deleted && b.started_at !== null ? b : null;
   }
 
-  /** The batch as the API shows it, or null when `owner` may not see it (or it is not one). */
-  #view(meta) {
-    const counts = { processing: 0, succeeded: 0, errored: 0, canceled: 0, expired: 0 };
-    for (const r of this.sql.exec(`SELECT state, COUNT(*) AS n FROM items GROUP BY state`)) {
-      counts[COUNT_KEYS[r.state]] += r.n;
-    }
-    const iso = (ms) => (ms == null ? null : new Date(ms).toISOString());
+  /** The batch as the API shows it. @param {BatchRow} b */
+  #view(b) {
+    const c = readCounts(this.sql);
+    const iso = (/** @type {number | null} */ ms) => (ms == null ? null : new Date(ms).toISOString());
     return {
-      id: meta.id,
+      id: b.config.id,
       type: 'batch',
-      processing_status: meta.endedAt ? 'ended' : meta.cancelAt ? 'canceling' : 'in_progress',
-      request_counts: counts,
-      created_at: iso(meta.createdAt),
-      expires_at: iso(meta.expiresAt),
-      ended_at: iso(meta.endedAt),
-      cancel_initiated_at: iso(meta.cancelAt),
-      results_url: `/v1/batches/${meta.id}/results`,
+      processing_status: b.ended_at !== null ? 'ended' : b.cancel_at !== null ? 'canceling' : 'in_progress',
+      request_counts: { processing: c.queued + c.leased, succeeded: c.succeeded, errored: c.errored, canceled: c.canceled, expired: c.expired },
+      created_at: iso(b.config.createdAt),
+      expires_at: iso(b.config.expiresAt),
+      ended_at: iso(b.ended_at),
+      cancel_initiated_at: iso(b.cancel_at),
+      results_url: `/v1/batches/${b.config.id}/results`,
       // Recovery at work: items whose lease lapsed (their consumer died) and items sent again
-      // because nobody claimed them (their message was lost).
-      edgebatch: { leases_lapsed: meta.relet ?? 0, redelivered: meta.redelivered ?? 0 },
+      // because their message was lost; and why the batch waits, while it does.
+      edgebatch: {
+        leases_lapsed: b.relet,
+        redelivered: b.redelivered,
+        ...(b.waiting_reason !== null && (b.waiting_until ?? 0) > Date.now() && { waiting: { reason: b.waiting_reason, until: iso(b.waiting_until) } }),
+      },
     };
   }
 
-  #owned(owner) {
-    const meta = this.#meta();
-    return meta && meta.owner === owner && !meta.deleted && meta.started ? meta : null;
+  /** Keeps one alarm set while the batch runs (also after a restart: any call re-arms it). */
+  async #arm(force = false) {
+    const b = batchRow(this.sql);
+    if (!b || b.started_at === null || b.ended_at !== null || b.deleted) return;
+    if (force || (await this.ctx.storage.getAlarm()) === null) {
+      await this.ctx.storage.setAlarm(Date.now() + batchTimings(this.env).alarmMs);
+    }
   }
 
   // ---- creation: init, append (repeatedly), start; or discard ----
 
-  async init(meta) {
-    if (this.#meta()) throw new Error('batch already exists');
-    this.#save({ ...meta, started: false, total: 0, seq: 0 });
-  }
-
-  /** Appends `rows` ([{ custom_id, params }], params a JSON string). Throws on a duplicate. */
-  async append(rows) {
-    const meta = this.#meta();
-    if (!meta || meta.started) throw new Error('batch is not being created');
-    let idx = meta.total;
-    this.ctx.storage.transactionSync(() => {
-      for (const row of rows) {
-        const dup = this.sql.exec(`SELECT 1 FROM items WHERE custom_id = ?`, row.custom_id).toArray().length > 0;
-        if (dup) throw new Error(`duplicate custom_id ${JSON.stringify(row.custom_id)}`);
-        this.sql.exec(`INSERT INTO items (idx, custom_id, params) VALUES (?, ?, ?)`, idx++, row.custom_id, row.params);
-      }
+  /** @param {BatchConfig} config */
+  async init(config) {
+    this.#tx(() => {
+      if (batchRow(this.sql)) throw new Error('batch already exists');
+      insertBatch(this.sql, config);
     });
-    meta.total = idx;
-    this.#save(meta);
-    return idx;
   }
 
+  /**
+   * Appends `rows` (params a JSON string); throws on a duplicate custom_id. Returns the total.
+   * @param {{ custom_id: string, params: string }[]} rows
+   */
+  async append(rows) {
+    return this.#tx(() => {
+      const b = batchRow(this.sql);
+      if (!b || b.started_at !== null) throw new Error('batch is not being created');
+      let idx = b.total;
+      for (const row of rows) {
+        const added = this.sql.exec(`INSERT INTO items (idx, custom_id, params) VALUES (?, ?, ?) ON CONFLICT (custom_id) DO NOTHING RETURNING idx`,
+          idx, row.custom_id, row.params).toArray();
+        if (added.length === 0) throw new Error(`duplicate custom_id ${JSON.stringify(row.custom_id)}`);
+        idx++;
+      }
+      this.sql.exec(`UPDATE batch SET total = ? WHERE one = 1`, idx);
+      return idx;
+    });
+  }
+
+  /**
+   * Starts the batch (again: a no-op that answers the view): the alarm is armed before the
+   * messages go, and until they have all gone the alarm counts every item as lost, so a send
+   * that fails, or a crash during it, leaves the sending to the alarm, never a batch that
+   * nothing runs. A failed send is logged, not thrown: the batch exists and will run.
+   */
   async start() {
-    const meta = this.#meta();
-    if (!meta || meta.started) throw new Error('batch is not being created');
-    meta.started = true;
-    meta.lastClaimAt = Date.now();
-    this.#save(meta);
-    const indexes = this.sql.exec(`SELECT idx FROM items ORDER BY idx`).toArray().map((r) => r.idx);
-    await enqueueItems(this.env, meta.id, indexes);
-    await this.#arm(meta);
-    return this.#view(meta);
+    const now = Date.now();
+    const first = this.#tx(() => {
+      const b = batchRow(this.sql);
+      if (!b || b.deleted) throw new Error('batch is not being created');
+      if (b.started_at !== null) return false;
+      this.sql.exec(`UPDATE batch SET started_at = ?, last_claim_at = ?, lost_before = max(lost_before, 1) WHERE one = 1`, now, now);
+      return true;
+    });
+    await this.#arm();
+    const b = /** @type {BatchRow} */ (batchRow(this.sql));
+    if (first) {
+      const indexes = this.sql.exec(`SELECT idx FROM items ORDER BY idx`).toArray().map((r) => Number(r.idx));
+      try {
+        await enqueueItems(this.env, b.config.id, indexes);
+        this.sql.exec(`UPDATE batch SET lost_before = 0 WHERE one = 1 AND lost_before = 1`);
+      } catch (err) {
+        console.error(`edgebatch ledger: sending ${b.config.id}'s messages failed (its alarm sends them): ${/** @type {Error} */ (err)?.message}`);
+      }
+    }
+    return this.#view(/** @type {BatchRow} */ (batchRow(this.sql)));
   }
 
   async discard() {
@@ -107,208 +152,226 @@ export class BatchLedger extends DurableObject {
 
   // ---- the API ----
 
+  /** @param {string} owner */
   async describe(owner) {
-    const meta = this.#owned(owner);
-    if (!meta) return null;
-    await this.#arm(meta);
-    return this.#view(meta);
+    const b = this.#owned(owner);
+    if (!b) return null;
+    const view = this.#view(b);
+    await this.#arm();
+    return view;
   }
 
-  /** Done items after `after` (a seq), in completion order: [{ seq, line }]. */
+  /**
+   * Done items after `after` (a seq), in completion order: at most `limit` rows and
+   * RESULTS_PAGE_BYTES of lines (one line at least); `more` when the page stopped at a bound.
+   * @param {string} owner @param {number} after @param {number} limit
+   * @returns {Promise<{ rows: { seq: number, line: string }[], ended: boolean, more: boolean } | null>}
+   */
   async results(owner, after, limit) {
-    const meta = this.#owned(owner);
-    if (!meta) return null;
-    await this.#arm(meta);
-    const rows = this.sql.exec(`SELECT seq, result FROM items WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit).toArray();
-    return { rows: rows.map((r) => ({ seq: r.seq, line: r.result })), ended: Boolean(meta.endedAt) };
-  }
-
-  async cancel(owner) {
-    const meta = this.#owned(owner);
-    if (!meta) return null;
-    if (!meta.endedAt && !meta.cancelAt) {
-      meta.cancelAt = Date.now();
-      this.#save(meta);
-      this.#finish(meta, `state = 'queued'`, 'canceled');
-      this.#maybeEnd(meta);
+    const b = this.#owned(owner);
+    if (!b) return null;
+    const rows = [];
+    let bytes = 0;
+    let more = false;
+    for (const r of this.sql.exec(`SELECT seq, result FROM items WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit + 1)) {
+      const line = String(r.result);
+      const size = utf8.encode(line).byteLength;
+      if (rows.length === limit || (rows.length > 0 && bytes + size > RESULTS_PAGE_BYTES)) {
+        more = true;
+        break;
+      }
+      rows.push({ seq: Number(r.seq), line });
+      bytes += size;
     }
-    await this.#arm(meta);
-    return this.#view(meta);
+    await this.#arm();
+    return { rows, ended: b.ended_at !== null, more };
   }
 
-  /** Deletes an ended batch: null if unknown, { conflict } if it is still running. */
+  /** @param {string} owner */
+  async cancel(owner) {
+    if (!this.#owned(owner)) return null;
+    const now = Date.now();
+    this.#tx(() => {
+      const first = this.sql.exec(`UPDATE batch SET cancel_at = ? WHERE one = 1 AND ended_at IS NULL AND cancel_at IS NULL RETURNING one`, now).toArray();
+      if (first.length === 0) return;
+      finishWhere(this.sql, `state = 'queued'`, 'canceled');
+      endIfDone(this.sql, now);
+    });
+    const view = this.#view(/** @type {BatchRow} */ (batchRow(this.sql)));
+    await this.#arm();
+    return view;
+  }
+
+  /**
+   * Deletes an ended batch: null if unknown, { conflict } if it is still running.
+   * @param {string} owner
+   */
   async remove(owner) {
-    const meta = this.#owned(owner);
-    if (!meta) return null;
-    if (!meta.endedAt) return { conflict: true };
-    await this.ctx.storage.deleteAlarm();
+    const b = this.#owned(owner);
+    if (!b) return null;
+    if (b.ended_at === null) return { conflict: true };
     // The rows go; a tombstone stays so the id stays a 404 rather than a fresh empty batch.
-    this.sql.exec(`DELETE FROM items`);
-    this.#save({ id: meta.id, owner, deleted: true });
-    return { id: meta.id, type: 'batch_deleted' };
+    this.#tx(() => {
+      this.sql.exec(`DELETE FROM items`);
+      this.sql.exec(`UPDATE counts SET n = 0`);
+      this.sql.exec(`UPDATE batch SET deleted = 1 WHERE one = 1`);
+    });
+    await this.ctx.storage.deleteAlarm();
+    return { id: b.config.id, type: 'batch_deleted' };
   }
 
   // ---- consumers ----
 
   /**
-   * Leases the given items that are queued (or whose lease ran out) for `leaseMs`:
-   * `{ batch: { provider, options, limiterKey, owner }, items: [{ index, token, params, attempts }] }`.
+   * Leases the given items that are queued and due (or whose lease ran out) for `leaseMs`.
+   * The batch is null once it is past expires_at, ended, canceling or deleted.
+   * @param {number[]} indexes @param {number} leaseMs
+   * @returns {Promise<{ batch: { id: string, provider: object, options: object, limiter: object, limiterKey: string, owner: string } | null, items: ClaimedItem[] }>}
    */
   async claim(indexes, leaseMs) {
-    const meta = this.#meta();
-    if (!meta || !meta.started || meta.endedAt || meta.cancelAt || meta.deleted) return { batch: null, items: [] };
     const now = Date.now();
-    const items = [];
-    this.ctx.storage.transactionSync(() => {
+    return this.#tx(() => {
+      const b = batchRow(this.sql);
+      if (!b || b.started_at === null || b.ended_at !== null || b.cancel_at !== null || b.deleted || now >= b.config.expiresAt) {
+        return { batch: null, items: [] };
+      }
+      /** @type {ClaimedItem[]} */
+      const items = [];
+      let mark = b.mark;
       for (const index of indexes) {
+        if (!Number.isInteger(index)) continue;
         const row = this.sql.exec(
           `UPDATE items SET state = 'leased', token = token + 1, claims = claims + 1, lease_until = ?
-           WHERE idx = ? AND (state = 'queued' OR (state = 'leased' AND lease_until <= ?))
-           RETURNING idx, token, params, attempts`, now + leaseMs, index, now).toArray()[0];
-        if (row) items.push({ index: row.idx, token: row.token, params: row.params, attempts: row.attempts });
+           WHERE idx = ? AND not_before <= ? AND (state = 'queued' OR (state = 'leased' AND lease_until <= ?))
+           RETURNING idx, token, params, attempts, charged, sent_at`, now + leaseMs, index, now, now).toArray()[0];
+        if (!row) continue;
+        items.push({ index: Number(row.idx), token: Number(row.token), params: String(row.params), attempts: Number(row.attempts), charged: row.charged === 1 });
+        mark = Math.max(mark, Number(row.sent_at));
       }
+      if (items.length > 0) {
+        const waitOver = b.waiting_until !== null && now >= b.waiting_until;
+        this.sql.exec(`UPDATE batch SET last_claim_at = ?, mark = ?${waitOver ? ', waiting_reason = NULL, waiting_until = NULL' : ''} WHERE one = 1`, now, mark);
+      }
+      const { id, provider, options, limiter, limiterKey, owner } = b.config;
+      return { batch: { id, provider, options, limiter, limiterKey, owner }, items };
     });
-    if (items.length > 0) {
-      meta.lastClaimAt = now;
-      this.#save(meta);
-    }
-    const { provider, options, limiter, limiterKey, owner } = meta;
-    return { batch: { provider, options, limiter, limiterKey, owner, id: meta.id }, items };
   }
 
   /**
-   * Commits results `[{ index, token, result, attempts, elapsedMs, usage? }]` (`result` as the
-   * results line shows it: `{ type: "succeeded", message }` or `{ type: "errored", error }`);
-   * one whose token is not the item's current lease is refused. Returns the counts.
+   * Commits results; one whose token is not the item's current lease is refused.
+   * @param {CommitEntry[]} results
+   * @returns {Promise<{ accepted: number, refused: number }>}
    */
   async commit(results) {
-    if (resetNow(this.env)) this.ctx.abort(new Error('chaos: the batch object resets'));
-    const meta = this.#meta();
-    if (!meta || meta.deleted) return { accepted: 0, refused: results.length };
-    let accepted = 0;
-    this.ctx.storage.transactionSync(() => {
+    const now = Date.now();
+    return this.#tx(() => {
+      const b = batchRow(this.sql);
+      if (!b || b.deleted) return { accepted: 0, refused: results.length };
+      const finals = [];
       for (const r of results) {
+        const type = r?.result?.type;
+        if (type !== 'succeeded' && type !== 'errored') continue;
         const row = this.sql.exec(
-          `UPDATE items SET attempts = attempts + ? WHERE idx = ? AND token = ? AND state = 'leased'
-           RETURNING idx, custom_id, attempts`, r.attempts, r.index, r.token).toArray()[0];
+          `UPDATE items SET attempts = attempts + ?, state = ? WHERE idx = ? AND token = ? AND state = 'leased'
+           RETURNING idx, custom_id, attempts`, r.attempts, type, r.index, r.token).toArray()[0];
         if (!row) continue;
-        const edgebatch = { attempts: row.attempts, elapsedMs: r.elapsedMs, ...(r.usage && { usage: r.usage }) };
-        this.#record(meta, row, r.result.type, r.result, edgebatch);
-        accepted++;
+        const edgebatch = { attempts: Number(row.attempts), elapsedMs: r.elapsedMs, ...(r.usage && { usage: r.usage }) };
+        finals.push({ idx: Number(row.idx), custom_id: String(row.custom_id), state: type, result: r.result, edgebatch });
       }
-      if (accepted > 0) this.#save(meta);
+      if (finals.length > 0) {
+        record(this.sql, finals, b.seq);
+        endIfDone(this.sql, now);
+      }
+      return { accepted: finals.length, refused: results.length - finals.length };
     });
-    this.#maybeEnd(meta);
-    return { accepted, refused: results.length - accepted };
   }
 
-  /** Gives leased items back (the limiter asked to wait): queued again, not before `notBefore`. */
-  async unclaim(entries, notBefore) {
-    const meta = this.#meta();
-    if (!meta || meta.deleted) return 0;
-    let n = 0;
-    for (const e of entries) {
-      n += this.sql.exec(
-        `UPDATE items SET state = 'queued', not_before = ?, attempts = attempts + ?
-         WHERE idx = ? AND token = ? AND state = 'leased' RETURNING idx`,
-        notBefore, e.attempts, e.index, e.token).toArray().length;
+  /**
+   * Gives leased items back to wait: queued again, claimable from `notBefore` (the consumer
+   * sends their delayed message). `charged`: the token budget was charged for the item, never
+   * again. The batch view shows `edgebatch.waiting: { reason, until }` (the longest wait ahead)
+   * until `until` has passed or a claim from then on clears it.
+   * @param {{ index: number, token: number, attempts: number, charged?: boolean }[]} entries
+   * @param {number} notBefore epoch ms
+   * @param {'token_budget' | 'limiter' | 'upstream_429'} [reason]
+   * @returns {Promise<number>} how many were given back
+   */
+  async unclaim(entries, notBefore, reason) {
+    if (reason !== undefined && !WAIT_REASONS.includes(reason)) {
+      throw new TypeError(`unclaim: reason must be one of ${WAIT_REASONS.join(', ')}, got ${JSON.stringify(reason)}`);
     }
-    if (meta.cancelAt) this.#finish(meta, `state = 'queued'`, 'canceled');
-    this.#maybeEnd(meta);
-    return n;
+    const now = Date.now();
+    return this.#tx(() => {
+      const b = batchRow(this.sql);
+      if (!b || b.deleted) return 0;
+      let n = 0;
+      for (const e of entries) {
+        n += this.sql.exec(
+          `UPDATE items SET state = 'queued', not_before = ?, sent_at = ?, attempts = attempts + ?, charged = max(charged, ?)
+           WHERE idx = ? AND token = ? AND state = 'leased' RETURNING idx`,
+          notBefore, notBefore, e.attempts ?? 0, e.charged ? 1 : 0, e.index, e.token).toArray().length;
+      }
+      if (b.cancel_at !== null) finishWhere(this.sql, `state = 'queued'`, 'canceled');
+      else if (n > 0 && reason !== undefined) {
+        // The longest wait still ahead is the one to show (a short one must not hide it).
+        this.sql.exec(`UPDATE batch SET waiting_reason = ?, waiting_until = ?
+          WHERE one = 1 AND (waiting_until IS NULL OR waiting_until <= ? OR waiting_until <= ?)`, reason, notBefore, now, notBefore);
+      }
+      endIfDone(this.sql, now);
+      return n;
+    });
   }
 
-  /** The dead-letter queue's verdict: items of a message that kept failing, not yet final. */
+  /**
+   * The dead-letter queue's verdict: items of a message that kept failing, not yet final.
+   * @param {number[]} indexes @param {string} reason
+   */
   async failDelivery(indexes, reason) {
-    const meta = this.#meta();
-    if (!meta || meta.deleted || meta.endedAt) return 0;
     const now = Date.now();
     const error = { kind: 'delivery', message: `the work queue gave up on this request: ${reason}`, retryable: false };
-    let n = 0;
-    this.ctx.storage.transactionSync(() => {
+    return this.#tx(() => {
+      const b = batchRow(this.sql);
+      if (!b || b.deleted || b.ended_at !== null) return 0;
+      const finals = [];
       for (const index of indexes) {
         const row = this.sql.exec(
-          `SELECT idx, custom_id, attempts FROM items WHERE idx = ? AND (state = 'queued' OR (state = 'leased' AND lease_until <= ?))`,
-          index, now).toArray()[0];
+          `UPDATE items SET state = 'errored' WHERE idx = ? AND (state = 'queued' OR (state = 'leased' AND lease_until <= ?))
+           RETURNING idx, custom_id, attempts`, index, now).toArray()[0];
         if (!row) continue;
-        this.#record(meta, row, 'errored', { type: 'errored', error }, { attempts: row.attempts, elapsedMs: 0 });
-        n++;
+        finals.push({ idx: Number(row.idx), custom_id: String(row.custom_id), state: /** @type {const} */ ('errored'),
+          result: { type: 'errored', error }, edgebatch: { attempts: Number(row.attempts), elapsedMs: 0 } });
       }
-      if (n > 0) this.#save(meta);
+      if (finals.length > 0) {
+        record(this.sql, finals, b.seq);
+        endIfDone(this.sql, now);
+      }
+      return finals.length;
     });
-    this.#maybeEnd(meta);
-    return n;
   }
 
   // ---- the alarm: leases, lost messages, expiry, the end ----
 
   async alarm() {
-    const meta = this.#meta();
-    if (!meta || !meta.started || meta.deleted || meta.endedAt) return;
     const now = Date.now();
     const t = batchTimings(this.env);
-    if (now >= meta.expiresAt) {
-      this.#finish(meta, `state IN ('queued', 'leased')`, 'expired');
-    } else {
-      // Leases that ran out: their consumer died (or was killed) holding them. Sent again now.
-      const lapsed = this.sql.exec(`UPDATE items SET state = 'queued', not_before = ? WHERE state = 'leased' AND lease_until <= ? RETURNING idx`, now, now)
-        .toArray().map((r) => r.idx);
-      if (meta.cancelAt) this.#finish(meta, `state = 'queued'`, 'canceled');
-      else if (lapsed.length > 0) {
-        meta.relet = (meta.relet ?? 0) + lapsed.length;
-        this.#save(meta);
-        await enqueueItems(this.env, meta.id, lapsed.sort((a, b) => a - b));
-      }
-      // Queued items nobody has claimed for a while: their message was lost (a queue broker
-      // restart loses its backlog) or is stuck; send them again. A duplicate costs one claim
-      // that finds nothing, never a second upstream call.
-      if (!meta.cancelAt && now - (meta.lastClaimAt ?? 0) >= t.redeliverMs) {
-        const stale = this.sql.exec(`SELECT idx FROM items WHERE state = 'queued' AND not_before <= ? ORDER BY idx`, now - t.redeliverMs)
-          .toArray().map((r) => r.idx);
-        if (stale.length > 0) {
-          meta.lastClaimAt = now;
-          meta.redelivered = (meta.redelivered ?? 0) + stale.length;
-          this.#save(meta);
-          this.sql.exec(`UPDATE items SET not_before = ? WHERE state = 'queued' AND not_before <= ?`, now, now - t.redeliverMs);
-          await enqueueItems(this.env, meta.id, stale);
-        }
-      }
-    }
-    this.#maybeEnd(meta);
-    await this.#arm(meta);
-  }
-
-  /** Keeps one alarm set while the batch runs (also after a restart: any call re-arms it). */
-  async #arm(meta) {
-    if (!meta.started || meta.endedAt || meta.deleted) return;
-    if ((await this.ctx.storage.getAlarm()) === null) {
-      await this.ctx.storage.setAlarm(Date.now() + batchTimings(this.env).alarmMs);
-    }
-  }
-
-  /** Every item matching `where` gets the final `type` (canceled / expired) with no attempt. */
-  #finish(meta, where, type) {
-    const rows = this.sql.exec(`SELECT idx, custom_id, attempts FROM items WHERE ${where}`).toArray();
-    if (rows.length === 0) return;
-    this.ctx.storage.transactionSync(() => {
-      for (const row of rows) this.#record(meta, row, type, { type }, { attempts: row.attempts, elapsedMs: 0 });
-      this.#save(meta);
+    const plan = this.#tx(() => {
+      const b = batchRow(this.sql);
+      if (!b || b.started_at === null || b.deleted || b.ended_at !== null) return null;
+      let resend = /** @type {number[]} */ ([]);
+      if (now >= b.config.expiresAt) finishWhere(this.sql, `state IN ('queued', 'leased')`, 'expired');
+      else if (b.cancel_at !== null) finishWhere(this.sql, `state = 'leased' AND lease_until <= ?`, 'canceled', now);
+      else resend = pickResends(this.sql, b, now, t.redeliverMs);
+      endIfDone(this.sql, now);
+      return { id: b.config.id, resend };
     });
-  }
-
-  /** An item's final result, with the next seq; the caller saves `meta` once after its loop. */
-  #record(meta, row, state, result, edgebatch) {
-    meta.seq += 1;
-    const line = JSON.stringify({ custom_id: row.custom_id, result, edgebatch: { ...edgebatch, seq: meta.seq } });
-    this.sql.exec(`UPDATE items SET state = ?, result = ?, seq = ?, token = token + 1 WHERE idx = ?`, state, line, meta.seq, row.idx);
-  }
-
-  #maybeEnd(meta) {
-    if (meta.endedAt) return;
-    const open = this.sql.exec(`SELECT COUNT(*) AS n FROM items WHERE state NOT IN (${FINAL.map(() => '?').join(',')})`, ...FINAL).one().n;
-    if (open === 0) {
-      meta.endedAt = Date.now();
-      this.#save(meta);
+    if (!plan) return;
+    await this.#arm(true);
+    if (plan.resend.length === 0) return;
+    try {
+      await enqueueItems(this.env, plan.id, plan.resend);
+    } catch (err) {
+      this.#tx(() => unsend(this.sql, plan.resend, now));
+      console.error(`edgebatch ledger: re-sending ${plan.resend.length} items of ${plan.id} failed (the next alarm tries again): ${/** @type {Error} */ (err)?.message}`);
     }
   }
 }

@@ -1,53 +1,271 @@
-// One limiter Durable Object per upstream account: every consumer of every batch on that
-// account asks it before each attempt and tells it what the reply said. It runs edgebatch's
-// own pacer (the wasm `Limiter`: rate-limit-header budgets, the pause after a 429, adaptive
-// concurrency, the breaker) behind leases that expire, so a crashed consumer cannot keep a
-// permit, and owners (batches) take turns. State is in memory: an evicted object starts
-// afresh and relearns from the next replies' headers, which is what a new process would do.
+// @ts-check
+// One limiter Durable Object per upstream account (or per token-scoped `limiterKey`): every
+// consumer of every batch on it asks before each attempt and tells it what the reply said. It
+// runs edgebatch's own pacer (the wasm `Limiter`: rate-limit-header budgets, the pause after a
+// 429, adaptive concurrency, the breaker) behind leases that expire, so a crashed consumer
+// cannot keep a permit.
+//
+// A caller that must wait is held here, not told to ask again: waiters are woken when a permit
+// comes back or when the pacer's time comes, owners (batches) taking turns, least recently
+// served first. A wait longer than the caller allows is answered at once with `defer`, so the
+// consumer gives its items back instead of sleeping in its invocation.
+//
+// Settings are durable (set at create by `configure`); the pacer's state is in memory: an
+// evicted object starts afresh and relearns from the next replies' headers. Lease ids carry a
+// random epoch per instance, so a late release from before an eviction frees nothing.
 import { DurableObject } from 'cloudflare:workers';
 import * as edgebatch from '../../pkg/edgebatch.js';
 
 /** Attempts in flight over all consumers of one account, at most (the adaptive ceiling). */
 export const DEFAULT_LIMITER_CONCURRENCY = 48;
 
+/** How late after its time a held waiter is looked at again when nothing else wakes it. */
+const IDLE_WAKE_MS = 1_000;
+
+/**
+ * @typedef {{ requestsPerMinute?: number, inputTokensPerMinute?: number, outputTokensPerMinute?: number }} RateLimit
+ * @typedef {{ provider: string, concurrency: number, leaseMs: number, rateLimit?: RateLimit }} LimiterSettings
+ * @typedef {{ inputTokens?: number, outputTokens?: number, requests?: number }} Cost
+ * @typedef {{ untilMs: number, reason: 'limiter' }} Deferral
+ * @typedef {{ id: string } | { never: string } | { defer: Deferral }} Grant
+ * @typedef {[string, object]} Release a lease id and its outcome (as the wasm Limiter reads it)
+ * @typedef {{ owner: string, cost: Cost, arrived: number, deadline: number, waitMs: number, resolve: (g: Grant) => void }} Waiter
+ */
+
 export class UpstreamLimiter extends DurableObject {
+  /** @type {any} the wasm Limiter, built from the stored settings on first use */
   #limiter = null;
-  #config = null;
+  /** @type {LimiterSettings | null} */
+  #settings = null;
+  #epoch = randomEpoch();
+  /** @type {Waiter[]} in arrival order */
+  #waiters = [];
+  /** @type {Map<string, number>} owner -> when it was last granted a permit */
+  #served = new Map();
+  /** Smoothed time between two grants while callers wait (how fast the queue moves), ms. */
+  #gapMs = 0;
+  #lastGrantAt = 0;
+  /** @type {ReturnType<typeof setTimeout> | null} */
+  #timer = null;
+  #timerAt = Infinity;
 
-  /** `config`: `{ provider, concurrency?, rateLimit?, leaseMs? }`, used by the first caller. */
-  #ensure(config) {
-    if (this.#limiter === null) {
-      this.#limiter = new edgebatch.Limiter(config, Date.now());
-      this.#config = config;
+  /** @param {DurableObjectState} ctx @param {unknown} env */
+  constructor(ctx, env) {
+    super(ctx, env);
+    ctx.blockConcurrencyWhile(async () => {
+      this.#settings = (await ctx.storage.get('settings')) ?? null;
+    });
+  }
+
+  /**
+   * Stores this limiter's settings. The user's part (concurrency, rateLimit) must equal what
+   * is stored unless `replace` (the account limiter, whose settings are the Worker's own);
+   * the Worker's part (leaseMs) follows the Worker.
+   * @param {LimiterSettings} settings
+   * @param {{ replace?: boolean }} [opts]
+   * @returns {Promise<{ ok: true } | { conflict: string } | { invalid: string }>}
+   */
+  async configure(settings, { replace = false } = {}) {
+    const old = this.#settings;
+    if (old && !replace && userPart(old) !== userPart(settings)) {
+      return { conflict: describeSettings(old) };
     }
-    return this.#limiter;
+    if (old && JSON.stringify(canonical(old)) === JSON.stringify(canonical(settings))) return { ok: true };
+    try {
+      new edgebatch.Limiter(settings, Date.now()).free();
+    } catch (err) {
+      return { invalid: String(/** @type {Error} */ (err)?.message ?? err) };
+    }
+    await this.ctx.storage.put('settings', settings);
+    this.#settings = settings;
+    this.#reset();
+    return { ok: true };
   }
 
-  /** `{ id }`, `{ waitMs }` or `{ never }` for one attempt of `owner` with `cost`. */
-  acquire(config, owner, cost) {
-    return this.#ensure(config).acquire(owner, cost.inputTokens ?? 0, cost.outputTokens ?? 0, Date.now());
+  /**
+   * One attempt of `owner` costing `cost`: `{ id }` (send now, then release it), `{ never }`
+   * (it can never fit), or `{ defer: { untilMs } }` when the wait would pass `maxWaitMs`.
+   * `releases` are applied first: the outcomes of earlier attempts ride along.
+   * @param {string} owner
+   * @param {Cost} cost
+   * @param {{ releases?: Release[], maxWaitMs?: number }} [opts]
+   * @returns {Promise<Grant>}
+   */
+  async acquire(owner, cost, { releases = [], maxWaitMs = 0 } = {}) {
+    this.#releaseAll(releases);
+    if (!this.#ready()) return { never: 'this rate limiter has no settings (the batch predates them): create the batch again' };
+    const now = Date.now();
+    /** @type {Promise<Grant>} */
+    const answer = new Promise((resolve) => {
+      this.#waiters.push({ owner, cost, arrived: now, deadline: now + Math.max(0, maxWaitMs), waitMs: 0, resolve });
+    });
+    this.#pump();
+    return answer;
   }
 
-  /** Reports an attempt's outcome; false when its lease had already run out. */
+  /**
+   * What is left to release at the end of an invocation. Returns how many were current.
+   * @param {Release[]} releases
+   */
+  releaseMany(releases) {
+    const n = this.#releaseAll(releases);
+    this.#pump();
+    return n;
+  }
+
+  /**
+   * One release; false when the lease had already run out or is from another instance.
+   * @param {string} id @param {object} outcome
+   */
   release(id, outcome) {
-    if (this.#limiter === null) return false;
-    return this.#limiter.release(id, outcome, Date.now());
+    const n = this.#releaseAll([[id, outcome]]);
+    this.#pump();
+    return n === 1;
   }
 
   stats() {
-    if (this.#limiter === null) return { inFlight: 0, granted: 0, config: null };
-    return { ...this.#limiter.stats(Date.now()), config: { ...this.#config } };
+    const base = this.#limiter ? this.#limiter.stats(Date.now()) : { inFlight: 0, granted: 0 };
+    return { ...base, waiting: this.#waiters.length, epoch: this.#epoch, settings: this.#settings && { ...this.#settings } };
+  }
+
+  /** @param {Release[]} releases */
+  #releaseAll(releases) {
+    if (!this.#limiter || !Array.isArray(releases)) return 0;
+    let n = 0;
+    const now = Date.now();
+    for (const [id, outcome] of releases) {
+      const [epoch, seq] = String(id).split(':');
+      if (epoch !== this.#epoch || !/^\d+$/.test(seq ?? '')) continue;
+      if (this.#limiter.release(Number(seq), outcome ?? { abandoned: true }, now)) n++;
+    }
+    return n;
+  }
+
+  #ready() {
+    if (!this.#limiter && this.#settings) this.#limiter = new edgebatch.Limiter(this.#settings, Date.now());
+    return this.#limiter !== null;
+  }
+
+  /** New settings: a new pool and epoch; held waiters are told to come back at once. */
+  #reset() {
+    this.#limiter?.free();
+    this.#limiter = null;
+    this.#epoch = randomEpoch();
+    for (const w of this.#waiters.splice(0)) w.resolve({ defer: { untilMs: Date.now(), reason: 'limiter' } });
+  }
+
+  /**
+   * Grants what can go now, owners least recently served first (each owner's waiters in
+   * arrival order); answers `defer` to waiters that would wait past their deadline; sets one
+   * timer for the next moment something may change.
+   */
+  #pump() {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#timerAt = Infinity;
+    if (this.#waiters.length === 0 || !this.#ready()) return;
+    const now = Date.now();
+    for (let granted = true; granted && this.#waiters.length > 0;) {
+      granted = false;
+      for (const w of this.#heads()) {
+        const g = this.#limiter.acquire(w.owner, w.cost.inputTokens ?? 0, w.cost.outputTokens ?? 0, now);
+        if (g.waitMs !== undefined) {
+          w.waitMs = g.waitMs;
+          continue;
+        }
+        this.#waiters.splice(this.#waiters.indexOf(w), 1);
+        if (g.id !== undefined) {
+          this.#served.set(w.owner, now);
+          this.#timeGrant(w, now);
+          w.resolve({ id: `${this.#epoch}:${g.id}` });
+        } else {
+          w.resolve({ never: String(g.never) });
+        }
+        granted = true;
+        break;
+      }
+    }
+    // The soonest any head may go; a waiter behind its owner's head waits at least as long,
+    // and behind everyone ahead of it about one grant's gap each.
+    const headWait = new Map(this.#heads().map((w) => [w.owner, w.waitMs]));
+    let next = Infinity;
+    let ahead = 0;
+    this.#waiters = this.#waiters.filter((w) => {
+      const waitMs = Math.max(w.waitMs, headWait.get(w.owner) ?? 0);
+      const expectMs = Math.max(waitMs, ahead * this.#gapMs);
+      if (now + expectMs > w.deadline) {
+        w.resolve({ defer: { untilMs: now + Math.max(expectMs, 1), reason: 'limiter' } });
+        return false;
+      }
+      ahead++;
+      next = Math.min(next, now + waitMs, w.deadline);
+      return true;
+    });
+    for (const [owner, at] of this.#served) if (now - at > 600_000) this.#served.delete(owner);
+    if (this.#waiters.length > 0) this.#wakeAt(Math.min(next, now + IDLE_WAKE_MS));
+  }
+
+  /** Learns how fast held waiters are served. @param {Waiter} w @param {number} now */
+  #timeGrant(w, now) {
+    if (w.arrived < now && this.#lastGrantAt > 0) {
+      // Never more than this waiter waited: an idle spell before it is no queue.
+      const gap = Math.min(now - this.#lastGrantAt, now - w.arrived);
+      this.#gapMs = this.#gapMs === 0 ? gap : 0.8 * this.#gapMs + 0.2 * gap;
+    }
+    this.#lastGrantAt = now;
+  }
+
+  /** The first waiter of each owner, owners least recently served first. */
+  #heads() {
+    /** @type {Map<string, Waiter>} */
+    const heads = new Map();
+    for (const w of this.#waiters) if (!heads.has(w.owner)) heads.set(w.owner, w);
+    return [...heads.values()].sort((a, b) => (this.#served.get(a.owner) ?? 0) - (this.#served.get(b.owner) ?? 0));
+  }
+
+  /** @param {number} at */
+  #wakeAt(at) {
+    if (at >= this.#timerAt) return;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => this.#pump(), Math.max(0, at - Date.now()));
   }
 }
 
 /**
- * The limiter object for an account: a user-named `limiterKey` (keys of one organisation
- * share its limits), else the provider, its base URL and a hash of the key.
+ * The limiter object's name for an account: a `limiterKey` is scoped to the token that names
+ * it (another token's "k" is another limiter), else the provider, its base URL and a hash of
+ * the key (every batch on one upstream account shares it).
+ * @param {{ name: string, baseUrl: string }} provider
+ * @param {string | undefined} apiKey
+ * @param {string | undefined} limiterKey
+ * @param {string} owner the token's name
  */
-export async function limiterName(provider, apiKey, limiterKey) {
-  if (limiterKey) return `named:${provider.name}:${limiterKey}`;
+export async function limiterName(provider, apiKey, limiterKey, owner) {
+  if (limiterKey) return `named:${owner}:${provider.name}:${limiterKey}`;
   const data = new TextEncoder().encode(`${provider.name}\n${provider.baseUrl}\n${apiKey ?? ''}`);
   const hash = [...new Uint8Array(await crypto.subtle.digest('SHA-256', data))]
     .map((b) => b.toString(16).padStart(2, '0')).join('');
   return `key:${provider.name}:${hash.slice(0, 32)}`;
+}
+
+/** How settings read in a 409: the options that set them. @param {LimiterSettings} s */
+export function describeSettings(s) {
+  const rate = s.rateLimit ? `rateLimit ${JSON.stringify(canonical(s.rateLimit))}` : 'no rateLimit';
+  return `${rate}, limiterConcurrency ${s.concurrency}`;
+}
+
+/** @param {LimiterSettings} s */
+function userPart(s) {
+  return JSON.stringify(canonical({ concurrency: s.concurrency, rateLimit: s.rateLimit ?? {} }));
+}
+
+/** `v` with object keys sorted, so equal settings compare equal as JSON. @param {any} v @returns {any} */
+function canonical(v) {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+  return Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical(v[k])]));
+}
+
+function randomEpoch() {
+  return [...crypto.getRandomValues(new Uint8Array(6))].map((b) => b.toString(16).padStart(2, '0')).join('');
 }

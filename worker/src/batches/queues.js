@@ -1,4 +1,5 @@
-// The work queues and the timings of /v1/batches, read from the Worker's vars in one place.
+// @ts-check
+// The work queues of /v1/batches (their timings: config.js's batchTimings).
 //
 // A message is `{ batchId, indexes }`: never a request body (messages are at most 128 KB).
 // Work may be spread over several queues (bindings WORK_QUEUE, WORK_QUEUE_1 ... WORK_QUEUE_7):
@@ -6,35 +7,21 @@
 // one queue with `max_concurrency` scales by itself; Miniflare and `wrangler dev` deliver one
 // batch per queue at a time, so locally the shards are what runs consumers side by side.
 
-import { intVar } from '../config.js';
+/**
+ * A work message: work on these items of this batch (never a request body).
+ * @typedef {{ batchId: string, indexes: number[] }} WorkMessage
+ */
 
 /** Items per queue message: one consumer invocation leases them together. */
 export const ITEMS_PER_MESSAGE = 25;
 /** Messages per `sendBatch` call (the Queues limit is 100). */
 const SEND_BATCH = 100;
 
-
 /**
- * Read like every other var (config.js's `intVar`): a value out of range is a 500
- * `configuration_error`, never a silent default. The routes read them once per request, so a
- * bad var is refused before a batch exists to be run by alarms and consumers.
- *
- * - alarmMs: how often a running batch's alarm looks at it (leases, lost messages, expiry);
- * - redeliverMs: queued items nobody claimed for this long are sent again;
- * - leaseMs: how long a consumer holds claimed items (its work is cut off before);
- * - deferMs: a limiter wait longer than this gives the items back and retries the message
- *   later (`retry({ delaySeconds })`) instead of sleeping in the invocation.
+ * The work queue bindings present, shard 0 first.
+ * @param {any} env
+ * @returns {Queue<WorkMessage>[]}
  */
-export function batchTimings(env) {
-  return {
-    alarmMs: intVar(env, 'EDGEBATCH_BATCH_ALARM_MS', 5_000, 100, 3_600_000),
-    redeliverMs: intVar(env, 'EDGEBATCH_BATCH_REDELIVER_MS', 60_000, 500, 86_400_000),
-    leaseMs: intVar(env, 'EDGEBATCH_BATCH_LEASE_MS', 300_000, 2_000, 840_000),
-    deferMs: intVar(env, 'EDGEBATCH_BATCH_DEFER_MS', 3_000, 100, 60_000),
-  };
-}
-
-/** The work queue bindings present, shard 0 first. */
 export function workQueues(env) {
   const queues = [env.WORK_QUEUE];
   for (let i = 1; i < 8; i++) if (env[`WORK_QUEUE_${i}`]) queues.push(env[`WORK_QUEUE_${i}`]);
@@ -44,10 +31,17 @@ export function workQueues(env) {
 /** Where the next message goes: round robin over the shards, across batches of this isolate. */
 let nextShard = Math.floor(Math.random() * 8);
 
-/** Sends `indexes` of a batch as messages of ITEMS_PER_MESSAGE, round robin over the shards. */
+/**
+ * Sends `indexes` of a batch as messages of ITEMS_PER_MESSAGE, round robin over the shards.
+ * @param {any} env
+ * @param {string} batchId
+ * @param {number[]} indexes
+ * @param {number} [delaySeconds] when the messages become deliverable
+ */
 export async function enqueueItems(env, batchId, indexes, delaySeconds = 0) {
   const queues = workQueues(env);
   if (queues.length === 0) throw new Error('no WORK_QUEUE binding: /v1/batches needs a queue');
+  /** @type {MessageSendRequest<WorkMessage>[][]} */
   const perQueue = queues.map(() => []);
   for (let at = 0; at < indexes.length; at += ITEMS_PER_MESSAGE) {
     const body = { batchId, indexes: indexes.slice(at, at + ITEMS_PER_MESSAGE) };

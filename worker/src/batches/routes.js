@@ -1,5 +1,7 @@
+// @ts-check
 // The /v1/batches routes, in Anthropic Message Batches' shape:
 //   POST   /v1/batches                 create (JSON or NDJSON, streamed in) -> 201 the batch
+//                                      (Idempotency-Key: a retry answers 200 the same batch)
 //   GET    /v1/batches                 this token's batches, newest first (?limit, ?before_id)
 //   GET    /v1/batches/:id             the batch, counts current
 //   GET    /v1/batches/:id/results     JSONL, completion order; ?after=<seq> resumes, also
@@ -7,32 +9,51 @@
 //   POST   /v1/batches/:id/cancel      queued items -> canceled; in-flight ones finish
 //   DELETE /v1/batches/:id             only once ended
 // A batch of another token is a 404, exactly like one that does not exist.
-import { intVar } from '../config.js';
+import { batchTimings, intVar } from '../config.js';
 import { allow, badRequest, HttpError, jsonResponse } from '../http.js';
 import { int, parseOptions, parseProvider } from '../validate.js';
 import { readBatch } from './intake.js';
+import { ttlBudget } from '../token-limits.js';
 import { ledgerOf } from './consumer.js';
-import { batchTimings } from './queues.js';
-import { DEFAULT_LIMITER_CONCURRENCY, limiterName } from './limiter.js';
+import { fingerprinted, idempotencyKey, replay } from './idempotency.js';
+import { DEFAULT_LIMITER_CONCURRENCY, describeSettings, limiterName } from './limiter.js';
 
 const BATCH_OPTIONS = new Set(['limiterKey', 'rateLimit', 'limiterConcurrency']);
 const RATE_FIELDS = ['requestsPerMinute', 'inputTokensPerMinute', 'outputTokensPerMinute'];
 const RESULTS_PAGE = 500;
 
-/** The limits of /v1/batches, from the vars. */
+/**
+ * @typedef {ReturnType<typeof import('../config.js').readConfig>} Config
+ * @typedef {import('./ledger-sql.js').BatchConfig} BatchConfig
+ * @typedef {import('./limiter.js').LimiterSettings} LimiterSettings
+ * @typedef {ReturnType<typeof batchLimits>} BatchLimits
+ * @typedef {{ provider?: unknown, options?: unknown }} Header what precedes the requests of a body
+ * @typedef {{ rateLimit?: Record<string, number>, concurrency?: number }} LimiterAsk a batch's own limiter options
+ * @typedef {(text: string) => string} Redact
+ * @typedef {ReturnType<import('./directory.js').BatchDirectory['list']>} Listing a page of the token's batch ids
+ */
+
+/** The limits of /v1/batches, from the vars. @param {any} env */
 export function batchLimits(env) {
   return {
     maxRequests: intVar(env, 'EDGEBATCH_BATCH_MAX_REQUESTS', 100_000, 1, 10_000_000),
     maxBytes: intVar(env, 'EDGEBATCH_BATCH_MAX_BYTES', 256 * 1024 * 1024, 1024, 4 * 1024 * 1024 * 1024),
     maxRequestBytes: intVar(env, 'EDGEBATCH_BATCH_MAX_REQUEST_BYTES', 1024 * 1024, 256, 1536 * 1024),
+    // A JSON body is parsed whole in the isolate's 128 MB: larger batches come as NDJSON.
+    maxJsonBytes: intVar(env, 'EDGEBATCH_BATCH_MAX_JSON_BYTES', 32 * 1024 * 1024, 1024, 64 * 1024 * 1024),
     ttlMs: intVar(env, 'EDGEBATCH_BATCH_TTL_MS', 24 * 3_600_000, 1_000, 7 * 24 * 3_600_000),
   };
 }
 
 /**
  * @param {Request} request
+ * @param {URL} url
  * @param {string[]} parts the path after /v1/batches, split on '/'
+ * @param {any} env
+ * @param {Config} config
  * @param {string} owner who is asking (the token's name)
+ * @param {Redact} redact
+ * @returns {Promise<Response>}
  */
 export async function handleBatches(request, url, parts, env, config, owner, redact) {
   if (!env.BATCHES || !env.LIMITER || !env.DIRECTORY) {
@@ -68,12 +89,30 @@ export async function handleBatches(request, url, parts, env, config, owner, red
   throw notFound(id);
 }
 
+/**
+ * @param {Request} request @param {URL} url @param {any} env @param {Config} config @param {string} owner
+ * @param {any} directory the token's BatchDirectory stub
+ * @returns {Promise<Response>}
+ */
 async function create(request, url, env, config, owner, directory) {
   const limits = batchLimits(env);
+  const key = idempotencyKey(request);
+  if (key !== undefined) {
+    const held = await directory.reserve(key);
+    if (held.pending) {
+      throw new HttpError(409, 'invalid_request_error', `a create with Idempotency-Key ${JSON.stringify(key)} is under way ` +
+        `(for ${Math.round(held.sinceMs / 1000)} s): retry later with the same key`);
+    }
+    if (held.id) return replay(request, key, held, limits.maxBytes, (id) => ledgerOf(env, id)?.start());
+  }
+  const body = key === undefined ? { request, digest: async () => undefined } : fingerprinted(request);
+  /** @type {any} */
   let ledger = null;
-  let meta = null;
+  let meta = /** @type {BatchConfig | null} */ (null);
+  /** @param {Header} header */
   const begin = async (header) => {
-    meta = await batchMeta(header, env, config, url.origin, owner, limits);
+    // Its id is set just below, before the ledger sees it.
+    meta = /** @type {BatchConfig} */ (await batchMeta(header, env, config, url.origin, owner, limits));
     const doId = env.BATCHES.newUniqueId();
     meta.id = `batch_${doId.toString()}`;
     ledger = env.BATCHES.get(doId);
@@ -81,29 +120,42 @@ async function create(request, url, env, config, owner, directory) {
     return { provider: meta.provider.name, rules: config.items };
   };
   try {
-    await readBatch(request, limits, begin, (rows) => ledger.append(rows));
+    // The token must be able to send the batch before it expires (a 400 naming the limits).
+    const intake = { ...limits, bodyTimeoutMs: config.bodyTimeoutMs, budget: ttlBudget(config.limits, limits.ttlMs) };
+    await readBatch(body.request, intake, begin, (rows) => ledger.append(rows));
   } catch (err) {
     await ledger?.discard().catch(() => {});
+    if (key !== undefined) await directory.release(key).catch(() => {});
     // The ledger's own refusal (a duplicate across chunks) arrives as a plain Error.
-    if (!(err instanceof HttpError) && /^duplicate custom_id/.test(err?.message ?? '')) throw badRequest(err.message);
+    if (!(err instanceof HttpError) && /^duplicate custom_id/.test(/** @type {Error} */ (err)?.message ?? '')) {
+      throw badRequest(/** @type {Error} */ (err).message);
+    }
     throw err;
   }
-  await directory.add(meta.id, meta.createdAt);
+  // Listed (and the key bound) before it starts: a retry finds it, whatever happens next.
+  const made = /** @type {BatchConfig} */ (meta); // begin ran: readBatch calls it before any row
+  await directory.add(made.id, made.createdAt, key, await body.digest());
   return jsonResponse(201, await ledger.start());
 }
 
-/** Validates `{ provider?, options? }` into what the ledger keeps (never an API key). */
+/**
+ * Validates `{ provider?, options? }` into what the ledger keeps (never an API key).
+ * @param {Header} header @param {any} env @param {Config} config @param {string} origin @param {string} owner
+ * @param {BatchLimits} limits
+ * @returns {Promise<Omit<BatchConfig, 'id'>>}
+ */
 async function batchMeta(header, env, config, origin, owner, limits) {
   const rawProvider = header.provider;
   if (rawProvider && typeof rawProvider === 'object' && Object.hasOwn(rawProvider, 'apiKey')) {
     throw badRequest('provider.apiKey is not accepted by /v1/batches: a stored batch never holds a key (the Worker uses its own secret)');
   }
   const { provider, upstream, missingKey } = parseProvider(rawProvider, config, origin);
-  const raw = header.options ?? {};
+  const raw = /** @type {Record<string, unknown>} */ (header.options ?? {});
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw badRequest('options must be an object');
   const common = Object.fromEntries(Object.entries(raw).filter(([k]) => !BATCH_OPTIONS.has(k)));
   const options = parseOptions(common, config);
   delete options.deadlineMs; // a batch ends at expires_at; each invocation has its own deadline
+  /** @type {LimiterAsk} */
   const limiter = {};
   if (raw.rateLimit !== undefined) {
     const r = raw.rateLimit;
@@ -118,29 +170,67 @@ async function batchMeta(header, env, config, origin, owner, limits) {
   if (raw.limiterKey !== undefined && (typeof raw.limiterKey !== 'string' || !/^[\w.:-]{1,64}$/.test(raw.limiterKey))) {
     throw badRequest('options.limiterKey must be 1 to 64 characters of letters, digits, _ . : -');
   }
+  // The account's limiter is every batch's on that key: no batch may set its limits.
+  if (raw.limiterKey === undefined && Object.keys(limiter).length > 0) {
+    throw badRequest('options.rateLimit and options.limiterConcurrency need options.limiterKey: they set a limiter of your own ' +
+      '(the account\'s shared limiter takes its limits from the upstream\'s headers)');
+  }
   // Request errors first; the Worker's missing key (a 500) only for a valid request.
   if (missingKey) throw missingKey;
+  const settings = await configureLimiter(env, { provider: provider.name, concurrency: DEFAULT_LIMITER_CONCURRENCY, ...limiter },
+    await limiterName(provider, provider.apiKey, raw.limiterKey, owner), raw.limiterKey);
   const createdAt = Date.now();
   return {
     owner,
     provider: { name: provider.name, baseUrl: provider.baseUrl, ...(provider.version && { version: provider.version }), sim: upstream === 'sim' },
     options,
-    // A permit outlives its attempt's timeout, so a slow reply never frees a slot early.
-    limiter: { concurrency: DEFAULT_LIMITER_CONCURRENCY, leaseMs: Math.min(3_600_000, (options.timeoutMs ?? 60_000) + 30_000), ...limiter },
-    limiterKey: await limiterName(provider, provider.apiKey, raw.limiterKey),
+    limiter: settings.settings,
+    limiterKey: settings.name,
     createdAt,
     expiresAt: createdAt + limits.ttlMs,
   };
 }
 
+/**
+ * Stores the settings of the batch's limiter in it (durably, before the batch exists). A named
+ * limiter keeps the settings it was first given: asking for others is a 409 naming them. The
+ * account limiter's settings are the Worker's own and follow it.
+ * @param {any} env
+ * @param {Omit<LimiterSettings, 'leaseMs'>} asked
+ * @param {string} name the limiter object's name
+ * @param {string | undefined} key the client's limiterKey
+ */
+async function configureLimiter(env, asked, name, key) {
+  // A permit lives as long as the lease of the invocation that holds it, at most.
+  const settings = { ...asked, leaseMs: batchTimings(env).leaseMs };
+  const answer = await env.LIMITER.get(env.LIMITER.idFromName(name)).configure(settings, { replace: key === undefined });
+  if (answer.conflict) {
+    throw new HttpError(409, 'invalid_request_error', `options.limiterKey ${JSON.stringify(key)} already names a limiter of this token ` +
+      `with ${answer.conflict}; this batch asks for ${describeSettings(settings)}: send the same settings, or use another limiterKey`);
+  }
+  if (answer.invalid) throw badRequest(`options.rateLimit: ${answer.invalid}`);
+  return { settings, name };
+}
+
+/**
+ * @param {URL} url @param {any} env @param {string} owner @param {any} directory the token's BatchDirectory stub
+ * @returns {Promise<Response>}
+ */
 async function list(url, env, owner, directory) {
   const limit = url.searchParams.has('limit') ? int('limit', Number(url.searchParams.get('limit')), 1, 100) : 20;
   const before = url.searchParams.get('before_id') ?? undefined;
-  const { ids, hasMore } = await directory.list(limit, before);
+  const { ids, hasMore, unknownBefore } = /** @type {Listing} */ (await directory.list(limit, before));
+  if (unknownBefore) {
+    throw badRequest(`before_id ${JSON.stringify(String(before).slice(0, 80))} is not a batch of this token (deleted, or never one): list again without it`);
+  }
   const data = (await Promise.all(ids.map((id) => ledgerOf(env, id)?.describe(owner)))).filter(Boolean);
   return jsonResponse(200, { data, has_more: hasMore, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null });
 }
 
+/**
+ * @param {URL} url @param {any} ledger the batch's stub @param {string} owner @param {string} id @param {Redact} redact
+ * @returns {Promise<Response>}
+ */
 function results(url, ledger, owner, id, redact) {
   const raw = url.searchParams.get('after');
   const after = raw === null ? 0 : Number(raw);
@@ -156,12 +246,13 @@ function results(url, ledger, owner, id, redact) {
           page = await ledger.results(owner, cursor, RESULTS_PAGE);
           if (!page) return controller.close();
         }
-        const rows = page.rows;
+        const { rows, more } = page;
         page = null;
         if (rows.length === 0) return controller.close();
         cursor = rows.at(-1).seq;
-        controller.enqueue(enc.encode(rows.map((r) => `${redact(r.line)}\n`).join('')));
-        if (rows.length < RESULTS_PAGE) page = { rows: [] };
+        controller.enqueue(enc.encode(rows.map((/** @type {{ line: string }} */ r) => `${redact(r.line)}\n`).join('')));
+        // A page ends at a row or a byte bound (more) or at the last result so far.
+        if (!more) page = { rows: [] };
       },
     });
     return new Response(body, {
@@ -175,11 +266,18 @@ function results(url, ledger, owner, id, redact) {
   })();
 }
 
+/**
+ * `value`, or a 404 for batch `id` when there is none.
+ * @template T
+ * @param {T} value @param {string} id
+ * @returns {NonNullable<T>}
+ */
 function found(value, id) {
   if (value === null || value === undefined) throw notFound(id);
   return value;
 }
 
+/** @param {string} id */
 function notFound(id) {
   const shown = String(id).length > 80 ? `${String(id).slice(0, 80)}…` : id;
   return new HttpError(404, 'not_found_error', `no batch ${shown}`);

@@ -1,0 +1,14 @@
+// @ts-check
+// The one entry of /v1/batches: what the rest of the Worker may use of it. Nothing outside
+// this folder imports another file of it.
+//   handleBatches   the HTTP routes (routes.js), given an authenticated owner
+//   consume         the queue handler: work messages and dead-lettered ones (consumer.js)
+//   BatchLedger, BatchDirectory, UpstreamLimiter   the Durable Object classes wrangler.toml binds
+// Inside, one way down: routes -> intake, idempotency, ledger/directory/limiter RPC;
+// consumer -> ledger RPC (claim, commit, unclaim), token budget, limiter RPC (permits.js) and
+// the library's executor; ledger -> ledger-sql (state), redelivery (the rule), queues (sends).
+export { handleBatches } from './routes.js';
+export { consume } from './consumer.js';
+export { BatchLedger } from './ledger.js';
+export { BatchDirectory } from './directory.js';
+export { UpstreamLimiter } from './limiter.js';

@@ -1,0 +1,160 @@
+// @ts-check
+// The batch ledger's tables and its state changes. Everything here is synchronous SQL, run by
+// the ledger inside `transactionSync`: nothing here awaits, so nothing read here can be
+// written back after another call changed it (a Durable Object's input gate opens only at an
+// await).
+//
+//   batch  one row: the settings as created (`config`, never changed) and what changes
+//   counts items per state, kept by triggers on `items`: a commit or a GET costs the same at
+//          any size of batch
+//   items  one row per request: state, lease token, when a claim may take it (not_before),
+//          when its latest message became deliverable (sent_at: 0 = sent at the start, -1 = a
+//          send that failed), whether the token budget was charged for it, its result line
+
+/** @typedef {'queued' | 'leased' | 'succeeded' | 'errored' | 'canceled' | 'expired'} ItemState */
+/**
+ * @typedef {object} BatchConfig what create stores once
+ * @property {string} id
+ * @property {string} owner
+ * @property {{ name: string, baseUrl?: string, version?: string, sim?: boolean }} provider
+ * @property {Record<string, unknown>} options
+ * @property {Record<string, unknown>} limiter
+ * @property {string} limiterKey
+ * @property {number} createdAt
+ * @property {number} expiresAt
+ */
+/**
+ * @typedef {object} BatchRow the `batch` row, config parsed
+ * @property {BatchConfig} config
+ * @property {number | null} started_at
+ * @property {number | null} ended_at
+ * @property {number | null} cancel_at
+ * @property {number} deleted
+ * @property {number} total
+ * @property {number} seq
+ * @property {number} relet items whose lease lapsed and were sent again
+ * @property {number} redelivered items sent again because their message was lost (or probed)
+ * @property {number} last_claim_at
+ * @property {number} probe_at
+ * @property {number} mark the latest send time of an item claimed
+ * @property {number | null} pending_mark a mark seen at `pending_at`, not yet trusted
+ * @property {number} pending_at
+ * @property {number} lost_before queued items whose message became deliverable before this are lost
+ * @property {string | null} waiting_reason
+ * @property {number | null} waiting_until
+ */
+
+/** @type {ItemState[]} */
+export const STATES = ['queued', 'leased', 'succeeded', 'errored', 'canceled', 'expired'];
+export const WAIT_REASONS = ['token_budget', 'limiter', 'upstream_429'];
+
+/** @param {SqlStorage} sql */
+export function createSchema(sql) {
+  sql.exec(`
+    CREATE TABLE IF NOT EXISTS batch (
+      one INTEGER PRIMARY KEY CHECK (one = 1), config TEXT NOT NULL,
+      started_at INTEGER, ended_at INTEGER, cancel_at INTEGER, deleted INTEGER NOT NULL DEFAULT 0,
+      total INTEGER NOT NULL DEFAULT 0, seq INTEGER NOT NULL DEFAULT 0,
+      relet INTEGER NOT NULL DEFAULT 0, redelivered INTEGER NOT NULL DEFAULT 0,
+      last_claim_at INTEGER NOT NULL DEFAULT 0, probe_at INTEGER NOT NULL DEFAULT 0,
+      mark INTEGER NOT NULL DEFAULT 0, pending_mark INTEGER, pending_at INTEGER NOT NULL DEFAULT 0,
+      lost_before INTEGER NOT NULL DEFAULT 0, waiting_reason TEXT, waiting_until INTEGER);
+    CREATE TABLE IF NOT EXISTS counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS items (
+      idx INTEGER PRIMARY KEY, custom_id TEXT NOT NULL UNIQUE, params TEXT NOT NULL,
+      state TEXT NOT NULL DEFAULT 'queued', token INTEGER NOT NULL DEFAULT 0,
+      lease_until INTEGER NOT NULL DEFAULT 0, not_before INTEGER NOT NULL DEFAULT 0,
+      sent_at INTEGER NOT NULL DEFAULT 0, charged INTEGER NOT NULL DEFAULT 0,
+      attempts INTEGER NOT NULL DEFAULT 0, claims INTEGER NOT NULL DEFAULT 0,
+      seq INTEGER, result TEXT);`);
+  migrateMeta(sql);
+  sql.exec(`
+    CREATE INDEX IF NOT EXISTS items_sent ON items (state, sent_at);
+    CREATE INDEX IF NOT EXISTS items_seq ON items (seq) WHERE seq IS NOT NULL;
+    CREATE TRIGGER IF NOT EXISTS items_added AFTER INSERT ON items BEGIN
+      UPDATE counts SET n = n + 1 WHERE state = new.state;
+    END;
+    CREATE TRIGGER IF NOT EXISTS items_moved AFTER UPDATE OF state ON items WHEN old.state <> new.state BEGIN
+      UPDATE counts SET n = n - 1 WHERE state = old.state;
+      UPDATE counts SET n = n + 1 WHERE state = new.state;
+    END;`);
+}
+
+/**
+ * A batch object written before this layout (its state one JSON row in a \`meta\` table; no
+ * sent_at, charged, counts) moves to it once, the first time it wakes up after the deploy.
+ * @param {SqlStorage} sql
+ */
+function migrateMeta(sql) {
+  if (sql.exec(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'`).toArray().length === 0) return;
+  const old = sql.exec(`SELECT v FROM meta WHERE k = 'batch'`).toArray()[0];
+  sql.exec(`ALTER TABLE items ADD COLUMN sent_at INTEGER NOT NULL DEFAULT 0`);
+  sql.exec(`ALTER TABLE items ADD COLUMN charged INTEGER NOT NULL DEFAULT 0`);
+  sql.exec(`DROP INDEX IF EXISTS items_state`);
+  if (old) {
+    const m = JSON.parse(String(old.v));
+    const { id, owner, provider, options, limiter, limiterKey, createdAt, expiresAt } = m;
+    insertBatch(sql, { id, owner, provider, options, limiter, limiterKey, createdAt, expiresAt });
+    sql.exec(`UPDATE batch SET started_at = ?, ended_at = ?, cancel_at = ?, deleted = ?, total = ?, seq = ?, relet = ?,
+      redelivered = ?, last_claim_at = ? WHERE one = 1`, m.started ? (m.lastClaimAt ?? createdAt ?? 0) : null, m.endedAt ?? null,
+    m.cancelAt ?? null, m.deleted ? 1 : 0, m.total ?? 0, m.seq ?? 0, m.relet ?? 0, m.redelivered ?? 0, m.lastClaimAt ?? 0);
+    for (const r of sql.exec(`SELECT state, COUNT(*) AS n FROM items GROUP BY state`).toArray()) {
+      sql.exec(`UPDATE counts SET n = ? WHERE state = ?`, r.n, r.state);
+    }
+  }
+  sql.exec(`DROP TABLE meta`);
+}
+
+/** @param {SqlStorage} sql @returns {BatchRow | null} */
+export function batchRow(sql) {
+  const row = sql.exec(`SELECT * FROM batch WHERE one = 1`).toArray()[0];
+  return row ? /** @type {BatchRow} */ ({ ...row, config: JSON.parse(String(row.config)) }) : null;
+}
+
+/** @param {SqlStorage} sql @param {BatchConfig} config */
+export function insertBatch(sql, config) {
+  sql.exec(`INSERT INTO batch (one, config) VALUES (1, ?)`, JSON.stringify(config));
+  for (const s of STATES) sql.exec(`INSERT OR REPLACE INTO counts (state, n) VALUES (?, 0)`, s);
+}
+
+/** @param {SqlStorage} sql @returns {Record<ItemState, number>} */
+export function readCounts(sql) {
+  const counts = /** @type {Record<ItemState, number>} */ (Object.fromEntries(STATES.map((s) => [s, 0])));
+  for (const r of sql.exec(`SELECT state, n FROM counts`)) counts[/** @type {ItemState} */ (r.state)] = Number(r.n);
+  return counts;
+}
+
+/**
+ * Gives items their final state and result line, numbered from `seq` on; returns the last
+ * seq used (the caller stores it in the same transaction).
+ * @param {SqlStorage} sql
+ * @param {{ idx: number, custom_id: string, state: ItemState, result: object, edgebatch: object }[]} finals
+ * @param {number} seq
+ */
+export function record(sql, finals, seq) {
+  for (const f of finals) {
+    seq += 1;
+    const line = JSON.stringify({ custom_id: f.custom_id, result: f.result, edgebatch: { ...f.edgebatch, seq } });
+    sql.exec(`UPDATE items SET state = ?, result = ?, seq = ?, token = token + 1 WHERE idx = ?`, f.state, line, seq, f.idx);
+  }
+  sql.exec(`UPDATE batch SET seq = ? WHERE one = 1`, seq);
+  return seq;
+}
+
+/**
+ * Every item matching `where` ends as `type` (canceled / expired) with no attempt.
+ * @param {SqlStorage} sql @param {string} where @param {'canceled' | 'expired'} type @param {unknown[]} args
+ */
+export function finishWhere(sql, where, type, ...args) {
+  const rows = sql.exec(`SELECT idx, custom_id, attempts FROM items WHERE ${where} ORDER BY idx`, ...args).toArray();
+  if (rows.length === 0) return;
+  const seq = Number(sql.exec(`SELECT seq FROM batch WHERE one = 1`).one().seq);
+  record(sql, rows.map((r) => ({ idx: Number(r.idx), custom_id: String(r.custom_id), state: type, result: { type },
+    edgebatch: { attempts: Number(r.attempts), elapsedMs: 0 } })), seq);
+}
+
+/** Ends the batch once no item is queued or leased. @param {SqlStorage} sql @param {number} now */
+export function endIfDone(sql, now) {
+  const c = readCounts(sql);
+  if (c.queued + c.leased === 0) sql.exec(`UPDATE batch SET ended_at = ? WHERE one = 1 AND ended_at IS NULL`, now);
+}

@@ -1,0 +1,95 @@
+// @ts-check
+// The shared limiter as a permit source for one consumer invocation: the remote adapter behind
+// the executor's `permits` option. One RPC per attempt: the wait is held in the limiter object
+// (not polled), and the outcomes of earlier attempts ride along on the next acquire. Once the
+// limiter defers, no attempt starts again in this invocation (no RPC either): attempts in
+// flight finish, the rest goes back to the ledger for later.
+
+/** A release nobody's next acquire took along within this long is sent on its own. */
+const RELEASE_LINGER_MS = 25;
+/** After a failed limiter call: give everything back for this long (the executor's rule too). */
+const UNREACHABLE_DEFER_MS = 1_000;
+
+/**
+ * @typedef {import('./limiter.js').Cost} Cost
+ * @typedef {import('./limiter.js').Grant} Grant
+ * @typedef {import('./limiter.js').Deferral} Deferral
+ * @typedef {import('./limiter.js').Release} Release
+ * @typedef {{
+ *   acquire(owner: string, cost: Cost, opts: { releases: Release[], maxWaitMs: number }): Promise<Grant>,
+ *   releaseMany(releases: Release[]): Promise<number>,
+ * }} LimiterStub
+ * @typedef {{ acquires: number, releaseCalls: number }} PermitCounts
+ */
+
+/**
+ * @param {LimiterStub} limiter the limiter object's stub
+ * @param {string} owner whose turn it is (the batch id: owners take turns)
+ * @param {() => number} maxWaitMs the longest wait to hold for, asked at each acquire
+ */
+export function remotePermits(limiter, owner, maxWaitMs) {
+  /** @type {Release[]} */
+  let pending = [];
+  /** @type {Deferral | null} */
+  let deferred = null;
+  /** @type {ReturnType<typeof setTimeout> | null} */
+  let linger = null;
+  /** @type {Promise<unknown>[]} */
+  const sending = [];
+  /** @type {PermitCounts} */
+  const counts = { acquires: 0, releaseCalls: 0 };
+
+  const sendPending = () => {
+    if (linger !== null) clearTimeout(linger);
+    linger = null;
+    if (pending.length === 0) return;
+    const batch = pending;
+    pending = [];
+    counts.releaseCalls++;
+    sending.push(limiter.releaseMany(batch).catch(() => 0));
+  };
+
+  return {
+    counts,
+    /** The deferral that stopped this invocation, if one did. */
+    get deferred() {
+      return deferred;
+    },
+    /**
+     * @param {number} _index the item (unused: the limiter paces by cost and owner)
+     * @param {Cost} cost
+     * @returns {Promise<Grant>}
+     */
+    async acquire(_index, cost) {
+      if (deferred) return { defer: deferred };
+      const releases = pending;
+      pending = [];
+      counts.acquires++;
+      try {
+        const g = await limiter.acquire(owner, cost, { releases, maxWaitMs: Math.max(0, Math.floor(maxWaitMs())) });
+        if ('defer' in g) deferred = laterOf(deferred, g.defer);
+        return g;
+      } catch {
+        // A release already applied is refused the second time (its lease is gone): harmless.
+        pending.push(...releases);
+        deferred = laterOf(deferred, { untilMs: Date.now() + UNREACHABLE_DEFER_MS, reason: 'limiter' });
+        return { defer: deferred };
+      }
+    },
+    /** @param {string} id @param {object} outcome */
+    release(id, outcome) {
+      pending.push([id, outcome]);
+      linger ??= setTimeout(sendPending, RELEASE_LINGER_MS);
+    },
+    /** Sends what is left (at the end of the invocation). */
+    async flush() {
+      sendPending();
+      await Promise.all(sending);
+    },
+  };
+}
+
+/** @param {Deferral | null} a @param {Deferral} b @returns {Deferral} */
+function laterOf(a, b) {
+  return a && a.untilMs >= b.untilMs ? a : b;
+}
