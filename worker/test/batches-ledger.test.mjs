@@ -9,6 +9,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startWorker, TOKEN } from './harness.mjs';
 import { ROOMY_TOKEN, api, exactlyOnce, requests, results, simSession, submit, waitEnded } from './batches-client.mjs';
+import { ITEMS_PER_MESSAGE } from '../src/batches/queues.js';
+import { MIN_WINDOW } from '../src/batches/window.js';
 
 const OWNER = 'me';
 const REDELIVER_MS = 1000;
@@ -51,7 +53,7 @@ describe('worker: the batch ledger, call by call', { timeout: 60_000, concurrenc
       await L('append', rows);
     }
     if (start) await L('start');
-    await L('takeSent');
+    L.initial = sentIndexes(await L('takeSent'));
     return L;
   }
 
@@ -94,10 +96,13 @@ describe('worker: the batch ledger, call by call', { timeout: 60_000, concurrenc
 
   test('redelivery: a backlog nobody claims gets a small probe per alarm; only a delivered probe shows it lost', async () => {
     const L = await created(3000);
+    // A window goes out at the start, not the batch: a batch created later waits for no more.
+    assert.ok(L.initial.length >= MIN_WINDOW && L.initial.length < 3000, `${L.initial.length} items sent at the start`);
+    assert.deepEqual(L.initial, [...Array(L.initial.length).keys()], 'in index order');
     await sleep(REDELIVER_MS + 100);
     assert.equal(await L('runAlarm'), 'done');
     const probe = sentIndexes(await L('takeSent'));
-    assert.ok(probe.length > 0 && probe.length <= 25, `a probe of ${probe.length} items, not the backlog`);
+    assert.ok(probe.length > 0 && probe.length <= ITEMS_PER_MESSAGE, `a probe of ${probe.length} items, not the backlog`);
     assert.equal(await L('runAlarm'), 'done');
     assert.deepEqual(await L('takeSent'), [], 'at most one probe per redeliver interval');
     // Work going on (an item of the backlog claimed): nothing is sent for the rest of it.
@@ -118,7 +123,8 @@ describe('worker: the batch ledger, call by call', { timeout: 60_000, concurrenc
       await sleep(REDELIVER_MS + 100);
     }
     again = [...new Set(again)].sort((a, b) => a - b);
-    const lost = [...Array(3000).keys()].filter((i) => i !== 5 && !probe.includes(i));
+    // Lost: what was sent and not claimed; nothing of the rest of the batch (never sent).
+    const lost = L.initial.filter((i) => i !== 5 && !probe.includes(i));
     assert.deepEqual(again, lost, 'every lost item once, no other');
     const b = await L('describe', OWNER);
     assert.equal(b.edgebatch.redelivered, probe.length + lost.length);
@@ -304,8 +310,27 @@ describe('worker: /v1/batches, a batch queued behind another', { timeout: 60_000
       exactlyOnce(await results(worker.url, second.id), requests(120, 'b').map((r) => r.custom_id));
       await waitEnded(worker.url, first.id);
       const probes = Math.ceil(waitedMs / R);
-      console.log(`# a batch of 120 behind one of 240: first result after ${waitedMs} ms, redelivered ${ended.edgebatch.redelivered} (at most ${probes} probes of 25)`);
-      assert.ok(ended.edgebatch.redelivered <= 25 * probes, JSON.stringify(ended.edgebatch));
+      console.log(`# a batch of 120 behind one of 240: first result after ${waitedMs} ms, redelivered ${ended.edgebatch.redelivered} (at most ${probes} probes of ${ITEMS_PER_MESSAGE})`);
+      assert.ok(ended.edgebatch.redelivered <= ITEMS_PER_MESSAGE * probes, JSON.stringify(ended.edgebatch));
+    } finally {
+      await worker.dispose();
+    }
+  });
+
+  test('waits for a window of the batch ahead, not for all of it: its first result comes while the big one has most to do', async () => {
+    const worker = await startWorker({ ...ROOMY_TOKEN, EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '200' }, { workQueues: 1 });
+    try {
+      const sim = await simSession(worker.url, { seed: 4, latency: { baseMs: 40, perOutputTokenMs: 0, jitterMs: 10 } });
+      const provider = { name: 'anthropic', baseUrl: sim.baseUrl };
+      const big = await submit(worker.url, { provider, requests: requests(2000, 'a') });
+      const small = await submit(worker.url, { provider, requests: requests(40, 'b') });
+      await waitEnded(worker.url, small.id, { everyMs: 100 });
+      const ahead = (await api(worker.url, 'GET', `/v1/batches/${big.id}`)).json.request_counts;
+      console.log(`# 40 behind 2,000: ended with the big one at ${ahead.succeeded} of 2000`);
+      // Sent whole, the big batch's 2,000 would all be ahead of it in the queue.
+      assert.ok(ahead.processing > 1000, `the small batch waited for most of the big one: ${JSON.stringify(ahead)}`);
+      await waitEnded(worker.url, big.id, { timeoutMs: 120_000 });
+      exactlyOnce(await results(worker.url, big.id), requests(2000, 'a').map((r) => r.custom_id));
     } finally {
       await worker.dispose();
     }

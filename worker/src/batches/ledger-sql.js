@@ -8,8 +8,8 @@
 //   counts items per state, kept by triggers on `items`: a commit or a GET costs the same at
 //          any size of batch
 //   items  one row per request: state, lease token, when a claim may take it (not_before),
-//          when its latest message became deliverable (sent_at: 0 = sent at the start, -1 = a
-//          send that failed), whether the token budget was charged for it, its result line
+//          when its latest message became deliverable (sent_at: NEVER_SENT = not yet sent,
+//          window.js; -1 = a send that failed), whether the token budget was charged for it, its result line
 
 /** @typedef {'queued' | 'leased' | 'succeeded' | 'errored' | 'canceled' | 'expired'} ItemState */
 /**
@@ -42,6 +42,11 @@
  * @property {number} lost_before queued items whose message became deliverable before this are lost
  * @property {string | null} waiting_reason
  * @property {number | null} waiting_until
+ * @property {number} next_send the first index never sent (window.js)
+ * @property {number} claimed_first items claimed at least once
+ * @property {number} bucket_at
+ * @property {number} bucket_n claims in the bucket that began at bucket_at
+ * @property {number} last_bucket_n claims in the bucket before
  */
 
 /** @type {ItemState[]} */
@@ -58,7 +63,9 @@ export function createSchema(sql) {
       relet INTEGER NOT NULL DEFAULT 0, redelivered INTEGER NOT NULL DEFAULT 0,
       last_claim_at INTEGER NOT NULL DEFAULT 0, probe_at INTEGER NOT NULL DEFAULT 0,
       mark INTEGER NOT NULL DEFAULT 0, pending_mark INTEGER, pending_at INTEGER NOT NULL DEFAULT 0,
-      lost_before INTEGER NOT NULL DEFAULT 0, waiting_reason TEXT, waiting_until INTEGER);
+      lost_before INTEGER NOT NULL DEFAULT 0, waiting_reason TEXT, waiting_until INTEGER,
+      next_send INTEGER NOT NULL DEFAULT 0, claimed_first INTEGER NOT NULL DEFAULT 0,
+      bucket_at INTEGER NOT NULL DEFAULT 0, bucket_n INTEGER NOT NULL DEFAULT 0, last_bucket_n INTEGER NOT NULL DEFAULT 0);
     CREATE TABLE IF NOT EXISTS counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL);
     CREATE TABLE IF NOT EXISTS items (
       idx INTEGER PRIMARY KEY, custom_id TEXT NOT NULL UNIQUE, params TEXT NOT NULL,
@@ -96,8 +103,9 @@ function migrateMeta(sql) {
     const { id, owner, provider, options, limiter, limiterKey, createdAt, expiresAt } = m;
     insertBatch(sql, { id, owner, provider, options, limiter, limiterKey, createdAt, expiresAt });
     sql.exec(`UPDATE batch SET started_at = ?, ended_at = ?, cancel_at = ?, deleted = ?, total = ?, seq = ?, relet = ?,
-      redelivered = ?, last_claim_at = ? WHERE one = 1`, m.started ? (m.lastClaimAt ?? createdAt ?? 0) : null, m.endedAt ?? null,
-    m.cancelAt ?? null, m.deleted ? 1 : 0, m.total ?? 0, m.seq ?? 0, m.relet ?? 0, m.redelivered ?? 0, m.lastClaimAt ?? 0);
+      redelivered = ?, last_claim_at = ?, next_send = ?, claimed_first = ? WHERE one = 1`, m.started ? (m.lastClaimAt ?? createdAt ?? 0) : null,
+    m.endedAt ?? null, m.cancelAt ?? null, m.deleted ? 1 : 0, m.total ?? 0, m.seq ?? 0, m.relet ?? 0, m.redelivered ?? 0, m.lastClaimAt ?? 0,
+    m.total ?? 0, m.total ?? 0); // the old layout sent every item at the start
     for (const r of sql.exec(`SELECT state, COUNT(*) AS n FROM items GROUP BY state`).toArray()) {
       sql.exec(`UPDATE counts SET n = ? WHERE state = ?`, r.n, r.state);
     }

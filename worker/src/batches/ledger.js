@@ -16,6 +16,7 @@ import { batchTimings } from '../config.js';
 import { enqueueItems } from './queues.js';
 import { batchRow, createSchema, endIfDone, finishWhere, insertBatch, readCounts, record, WAIT_REASONS } from './ledger-sql.js';
 import { pickResends, unsend } from './redelivery.js';
+import { countClaims, NEVER_SENT, refill, unwindow } from './window.js';
 
 /** A results page stops at this many bytes of lines (or at its row limit), one line at least. */
 export const RESULTS_PAGE_BYTES = 1024 * 1024;
@@ -107,8 +108,8 @@ export class BatchLedger extends DurableObject {
       if (!b || b.started_at !== null) throw new Error('batch is not being created');
       let idx = b.total;
       for (const row of rows) {
-        const added = this.sql.exec(`INSERT INTO items (idx, custom_id, params) VALUES (?, ?, ?) ON CONFLICT (custom_id) DO NOTHING RETURNING idx`,
-          idx, row.custom_id, row.params).toArray();
+        const added = this.sql.exec(`INSERT INTO items (idx, custom_id, params, sent_at) VALUES (?, ?, ?, ?) ON CONFLICT (custom_id) DO NOTHING RETURNING idx`,
+          idx, row.custom_id, row.params, NEVER_SENT).toArray();
         if (added.length === 0) throw new Error(`duplicate custom_id ${JSON.stringify(row.custom_id)}`);
         idx++;
       }
@@ -119,31 +120,37 @@ export class BatchLedger extends DurableObject {
 
   /**
    * Starts the batch (again: a no-op that answers the view): the alarm is armed before the
-   * messages go, and until they have all gone the alarm counts every item as lost, so a send
-   * that fails, or a crash during it, leaves the sending to the alarm, never a batch that
-   * nothing runs. A failed send is logged, not thrown: the batch exists and will run.
+   * first window of messages goes (window.js), so a send that fails, or a crash during it,
+   * leaves the sending to the next claim or alarm, never a batch that nothing runs. A failed
+   * send is logged, not thrown: the batch exists and will run.
    */
   async start() {
     const now = Date.now();
-    const first = this.#tx(() => {
+    const sent = this.#tx(() => {
       const b = batchRow(this.sql);
       if (!b || b.deleted) throw new Error('batch is not being created');
-      if (b.started_at !== null) return false;
-      this.sql.exec(`UPDATE batch SET started_at = ?, last_claim_at = ?, lost_before = max(lost_before, 1) WHERE one = 1`, now, now);
-      return true;
+      if (b.started_at !== null) return null;
+      this.sql.exec(`UPDATE batch SET started_at = ?, last_claim_at = ? WHERE one = 1`, now, now);
+      return refill(this.sql, now);
     });
     await this.#arm();
-    const b = /** @type {BatchRow} */ (batchRow(this.sql));
-    if (first) {
-      const indexes = this.sql.exec(`SELECT idx FROM items ORDER BY idx`).toArray().map((r) => Number(r.idx));
-      try {
-        await enqueueItems(this.env, b.config.id, indexes);
-        this.sql.exec(`UPDATE batch SET lost_before = 0 WHERE one = 1 AND lost_before = 1`);
-      } catch (err) {
-        console.error(`edgebatch ledger: sending ${b.config.id}'s messages failed (its alarm sends them): ${/** @type {Error} */ (err)?.message}`);
-      }
-    }
+    if (sent) await this.#send(sent, now);
     return this.#view(/** @type {BatchRow} */ (batchRow(this.sql)));
+  }
+
+  /**
+   * Sends a refill of the window (after the transaction that chose it); a failed send puts
+   * it back. @param {{ indexes: number[], from: number }} sent @param {number} now
+   */
+  async #send(sent, now) {
+    if (sent.indexes.length === 0) return;
+    const id = /** @type {BatchRow} */ (batchRow(this.sql)).config.id;
+    try {
+      await enqueueItems(this.env, id, sent.indexes);
+    } catch (err) {
+      this.#tx(() => unwindow(this.sql, sent, now));
+      console.error(`edgebatch ledger: sending ${sent.indexes.length} items of ${id} failed (sent again later): ${/** @type {Error} */ (err)?.message}`);
+    }
   }
 
   async discard() {
@@ -230,31 +237,36 @@ export class BatchLedger extends DurableObject {
    */
   async claim(indexes, leaseMs) {
     const now = Date.now();
-    return this.#tx(() => {
+    const claimed = this.#tx(() => {
       const b = batchRow(this.sql);
       if (!b || b.started_at === null || b.ended_at !== null || b.cancel_at !== null || b.deleted || now >= b.config.expiresAt) {
-        return { batch: null, items: [] };
+        return { batch: null, items: [], sent: { indexes: [], from: 0 } };
       }
       /** @type {ClaimedItem[]} */
       const items = [];
       let mark = b.mark;
+      let first = 0;
       for (const index of indexes) {
         if (!Number.isInteger(index)) continue;
         const row = this.sql.exec(
           `UPDATE items SET state = 'leased', token = token + 1, claims = claims + 1, lease_until = ?
            WHERE idx = ? AND not_before <= ? AND (state = 'queued' OR (state = 'leased' AND lease_until <= ?))
-           RETURNING idx, token, params, attempts, charged, sent_at`, now + leaseMs, index, now, now).toArray()[0];
+           RETURNING idx, token, params, attempts, charged, sent_at, claims`, now + leaseMs, index, now, now).toArray()[0];
         if (!row) continue;
         items.push({ index: Number(row.idx), token: Number(row.token), params: String(row.params), attempts: Number(row.attempts), charged: row.charged === 1 });
-        mark = Math.max(mark, Number(row.sent_at));
+        if (Number(row.sent_at) < NEVER_SENT) mark = Math.max(mark, Number(row.sent_at));
+        if (Number(row.claims) === 1) first++;
       }
       if (items.length > 0) {
         const waitOver = b.waiting_until !== null && now >= b.waiting_until;
         this.sql.exec(`UPDATE batch SET last_claim_at = ?, mark = ?${waitOver ? ', waiting_reason = NULL, waiting_until = NULL' : ''} WHERE one = 1`, now, mark);
+        countClaims(this.sql, b, now, items.length, first);
       }
       const { id, provider, options, limiter, limiterKey, owner } = b.config;
-      return { batch: { id, provider, options, limiter, limiterKey, owner }, items };
+      return { batch: { id, provider, options, limiter, limiterKey, owner }, items, sent: refill(this.sql, now) };
     });
+    await this.#send(claimed.sent, now);
+    return { batch: claimed.batch, items: claimed.items };
   }
 
   /**
@@ -362,10 +374,11 @@ export class BatchLedger extends DurableObject {
       else if (b.cancel_at !== null) finishWhere(this.sql, `state = 'leased' AND lease_until <= ?`, 'canceled', now);
       else resend = pickResends(this.sql, b, now, t.redeliverMs);
       endIfDone(this.sql, now);
-      return { id: b.config.id, resend };
+      return { id: b.config.id, resend, sent: refill(this.sql, now) };
     });
     if (!plan) return;
     await this.#arm(true);
+    await this.#send(plan.sent, now);
     if (plan.resend.length === 0) return;
     try {
       await enqueueItems(this.env, plan.id, plan.resend);

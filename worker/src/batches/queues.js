@@ -13,7 +13,7 @@
  */
 
 /** Items per queue message: one consumer invocation leases them together. */
-export const ITEMS_PER_MESSAGE = 25;
+export const ITEMS_PER_MESSAGE = 40;
 /** Messages per `sendBatch` call (the Queues limit is 100). */
 const SEND_BATCH = 100;
 
