@@ -114,12 +114,7 @@ export class TokenLimits extends DurableObject {
     // slots; never less than one per item (checked above), never more than asked.
     const share = Math.floor(room / Math.max(1, lim.concurrentBatches - active));
     const granted = Math.min(subrequests, room, Math.max(items, share));
-    const lease = crypto.randomUUID();
-    const expiresAt = now + leaseMs;
-    this.sql.exec('INSERT INTO leases VALUES (?, ?, ?)', lease, batches, expiresAt);
-    this.sql.exec('INSERT INTO spend (lease, at, items, subrequests) VALUES (?, ?, ?, ?)', lease, now, items, granted);
-    this.sql.exec('UPDATE totals SET batches = batches + ?, items = items + ? WHERE id = 0', batches, items);
-    return { ok: true, lease, subrequests: granted, expiresAt };
+    return { ok: true, ...this.take(now, leaseMs, batches, items, granted), subrequests: granted };
   }
 
   /**
@@ -157,11 +152,7 @@ export class TokenLimits extends DurableObject {
     const active = this.one('SELECT coalesce(sum(batches), 0) AS n FROM leases').n;
     const share = Math.floor(room / Math.max(1, lim.concurrentBatches - active));
     const granted = Math.min(Math.ceil((subrequests * k) / items), room, Math.max(k, share));
-    const lease = crypto.randomUUID();
-    const expiresAt = now + leaseMs;
-    this.sql.exec('INSERT INTO leases VALUES (?, 0, ?)', lease, expiresAt);
-    this.sql.exec('INSERT INTO spend (lease, at, items, subrequests) VALUES (?, ?, ?, ?)', lease, now, charged, granted);
-    this.sql.exec('UPDATE totals SET items = items + ? WHERE id = 0', charged);
+    const { lease, expiresAt } = this.take(now, leaseMs, 0, charged, granted);
     // When the first item left out could run: the consumer's give-back waits that long.
     let restAfterMs = 0;
     if (k < items) {
@@ -171,6 +162,20 @@ export class TokenLimits extends DurableObject {
       else if (usedSubrequests >= lim.subrequestsPerHour) restAfterMs = this.waitFor('subrequests', usedSubrequests + 1 - lim.subrequestsPerHour, now);
     }
     return { ok: true, lease, items: k, charged, subrequests: granted, expiresAt, restAfterMs };
+  }
+
+  /**
+   * Records a grant (both acquires): a lease holding `batches` slots, and `items` and
+   * `subrequests` spent in the hour from `now`.
+   * @param {number} now @param {number} leaseMs @param {number} batches @param {number} items @param {number} subrequests
+   */
+  take(now, leaseMs, batches, items, subrequests) {
+    const lease = crypto.randomUUID();
+    const expiresAt = now + leaseMs;
+    this.sql.exec('INSERT INTO leases VALUES (?, ?, ?)', lease, batches, expiresAt);
+    this.sql.exec('INSERT INTO spend (lease, at, items, subrequests) VALUES (?, ?, ?, ?)', lease, now, items, subrequests);
+    this.sql.exec('UPDATE totals SET batches = batches + ?, items = items + ? WHERE id = 0', batches, items);
+    return { lease, expiresAt };
   }
 
   /**

@@ -131,20 +131,19 @@ export class BatchLedger extends DurableObject {
       if (!b || b.deleted) throw new Error('batch is not being created');
       if (b.started_at !== null) return null;
       this.sql.exec(`UPDATE batch SET started_at = ?, last_claim_at = ? WHERE one = 1`, now, now);
-      return refill(this.sql, now);
+      return { id: b.config.id, window: refill(this.sql, now) };
     });
     await this.#arm();
-    if (sent) await this.#send(sent, now);
+    if (sent) await this.#send(sent.id, sent.window, now);
     return this.#view(/** @type {BatchRow} */ (batchRow(this.sql)));
   }
 
   /**
-   * Sends a refill of the window (after the transaction that chose it); a failed send puts
-   * it back. @param {{ indexes: number[], from: number }} sent @param {number} now
+   * Sends a refill of batch `id`'s window (after the transaction that chose it); a failed
+   * send puts it back. @param {string} id @param {{ indexes: number[], from: number }} sent @param {number} now
    */
-  async #send(sent, now) {
+  async #send(id, sent, now) {
     if (sent.indexes.length === 0) return;
-    const id = /** @type {BatchRow} */ (batchRow(this.sql)).config.id;
     try {
       await enqueueItems(this.env, id, sent.indexes);
     } catch (err) {
@@ -265,7 +264,7 @@ export class BatchLedger extends DurableObject {
       const { id, provider, options, limiter, limiterKey, owner } = b.config;
       return { batch: { id, provider, options, limiter, limiterKey, owner }, items, sent: refill(this.sql, now) };
     });
-    await this.#send(claimed.sent, now);
+    if (claimed.batch) await this.#send(claimed.batch.id, claimed.sent, now);
     return { batch: claimed.batch, items: claimed.items };
   }
 
@@ -378,7 +377,7 @@ export class BatchLedger extends DurableObject {
     });
     if (!plan) return;
     await this.#arm(true);
-    await this.#send(plan.sent, now);
+    await this.#send(plan.id, plan.sent, now);
     if (plan.resend.length === 0) return;
     try {
       await enqueueItems(this.env, plan.id, plan.resend);
