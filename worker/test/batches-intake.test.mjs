@@ -235,6 +235,9 @@ describe('revoking a token', { timeout: 90_000 }, () => {
       EDGEBATCH_SIM: 'on',
       EDGEBATCH_BATCH_ALARM_MS: '200',
       EDGEBATCH_BATCH_REDELIVER_MS: '500',
+      // Items leased by the first run's consumer when it stopped are canceled once their lease
+      // runs out: short here, so the test's wait does not depend on when that run stopped.
+      EDGEBATCH_BATCH_LEASE_MS: '3000',
       EDGEBATCH_SIM_CONFIG: JSON.stringify({ ...FAST_SIM, latency: { baseMs: 300, perOutputTokenMs: 0, jitterMs: 0 } }),
     };
     let worker = await startWorker({ ...vars, EDGEBATCH_TOKENS: `alice:${sha(ALICE)},bob:${sha(BOB)}` }, { persist: state });
