@@ -2,6 +2,7 @@
 //   POST /v1/batch   { provider?, items, options? } -> NDJSON: one line per item as it
 //                    completes, then { summary }. Bearer token required.
 //   /v1/batches      batches past one request: Durable Objects + Queues (batches/index.js)
+//   /anthropic/...   the Anthropic SDK's routes (baseURL {worker}/anthropic): anthropic/index.js
 //   GET  /healthz    liveness
 //   /sim/v1/messages, /sim/v1/chat/completions, /sim/stats   the simulator (EDGEBATCH_SIM = "on")
 // Errors are JSON { error: { type, message } }. See worker/README.md for the limits and why.
@@ -14,6 +15,7 @@ import { acquireOrThrow, tokenLimits } from './token-limits.js';
 import { allow, badRequest, discardBody, errorResponse, HttpError, jsonResponse, readCappedText } from './http.js';
 import { handleSimRoute, installSimFetch } from './sim.js';
 import { consume, handleBatches } from './batches/index.js';
+import { handleAnthropic } from './anthropic/index.js';
 import { parseBatchRequest } from './validate.js';
 
 edgebatch.initSync({ module: mod });
@@ -84,6 +86,7 @@ async function route(request, env, ctx, scope) {
     const parts = path.slice('/v1/batches'.length).split('/').filter(Boolean);
     return handleBatches(request, url, parts, env, config, caller.name, scope.redact);
   }
+  if (path.startsWith('/anthropic/')) return handleAnthropic(request, url, env, ctx, config);
   if (path === '/sim' || path.startsWith('/sim/')) {
     if (!config.simOn) throw notFound(path);
     return handleSimRoute(request, config);

@@ -1,13 +1,16 @@
 // @ts-check
 // The one entry of /v1/batches: what the rest of the Worker may use of it. Nothing outside
 // this folder imports another file of it.
-//   handleBatches   the HTTP routes (routes.js), given an authenticated owner
+//   handleBatches   the HTTP routes (routes.js), given an authenticated owner; the
+//                   provider-format routes (../anthropic/) call it with their fixed header
+//   directoryOf, viewsOf   a token's batch ids and their views, for those routes' lists
+//   accountPermits  permits from an upstream account's limiter, for realtime calls
 //   consume         the queue handler: work messages and dead-lettered ones (consumer.js)
 //   BatchLedger, BatchDirectory, UpstreamLimiter   the Durable Object classes wrangler.toml binds
 // Inside, one way down: routes -> intake, idempotency, ledger/directory/limiter RPC;
 // consumer -> ledger RPC (claim, commit, unclaim), token budget, limiter RPC (permits.js) and
 // the library's executor; ledger -> ledger-sql (state), redelivery (the rule), queues (sends).
-export { handleBatches } from './routes.js';
+export { accountPermits, directoryOf, handleBatches, viewsOf } from './routes.js';
 export { consume } from './consumer.js';
 export { BatchLedger } from './ledger.js';
 export { BatchDirectory } from './directory.js';

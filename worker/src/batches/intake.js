@@ -22,6 +22,7 @@ import { parseJsonObject } from '../validate.js';
  *   what the token can send before the batch expires (token-limits.js ttlBudget)
  * @typedef {{ provider: string, rules: object }} Policy
  * @typedef {{ custom_id: string, params: string }} Row params: the request body as JSON text
+ * @typedef {{ header: { provider?: unknown, options?: unknown }, fields: Set<string>, shape: string }} Fixed
  */
 
 const TOP_LEVEL = new Set(['provider', 'options', 'requests']);
@@ -47,12 +48,14 @@ export const maxLineBytes = (limits) => 2 * limits.maxRequestBytes + 1024;
  *   once with `{ provider, options }` before the first row (validates them, creates the ledger);
  *   returns the provider's name and the item rules (item-policy.js) every `params` must meet
  * @param {(rows: Row[]) => Promise<unknown>} append
+ * @param {Fixed} [fixed] a provider-format route's create (../anthropic/): JSON only, with no
+ *   top-level fields but `fixed.fields`, and the header `fixed.header` instead of the body's
  * @returns {Promise<number>} the number of requests
  */
-export async function readBatch(request, limits, begin, append) {
+export async function readBatch(request, limits, begin, append, fixed) {
   const type = (request.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase();
   const sink = new RowSink(limits, append);
-  if (type === 'application/x-ndjson' || type === 'application/jsonl') {
+  if (!fixed && (type === 'application/x-ndjson' || type === 'application/jsonl')) {
     let began = false;
     for await (const { line, text } of lines(request, limits)) {
       if (text.trim() === '') continue;
@@ -76,12 +79,12 @@ export async function readBatch(request, limits, begin, append) {
     }
     if (!began) await begin({});
   } else {
-    const body = parseJsonObject(await readJson(request, limits), TOP_LEVEL, '{ provider?, options?, requests }');
+    const body = parseJsonObject(await readJson(request, limits), fixed?.fields ?? TOP_LEVEL, fixed?.shape ?? '{ provider?, options?, requests }');
     if (!Array.isArray(body.requests)) throw badRequest('requests must be an array of { custom_id, params }');
     const n = body.requests.length;
     if (n > limits.maxRequests) throw tooManyRequests(limits);
     if (limits.budget && n > limits.budget.max) throw limits.budget.refuse(n, true);
-    sink.policy = await begin({ provider: body.provider, options: body.options });
+    sink.policy = await begin(fixed ? fixed.header : { provider: body.provider, options: body.options });
     for (let i = 0; i < n; i++) {
       await sink.add(body.requests[i], `requests[${i}]`, JSON.stringify(body.requests[i] ?? null).length);
     }

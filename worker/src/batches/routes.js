@@ -17,6 +17,7 @@ import { ttlBudget } from '../token-limits.js';
 import { ledgerOf } from './consumer.js';
 import { fingerprinted, idempotencyKey, replay } from './idempotency.js';
 import { DEFAULT_LIMITER_CONCURRENCY, describeSettings, limiterName } from './limiter.js';
+import { remotePermits } from './permits.js';
 
 const BATCH_OPTIONS = new Set(['limiterKey', 'rateLimit', 'limiterConcurrency']);
 const RATE_FIELDS = ['requestsPerMinute', 'inputTokensPerMinute', 'outputTokensPerMinute'];
@@ -53,18 +54,20 @@ export function batchLimits(env) {
  * @param {Config} config
  * @param {string} owner who is asking (the token's name)
  * @param {Redact} redact
+ * @param {import('./intake.js').Fixed} [fixed] a provider-format route's create (../anthropic/):
+ *   the body's only fields and the provider/options it runs with (readBatch)
  * @returns {Promise<Response>}
  */
-export async function handleBatches(request, url, parts, env, config, owner, redact) {
+export async function handleBatches(request, url, parts, env, config, owner, redact, fixed) {
   if (!env.BATCHES || !env.LIMITER || !env.DIRECTORY) {
     throw new HttpError(501, 'not_implemented', 'this deployment has no BATCHES / LIMITER / DIRECTORY Durable Object bindings');
   }
   batchTimings(env); // a bad timing var is a 500 here, not a failing alarm later
-  const directory = env.DIRECTORY.get(env.DIRECTORY.idFromName(`owner:${owner}`));
+  const directory = directoryOf(env, owner);
   if (parts.length === 0) {
     allow(request, ['GET', 'POST']);
     return request.method === 'POST'
-      ? create(request, url, env, config, owner, directory)
+      ? create(request, url, env, config, owner, directory, fixed)
       : list(url, env, owner, directory);
   }
   const [id, action, ...extra] = parts;
@@ -92,9 +95,10 @@ export async function handleBatches(request, url, parts, env, config, owner, red
 /**
  * @param {Request} request @param {URL} url @param {any} env @param {Config} config @param {string} owner
  * @param {any} directory the token's BatchDirectory stub
+ * @param {import('./intake.js').Fixed} [fixed]
  * @returns {Promise<Response>}
  */
-async function create(request, url, env, config, owner, directory) {
+async function create(request, url, env, config, owner, directory, fixed) {
   const limits = batchLimits(env);
   const key = idempotencyKey(request);
   if (key !== undefined) {
@@ -122,7 +126,7 @@ async function create(request, url, env, config, owner, directory) {
   try {
     // The token must be able to send the batch before it expires (a 400 naming the limits).
     const intake = { ...limits, bodyTimeoutMs: config.bodyTimeoutMs, budget: ttlBudget(config.limits, limits.ttlMs) };
-    await readBatch(body.request, intake, begin, (rows) => ledger.append(rows));
+    await readBatch(body.request, intake, begin, (rows) => ledger.append(rows), fixed);
   } catch (err) {
     await ledger?.discard().catch(() => {});
     if (key !== undefined) await directory.release(key).catch(() => {});
@@ -265,6 +269,45 @@ function results(url, ledger, owner, id, redact) {
     });
   })();
 }
+
+// ---- for the provider-format routes (../anthropic/): the same engine, other shapes ----
+
+/** The BatchDirectory stub of a token: its batch ids, newest first. @param {any} env @param {string} owner */
+export function directoryOf(env, owner) {
+  return env.DIRECTORY.get(env.DIRECTORY.idFromName(`owner:${owner}`));
+}
+
+/**
+ * The views of `ids` (batches of `owner`, as GET /v1/batches/:id shows them), in that order;
+ * one that is gone is left out. @param {any} env @param {string} owner @param {string[]} ids
+ * @returns {Promise<any[]>}
+ */
+export async function viewsOf(env, owner, ids) {
+  return (await Promise.all(ids.map((id) => ledgerOf(env, id)?.describe(owner)))).filter(Boolean);
+}
+
+/**
+ * Permits for realtime calls from the account limiter of `provider`: the one limiter every
+ * stored batch on that upstream account (no limiterKey) uses, with the settings a batch would
+ * give it; `owner` takes turns with the batches. The settings are sent once per isolate.
+ * @param {any} env
+ * @param {{ name: string, baseUrl: string, apiKey?: string }} provider
+ * @param {string} owner who asks (the limiter's turns are per owner)
+ * @param {() => number} maxWaitMs the longest wait to hold for, asked at each acquire
+ */
+export async function accountPermits(env, provider, owner, maxWaitMs) {
+  const name = await limiterName(provider, provider.apiKey, undefined, owner);
+  const asked = { provider: provider.name, concurrency: DEFAULT_LIMITER_CONCURRENCY };
+  const key = `${name}\n${batchTimings(env).leaseMs}`;
+  if (!configuredLimiters.has(key)) {
+    await configureLimiter(env, asked, name, undefined);
+    configuredLimiters.add(key);
+  }
+  return remotePermits(env.LIMITER.get(env.LIMITER.idFromName(name)), owner, maxWaitMs);
+}
+
+/** Account limiters this isolate has configured (their settings are durable in the object). */
+const configuredLimiters = new Set();
 
 /**
  * `value`, or a 404 for batch `id` when there is none.
