@@ -15,10 +15,10 @@
 #                CPU post-processing inline vs offloaded (postProcess),
 #                wasm sizes
 #   make mutants mutation testing (cargo-mutants, pinned, into .tools/) of all of src/core
-#                (src/core/adaptive/ too), src/providers and src/options.rs (with
-#                src/options/): caught / missed / timeout / unviable per file. Slow, not
+#                (src/core/adaptive/ too), src/providers and src/options/:
+#                caught / missed / timeout / unviable per file. Slow, not
 #                part of `make test`. SHARD=k/n samples one shard of n;
-#                FILES="src/core/pacer.rs" narrows it; MUTANTS_TIMEOUT=60 per mutant (s);
+#                FILES="src/core/pacer/mod.rs" narrows it; MUTANTS_TIMEOUT=60 per mutant (s);
 #                TEST_ARGS="--skip sim::" goes to the test binaries
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c

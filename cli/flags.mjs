@@ -17,7 +17,7 @@ export function checkUrl(flag, s) {
 /**
  * The edgebatch options the CLI takes as flags, in one place: parsing (`optionFlags`), the
  * integer check (`intFlags`) and the help lines (`optionHelp`) read this table. The ranges are
- * BatchProcessor's (src/options.rs declares them; a usage error beats a stack trace); `caps`
+ * BatchProcessor's (src/options/mod.rs declares them; a usage error beats a stack trace); `caps`
  * of a command (a Worker's) narrow them. Adding a flag for an option is one line here.
  */
 export const OPTION_FLAGS = {

@@ -55,7 +55,7 @@ done
 
 # The library: pkg/ is the npm package root. wasm-bindgen's glue stays the `edgebatch/raw`
 # entry; js/package/assemble.mjs adds the per-host entries, package.json, README, LICENSEs.
-build_wasm edgebatch edgebatch pkg edgebatch
+build_wasm edgebatch edgebatch pkg edgebatch wasm-allocator
 node js/package/assemble.mjs pkg
 
 # The simulated AI API: its own crate and wasm in sim/pkg/, never part of the npm package.
@@ -63,7 +63,7 @@ node js/package/assemble.mjs pkg
 build_wasm edgebatch-sim edgebatch_sim sim/pkg edgebatch_sim
 
 # The Worker's build: the library plus the `Limiter` export of /v1/batches' shared limiter.
-build_wasm edgebatch edgebatch worker/pkg edgebatch limiter
+build_wasm edgebatch edgebatch worker/pkg edgebatch limiter,wasm-allocator
 
 # The demo page loads the same build from www/pkg (the Worker serves www/ as static assets).
 rm -rf www/pkg

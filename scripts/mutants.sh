@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # `make mutants`: mutation testing of the pure Rust (all of src/core, its subfolders included,
-# src/providers, and src/options.rs with src/options/) against the full native `cargo test`,
+# src/providers and src/options/) against the full native `cargo test`,
 # with cargo-mutants pinned in .tools/. Slow (about 10 s a mutant here), so it is not part of
 # `make test`. Prints caught / missed / timeout / unviable per file from
 # mutants.out/outcomes.json, and fails when a viable mutant survived.
 #   SHARD=k/n    only shard k of n (0-based; every n-th mutant from the k-th, so a shard is an
 #                even sample of every file), to sample or split a run
-#   FILES="src/core/pacer.rs ..."   only these files (globs as cargo-mutants' --file takes)
+#   FILES="src/core/pacer/mod.rs ..."   only these files (globs as cargo-mutants' --file takes)
 #   MUTANTS_TIMEOUT=60              seconds a mutant's test run may take (a hang is a timeout)
 #   TEST_ARGS="--skip sim::"        passed to the test binaries: src/sim's tests (the slowest)
 #                                   call no code of src/core but backoff.rs, so for the other
@@ -27,7 +27,7 @@ fi
 
 # Test-only files among these (tests.rs, *_tests.rs) are `#[cfg(test)]` modules: cargo-mutants
 # makes no mutants of them.
-files=(${FILES:-src/core/*.rs src/core/*/*.rs src/providers/*.rs src/options.rs src/options/*.rs})
+files=(${FILES:-src/core/*.rs src/core/*/*.rs src/providers/*.rs src/providers/*/*.rs src/options/*.rs})
 args=(--jobs 1 --timeout "${MUTANTS_TIMEOUT:-60}" --output target/mutants --colors never)
 for f in "${files[@]}"; do args+=(--file "$f"); done
 if [ -n "${SHARD:-}" ]; then

@@ -58,9 +58,8 @@ impl Drop for InFlight {
     }
 }
 
-#[path = "support/recorder.rs"]
-mod recorder;
-use recorder::Recorder;
+mod support;
+use support::Recorder;
 
 /// What one attempt does in the scripted tasks.
 #[derive(Clone, Debug)]

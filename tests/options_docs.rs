@@ -1,4 +1,4 @@
-//! The option declarations (src/options.rs) against what users read: the TypeScript
+//! The option declarations (src/options/mod.rs) against what users read: the TypeScript
 //! declarations and docs/API.md list exactly the declared options, no more, no fewer, with the
 //! declared ranges and defaults. Native only: the wasm build carries no doc text.
 #![cfg(not(target_arch = "wasm32"))]

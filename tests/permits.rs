@@ -18,9 +18,8 @@ use edgebatch::core::pacer::Pacer;
 use edgebatch::core::permit_source::{Outcome, Permit, Permits};
 use edgebatch::{ErrorKind, Failure};
 
-#[path = "support/recorder.rs"]
-mod recorder;
-use recorder::Recorder;
+mod support;
+use support::Recorder;
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 

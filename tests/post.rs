@@ -13,14 +13,13 @@ use edgebatch::core::cancel::CancelToken;
 use edgebatch::core::clock::{Clock, VirtualClock};
 use edgebatch::core::executor::{Config, Event, Executor, ItemResult, Observer};
 use edgebatch::core::pacer::Pacer;
-use edgebatch::core::post::{PostStage, Processing};
+use edgebatch::core::post::{BatchScope, PostStage, Processing};
 use edgebatch::{ErrorKind, Failure};
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 
-#[path = "support/recorder.rs"]
-mod recorder;
-use recorder::Recorder;
+mod support;
+use support::Recorder;
 
 /// How the test's calls and processing behave, per item.
 struct Script {
@@ -142,15 +141,13 @@ fn run(
             .seed(7);
         let calls = Box::pin(executor.run(total, task, &(), &mut feed));
         let deadline_at = config.deadline.map(|d| start + d);
-        let all = stage.run(
-            calls,
-            &process,
-            &clock,
+        let batch = BatchScope {
+            clock: &clock,
             start,
             deadline_at,
-            &cancel,
-            &downstream,
-        );
+            cancel: &cancel,
+        };
+        let all = stage.run(calls, &process, batch, &downstream);
         clock.block_on(futures::future::join(all, canceller)).0
     };
     let processed = processed.borrow().clone();

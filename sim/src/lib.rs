@@ -37,8 +37,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod bucket;
 pub mod config;
+pub mod error;
 pub mod json;
 pub mod limits;
 pub mod raw;
@@ -56,9 +58,10 @@ mod tests;
 pub use config::{Capacity, Config, Fault, Faults, Latency};
 pub use json::Json;
 
+use api::Api;
+use error::{ApiError, ErrorKind};
 use limits::Limits;
-use reply::{ApiError, ErrorKind, Success};
-use request::Api;
+use reply::Success;
 use rng::SplitMix64;
 
 /// A request as the host received it.

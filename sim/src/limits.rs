@@ -2,9 +2,9 @@
 //! tokens per minute, the admission of a request against all three, and the rate-limit
 //! headers both APIs send on every reply.
 
+use crate::api::Api;
 use crate::bucket::{Fit, TokenBucket};
-use crate::reply::{ApiError, ErrorKind};
-use crate::request::Api;
+use crate::error::{ApiError, ErrorKind};
 use crate::time::{go_duration, rfc3339_ms};
 use crate::Config;
 

@@ -2,34 +2,9 @@
 //! the roles they accept, and their error messages (Anthropic's `field: problem` style,
 //! OpenAI's `param` and `code`). Bodies arrive already parsed, through the [`Json`] view.
 
+use crate::api::Api;
+use crate::error::{ApiError, ErrorKind};
 use crate::json::Json;
-
-use crate::reply::{ApiError, ErrorKind};
-
-/// Which API a request is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Api {
-    /// `POST /v1/messages`.
-    Anthropic,
-    /// `POST /v1/chat/completions`.
-    OpenAi,
-}
-
-impl Api {
-    /// The API of a request path. Matching the end of the path lets a host mount the sim
-    /// under a prefix (`/sim/v1/messages`); a query string is ignored.
-    pub fn from_path(path: &str) -> Option<Api> {
-        let path = path.split(['?', '#']).next().unwrap_or("");
-        let path = path.strip_suffix('/').unwrap_or(path);
-        if path.ends_with("/v1/messages") {
-            Some(Api::Anthropic)
-        } else if path.ends_with("/v1/chat/completions") {
-            Some(Api::OpenAi)
-        } else {
-            None
-        }
-    }
-}
 
 /// What the sim needs from a valid request.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -31,7 +31,7 @@ use crate::core::cancel::CancelToken;
 use crate::core::executor::{Config, Event, Executor, ItemResult, Observer, Progress};
 use crate::core::limits::Cost;
 use crate::core::pacer::Pacer;
-use crate::core::post::PostStage;
+use crate::core::post::{BatchScope, PostStage};
 use crate::options::{OptionSpec, RawCallOptions, RawOptions, CALL_OPTIONS, OPTIONS};
 use crate::providers::{Provider, ProviderKind};
 use crate::redact::Secrets;
@@ -119,10 +119,7 @@ impl BatchProcessor {
             Ok(ready) => ready,
             Err(e) => return Promise::reject(&e),
         };
-        future_to_promise(async move {
-            let results = call.execute(Task::Map(task), &mut ()).await;
-            Ok(results_array(&results))
-        })
+        call.settle(Task::Map(task))
     }
 
     /// `run(specs, callOptions?)`: each spec sent with the global `fetch`.
@@ -131,11 +128,7 @@ impl BatchProcessor {
             Ok(call) => call,
             Err(e) => return Promise::reject(&e),
         };
-        let task = Task::Run(self.provider.clone(), self.max_response_bytes);
-        future_to_promise(async move {
-            let results = call.execute(task, &mut ()).await;
-            Ok(results_array(&results))
-        })
+        call.settle(Task::Run(self.provider.clone(), self.max_response_bytes))
     }
 
     /// `stream(items, fn?, callOptions?)`: an async iterable of results in completion order.
@@ -258,6 +251,15 @@ struct Call {
 }
 
 impl Call {
+    /// `map` and `run`: the results array once every item is done. One promise for both
+    /// (each `future_to_promise` instantiation is its own state machine in the wasm).
+    fn settle(self, task: Task) -> Promise {
+        future_to_promise(async move {
+            let results = self.execute(task, &mut ()).await;
+            Ok(results_array(&results))
+        })
+    }
+
     /// Not generic: map, run and stream, with or without a stream's sink, share one
     /// instantiation of the executor (each one is several KB of wasm).
     async fn execute(
@@ -304,17 +306,13 @@ impl Call {
         };
         let process = |index: usize, value: Metered| post.process(index, value);
         let deadline_at = self.config.deadline.map(|d| start + d);
-        stage
-            .run(
-                calls,
-                &process,
-                &JsClock,
-                start,
-                deadline_at,
-                &self.cancel,
-                &downstream,
-            )
-            .await
+        let batch = BatchScope {
+            clock: &JsClock,
+            start,
+            deadline_at,
+            cancel: &self.cancel,
+        };
+        stage.run(calls, &process, batch, &downstream).await
     }
 }
 

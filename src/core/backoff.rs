@@ -1,6 +1,6 @@
 //! Delay math only: exponential backoff with jitter. Pure functions returning `Duration`;
 //! randomness comes in through [`Rng`]. The server's own wait (Retry-After) is read at the
-//! edge (`providers::headers`) and weighed against this in `retry.rs`.
+//! edge (`providers::headers`) and weighed against this in `retry/`.
 
 use std::time::Duration;
 

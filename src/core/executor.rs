@@ -1,8 +1,8 @@
 //! The single-threaded bounded-concurrency executor, as a value: built from a [`Config`] and a
 //! clock, optionally a shared [`Pacer`], a cancel token and a random source, then run over a
 //! batch. It carries out what the rules decide: the pacer admits attempts, the queue orders
-//! them, the retry rule (`retry.rs`) says what follows a failure (the batch's state machine
-//! is in `batch.rs`).
+//! them, the retry rule (`retry/`) says what follows a failure (the batch's state machine
+//! is in `batch/`; what the pacer asks of the items, in `pacing.rs`).
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -10,45 +10,13 @@ use std::future::Future;
 use super::batch::{Batch, Setup};
 use super::cancel::CancelToken;
 use super::clock::Clock;
-use super::limits::{Cost, Feedback};
 use super::pacer::Pacer;
 use super::permit_source::Permits;
+// `Pacing` is its own module (`pacing.rs`); re-exported here, where callers of `run` look.
+pub use super::pacing::Pacing;
 pub use super::report::{Config, Event, ItemResult, Observer, Progress};
 use super::rng::{Rng, SplitMix64};
 use crate::error::Failure;
-
-/// What the pacer needs to know about a batch's items: what each costs, and what a
-/// successful value reports (usage, rate-limit headers). `()` is "costs nothing, says
-/// nothing"; a pair of closures `(cost, feedback)` is a quick implementation.
-pub trait Pacing<V> {
-    /// The expected cost of item `index`, asked once before its first attempt; an `Err`
-    /// (the item cannot be read, or can never be sent) fails it at once as `invalid`, with
-    /// no attempt made.
-    fn cost(&self, _index: usize) -> Result<Cost, String> {
-        Ok(Cost::default())
-    }
-
-    /// What a success reports.
-    fn feedback(&self, _value: &V) -> Feedback {
-        Feedback::default()
-    }
-}
-
-impl<V> Pacing<V> for () {}
-
-impl<V, C, F> Pacing<V> for (C, F)
-where
-    C: Fn(usize) -> Result<Cost, String>,
-    F: Fn(&V) -> Feedback,
-{
-    fn cost(&self, index: usize) -> Result<Cost, String> {
-        (self.0)(index)
-    }
-
-    fn feedback(&self, value: &V) -> Feedback {
-        (self.1)(value)
-    }
-}
 
 /// Runs batches: see the module docs and [`Executor::run`].
 ///

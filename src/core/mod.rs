@@ -11,6 +11,7 @@ pub mod executor;
 pub mod limits;
 pub mod observation;
 pub mod pacer;
+pub mod pacing;
 pub mod permit_source;
 mod permit_wait;
 pub mod permits;

@@ -50,6 +50,20 @@ struct Shared<V> {
     last: Progress,
 }
 
+/// The batch a stage runs inside, as the executor runs it: the stage stops where the calls
+/// stop (the deadline, the cancel token) and its events count from the same start.
+#[derive(Clone, Copy)]
+pub struct BatchScope<'a> {
+    /// The clock the batch runs on.
+    pub clock: &'a dyn Clock,
+    /// When the batch started on `clock` (events are timed from it).
+    pub start: Duration,
+    /// The batch's deadline on `clock`, if it has one.
+    pub deadline_at: Option<Duration>,
+    /// The caller's cancellation of the batch.
+    pub cancel: &'a CancelToken,
+}
+
 /// A post-processing stage for one call. Not `Clone`: one per call.
 pub struct PostStage<V> {
     shared: Rc<RefCell<Shared<V>>>,
@@ -95,21 +109,23 @@ impl<V: Clone + 'static> PostStage<V> {
     }
 
     /// Runs `calls` (the executor, observed by this stage's [`Feed`]) and the stage side by
-    /// side; `process(index, value)` starts one item's post-processing. `deadline_at` is the
-    /// batch's deadline on `clock`, `start` the batch's start (events count from it).
-    /// Returns one result per item, in input order. Not generic beyond `V` (boxed futures,
-    /// `dyn` clock): the stage is compiled once into the wasm.
-    #[allow(clippy::too_many_arguments)]
+    /// side inside `batch` (its clock, start, deadline and cancel token); `process(index,
+    /// value)` starts one item's post-processing. Returns one result per item, in input
+    /// order. Not generic beyond `V` (boxed futures, `dyn` clock): the stage is compiled once
+    /// into the wasm.
     pub async fn run(
         self,
         calls: Calls<'_, V>,
         process: &dyn Fn(usize, V) -> Processing<V>,
-        clock: &dyn Clock,
-        start: Duration,
-        deadline_at: Option<Duration>,
-        cancel: &CancelToken,
+        batch: BatchScope<'_>,
         downstream: &RefCell<&mut dyn Observer<V>>,
     ) -> Vec<ItemResult<V>> {
+        let BatchScope {
+            clock,
+            start,
+            deadline_at,
+            cancel,
+        } = batch;
         let mut worker = Worker {
             shared: self.shared.clone(),
             bound: self.bound,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::backoff::Backoff;
 use crate::error::{ErrorKind, ItemError};
 
-/// How a batch runs. Built from validated options; see `options.rs` for the JS names.
+/// How a batch runs. Built from validated options; see `options/mod.rs` for the JS names.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// Attempts in flight at once, at most.

@@ -1,6 +1,7 @@
 //! An AbortController that aborts when dropped: dropping an attempt's future (timeout,
 //! deadline, cancel) aborts its request or tells its task through the signal.
 
+use wasm_bindgen::UnwrapThrowExt;
 use web_sys::{AbortController, AbortSignal};
 
 /// Owns one AbortController; aborts it on drop unless [`AbortGuard::disarm`]ed.
@@ -11,10 +12,12 @@ pub struct AbortGuard {
 }
 
 impl AbortGuard {
-    /// A fresh controller. Every host edgebatch supports has AbortController.
+    /// A fresh controller. Every host edgebatch supports has AbortController; one without it
+    /// gets a JS error saying so (`expect_throw`: no panic, and no `Debug` of a `JsValue`,
+    /// which would bring wasm-bindgen's debug-string import into the wasm).
     pub fn new() -> Self {
         AbortGuard {
-            controller: AbortController::new().expect("AbortController is available"),
+            controller: AbortController::new().expect_throw("AbortController is available"),
             armed: true,
         }
     }

@@ -242,7 +242,7 @@ export function thrownMessage(e) {
 }
 
 // The call option `permits` (options[key], named `name`), checked as the option declarations
-// word it (src/options.rs: an object with the methods acquire and release), as the batch's
+// word it (src/options/mod.rs: an object with the methods acquire and release), as the batch's
 // permit source: the caller's object, the ids it granted (the batch knows each by its place)
 // and the provider whose rate-limit headers outcomes carry. Undefined when not given (only
 // `undefined` is: `null` is a wrong value).
@@ -259,7 +259,7 @@ export function permitSource(options, key, name, provider) {
   return { permits, ids: [], provider };
 }
 
-// A value as option messages show it (src/options.rs, `Raw`): strings quoted, other
+// A value as option messages show it (src/options/mod.rs, `Raw`): strings quoted, other
 // non-primitives by their type.
 function shown(v) {
   if (typeof v === "string") return JSON.stringify(v);

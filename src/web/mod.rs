@@ -3,6 +3,8 @@
 //! through `globalThis`, so one build runs in the browser, in workerd and in Node.
 
 pub mod abort;
+#[cfg(feature = "wasm-allocator")]
+mod allocator;
 pub(crate) mod attempt;
 pub mod clock;
 pub mod fetch;

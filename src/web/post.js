@@ -33,7 +33,7 @@ export function openPost(spec, items) {
   if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) {
     throw new TypeError(`postProcess must be an object { module, export?, threads? }, got ${show(spec)}`);
   }
-  // Its keys were checked against their declaration (src/options.rs, POST_PROCESS) already.
+  // Its keys were checked against their declaration (src/options/mod.rs, POST_PROCESS) already.
   const name = spec.export === undefined ? 'default' : spec.export;
   if (typeof name !== 'string' || name === '') throw bad(TypeError, `export must be a non-empty string, got ${show(name)}`);
   const threads = spec.threads;

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use super::{Batch, ItemState, Phase};
 use crate::core::clock::Clock;
-use crate::core::executor::Pacing;
 use crate::core::pacer::Pacer;
+use crate::core::pacing::Pacing;
 use crate::core::report::{Event, Observer};
 use crate::core::stop::{deferred, stopped, Stopped};
 use crate::error::{ErrorKind, Failure};

@@ -4,16 +4,6 @@
 //! of these unpinned by the virtual-clock property tests.
 
 use super::*;
-use crate::core::limits::{Limit, Usage};
-
-const MS: fn(u64) -> Duration = Duration::from_millis;
-
-fn cost(i: u64, o: u64) -> Cost {
-    Cost {
-        input_tokens: i,
-        output_tokens: o,
-    }
-}
 
 fn usage(i: u64, o: u64) -> Feedback {
     Feedback {

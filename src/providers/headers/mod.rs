@@ -212,5 +212,4 @@ pub fn parse_duration(value: &str) -> Option<Duration> {
 }
 
 #[cfg(test)]
-#[path = "headers_tests.rs"]
 mod tests;

@@ -2,16 +2,6 @@
 //! the 429 pause for everyone; headers alone pacing requests; the breaker's block and probe.
 
 use super::*;
-use crate::core::limits::{Limit, Usage};
-
-const MS: fn(u64) -> Duration = Duration::from_millis;
-
-fn cost(i: u64, o: u64) -> Cost {
-    Cost {
-        input_tokens: i,
-        output_tokens: o,
-    }
-}
 
 #[test]
 fn budgets_reserve_refund_and_wait() {

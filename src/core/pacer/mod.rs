@@ -425,9 +425,4 @@ impl Pacer {
 }
 
 #[cfg(test)]
-#[path = "pacer_basic_tests.rs"]
 mod tests;
-
-#[cfg(test)]
-#[path = "pacer_tests.rs"]
-mod branch_tests;

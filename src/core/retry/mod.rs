@@ -2,7 +2,7 @@
 //! pacer both match on that class. [`RetryPolicy::decide`] is the one pure decision, from the
 //! failure, the attempt, the retries left, the attempt budget, the deadline, the server's wait
 //! and the backoff: retry after `D`, or fail with `E`. The executor only carries it out.
-//! Every row of the design's retry table is a row of the table test in `retry_tests.rs`.
+//! Every row of the design's retry table is a row of the table test in `retry/tests.rs`.
 
 use std::time::Duration;
 
@@ -288,5 +288,4 @@ impl RetryPolicy {
 }
 
 #[cfg(test)]
-#[path = "retry_tests.rs"]
 mod tests;

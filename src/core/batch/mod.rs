@@ -1,8 +1,9 @@
 //! One batch in flight: the state machine the executor polls. Each poll stops what the
 //! cancel token or the deadline stopped, expires attempt timeouts, takes finished attempts,
 //! ended waits and permit answers, then starts what the concurrency limit and the pacer allow
-//! (through the permit source, when there is one: `permit_wait.rs`). Items that end early,
-//! without another attempt, end in `batch/stops.rs`.
+//! (through the permit source, when there is one: `permit_wait.rs`). How one attempt starts
+//! and ends is in `batch/attempt.rs`; items that end early, without another attempt, end in
+//! `batch/stops.rs`.
 
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
@@ -10,26 +11,25 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::future::abortable;
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::budget::AttemptBudget;
 use super::cancel::CancelToken;
 use super::clock::{Clock, Sleep};
-use super::executor::Pacing;
 use super::limits::Cost;
-use super::observation::{Observation, Observed};
 use super::pacer::{Admission, Pacer, Ticket};
+use super::pacing::Pacing;
 use super::permit_source::{Outcome, Permit, Permits};
 use super::permit_wait::PermitWaits;
 use super::queue::ReadyQueue;
-use super::report::{Config, Event, ItemResult, Observer, Progress};
-use super::retry::{Action, AttemptState, RetryPolicy};
+use super::report::{Config, ItemResult, Observer, Progress};
+use super::retry::RetryPolicy;
 use super::rng::Rng;
-use super::stop::{deferred, held_past_deadline, refused_by_limiter};
+use super::stop::{held_past_deadline, refused_by_limiter};
 use super::timeouts::AttemptTimeouts;
 use crate::error::{ErrorKind, Failure, ItemError};
 
+mod attempt;
 mod stops;
 use stops::give_back;
 
@@ -344,143 +344,6 @@ where
 
     fn since_start(&self, now: Duration) -> Duration {
         now.saturating_sub(self.start)
-    }
-
-    fn start_attempt(&mut self, index: usize) {
-        let now = self.clock.now();
-        self.budget.take();
-        let state = &mut self.items[index];
-        state.attempts += 1;
-        let attempt = state.attempts;
-        state.first_start.get_or_insert(now);
-        state.phase = Phase::Running {
-            attempt,
-            started: now,
-        };
-        self.observer.event(&Event::Start {
-            index,
-            attempt,
-            at: self.since_start(now),
-        });
-        let work = (self.task)(index, attempt);
-        if self.budget.is_spent() {
-            self.close_waiting();
-        }
-        let Some(after) = self.config.timeout else {
-            self.running
-                .push(Box::pin(async move { (index, work.await) }));
-            return;
-        };
-        let (work, handle) = abortable(work);
-        self.timeouts.push(now + after, index, attempt, handle);
-        self.running.push(Box::pin(async move {
-            let outcome = match work.await {
-                Ok(outcome) => outcome,
-                Err(_aborted) => Err(Failure::timeout(after)),
-            };
-            (index, outcome)
-        }));
-    }
-
-    fn finish_attempt(&mut self, index: usize, outcome: Result<V, Failure>) {
-        let now = self.clock.now();
-        let Phase::Running { attempt, started } = self.items[index].phase else {
-            unreachable!("only running items finish attempts")
-        };
-        let (kind, status) = match &outcome {
-            Ok(_) => (None, None),
-            Err(f) => (Some(f.kind()), f.status),
-        };
-        self.observer.event(&Event::End {
-            index,
-            attempt,
-            at: self.since_start(now),
-            latency: now.saturating_sub(started),
-            outcome: kind,
-            status,
-        });
-        let state = &self.items[index];
-        let observation = |outcome| Observation {
-            cost: state.cost.as_ref().unwrap_or(&Cost::NONE),
-            ticket: &state.ticket,
-            started,
-            ended: now,
-            in_flight_at_start: state.in_flight_at_start,
-            outcome,
-        };
-        let failure = match outcome {
-            Ok(value) => {
-                let feedback = self.pacing.feedback(&value);
-                let seen = observation(Observed::Success(&feedback));
-                self.pacer.borrow_mut().observe(&seen);
-                let held = self.items[index].permit.take();
-                self.permits.release(held, Outcome::Success(&feedback));
-                return self.finalize(index, Ok(value));
-            }
-            Err(failure) => failure,
-        };
-        let attempt_state = AttemptState {
-            attempt: attempt - state.sheds,
-            now,
-            deadline: self.deadline_at,
-            previous_delay: state.last_delay,
-            budget_spent: self.budget.is_spent(),
-        };
-        let decision = self.policy.decide(&failure, &attempt_state, self.rng);
-        let seen = observation(Observed::Failure {
-            failure: &failure,
-            class: decision.class,
-            pause: decision.pause,
-        });
-        let ours = self.pacer.borrow_mut().observe(&seen);
-        let wait = decision.pause;
-        let held = self.items[index].permit.take();
-        let outcome = Outcome::Failure {
-            failure: &failure,
-            wait,
-        };
-        self.permits.release(held, outcome);
-        let state = &mut self.items[index];
-        let delay = match decision.action {
-            _ if ours
-                && self
-                    .policy
-                    .requeues_shed(&decision.action, &attempt_state, state.sheds) =>
-            {
-                state.sheds += 1;
-                Duration::ZERO
-            }
-            Action::Retry(delay) => {
-                state.last_delay = Some(delay);
-                delay
-            }
-            Action::Fail(refusal) => {
-                let error = refusal.error(failure, &self.budget);
-                return self.finalize(index, Err(error));
-            }
-        };
-        if let Some((left, why)) = self.permits.deferral(now) {
-            return self.finalize(index, Err(deferred(left, why, Some(failure))));
-        }
-        self.retries += 1;
-        state.last_failure = Some(failure);
-        state.phase = Phase::Waiting;
-        self.observer.event(&Event::Backoff {
-            index,
-            attempt,
-            at: self.since_start(now),
-            delay,
-        });
-        if delay.is_zero() {
-            self.items[index].phase = Phase::Queued;
-            self.ready.push_retry(index);
-        } else {
-            let sleep = self.clock.sleep(delay);
-            self.waiting.push(Box::pin(async move {
-                sleep.await;
-                (index, None)
-            }));
-        }
     }
 
     fn finalize(&mut self, index: usize, outcome: Result<V, ItemError>) {

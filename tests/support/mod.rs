@@ -1,5 +1,6 @@
-//! An observer that keeps everything a batch reports: events, progress, and the order results
-//! came in. Shared by the native test files (included with `#[path]`, not a test target).
+//! What the native test files share (each declares `mod support;`; a folder's `mod.rs` is not
+//! a test target of its own): an observer that keeps everything a batch reports, events,
+//! progress, and the order results came in.
 
 use edgebatch::core::executor::{Event, ItemResult, Observer, Progress};
 
