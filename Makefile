@@ -72,7 +72,8 @@ test-types: build
 
 # The npm package as users get it: `npm pack ./pkg`, installed offline into throwaway consumer
 # projects (Node import/require, a user's Worker on workerd, tsc --strict, Vite and esbuild
-# pages in headless Chromium), plus publint and arethetypeswrong on the tarball.
+# pages in headless Chromium, Bun and Deno from their npm packages), plus publint and
+# arethetypeswrong on the tarball.
 test-package: build
 	@echo "==> node --test tests/package (consumer projects of the packed tarball)"
 	@node --test tests/package/

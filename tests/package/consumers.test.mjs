@@ -2,8 +2,10 @@
 // consumer projects (./consumer, copied to a temp dir), each host proven with its real tool:
 // Node (import and require), a user's own Worker on workerd (bundled by `wrangler deploy
 // --dry-run`, run by Miniflare), TypeScript (--strict; nodenext, bundler, a TS Worker), and
-// pages bundled by Vite and by esbuild run in headless Chromium. Every batch goes to the
-// simulated API over loopback. Sizes are printed, not judged (tests/js/size.test.mjs judges).
+// pages bundled by Vite and by esbuild run in headless Chromium, and Bun and Deno (the npm
+// packages' binaries) running map, run, stream, cancel and postProcess. Every batch goes to the
+// simulated API or the test server over loopback. Sizes are printed, not judged
+// (tests/js/size.test.mjs judges).
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -13,6 +15,7 @@ import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 import { startSimServer } from '../../js/sim-server.mjs';
+import { startServer } from '../support/server.mjs';
 import { BIN, ROOT, packAndInstall, pinned, run, serveDir } from './setup.mjs';
 
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
@@ -217,5 +220,116 @@ describe('the packed edgebatch package in consumer projects', { timeout: 240_000
       // --conditions=worker picks the edge entry, which runs the stage inline.
       await runPage(join(web, 'dist-esbuild'), 'index.html', 'main');
     });
+  });
+
+  // Bun and Deno take the package's `node` entry. One run of consumer/hosts/hosts.mjs per
+  // host does every feature against the loopback servers and prints a JSON line per feature;
+  // each test below asserts one feature's line.
+  describe('Bun and Deno (the npm packages\' binaries)', () => {
+    let server;
+    const outputs = new Map();
+    before(async () => {
+      server = await startServer();
+    });
+    after(async () => server?.close());
+
+    const HOSTS = {
+      bun: { version: () => pinned('bun'), args: () => ['hosts/hosts.mjs', sim.url, server.url] },
+      // Least privilege: loopback, the project's files, and the core count (the postProcess
+      // pool reads it: without --allow-sys the stage fails with kind `process`).
+      deno: {
+        version: () => pinned('deno'),
+        args: () => ['run', '--no-prompt', '--allow-net=127.0.0.1', '--allow-read=.', '--allow-sys=cpus', 'hosts/hosts.mjs', sim.url, server.url],
+      },
+    };
+
+    // Bun gives a worker_threads worker the Web Worker globals too, so workerpool's worker
+    // script listens with addEventListener('message'), which Bun never calls for a message
+    // from the parent (only parentPort's listeners get it): every value waits until the
+    // call's deadline. A todo (it runs and shows its failure) until the package's node entry
+    // works around it; remove the todo with that fix.
+    const BUN_POST = 'Bun: the stage never answers (workerpool\'s worker takes the Web Worker path in a Bun worker thread)';
+
+    /** The host's line for `name` (the script runs once per host). */
+    async function section(host, name) {
+      if (!outputs.has(host)) {
+        outputs.set(host, (async () => {
+          const { stdout } = await run(BIN[host], ['--version'], { cwd: pack.consumer });
+          assert.match(stdout, new RegExp(`\\b${HOSTS[host].version().replaceAll('.', '\\.')}\\b`), `${host} --version`);
+          const started = Date.now();
+          const out = await run(BIN[host], HOSTS[host].args(), {
+            cwd: pack.consumer,
+            env: { DENO_DIR: join(pack.consumer, '.deno'), DENO_NO_UPDATE_CHECK: '1', DO_NOT_TRACK: '1' },
+          });
+          console.log(`# ${host} ${HOSTS[host].version()}: hosts.mjs ran in ${Date.now() - started} ms`);
+          return new Map(out.stdout.trim().split('\n').map((line) => {
+            const { section: key, ...rest } = JSON.parse(line);
+            return [key, rest];
+          }));
+        })());
+      }
+      const line = (await outputs.get(host)).get(name);
+      assert.ok(line, `${host} printed no "${name}" line`);
+      assert.equal(line.error, undefined, `${host} ${name}: ${line.error}`);
+      return line.out;
+    }
+
+    for (const host of Object.keys(HOSTS)) {
+      test(`${host}: imports the node entry; map keeps input order, retries a 503, fails a throw as \`task\``, async () => {
+        assert.equal((await section(host, 'entry')).resolved, 'edgebatch/node.js');
+        const out = await section(host, 'map');
+        assert.deepEqual(out.results, [
+          { index: 0, ok: true, attempts: 1, value: 10 },
+          { index: 1, ok: true, attempts: 2, value: 20 },
+          { index: 2, ok: true, attempts: 1, value: 30 },
+          { index: 3, ok: false, attempts: 1, kind: 'task', retryable: false, message: 'four is bad' },
+          { index: 4, ok: true, attempts: 1, value: 50 },
+        ]);
+        assert.deepEqual(out.progress, { total: 5, done: 5, ok: 4, failed: 1, retries: 1 });
+        assert.deepEqual([out.summary.attempts, out.summary.byKind], [6, { task: 1 }]);
+      });
+
+      test(`${host}: run over the host's fetch: Anthropic bodies (a 529 retried, a 400 not, no key in results) and fetch specs`, async () => {
+        const out = await section(host, 'run');
+        assert.deepEqual(out.provider.map(({ inputTokens, ...r }) => r), [
+          { index: 0, ok: true, attempts: 1, text: 'echo: first' },
+          { index: 1, ok: true, attempts: 2, text: 'echo: second' },
+          { index: 2, ok: false, attempts: 1, kind: 'http', status: 400, retryable: false, message: 'mock anthropic error 400', type: 'invalid_request_error' },
+        ]);
+        assert.ok(out.provider[0].inputTokens > 0, JSON.stringify(out.provider[0]));
+        assert.equal(out.leaked, false, 'the apiKey appears in the results');
+        assert.deepEqual(out.plain, [
+          { index: 0, ok: true, attempts: 1, status: 200, echoed: '{"n":7}' },
+          { index: 1, ok: false, attempts: 1, kind: 'http', status: 404, retryable: false, message: 'test server: status 404' },
+        ]);
+      });
+
+      test(`${host}: stream yields in completion order; provider bodies streamed from the simulator`, async () => {
+        const out = await section(host, 'stream');
+        assert.deepEqual(out.yielded, [[2, 'C'], [0, 'A'], [3, 'D'], [1, 'B']]);
+        assert.deepEqual(out.fromSim.map((r) => r.index).sort(), [0, 1, 2]);
+        for (const r of out.fromSim) {
+          assert.equal(r.ok, true, JSON.stringify(r));
+          assert.match(r.text, /^Summary/);
+          assert.ok(r.outputTokens > 0, JSON.stringify(r));
+        }
+      });
+
+      test(`${host}: an AbortSignal cancels: requests in flight are aborted (the server sees it), tasks' signals fire`, async () => {
+        const out = await section(host, 'cancel');
+        const aborted = (n) => Array.from({ length: n }, (_, index) => ({ index, ok: false, attempts: 1, kind: 'aborted', retryable: false, message: 'cancelled during attempt 1' }));
+        assert.deepEqual(out.results, aborted(3));
+        assert.equal(out.serverAborted, 3, 'requests the server saw aborted');
+        assert.deepEqual(out.taskResults, aborted(2));
+        assert.equal(out.sawAbort, 2);
+      });
+
+      test(`${host}: postProcess runs on the host's worker threads; a throw fails its item as \`process\``, { todo: host === 'bun' && BUN_POST }, async () => {
+        const out = await section(host, 'postProcess');
+        assert.deepEqual(out.results.map((r) => (r.ok ? r.value : r.kind)), [
+          { text: 'ALPHA', index: 0, mainThread: false }, 'process', { text: 'GAMMA', index: 2, mainThread: false }]);
+        assert.match(out.results[1].message, /^post-processing failed: postProcess tag of file:\/\/\/.*\/hosts\/post\.js threw: no boom at 1$/);
+      });
+    }
   });
 });

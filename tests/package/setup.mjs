@@ -18,6 +18,9 @@ export const BIN = {
   wrangler: join(ROOT, 'worker/node_modules/.bin/wrangler'),
   publint: join(ROOT, 'node_modules/.bin/publint'),
   attw: join(ROOT, 'node_modules/.bin/attw'),
+  // The runtimes' own binaries, shipped inside their npm packages (root devDependencies).
+  bun: join(ROOT, 'node_modules/.bin/bun'),
+  deno: join(ROOT, 'node_modules/.bin/deno'),
 };
 
 /** Runs a command; resolves { stdout, stderr }, rejects with both in the message. */
