@@ -14,8 +14,8 @@ import { ITEMS_PER_MESSAGE } from './queues.js';
 
 /** An item never sent: later than any time, so no rule of redelivery.js ever picks it. */
 export const NEVER_SENT = Number.MAX_SAFE_INTEGER;
-/** The smallest window, in items: enough for one consumer invocation and the next. */
-export const MIN_WINDOW = 5 * ITEMS_PER_MESSAGE;
+/** The smallest window, in items: the next consumer delivery (2 messages) and one to spare. */
+export const MIN_WINDOW = 3 * ITEMS_PER_MESSAGE;
 /** The window covers this many seconds of the batch's claims (its consumers' demand). */
 const WINDOW_SECONDS = 1.5;
 const BUCKET_MS = 1_000;
