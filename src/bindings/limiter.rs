@@ -89,21 +89,30 @@ impl Limiter {
         Duration::from_millis((now_ms - self.origin_ms).max(0.0) as u64)
     }
 
-    /// `acquire(owner, inputTokens, outputTokens, nowMs)` → `{ id }` (send now, then
-    /// `release(id, ...)`), `{ waitMs }` (ask again then), or `{ never: message }`.
+    /// `acquire(owner, inputTokens, outputTokens, nowMs, ordered?)` → `{ id }` (send now, then
+    /// `release(id, ...)`), `{ waitMs }` (ask again then), or `{ never: message }`. `ordered`:
+    /// the caller holds its waiters and picked this one to go next (no turn-taking between
+    /// owners here: `PermitPool::acquire_next`).
     pub fn acquire(
         &mut self,
         owner: &str,
         input_tokens: f64,
         output_tokens: f64,
         now_ms: f64,
+        ordered: Option<bool>,
     ) -> JsValue {
         let cost = Cost {
             input_tokens: input_tokens.max(0.0) as u64,
             output_tokens: output_tokens.max(0.0) as u64,
         };
         let out = js_sys::Object::new();
-        match self.pool.acquire(owner, &cost, self.at(now_ms)) {
+        let now = self.at(now_ms);
+        let grant = if ordered == Some(true) {
+            self.pool.acquire_next(owner, &cost, now)
+        } else {
+            self.pool.acquire(owner, &cost, now)
+        };
+        match grant {
             Grant::Granted(id) => set(&out, "id", id as f64),
             Grant::Wait(d) => set(&out, "waitMs", d.as_millis() as f64),
             Grant::Never(why) => set(&out, "never", why),

@@ -125,12 +125,24 @@ impl PermitPool {
 
     /// Check and take in one step: a lease for `owner`, or how long to wait.
     pub fn acquire(&mut self, owner: &str, cost: &Cost, now: Duration) -> Grant {
+        self.take(owner, cost, now, true)
+    }
+
+    /// As [`PermitPool::acquire`], for a caller that holds its waiters and has already picked
+    /// who goes next (the Worker's limiter object, which serves realtime calls before batch
+    /// items): no owner is asked to let another go first.
+    pub fn acquire_next(&mut self, owner: &str, cost: &Cost, now: Duration) -> Grant {
+        self.take(owner, cost, now, false)
+    }
+
+    fn take(&mut self, owner: &str, cost: &Cost, now: Duration, turns: bool) -> Grant {
         self.sweep(now);
         let limit = self.pacer.concurrency();
         let grant = if self.leases.len() >= limit {
             Grant::Wait(BUSY_RETRY)
         } else {
             match self.pacer.admit(cost, now) {
+                Admission::Go if !turns => Grant::Granted(0),
                 Admission::Go => self.turn(owner, limit, now),
                 Admission::Until(t) => Grant::Wait(t.saturating_sub(now).max(TURN_RETRY)),
                 Admission::Blocked => Grant::Wait(BUSY_RETRY),
@@ -466,6 +478,31 @@ mod tests {
             Grant::Wait(TURN_RETRY)
         );
         id(p.acquire("a", &Cost::default(), MS(8)));
+    }
+
+    #[test]
+    fn acquire_next_takes_the_free_slot_without_turns_but_within_the_limit() {
+        let mut p = pool(1, None);
+        let a = id(p.acquire("a", &Cost::default(), MS(0)));
+        // c waits (refused while full), then a's permit comes back.
+        assert_eq!(
+            p.acquire("c", &Cost::default(), MS(1)),
+            Grant::Wait(BUSY_RETRY)
+        );
+        p.release(a, Outcome::Success(&Feedback::default()), MS(2));
+        // acquire would make a let c go first; the caller that ordered its waiters picked a.
+        assert_eq!(
+            p.acquire("a", &Cost::default(), MS(3)),
+            Grant::Wait(TURN_RETRY)
+        );
+        let again = id(p.acquire_next("a", &Cost::default(), MS(4)));
+        // The concurrency limit still holds.
+        assert_eq!(
+            p.acquire_next("c", &Cost::default(), MS(5)),
+            Grant::Wait(BUSY_RETRY)
+        );
+        p.release(again, Outcome::Abandoned, MS(6));
+        id(p.acquire_next("c", &Cost::default(), MS(7)));
     }
 
     #[test]

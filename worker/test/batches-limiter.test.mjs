@@ -93,6 +93,44 @@ describe('worker: the limiter object', { timeout: 60_000 }, () => {
     }
   });
 
+  test('realtime calls go first while batch items wait too, and batches keep one grant in five', async () => {
+    const l = await limiterCaller();
+    try {
+      await l.call('p', 'configure', { provider: 'anthropic', concurrency: 1, leaseMs: 60_000 });
+      let held = await l.call('p', 'acquire', 'batch_x', COST, { maxWaitMs: 0 });
+      const order = [];
+      const answers = [];
+      const calls = [];
+      const wait = (owner, priority) => calls.push(l.call('p', 'acquire', owner, COST, { maxWaitMs: 20_000, priority }).then((g) => {
+        order.push(priority === 'realtime' ? 'R' : 'B');
+        answers.push(g);
+      }));
+      // The batch items were there first.
+      for (let i = 0; i < 4; i++) wait('batch_x', undefined);
+      await sleep(100);
+      for (let i = 0; i < 9; i++) wait('realtime:alice', 'realtime');
+      await sleep(100);
+      for (let i = 0; i < 12; i++) {
+        await l.call('p', 'releaseMany', [[held.id, { ok: true }]]);
+        const until = Date.now() + 15_000;
+        while (answers.length <= i) {
+          assert.ok(Date.now() < until, `no waiter answered within 15 s of release ${i + 1}; served so far: ${order}`);
+          await sleep(10);
+        }
+        held = answers[i];
+        assert.ok(held.id, `release ${i + 1} was answered with ${JSON.stringify(held)}; served so far: ${order}`);
+      }
+      // 4 realtime, 1 batch, 4 realtime, 1 batch; then the realtime calls are all served
+      // and the batch's last items go on.
+      assert.deepEqual(order.join(''), 'RRRRBRRRRBRB');
+      await l.call('p', 'releaseMany', [[held.id, { ok: true }]]);
+      await Promise.all(calls);
+      assert.equal(order.join(''), 'RRRRBRRRRBRBB');
+    } finally {
+      await l.dispose();
+    }
+  });
+
   test('finding 11: after a restart (eviction) a late release of an old id frees nothing', async () => {
     const state = mkdtempSync(join(tmpdir(), 'edgebatch-limiter-'));
     try {

@@ -7,7 +7,7 @@ type LimiterGrant = { id: number } | { waitMs: number } | { never: string };
 declare module '../pkg/edgebatch.js' {
   export class Limiter {
     constructor(options: object, nowMs: number);
-    acquire(owner: string, inputTokens: number, outputTokens: number, nowMs: number): LimiterGrant;
+    acquire(owner: string, inputTokens: number, outputTokens: number, nowMs: number, ordered?: boolean): LimiterGrant;
     release(id: number, outcome: object, nowMs: number): boolean;
     stats(nowMs: number): { inFlight: number, concurrency: number, granted: number, expired: number, owners: number, pausedForMs: number };
     free(): void;

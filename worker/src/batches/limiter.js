@@ -10,6 +10,10 @@
 // served first. A wait longer than the caller allows is answered at once with `defer`, so the
 // consumer gives its items back instead of sleeping in its invocation.
 //
+// Realtime calls (the provider-format routes: a person is waiting) go before batch items (a
+// batch has hours), but not always: while both wait, at least BATCH_MIN_SHARE of the grants go
+// to batches, so a steady stream of realtime calls slows batches down without stopping them.
+//
 // Settings are durable (set at create by `configure`); the pacer's state is in memory: an
 // evicted object starts afresh and relearns from the next replies' headers. Lease ids carry a
 // random epoch per instance, so a late release from before an eviction frees nothing.
@@ -18,6 +22,9 @@ import * as edgebatch from '../../pkg/edgebatch.js';
 
 /** Attempts in flight over all consumers of one account, at most (the adaptive ceiling). */
 export const DEFAULT_LIMITER_CONCURRENCY = 48;
+
+/** While realtime calls and batch items both wait, at least this share of grants goes to batches. */
+export const BATCH_MIN_SHARE = 0.2;
 
 /** How late after its time a held waiter is looked at again when nothing else wakes it. */
 const IDLE_WAKE_MS = 1_000;
@@ -29,7 +36,9 @@ const IDLE_WAKE_MS = 1_000;
  * @typedef {{ untilMs: number, reason: 'limiter' }} Deferral
  * @typedef {{ id: string } | { never: string } | { defer: Deferral }} Grant
  * @typedef {[string, object]} Release a lease id and its outcome (as the wasm Limiter reads it)
- * @typedef {{ owner: string, cost: Cost, arrived: number, deadline: number, waitMs: number, resolve: (g: Grant) => void }} Waiter
+ * @typedef {'realtime' | 'batch'} Priority
+ * @typedef {{ owner: string, cost: Cost, realtime: boolean, arrived: number, deadline: number, waitMs: number,
+ *   resolve: (g: Grant) => void }} Waiter
  */
 
 export class UpstreamLimiter extends DurableObject {
@@ -45,6 +54,10 @@ export class UpstreamLimiter extends DurableObject {
   /** Smoothed time between two grants while callers wait (how fast the queue moves), ms. */
   #gapMs = 0;
   #lastGrantAt = 0;
+  /** Until when the pacer held every waiter back the last time none could go (a pause is no gap). */
+  #blockedUntil = 0;
+  /** Grants to each class since both last began to wait (the batches' share is kept from these). */
+  #contended = { realtime: 0, batch: 0 };
   /** @type {ReturnType<typeof setTimeout> | null} */
   #timer = null;
   #timerAt = Infinity;
@@ -85,19 +98,20 @@ export class UpstreamLimiter extends DurableObject {
   /**
    * One attempt of `owner` costing `cost`: `{ id }` (send now, then release it), `{ never }`
    * (it can never fit), or `{ defer: { untilMs } }` when the wait would pass `maxWaitMs`.
-   * `releases` are applied first: the outcomes of earlier attempts ride along.
+   * `releases` are applied first: the outcomes of earlier attempts ride along. `priority`:
+   * 'realtime' for a call someone waits on (served first, see BATCH_MIN_SHARE).
    * @param {string} owner
    * @param {Cost} cost
-   * @param {{ releases?: Release[], maxWaitMs?: number }} [opts]
+   * @param {{ releases?: Release[], maxWaitMs?: number, priority?: Priority }} [opts]
    * @returns {Promise<Grant>}
    */
-  async acquire(owner, cost, { releases = [], maxWaitMs = 0 } = {}) {
+  async acquire(owner, cost, { releases = [], maxWaitMs = 0, priority = 'batch' } = {}) {
     this.#releaseAll(releases);
     if (!this.#ready()) return { never: 'this rate limiter has no settings (the batch predates them): create the batch again' };
     const now = Date.now();
     /** @type {Promise<Grant>} */
     const answer = new Promise((resolve) => {
-      this.#waiters.push({ owner, cost, arrived: now, deadline: now + Math.max(0, maxWaitMs), waitMs: 0, resolve });
+      this.#waiters.push({ owner, cost, realtime: priority === 'realtime', arrived: now, deadline: now + Math.max(0, maxWaitMs), waitMs: 0, resolve });
     });
     this.#pump();
     return answer;
@@ -167,8 +181,10 @@ export class UpstreamLimiter extends DurableObject {
     const now = Date.now();
     for (let granted = true; granted && this.#waiters.length > 0;) {
       granted = false;
-      for (const w of this.#heads()) {
-        const g = this.#limiter.acquire(w.owner, w.cost.inputTokens ?? 0, w.cost.outputTokens ?? 0, now);
+      const heads = this.#heads();
+      for (const w of heads) {
+        // The order is this object's (heads): the pacer is not asked to make owners take turns.
+        const g = this.#limiter.acquire(w.owner, w.cost.inputTokens ?? 0, w.cost.outputTokens ?? 0, now, true);
         if (g.waitMs !== undefined) {
           w.waitMs = g.waitMs;
           continue;
@@ -177,6 +193,7 @@ export class UpstreamLimiter extends DurableObject {
         if (g.id !== undefined) {
           this.#served.set(w.owner, now);
           this.#timeGrant(w, now);
+          if (heads.some((h) => h.realtime !== w.realtime)) this.#contended[w.realtime ? 'realtime' : 'batch']++;
           w.resolve({ id: `${this.#epoch}:${g.id}` });
         } else {
           w.resolve({ never: String(g.never) });
@@ -185,22 +202,27 @@ export class UpstreamLimiter extends DurableObject {
         break;
       }
     }
+    const heads = this.#heads();
+    if (heads.length > 0 && heads.every((h) => h.waitMs > 0)) this.#blockedUntil = now + Math.min(...heads.map((h) => h.waitMs));
     // The soonest any head may go; a waiter behind its owner's head waits at least as long,
-    // and behind everyone ahead of it about one grant's gap each.
-    const headWait = new Map(this.#heads().map((w) => [w.owner, w.waitMs]));
+    // and behind those served before it about one grant's gap each (a realtime call: the
+    // realtime calls ahead of it; a batch item: everyone ahead).
+    const headWait = new Map(heads.map((w) => [w.owner, w.waitMs]));
     let next = Infinity;
-    let ahead = 0;
+    const ahead = { all: 0, realtime: 0 };
     this.#waiters = this.#waiters.filter((w) => {
       const waitMs = Math.max(w.waitMs, headWait.get(w.owner) ?? 0);
-      const expectMs = Math.max(waitMs, ahead * this.#gapMs);
+      const expectMs = Math.max(waitMs, (w.realtime ? ahead.realtime : ahead.all) * this.#gapMs);
       if (now + expectMs > w.deadline) {
         w.resolve({ defer: { untilMs: now + Math.max(expectMs, 1), reason: 'limiter' } });
         return false;
       }
-      ahead++;
+      ahead.all++;
+      if (w.realtime) ahead.realtime++;
       next = Math.min(next, now + waitMs, w.deadline);
       return true;
     });
+    if (!this.#waiters.some((w) => w.realtime) || this.#waiters.every((w) => w.realtime)) this.#contended = { realtime: 0, batch: 0 };
     for (const [owner, at] of this.#served) if (now - at > 600_000) this.#served.delete(owner);
     if (this.#waiters.length > 0) this.#wakeAt(Math.min(next, now + IDLE_WAKE_MS));
   }
@@ -208,19 +230,28 @@ export class UpstreamLimiter extends DurableObject {
   /** Learns how fast held waiters are served. @param {Waiter} w @param {number} now */
   #timeGrant(w, now) {
     if (w.arrived < now && this.#lastGrantAt > 0) {
-      // Never more than this waiter waited: an idle spell before it is no queue.
-      const gap = Math.min(now - this.#lastGrantAt, now - w.arrived);
+      // Never more than this waiter waited (an idle spell before it is no queue), nor since the
+      // pacer last held everyone back (a pause after a 429 is not how fast the queue moves).
+      const since = this.#blockedUntil <= now ? Math.max(this.#lastGrantAt, this.#blockedUntil) : this.#lastGrantAt;
+      const gap = Math.min(now - since, now - w.arrived);
       this.#gapMs = this.#gapMs === 0 ? gap : 0.8 * this.#gapMs + 0.2 * gap;
     }
     this.#lastGrantAt = now;
   }
 
-  /** The first waiter of each owner, owners least recently served first. */
+  /**
+   * The first waiter of each owner, in the order they may go: realtime calls first unless the
+   * batches' share of the grants since both began to wait would fall below BATCH_MIN_SHARE;
+   * within a class, owners least recently served first.
+   */
   #heads() {
     /** @type {Map<string, Waiter>} */
     const heads = new Map();
     for (const w of this.#waiters) if (!heads.has(w.owner)) heads.set(w.owner, w);
-    return [...heads.values()].sort((a, b) => (this.#served.get(a.owner) ?? 0) - (this.#served.get(b.owner) ?? 0));
+    const { realtime, batch } = this.#contended;
+    const batchTurn = batch + 1 <= BATCH_MIN_SHARE * (realtime + batch + 1);
+    const rank = (/** @type {Waiter} */ w) => (w.realtime === batchTurn ? 1 : 0);
+    return [...heads.values()].sort((a, b) => rank(a) - rank(b) || (this.#served.get(a.owner) ?? 0) - (this.#served.get(b.owner) ?? 0));
   }
 
   /** @param {number} at */

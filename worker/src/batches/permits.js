@@ -16,7 +16,7 @@ const UNREACHABLE_DEFER_MS = 1_000;
  * @typedef {import('./limiter.js').Deferral} Deferral
  * @typedef {import('./limiter.js').Release} Release
  * @typedef {{
- *   acquire(owner: string, cost: Cost, opts: { releases: Release[], maxWaitMs: number }): Promise<Grant>,
+ *   acquire(owner: string, cost: Cost, opts: { releases: Release[], maxWaitMs: number, priority: import('./limiter.js').Priority }): Promise<Grant>,
  *   releaseMany(releases: Release[]): Promise<number>,
  * }} LimiterStub
  * @typedef {{ acquires: number, releaseCalls: number }} PermitCounts
@@ -26,8 +26,9 @@ const UNREACHABLE_DEFER_MS = 1_000;
  * @param {LimiterStub} limiter the limiter object's stub
  * @param {string} owner whose turn it is (the batch id: owners take turns)
  * @param {() => number} maxWaitMs the longest wait to hold for, asked at each acquire
+ * @param {import('./limiter.js').Priority} [priority] 'realtime' for a call someone waits on
  */
-export function remotePermits(limiter, owner, maxWaitMs) {
+export function remotePermits(limiter, owner, maxWaitMs, priority = 'batch') {
   /** @type {Release[]} */
   let pending = [];
   /** @type {Deferral | null} */
@@ -66,7 +67,7 @@ export function remotePermits(limiter, owner, maxWaitMs) {
       pending = [];
       counts.acquires++;
       try {
-        const g = await limiter.acquire(owner, cost, { releases, maxWaitMs: Math.max(0, Math.floor(maxWaitMs())) });
+        const g = await limiter.acquire(owner, cost, { releases, maxWaitMs: Math.max(0, Math.floor(maxWaitMs())), priority });
         if ('defer' in g) deferred = laterOf(deferred, g.defer);
         return g;
       } catch {

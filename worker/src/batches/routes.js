@@ -289,7 +289,8 @@ export async function viewsOf(env, owner, ids) {
 /**
  * Permits for realtime calls from the account limiter of `provider`: the one limiter every
  * stored batch on that upstream account (no limiterKey) uses, with the settings a batch would
- * give it; `owner` takes turns with the batches. The settings are sent once per isolate.
+ * give it; realtime calls go first, batches keep a minimum share (limiter.js BATCH_MIN_SHARE).
+ * `owner` takes turns with the other realtime owners. The settings are sent once per isolate.
  * @param {any} env
  * @param {{ name: string, baseUrl: string, apiKey?: string }} provider
  * @param {string} owner who asks (the limiter's turns are per owner)
@@ -303,7 +304,7 @@ export async function accountPermits(env, provider, owner, maxWaitMs) {
     await configureLimiter(env, asked, name, undefined);
     configuredLimiters.add(key);
   }
-  return remotePermits(env.LIMITER.get(env.LIMITER.idFromName(name)), owner, maxWaitMs);
+  return remotePermits(env.LIMITER.get(env.LIMITER.idFromName(name)), owner, maxWaitMs, 'realtime');
 }
 
 /** Account limiters this isolate has configured (their settings are durable in the object). */
