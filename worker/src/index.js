@@ -3,6 +3,7 @@
 //                    completes, then { summary }. Bearer token required.
 //   /v1/batches      batches past one request: Durable Objects + Queues (batches/index.js)
 //   /anthropic/...   the Anthropic SDK's routes (baseURL {worker}/anthropic): anthropic/index.js
+//   /openai/v1/...   the OpenAI SDK's routes (baseURL {worker}/openai/v1): openai/index.js
 //   GET  /healthz    liveness
 //   /sim/v1/messages, /sim/v1/chat/completions, /sim/stats   the simulator (EDGEBATCH_SIM = "on")
 // Errors are JSON { error: { type, message } }. See worker/README.md for the limits and why.
@@ -16,6 +17,7 @@ import { allow, badRequest, discardBody, errorResponse, HttpError, jsonResponse,
 import { handleSimRoute, installSimFetch } from './sim.js';
 import { consume, handleBatches } from './batches/index.js';
 import { handleAnthropic } from './anthropic/index.js';
+import { handleOpenAI } from './openai/index.js';
 import { parseBatchRequest } from './validate.js';
 
 edgebatch.initSync({ module: mod });
@@ -87,6 +89,7 @@ async function route(request, env, ctx, scope) {
     return handleBatches(request, url, parts, env, config, caller.name, scope.redact);
   }
   if (path.startsWith('/anthropic/')) return handleAnthropic(request, url, env, ctx, config);
+  if (path.startsWith('/openai/')) return handleOpenAI(request, url, env, ctx, config);
   if (path === '/sim' || path.startsWith('/sim/')) {
     if (!config.simOn) throw notFound(path);
     return handleSimRoute(request, config);

@@ -32,7 +32,7 @@ export const FAKE_ANTHROPIC_KEY = 'sk-ant-FAKE-secret-5b8e1c0a77d4';
 export const FAKE_OPENAI_KEY = 'sk-FAKE-openai-secret-c3d9e2f1';
 
 /**
- * The Durable Objects and Queues of wrangler.toml, as wrangler itself reads them; with
+ * The Durable Objects, Queues and R2 buckets of wrangler.toml, as wrangler itself reads them; with
  * `workQueues` (1..8), that many work-queue shards (WORK_QUEUE, WORK_QUEUE_1 ...), each
  * consumed like wrangler.toml's second one: locally each shard is one consumer at a time.
  */
@@ -52,7 +52,7 @@ function engines(workQueues) {
       }
     }
   }
-  return { durableObjects: o.durableObjects, queueProducers: producers, queueConsumers: consumers };
+  return { durableObjects: o.durableObjects, queueProducers: producers, queueConsumers: consumers, r2Buckets: o.r2Buckets };
 }
 
 /**
