@@ -6,11 +6,14 @@
 //   do          Durable Object requests, per class.method (RPC calls and alarms)
 //   queueWrites messages written to the work queues (send / sendBatch)
 //   commitMs    per batch id: [commits, total ms] of the consumer's ledger commits
+//   limiters    each limiter object's stats() when read (its adaptive concurrency, in flight)
 // The counters are module state: workerd runs the Worker and its Durable Objects in one isolate
 // here, so every handler and object bumps the same ones (the bench checks they add up).
 import worker, * as engine from '../worker/src/index.js';
 
 const counts = { http: 0, invocations: 0, deliveries: 0, fetches: 0, queueWrites: 0, do: {}, commitMs: {} };
+/** The limiter objects of this isolate (one workerd process runs them all here). */
+const limiters = [];
 
 const realFetch = globalThis.fetch;
 globalThis.fetch = (...args) => {
@@ -51,6 +54,7 @@ function counted(Base, name) {
     constructor(ctx, env) {
       super(ctx, countedEnv(env));
       this.benchDepth = 0;
+      if (name === 'UpstreamLimiter') limiters.push(this);
     }
   }
   for (const method of Object.getOwnPropertyNames(Base.prototype)) {
@@ -117,7 +121,7 @@ export const TokenLimits = counted(engine.TokenLimits, 'TokenLimits');
 export default {
   async fetch(request, env, ctx) {
     const path = new URL(request.url).pathname;
-    if (path === '/__bench/counters') return Response.json(counts);
+    if (path === '/__bench/counters') return Response.json({ ...counts, limiters: limiters.map((l) => engine.UpstreamLimiter.prototype.stats.call(l)) });
     if (!path.startsWith('/sim')) counts.http++;
     return worker.fetch(request, countedEnv(env), ctx);
   },
