@@ -1,30 +1,23 @@
 // @ts-check
-// One realtime call of a provider-format route, provider-neutral: attempts through the
-// library's executor (one BatchProcessor `map`: its retry rule, backoff and Retry-After
-// handling) with the account limiter as its permits (the UpstreamLimiter every stored batch on
-// that account uses), and what the client gets when it fails. `wire` says what differs between
-// providers: the name the library knows, the prefix of the rate-limit headers, the headers an
-// answer keeps, and how an error of the Worker's own reads.
-// (/anthropic/v1/messages runs the same loop in anthropic/messages.js; this file is written so
-// that route can use it too.)
+// The attempts of one realtime call: through the library's executor (one BatchProcessor `map`:
+// its retry rule, backoff and Retry-After handling) with the account limiter as its permits.
 //
 // The attempt is a task function rather than `run()`, because `run()` reads and parses the
 // reply: the task hands back the upstream Response unread, so a `stream: true` reply is passed
-// through as it arrives, and a failure's exact body can be answered. What the reply said
-// (rate-limit headers, usage) is added to the permit's release (anthropic/observe.js).
+// through as it arrives (stream.js), and a failure's exact body can be answered (answer.js).
+// What the reply said (rate-limit headers, usage) is added to the permit's release
+// (observe.js), so the limiter learns from every call as it does from a batch's.
 import * as edgebatch from '../../pkg/edgebatch.js';
 import { accountPermits } from '../batches/index.js';
-import { observed } from '../anthropic/observe.js';
+import { parseJson } from './body.js';
+import { failed } from './answer.js';
+import { observed } from './observe.js';
 
 /** A call the limiter defers asks again after at most this long (while its wait lasts). */
 const REASK_MS = 1_000;
 
 /**
- * @typedef {{ name: string, ratePrefix: string, keep: string[], keyVar: string,
- *   error: (status: number, message: string, code: string | null, headers?: Record<string, string>) => Response }} Wire
- * @typedef {{ status: number, headers: Headers, text: string }} Failure the last upstream failure
- * @typedef {{ waitMs: number, deadlineMs: number, timeoutMs: number, maxRetries: number }} Settings
- * @typedef {{ env: any, caller: { name: string }, redact: (s: string) => string }} Ctx
+ * @typedef {import('./answer.js').Failure} Failure
  * @typedef {{ status: number, headers: Headers, text: string, usage?: { inputTokens: number, outputTokens: number } }} Reply
  * @typedef {ReturnType<typeof observed>} Permits
  */
@@ -34,9 +27,11 @@ const REASK_MS = 1_000;
  * still wait), the call asks again later, until its `waitMs` is over; then it is a 429 with
  * retry-after.
  * @param {Request} request @param {Record<string, unknown>} body @param {boolean} streaming
- * @param {{ name: string, baseUrl: string, apiKey?: string }} provider
+ * @param {import('./index.js').Provider} provider
  * @param {number} maxAttempts what the token's hour granted
- * @param {Settings} settings @param {Ctx} c @param {Wire} wire
+ * @param {ReturnType<typeof import('./index.js').realtimeSettings>} settings
+ * @param {{ env: any, caller: { name: string }, redact: (s: string) => string }} c
+ * @param {import('./index.js').Wire} wire
  * @returns {Promise<{ ok: true, reply: Reply | Response, permits: Permits, attempts: number }
  *   | { ok: false, answer: Response, permits: Permits, attempts: number }>}
  */
@@ -47,7 +42,7 @@ export async function callUpstream(request, body, streaming, provider, maxAttemp
   const endpoint = edgebatch.Limiter.request(provider);
   const payload = JSON.stringify(body);
   const cost = edgebatch.Limiter.estimate(wire.name, body);
-  /** @type {Failure | null} */
+  /** @type {Failure | null} the last upstream failure */
   let lastFailure = null;
   let attempts = 0;
   for (;;) {
@@ -97,53 +92,15 @@ export async function callUpstream(request, body, streaming, provider, maxAttemp
     const e = r.error;
     const waitOver = Math.min(waitEnd, deadline);
     if (e.kind === 'deferred' && attempts < maxAttempts && Date.now() < waitOver) {
-      // The limiter's time is an estimate from how fast its queue moved: the call asks again
-      // by then, or within REASK_MS, until its wait is over.
+      // The limiter's time is an estimate from how fast its queue moved (a long queue behind a
+      // 429 pause can look minutes long): the call asks again by then, or within REASK_MS,
+      // until its wait is over.
       await permits.flush();
       const at = Math.min(Date.now() + (e.retryAfterMs ?? 0), Date.now() + REASK_MS, waitOver);
       await new Promise((resolve) => setTimeout(resolve, Math.max(1, at - Date.now())));
       continue;
     }
     return { ok: false, answer: failed(e, lastFailure, c.redact, settings, wire), permits, attempts };
-  }
-}
-
-/**
- * What the client gets for a call that failed: the upstream's own last error when the failure
- * was one (status, body, retry-after), else the provider's error for what stopped it.
- * @param {any} e the item's error @param {Failure | null} last
- * @param {(s: string) => string} redact @param {Settings} settings @param {Wire} wire
- */
-function failed(e, last, redact, settings, wire) {
-  /** @type {Record<string, string>} */
-  const retryAfter = e.retryAfterMs ? { 'retry-after': String(Math.max(1, Math.ceil(e.retryAfterMs / 1000))) } : {};
-  if (e.kind === 'http' && last && last.status === e.status) {
-    if (last.status >= 300 && last.status < 400) {
-      return wire.error(502, 'the upstream answered with a redirect, which is never followed', 'upstream_redirect');
-    }
-    // The upstream refused the Worker's key, not the caller's token: a fault of the Worker.
-    if (last.status === 401) {
-      return wire.error(500, `the upstream refused the Worker's ${wire.keyVar} (401): its operator must set a valid one`, 'upstream_auth');
-    }
-    return new Response(redact(last.text), { status: last.status, headers: { ...kept(last.headers, wire.keep), ...retryAfter } });
-  }
-  if (e.kind === 'deferred') {
-    return wire.error(429, `the upstream account is at its rate limit: no turn came within ${settings.waitMs} ms ` +
-      '(EDGEBATCH_REALTIME_WAIT_MS); retry after retry-after', 'rate_limit_exceeded', retryAfter);
-  }
-  if (e.kind === 'invalid') return wire.error(400, redact(String(e.message)), null);
-  if (e.kind === 'timeout') {
-    return wire.error(504, `the upstream did not answer within ${settings.timeoutMs} ms (EDGEBATCH_REALTIME_TIMEOUT_MS)`, 'timeout');
-  }
-  return wire.error(500, `the upstream call failed (${e.kind}): ${redact(String(e.message))}`, null, retryAfter);
-}
-
-/** @param {string} text @returns {any} undefined when it is not JSON */
-export function parseJson(text) {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
   }
 }
 
@@ -161,7 +118,7 @@ async function readBody(res) {
 
 /**
  * The rate-limit and retry headers of a reply, for the limiter (lower-case names).
- * @param {Headers} headers @param {string} prefix
+ * @param {Headers} headers @param {string} prefix the provider's rate-limit headers
  */
 function rateHeaders(headers, prefix) {
   /** @type {Record<string, string>} */
@@ -169,19 +126,5 @@ function rateHeaders(headers, prefix) {
   headers.forEach((value, name) => {
     if (name.startsWith(prefix) || name === 'retry-after' || name === 'retry-after-ms') out[name] = value;
   });
-  return out;
-}
-
-/**
- * The headers an answer keeps of the upstream's, and its content type.
- * @param {Headers} headers @param {string[]} keep
- */
-export function kept(headers, keep) {
-  /** @type {Record<string, string>} */
-  const out = { 'content-type': headers.get('content-type') ?? 'application/json', 'cache-control': 'no-store' };
-  for (const name of keep) {
-    const v = headers.get(name);
-    if (v !== null) out[name] = v;
-  }
   return out;
 }
