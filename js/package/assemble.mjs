@@ -81,7 +81,7 @@ writeFileSync(
     `export { ${typedValues.join(', ')} } from "./edgebatch.js";\n` +
     `export type { ${typeOnly.join(', ')} } from "./edgebatch.js";\n`,
 );
-for (const file of ['edgebatch_bg.wasm.d.ts', 'raw.js', 'raw.d.ts', 'post-pool.js']) copyFileSync(join(here, file), join(out, file));
+for (const file of ['edgebatch_bg.wasm.d.ts', 'raw.js', 'raw.d.ts', 'post-pool.js', 'bun-worker.js']) copyFileSync(join(here, file), join(out, file));
 
 const fields = {
   __VERSION__: cargoField('version'),

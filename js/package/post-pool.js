@@ -3,7 +3,8 @@
 // idle worker keeps a Node process alive. workerpool replaces a worker that dies; a task
 // cancelled by the deadline or the caller's signal terminates its worker (also replaced).
 //
-// Each worker runs workerpool's own worker script; the function below is sent to it as
+// Each worker runs workerpool's own worker script (on Bun, bun-worker.js, which sets up the
+// same worker for Bun's threads); the function below is sent to it as
 // source (workerpool's `exec(fn)`), imports the caller's module once per worker and calls
 // its export. Nothing of the caller's is evaluated as source: the module is imported.
 //
@@ -69,9 +70,10 @@ function explain(e, label) {
 /**
  * The runner for setPostHost. `cores`: the host's logical cores; the default bound is one
  * less (the main thread keeps one), at least 1. `resolvePath` turns an absolute path into
- * the URL a worker imports.
+ * the URL a worker imports. `workerScript`: the path of the workers' script, when it is not
+ * workerpool's own.
  */
-export function poolHost({ cores, resolvePath, workerType }) {
+export function poolHost({ cores, resolvePath, workerType, workerScript }) {
   return {
     defaultThreads: Math.max(1, (cores || 2) - 1),
     resolvePath,
@@ -85,7 +87,10 @@ export function poolHost({ cores, resolvePath, workerType }) {
           const out = (async () => {
             // workerTerminateTimeout: a cancelled task's worker first gets a clean-up message,
             // which a worker busy in a CPU loop never reads; terminate it soon after instead.
-            pool ??= loadWorkerpool().then((wp) => wp.pool({ maxWorkers: threads, workerType, workerTerminateTimeout: 20 }));
+            pool ??= loadWorkerpool().then((wp) => {
+              const options = { maxWorkers: threads, workerType, workerTerminateTimeout: 20 };
+              return workerScript ? wp.pool(workerScript, options) : wp.pool(options);
+            });
             const ready = await pool;
             if (cancelled) throw new Error(`${label}: cancelled`);
             task = ready.exec(processInWorker, [url, name, label, value, ctx]);

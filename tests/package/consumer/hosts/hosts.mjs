@@ -133,6 +133,31 @@ const sections = {
     });
     return { results: results.map((r) => ({ ...brief(r), value: r.value })) };
   },
+
+  // The stage's workers: one that dies is reported with its exit code and replaced (one
+  // thread: the next value runs on the replacement); the caller's cancel during the stage
+  // terminates the worker busy in it (its tick counter stands still after).
+  async postWorkers() {
+    const stage = (name) => ({ module: new URL('./post.js', import.meta.url), export: name, threads: 1 });
+    const died = await new BatchProcessor({ concurrency: 1, deadlineMs: 4000 }).map(['die', 'after'], async (s) => s, { postProcess: stage('tag') });
+    const ticks = new SharedArrayBuffer(4);
+    const count = () => Atomics.load(new Int32Array(ticks), 0);
+    const controller = new AbortController();
+    const pending = new BatchProcessor({ deadlineMs: 10_000 }).map([ticks], async (t) => t, { postProcess: stage('spin'), signal: controller.signal });
+    for (let i = 0; i < 500 && count() === 0; i++) await sleep(10);
+    const ranBefore = count() > 0;
+    controller.abort();
+    const cancelled = await pending;
+    await sleep(50);
+    const stopped = count();
+    await sleep(200);
+    return {
+      died: died.map((r) => ({ ...brief(r), value: r.value })),
+      cancelled: cancelled.map(brief),
+      ranBefore,
+      ranAfter: count() !== stopped,
+    };
+  },
 };
 
 for (const name of Object.keys(sections)) {
