@@ -117,6 +117,7 @@ function makePanel(record, title, lede) {
   node.dataset.run = record.name;
   node.querySelector('h2').textContent = title;
   node.querySelector('.lede').textContent = lede;
+  node.querySelector('progress').setAttribute('aria-label', `${title}: documents done`);
   $('panels').append(node);
   return {
     node,
@@ -131,7 +132,7 @@ function drawPanel({ record, panel }) {
   const progress = panel.node.querySelector('progress');
   progress.max = record.total;
   progress.value = c.done;
-  panel.node.querySelector('.fraction').value = `${c.done} / ${record.total}`;
+  panel.node.querySelector('.fraction').textContent = `${c.done} / ${record.total}`;
   for (const dd of panel.node.querySelectorAll('[data-count]')) {
     const key = dd.dataset.count;
     dd.textContent = key === 'time' ? secs(record.now()) : String(c[key]);

@@ -198,6 +198,7 @@ export class Histogram {
     svg.setAttribute('height', this.plotH + AXIS_PX * 2);
     if (ok.length === 0) {
       el('text', { class: 'tick', x: 4, y: 14 }, svg).textContent = 'no successful attempt yet';
+      svg.setAttribute('aria-label', `${record.name} latency: no successful attempt yet`);
       return;
     }
     ok.sort((a, b) => a - b);

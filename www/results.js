@@ -11,8 +11,8 @@ function statusOf(r) {
   return { cls: 'failed', text: e.status ? `${e.kind} ${e.status}` : e.kind };
 }
 
-function cell(row, text, title) {
-  const td = document.createElement('td');
+function cell(row, text, title, tag = 'td') {
+  const td = document.createElement(tag);
   td.textContent = text;
   if (title) td.title = title;
   row.append(td);
@@ -51,7 +51,8 @@ export class ResultsTable {
     const { cls, text } = statusOf(r);
     row.className = cls;
     row.dataset.index = index;
-    cell(row, String(index + 1));
+    // The document's number heads its row, so a screen reader names the row when moving across it.
+    cell(row, String(index + 1), '', 'th').scope = 'row';
     cell(row, text);
     cell(row, r ? String(r.attempts) : '');
     cell(row, r ? `${Math.round(r.elapsedMs)} ms` : '');

@@ -4,28 +4,17 @@
 // audited with axe-core (WCAG 2 A/AA and best practices: zero violations). No timing asserted.
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { startWorker, TOKEN } from '../../worker/test/harness.mjs';
 import { requests, simSession, submit, waitEnded } from '../../worker/test/batches-client.mjs';
 import { clockTime, createBody, describeRate, describeWaiting, RateMeter } from '../batches-format.js';
+import { axe } from './axe.mjs';
 
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const FLAGS = ['--no-sandbox', '--headless', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-// axe-core from the root package.json's devDependencies (run inside the page, as its docs say).
-const AXE = (() => {
-  let entry;
-  try {
-    entry = createRequire(import.meta.url).resolve('axe-core');
-  } catch {
-    throw new Error('axe-core is not installed: it is a devDependency of the root package.json (make setup runs npm ci)');
-  }
-  return readFileSync(join(dirname(entry), 'axe.min.js'), 'utf8');
-})();
 const SMALL = 6;
 const LONG = 200;
 // The token's hour holds the small batch and 40 of the long one's requests: the long one runs
@@ -80,12 +69,6 @@ function row(page, id) {
     ...Object.fromEntries([...tr.querySelectorAll('td[data-col]')].map((td) => [td.dataset.col, td.textContent])),
     cancelShown: !tr.querySelector('button.danger').hidden,
   }));
-}
-
-async function axe(page) {
-  await page.evaluate(AXE);
-  const { violations } = await page.evaluate(() => window.axe.run(document));
-  return violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
 }
 
 async function download(page, id) {

@@ -1,7 +1,8 @@
 // The demo page in headless Chromium (Debian's, driven by playwright-core) against the Worker on
 // real workerd (Miniflare), which serves www/ as static assets and the simulator under /sim:
 // real fetch, real AbortController, real timers, the wasm build the page loads itself.
-// Screenshots of the finished runs go to test-artifacts/. No timing is asserted.
+// Screenshots of the finished runs go to test-artifacts/. No timing is asserted. An axe-core
+// audit (WCAG 2 A/AA and best practices) of every state the page shows must find nothing.
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -11,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { startWorker } from '../../worker/test/harness.mjs';
+import { axe } from './axe.mjs';
 
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
@@ -106,6 +108,17 @@ function panel(page, run) {
 }
 
 const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+
+/** WCAG contrast ratio of two computed colours, "rgb(r, g, b)". */
+function contrast(a, b) {
+  const luminance = (css) => {
+    const [r, g, bl] = css.match(/[\d.]+/g).slice(0, 3).map((v) => Number(v) / 255)
+      .map((v) => (v <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4));
+    return 0.2126 * r + 0.7152 * g + 0.0722 * bl;
+  };
+  const [hi, lo] = [luminance(a), luminance(b)].sort((x, y) => y - x);
+  return (hi + 0.05) / (lo + 0.05);
+}
 
 const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.wasm': 'application/wasm' };
 
@@ -302,6 +315,100 @@ describe('the demo page on the Worker (workerd) in headless Chromium', { timeout
     });
   });
 
+  test('keyboard only, in every state the page shows (idle, running, done, cancelled, an error): axe finds nothing, the live region stays quiet', async () => {
+    await withDemo({}, async (page) => {
+      const audits = { idle: await axe(page) };
+      // 30 short documents, a quarter of the calls fail for good (500, no retry): failed rows.
+      await page.fill('#docs', Array.from({ length: 30 }, (_, i) => `Keyboard document ${i + 1}.`).join('\n'));
+      await fill(page, {
+        concurrency: 3, 'max-retries': 0, 'max-tokens': 16, 'sim-rpm': 100000, 'sim-latency': 150,
+        'sim-429': 0, 'sim-529': 0, 'sim-500': 0.25, 'sim-hang': 0,
+      });
+      // Everything a screen reader would announce from here on: changes inside any live region.
+      await page.evaluate(() => {
+        window.announced = [];
+        const live = '[aria-live]:not([aria-live=off]), [role=status], [role=alert], [role=log], [role=timer], [role=marquee], output';
+        new MutationObserver((records) => {
+          for (const r of records) {
+            const region = (r.target.nodeType === Node.ELEMENT_NODE ? r.target : r.target.parentElement)?.closest(live);
+            if (region) window.announced.push(`${region.id || region.className}: ${region.textContent}`);
+          }
+        }).observe(document.body, { subtree: true, childList: true, characterData: true });
+      });
+
+      // Tab from the top of the page to Run: it shows where the focus is, and Enter runs.
+      const focused = (selector) => page.evaluate((s) => document.activeElement === document.querySelector(s), selector);
+      await page.evaluate(() => document.activeElement?.blur());
+      let tabs = 0;
+      while (!(await focused('#run')) && tabs < 60) {
+        await page.keyboard.press('Tab');
+        tabs += 1;
+      }
+      assert.ok(await focused('#run'), `Run reached with Tab (${tabs} presses)`);
+      const ring = await page.$eval('#run', (b) => {
+        const s = getComputedStyle(b);
+        return { visible: b.matches(':focus-visible'), style: s.outlineStyle, width: parseFloat(s.outlineWidth), color: s.outlineColor };
+      });
+      assert.ok(ring.visible && ring.style === 'solid' && ring.width >= 2, `a focus ring on Run: ${JSON.stringify(ring)}`);
+      // The ring is drawn on the card (white) and the page's background: 3:1 against both.
+      for (const bg of ['rgb(255, 255, 255)', 'rgb(246, 247, 249)']) {
+        assert.ok(contrast(ring.color, bg) >= 3, `focus ring ${ring.color} on ${bg}: ${contrast(ring.color, bg).toFixed(2)}:1`);
+      }
+      await page.keyboard.press('Enter');
+      await page.waitForFunction(() => ['ok', 'failed', 'pending'].every((c) => document.querySelector(`#rows tr.${c}`)), null, { timeout: RUN_TIMEOUT_MS });
+      audits.running = await axe(page);
+      let end = await finished(page);
+      assert.equal(end.state, 'done', end.text);
+      const table = await rows(page);
+      assert.ok(table.some((r) => r.cls === 'failed') && table.some((r) => r.cls === 'ok'), `failed and ok rows: ${JSON.stringify(table.map((r) => r.status))}`);
+      audits.done = await axe(page);
+      await page.emulateMedia({ colorScheme: 'dark' });
+      audits.doneDark = await axe(page);
+      await page.emulateMedia({ colorScheme: 'light' });
+      const announced = await page.evaluate(() => window.announced);
+      assert.ok(announced.every((a) => a.startsWith('status: ')), `only the status line speaks: ${JSON.stringify(announced)}`);
+      assert.ok(announced.length <= 3 && new Set(announced).size === announced.length, `a few announcements, none repeated: ${JSON.stringify(announced)}`);
+      assert.match(announced.at(-1), /^status: Done\. edgebatch: \d+ of 30 ok/);
+
+      // On with Tab to the results: the table's region takes the focus, has a name, and the
+      // keyboard scrolls it.
+      const wrap = '#results .table-wrap';
+      tabs = 0;
+      while (!(await focused(wrap)) && tabs < 60) {
+        await page.keyboard.press('Tab');
+        tabs += 1;
+      }
+      assert.ok(await focused(wrap), `the results region reached with Tab (${tabs} presses)`);
+      const region = await page.$eval(wrap, (w) => ({ role: w.getAttribute('role'), name: w.getAttribute('aria-label'), ring: w.matches(':focus-visible') && getComputedStyle(w).outlineStyle, overflow: w.scrollHeight - w.clientHeight }));
+      assert.equal(region.role, 'region');
+      assert.match(region.name, /^Results table/);
+      assert.equal(region.ring, 'solid');
+      assert.ok(region.overflow > 0, `the table is taller than its region (${region.overflow}px more)`);
+      await page.keyboard.press('PageDown');
+      await page.waitForFunction((s) => document.querySelector(s).scrollTop > 0, wrap, { timeout: 5_000 });
+      await page.keyboard.press('Home');
+      await page.waitForFunction((s) => document.querySelector(s).scrollTop === 0, wrap, { timeout: 5_000 });
+
+      // Cancelled rows, then an error message.
+      await fill(page, { 'sim-latency': 400 });
+      await page.click('#run');
+      await page.waitForFunction(() => document.querySelectorAll('#rows tr:not(.pending)').length >= 3, null, { timeout: RUN_TIMEOUT_MS });
+      await page.click('#cancel');
+      end = await finished(page);
+      assert.equal(end.state, 'cancelled', end.text);
+      assert.ok((await rows(page)).some((r) => r.status === 'cancelled'));
+      audits.cancelled = await axe(page);
+      await fill(page, { concurrency: 0 });
+      await page.click('#run');
+      end = await finished(page);
+      assert.equal(end.state, 'error', end.text);
+      assert.equal(await page.getAttribute('#status', 'role'), 'alert');
+      audits.error = await axe(page);
+
+      assert.deepEqual(audits, { idle: [], running: [], done: [], doneDark: [], cancelled: [], error: [] });
+    });
+  });
+
   test('Anthropic mode sends the key only to api.anthropic.com, with the direct-browser header', async () => {
     // No network here: the browser's request to the real endpoint is answered by the test,
     // which checks what the page would have sent.
@@ -340,7 +447,7 @@ describe('the demo page on the Worker (workerd) in headless Chromium', { timeout
     });
   });
 
-  test('phone width: nothing overflows sideways, and a run works', async () => {
+  test('phone width: nothing overflows sideways, a run works, axe finds nothing', async () => {
     await withDemo({ width: 390, height: 844 }, async (page) => {
       await page.fill('#docs', Array.from({ length: 12 }, (_, i) => `Phone document ${i + 1}.`).join('\n'));
       await page.click('#run');
@@ -348,6 +455,7 @@ describe('the demo page on the Worker (workerd) in headless Chromium', { timeout
       assert.equal(end.state, 'done', end.text);
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
       assert.ok(overflow <= 0, `the page is ${overflow}px wider than the screen`);
+      assert.deepEqual(await axe(page), [], 'axe at phone width');
       await page.screenshot({ path: `${ARTIFACTS}demo-phone.png`, fullPage: true });
     });
   });
