@@ -142,6 +142,11 @@ const FLAGS = {
   '--slow-body': ['faults', 'slowBody'],
   '--malformed': ['faults', 'malformed'],
   '--disconnect': ['faults', 'disconnect'],
+  '--stream-error': ['faults', 'streamError'],
+  '--batch-delay-ms': ['batches', 'delayMs'],
+  '--batch-spread-ms': ['batches', 'spreadMs'],
+  '--batch-error-rate': ['batches', 'errorRate'],
+  '--batch-window-ms': ['batches', 'windowMs'],
 };
 
 /** `--flag value` pairs (and `--options '<json>'`) to startSimServer options. */

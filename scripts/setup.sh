@@ -92,3 +92,28 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] ||
     die "apt-get finished but /usr/bin/chromium or /usr/bin/chromedriver is still missing"
 fi
+
+# The Python SDK that worker/test/python-sdk.test.mjs runs unchanged: a venv in .tools/venv with
+# exactly the pins of tests/python/requirements.txt, installed again only when that file is
+# newer than the venv's stamp. Debian's python3 makes no venv without python3-venv (ensurepip).
+venv=.tools/venv
+py_reqs=tests/python/requirements.txt
+[ -f "$py_reqs" ] || die "$py_reqs is missing"
+if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.installed" ] || [ "$py_reqs" -nt "$venv/.installed" ]; then
+  command -v python3 >/dev/null 2>&1 || die "python3 is not on PATH (Debian: apt-get install python3 python3-venv)"
+  if [ ! -x "$venv/bin/python" ]; then
+    note "making the Python venv .tools/venv"
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+      rm -rf "$venv"
+      note "installing python3-venv (apt-get): python3 -m venv needs it"
+      [ "$(id -u)" -eq 0 ] || die "python3 -m venv failed and we are not root: apt-get install python3-venv"
+      export DEBIAN_FRONTEND=noninteractive
+      logged apt-update apt-get update
+      logged apt-python3-venv apt-get install -y python3-venv
+      logged python-venv python3 -m venv "$venv"
+    fi
+  fi
+  note "installing the Python SDK into .tools/venv ($py_reqs)"
+  logged pip "$venv/bin/pip" install --disable-pip-version-check --no-input -r "$py_reqs"
+  touch "$venv/.installed"
+fi

@@ -35,6 +35,10 @@ pub struct Faults {
     pub malformed: f64,
     /// The connection drops before a reply.
     pub disconnect: f64,
+    /// A `stream: true` reply breaks off halfway with an error event (Anthropic's
+    /// `event: error`, OpenAI's `data: {"error": …}`); a reply that is not streamed is not
+    /// affected.
+    pub stream_error: f64,
 }
 
 /// One fault, in the order [`Faults::pick`] checks them.
@@ -54,6 +58,8 @@ pub enum Fault {
     Malformed,
     /// [`Faults::disconnect`]
     Disconnect,
+    /// [`Faults::stream_error`]
+    StreamError,
 }
 
 impl Faults {
@@ -69,6 +75,7 @@ impl Faults {
             SlowBody,
             Malformed,
             Disconnect,
+            StreamError,
         ];
         let hit = self.rates().into_iter().position(|rate| {
             u -= rate;
@@ -78,7 +85,7 @@ impl Faults {
     }
 
     /// The rates, in the order of [`Fault`].
-    pub fn rates(&self) -> [f64; 7] {
+    pub fn rates(&self) -> [f64; 8] {
         [
             self.rate429,
             self.rate529,
@@ -87,6 +94,7 @@ impl Faults {
             self.slow_body,
             self.malformed,
             self.disconnect,
+            self.stream_error,
         ]
     }
 }
@@ -142,7 +150,49 @@ pub struct Config {
     pub faults: Faults,
     /// The server's capacity; `None` serves any number at once.
     pub capacity: Option<Capacity>,
+    /// Models overloaded on their own (`faults.byModel`), for a window: one model struggles
+    /// while another is healthy.
+    pub by_model: Vec<ModelFault>,
+    /// The Batch APIs' processing delay, spread, failures and window (`batches`).
+    pub batches: crate::batches::Settings,
 }
+
+/// `faults.byModel[model]: { overloaded, untilMs? }`: a request for `model` (as its body names
+/// it) sent before `until_ms` is overloaded with this chance (rolled before the other faults;
+/// Anthropic 529 `overloaded_error`, OpenAI 503), not charged.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelFault {
+    /// The model, as the request body names it.
+    pub model: String,
+    /// The chance, in `[0, 1]`.
+    pub overloaded: f64,
+    /// When the window ends, in the sim's ms (`nowMs`); `None`: never.
+    pub until_ms: Option<f64>,
+}
+
+impl ModelFault {
+    /// Validates one entry (`overloaded` and `untilMs` as read).
+    pub fn new(model: &str, overloaded: &Raw, until_ms: &Raw) -> Result<ModelFault, OptionError> {
+        let name = |key: &str| format!("faults.byModel[\"{model}\"].{key}");
+        let overloaded = number(&name("overloaded"), overloaded, 0.0, 1.0)?.ok_or_else(|| {
+            OptionError::expected(&name("overloaded"), "a number in 0..=1", &Raw::Missing)
+        })?;
+        let until_ms = number(&name("untilMs"), until_ms, 0.0, MAX_SAFE as f64)?;
+        Ok(ModelFault {
+            model: model.to_owned(),
+            overloaded,
+            until_ms,
+        })
+    }
+
+    /// Whether a request sent at `now_ms` meets this fault's window.
+    pub fn open_at(&self, now_ms: f64) -> bool {
+        self.until_ms.is_none_or(|until| now_ms < until)
+    }
+}
+
+/// Keys of one `faults.byModel` entry.
+pub const MODEL_FAULT_KEYS: &[&str] = &["overloaded", "untilMs"];
 
 /// 2026-01-01T00:00:00Z: a fixed default wall clock keeps native runs repeatable.
 pub const DEFAULT_EPOCH_MS: u64 = 1_767_225_600_000;
@@ -165,6 +215,8 @@ impl Default for Config {
             },
             faults: Faults::default(),
             capacity: None,
+            by_model: Vec::new(),
+            batches: crate::batches::Settings::default(),
         }
     }
 }
@@ -183,6 +235,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "capacity",
     "queue",
     "shedMs",
+    "batches",
 ];
 /// Keys of `latency`.
 pub const LATENCY_KEYS: &[&str] = &["baseMs", "perOutputTokenMs", "jitterMs", "chunkMs"];
@@ -195,6 +248,8 @@ pub const FAULT_KEYS: &[&str] = &[
     "slowBody",
     "malformed",
     "disconnect",
+    "streamError",
+    "byModel",
 ];
 
 /// A shed request's answer comes this fast by default: a few ms, like a load balancer's.
@@ -243,7 +298,7 @@ impl Config {
             "latency.jitterMs",
             "latency.chunkMs",
         ];
-        const RATES: [&str; 7] = [
+        const RATES: [&str; 8] = [
             "faults.rate429",
             "faults.rate529",
             "faults.rate500",
@@ -251,6 +306,7 @@ impl Config {
             "faults.slowBody",
             "faults.malformed",
             "faults.disconnect",
+            "faults.streamError",
         ];
         let d = Config::default();
         let mut ints = [None; 9];
@@ -262,7 +318,7 @@ impl Config {
         for (slot, name) in ms.iter_mut().zip(DURATIONS) {
             *slot = number(name, &get(name), 0.0, MAX_MS)?.unwrap_or(*slot);
         }
-        let mut rates = [0.0; 7];
+        let mut rates = [0.0; 8];
         for (slot, name) in rates.iter_mut().zip(RATES) {
             *slot = number(name, &get(name), 0.0, 1.0)?.unwrap_or(0.0);
         }
@@ -281,7 +337,8 @@ impl Config {
             shed_ms: shed_ms.unwrap_or(DEFAULT_SHED_MS),
         });
         let [base_ms, per_output_token_ms, jitter_ms, chunk_ms] = ms;
-        let [rate429, rate529, rate500, hang, slow_body, malformed, disconnect] = rates;
+        let [rate429, rate529, rate500, hang, slow_body, malformed, disconnect, stream_error] =
+            rates;
         let config = Config {
             seed: seed.unwrap_or(d.seed),
             epoch_ms: epoch_ms.unwrap_or(d.epoch_ms),
@@ -304,8 +361,11 @@ impl Config {
                 slow_body,
                 malformed,
                 disconnect,
+                stream_error,
             },
             capacity,
+            by_model: Vec::new(),
+            batches: crate::batches::Settings::from_options(&get)?,
         };
         let total: f64 = config.faults.rates().iter().sum();
         // A little slack for sums like 0.1 + 0.2 that floats cannot hit exactly.

@@ -11,7 +11,10 @@
 //! What it models: request and token buckets that refill continuously over a configurable
 //! "minute" (429 with exact `retry-after`/`retry-after-ms` when a request does not fit), the
 //! rate-limit headers both APIs send on every reply, validation and auth errors with the real
-//! error shapes, a latency model, and random faults, all seeded and repeatable.
+//! error shapes, a latency model, and random faults, all seeded and repeatable; a
+//! `stream: true` request gets its reply as each API's server-sent events (`stream.rs`); and
+//! both providers' Batch APIs (Anthropic's Message Batches, OpenAI's Files + Batch API), their
+//! batches kept in the simulator and read at each request's time (`batches/`).
 //!
 //! ```
 //! use edgebatch_sim::{Action, Config, Request, Simulator};
@@ -38,6 +41,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod batches;
 pub mod bucket;
 pub mod config;
 pub mod error;
@@ -47,6 +51,7 @@ pub mod raw;
 pub mod reply;
 pub mod request;
 pub mod rng;
+pub mod stream;
 pub mod text;
 pub mod time;
 
@@ -96,6 +101,13 @@ pub enum Action {
     Disconnect,
     /// Send the 200 after `delay_ms`; the body is already broken JSON.
     Malformed,
+    /// Send status and headers after `delay_ms`, then the body's server-sent events (each
+    /// ends with a blank line) one every `event_ms`, the first at once: a `stream: true`
+    /// reply, its events spread over the generation time.
+    Stream {
+        /// Pause between two events.
+        event_ms: f64,
+    },
 }
 
 /// What to do with one request.
@@ -107,7 +119,8 @@ pub struct Decision {
     pub status: u16,
     /// Response headers, names in lower case.
     pub headers: Vec<(String, String)>,
-    /// Response body (JSON, or broken JSON for [`Action::Malformed`]).
+    /// Response body (JSON, server-sent events for a streamed reply, or broken JSON for
+    /// [`Action::Malformed`]).
     pub body: String,
     /// Wait this long before acting.
     pub delay_ms: f64,
@@ -130,6 +143,10 @@ pub struct Stats {
     pub malformed: u64,
     /// Replies with a slow body.
     pub slow_bodies: u64,
+    /// Admitted `stream: true` requests (whatever fault then met them).
+    pub streams: u64,
+    /// Streams that broke off with an error event.
+    pub stream_errors: u64,
     /// Handled but neither finished nor aborted.
     pub in_flight: u64,
     /// The most in flight at once.
@@ -162,6 +179,8 @@ pub struct Simulator {
     /// Set by `respond` when the request it decided is being served.
     served: bool,
     stats: Stats,
+    /// The Batch APIs' batches and files (`batches/`).
+    batches: batches::Store,
 }
 
 /// Milliseconds (any `f64`) as whole microseconds; negative and NaN read as 0.
@@ -180,6 +199,7 @@ impl Simulator {
             open: Vec::new(),
             served: false,
             stats: Stats::default(),
+            batches: batches::Store::default(),
         }
     }
 
@@ -202,7 +222,7 @@ impl Simulator {
             Action::Disconnect => s.disconnects += 1,
             Action::Malformed => s.malformed += 1,
             Action::SlowBody { .. } => s.slow_bodies += 1,
-            Action::Reply => {}
+            Action::Reply | Action::Stream { .. } => {}
         }
         if d.status != 0 {
             match s.by_status.iter_mut().find(|(st, _)| *st == d.status) {
@@ -293,6 +313,10 @@ impl Simulator {
     }
 
     fn respond<J: Json>(&mut self, id: u32, req: &Request<'_, J>, now_us: u64) -> Decision {
+        // The Batch APIs: state, not a model call; neither charged nor faulted.
+        if let Some(route) = batches::Route::parse(req.path) {
+            return self.batch_decision(id, route, req, now_us);
+        }
         let Some(api) = Api::from_path(req.path) else {
             let err = ApiError::new(ErrorKind::NotFound, format!("Not found: {}", req.path));
             let mut d = self.error(id, Api::Anthropic, err, now_us);
@@ -307,6 +331,19 @@ impl Simulator {
             Ok(p) => p,
             Err(err) => return self.error(id, api, err, now_us),
         };
+        // A model overloaded on its own (`faults.byModel`), in its window.
+        let model_fault = self
+            .config
+            .by_model
+            .iter()
+            .find(|f| f.model == prompt.model);
+        if let Some(f) = model_fault.filter(|f| f.open_at(now_us as f64 / 1000.0)) {
+            let overloaded = f.overloaded;
+            if self.rng.next_f64() < overloaded {
+                let err = ApiError::new(ErrorKind::Overloaded, "Overloaded".into());
+                return self.error(id, api, err, now_us);
+            }
+        }
         let fault = self.config.faults.pick(self.rng.next_f64());
         // Turned away at the door: nothing is charged, and no retry-after is given.
         let early = match fault {
@@ -352,7 +389,7 @@ impl Simulator {
             Api::Anthropic => format!("msg_sim_{}", self.tag(id)),
             Api::OpenAi => format!("chatcmpl-sim{}", self.tag(id)),
         };
-        let body = Success {
+        let success = Success {
             id: &reply_id,
             model: &prompt.model,
             text: &text,
@@ -360,10 +397,27 @@ impl Simulator {
             input_tokens: input,
             output_tokens: output,
             created: (self.config.epoch_ms + now_us / 1000) / 1000,
-        }
-        .body(api);
+        };
+        // A stream's events, and how many the whole stream has: the generation time is
+        // spread over the gaps between them.
+        let (body, events) = if prompt.stream {
+            let broken = fault == Some(Fault::StreamError);
+            self.stats.streams += 1;
+            self.stats.stream_errors += u64::from(broken);
+            stream::events(api, &success, prompt.include_usage, broken)
+        } else {
+            (success.body(api), 0)
+        };
         self.served = true;
         let mut d = self.reply(id, api, 200, body, now_us);
+        if prompt.stream {
+            for (name, value) in d.headers.iter_mut() {
+                if name == "content-type" {
+                    *value = stream::CONTENT_TYPE.into();
+                }
+            }
+            d.headers.push(("cache-control".into(), "no-cache".into()));
+        }
         d.delay_ms *= slowdown;
         let generation_ms = self.config.latency.per_output_token_ms * output as f64 * slowdown;
         match fault {
@@ -393,6 +447,11 @@ impl Simulator {
                 d.headers.clear();
                 d.body.clear();
                 d.action = Action::Disconnect;
+            }
+            _ if prompt.stream => {
+                d.action = Action::Stream {
+                    event_ms: generation_ms / events.saturating_sub(1).max(1) as f64,
+                };
             }
             _ => d.delay_ms += generation_ms,
         }

@@ -100,6 +100,16 @@ pub struct Success<'a> {
 }
 
 impl Success<'_> {
+    /// Why the reply ended, in `api`'s words: cut by `max_tokens`, or done.
+    pub fn stop_reason(&self, api: Api) -> &'static str {
+        match (api, self.truncated) {
+            (Api::Anthropic, true) => "max_tokens",
+            (Api::Anthropic, false) => "end_turn",
+            (Api::OpenAi, true) => "length",
+            (Api::OpenAi, false) => "stop",
+        }
+    }
+
     /// The JSON body in `api`'s shape.
     pub fn body(&self, api: Api) -> String {
         let (id, model, text) = (quote(self.id), quote(self.model), quote(self.text));
@@ -107,16 +117,12 @@ impl Success<'_> {
         match api {
             Api::Anthropic => format!(
                 r#"{{"id":{id},"type":"message","role":"assistant","model":{model},"content":[{{"type":"text","text":{text}}}],"stop_reason":"{}","stop_sequence":null,"usage":{{"input_tokens":{input},"output_tokens":{output}}}}}"#,
-                if self.truncated {
-                    "max_tokens"
-                } else {
-                    "end_turn"
-                },
+                self.stop_reason(api),
             ),
             Api::OpenAi => format!(
                 r#"{{"id":{id},"object":"chat.completion","created":{},"model":{model},"choices":[{{"index":0,"message":{{"role":"assistant","content":{text},"refusal":null}},"logprobs":null,"finish_reason":"{}"}}],"usage":{{"prompt_tokens":{input},"completion_tokens":{output},"total_tokens":{}}}}}"#,
                 self.created,
-                if self.truncated { "length" } else { "stop" },
+                self.stop_reason(api),
                 input + output,
             ),
         }

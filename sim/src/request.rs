@@ -19,6 +19,10 @@ pub struct Prompt {
     pub last_user: String,
     /// Characters of message text (without the joins).
     pub chars: u64,
+    /// `stream: true`: the reply goes out as server-sent events (`stream.rs`).
+    pub stream: bool,
+    /// OpenAI's `stream_options.include_usage`: a usage chunk before `data: [DONE]`.
+    pub include_usage: bool,
 }
 
 impl Prompt {
@@ -158,9 +162,12 @@ pub fn parse<J: Json>(api: Api, body: Option<&J>) -> Result<Prompt, ApiError> {
         let want = "a non-empty list of messages";
         return Err(bad(api, "messages", Problem::Not(want)));
     }
+    let (stream, include_usage) = stream_flags(api, body)?;
     let mut prompt = Prompt {
         model,
         max_tokens,
+        stream,
+        include_usage,
         ..Prompt::default()
     };
     if let Some(system) = body.field("system").filter(|_| api == Api::Anthropic) {
@@ -193,12 +200,49 @@ pub fn parse<J: Json>(api: Api, body: Option<&J>) -> Result<Prompt, ApiError> {
     Ok(prompt)
 }
 
+/// `stream` (a boolean when present) and, for OpenAI, `stream_options.include_usage`, which
+/// the API accepts only together with `stream: true`.
+fn stream_flags<J: Json>(api: Api, body: &J) -> Result<(bool, bool), ApiError> {
+    let flag = |v: Option<J>, path: &str| match v {
+        None => Ok(false),
+        Some(v) => v
+            .boolean()
+            .ok_or_else(|| bad(api, path, Problem::Not("a valid boolean"))),
+    };
+    let stream = flag(body.field("stream"), "stream")?;
+    if api == Api::Anthropic {
+        return Ok((stream, false));
+    }
+    let Some(options) = body.field("stream_options") else {
+        return Ok((stream, false));
+    };
+    if !stream {
+        let message = "The 'stream_options' parameter is only allowed when 'stream' is enabled.";
+        return Err(ApiError {
+            param: Some("stream_options".into()),
+            ..ApiError::new(ErrorKind::Invalid, message.into())
+        });
+    }
+    let usage = flag(
+        options.field("include_usage"),
+        "stream_options.include_usage",
+    )?;
+    Ok((stream, usage))
+}
+
 /// Auth, required headers and the body, in the order the real APIs check them.
 pub fn check<J: Json>(
     api: Api,
     headers: &[(String, String)],
     body: Option<&J>,
 ) -> Result<Prompt, ApiError> {
+    auth(api, headers)?;
+    parse(api, body)
+}
+
+/// The API key and, for Anthropic, `anthropic-version`: what every route of the API checks
+/// first (the Batch APIs' too).
+pub fn auth(api: Api, headers: &[(String, String)]) -> Result<(), ApiError> {
     let header = |name: &str| {
         headers
             .iter()
@@ -232,5 +276,5 @@ pub fn check<J: Json>(
             }
         }
     }
-    parse(api, body)
+    Ok(())
 }

@@ -36,6 +36,8 @@ export interface SimulatorOptions {
   faults?: {
     rate429?: number; rate529?: number; rate500?: number; hang?: number;
     slowBody?: number; malformed?: number; disconnect?: number;
+    /** A `stream: true` reply breaks off halfway with an error event (others are not affected). */
+    streamError?: number;
   };
   /** The server serves this many at once at full speed (default: any number). */
   capacity?: number;
@@ -43,10 +45,12 @@ export interface SimulatorOptions {
   queue?: number;
   /** The rest are shed with 529 (OpenAI: 503) after this many ms (default 5; needs capacity). */
   shedMs?: number;
+  /** The Batch APIs: items finish delayMs + U(0, spreadMs) after creation (defaults 1000, 4000); errorRate of them fail (0); a batch not done windowMs after creation expires (86400000). */
+  batches?: { delayMs?: number; spreadMs?: number; errorRate?: number; windowMs?: number };
 }
 
 /** How a host answers a request. */
-export type SimAction = "reply" | "hang" | "slow_body" | "disconnect" | "malformed";
+export type SimAction = "reply" | "hang" | "slow_body" | "disconnect" | "malformed" | "stream";
 
 /** What `Simulator.handle` decided. */
 export interface SimDecision {
@@ -56,7 +60,7 @@ export interface SimDecision {
   status: number;
   /** Response headers, lower-case names. */
   headers: Record<string, string>;
-  /** Response body (broken JSON for "malformed"). */
+  /** Response body (server-sent events for "stream", broken JSON for "malformed"). */
   body: string;
   /** Wait this long before acting. */
   delayMs: number;
@@ -65,6 +69,8 @@ export interface SimDecision {
   chunkMs?: number;
   /** slow_body: bytes per chunk. */
   chunkBytes?: number;
+  /** stream: the pause between two events (each ends with a blank line); the first goes at once. */
+  eventMs?: number;
 }
 
 /** Counters since the simulator was made. */
@@ -75,6 +81,10 @@ export interface SimStats {
   disconnects: number;
   malformed: number;
   slowBodies: number;
+  /** Admitted stream: true requests (whatever fault then met them). */
+  streams: number;
+  /** Streams that broke off with an error event. */
+  streamErrors: number;
   inFlight: number;
   maxInFlight: number;
   finished: number;
@@ -92,7 +102,7 @@ export interface SimStats {
 /** A simulated Anthropic Messages / OpenAI Chat Completions API, on the caller's clock. */
 export class Simulator {
   constructor(options?: SimulatorOptions);
-  /** Decides one request: `path` ending in /v1/messages or /v1/chat/completions, else 404. */
+  /** Decides one request: `path` ending in /v1/messages or /v1/chat/completions, else 404; `stream: true` in the body: server-sent events. */
   handle(
     method: string,
     path: string,
@@ -146,19 +156,56 @@ fn read_options(options: &JsValue) -> Result<sim::Config, JsValue> {
     if let Some(f) = &faults {
         check_keys(f, "faults.", config::FAULT_KEYS)?;
     }
+    let batches = object_option(options, "batches")?;
+    if let Some(b) = &batches {
+        check_keys(b, "batches.", crate::batches::KEYS)?;
+    }
     let read = |name: &str| {
         let value = match name.split_once('.') {
             Some(("latency", key)) => latency.as_ref().and_then(|l| option(l, key)),
             Some(("faults", key)) => faults.as_ref().and_then(|f| option(f, key)),
+            Some(("batches", key)) => batches.as_ref().and_then(|b| option(b, key)),
             _ => option(options, name),
         };
         raw(value)
     };
     let mut config = sim::Config::from_options(read).map_err(js_error)?;
+    if let Some(models) = faults
+        .as_ref()
+        .map(|f| object_option(f, "byModel"))
+        .transpose()?
+    {
+        config.by_model = by_model(models.as_ref())?;
+    }
     if option(options, "epochMs").is_none() {
         config.epoch_ms = default_epoch_ms() as u64;
     }
     Ok(config)
+}
+
+/// `faults.byModel: { [model]: { overloaded, untilMs? } }`.
+fn by_model(models: Option<&JsValue>) -> Result<Vec<config::ModelFault>, JsValue> {
+    let Some(models) = models else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for model in Object::keys(models.unchecked_ref::<Object>())
+        .iter()
+        .filter_map(|k| k.as_string())
+    {
+        let name = format!("faults.byModel[\"{model}\"]");
+        let entry = object_option(models, &model)?.unwrap_or_default();
+        if !entry.is_object() {
+            return Err(type_error(format!("{name} must be an object")));
+        }
+        check_keys(&entry, &format!("{name}."), config::MODEL_FAULT_KEYS)?;
+        let (overloaded, until) = (
+            raw(option(&entry, "overloaded")),
+            raw(option(&entry, "untilMs")),
+        );
+        out.push(config::ModelFault::new(&model, &overloaded, &until).map_err(js_error)?);
+    }
+    Ok(out)
 }
 
 /// Headers as a plain object, a `Headers`, a `Map` or `[name, value]` pairs; names lower-cased.
@@ -210,6 +257,10 @@ fn decision_object(d: sim::Decision) -> JsValue {
         }
         Action::Disconnect => "disconnect",
         Action::Malformed => "malformed",
+        Action::Stream { event_ms } => {
+            set(&o, "eventMs", event_ms);
+            "stream"
+        }
     };
     set(&o, "action", action);
     o.into()
@@ -281,6 +332,8 @@ impl Simulator {
             ("disconnects", s.disconnects),
             ("malformed", s.malformed),
             ("slowBodies", s.slow_bodies),
+            ("streams", s.streams),
+            ("streamErrors", s.stream_errors),
             ("inFlight", s.in_flight),
             ("maxInFlight", s.max_in_flight),
             ("finished", s.finished),

@@ -15,6 +15,7 @@ fn fault_rates_are_honoured() {
             slow_body: rate,
             malformed: rate,
             disconnect: rate,
+            stream_error: rate,
         },
         ..quiet()
     });
@@ -65,6 +66,8 @@ fn fault_rates_are_honoured() {
     }
     let total = plain429 + count(529) + count(500) + s.hangs + s.disconnects + count(200);
     assert_eq!(total, n as u64);
+    // Its slice of the rolls is a normal reply when the request is not streamed.
+    assert_eq!((s.streams, s.stream_errors), (0, 0));
 }
 
 #[test]
@@ -132,4 +135,46 @@ fn stats_count_flight_finish_and_abort() {
     assert_eq!((s.input_tokens, s.output_tokens), (8, 28));
     assert_eq!(s.busy_ms, 100.0);
     assert_eq!(s.by_status, vec![(200, 4)]);
+}
+
+#[test]
+fn one_model_is_overloaded_for_its_window_while_another_is_healthy() {
+    let mut sim = Simulator::new(Config {
+        seed: 5,
+        by_model: vec![crate::config::ModelFault::new(
+            "sim-busy",
+            &crate::raw::Raw::Number(0.8),
+            &crate::raw::Raw::Number(1000.0),
+        )
+        .unwrap()],
+        ..quiet()
+    });
+    let with_model = |model: &str| {
+        let mut b = body(MESSAGES, "hello", None);
+        b["model"] = model.into();
+        b
+    };
+    let (busy, calm) = (with_model("sim-busy"), with_model("sim-calm"));
+    let count = |sim: &mut Simulator, b: &Value, from: u32| {
+        (from..from + 500)
+            .filter(|&i| send(sim, MESSAGES, b, f64::from(i)).status == 529)
+            .count()
+    };
+    let during = count(&mut sim, &busy, 0);
+    assert!(
+        (350..=450).contains(&during),
+        "{during} of 500 overloaded in the window"
+    );
+    assert_eq!(count(&mut sim, &calm, 0), 0, "the other model is healthy");
+    assert_eq!(count(&mut sim, &busy, 1000), 0, "the window is over");
+    let e = crate::config::ModelFault::new(
+        "m",
+        &crate::raw::Raw::Number(2.0),
+        &crate::raw::Raw::Missing,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.message,
+        "faults.byModel[\"m\"].overloaded must be a number in 0..=1, got 2"
+    );
 }

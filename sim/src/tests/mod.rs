@@ -4,6 +4,7 @@ mod capacity;
 mod faults;
 mod limits;
 mod replies;
+mod streams;
 
 pub(super) use serde_json::{json, Value};
 
