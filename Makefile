@@ -12,8 +12,9 @@
 #                (/v1/batches, resumed by the next make run if stopped), then serving the demo
 #                page (http://127.0.0.1:8787/) until Ctrl-C
 #   make bench   overhead, pacing and memory benchmarks, /v1/batches throughput and cost,
-#                CPU post-processing inline vs offloaded (postProcess),
-#                wasm sizes
+#                CPU post-processing inline vs offloaded (postProcess), the Python SDK's
+#                realtime calls in 1/3/8 processes direct to the simulator vs through the
+#                Worker's /anthropic (items/s, errors, added latency), wasm sizes
 #   make mutants mutation testing (cargo-mutants, pinned, into .tools/) of all of src/core
 #                (src/core/adaptive/ too), src/providers and src/options/:
 #                caught / missed / timeout / unviable per file. Slow, not
@@ -31,7 +32,7 @@ export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
 WASM_TARGET := --target wasm32-unknown-unknown
 
-.PHONY: setup build test lint test-native test-wasm test-js test-types test-package test-worker test-www run bench mutants clean
+.PHONY: setup build test lint test-native test-wasm test-js test-types test-package test-worker test-www test-workers-rs run bench mutants clean
 
 setup:
 	@scripts/setup.sh
@@ -39,7 +40,7 @@ setup:
 build: setup
 	@scripts/build.sh
 
-test: build lint test-native test-wasm test-js test-types test-package test-worker test-www
+test: build lint test-native test-wasm test-js test-types test-package test-worker test-www test-workers-rs
 	@echo "make test: all passed"
 
 lint: setup
@@ -58,7 +59,8 @@ test-native: setup
 # which rejects it. Doctests are left to the native run (see scripts/test-wasm.sh).
 test-wasm: setup
 	@echo "==> wasm tests (Node, headless Chromium)"
-	@scripts/test-wasm.sh
+	@# --features rust-api: tests/rust_api.rs (the Rust API, edgebatch::wasm) runs beside tests/web.rs.
+	@scripts/test-wasm.sh -- --features rust-api
 
 test-js: build
 	@echo "==> node --test tests/js/"
@@ -83,6 +85,15 @@ test-worker: build
 	@echo "==> node --test worker/test cli/test (workerd via Miniflare)"
 	@node --test worker/test/*.test.mjs cli/test/*.test.mjs
 
+# The workers-rs example (a Worker in Rust on the Rust API): built without worker-build
+# (examples/workers-rs/build.sh: cargo + .tools/bin/wasm-bindgen), run on workerd (Miniflare)
+# against the simulator on loopback.
+test-workers-rs: build
+	@echo "==> examples/workers-rs: build, then node --test (workerd via Miniflare)"
+	@cargo fmt --check --manifest-path examples/workers-rs/Cargo.toml
+	@examples/workers-rs/build.sh
+	@node --test examples/workers-rs/test.mjs
+
 # The demo page (www/) in headless Chromium, served by the Worker on workerd; screenshots go
 # to test-artifacts/.
 test-www: build
@@ -102,6 +113,8 @@ bench: build
 	@node bench/memory.mjs
 	@node bench/batches.mjs
 	@node bench/post-cpu.mjs
+	@node bench/fallbacks.mjs
+	@node bench/sdk-realtime.mjs
 
 # Every mutant of the pure Rust against the full native `cargo test`, one at a time
 # (--jobs 1); exclusions of equivalent mutants and their reasons are in .cargo/mutants.toml.

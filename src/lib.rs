@@ -39,8 +39,14 @@
 //! # let _ = ErrorKind::Http;
 //! ```
 //!
+//! Rust programs that run in a JS host (a workers-rs Worker, a Leptos/Yew/Dioxus page) use
+//! the same executor through the Rust API, `edgebatch::wasm` (wasm32, cargo feature `rust-api`):
+//! `BatchProcessor::builder()...build()?`, then `map(items, |item, ctx| async move { .. })`,
+//! `stream(..)` or `run(requests)`.
+//!
 //! The simulated Anthropic / OpenAI API the demo, the tests and the benchmarks use as an
 //! upstream is its own crate (`sim/`, `edgebatch-sim`) with its own wasm: not in this one.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -53,6 +59,9 @@ pub mod text;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings;
+#[cfg(all(target_arch = "wasm32", feature = "rust-api"))]
+#[cfg_attr(docsrs, doc(cfg(all(target_arch = "wasm32", feature = "rust-api"))))]
+pub mod wasm;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 

@@ -4,6 +4,7 @@ use js_sys::{Array, Object};
 use wasm_bindgen::prelude::*;
 
 use crate::core::executor::{Event, ItemResult, Progress};
+use crate::web::attempt::Routed;
 use crate::web::provider::{usage_object, Metered};
 use crate::web::set;
 
@@ -45,6 +46,19 @@ pub(super) fn event_object(event: &Event) -> JsValue {
             common("backoff", index, attempt, at);
             set(&o, "delayMs", ms(delay));
         }
+        Event::Fallback {
+            index,
+            attempt,
+            at,
+            from,
+            to,
+            delay,
+        } => {
+            common("fallback", index, attempt, at);
+            set(&o, "from", from as u32);
+            set(&o, "to", to as u32);
+            set(&o, "delayMs", ms(delay));
+        }
         // The post-processing stage, after the attempt whose value it processes.
         Event::ProcessStart { index, attempt, at } => common("processStart", index, attempt, at),
         Event::ProcessEnd {
@@ -72,6 +86,7 @@ pub(super) fn progress_object(p: &Progress) -> JsValue {
     set(&o, "queued", p.queued as u32);
     set(&o, "waiting", p.waiting as u32);
     set(&o, "retries", p.retries as f64);
+    set(&o, "fallbacks", p.fallbacks as f64);
     set(&o, "processing", p.processing as u32);
     set(&o, "limit", p.limit as u32);
     set(&o, "limitReason", p.limit_reason);
@@ -89,6 +104,7 @@ extern "C" {
         attempts: u32,
         elapsed_ms: f64,
         usage: &JsValue,
+        served_by: &JsValue,
     ) -> JsValue;
     #[wasm_bindgen(js_name = makeError)]
     fn make_error(
@@ -102,8 +118,9 @@ extern "C" {
     ) -> JsValue;
 }
 
-/// The result object; a provider value's usage is lifted onto it.
-pub(super) fn result_object(r: &ItemResult<Metered>) -> JsValue {
+/// The result object; a provider value's usage is lifted onto it, and with fallbacks which
+/// alternative served it (`servedBy`).
+pub(super) fn result_object(r: &ItemResult<Metered>, routed: Option<&Routed>) -> JsValue {
     let mut usage = JsValue::UNDEFINED;
     let (ok, payload) = match &r.outcome {
         Ok(v) => {
@@ -126,6 +143,7 @@ pub(super) fn result_object(r: &ItemResult<Metered>) -> JsValue {
             ),
         ),
     };
+    let served_by = routed.map_or(JsValue::UNDEFINED, |routed| routed.served_by(r.index));
     make_result(
         r.index as u32,
         ok,
@@ -133,9 +151,14 @@ pub(super) fn result_object(r: &ItemResult<Metered>) -> JsValue {
         r.attempts,
         ms(r.elapsed),
         &usage,
+        &served_by,
     )
 }
 
-pub(super) fn results_array(results: &[ItemResult<Metered>]) -> JsValue {
-    results.iter().map(result_object).collect::<Array>().into()
+pub(super) fn results_array(results: &[ItemResult<Metered>], routed: Option<&Routed>) -> JsValue {
+    results
+        .iter()
+        .map(|r| result_object(r, routed))
+        .collect::<Array>()
+        .into()
 }

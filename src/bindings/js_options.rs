@@ -8,8 +8,14 @@ use serde::de::IgnoredAny;
 
 use super::js_serde;
 
-use crate::options::{self, Kind, Opt, OptionError, OptionErrorKind, OptionSpec, Raw, RawProvider};
-use crate::providers::Provider;
+use std::rc::Rc;
+
+use crate::options::{
+    self, Kind, Opt, OptionError, OptionErrorKind, OptionSpec, Raw, RawFallback, RawProvider,
+    OVERRIDES,
+};
+use crate::providers::{Provider, ProviderKind};
+use crate::web::attempt::Alternative;
 
 pub(super) fn js_error(err: OptionError) -> JsValue {
     match err.kind {
@@ -84,25 +90,56 @@ fn check_keys(
             return Err(js_error(options::unknown_key(prefix, &key)));
         }
     }
-    // Then each nested group given (two passes: every key of this level is checked first).
+    // Then each nested group and list given (two passes: every key of this level is checked
+    // first); a list's entries are named by position (`fallbacks[1].model`).
     for key in Object::keys(obj.unchecked_ref::<Object>())
         .iter()
         .filter_map(|k| k.as_string())
     {
-        if let Some(
-            spec @ OptionSpec {
-                kind: Kind::Object(children),
-                ..
-            },
-        ) = lookup(&key)
-        {
-            if let Some(group) = object_option(obj, spec)? {
-                let prefix = format!("{}.", spec.name);
-                check_keys(&group, &prefix, &|k| OptionSpec::find(children, k))?;
-            }
+        let Some(spec) = lookup(&key) else { continue };
+        let (Kind::Object(children) | Kind::List(children)) = spec.kind else {
+            continue;
+        };
+        let Some(value) = option(obj, spec.key) else {
+            continue;
+        };
+        let name = format!("{prefix}{}", spec.key);
+        if !matches!(spec.kind, Kind::List(_)) {
+            check_group(&value, &name, &spec.expected(), children)?;
+            continue;
+        }
+        let entries = Some(&value)
+            .filter(|v| Array::is_array(v))
+            .map(Array::from)
+            .filter(|a| a.length() > 0);
+        let Some(entries) = entries else {
+            return Err(not_expected(&name, &spec.expected(), &value));
+        };
+        for (i, entry) in entries.iter().enumerate() {
+            check_group(&entry, &format!("{name}[{i}]"), "an object", children)?;
         }
     }
     Ok(())
+}
+
+/// A group named `name` must be a plain object with keys declared in `children`.
+fn check_group(
+    value: &JsValue,
+    name: &str,
+    expected: &str,
+    children: &'static [OptionSpec],
+) -> Result<(), JsValue> {
+    if !is_plain_object(value) {
+        return Err(not_expected(name, expected, value));
+    }
+    check_keys(value, &format!("{name}."), &|k| {
+        OptionSpec::find(children, k)
+    })
+}
+
+/// `{name} must be {expected}, got {value}` (a TypeError).
+fn not_expected(name: &str, expected: &str, value: &JsValue) -> JsValue {
+    type_error(format!("{name} must be {expected}, got {}", show(value)))
 }
 
 /// Whether a value is a plain options object (not an array, not a function).
@@ -151,8 +188,13 @@ pub(super) fn provider_option(
     let Some(p) = object_option(options, spec)? else {
         return Ok(None);
     };
+    provider_from(&p).map(Some).map_err(js_error)
+}
+
+/// A provider object's fields, validated (messages name them `provider.*`).
+fn provider_from(p: &JsValue) -> Result<Provider, OptionError> {
     let keys = RawProvider::default();
-    let text = |field: Opt<'_, IgnoredAny>| match option(&p, field.spec.key) {
+    let text = |field: Opt<'_, IgnoredAny>| match option(p, field.spec.key) {
         None => Ok(None),
         Some(v) => v.as_string().map(Some).ok_or_else(|| {
             let shown = if field.spec.key == keys.api_key().spec.key {
@@ -163,15 +205,17 @@ pub(super) fn provider_option(
             } else {
                 show(&v)
             };
-            js_error(field.spec.refuse(OptionErrorKind::Type, &shown))
+            field.spec.refuse(OptionErrorKind::Type, &shown)
         }),
     };
     let name = keys.name();
-    let name = text(name)?.ok_or_else(|| refuse(name.spec, &JsValue::UNDEFINED))?;
+    let name = text(name)?.ok_or_else(|| name.spec.refuse(OptionErrorKind::Type, "undefined"))?;
     let browser = keys.dangerously_allow_browser();
-    let browser = match option(&p, browser.spec.key) {
+    let browser = match option(p, browser.spec.key) {
         None => false,
-        Some(v) => v.as_bool().ok_or_else(|| refuse(browser.spec, &v))?,
+        Some(v) => v
+            .as_bool()
+            .ok_or_else(|| browser.spec.refuse(OptionErrorKind::Type, &show(&v)))?,
     };
     Provider::new(
         &name,
@@ -180,6 +224,68 @@ pub(super) fn provider_option(
         text(keys.version())?,
     )
     .and_then(|p| p.allow_browser(browser))
-    .map(Some)
-    .map_err(js_error)
+}
+
+/// `fallbacks: [{ provider?, model?, overrides? }, ...]` for `first` (run()'s provider): its
+/// shape and each entry's keys were checked with the rest (`check_keys`); each entry's values
+/// are checked here, its messages naming it by position (`fallbacks[1].model`); a provider's
+/// key is never shown.
+pub(super) fn fallbacks_option(
+    options: &JsValue,
+    spec: &OptionSpec,
+    first: Option<&Provider>,
+) -> Result<Vec<Alternative>, JsValue> {
+    let Some(list) = option(options, spec.key) else {
+        return Ok(Vec::new());
+    };
+    let first = first.filter(|p| p.kind != ProviderKind::Http).ok_or_else(|| {
+        type_error("fallbacks needs a provider (\"anthropic\" or \"openai\"): its alternatives are other models or upstreams of run()'s provider".into())
+    })?;
+    let mut out = Vec::new();
+    for (i, value) in Array::from(&list).iter().enumerate() {
+        let alternative = fallback(&value, first).map_err(|e| {
+            // Declared messages say `fallbacks[]…`, a provider's `provider.…`: name the entry.
+            let rest = e.message.strip_prefix("fallbacks[]").unwrap_or(&e.message);
+            let dot = if rest.starts_with("provider.") {
+                "."
+            } else {
+                ""
+            };
+            let message = format!("fallbacks[{i}]{dot}{rest}");
+            js_error(OptionError { message, ..e })
+        })?;
+        out.push(alternative);
+    }
+    Ok(out)
+}
+
+/// One entry of `fallbacks` (a plain object with declared keys: `check_keys`).
+fn fallback(value: &JsValue, first: &Provider) -> Result<Alternative, OptionError> {
+    let entry: RawFallback = js_serde::from_js(value);
+    let provider = option(value, "provider")
+        .map(|p| provider_from(&p))
+        .transpose()?;
+    if let Some(p) = provider.as_ref().filter(|p| p.kind != first.kind) {
+        return Err(OptionError {
+            kind: OptionErrorKind::Range,
+            // The names are plain ASCII: quoted by hand, one formatting call.
+            message: format!(
+                "provider.name must be \"{}\", the first choice's API (request bodies are sent as they are), got \"{}\"",
+                first.kind.name(),
+                p.kind.name()
+            ),
+        });
+    }
+    let (model, fields) = options::validate_fallback(&entry, provider.is_some())?;
+    let overrides = Object::new();
+    for (spec, n) in OVERRIDES.iter().zip(fields) {
+        if let Some(n) = n {
+            crate::web::set(&overrides, spec.key, n as f64);
+        }
+    }
+    Ok(Alternative {
+        provider: Rc::new(provider.unwrap_or_else(|| first.clone())),
+        model: model.map_or(JsValue::UNDEFINED, |m| JsValue::from_str(&m)),
+        overrides: overrides.into(),
+    })
 }

@@ -12,7 +12,8 @@ mod stream;
 
 use convert::{event_object, progress_object, results_array};
 use js_options::{
-    function_option, is_plain_object, js_error, provider_option, read, signal_option, type_error,
+    fallbacks_option, function_option, is_plain_object, js_error, provider_option, read,
+    signal_option, type_error,
 };
 use post::PostJob;
 use stream::as_async_iterable;
@@ -21,6 +22,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::time::Duration;
 
 use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
@@ -30,12 +32,12 @@ use web_sys::AbortSignal;
 use crate::core::cancel::CancelToken;
 use crate::core::executor::{Config, Event, Executor, ItemResult, Observer, Progress};
 use crate::core::limits::Cost;
-use crate::core::pacer::Pacer;
+use crate::core::pacer::{Pacer, PacingConfig};
 use crate::core::post::{BatchScope, PostStage};
 use crate::options::{OptionSpec, RawCallOptions, RawOptions, CALL_OPTIONS, OPTIONS};
 use crate::providers::{Provider, ProviderKind};
 use crate::redact::Secrets;
-use crate::web::attempt::Task;
+use crate::web::attempt::{Alternative, Routed, Task};
 use crate::web::clock::JsClock;
 use crate::web::items::Items;
 use crate::web::permits::JsPermits;
@@ -63,6 +65,10 @@ pub struct BatchProcessor {
     secrets: Rc<Secrets>,
     /// `maxResponseBytes`.
     max_response_bytes: u64,
+    /// `fallbacks`, each with its own pacer, and `fallbackAfterMs`.
+    fallbacks: Rc<[Alternative]>,
+    fallback_pacers: Vec<Rc<RefCell<Pacer>>>,
+    fallback_after: Option<Duration>,
 }
 
 #[wasm_bindgen]
@@ -93,8 +99,31 @@ impl BatchProcessor {
             JsClock.now(),
         );
         let provider = provider_option(options, raw.provider().spec)?;
-        let secrets = provider.as_ref().map(Provider::secrets).unwrap_or_default();
+        let mut secrets = provider.as_ref().map(Provider::secrets).unwrap_or_default();
+        let fallbacks = fallbacks_option(options, raw.fallbacks().spec, provider.as_ref())?;
+        if fallbacks.is_empty() && validated.fallback_after.is_some() {
+            return Err(
+                js_sys::RangeError::new("fallbackAfterMs applies only with fallbacks").into(),
+            );
+        }
+        // Each alternative is its own upstream: its own pacer, learning from its own replies
+        // (`rateLimit` is the first choice's budget).
+        let pacing = PacingConfig {
+            requests_per_minute: None,
+            input_tokens_per_minute: None,
+            output_tokens_per_minute: None,
+            ..validated.pacing.clone()
+        };
+        let mut fallback_pacers = Vec::new();
+        for alternative in &fallbacks {
+            secrets = secrets.with(&alternative.provider.secrets());
+            let pacer = Pacer::new(&pacing, validated.config.concurrency, JsClock.now());
+            fallback_pacers.push(Rc::new(RefCell::new(pacer)));
+        }
         Ok(BatchProcessor {
+            fallbacks: fallbacks.into(),
+            fallback_pacers,
+            fallback_after: validated.fallback_after,
             config: validated.config,
             seed: validated.seed,
             signal: signal_option(options, raw.signal().spec)?,
@@ -128,7 +157,21 @@ impl BatchProcessor {
             Ok(call) => call,
             Err(e) => return Promise::reject(&e),
         };
-        call.settle(Task::Run(self.provider.clone(), self.max_response_bytes))
+        let task = self.sending();
+        call.settle(task)
+    }
+
+    /// What run() and stream() without a function send: requests, through the fallbacks when
+    /// there are any.
+    fn sending(&self) -> Task {
+        match &self.provider {
+            Some(first) if !self.fallbacks.is_empty() => Task::Routed(Rc::new(Routed::new(
+                first.clone(),
+                self.fallbacks.clone(),
+                self.max_response_bytes,
+            ))),
+            _ => Task::Run(self.provider.clone(), self.max_response_bytes),
+        }
     }
 
     /// `stream(items, fn?, callOptions?)`: an async iterable of results in completion order.
@@ -150,11 +193,11 @@ impl BatchProcessor {
         let sends = task.is_undefined() || task.is_null();
         let call = self.prepare(items, call_options, sends)?;
         let task = if sends {
-            Task::Run(self.provider.clone(), self.max_response_bytes)
+            self.sending()
         } else {
             Task::Map(task_fn(task)?)
         };
-        let (stream, mut sink) = stream::channel(call.cancel.clone());
+        let (stream, mut sink) = stream::channel(call.cancel.clone(), routed(&task));
         wasm_bindgen_futures::spawn_local(async move {
             call.execute(task, &mut sink).await;
             sink.finish();
@@ -212,6 +255,8 @@ impl BatchProcessor {
             config: self.config.clone(),
             seed,
             pacer: self.pacer.clone(),
+            fallback_pacers: self.fallback_pacers.clone(),
+            fallback_after: self.fallback_after,
             secrets: self.secrets.clone(),
             cost: Box::new(cost),
             items,
@@ -227,6 +272,14 @@ impl BatchProcessor {
     }
 }
 
+/// The fallbacks of a task that sends through them.
+fn routed(task: &Task) -> Option<Rc<Routed>> {
+    match task {
+        Task::Routed(routed) => Some(routed.clone()),
+        _ => None,
+    }
+}
+
 fn task_fn(task: JsValue) -> Result<Rc<Function>, JsValue> {
     task.dyn_into::<Function>()
         .map(Rc::new)
@@ -238,6 +291,8 @@ struct Call {
     config: Config,
     seed: u64,
     pacer: Rc<RefCell<Pacer>>,
+    fallback_pacers: Vec<Rc<RefCell<Pacer>>>,
+    fallback_after: Option<Duration>,
     secrets: Rc<Secrets>,
     cost: Box<dyn Fn(usize) -> Result<Cost, String>>,
     items: Rc<Items>,
@@ -254,9 +309,10 @@ impl Call {
     /// `map` and `run`: the results array once every item is done. One promise for both
     /// (each `future_to_promise` instantiation is its own state machine in the wasm).
     fn settle(self, task: Task) -> Promise {
+        let routed = routed(&task);
         future_to_promise(async move {
             let results = self.execute(task, &mut ()).await;
-            Ok(results_array(&results))
+            Ok(results_array(&results, routed.as_deref()))
         })
     }
 
@@ -294,10 +350,16 @@ impl Call {
         if let Some(permits) = &self.permits {
             executor = executor.permits(permits);
         }
+        // Only requests go through the fallbacks (a map() task is the caller's own).
+        let others: Vec<&RefCell<Pacer>> = match task {
+            Task::Routed(_) => self.fallback_pacers.iter().map(|p| &**p).collect(),
+            _ => Vec::new(),
+        };
+        executor = executor.fallbacks(&others, self.fallback_after);
         let calls: Pin<Box<dyn Future<Output = Vec<ItemResult<Metered>>> + '_>> =
-            Box::pin(executor.run(
+            Box::pin(executor.run_routed(
                 total,
-                |i, a| task.start(i, a, &items, &self.secrets),
+                |i, a, route| task.start_on(i, a, route, &items, &self.secrets),
                 &pacing,
                 observer,
             ));
@@ -317,13 +379,13 @@ impl Call {
 }
 
 /// Ends the call's cancellation when an AbortSignal fires; removes its listener on drop.
-struct SignalLink {
+pub(crate) struct SignalLink {
     signal: AbortSignal,
     listener: Closure<dyn FnMut()>,
 }
 
 impl SignalLink {
-    fn new(signal: &AbortSignal, cancel: &CancelToken) -> Option<SignalLink> {
+    pub(crate) fn new(signal: &AbortSignal, cancel: &CancelToken) -> Option<SignalLink> {
         if signal.aborted() {
             cancel.cancel();
             return None;
@@ -393,7 +455,7 @@ extern "C" {
 }
 
 /// `summarize(results)`: totals of a batch — counts, attempts, retries, failures by kind and
-/// token usage.
+/// token usage, and usage per model (`byModel`) when the results name models.
 #[wasm_bindgen(skip_typescript)]
 pub fn summarize(results: JsValue) -> Result<JsValue, JsValue> {
     if js_sys::try_iter(&results).ok().flatten().is_none() {

@@ -13,6 +13,7 @@ use wasm_bindgen_futures::future_to_promise;
 use super::convert::result_object;
 use crate::core::cancel::CancelToken;
 use crate::core::executor::{ItemResult, Observer};
+use crate::web::attempt::Routed;
 use crate::web::provider::Metered;
 use crate::web::set;
 
@@ -32,16 +33,20 @@ struct StreamState {
 }
 
 /// The batch's side of a stream: results go in as they complete.
-pub(super) struct StreamSink(Rc<RefCell<StreamState>>);
+pub(super) struct StreamSink(Rc<RefCell<StreamState>>, Option<Rc<Routed>>);
 
-/// A stream and the sink that feeds it; `cancel` is the batch's token (`return()` fires it).
-pub(super) fn channel(cancel: CancelToken) -> (ResultStream, StreamSink) {
+/// A stream and the sink that feeds it; `cancel` is the batch's token (`return()` fires it);
+/// `routed`: the call's fallbacks (each result says which alternative served it).
+pub(super) fn channel(
+    cancel: CancelToken,
+    routed: Option<Rc<Routed>>,
+) -> (ResultStream, StreamSink) {
     let state = Rc::new(RefCell::new(StreamState::default()));
     let stream = ResultStream {
         sink: state.clone(),
         cancel,
     };
-    (stream, StreamSink(state))
+    (stream, StreamSink(state, routed))
 }
 
 impl StreamSink {
@@ -56,7 +61,7 @@ impl StreamSink {
 impl Observer<Metered> for StreamSink {
     fn result(&mut self, result: &ItemResult<Metered>) {
         let mut st = self.0.borrow_mut();
-        st.queue.push_back(result_object(result));
+        st.queue.push_back(result_object(result, self.1.as_deref()));
         st.wakers.drain(..).for_each(Waker::wake);
     }
 }

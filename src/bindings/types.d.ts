@@ -48,6 +48,34 @@ export interface BatchOptions {
   cost?(item: unknown, index: number): { inputTokens?: number; outputTokens?: number } | undefined;
   /** Largest 2xx reply body run()/stream() read, in bytes (default 16 MiB); a larger one fails its item (kind http, not retried). */
   maxResponseBytes?: number;
+  /**
+   * Other models or upstreams of the provider's API for `run()`/`stream()` without a
+   * function, tried in order: an item moves at its first overload (503, 529,
+   * `overloaded_error`) or rate limit whose wait passes the deadline or `fallbackAfterMs`, and
+   * skips an alternative whose breaker is open; never on a request, auth or spend-cap error.
+   * Each alternative is paced by its own pacer; one retry count, `maxAttempts` and deadline per
+   * item across all of them. Results say which one answered (`servedBy`).
+   */
+  fallbacks?: Fallback[];
+  /** A rate-limit wait longer than this (ms, 0..=2147483647) moves an item to its next alternative (default: only a wait past the deadline moves). Needs `fallbacks`. */
+  fallbackAfterMs?: number;
+}
+
+/** One alternative of `fallbacks`: another upstream of the same API and/or another model. */
+export interface Fallback {
+  /** Default: the first choice's provider (same key, same base URL). Its `name` must be the first choice's. */
+  provider?: ProviderOptions;
+  /** Sent in place of the request's `model`. */
+  model?: string;
+  /** Request fields for this alternative only (1..=10000000 each). */
+  overrides?: { max_tokens?: number; max_completion_tokens?: number };
+}
+
+/** Which alternative answered an item (`run()` with `fallbacks`): 0 is the first choice. */
+export interface ServedBy {
+  provider: "anthropic" | "openai";
+  model: string | null;
+  alternative: number;
 }
 
 /** The API `run()` talks to. The key is sent only to `baseUrl` and never appears in results. */
@@ -105,6 +133,8 @@ export interface BatchSummary {
   retries: number;
   byKind: Partial<Record<ErrorKind, number>>;
   usage: Usage;
+  /** Items, successes and usage per model (`servedBy.model`, else the reply's `model`), when results name one. */
+  byModel?: Record<string, { items: number; ok: number; inputTokens: number; outputTokens: number }>;
 }
 
 /** Totals of a batch's results. */
@@ -203,8 +233,8 @@ export interface ItemError {
 }
 
 export type ItemResult<T = unknown> =
-  | { index: number; ok: true; value: T; attempts: number; elapsedMs: number; usage?: Usage }
-  | { index: number; ok: false; error: ItemError; attempts: number; elapsedMs: number };
+  | { index: number; ok: true; value: T; attempts: number; elapsedMs: number; usage?: Usage; servedBy?: ServedBy }
+  | { index: number; ok: false; error: ItemError; attempts: number; elapsedMs: number; servedBy?: ServedBy };
 
 export interface Progress {
   total: number;
@@ -216,6 +246,8 @@ export interface Progress {
   /** Items waiting out a backoff, or for a permit (`permits`). */
   waiting: number;
   retries: number;
+  /** Items sent to another alternative than their own so far (`fallbacks`). */
+  fallbacks: number;
   /** Items whose call succeeded, in post-processing or waiting for it (not yet `done`). */
   processing: number;
   /** Attempts allowed in flight now (adaptive concurrency moves it). */
@@ -229,6 +261,8 @@ export type AttemptEvent =
   | { type: "start"; index: number; attempt: number; atMs: number }
   | { type: "end"; index: number; attempt: number; atMs: number; latencyMs: number; outcome: "ok" | ErrorKind; status?: number }
   | { type: "backoff"; index: number; attempt: number; atMs: number; delayMs: number }
+  /** An item goes to alternative `to` instead of `from` (0: the first choice); `attempt`: its attempts so far. */
+  | { type: "fallback"; index: number; attempt: number; atMs: number; from: number; to: number; delayMs: number }
   | { type: "processStart"; index: number; attempt: number; atMs: number }
   | { type: "processEnd"; index: number; attempt: number; atMs: number; latencyMs: number; outcome: "ok" | ErrorKind };
 

@@ -6,6 +6,7 @@
 
 use std::cell::RefCell;
 use std::future::Future;
+use std::time::Duration;
 
 use super::batch::{Batch, Setup};
 use super::cancel::CancelToken;
@@ -43,6 +44,8 @@ pub struct Executor<'a, C: Clock + ?Sized> {
     config: &'a Config,
     clock: &'a C,
     pacer: &'a RefCell<Pacer>,
+    fallbacks: &'a [&'a RefCell<Pacer>],
+    fallback_after: Option<Duration>,
     cancel: Option<&'a CancelToken>,
     permits: Option<&'a dyn Permits>,
     rng: Option<&'a mut dyn Rng>,
@@ -58,12 +61,14 @@ impl<'a, C: Clock + ?Sized> Executor<'a, C> {
     /// bounds all its batches together.
     ///
     /// # Default
-    /// Never cancelled; no permit source; jitter from `SplitMix64::new(0)`.
+    /// Never cancelled; no permit source; no fallbacks; jitter from `SplitMix64::new(0)`.
     pub fn new(config: &'a Config, clock: &'a C, pacer: &'a RefCell<Pacer>) -> Self {
         Executor {
             config,
             clock,
             pacer,
+            fallbacks: &[],
+            fallback_after: None,
             cancel: None,
             permits: None,
             rng: None,
@@ -84,6 +89,19 @@ impl<'a, C: Clock + ?Sized> Executor<'a, C> {
     /// anything more: attempts in flight finish, every other item ends `deferred`.
     pub fn permits(mut self, permits: &'a dyn Permits) -> Self {
         self.permits = Some(permits);
+        self
+    }
+
+    /// Alternatives after the first choice (the model or upstream of `pacer`), each paced by
+    /// its own pacer (its budgets, its pause after a 429, its breaker), in the order they are
+    /// tried. The retry rule moves an item on an overload, or on a rate limit whose wait
+    /// passes the deadline or `after`; a queued item skips an alternative whose breaker is open
+    /// and goes back to its own once it recovers (see `retry::Fallbacks`). One attempt budget,
+    /// one retry count and one deadline per item across them all; `config.concurrency` bounds
+    /// them together. The task learns the alternative of each attempt ([`Executor::run_routed`]).
+    pub fn fallbacks(mut self, pacers: &'a [&'a RefCell<Pacer>], after: Option<Duration>) -> Self {
+        self.fallbacks = pacers;
+        self.fallback_after = after;
         self
     }
 
@@ -121,6 +139,26 @@ impl<'a, C: Clock + ?Sized> Executor<'a, C> {
         P: Pacing<V> + ?Sized,
         O: Observer<V> + ?Sized,
     {
+        let task = move |index, attempt, _alternative| task(index, attempt);
+        self.run_routed(total, task, pacing, observer).await
+    }
+
+    /// [`Executor::run`] with `task(index, attempt, alternative)`: the alternative each
+    /// attempt goes to (0: the first choice; see [`Executor::fallbacks`]).
+    pub async fn run_routed<V, F, Fut, P, O>(
+        self,
+        total: usize,
+        task: F,
+        pacing: &P,
+        observer: &mut O,
+    ) -> Vec<ItemResult<V>>
+    where
+        V: 'static,
+        F: Fn(usize, u32, usize) -> Fut,
+        Fut: Future<Output = Result<V, Failure>> + 'static,
+        P: Pacing<V> + ?Sized,
+        O: Observer<V> + ?Sized,
+    {
         let mut own_rng = SplitMix64::new(self.seed);
         let rng: &mut dyn Rng = match self.rng {
             Some(rng) => rng,
@@ -130,6 +168,7 @@ impl<'a, C: Clock + ?Sized> Executor<'a, C> {
             config: self.config,
             clock: self.clock,
             pacer: self.pacer,
+            fallbacks: (self.fallbacks, self.fallback_after),
             pacing,
             cancel: self.cancel,
             permits: self.permits,

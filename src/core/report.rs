@@ -79,6 +79,23 @@ pub enum Event {
         /// How long it waits.
         delay: Duration,
     },
+    /// The item goes to another alternative (a fallback, see `retry::Fallbacks`): after its
+    /// failed attempt (then in place of [`Event::Backoff`]: the move uses a retry), or when
+    /// its own alternative will not take it soon.
+    Fallback {
+        /// Item index.
+        index: usize,
+        /// Its attempts so far (0: it had made none).
+        attempt: u32,
+        /// When.
+        at: Duration,
+        /// The alternative it leaves (0: the first choice).
+        from: usize,
+        /// The alternative it goes to.
+        to: usize,
+        /// How long it waits first.
+        delay: Duration,
+    },
     /// The item's value went into post-processing (after its call succeeded).
     ProcessStart {
         /// Item index.
@@ -122,6 +139,8 @@ pub struct Progress {
     pub waiting: usize,
     /// Retries scheduled so far.
     pub retries: u64,
+    /// Items sent to another alternative so far (`Event::Fallback`s).
+    pub fallbacks: u64,
     /// Items whose call succeeded, in post-processing or waiting for it (not yet `done`).
     pub processing: usize,
     /// Attempts allowed in flight now (adaptive concurrency moves it).

@@ -95,6 +95,9 @@ pub const MAX_RESPONSE_BYTES: u64 = 1 << 30;
 /// Largest timer delay JS timers honour (2^31 - 1 ms).
 pub const MAX_TIMER_MS: u64 = 2_147_483_647;
 
+/// Largest output cap in `fallbacks[].overrides`.
+const MAX_OUTPUT_TOKENS: u64 = 10_000_000;
+
 /// Largest budget per minute in `rateLimit`.
 const MAX_PER_MINUTE: u64 = 1_000_000_000_000;
 
@@ -144,6 +147,35 @@ declare_options! {
         cost: IgnoredAny = "cost", Kind::Function, Absent("none");
         /// Largest 2xx reply body run()/stream() read, in bytes.
         max_response_bytes: Raw = "maxResponseBytes", int(1, MAX_RESPONSE_BYTES), DefaultInt(DEFAULT_MAX_RESPONSE_BYTES);
+        /// Other models or upstreams of the provider's API, tried in order when an item's own
+        /// is overloaded (explicit path: their keys are never shown).
+        fallbacks: IgnoredAny = "fallbacks", Kind::List(FALLBACK), Absent("none");
+        /// A rate-limit wait longer than this moves an item to its next alternative, in ms.
+        fallback_after_ms: Raw = "fallbackAfterMs", int(0, MAX_TIMER_MS), Absent("only a wait past the deadline moves");
+    }
+}
+
+declare_options! {
+    /// One entry of `fallbacks: [{ provider?, model?, overrides? }]`, read on the explicit
+    /// path (`bindings`); messages name it by position (`fallbacks[1].model`).
+    pub struct RawFallback, table FALLBACK, prefix "fallbacks[]." {
+        /// Another upstream of the same API; the first choice's when not given.
+        provider: IgnoredAny = "provider", Kind::Object(PROVIDER), Absent("the first choice's");
+        /// The model sent instead of the item's own.
+        model: Raw = "model", Kind::Text, Absent("the item's");
+        /// Request fields set on this alternative only.
+        overrides: Option<RawOverrides> = "overrides", Kind::Object(OVERRIDES), Absent("none");
+    }
+}
+
+declare_options! {
+    /// `fallbacks[].overrides: { max_tokens?, max_completion_tokens? }`: request fields set for
+    /// one alternative (named as the API names them).
+    pub struct RawOverrides, table OVERRIDES, prefix "fallbacks[].overrides." {
+        /// Anthropic's output cap for this alternative.
+        max_tokens: Raw = "max_tokens", int(1, MAX_OUTPUT_TOKENS), Absent("the item's");
+        /// OpenAI's output cap for this alternative.
+        max_completion_tokens: Raw = "max_completion_tokens", int(1, MAX_OUTPUT_TOKENS), Absent("the item's");
     }
 }
 
@@ -269,6 +301,9 @@ pub struct Options {
     pub pacing: PacingConfig,
     /// The largest 2xx reply body `run()` reads; a larger one fails its item.
     pub max_response_bytes: u64,
+    /// `fallbackAfterMs`: a rate-limit wait longer than this moves an item to its next
+    /// alternative (with `fallbacks`).
+    pub fallback_after: Option<Duration>,
 }
 
 /// Every option at its declared default.
@@ -340,8 +375,10 @@ impl RawOptions {
             ..PacingConfig::default()
         };
         let max_response_bytes = declared(self.max_response_bytes().int()?);
+        let fallback_after = self.fallback_after_ms().int()?.map(ms);
         Ok(Options {
             max_response_bytes,
+            fallback_after,
             config: Config {
                 concurrency,
                 max_retries,
@@ -355,6 +392,40 @@ impl RawOptions {
             pacing,
         })
     }
+}
+
+/// One `fallbacks` entry's data, validated: its model (a non-empty string, when given) and its
+/// overrides (`max_tokens`, `max_completion_tokens`, in [`OVERRIDES`] order). An entry must
+/// name a provider or a model. Messages say `fallbacks[].…`: the edge names the entry
+/// (`fallbacks[1].model`).
+pub fn validate_fallback(
+    entry: &RawFallback,
+    has_provider: bool,
+) -> Result<(Option<String>, [Option<u64>; 2]), OptionError> {
+    let model = match &entry.model {
+        Raw::Missing if !has_provider => {
+            return Err(OptionError {
+                kind: OptionErrorKind::Range,
+                message: "fallbacks[] must name a provider or a model (or both)".into(),
+            })
+        }
+        Raw::Missing => None,
+        Raw::Text(m) if !m.is_empty() => Some(m.clone()),
+        other => {
+            let kind = match other {
+                Raw::Text(_) => OptionErrorKind::Range,
+                _ => OptionErrorKind::Type,
+            };
+            return Err(entry.model().spec.refuse(kind, &other.to_string()));
+        }
+    };
+    let none = RawOverrides::default();
+    let overrides = entry.overrides.as_ref().unwrap_or(&none);
+    let fields = [
+        overrides.max_tokens().int()?,
+        overrides.max_completion_tokens().int()?,
+    ];
+    Ok((model, fields))
 }
 
 impl Raw {

@@ -25,6 +25,9 @@ pub enum Kind {
     Text,
     /// A plain object (not an array or function) whose keys are these declarations.
     Object(&'static [OptionSpec]),
+    /// A non-empty array of plain objects whose keys are these declarations (read on the
+    /// explicit path: each entry is named by its position, e.g. `fallbacks[1].model`).
+    List(&'static [OptionSpec]),
     /// A JS function (read on the explicit path: serde cannot hold a function).
     Function,
     /// An object with these methods ([`Kind::Function`] declarations), read on the explicit
@@ -102,6 +105,7 @@ impl OptionSpec {
             }
             Kind::Text => "a string".into(),
             Kind::Object(_) | Kind::Methods(_) => "an object".into(),
+            Kind::List(_) => "a non-empty array of objects".into(),
             Kind::Function => "a function".into(),
             Kind::AbortSignal => "an AbortSignal".into(),
         }

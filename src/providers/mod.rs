@@ -25,6 +25,18 @@ pub enum ProviderKind {
     Http,
 }
 
+impl ProviderKind {
+    /// The name `provider.name` gives it.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::Http => "http",
+        }
+    }
+}
+
 /// A configured provider: where requests go and how they authenticate.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Provider {

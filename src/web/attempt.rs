@@ -1,6 +1,7 @@
 //! What an attempt runs: the caller's function (map, stream with a function) or a request
 //! (run, stream without one). Both kinds share one attempt type and one value type, so the
-//! executor is compiled once into the wasm, not once per kind.
+//! executor is compiled once into the wasm, not once per kind. With `fallbacks`, `run`'s
+//! attempt goes to the alternative the executor names (`Routed`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -28,16 +29,107 @@ pub(crate) enum Task {
     /// A fetch spec, or with a provider its request body; the request is aborted when the
     /// attempt is dropped. A 2xx body past the byte cap (`maxResponseBytes`) fails the item.
     Run(Option<Rc<Provider>>, u64),
+    /// [`Task::Run`] with a provider and its fallbacks: each attempt goes to the alternative
+    /// the executor names.
+    Routed(Rc<Routed>),
+}
+
+/// One alternative of `fallbacks`: an upstream of the first choice's API (its own, when not
+/// given) and/or a model, with request fields of its own. Validated at construction; kept as
+/// the JS values `routeRequest` (glue.js) sets on each request.
+pub(crate) struct Alternative {
+    pub provider: Rc<Provider>,
+    /// The model (a string), or `undefined`: the item's own.
+    pub model: JsValue,
+    /// A fresh object of the validated overrides (never the caller's own), or `undefined`.
+    pub overrides: JsValue,
+}
+
+/// One call of `run` with fallbacks: the first choice, the alternatives, and which one each
+/// item's last attempt went to (`servedBy`).
+pub(crate) struct Routed {
+    pub first: Rc<Provider>,
+    pub fallbacks: Rc<[Alternative]>,
+    pub max_bytes: u64,
+    /// Per item, `{ provider, model, alternative }` of its last attempt (`routeRequest`).
+    served: js_sys::Array,
+}
+
+#[wasm_bindgen(module = "/src/web/glue.js")]
+extern "C" {
+    /// The body of `item` on `alternative` (a copy with `model` and `overrides` set; the item
+    /// itself on the first choice), noted as `served[index]`.
+    #[wasm_bindgen(js_name = routeRequest)]
+    fn route_request(
+        served: &js_sys::Array,
+        index: u32,
+        item: &JsValue,
+        alternative: u32,
+        provider: &str,
+        model: &JsValue,
+        overrides: &JsValue,
+    ) -> JsValue;
+}
+
+impl Routed {
+    pub(crate) fn new(first: Rc<Provider>, fallbacks: Rc<[Alternative]>, max_bytes: u64) -> Self {
+        Routed {
+            first,
+            fallbacks,
+            max_bytes,
+            served: js_sys::Array::new(),
+        }
+    }
+
+    /// `servedBy` of item `index`: the alternative its last attempt went to (undefined when
+    /// it made none).
+    pub(crate) fn served_by(&self, index: usize) -> JsValue {
+        self.served.get(index as u32)
+    }
+
+    /// The request of `item` on alternative `route` (0: the first choice, sent as it is), and
+    /// its provider; notes it as the item's `servedBy`.
+    fn request(&self, index: usize, route: usize, item: &JsValue) -> (Rc<Provider>, JsValue) {
+        let alt = route.checked_sub(1).and_then(|k| self.fallbacks.get(k));
+        let provider = alt.map_or(&self.first, |alt| &alt.provider).clone();
+        let none = JsValue::UNDEFINED;
+        let (model, overrides) = alt.map_or((&none, &none), |alt| (&alt.model, &alt.overrides));
+        let body = route_request(
+            &self.served,
+            index as u32,
+            item,
+            route as u32,
+            provider.kind.name(),
+            model,
+            overrides,
+        );
+        (provider, body)
+    }
 }
 
 impl Task {
     /// Starts attempt `attempt` of item `index` now. The item was read once before (its
     /// cost); one that throws only now fails this attempt as `invalid`. Whatever the attempt
     /// reports is scrubbed of `secrets` (and of a fetch spec's own credentials).
+    // The Rust API's (`crate::wasm`); the JS bindings name the alternative (`start_on`).
+    #[cfg_attr(not(feature = "rust-api"), allow(dead_code))]
     pub(crate) fn start(
         &self,
         index: usize,
         attempt: u32,
+        items: &Items,
+        secrets: &Rc<Secrets>,
+    ) -> Attempt {
+        self.start_on(index, attempt, 0, items, secrets)
+    }
+
+    /// [`Task::start`] on alternative `route` (0: the first choice; only [`Task::Routed`]
+    /// has others).
+    pub(crate) fn start_on(
+        &self,
+        index: usize,
+        attempt: u32,
+        route: usize,
         items: &Items,
         secrets: &Rc<Secrets>,
     ) -> Attempt {
@@ -46,6 +138,11 @@ impl Task {
             (Task::Map(f), Ok(item)) => Work::Map(start_task(f, item, index, attempt)),
             (Task::Run(provider, max_bytes), Ok(item)) => {
                 Work::Run(request(provider.clone(), item, secrets.clone(), *max_bytes))
+            }
+            (Task::Routed(routed), Ok(item)) => {
+                let (provider, body) = routed.request(index, route, &item);
+                let max_bytes = routed.max_bytes;
+                Work::Run(request(Some(provider), body, secrets.clone(), max_bytes))
             }
         };
         Attempt {

@@ -48,11 +48,36 @@ export function abortTask(ctx) {
   if (ctx[CONTROLLER] !== undefined) ctx[CONTROLLER].abort();
 }
 
-export function makeResult(index, ok, payload, attempts, elapsedMs, usage) {
-  if (!ok) return { index, ok: false, error: payload, attempts, elapsedMs };
-  return usage === undefined
-    ? { index, ok: true, value: payload, attempts, elapsedMs }
-    : { index, ok: true, value: payload, attempts, elapsedMs, usage };
+// `servedBy`: run() with fallbacks (routeRequest below), else undefined and left out.
+export function makeResult(index, ok, payload, attempts, elapsedMs, usage, servedBy) {
+  const r = !ok
+    ? { index, ok: false, error: payload, attempts, elapsedMs }
+    : usage === undefined
+      ? { index, ok: true, value: payload, attempts, elapsedMs }
+      : { index, ok: true, value: payload, attempts, elapsedMs, usage };
+  if (servedBy !== undefined) r.servedBy = servedBy;
+  return r;
+}
+
+// run() with fallbacks: the request body of `item` on `alternative` (the executor picked it:
+// 0, the first choice, sends the item as it is; another a copy with that alternative's model
+// and validated overrides), noted as the item's `servedBy` in `served` (one slot per item).
+// Only data shaping: which alternative, and what is valid, was decided in Rust.
+export function routeRequest(served, index, item, alternative, provider, model, overrides) {
+  let body = item;
+  if (alternative > 0) {
+    body = Object.assign({}, item);
+    if (model !== undefined) body.model = model;
+    Object.assign(body, overrides);
+  }
+  let sent = null;
+  try {
+    if ((typeof body === "object" && body !== null) || typeof body === "function") sent = body.model ?? null;
+  } catch {
+    // A throwing getter: the item fails when its body is read; servedBy names no model.
+  }
+  served[index] = { provider, model: sent, alternative };
+  return body;
 }
 
 // Totals of a batch's results (any iterable of results).
@@ -71,6 +96,17 @@ export function summarize(results) {
     const usage = usageOf(r);
     s.usage.inputTokens += usage.inputTokens;
     s.usage.outputTokens += usage.outputTokens;
+    // Per model: by `servedBy.model` (run() with fallbacks), else the model a provider reply
+    // names. Results with neither are not counted there.
+    const model = r?.servedBy?.model ?? r?.value?.reply?.model;
+    if (typeof model === 'string') {
+      s.byModel ??= {};
+      const m = (s.byModel[model] ??= { items: 0, ok: 0, inputTokens: 0, outputTokens: 0 });
+      m.items++;
+      if (r.ok) m.ok++;
+      m.inputTokens += usage.inputTokens;
+      m.outputTokens += usage.outputTokens;
+    }
   }
   return s;
 }

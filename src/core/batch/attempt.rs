@@ -1,6 +1,6 @@
 //! One attempt's life inside a batch: it starts (counted against the budget, raced against
 //! its timeout), and it ends (the pacer and the permit source learn how; the retry rule
-//! decides whether the item waits and tries again or ends).
+//! decides whether the item waits and tries again, here or on another alternative, or ends).
 
 use std::future::Future;
 use std::time::Duration;
@@ -22,7 +22,7 @@ impl<V, C, F, Fut, P, O> Batch<'_, V, C, F, P, O>
 where
     V: 'static,
     C: Clock + ?Sized,
-    F: Fn(usize, u32) -> Fut,
+    F: Fn(usize, u32, usize) -> Fut,
     Fut: Future<Output = Result<V, Failure>> + 'static,
     P: Pacing<V> + ?Sized,
     O: Observer<V> + ?Sized,
@@ -43,7 +43,7 @@ where
             attempt,
             at: self.since_start(now),
         });
-        let work = (self.task)(index, attempt);
+        let work = (self.task)(index, attempt, self.items[index].route);
         if self.budget.is_spent() {
             self.close_waiting();
         }
@@ -93,7 +93,7 @@ where
             Ok(value) => {
                 let feedback = self.pacing.feedback(&value);
                 let seen = observation(Observed::Success(&feedback));
-                self.pacer.borrow_mut().observe(&seen);
+                self.pacers[state.route].borrow_mut().observe(&seen);
                 let held = self.items[index].permit.take();
                 self.permits.release(held, Outcome::Success(&feedback));
                 return self.finalize(index, Ok(value));
@@ -106,6 +106,7 @@ where
             deadline: self.deadline_at,
             previous_delay: state.last_delay,
             budget_spent: self.budget.is_spent(),
+            route: state.route,
         };
         let decision = self.policy.decide(&failure, &attempt_state, self.rng);
         let seen = observation(Observed::Failure {
@@ -113,7 +114,7 @@ where
             class: decision.class,
             pause: decision.pause,
         });
-        let ours = self.pacer.borrow_mut().observe(&seen);
+        let ours = self.pacers[state.route].borrow_mut().observe(&seen);
         let wait = decision.pause;
         let held = self.items[index].permit.take();
         let outcome = Outcome::Failure {
@@ -135,6 +136,11 @@ where
                 state.last_delay = Some(delay);
                 delay
             }
+            Action::Move { to, delay } => {
+                let from = state.route;
+                self.moved(index, from, to, delay);
+                delay
+            }
             Action::Fail(refusal) => {
                 let error = refusal.error(failure, &self.budget);
                 return self.finalize(index, Err(error));
@@ -144,14 +150,18 @@ where
             return self.finalize(index, Err(deferred(left, why, Some(failure))));
         }
         self.retries += 1;
+        let state = &mut self.items[index];
         state.last_failure = Some(failure);
         state.phase = Phase::Waiting;
-        self.observer.event(&Event::Backoff {
-            index,
-            attempt,
-            at: self.since_start(now),
-            delay,
-        });
+        // A move was told as its own event (`Event::Fallback`).
+        if !matches!(decision.action, Action::Move { .. }) {
+            self.observer.event(&Event::Backoff {
+                index,
+                attempt,
+                at: self.since_start(now),
+                delay,
+            });
+        }
         if delay.is_zero() {
             self.items[index].phase = Phase::Queued;
             self.ready.push_retry(index);

@@ -1,7 +1,9 @@
 //! One batch in flight: the state machine the executor polls. Each poll stops what the
 //! cancel token or the deadline stopped, expires attempt timeouts, takes finished attempts,
 //! ended waits and permit answers, then starts what the concurrency limit and the pacer allow
-//! (through the permit source, when there is one: `permit_wait.rs`). How one attempt starts
+//! (through the permit source, when there is one: `permit_wait.rs`). With fallbacks, each
+//! alternative has its own pacer: a queued item goes to the alternative the retry rule picks
+//! (`retry::Fallbacks::pick`), paced there like any request. How one attempt starts
 //! and ends is in `batch/attempt.rs`; items that end early, without another attempt, end in
 //! `batch/stops.rs`.
 
@@ -22,8 +24,9 @@ use super::pacing::Pacing;
 use super::permit_source::{Outcome, Permit, Permits};
 use super::permit_wait::PermitWaits;
 use super::queue::ReadyQueue;
+use super::report::Event;
 use super::report::{Config, ItemResult, Observer, Progress};
-use super::retry::RetryPolicy;
+use super::retry::{Fallbacks, RetryPolicy};
 use super::rng::Rng;
 use super::stop::{held_past_deadline, refused_by_limiter};
 use super::timeouts::AttemptTimeouts;
@@ -61,6 +64,9 @@ struct ItemState {
     sheds: u32,
     /// The permit its attempt in flight holds (`Executor::permits`), until released.
     permit: Option<u64>,
+    /// The alternative its next (or current) attempt goes to: 0, the first choice, unless
+    /// the retry rule moved it.
+    route: usize,
 }
 
 type AttemptFuture<V> = Pin<Box<dyn Future<Output = (usize, Result<V, Failure>)>>>;
@@ -72,6 +78,8 @@ pub(super) struct Setup<'a, C: ?Sized, P: ?Sized, O: ?Sized> {
     pub config: &'a Config,
     pub clock: &'a C,
     pub pacer: &'a RefCell<Pacer>,
+    /// The fallbacks' pacers, in order (alternatives 1..), and `fallbackAfterMs`.
+    pub fallbacks: (&'a [&'a RefCell<Pacer>], Option<Duration>),
     pub pacing: &'a P,
     pub cancel: Option<&'a CancelToken>,
     pub permits: Option<&'a dyn Permits>,
@@ -84,7 +92,8 @@ pub(super) struct Batch<'a, V, C: ?Sized + Clock, F, P: ?Sized, O: ?Sized> {
     policy: RetryPolicy,
     clock: &'a C,
     task: F,
-    pacer: &'a RefCell<Pacer>,
+    /// One pacer per alternative: the first choice's, then the fallbacks'.
+    pacers: Vec<&'a RefCell<Pacer>>,
     pacing: &'a P,
     /// Wakes the dispatcher when the pacer's wait is over.
     gate: Option<(Duration, Sleep)>,
@@ -105,6 +114,8 @@ pub(super) struct Batch<'a, V, C: ?Sized + Clock, F, P: ?Sized, O: ?Sized> {
     done: usize,
     ok: usize,
     retries: u64,
+    /// Items sent to another alternative than their own, so far.
+    moves: u64,
 }
 
 /// A batch dropped before its end (its future dropped mid-way) gives the processor back the
@@ -115,7 +126,7 @@ impl<V, C: ?Sized + Clock, F, P: ?Sized, O: ?Sized> Drop for Batch<'_, V, C, F, 
         let now = self.clock.now();
         for state in &mut self.items {
             if matches!(state.phase, Phase::Running { .. } | Phase::Permit) {
-                give_back(self.pacer, state, now);
+                give_back(self.pacers[state.route], state, now);
             }
             self.permits
                 .release(state.permit.take(), Outcome::Abandoned);
@@ -127,7 +138,7 @@ impl<'a, V, C, F, Fut, P, O> Batch<'a, V, C, F, P, O>
 where
     V: 'static,
     C: Clock + ?Sized,
-    F: Fn(usize, u32) -> Fut,
+    F: Fn(usize, u32, usize) -> Fut,
     Fut: Future<Output = Result<V, Failure>> + 'static,
     P: Pacing<V> + ?Sized,
     O: Observer<V> + ?Sized,
@@ -137,12 +148,15 @@ where
             config,
             clock,
             pacer,
+            fallbacks: (others, fallback_after),
             pacing,
             cancel,
             permits,
             rng,
             observer,
         } = setup;
+        let mut pacers = vec![pacer];
+        pacers.extend_from_slice(others);
         let start = clock.now();
         Batch {
             config,
@@ -150,10 +164,14 @@ where
                 max_retries: config.max_retries,
                 backoff: config.backoff,
                 max_server_wait: config.max_retry_after,
+                fallbacks: Fallbacks {
+                    alternatives: pacers.len(),
+                    after: fallback_after,
+                },
             },
             clock,
             task,
-            pacer,
+            pacers,
             pacing,
             gate: None,
             cancel,
@@ -174,6 +192,7 @@ where
                     in_flight_at_start: 0,
                     sheds: 0,
                     permit: None,
+                    route: 0,
                 })
                 .collect(),
             results: (0..total).map(|_| None).collect(),
@@ -186,6 +205,7 @@ where
             done: 0,
             ok: 0,
             retries: 0,
+            moves: 0,
         }
     }
 
@@ -249,10 +269,10 @@ where
                 self.gate = None;
                 return progressed;
             };
-            // The slots are the processor's: another call's attempts count too.
-            if self.pacer.borrow().in_flight() >= self.limit() {
-                self.pacer.borrow_mut().wait_for_slot(cx.waker());
-                self.gate = None;
+            // The slots are the processor's: another call's attempts count too, on every
+            // alternative.
+            if self.in_flight() >= self.config.concurrency {
+                self.wait_for_slot(cx);
                 return progressed;
             }
             let cost = match self.items[index].cost {
@@ -268,21 +288,26 @@ where
                 },
             };
             let now = self.clock.now();
-            let admission = self.pacer.borrow_mut().admit(&cost, now);
+            let route = self.route(index, &cost, now);
+            let pacer = self.pacers[route];
+            if pacer.borrow().in_flight() >= pacer.borrow().concurrency() {
+                self.wait_for_slot(cx);
+                return progressed;
+            }
+            let admission = pacer.borrow_mut().admit(&cost, now);
             match admission {
                 // Waiting for the probe (maybe another call's); with nothing in flight there
                 // is no probe to wait for.
-                Admission::Blocked if self.pacer.borrow().in_flight() > 0 => {
-                    self.pacer.borrow_mut().wait_for_slot(cx.waker());
-                    self.gate = None;
+                Admission::Blocked if pacer.borrow().in_flight() > 0 => {
+                    self.wait_for_slot(cx);
                     return progressed;
                 }
                 Admission::Go | Admission::Blocked => {
                     self.ready.pop();
-                    let mut pacer = self.pacer.borrow_mut();
-                    self.items[index].ticket = pacer.start(&cost, now);
-                    self.items[index].in_flight_at_start = pacer.in_flight();
-                    drop(pacer);
+                    let mut paced = pacer.borrow_mut();
+                    self.items[index].ticket = paced.start(&cost, now);
+                    self.items[index].in_flight_at_start = paced.in_flight();
+                    drop(paced);
                     // The wait for a permit holds the slot, but no timeout runs and no
                     // attempt counts.
                     match self.permits.ask(index, &cost) {
@@ -318,6 +343,55 @@ where
         }
     }
 
+    /// The alternative item `index` goes to now (the retry rule's pick, from its own); a
+    /// change is a fallback, counted and reported.
+    fn route(&mut self, index: usize, cost: &Cost, now: Duration) -> usize {
+        let from = self.items[index].route;
+        if self.pacers.len() < 2 {
+            return from;
+        }
+        let pacers = &self.pacers;
+        let to = self
+            .policy
+            .fallbacks
+            .pick(from, now, self.deadline_at, |k| {
+                pacers[k].borrow_mut().standing(cost, now)
+            });
+        if to != from {
+            self.moved(index, from, to, Duration::ZERO);
+        }
+        to
+    }
+
+    /// Item `index` goes to alternative `to` after `delay`: counted, and told as an event.
+    pub(super) fn moved(&mut self, index: usize, from: usize, to: usize, delay: Duration) {
+        let at = self.since_start(self.clock.now());
+        let state = &mut self.items[index];
+        state.route = to;
+        self.moves += 1;
+        self.observer.event(&Event::Fallback {
+            index,
+            attempt: state.attempts,
+            at,
+            from,
+            to,
+            delay,
+        });
+    }
+
+    /// Attempts in flight, on every alternative, in every call sharing the pacers.
+    fn in_flight(&self) -> usize {
+        self.pacers.iter().map(|p| p.borrow().in_flight()).sum()
+    }
+
+    /// Wakes this batch when an attempt ends on any alternative.
+    fn wait_for_slot(&mut self, cx: &Context<'_>) {
+        for pacer in &self.pacers {
+            pacer.borrow_mut().wait_for_slot(cx.waker());
+        }
+        self.gate = None;
+    }
+
     /// The permit source answered item `index`.
     fn answered(&mut self, index: usize, permit: Permit) {
         match permit {
@@ -326,7 +400,8 @@ where
                 self.start_attempt(index);
             }
             Permit::Never(why) => {
-                give_back(self.pacer, &self.items[index], self.clock.now());
+                let state = &self.items[index];
+                give_back(self.pacers[state.route], state, self.clock.now());
                 self.finalize(index, Err(refused_by_limiter(&why)));
             }
             Permit::Defer { wait, reason } => {
@@ -339,7 +414,7 @@ where
     fn limit(&self) -> usize {
         self.config
             .concurrency
-            .min(self.pacer.borrow().concurrency())
+            .min(self.pacers[0].borrow().concurrency())
     }
 
     fn since_start(&self, now: Duration) -> Duration {
@@ -376,9 +451,10 @@ where
             queued: self.ready.len(),
             waiting: self.waiting.len(),
             retries: self.retries,
+            fallbacks: self.moves,
             processing: 0,
             limit: self.limit(),
-            limit_reason: self.pacer.borrow().concurrency_reason().as_str(),
+            limit_reason: self.pacers[0].borrow().concurrency_reason().as_str(),
             elapsed: self.since_start(self.clock.now()),
         };
         self.observer.progress(&progress);

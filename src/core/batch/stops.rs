@@ -28,7 +28,7 @@ impl<V, C, F, Fut, P, O> Batch<'_, V, C, F, P, O>
 where
     V: 'static,
     C: Clock + ?Sized,
-    F: Fn(usize, u32) -> Fut,
+    F: Fn(usize, u32, usize) -> Fut,
     Fut: Future<Output = Result<V, Failure>> + 'static,
     P: Pacing<V> + ?Sized,
     O: Observer<V> + ?Sized,
@@ -44,7 +44,7 @@ where
         for index in 0..self.items.len() {
             let state = &mut self.items[index];
             match state.phase {
-                Phase::Permit => give_back(self.pacer, state, now),
+                Phase::Permit => give_back(self.pacers[state.route], state, now),
                 Phase::Queued | Phase::Waiting => {}
                 _ => continue,
             }
@@ -69,7 +69,7 @@ where
         for index in 0..self.items.len() {
             let state = &self.items[index];
             if matches!(state.phase, Phase::Permit | Phase::Running { .. }) {
-                give_back(self.pacer, state, now);
+                give_back(self.pacers[state.route], state, now);
             }
             let at = match state.phase {
                 Phase::Done => continue,

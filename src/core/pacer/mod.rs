@@ -11,7 +11,7 @@ use super::adaptive::{self, Breaker, Controller, Gate, Outcome, Reason};
 use super::limits::{Cost, Feedback, Fit, RateLimits, TokenBucket};
 pub use super::observation::Ticket;
 use super::observation::{Observation, Observed};
-use super::retry::FailureClass;
+use super::retry::{FailureClass, Standing};
 use crate::error::Failure;
 
 /// Pacing settings (JS: `rateLimit`, `adaptive`, `breaker`).
@@ -227,6 +227,20 @@ impl Pacer {
             return Admission::Until(now + wait);
         }
         Admission::Go
+    }
+
+    /// How this upstream stands for a request of `cost`, for an item that may go to another
+    /// alternative instead (`retry::Fallbacks::pick`): an open breaker or an out probe is
+    /// [`Standing::Down`], as is a cost that never fits; budgets and the pause hold it
+    /// [`Standing::Until`] a time.
+    pub fn standing(&mut self, cost: &Cost, now: Duration) -> Standing {
+        let admission = self.admit(cost, now);
+        let open = matches!(self.breaker.gate(now), Gate::Until(_) | Gate::Blocked);
+        match admission {
+            Admission::Go => Standing::Go,
+            Admission::Until(until) if !open => Standing::Until(until),
+            Admission::Until(_) | Admission::Blocked | Admission::Never(_) => Standing::Down,
+        }
     }
 
     /// The request was admitted and sent: reserve its cost. Keep the ticket for its outcome.

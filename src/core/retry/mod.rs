@@ -1,8 +1,9 @@
 //! THE retry rule. A failure is classified once ([`FailureClass`]); the retry decision and the
 //! pacer both match on that class. [`RetryPolicy::decide`] is the one pure decision, from the
 //! failure, the attempt, the retries left, the attempt budget, the deadline, the server's wait
-//! and the backoff: retry after `D`, or fail with `E`. The executor only carries it out.
-//! Every row of the design's retry table is a row of the table test in `retry/tests.rs`.
+//! and the backoff: retry after `D`, move to alternative `k` (a fallback, `fallback.rs`), or
+//! fail with `E`. The executor only carries it out. Every row of the design's retry table is
+//! a row of the table test in `retry/tests.rs`.
 
 use std::time::Duration;
 
@@ -10,6 +11,9 @@ use super::backoff::Backoff;
 use super::budget::AttemptBudget;
 use super::rng::Rng;
 use crate::error::{ErrorKind, Failure, ItemError};
+
+mod fallback;
+pub use fallback::{is_overload, Fallbacks, Standing};
 
 /// What a failure is, for every rule that reacts to one: whether to retry it, and what the
 /// pacer learns from it (pause, cut concurrency, count towards the breaker).
@@ -143,7 +147,8 @@ pub fn is_retryable(failure: &Failure) -> bool {
 ///
 /// # Default
 /// 4 retries, the default [`Backoff`] (500 ms doubling to 30 s, full jitter), a server's
-/// wait capped at 60 s (see `report::Config`).
+/// wait capped at 60 s (see `report::Config`), no fallbacks. The retries and the deadline are
+/// the item's across all its alternatives.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RetryPolicy {
     /// Retries after the first attempt.
@@ -152,6 +157,8 @@ pub struct RetryPolicy {
     pub backoff: Backoff,
     /// The longest server wait (Retry-After) honoured; longer ones are cut to this.
     pub max_server_wait: Duration,
+    /// The alternatives an item may move to.
+    pub fallbacks: Fallbacks,
 }
 
 /// Where a failed attempt stands, as the executor knows it.
@@ -168,13 +175,24 @@ pub struct AttemptState {
     pub previous_delay: Option<Duration>,
     /// No attempt is left in the call's budget.
     pub budget_spent: bool,
+    /// The alternative the attempt went to (0: the first choice).
+    pub route: usize,
 }
 
 /// What to do after a failed attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// Start the next attempt after this delay.
+    /// Start the next attempt after this delay, on the same alternative.
     Retry(Duration),
+    /// Start the next attempt on alternative `to` after `delay`: now when it comes later in
+    /// the list, after the backoff when the move wraps round to the first choice (every
+    /// alternative failed in turn). It uses a retry, like [`Action::Retry`].
+    Move {
+        /// The alternative.
+        to: usize,
+        /// How long the item waits first.
+        delay: Duration,
+    },
     /// The item fails (see [`Refusal::error`]).
     Fail(Refusal),
 }
@@ -238,7 +256,8 @@ impl RetryPolicy {
     }
 
     /// Decides what follows a failed attempt. The backoff draws from `rng` only for a
-    /// retryable failure without a server wait, whether or not a retry is left.
+    /// retryable failure without a server wait, whether or not a retry is left, and for a
+    /// move that wraps round to the first choice.
     #[must_use]
     pub fn decide(&self, failure: &Failure, state: &AttemptState, rng: &mut dyn Rng) -> Decision {
         let class = FailureClass::of(failure);
@@ -248,12 +267,29 @@ impl RetryPolicy {
         } else {
             Duration::ZERO
         };
-        let past_deadline = matches!(state.deadline, Some(d) if state.now + delay >= d);
+        let passes = |wait: Duration| matches!(state.deadline, Some(d) if state.now + wait >= d);
+        let past_deadline = passes(delay);
         let pause = if past_deadline { Duration::ZERO } else { delay };
+        let moves = retryable
+            && self
+                .fallbacks
+                .moves(failure, class, delay, state.now, state.deadline);
         let action = if !retryable || state.attempt > self.max_retries {
             Action::Fail(Refusal::Final { retryable })
         } else if state.budget_spent {
             Action::Fail(Refusal::Budget)
+        } else if moves {
+            let to = self.fallbacks.next(state.route);
+            let wait = if to > state.route {
+                Duration::ZERO
+            } else {
+                self.backoff.delay(state.attempt, state.previous_delay, rng)
+            };
+            if passes(wait) {
+                Action::Fail(Refusal::PastDeadline { wait })
+            } else {
+                Action::Move { to, delay: wait }
+            }
         } else if past_deadline {
             Action::Fail(Refusal::PastDeadline { wait: delay })
         } else {
@@ -273,7 +309,8 @@ impl RetryPolicy {
     /// timer, decides when it goes again. `sheds` such requeues of the item so far: at most
     /// `max_retries` per item, after which a shed is an ordinary failure (so an item makes at
     /// most `2 × max_retries + 1` attempts). Never when `action` fails the item for a reason
-    /// a requeue does not change: a failure that is not retryable, or a spent attempt budget.
+    /// a requeue does not change: a failure that is not retryable, or a spent attempt budget;
+    /// nor when it moves the item to another alternative (the move is the remedy).
     #[must_use]
     pub fn requeues_shed(&self, action: &Action, state: &AttemptState, sheds: u32) -> bool {
         sheds < self.max_retries

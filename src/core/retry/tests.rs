@@ -25,6 +25,7 @@ fn policy() -> RetryPolicy {
         // No jitter: the backoff of retry n is 100 ms * 2^(n-1).
         backoff: Backoff::new(MS(100), MS(10_000), Jitter::None).unwrap(),
         max_server_wait: MS(60_000),
+        fallbacks: Fallbacks::default(),
     }
 }
 
