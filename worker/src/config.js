@@ -84,7 +84,9 @@ export function readConfig(env) {
  *   each group of a delivery gets what is left of it;
  * - retryDelaySeconds: how long a message of a group that failed waits before its redelivery;
  * - subrequestBudget: subrequests per invocation (every attempt, every limiter call);
- * - dlqName: the dead-letter queue, whose messages fail their items as `delivery`.
+ * - dlqName: the dead-letter queue, whose messages fail their items as `delivery`;
+ * - providerPollMs: how often the alarm asks a provider Batch API about a batch it submitted
+ *   there (`completionWindow`, batches/provider-batch.js): its results take minutes to hours.
  * @param {Record<string, any>} env
  */
 export function batchTimings(env) {
@@ -97,6 +99,7 @@ export function batchTimings(env) {
     retryDelaySeconds: intVar(env, 'EDGEBATCH_CONSUMER_RETRY_DELAY_S', 5, 0, 43_200),
     subrequestBudget: intVar(env, 'EDGEBATCH_SUBREQUEST_BUDGET', DEFAULT_SUBREQUEST_BUDGET, 1, 1_000_000),
     dlqName: String(env.EDGEBATCH_DLQ_NAME || 'edgebatch-dlq'),
+    providerPollMs: intVar(env, 'EDGEBATCH_PROVIDER_POLL_MS', 30_000, 100, 3_600_000),
   };
 }
 

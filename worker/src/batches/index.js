@@ -9,7 +9,8 @@
 //   BatchLedger, BatchDirectory, UpstreamLimiter   the Durable Object classes wrangler.toml binds
 // Inside, one way down: routes -> intake, idempotency, ledger/directory/limiter RPC;
 // consumer -> ledger RPC (claim, commit, unclaim), token budget, limiter RPC (permits.js) and
-// the library's executor; ledger -> ledger-sql (state), redelivery (the rule), queues (sends).
+// the library's executor; ledger -> ledger-sql (state), redelivery (the rule), queues (sends),
+// provider-batch (the provider's Batch API, from the alarm) -> provider-batch-sql (its state).
 export { accountPermits, directoryOf, handleBatches, viewsOf } from './routes.js';
 export { consume } from './consumer.js';
 export { BatchLedger } from './ledger.js';

@@ -10,6 +10,9 @@
 //   items  one row per request: state, lease token, when a claim may take it (not_before),
 //          when its latest message became deliverable (sent_at: NEVER_SENT = not yet sent,
 //          window.js; -1 = a send that failed), whether the token budget was charged for it, its result line
+//   provider_batches, provider_items  the batches submitted to a provider's Batch API
+//          (`completionWindow`: provider-batch.js) and which items each holds, with the
+//          item's lease token at submission (its result counts only with that token)
 
 /** @typedef {'queued' | 'leased' | 'succeeded' | 'errored' | 'canceled' | 'expired'} ItemState */
 /**
@@ -22,6 +25,8 @@
  * @property {string} limiterKey
  * @property {number} createdAt
  * @property {number} expiresAt
+ * @property {string} [completionWindow] as asked ("4h"): the batch may go to the provider's Batch API
+ * @property {number} [completionWindowMs] the same in ms, from createdAt
  */
 /**
  * @typedef {object} BatchRow the `batch` row, config parsed
@@ -73,11 +78,17 @@ export function createSchema(sql) {
       lease_until INTEGER NOT NULL DEFAULT 0, not_before INTEGER NOT NULL DEFAULT 0,
       sent_at INTEGER NOT NULL DEFAULT 0, charged INTEGER NOT NULL DEFAULT 0,
       attempts INTEGER NOT NULL DEFAULT 0, claims INTEGER NOT NULL DEFAULT 0,
-      seq INTEGER, result TEXT);`);
+      seq INTEGER, result TEXT);
+    CREATE TABLE IF NOT EXISTS provider_batches (
+      n INTEGER PRIMARY KEY, id TEXT, status TEXT NOT NULL, counts TEXT,
+      submitted_at INTEGER NOT NULL, polled_at INTEGER NOT NULL DEFAULT 0, cancel_sent INTEGER NOT NULL DEFAULT 0,
+      items INTEGER NOT NULL, bytes INTEGER NOT NULL, lines_read INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE IF NOT EXISTS provider_items (idx INTEGER PRIMARY KEY, batch INTEGER NOT NULL, token INTEGER NOT NULL);`);
   migrateMeta(sql);
   sql.exec(`
     CREATE INDEX IF NOT EXISTS items_sent ON items (state, sent_at);
     CREATE INDEX IF NOT EXISTS items_seq ON items (seq) WHERE seq IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS provider_items_batch ON provider_items (batch, idx);
     CREATE TRIGGER IF NOT EXISTS items_added AFTER INSERT ON items BEGIN
       UPDATE counts SET n = n + 1 WHERE state = new.state;
     END;

@@ -17,6 +17,8 @@ import { enqueueItems } from './queues.js';
 import { batchRow, createSchema, endIfDone, finishWhere, insertBatch, readCounts, record, WAIT_REASONS } from './ledger-sql.js';
 import { pickResends, unsend } from './redelivery.js';
 import { countClaims, NEVER_SENT, refill, unwindow } from './window.js';
+import { holdForProvider, providerView } from './provider-batch-sql.js';
+import { ProviderFollower, windowTimes } from './provider-batch.js';
 
 /** A results page stops at this many bytes of lines (or at its row limit), one line at least. */
 export const RESULTS_PAGE_BYTES = 1024 * 1024;
@@ -42,6 +44,8 @@ export class BatchLedger extends DurableObject {
     /** @type {SqlStorage} */
     this.sql = ctx.storage.sql;
     createSchema(this.sql);
+    /** A batch with `completionWindow`: its provider batches, followed by the alarm. */
+    this.provider = new ProviderFollower(this.sql, (fn) => this.#tx(fn), env);
   }
 
   /** @template T @param {() => T} fn @returns {T} */
@@ -59,6 +63,8 @@ export class BatchLedger extends DurableObject {
   #view(b) {
     const c = readCounts(this.sql);
     const iso = (/** @type {number | null} */ ms) => (ms == null ? null : new Date(ms).toISOString());
+    const rowWaits = b.waiting_reason !== null && (b.waiting_until ?? 0) > Date.now();
+    const pv = b.config.completionWindowMs ? providerView(this.sql, b, windowTimes(b.config).cutoff) : null;
     return {
       id: b.config.id,
       type: 'batch',
@@ -74,17 +80,23 @@ export class BatchLedger extends DurableObject {
       edgebatch: {
         leases_lapsed: b.relet,
         redelivered: b.redelivered,
-        ...(b.waiting_reason !== null && (b.waiting_until ?? 0) > Date.now() && { waiting: { reason: b.waiting_reason, until: iso(b.waiting_until) } }),
+        ...(rowWaits && { waiting: { reason: b.waiting_reason, until: iso(b.waiting_until) } }),
+        // Served by the provider's Batch API as the window allows (provider-batch.js).
+        ...(pv && { completionWindow: b.config.completionWindow, providerBatches: pv.providerBatches }),
+        ...(!rowWaits && pv?.waiting && { waiting: { reason: pv.waiting.reason, until: iso(pv.waiting.until) } }),
       },
     };
   }
 
-  /** Keeps one alarm set while the batch runs (also after a restart: any call re-arms it). */
-  async #arm(force = false) {
+  /**
+   * Keeps one alarm set while the batch runs (also after a restart: any call re-arms it).
+   * @param {boolean} [force] @param {number} [at] when (default: alarmMs from now)
+   */
+  async #arm(force = false, at = undefined) {
     const b = batchRow(this.sql);
     if (!b || b.started_at === null || b.ended_at !== null || b.deleted) return;
     if (force || (await this.ctx.storage.getAlarm()) === null) {
-      await this.ctx.storage.setAlarm(Date.now() + batchTimings(this.env).alarmMs);
+      await this.ctx.storage.setAlarm(at ?? Date.now() + batchTimings(this.env).alarmMs);
     }
   }
 
@@ -131,16 +143,18 @@ export class BatchLedger extends DurableObject {
       if (!b || b.deleted) throw new Error('batch is not being created');
       if (b.started_at !== null) return null;
       this.sql.exec(`UPDATE batch SET started_at = ?, last_claim_at = ? WHERE one = 1`, now, now);
+      // With a completionWindow the items wait for the alarm to submit them to the provider.
+      if (b.config.completionWindowMs) holdForProvider(this.sql);
       return { id: b.config.id, window: refill(this.sql, now) };
     });
-    await this.#arm();
+    await this.#arm(false, batchRow(this.sql)?.config.completionWindowMs ? now : undefined);
     if (sent) await this.#send(sent.id, sent.window, now);
     return this.#view(/** @type {BatchRow} */ (batchRow(this.sql)));
   }
 
   /**
    * Sends a refill of batch `id`'s window (after the transaction that chose it); a failed
-   * send puts it back. @param {string} id @param {{ indexes: number[], from: number }} sent @param {number} now
+   * send puts it back. @param {string} id @param {import('./window.js').Refill} sent @param {number} now
    */
   async #send(id, sent, now) {
     if (sent.indexes.length === 0) return;
@@ -239,7 +253,7 @@ export class BatchLedger extends DurableObject {
     const claimed = this.#tx(() => {
       const b = batchRow(this.sql);
       if (!b || b.started_at === null || b.ended_at !== null || b.cancel_at !== null || b.deleted || now >= b.config.expiresAt) {
-        return { batch: null, items: [], sent: { indexes: [], from: 0 } };
+        return { batch: null, items: [], sent: { indexes: [], from: 0, to: 0, skipped: 0 } };
       }
       /** @type {ClaimedItem[]} */
       const items = [];
@@ -286,7 +300,7 @@ export class BatchLedger extends DurableObject {
           `UPDATE items SET attempts = attempts + ?, state = ? WHERE idx = ? AND token = ? AND state = 'leased'
            RETURNING idx, custom_id, attempts`, r.attempts, type, r.index, r.token).toArray()[0];
         if (!row) continue;
-        const edgebatch = { attempts: Number(row.attempts), elapsedMs: r.elapsedMs, ...(r.usage && { usage: r.usage }) };
+        const edgebatch = { attempts: Number(row.attempts), elapsedMs: r.elapsedMs, ...(r.usage && { usage: r.usage }), route: 'realtime' };
         finals.push({ idx: Number(row.idx), custom_id: String(row.custom_id), state: type, result: r.result, edgebatch });
       }
       if (finals.length > 0) {
@@ -350,7 +364,7 @@ export class BatchLedger extends DurableObject {
            RETURNING idx, custom_id, attempts`, index, now).toArray()[0];
         if (!row) continue;
         finals.push({ idx: Number(row.idx), custom_id: String(row.custom_id), state: /** @type {const} */ ('errored'),
-          result: { type: 'errored', error }, edgebatch: { attempts: Number(row.attempts), elapsedMs: 0 } });
+          result: { type: 'errored', error }, edgebatch: { attempts: Number(row.attempts), elapsedMs: 0, route: 'realtime' } });
       }
       if (finals.length > 0) {
         record(this.sql, finals, b.seq);
@@ -360,9 +374,10 @@ export class BatchLedger extends DurableObject {
     });
   }
 
-  // ---- the alarm: leases, lost messages, expiry, the end ----
+  // ---- the alarm: provider batches, leases, lost messages, expiry, the end ----
 
   async alarm() {
+    await this.provider.follow();
     const now = Date.now();
     const t = batchTimings(this.env);
     const plan = this.#tx(() => {

@@ -18,8 +18,9 @@ import { ledgerOf } from './consumer.js';
 import { fingerprinted, idempotencyKey, replay } from './idempotency.js';
 import { DEFAULT_LIMITER_CONCURRENCY, describeSettings, limiterName } from './limiter.js';
 import { remotePermits } from './permits.js';
+import { parseWindow } from './provider-batch.js';
 
-const BATCH_OPTIONS = new Set(['limiterKey', 'rateLimit', 'limiterConcurrency']);
+const BATCH_OPTIONS = new Set(['limiterKey', 'rateLimit', 'limiterConcurrency', 'completionWindow']);
 const RATE_FIELDS = ['requestsPerMinute', 'inputTokensPerMinute', 'outputTokensPerMinute'];
 const RESULTS_PAGE = 500;
 
@@ -179,6 +180,7 @@ async function batchMeta(header, env, config, origin, owner, limits) {
     throw badRequest('options.rateLimit and options.limiterConcurrency need options.limiterKey: they set a limiter of your own ' +
       '(the account\'s shared limiter takes its limits from the upstream\'s headers)');
   }
+  const window = completionWindowOf(raw.completionWindow, provider.name, limits.ttlMs);
   // Request errors first; the Worker's missing key (a 500) only for a valid request.
   if (missingKey) throw missingKey;
   const settings = await configureLimiter(env, { provider: provider.name, concurrency: DEFAULT_LIMITER_CONCURRENCY, ...limiter },
@@ -192,7 +194,27 @@ async function batchMeta(header, env, config, origin, owner, limits) {
     limiterKey: settings.name,
     createdAt,
     expiresAt: createdAt + limits.ttlMs,
+    ...window,
   };
+}
+
+/**
+ * `options.completionWindow`: by when the batch must be done, so it may go to the provider's
+ * Batch API (provider-batch.js); absent, it runs realtime. It must fit the batch's TTL.
+ * @param {unknown} v @param {string} provider @param {number} ttlMs
+ * @returns {{ completionWindow?: string, completionWindowMs?: number }}
+ */
+function completionWindowOf(v, provider, ttlMs) {
+  if (v === undefined) return {};
+  const ms = parseWindow(v);
+  if (ms === null) {
+    throw badRequest(`options.completionWindow must be a duration like "30m", "4h" or "24h" (a whole number of s, m or h), got ${JSON.stringify(v)?.slice(0, 40)}`);
+  }
+  if (provider !== 'anthropic') throw badRequest(`options.completionWindow is supported for anthropic batches (this batch's provider is ${provider})`);
+  if (ms > ttlMs) {
+    throw badRequest(`options.completionWindow ${v} is longer than a batch lives (${ttlMs} ms, EDGEBATCH_BATCH_TTL_MS): its requests would expire first`);
+  }
+  return { completionWindow: String(v), completionWindowMs: ms };
 }
 
 /**

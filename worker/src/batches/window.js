@@ -20,6 +20,8 @@ export const MIN_WINDOW = 3 * ITEMS_PER_MESSAGE;
 const WINDOW_SECONDS = 1.5;
 const BUCKET_MS = 1_000;
 
+/** @typedef {{ indexes: number[], from: number, to: number, skipped: number }} Refill what a refill sent: next_send moved from `from` to `to`, `skipped` stepped over */
+
 /**
  * Counts `n` claims, `first` of them of items never claimed before (a claim's transaction).
  * @param {SqlStorage} sql @param {import('./ledger-sql.js').BatchRow} b @param {number} now
@@ -39,35 +41,51 @@ export function countClaims(sql, b, now, n, first) {
 /**
  * The items to send now to refill the window (marked sent at `now`, next_send moved past
  * them): none while half of the window is still waiting in the queue. The caller sends them
- * after its transaction and calls `unwindow` if the send fails.
+ * after its transaction and calls `unwindow` if the send fails. Items from next_send on that
+ * are not waiting to be sent (a provider batch holds them, or has finished them:
+ * provider-batch.js) are stepped over and count as claimed: no claim will come for them.
  * @param {SqlStorage} sql @param {number} now
- * @returns {{ indexes: number[], from: number }}
+ * @returns {Refill}
  */
 export function refill(sql, now) {
   const b = sql.exec(`SELECT total, next_send, claimed_first, bucket_n, last_bucket_n, cancel_at, ended_at FROM batch WHERE one = 1`).one();
   const total = Number(b.total);
   const from = Number(b.next_send);
-  if (b.cancel_at !== null || b.ended_at !== null || from >= total) return { indexes: [], from };
+  const none = { indexes: [], from, to: from, skipped: 0 };
+  if (b.cancel_at !== null || b.ended_at !== null || from >= total) return none;
   const demand = Math.max(Number(b.last_bucket_n), Number(b.bucket_n)) * WINDOW_SECONDS;
   const window = Math.max(MIN_WINDOW, demand);
   const waiting = from - Number(b.claimed_first);
-  if (waiting > window / 2) return { indexes: [], from };
-  const to = Math.min(total, from + Math.ceil((window - waiting) / ITEMS_PER_MESSAGE) * ITEMS_PER_MESSAGE);
-  sql.exec(`UPDATE items SET sent_at = ? WHERE idx >= ? AND idx < ? AND sent_at = ?`, now, from, to, NEVER_SENT);
-  sql.exec(`UPDATE batch SET next_send = ? WHERE one = 1`, to);
-  const indexes = [];
-  for (let i = from; i < to; i++) indexes.push(i);
-  return { indexes, from };
+  if (waiting > window / 2) return none;
+  const want = Math.ceil((window - waiting) / ITEMS_PER_MESSAGE) * ITEMS_PER_MESSAGE;
+  const indexes = sql.exec(`SELECT idx FROM items WHERE state = 'queued' AND sent_at = ? AND idx >= ? ORDER BY idx LIMIT ?`,
+    NEVER_SENT, from, want).toArray().map((r) => Number(r.idx));
+  const to = indexes.length < want ? total : indexes[indexes.length - 1] + 1;
+  sql.exec(`UPDATE items SET sent_at = ? WHERE state = 'queued' AND sent_at = ? AND idx >= ? AND idx < ?`, now, NEVER_SENT, from, to);
+  const skipped = to - from - indexes.length;
+  sql.exec(`UPDATE batch SET next_send = ?, claimed_first = claimed_first + ? WHERE one = 1`, to, skipped);
+  return { indexes, from, to, skipped };
+}
+
+/**
+ * Items handed back to the window (queued again with sent_at = NEVER_SENT by the caller: a
+ * provider batch did not finish them, provider-batch-sql.js): the window moves back to the
+ * first of them, so the next refills send them in index order. What lies between is stepped
+ * over again, so the claims counted for it are taken back first.
+ * @param {SqlStorage} sql @param {number} first the smallest index handed back
+ */
+export function rewind(sql, first) {
+  sql.exec(`UPDATE batch SET claimed_first = claimed_first - (next_send - ?), next_send = ? WHERE one = 1 AND next_send > ?`, first, first, first);
 }
 
 /**
  * A refill whose send failed: its items are unsent again (the next claim or alarm sends them),
  * unless another refill has moved on since (then they count as lost: redelivery.js).
- * @param {SqlStorage} sql @param {{ indexes: number[], from: number }} sent @param {number} now
+ * @param {SqlStorage} sql @param {Refill} sent @param {number} now
  */
 export function unwindow(sql, sent, now) {
-  const to = sent.from + sent.indexes.length;
-  const back = sql.exec(`UPDATE batch SET next_send = ? WHERE one = 1 AND next_send = ? RETURNING one`, sent.from, to).toArray().length > 0;
+  const back = sql.exec(`UPDATE batch SET next_send = ?, claimed_first = claimed_first - ? WHERE one = 1 AND next_send = ? RETURNING one`,
+    sent.from, sent.skipped, sent.to).toArray().length > 0;
   sql.exec(`UPDATE items SET sent_at = ? WHERE idx >= ? AND idx < ? AND state = 'queued' AND sent_at = ?`,
-    back ? NEVER_SENT : -1, sent.from, to, now);
+    back ? NEVER_SENT : -1, sent.from, sent.to, now);
 }

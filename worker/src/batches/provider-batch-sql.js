@@ -1,0 +1,239 @@
+// @ts-check
+// The ledger's state changes for batches served by a provider's Batch API (`completionWindow`;
+// the calls and the rule of when: provider-batch.js). Synchronous SQL, run inside the ledger's
+// `transactionSync`, like ledger-sql.js.
+//
+// An item's way: queued with sent_at = AWAIT_PROVIDER (the window and redelivery.js leave it
+// alone) -> leased to a provider batch (token + 1, the token kept in provider_items: a result
+// line of that batch counts only while the item still holds that lease, so a line read twice,
+// or read after the item was handed back, is refused exactly as a stale consumer commit is)
+// -> final (succeeded, or a non-retryable error), or handed back to the realtime path: queued
+// with sent_at = NEVER_SENT, the window rewound to it (window.js), and from there on it is
+// an item like any other.
+import { endIfDone, finishWhere, record } from './ledger-sql.js';
+import { NEVER_SENT, rewind } from './window.js';
+
+/** Queued items that wait for a provider batch: later than any time, but not NEVER_SENT. */
+export const AWAIT_PROVIDER = NEVER_SENT - 1;
+/** Anthropic's Message Batches limits: requests, and bytes of the create body. */
+export const MAX_REQUESTS = 100_000;
+export const MAX_BYTES = 256 * 1024 * 1024;
+export const BODY_OPEN = '{"requests":[';
+export const BODY_CLOSE = ']}';
+/** Error types of an `errored` line worth a realtime try: the provider's trouble, not the request's. */
+const RETRYABLE = new Set(['api_error', 'overloaded_error', 'rate_limit_error', 'timeout_error']);
+/** The HTTP status a realtime call would have met with each error type. */
+const STATUS = /** @type {Record<string, number>} */ ({ invalid_request_error: 400, authentication_error: 401, billing_error: 402,
+  permission_error: 403, not_found_error: 404, request_too_large: 413, rate_limit_error: 429, api_error: 500, timeout_error: 504,
+  overloaded_error: 529 });
+/** Provider batch states that are over for the ledger: read to the end, given up, refused or lost at submission. */
+export const CLOSED = ['read', 'abandoned', 'refused', 'lost'];
+const utf8 = new TextEncoder();
+
+/**
+ * @typedef {{ n: number, id: string | null, status: string, counts: string | null, submitted_at: number, polled_at: number,
+ *   cancel_sent: number, items: number, bytes: number, lines_read: number }} ProviderRow
+ * @typedef {{ custom_id?: unknown, result?: { type?: unknown, message?: any, error?: any } }} ResultLine a results line, parsed
+ */
+
+/** At start: every item waits for a provider batch instead of the work queue. @param {SqlStorage} sql */
+export function holdForProvider(sql) {
+  sql.exec(`UPDATE items SET sent_at = ? WHERE state = 'queued' AND sent_at = ?`, AWAIT_PROVIDER, NEVER_SENT);
+}
+
+/**
+ * The items waiting for the provider that the token's hour has not been charged for yet,
+ * among the next `max` of them (charged ones first, as the token's acquirePart takes them).
+ * @param {SqlStorage} sql @param {number} max
+ * @returns {{ items: number, uncharged: number }}
+ */
+export function waitingToSubmit(sql, max) {
+  const r = sql.exec(`SELECT count(*) AS items, coalesce(sum(1 - charged), 0) AS uncharged FROM
+    (SELECT charged FROM items WHERE state = 'queued' AND sent_at = ? ORDER BY charged DESC, idx LIMIT ?)`, AWAIT_PROVIDER, max).one();
+  return { items: Number(r.items), uncharged: Number(r.uncharged) };
+}
+
+/**
+ * Marks the next `k` waiting items (charged ones first) as charged to the token's hour: the
+ * only ones the next leaseChunk takes, and never charged again (a hand-back to realtime or a
+ * chunk cut short by MAX_BYTES keeps the mark). @param {SqlStorage} sql @param {number} k
+ */
+export function markCharged(sql, k) {
+  sql.exec(`UPDATE items SET charged = 1 WHERE idx IN (SELECT idx FROM items WHERE state = 'queued' AND sent_at = ?
+    ORDER BY charged DESC, idx LIMIT ?)`, AWAIT_PROVIDER, k);
+}
+
+/**
+ * Leases the next provider batch's items (the charged ones, in index order, within
+ * MAX_REQUESTS and MAX_BYTES of body) until `leaseUntil`, and numbers it: null when none wait.
+ * @param {SqlStorage} sql @param {number} now @param {number} leaseUntil
+ * @returns {{ n: number, items: number, bytes: number } | null}
+ */
+export function leaseChunk(sql, now, leaseUntil) {
+  const n = Number(sql.exec(`SELECT coalesce(max(n), 0) + 1 AS n FROM provider_batches`).one().n);
+  let bytes = BODY_OPEN.length + BODY_CLOSE.length;
+  let items = 0;
+  for (const r of sql.exec(`SELECT idx, custom_id, length(CAST(params AS BLOB)) AS size FROM items
+    WHERE state = 'queued' AND sent_at = ? AND charged = 1 ORDER BY idx`, AWAIT_PROVIDER)) {
+    const line = utf8.encode(linePrefix(String(r.custom_id))).byteLength + Number(r.size) + 1 + (items > 0 ? 1 : 0);
+    if (items === MAX_REQUESTS || bytes + line > MAX_BYTES) break;
+    const leased = sql.exec(`UPDATE items SET state = 'leased', token = token + 1, lease_until = ? WHERE idx = ? RETURNING token`,
+      leaseUntil, r.idx).one();
+    sql.exec(`INSERT OR REPLACE INTO provider_items (idx, batch, token) VALUES (?, ?, ?)`, r.idx, n, leased.token);
+    bytes += line;
+    items++;
+  }
+  if (items === 0) return null;
+  sql.exec(`INSERT INTO provider_batches (n, status, submitted_at, items, bytes) VALUES (?, 'submitting', ?, ?, ?)`, n, now, items, bytes);
+  return { n, items, bytes };
+}
+
+/** A request line of the create body up to its params. @param {string} customId */
+export const linePrefix = (customId) => `{"custom_id":${JSON.stringify(customId)},"params":`;
+
+/**
+ * The create body's request lines of provider batch `n` after index `after`, a page at a time.
+ * @param {SqlStorage} sql @param {number} n @param {number} after @param {number} limit
+ */
+export function bodyPage(sql, n, after, limit) {
+  return sql.exec(`SELECT p.idx, i.custom_id, i.params FROM provider_items p JOIN items i ON i.idx = p.idx
+    WHERE p.batch = ? AND p.idx > ? ORDER BY p.idx LIMIT ?`, n, after, limit).toArray()
+    .map((r) => ({ idx: Number(r.idx), line: `${linePrefix(String(r.custom_id))}${r.params}}` }));
+}
+
+/**
+ * The provider took batch `n`: its id, and its items leased until `leaseUntil` (the batch's
+ * expiry: the provider's time, not a consumer's). @param {SqlStorage} sql @param {number} n
+ * @param {{ id: string, processing_status?: string, request_counts?: object }} made @param {number} now @param {number} leaseUntil
+ */
+export function submitted(sql, n, made, now, leaseUntil) {
+  sql.exec(`UPDATE provider_batches SET id = ?, status = ?, counts = ?, polled_at = ? WHERE n = ?`,
+    made.id, String(made.processing_status ?? 'in_progress'), JSON.stringify(made.request_counts ?? null), now, n);
+  sql.exec(`UPDATE items SET lease_until = ? WHERE state = 'leased' AND idx IN (SELECT p.idx FROM provider_items p WHERE p.batch = ? AND p.token = items.token)`,
+    leaseUntil, n);
+}
+
+/**
+ * A create that failed: its items wait for the next provider batch (`retry`); or that the
+ * provider refused, or whose outcome is unknown (`lost`: the object stopped during it): they
+ * go to the realtime path now. @param {SqlStorage} sql @param {import('./ledger-sql.js').BatchRow} b
+ * @param {number} n @param {'retry' | 'refused' | 'lost'} how @param {number} now
+ */
+export function unsubmit(sql, b, n, how, now) {
+  if (how === 'retry') {
+    for (const idx of held(sql, n)) sql.exec(`UPDATE items SET state = 'queued', sent_at = ? WHERE idx = ?`, AWAIT_PROVIDER, idx);
+    sql.exec(`DELETE FROM provider_items WHERE batch = ?`, n);
+    sql.exec(`DELETE FROM provider_batches WHERE n = ?`, n);
+  } else {
+    handBack(sql, b, held(sql, n), now);
+    sql.exec(`UPDATE provider_batches SET status = ? WHERE n = ?`, how, n);
+  }
+}
+
+/** Items of provider batch `n` that still hold its lease. @param {SqlStorage} sql @param {number} n @returns {number[]} */
+export function held(sql, n) {
+  return sql.exec(`SELECT p.idx FROM provider_items p JOIN items i ON i.idx = p.idx WHERE p.batch = ? AND i.state = 'leased' AND i.token = p.token
+    ORDER BY p.idx`, n).toArray().map((r) => Number(r.idx));
+}
+
+/**
+ * Items to the realtime path (a canceling batch: canceled), and off their provider batch.
+ * @param {SqlStorage} sql @param {import('./ledger-sql.js').BatchRow} b @param {number[]} indexes @param {number} now
+ */
+export function handBack(sql, b, indexes, now) {
+  if (indexes.length === 0) return;
+  for (const idx of indexes) sql.exec(`DELETE FROM provider_items WHERE idx = ?`, idx);
+  if (b.cancel_at !== null) {
+    for (const idx of indexes) finishWhere(sql, `idx = ? AND state IN ('queued', 'leased')`, 'canceled', idx);
+  } else {
+    for (const idx of indexes) sql.exec(`UPDATE items SET state = 'queued', sent_at = ?, not_before = 0 WHERE idx = ?`, NEVER_SENT, idx);
+    rewind(sql, Math.min(...indexes));
+  }
+  endIfDone(sql, now);
+}
+
+/**
+ * Everything still waiting for a provider batch goes to the realtime path (the window's end
+ * is near, or the batch stops). @param {SqlStorage} sql @param {import('./ledger-sql.js').BatchRow} b @param {number} now
+ */
+export function handBackWaiting(sql, b, now) {
+  const first = sql.exec(`SELECT min(idx) AS first FROM items WHERE state = 'queued' AND sent_at = ?`, AWAIT_PROVIDER).one().first;
+  if (first === null) return;
+  if (b.cancel_at !== null) finishWhere(sql, `state = 'queued' AND sent_at = ?`, 'canceled', AWAIT_PROVIDER);
+  else {
+    sql.exec(`UPDATE items SET sent_at = ? WHERE state = 'queued' AND sent_at = ?`, NEVER_SENT, AWAIT_PROVIDER);
+    rewind(sql, Number(first));
+  }
+  endIfDone(sql, now);
+}
+
+/** @param {SqlStorage} sql @param {number} n @param {string} status @param {unknown} counts @param {number} now */
+export function noteStatus(sql, n, status, counts, now) {
+  sql.exec(`UPDATE provider_batches SET status = ?, counts = ?, polled_at = ? WHERE n = ?`, status, JSON.stringify(counts ?? null), now, n);
+}
+
+/**
+ * Commits results lines of provider batch `n` as a consumer would (the same line shape, the
+ * next seqs), with `route: "provider_batch"`: succeeded and non-retryable errors are final;
+ * retryable errors, expired and canceled lines go to the realtime path. A line of an item
+ * that no longer holds this batch's lease is refused.
+ * @param {SqlStorage} sql @param {import('./ledger-sql.js').BatchRow} b @param {number} n
+ * @param {ResultLine[]} lines @param {number} elapsedMs @param {(s: string) => string} redact @param {number} now
+ * @returns {{ accepted: number, handedBack: number, refused: number }}
+ */
+export function commitLines(sql, b, n, lines, elapsedMs, redact, now) {
+  const finals = [];
+  const back = [];
+  for (const l of lines) {
+    const type = l?.result?.type;
+    const row = typeof l?.custom_id === 'string'
+      ? sql.exec(`SELECT i.idx, i.custom_id, i.attempts FROM items i JOIN provider_items p ON p.idx = i.idx
+          WHERE i.custom_id = ? AND p.batch = ? AND i.token = p.token AND i.state = 'leased'`, l.custom_id, n).toArray()[0]
+      : undefined;
+    if (!row) continue;
+    const idx = Number(row.idx);
+    const edgebatch = { attempts: Number(row.attempts) + 1, elapsedMs, route: 'provider_batch' };
+    if (type === 'succeeded') {
+      const u = l.result?.message?.usage;
+      const usage = u && { inputTokens: Number(u.input_tokens ?? 0), outputTokens: Number(u.output_tokens ?? 0) };
+      finals.push({ idx, custom_id: String(row.custom_id), state: /** @type {const} */ ('succeeded'),
+        result: { type: 'succeeded', message: l.result?.message }, edgebatch: { ...edgebatch, ...(usage && { usage }) } });
+    } else if (type === 'errored') {
+      // Anthropic's error response ({ type: "error", error: { type, message } }), or its inner part.
+      const e = l.result?.error?.error ?? l.result?.error ?? {};
+      const errType = typeof e.type === 'string' ? e.type : 'api_error';
+      sql.exec(`UPDATE items SET attempts = attempts + 1 WHERE idx = ?`, idx);
+      if (RETRYABLE.has(errType)) {
+        back.push(idx);
+        continue;
+      }
+      const error = { kind: 'http', ...(STATUS[errType] && { status: STATUS[errType] }), type: errType,
+        message: redact(String(e.message ?? 'the provider batch reported an error')), retryable: false };
+      finals.push({ idx, custom_id: String(row.custom_id), state: /** @type {const} */ ('errored'), result: { type: 'errored', error }, edgebatch });
+    } else {
+      back.push(idx); // expired, canceled: never run there
+    }
+  }
+  for (const f of finals) sql.exec(`UPDATE items SET attempts = ? WHERE idx = ?`, f.edgebatch.attempts, f.idx);
+  if (finals.length > 0) {
+    const seq = Number(sql.exec(`SELECT seq FROM batch WHERE one = 1`).one().seq);
+    record(sql, finals, seq);
+    for (const f of finals) sql.exec(`DELETE FROM provider_items WHERE idx = ?`, f.idx);
+  }
+  handBack(sql, b, back, now);
+  sql.exec(`UPDATE provider_batches SET lines_read = lines_read + ? WHERE n = ?`, lines.length, n);
+  endIfDone(sql, now);
+  return { accepted: finals.length, handedBack: back.length, refused: lines.length - finals.length - back.length };
+}
+
+/**
+ * Provider batches as the batch view shows them, and `waiting` while any is open.
+ * @param {SqlStorage} sql @param {import('./ledger-sql.js').BatchRow} b @param {number} waitUntil
+ */
+export function providerView(sql, b, waitUntil) {
+  const rows = /** @type {ProviderRow[]} */ (sql.exec(`SELECT * FROM provider_batches ORDER BY n`).toArray());
+  const providerBatches = rows.map((r) => ({ id: r.id, status: r.status, items: r.items, counts: r.counts ? JSON.parse(r.counts) : null }));
+  const open = rows.some((r) => !CLOSED.includes(r.status))
+    || sql.exec(`SELECT 1 FROM items WHERE state = 'queued' AND sent_at = ? LIMIT 1`, AWAIT_PROVIDER).toArray().length > 0;
+  return { providerBatches, waiting: open && b.ended_at === null ? { reason: 'provider_batch', until: waitUntil } : null };
+}

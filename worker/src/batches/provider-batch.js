@@ -1,0 +1,331 @@
+// @ts-check
+// Batches served by the provider's Batch API (`options.completionWindow`, Anthropic's Message
+// Batches), followed from the ledger's alarm: an upstream kind, not a second engine. The
+// ledger stays the truth (provider-batch-sql.js); this file makes the calls and decides when.
+//
+// Each alarm (at most every providerPollMs per provider batch):
+// - before the cutoff: the items still waiting are submitted, MAX_REQUESTS / MAX_BYTES at a
+//   time (the body streamed from SQLite, never held whole);
+// - each provider batch is retrieved; once `ended`, its results JSONL is read line by line and
+//   committed RESULT_CHUNK lines a transaction, so `?after=` followers see them as they come;
+// - the cutoff is the start of the window's last HANDBACK_SHARE (20%): from then on, nothing
+//   more goes to the provider, open provider batches are canceled there, and what they did not
+//   finish (their `canceled` lines) goes to the realtime path. A proportional margin, not a
+//   fixed one: the realtime rest needs time that grows with the batch while the window is the
+//   only size the caller gave (20% of 24 h is 4.8 h; of 30 m, 6 minutes). A provider batch that
+//   has not ended by the start of the last GIVE_UP_SHARE (10%) is left: its items go realtime
+//   at once (a late line of it is refused by the lease token).
+// The token's hour pays for what goes to the provider as it does for realtime items: a chunk is
+// only as big as acquirePart grants (an item charged once, however it is served in the end; a
+// create is one subrequest); what does not fit waits for the hour (`waiting: token_budget`).
+// Keys stay here: the Worker's own upstream key, as the consumer uses it; errors are redacted.
+import { batchTimings, UPSTREAMS } from '../config.js';
+import { redactor, secretsOf } from '../auth.js';
+import { tokenLimits } from '../token-limits.js';
+import { batchRow } from './ledger-sql.js';
+import { BODY_CLOSE, BODY_OPEN, CLOSED, MAX_REQUESTS, bodyPage, commitLines, handBack, handBackWaiting, held, leaseChunk, markCharged,
+  noteStatus, submitted, unsubmit, waitingToSubmit } from './provider-batch-sql.js';
+
+export const HANDBACK_SHARE = 0.2;
+export const GIVE_UP_SHARE = 0.1;
+/** Provider batches submitted per alarm at most (each up to 100,000 requests). */
+const SUBMITS_PER_ALARM = 4;
+/** Results lines committed per ledger transaction. */
+const RESULT_CHUNK = 100;
+/** Create-body lines read from SQLite at a time. */
+const BODY_PAGE = 200;
+/** The longest one provider call may take (a create uploads up to 256 MB). */
+const CALL_MS = 300_000;
+const DEFAULT_VERSION = '2023-06-01';
+
+/** @typedef {import('./ledger-sql.js').BatchRow} BatchRow */
+/** @typedef {import('./provider-batch-sql.js').ProviderRow} ProviderRow */
+
+/**
+ * When a batch with `completionWindow` stops sending to the provider, and when it stops
+ * waiting for it. @param {import('./ledger-sql.js').BatchConfig} c
+ */
+export function windowTimes(c) {
+  const w = Number(c.completionWindowMs);
+  return { cutoff: c.createdAt + Math.floor(w * (1 - HANDBACK_SHARE)), giveUp: c.createdAt + Math.floor(w * (1 - GIVE_UP_SHARE)) };
+}
+
+/**
+ * `"30m"`, `"4h"`, `"24h"` (a whole number of s, m or h) in ms; null when it is not one.
+ * @param {unknown} v
+ */
+export function parseWindow(v) {
+  const m = typeof v === 'string' ? /^([1-9][0-9]{0,5})(s|m|h)$/.exec(v) : null;
+  return m ? Number(m[1]) * { s: 1_000, m: 60_000, h: 3_600_000 }[/** @type {'s' | 'm' | 'h'} */ (m[2])] : null;
+}
+
+class ProviderError extends Error {
+  /** @param {string} message @param {boolean} retryable */
+  constructor(message, retryable) {
+    super(message);
+    this.retryable = retryable;
+  }
+}
+
+/** Follows one ledger's provider batches; one run at a time per object. */
+export class ProviderFollower {
+  /**
+   * @param {SqlStorage} sql
+   * @param {<T>(fn: () => T) => T} tx the ledger's transactionSync
+   * @param {any} env
+   */
+  constructor(sql, tx, env) {
+    this.sql = sql;
+    this.tx = tx;
+    this.env = env;
+    this.running = false;
+    /** No create before this (ms): a create that failed and may work later waits a poll. */
+    this.createAfter = 0;
+  }
+
+  /** One alarm's turn; failures are logged (redacted) and left to the next alarm. */
+  async follow() {
+    if (this.running) return;
+    this.running = true;
+    const redact = redactor(secretsOf(this.env));
+    try {
+      await this.#follow(redact);
+    } catch (err) {
+      console.error(`edgebatch ledger: following provider batches failed (tried again at the next alarm): ${redact(String(/** @type {any} */ (err)?.message ?? err))}`);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** @param {(s: string) => string} redact */
+  async #follow(redact) {
+    const b = batchRow(this.sql);
+    if (!b || !b.config.completionWindowMs || b.started_at === null || b.deleted) return;
+    const now = Date.now();
+    const t = batchTimings(this.env);
+    const { cutoff, giveUp } = windowTimes(b.config);
+    const stopping = b.ended_at !== null || b.cancel_at !== null || now >= b.config.expiresAt || now >= cutoff;
+    const api = anthropicApi(b.config.provider, apiKeyOf(this.env, b.config.provider), redact);
+    // A create that was under way when the object last stopped: its outcome is unknown, its
+    // items go realtime (were it made after all, its lines are refused by the lease token).
+    for (const r of this.#rows().filter((x) => x.status === 'submitting')) this.tx(() => unsubmit(this.sql, b, r.n, 'lost', now));
+    if (stopping) this.tx(() => handBackWaiting(this.sql, /** @type {BatchRow} */ (batchRow(this.sql)), now));
+    else if (now >= this.createAfter) {
+      for (let i = 0; i < SUBMITS_PER_ALARM; i++) {
+        const lease = await this.#charge(b, t.leaseMs);
+        if (!lease) break;
+        const chunk = this.tx(() => leaseChunk(this.sql, now, now + t.leaseMs));
+        const made = chunk !== null && await this.#submit(api, chunk, b.config.expiresAt, t.providerPollMs, redact);
+        await lease.release(chunk ? 1 : 0);
+        if (!made) break;
+      }
+    }
+    for (const r of this.#rows()) {
+      if (CLOSED.includes(r.status) || r.id === null) continue;
+      try {
+        await this.#followOne(api, r, stopping, giveUp, t.providerPollMs, redact);
+      } catch (err) {
+        console.error(`edgebatch ledger: following provider batch ${r.id} failed (tried again later): ${redact(String(/** @type {any} */ (err)?.message ?? err))}`);
+      }
+    }
+  }
+
+  /**
+   * One provider batch: canceled there when the batch stops, retrieved every pollMs, read
+   * once ended, given up past `giveUp`.
+   * @param {ReturnType<typeof anthropicApi>} api @param {ProviderRow} r @param {boolean} stopping
+   * @param {number} giveUp @param {number} pollMs @param {(s: string) => string} redact
+   */
+  async #followOne(api, r, stopping, giveUp, pollMs, redact) {
+    const id = /** @type {string} */ (r.id);
+    const row = /** @type {BatchRow} */ (batchRow(this.sql));
+    const over = row.ended_at !== null || Date.now() >= row.config.expiresAt;
+    if ((stopping || row.cancel_at !== null || over) && !r.cancel_sent && r.status !== 'ended') {
+      await api.cancel(id).catch((err) => console.error(`edgebatch ledger: canceling provider batch ${id} failed: ${redact(String(err.message))}`));
+      this.tx(() => this.sql.exec(`UPDATE provider_batches SET cancel_sent = 1, polled_at = 0 WHERE n = ?`, r.n));
+    }
+    if (over) {
+      // The ledger expired (or ended) its items itself.
+      this.tx(() => this.sql.exec(`UPDATE provider_batches SET status = 'abandoned' WHERE n = ?`, r.n));
+      return;
+    }
+    const fresh = this.sql.exec(`SELECT polled_at FROM provider_batches WHERE n = ?`, r.n).one();
+    if (r.status !== 'ended' && Date.now() - Number(fresh.polled_at) < pollMs) {
+      if (Date.now() >= giveUp) this.#giveUp(r);
+      return;
+    }
+    const pb = r.status === 'ended' ? { processing_status: 'ended', request_counts: JSON.parse(r.counts ?? 'null') } : await api.retrieve(id);
+    this.tx(() => noteStatus(this.sql, r.n, String(pb.processing_status), pb.request_counts, Date.now()));
+    if (pb.processing_status === 'ended') await this.#read(api, r, redact);
+    else if (Date.now() >= giveUp) this.#giveUp(r);
+  }
+
+  /**
+   * Charges the token's hour for the next chunk's items (those not charged yet) and one
+   * create; null when nothing waits or nothing fits now (then the batch waits for the hour).
+   * @param {BatchRow} b @param {number} leaseMs
+   * @returns {Promise<{ release: (subrequests: number) => Promise<unknown> } | null>}
+   */
+  async #charge(b, leaseMs) {
+    const want = waitingToSubmit(this.sql, MAX_REQUESTS);
+    if (want.items === 0) return null;
+    const owner = tokenLimits(this.env, b.config.owner);
+    // acquirePart asks one subrequest per item; all but the create's one go back at release.
+    const spend = await owner.acquirePart({ items: want.items, uncharged: want.uncharged, subrequests: want.items, leaseMs });
+    if (!spend.ok) {
+      this.createAfter = Date.now() + spend.retryAfterMs;
+      this.tx(() => this.sql.exec(`UPDATE batch SET waiting_reason = 'token_budget', waiting_until = ? WHERE one = 1`, this.createAfter));
+      return null;
+    }
+    this.tx(() => markCharged(this.sql, spend.items));
+    return { release: (subrequests) => owner.release(spend.lease, { subrequests }).catch(() => {}) };
+  }
+
+  /** @returns {ProviderRow[]} */
+  #rows() {
+    return /** @type {ProviderRow[]} */ (this.sql.exec(`SELECT * FROM provider_batches ORDER BY n`).toArray());
+  }
+
+  /** @param {ProviderRow} r */
+  #giveUp(r) {
+    this.tx(() => {
+      handBack(this.sql, /** @type {BatchRow} */ (batchRow(this.sql)), held(this.sql, r.n), Date.now());
+      this.sql.exec(`UPDATE provider_batches SET status = 'abandoned' WHERE n = ?`, r.n);
+    });
+  }
+
+  /**
+   * Creates provider batch `chunk` there; true when it was made.
+   * @param {ReturnType<typeof anthropicApi>} api @param {{ n: number, items: number, bytes: number }} chunk
+   * @param {number} leaseUntil @param {number} pollMs @param {(s: string) => string} redact
+   */
+  async #submit(api, chunk, leaseUntil, pollMs, redact) {
+    try {
+      const made = await api.create(this.#body(chunk), chunk.bytes);
+      this.tx(() => submitted(this.sql, chunk.n, made, Date.now(), leaseUntil));
+      return true;
+    } catch (err) {
+      const retryable = !(err instanceof ProviderError) || err.retryable;
+      this.tx(() => unsubmit(this.sql, /** @type {BatchRow} */ (batchRow(this.sql)), chunk.n, retryable ? 'retry' : 'refused', Date.now()));
+      if (retryable) this.createAfter = Date.now() + pollMs;
+      console.error(`edgebatch ledger: creating a provider batch of ${chunk.items} requests failed (${retryable ? 'tried again later' : 'they run realtime'}): ` +
+        `${redact(String(/** @type {any} */ (err)?.message ?? err))}`);
+      return false;
+    }
+  }
+
+  /**
+   * The create body of `chunk`, read from SQLite a page at a time as the upload pulls it.
+   * @param {{ n: number }} chunk
+   */
+  #body(chunk) {
+    const enc = new TextEncoder();
+    let after = -1;
+    let first = true;
+    let done = false;
+    return new ReadableStream({
+      pull: (controller) => {
+        if (done) return controller.close();
+        const page = bodyPage(this.sql, chunk.n, after, BODY_PAGE);
+        let text = first ? BODY_OPEN : '';
+        if (page.length > 0) {
+          text += (first ? '' : ',') + page.map((p) => p.line).join(',');
+          after = page[page.length - 1].idx;
+          first = false;
+        }
+        if (page.length < BODY_PAGE) {
+          text += BODY_CLOSE;
+          done = true;
+        }
+        controller.enqueue(enc.encode(text));
+      },
+    });
+  }
+
+  /**
+   * Reads an ended provider batch's results and commits them as they come.
+   * @param {ReturnType<typeof anthropicApi>} api @param {ProviderRow} r @param {(s: string) => string} redact
+   */
+  async #read(api, r, redact) {
+    /** @type {import('./provider-batch-sql.js').ResultLine[]} */
+    let lines = [];
+    const flush = () => {
+      const chunk = lines;
+      lines = [];
+      this.tx(() => commitLines(this.sql, /** @type {BatchRow} */ (batchRow(this.sql)), r.n, chunk, Date.now() - r.submitted_at, redact, Date.now()));
+    };
+    for await (const text of api.results(/** @type {string} */ (r.id))) {
+      if (text.trim() === '') continue;
+      try {
+        lines.push(JSON.parse(text));
+      } catch {
+        continue; // a line that is not JSON names no item: its item goes realtime below
+      }
+      if (lines.length >= RESULT_CHUNK) flush();
+    }
+    flush();
+    // Whatever the file did not account for runs realtime.
+    this.#giveUp(r);
+    this.tx(() => this.sql.exec(`UPDATE provider_batches SET status = 'read' WHERE n = ?`, r.n));
+  }
+}
+
+/**
+ * The Worker's key for the batch's upstream (the simulator's needs none), as the consumer's.
+ * @param {any} env @param {import('./ledger-sql.js').BatchConfig['provider']} p
+ */
+function apiKeyOf(env, p) {
+  return p.sim ? 'sim-key' : String(env[UPSTREAMS[/** @type {'anthropic'} */ (p.name)]?.keyVar] ?? '');
+}
+
+/**
+ * Anthropic's Message Batches API at the batch's base URL.
+ * @param {import('./ledger-sql.js').BatchConfig['provider']} p @param {string} apiKey @param {(s: string) => string} redact
+ */
+function anthropicApi(p, apiKey, redact) {
+  const base = `${String(p.baseUrl ?? UPSTREAMS.anthropic.baseUrl).replace(/\/+$/, '')}/v1/messages/batches`;
+  const headers = { 'x-api-key': apiKey, 'anthropic-version': p.version ?? DEFAULT_VERSION };
+  /** @param {string} method @param {string} path @param {{ body?: ReadableStream, bytes?: number }} [send] */
+  const call = async (method, path, send) => {
+    let body = send?.body;
+    if (body && send?.bytes !== undefined && typeof (/** @type {any} */ (globalThis).FixedLengthStream) === 'function') {
+      // A known length: the upload goes with content-length, not chunked.
+      const fixed = new (/** @type {any} */ (globalThis).FixedLengthStream)(send.bytes);
+      body.pipeTo(fixed.writable).catch(() => {});
+      body = fixed.readable;
+    }
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { ...headers, ...(body && { 'content-type': 'application/json' }) },
+      ...(body && { body, duplex: 'half' }),
+      signal: AbortSignal.timeout(CALL_MS),
+    });
+    if (res.ok) return res;
+    const text = await res.text().catch(() => '');
+    const retryable = [408, 409, 429, 500, 502, 503, 504, 529].includes(res.status);
+    throw new ProviderError(`${method} ${path || '/'}: ${res.status} ${redact(text.slice(0, 500))}`, retryable);
+  };
+  return {
+    /** @param {ReadableStream} body @param {number} bytes @returns {Promise<any>} */
+    create: async (body, bytes) => (await call('POST', '', { body, bytes })).json(),
+    /** @param {string} id @returns {Promise<any>} */
+    retrieve: async (id) => (await call('GET', `/${encodeURIComponent(id)}`)).json(),
+    /** @param {string} id */
+    cancel: async (id) => (await call('POST', `/${encodeURIComponent(id)}/cancel`)).json(),
+    /** The results file's lines as they arrive. @param {string} id @returns {AsyncGenerator<string>} */
+    async *results(id) {
+      const res = await call('GET', `/${encodeURIComponent(id)}/results`);
+      if (!res.body) return;
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let rest = '';
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        const parts = (rest + value).split('\n');
+        rest = /** @type {string} */ (parts.pop());
+        yield* parts;
+      }
+      if (rest !== '') yield rest;
+    },
+  };
+}

@@ -1,0 +1,161 @@
+// Stored batches served by the provider's Batch API (`options.completionWindow`), on real
+// workerd with the simulator's Message Batches API (its processing delay shortened): every
+// custom_id once with `route: "provider_batch"` and a follower on `?after=` seeing each line
+// once; a window too short for the provider (the rest canceled there, finished realtime);
+// errored items retried realtime one by one; bad values refused.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startWorker } from './harness.mjs';
+import { ROOMY_TOKEN, api, exactlyOnce, requests, results, simSession, submit, waitEnded } from './batches-client.mjs';
+
+const FAST_SIM = { seed: 11, minuteMs: 60_000, latency: { baseMs: 5, perOutputTokenMs: 0, jitterMs: 5 } };
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+describe('worker: /v1/batches through the provider Batch API', { timeout: 60_000, concurrency: true }, () => {
+  let worker;
+  let base;
+  before(async () => {
+    worker = await startWorker({ ...ROOMY_TOKEN, EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_PROVIDER_POLL_MS: '200' });
+    base = worker.url;
+  });
+  after(async () => {
+    await worker?.dispose();
+  });
+
+  /** Every new line of batch `id` from a cursor on `?after=`, until it has ended. */
+  async function follow(id) {
+    const seen = [];
+    let cursor = 0;
+    for (;;) {
+      const r = await api(base, 'GET', `/v1/batches/${id}/results?after=${cursor}`);
+      const lines = r.text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      seen.push(...lines);
+      if (lines.length > 0) cursor = lines.at(-1).edgebatch.seq;
+      else if (r.headers.get('edgebatch-batch-ended') === 'true') return seen;
+      await sleep(100);
+    }
+  }
+
+  test('a batch with completionWindow: every custom_id once, served by the provider batch; a follower sees each line once', async () => {
+    const sim = await simSession(base, { ...FAST_SIM, batches: { delayMs: 300, spreadMs: 1200 } });
+    const reqs = requests(150);
+    const batch = await submit(base, { provider: { name: 'anthropic', baseUrl: sim.baseUrl }, options: { completionWindow: '1h' }, requests: reqs });
+    const followed = follow(batch.id);
+    const samples = [];
+    const ended = await waitEnded(base, batch.id, { timeoutMs: 30_000, everyMs: 100, onSample: (b) => samples.push(b.edgebatch) });
+    assert.equal(ended.request_counts.succeeded, 150);
+    const waited = samples.find((e) => e.waiting?.reason === 'provider_batch');
+    assert.ok(waited, 'the view says it waits on the provider batch');
+    assert.equal(ended.edgebatch.completionWindow, '1h');
+    assert.equal(ended.edgebatch.providerBatches.length, 1);
+    assert.equal(ended.edgebatch.providerBatches[0].status, 'read');
+    assert.match(ended.edgebatch.providerBatches[0].id, /^msgbatch_/);
+    assert.deepEqual(ended.edgebatch.providerBatches[0].counts, { processing: 0, succeeded: 150, errored: 0, canceled: 0, expired: 0 });
+    assert.equal(ended.edgebatch.waiting, undefined);
+
+    const lines = await results(base, batch.id);
+    exactlyOnce(lines, reqs.map((r) => r.custom_id));
+    assert.ok(lines.every((l) => l.edgebatch.route === 'provider_batch' && l.result.message.type === 'message'), 'every line says provider_batch');
+    assert.ok(lines.every((l) => l.edgebatch.usage.outputTokens > 0));
+    assert.deepEqual(lines.map((l) => l.edgebatch.seq), [...Array(150).keys()].map((i) => i + 1));
+    exactlyOnce(await followed, reqs.map((r) => r.custom_id));
+  });
+
+  test('a window too short for the provider: what it has not finished at the cutoff is canceled there and runs realtime', async () => {
+    // 10 s: the cutoff is at 8 s; the provider finishes its items over 1-41 s.
+    const sim = await simSession(base, { ...FAST_SIM, batches: { delayMs: 1000, spreadMs: 40_000 } });
+    const reqs = requests(60, 'w');
+    const started = Date.now();
+    const batch = await submit(base, { provider: { name: 'anthropic', baseUrl: sim.baseUrl }, options: { completionWindow: '10s' }, requests: reqs });
+    const ended = await waitEnded(base, batch.id, { timeoutMs: 30_000, everyMs: 200 });
+    const tookMs = Date.now() - started;
+    assert.equal(ended.request_counts.succeeded, 60);
+    const lines = await results(base, batch.id);
+    exactlyOnce(lines, reqs.map((r) => r.custom_id));
+    const byRoute = { provider_batch: 0, realtime: 0 };
+    for (const l of lines) byRoute[l.edgebatch.route]++;
+    console.log(`# window 10s, provider spread 41 s: ${byRoute.provider_batch} lines from the provider batch, ${byRoute.realtime} realtime, ended in ${tookMs} ms`);
+    assert.ok(byRoute.provider_batch > 0 && byRoute.realtime > 0, JSON.stringify(byRoute));
+    assert.ok(tookMs < 12_000, `ended after ${tookMs} ms: past the 10 s window`);
+    const pb = ended.edgebatch.providerBatches[0];
+    assert.ok(['read', 'abandoned'].includes(pb.status), pb.status);
+  });
+
+  test('errored items of the provider batch are retried realtime one by one; the rest stay provider results', async () => {
+    const sim = await simSession(base, { ...FAST_SIM, batches: { delayMs: 200, spreadMs: 500, errorRate: 0.3 } });
+    const reqs = requests(80, 'e');
+    const batch = await submit(base, { provider: { name: 'anthropic', baseUrl: sim.baseUrl }, options: { completionWindow: '30m' }, requests: reqs });
+    const ended = await waitEnded(base, batch.id, { timeoutMs: 30_000, everyMs: 200 });
+    assert.equal(ended.request_counts.succeeded, 80);
+    const pbErrored = ended.edgebatch.providerBatches[0].counts.errored;
+    const lines = await results(base, batch.id);
+    exactlyOnce(lines, reqs.map((r) => r.custom_id));
+    const realtime = lines.filter((l) => l.edgebatch.route === 'realtime');
+    console.log(`# errorRate 0.3: ${pbErrored} errored in the provider batch, ${realtime.length} retried realtime`);
+    assert.ok(pbErrored > 0);
+    assert.equal(realtime.length, pbErrored, 'exactly the errored items ran realtime');
+    // Each counts the provider attempt and its realtime one.
+    assert.ok(realtime.every((l) => l.edgebatch.attempts >= 2), JSON.stringify(realtime.map((l) => l.edgebatch.attempts)));
+    assert.equal(ended.edgebatch.providerBatches.length, 1, 'not resubmitted as a batch');
+  });
+
+  test('canceling the batch cancels its provider batch: what it had not finished ends canceled, nothing runs realtime', async () => {
+    const sim = await simSession(base, { ...FAST_SIM, batches: { delayMs: 3000, spreadMs: 1000 } });
+    const reqs = requests(40, 'c');
+    const batch = await submit(base, { provider: { name: 'anthropic', baseUrl: sim.baseUrl }, options: { completionWindow: '1h' }, requests: reqs });
+    for (let i = 0; i < 50; i++) {
+      const b = (await api(base, 'GET', `/v1/batches/${batch.id}`)).json;
+      if (b.edgebatch.providerBatches[0]?.id) break;
+      await sleep(100);
+    }
+    assert.equal((await api(base, 'POST', `/v1/batches/${batch.id}/cancel`)).status, 200);
+    const ended = await waitEnded(base, batch.id, { timeoutMs: 20_000, everyMs: 200 });
+    assert.deepEqual(ended.request_counts, { processing: 0, succeeded: 0, errored: 0, canceled: 40, expired: 0 });
+    assert.equal(ended.edgebatch.providerBatches[0].counts.canceled, 40, 'canceled at the provider too');
+    exactlyOnce(await results(base, batch.id), reqs.map((r) => r.custom_id));
+  });
+
+  test('bad completionWindow values are 400s naming it', async () => {
+    const sim = await simSession(base, FAST_SIM);
+    const bad = async (provider, completionWindow, pattern) => {
+      const r = await api(base, 'POST', '/v1/batches', { body: { provider, options: { completionWindow }, requests: requests(2) } });
+      assert.equal(r.status, 400, r.text);
+      assert.match(r.json.error.message, pattern);
+    };
+    const anthropic = { name: 'anthropic', baseUrl: sim.baseUrl };
+    for (const v of ['4 hours', '0h', '-1h', '1.5h', '', 30, null, '24H', '2d']) {
+      await bad(anthropic, v, /options\.completionWindow must be a duration like "30m", "4h" or "24h"/);
+    }
+    await bad(anthropic, '25h', /options\.completionWindow 25h is longer than a batch lives \(86400000 ms, EDGEBATCH_BATCH_TTL_MS\)/);
+    await bad({ name: 'openai', baseUrl: sim.baseUrl }, '4h', /options\.completionWindow is supported for anthropic batches/);
+  });
+});
+
+describe('worker: the provider Batch API and the token\'s hour', { timeout: 60_000 }, () => {
+  test('what goes to the provider is charged to the token\'s hour: a chunk as big as the hour allows, the rest waits for it', async () => {
+    // 30 items an hour: a 50-request batch fits its 24 h life, not one hour.
+    const worker = await startWorker({ EDGEBATCH_ITEMS_PER_HOUR: '30', EDGEBATCH_SUBREQUESTS_PER_HOUR: '1000', EDGEBATCH_SIM: 'on',
+      EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_PROVIDER_POLL_MS: '200' });
+    try {
+      const sim = await simSession(worker.url, { ...FAST_SIM, batches: { delayMs: 200, spreadMs: 200 } });
+      const reqs = requests(50, 'h');
+      const batch = await submit(worker.url, { provider: { name: 'anthropic', baseUrl: sim.baseUrl }, options: { completionWindow: '1h' }, requests: reqs });
+      let view;
+      for (let i = 0; i < 100; i++) {
+        view = (await api(worker.url, 'GET', `/v1/batches/${batch.id}`)).json;
+        if (view.request_counts.succeeded === 30 && view.edgebatch.waiting?.reason === 'token_budget') break;
+        await sleep(100);
+      }
+      assert.equal(view.request_counts.succeeded, 30, JSON.stringify(view));
+      assert.equal(view.request_counts.processing, 20);
+      assert.equal(view.edgebatch.waiting?.reason, 'token_budget', JSON.stringify(view.edgebatch));
+      assert.ok(Date.parse(view.edgebatch.waiting.until) > Date.now() + 60_000, `it waits for the hour: ${view.edgebatch.waiting.until}`);
+      assert.deepEqual(view.edgebatch.providerBatches.map((p) => p.items), [30]);
+      const usage = (await api(worker.url, 'GET', '/v1/usage')).json;
+      assert.equal(usage.now.itemsLastHour, 30, JSON.stringify(usage));
+      assert.ok(usage.now.subrequestsLastHour <= 2, `a create is one subrequest, the rest went back: ${JSON.stringify(usage.now)}`);
+    } finally {
+      await worker.dispose();
+    }
+  });
+});
