@@ -113,7 +113,7 @@ if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.installed" ] || [ "$py_reqs" -n
       logged python-venv python3 -m venv "$venv"
     fi
   fi
-  note "installing the Python SDK into .tools/venv ($py_reqs)"
+  note "installing the Python SDKs into .tools/venv ($py_reqs)"
   logged pip "$venv/bin/pip" install --disable-pip-version-check --no-input -r "$py_reqs"
   touch "$venv/.installed"
 fi
