@@ -28,6 +28,8 @@ pub enum ErrorKind {
     /// The call's permit source (`permits`, a shared rate limiter) asked to start nothing more
     /// for a while: the item was not (or not again) attempted; retry after `retryAfterMs`.
     Deferred,
+    /// The call's `maxCostUsd` would be passed: the item was not (or not again) attempted.
+    CostCap,
 }
 
 impl ErrorKind {
@@ -44,6 +46,7 @@ impl ErrorKind {
             ErrorKind::Budget => "budget",
             ErrorKind::Process => "process",
             ErrorKind::Deferred => "deferred",
+            ErrorKind::CostCap => "cost_cap",
         }
     }
 }

@@ -3,6 +3,7 @@
 use js_sys::{Array, Object};
 use wasm_bindgen::prelude::*;
 
+use crate::core::cost::{usd, Prices};
 use crate::core::executor::{Event, ItemResult, Progress};
 use crate::web::attempt::Routed;
 use crate::web::provider::{usage_object, Metered};
@@ -105,6 +106,7 @@ extern "C" {
         elapsed_ms: f64,
         usage: &JsValue,
         served_by: &JsValue,
+        usd: Option<f64>,
     ) -> JsValue;
     #[wasm_bindgen(js_name = makeError)]
     fn make_error(
@@ -118,15 +120,21 @@ extern "C" {
     ) -> JsValue;
 }
 
-/// The result object; a provider value's usage is lifted onto it, and with fallbacks which
-/// alternative served it (`servedBy`).
-pub(super) fn result_object(r: &ItemResult<Metered>, routed: Option<&Routed>) -> JsValue {
+/// The result object; a provider value's usage is lifted onto it, what it cost when its
+/// model has a price (`usd`), and with fallbacks which alternative served it (`servedBy`).
+pub(super) fn result_object(
+    r: &ItemResult<Metered>,
+    routed: Option<&Routed>,
+    prices: &Prices,
+) -> JsValue {
     let mut usage = JsValue::UNDEFINED;
+    let mut cost = None;
     let (ok, payload) = match &r.outcome {
         Ok(v) => {
             if let Some(u) = v.feedback().usage {
                 usage = usage_object(u);
             }
+            cost = v.cost(prices).map(usd);
             (true, v.value.clone())
         }
         Err(e) => (
@@ -152,13 +160,18 @@ pub(super) fn result_object(r: &ItemResult<Metered>, routed: Option<&Routed>) ->
         ms(r.elapsed),
         &usage,
         &served_by,
+        cost,
     )
 }
 
-pub(super) fn results_array(results: &[ItemResult<Metered>], routed: Option<&Routed>) -> JsValue {
+pub(super) fn results_array(
+    results: &[ItemResult<Metered>],
+    routed: Option<&Routed>,
+    prices: &Prices,
+) -> JsValue {
     results
         .iter()
-        .map(|r| result_object(r, routed))
+        .map(|r| result_object(r, routed, prices))
         .collect::<Array>()
         .into()
 }

@@ -10,11 +10,13 @@ use super::js_serde;
 
 use std::rc::Rc;
 
+use crate::core::cost::Prices;
 use crate::options::{
-    self, Kind, Opt, OptionError, OptionErrorKind, OptionSpec, Raw, RawFallback, RawProvider,
-    OVERRIDES,
+    self, Kind, Opt, OptionError, OptionErrorKind, OptionSpec, Raw, RawFallback, RawPrice,
+    RawProvider, OVERRIDES, PRICE,
 };
 use crate::providers::{Provider, ProviderKind};
+use crate::text::quote;
 use crate::web::attempt::Alternative;
 
 pub(super) fn js_error(err: OptionError) -> JsValue {
@@ -257,6 +259,34 @@ pub(super) fn fallbacks_option(
         out.push(alternative);
     }
     Ok(out)
+}
+
+/// `prices: { "<model>": { inputPerMTok, outputPerMTok, ... } }` over the built-in table: each
+/// entry a plain object of declared keys, its values validated, messages naming the model
+/// (`prices["gpt-4o"].batchDiscount must be a number in 0..=1, got 2`).
+pub(super) fn prices_option(options: &JsValue, spec: &OptionSpec) -> Result<Prices, JsValue> {
+    let mut prices = Prices::default();
+    let Some(table) = object_option(options, spec)? else {
+        return Ok(prices);
+    };
+    for model in Object::keys(table.unchecked_ref::<Object>())
+        .iter()
+        .filter_map(|k| k.as_string())
+    {
+        let name = format!("{}[{}]", spec.key, quote(&model));
+        let entry = option(&table, &model).unwrap_or(JsValue::UNDEFINED);
+        check_group(&entry, &name, "an object", PRICE)?;
+        let price =
+            options::validate_price(&js_serde::from_js::<RawPrice>(&entry)).map_err(|e| {
+                let rest = e.message.strip_prefix("prices[]").unwrap_or(&e.message);
+                js_error(OptionError {
+                    message: format!("{name}{rest}"),
+                    ..e
+                })
+            })?;
+        prices = prices.with(model, price);
+    }
+    Ok(prices)
 }
 
 /// One entry of `fallbacks` (a plain object with declared keys: `check_keys`).

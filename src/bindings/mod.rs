@@ -12,8 +12,8 @@ mod stream;
 
 use convert::{event_object, progress_object, results_array};
 use js_options::{
-    fallbacks_option, function_option, is_plain_object, js_error, provider_option, read,
-    signal_option, type_error,
+    fallbacks_option, function_option, is_plain_object, js_error, prices_option, provider_option,
+    read, signal_option, type_error,
 };
 use post::PostJob;
 use stream::as_async_iterable;
@@ -30,11 +30,14 @@ use wasm_bindgen_futures::future_to_promise;
 use web_sys::AbortSignal;
 
 use crate::core::cancel::CancelToken;
-use crate::core::executor::{Config, Event, Executor, ItemResult, Observer, Progress};
-use crate::core::limits::Cost;
+use crate::core::cost::{Pico, Prices};
+use crate::core::executor::{Config, Event, Executor, ItemResult, Observer, Pacing, Progress};
+use crate::core::limits::{Cost, Feedback};
 use crate::core::pacer::{Pacer, PacingConfig};
 use crate::core::post::{BatchScope, PostStage};
-use crate::options::{OptionSpec, RawCallOptions, RawOptions, CALL_OPTIONS, OPTIONS};
+use crate::options::{
+    call_max_cost, OptionSpec, RawCallOptions, RawOptions, CALL_OPTIONS, OPTIONS,
+};
 use crate::providers::{Provider, ProviderKind};
 use crate::redact::Secrets;
 use crate::web::attempt::{Alternative, Routed, Task};
@@ -69,6 +72,8 @@ pub struct BatchProcessor {
     fallbacks: Rc<[Alternative]>,
     fallback_pacers: Vec<Rc<RefCell<Pacer>>>,
     fallback_after: Option<Duration>,
+    /// `prices` over the built-in table: results' `usd`, and `maxCostUsd`.
+    prices: Rc<Prices>,
 }
 
 #[wasm_bindgen]
@@ -121,6 +126,7 @@ impl BatchProcessor {
             fallback_pacers.push(Rc::new(RefCell::new(pacer)));
         }
         Ok(BatchProcessor {
+            prices: Rc::new(prices_option(options, raw.prices().spec)?),
             fallbacks: fallbacks.into(),
             fallback_pacers,
             fallback_after: validated.fallback_after,
@@ -197,7 +203,8 @@ impl BatchProcessor {
         } else {
             Task::Map(task_fn(task)?)
         };
-        let (stream, mut sink) = stream::channel(call.cancel.clone(), routed(&task));
+        let (stream, mut sink) =
+            stream::channel(call.cancel.clone(), routed(&task), call.prices.clone());
         wasm_bindgen_futures::spawn_local(async move {
             call.execute(task, &mut sink).await;
             sink.finish();
@@ -211,6 +218,7 @@ impl BatchProcessor {
         let items = Rc::new(Items::read(items)?);
         let mut signals: Vec<AbortSignal> = self.signal.iter().cloned().collect();
         let (mut post, mut permits) = (None, None);
+        let mut config = self.config.clone();
         if !call_options.is_undefined() && !call_options.is_null() {
             if !call_options.is_object() {
                 return Err(type_error(format!(
@@ -224,6 +232,9 @@ impl BatchProcessor {
             post = PostJob::read(&call_options, spec, items.array(), &self.secrets)?;
             let kind = self.provider.as_ref().map(|p| p.kind);
             permits = JsPermits::read(&call_options, call.permits().spec, kind)?;
+            if let Some(max) = call_max_cost(&call).map_err(js_error)? {
+                config.max_cost = Some(max);
+            }
         }
         let cancel = CancelToken::new();
         let links = signals
@@ -237,6 +248,7 @@ impl BatchProcessor {
         let cost_fn = self.cost.clone();
         let cost_items = items.clone();
         let secrets = self.secrets.clone();
+        let (capped, prices) = (config.max_cost.is_some(), self.prices.clone());
         // Every item is read here first, guarded: one that throws fails before any attempt.
         let cost = move |index: usize| {
             let item = cost_items.get(index).map_err(|m| secrets.scrub(&m))?;
@@ -246,13 +258,22 @@ impl BatchProcessor {
                 (true, None) => preflight::check_spec(&item),
             }
             .map_err(|m| secrets.scrub(&m))?;
+            // A cap cannot bound what it cannot price: a request of an unpriced model fails.
+            if let (true, true, Some(_)) = (capped, sends, provider.as_deref()) {
+                let model = get(&item, "model").and_then(|m| m.as_string());
+                if model.as_deref().and_then(|m| prices.find(m)).is_none() {
+                    let shown = model.as_deref().map_or("(none)".into(), crate::text::quote);
+                    return Err(format!("maxCostUsd needs a price for the model {shown}: add it to the processor's prices"));
+                }
+            }
             let estimate = provider
                 .as_deref()
                 .map(|p| p.estimate_cost(&JsJson(item.clone())));
             Ok(caller_cost(cost_fn.as_ref(), &item, index).unwrap_or(estimate.unwrap_or_default()))
         };
         Ok(Call {
-            config: self.config.clone(),
+            config,
+            prices: self.prices.clone(),
             seed,
             pacer: self.pacer.clone(),
             fallback_pacers: self.fallback_pacers.clone(),
@@ -289,6 +310,7 @@ fn task_fn(task: JsValue) -> Result<Rc<Function>, JsValue> {
 /// One call of map/run/stream: its items, cancel token and the links to the AbortSignals.
 struct Call {
     config: Config,
+    prices: Rc<Prices>,
     seed: u64,
     pacer: Rc<RefCell<Pacer>>,
     fallback_pacers: Vec<Rc<RefCell<Pacer>>>,
@@ -311,8 +333,9 @@ impl Call {
     fn settle(self, task: Task) -> Promise {
         let routed = routed(&task);
         future_to_promise(async move {
+            let prices = self.prices.clone();
             let results = self.execute(task, &mut ()).await;
-            Ok(results_array(&results, routed.as_deref()))
+            Ok(results_array(&results, routed.as_deref(), &prices))
         })
     }
 
@@ -327,7 +350,15 @@ impl Call {
         let mut both = Both(&self.callbacks, extra);
         let downstream = RefCell::new(&mut both as &mut dyn Observer<Metered>);
         let total = items.len();
-        let pacing = (&*self.cost, Metered::feedback);
+        let pacing = CallPacing {
+            cost: &*self.cost,
+            prices: &self.prices,
+            models: match &task {
+                Task::Run(Some(_), _) => Some((&*items, &[][..])),
+                Task::Routed(routed) => Some((&*items, &routed.fallbacks[..])),
+                _ => None,
+            },
+        };
         // One executor call site either way (each instantiation is KBs of wasm): with a
         // stage, its feed observes the calls; without, the caller's observers do.
         let stage = self.post.as_ref().map(|p| PostStage::new(total, p.threads));
@@ -375,6 +406,44 @@ impl Call {
             cancel: &self.cancel,
         };
         stage.run(calls, &process, batch, &downstream).await
+    }
+}
+
+/// What the executor asks of a call's items: their expected cost (for the pacer), what a
+/// value reports, and dollars (the ledger: `maxCostUsd`, from the processor's `prices`).
+struct CallPacing<'a> {
+    cost: &'a dyn Fn(usize) -> Result<Cost, String>,
+    prices: &'a Prices,
+    /// With a provider: the items (requests whose `model` has a price) and the fallbacks.
+    models: Option<(&'a Items, &'a [Alternative])>,
+}
+
+impl Pacing<Metered> for CallPacing<'_> {
+    fn cost(&self, index: usize) -> Result<Cost, String> {
+        (self.cost)(index)
+    }
+
+    fn feedback(&self, value: &Metered) -> Feedback {
+        value.feedback()
+    }
+
+    /// The estimate at the price of the model the attempt sends: the alternative's, else the
+    /// item's own.
+    fn max_spend(&self, index: usize, cost: &Cost, route: usize) -> Pico {
+        let Some((items, fallbacks)) = self.models else {
+            return 0;
+        };
+        let model = route
+            .checked_sub(1)
+            .and_then(|k| fallbacks.get(k)?.model.as_string())
+            .or_else(|| get(&items.get(index).ok()?, "model")?.as_string());
+        model
+            .and_then(|m| self.prices.find(&m))
+            .map_or(0, |p| p.estimate(cost))
+    }
+
+    fn spend(&self, value: &Metered) -> Pico {
+        value.cost(self.prices).unwrap_or(0)
     }
 }
 

@@ -12,6 +12,7 @@ use wasm_bindgen_futures::future_to_promise;
 
 use super::convert::result_object;
 use crate::core::cancel::CancelToken;
+use crate::core::cost::Prices;
 use crate::core::executor::{ItemResult, Observer};
 use crate::web::attempt::Routed;
 use crate::web::provider::Metered;
@@ -33,20 +34,22 @@ struct StreamState {
 }
 
 /// The batch's side of a stream: results go in as they complete.
-pub(super) struct StreamSink(Rc<RefCell<StreamState>>, Option<Rc<Routed>>);
+pub(super) struct StreamSink(Rc<RefCell<StreamState>>, Option<Rc<Routed>>, Rc<Prices>);
 
 /// A stream and the sink that feeds it; `cancel` is the batch's token (`return()` fires it);
-/// `routed`: the call's fallbacks (each result says which alternative served it).
+/// `routed`: the call's fallbacks (each result says which alternative served it); `prices`:
+/// each result's `usd`.
 pub(super) fn channel(
     cancel: CancelToken,
     routed: Option<Rc<Routed>>,
+    prices: Rc<Prices>,
 ) -> (ResultStream, StreamSink) {
     let state = Rc::new(RefCell::new(StreamState::default()));
     let stream = ResultStream {
         sink: state.clone(),
         cancel,
     };
-    (stream, StreamSink(state, routed))
+    (stream, StreamSink(state, routed, prices))
 }
 
 impl StreamSink {
@@ -61,7 +64,8 @@ impl StreamSink {
 impl Observer<Metered> for StreamSink {
     fn result(&mut self, result: &ItemResult<Metered>) {
         let mut st = self.0.borrow_mut();
-        st.queue.push_back(result_object(result, self.1.as_deref()));
+        st.queue
+            .push_back(result_object(result, self.1.as_deref(), &self.2));
         st.wakers.drain(..).for_each(Waker::wake);
     }
 }

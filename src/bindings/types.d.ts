@@ -59,6 +59,29 @@ export interface BatchOptions {
   fallbacks?: Fallback[];
   /** A rate-limit wait longer than this (ms, 0..=2147483647) moves an item to its next alternative (default: only a wait past the deadline moves). Needs `fallbacks`. */
   fallbackAfterMs?: number;
+  /**
+   * Dollars one call of map/run/stream may spend (0..=1e9, default unlimited; a call's own
+   * `maxCostUsd` wins). No attempt starts that could pass it (what is spent, plus the estimates
+   * of the attempts in flight, plus this one's: its input estimate and `max_tokens` at its
+   * model's price); the items left end with kind `cost_cap`. See docs/API.md, "Cost".
+   */
+  maxCostUsd?: number;
+  /** Prices per model over the built-in table (dollars per million tokens), e.g. `{ "my-model": { inputPerMTok: 1, outputPerMTok: 4 } }`. */
+  prices?: Record<string, ModelPrice>;
+}
+
+/** One model's price, in dollars per million tokens (each 0..=1000000). */
+export interface ModelPrice {
+  inputPerMTok: number;
+  outputPerMTok: number;
+  /** Default `inputPerMTok`. */
+  cacheWrite5mPerMTok?: number;
+  /** Default `cacheWrite5mPerMTok`. */
+  cacheWrite1hPerMTok?: number;
+  /** Default `inputPerMTok`. */
+  cacheReadPerMTok?: number;
+  /** The share the provider's Batch API takes off, 0..=1 (default 0; 0.5 is half price). */
+  batchDiscount?: number;
 }
 
 /** One alternative of `fallbacks`: another upstream of the same API and/or another model. */
@@ -135,6 +158,12 @@ export interface BatchSummary {
   usage: Usage;
   /** Items, successes and usage per model (`servedBy.model`, else the reply's `model`), when results name one. */
   byModel?: Record<string, { items: number; ok: number; inputTokens: number; outputTokens: number }>;
+  /**
+   * Dollars: the sum of the results' `usd` (`usdIfRealtime`: what they would have cost
+   * realtime), per model when results name one; `unpriced`: successful results with no `usd`
+   * (no usage, or a model with no price).
+   */
+  cost: { usd: number; usdIfRealtime: number; unpriced: number; byModel?: Record<string, number> };
 }
 
 /** Totals of a batch's results. */
@@ -148,6 +177,8 @@ export interface CallOptions {
   postProcess?: PostProcess;
   /** A shared permit source (a rate limiter other processes use too), see Permits. */
   permits?: Permits;
+  /** Dollars this call may spend, in place of the processor's `maxCostUsd`. */
+  maxCostUsd?: number;
 }
 
 /** What one attempt is expected to cost, as `Permits.acquire` is told. */
@@ -216,7 +247,7 @@ export interface TaskContext {
   index: number;
 }
 
-export type ErrorKind = "timeout" | "http" | "network" | "aborted" | "deadline" | "invalid" | "task" | "budget" | "process" | "deferred";
+export type ErrorKind = "timeout" | "http" | "network" | "aborted" | "deadline" | "invalid" | "task" | "budget" | "process" | "deferred" | "cost_cap";
 
 export interface ItemError {
   kind: ErrorKind;
@@ -233,7 +264,7 @@ export interface ItemError {
 }
 
 export type ItemResult<T = unknown> =
-  | { index: number; ok: true; value: T; attempts: number; elapsedMs: number; usage?: Usage; servedBy?: ServedBy }
+  | { index: number; ok: true; value: T; attempts: number; elapsedMs: number; usage?: Usage; servedBy?: ServedBy; usd?: number }
   | { index: number; ok: false; error: ItemError; attempts: number; elapsedMs: number; servedBy?: ServedBy };
 
 export interface Progress {

@@ -7,6 +7,7 @@ mod batch;
 pub mod budget;
 pub mod cancel;
 pub mod clock;
+pub mod cost;
 pub mod executor;
 pub mod limits;
 pub mod observation;

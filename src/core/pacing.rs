@@ -2,6 +2,7 @@
 //! (`batch/mod.rs`) and handed in by whoever runs the executor: its own module, so the
 //! executor and the batch both depend on it and not on each other.
 
+use super::cost::Pico;
 use super::limits::{Cost, Feedback};
 
 /// What the pacer needs to know about a batch's items: what each costs, and what a
@@ -18,6 +19,17 @@ pub trait Pacing<V> {
     /// What a success reports.
     fn feedback(&self, _value: &V) -> Feedback {
         Feedback::default()
+    }
+
+    /// The most an attempt of item `index` on alternative `route` is expected to cost, in
+    /// pico-dollars (`maxCostUsd`), given its expected `cost`; `0` when no price is known.
+    fn max_spend(&self, _index: usize, _cost: &Cost, _route: usize) -> Pico {
+        0
+    }
+
+    /// What a successful value cost, in pico-dollars (`0` when not known).
+    fn spend(&self, _value: &V) -> Pico {
+        0
     }
 }
 

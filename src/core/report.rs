@@ -23,6 +23,9 @@ pub struct Config {
     pub max_retry_after: Duration,
     /// Attempts the whole batch may start, retries included (`None`: unlimited).
     pub max_attempts: Option<u64>,
+    /// Dollars the whole batch may spend, in pico-dollars (`None`: unlimited; see
+    /// [`crate::core::cost::CostCap`]).
+    pub max_cost: Option<u64>,
 }
 
 // `Default for Config` is in `crate::options`: the defaults are the declared options'.

@@ -21,6 +21,7 @@ use std::time::Duration;
 use serde::de::IgnoredAny;
 
 use crate::core::backoff::{Backoff, Jitter};
+use crate::core::cost::{self, Price};
 use crate::core::executor::Config;
 use crate::core::pacer::PacingConfig;
 use crate::text::{format_number, quote};
@@ -101,6 +102,12 @@ const MAX_OUTPUT_TOKENS: u64 = 10_000_000;
 /// Largest budget per minute in `rateLimit`.
 const MAX_PER_MINUTE: u64 = 1_000_000_000_000;
 
+/// Largest `maxCostUsd`, in dollars.
+const MAX_COST_USD: u64 = 1_000_000_000;
+
+/// Largest price in `prices`, in dollars per million tokens.
+const MAX_PER_MTOK: u64 = 1_000_000;
+
 /// Largest delay option (backoff, Retry-After cap, breaker cooldown): an hour.
 const HOUR_MS: u64 = 3_600_000;
 
@@ -152,6 +159,29 @@ declare_options! {
         fallbacks: IgnoredAny = "fallbacks", Kind::List(FALLBACK), Absent("none");
         /// A rate-limit wait longer than this moves an item to its next alternative, in ms.
         fallback_after_ms: Raw = "fallbackAfterMs", int(0, MAX_TIMER_MS), Absent("only a wait past the deadline moves");
+        /// Dollars one call of map/run/stream may spend; no attempt starts that could pass it.
+        max_cost_usd: Raw = "maxCostUsd", Kind::Number { max: MAX_COST_USD }, Absent("unlimited");
+        /// Prices per model, over the built-in table (explicit path: the keys are model names).
+        prices: IgnoredAny = "prices", Kind::Map(PRICE), Absent("the built-in table");
+    }
+}
+
+declare_options! {
+    /// One model's price in `prices: { "<model>": { ... } }`, in dollars per million tokens;
+    /// read on the explicit path, messages naming the model (`prices["gpt-4o"].inputPerMTok`).
+    pub struct RawPrice, table PRICE, prefix "prices[]." {
+        /// Input tokens (neither cache writes nor cache reads).
+        input_per_mtok: Raw = "inputPerMTok", Kind::Number { max: MAX_PER_MTOK }, Absent("required");
+        /// Output tokens.
+        output_per_mtok: Raw = "outputPerMTok", Kind::Number { max: MAX_PER_MTOK }, Absent("required");
+        /// Input tokens written to a 5-minute cache entry.
+        cache_write_5m_per_mtok: Raw = "cacheWrite5mPerMTok", Kind::Number { max: MAX_PER_MTOK }, Absent("inputPerMTok");
+        /// Input tokens written to a 1-hour cache entry.
+        cache_write_1h_per_mtok: Raw = "cacheWrite1hPerMTok", Kind::Number { max: MAX_PER_MTOK }, Absent("cacheWrite5mPerMTok");
+        /// Input tokens read from the cache.
+        cache_read_per_mtok: Raw = "cacheReadPerMTok", Kind::Number { max: MAX_PER_MTOK }, Absent("inputPerMTok");
+        /// The share the provider's Batch API takes off (0.5: half price).
+        batch_discount: Raw = "batchDiscount", Kind::Number { max: 1 }, Absent("0");
     }
 }
 
@@ -241,6 +271,8 @@ declare_options! {
         /// A shared permit source asked before every attempt, told every outcome (explicit
         /// path: an object with methods).
         permits: IgnoredAny = "permits", Kind::Methods(PERMITS), Absent("none");
+        /// Dollars this call may spend, in place of the processor's `maxCostUsd`.
+        max_cost_usd: Raw = "maxCostUsd", Kind::Number { max: MAX_COST_USD }, Absent("the processor's");
     }
 }
 
@@ -376,6 +408,7 @@ impl RawOptions {
         };
         let max_response_bytes = declared(self.max_response_bytes().int()?);
         let fallback_after = self.fallback_after_ms().int()?.map(ms);
+        let max_cost = self.max_cost_usd().number()?.map(cost::pico);
         Ok(Options {
             max_response_bytes,
             fallback_after,
@@ -387,6 +420,7 @@ impl RawOptions {
                 backoff,
                 max_retry_after,
                 max_attempts,
+                max_cost,
             },
             seed,
             pacing,
@@ -426,6 +460,39 @@ pub fn validate_fallback(
         overrides.max_completion_tokens().int()?,
     ];
     Ok((model, fields))
+}
+
+/// One `prices` entry, validated: dollars per MTok into the ledger's [`Price`] (rounded to
+/// $0.000001 per MTok). Messages say `prices[].…`: the edge names the model.
+pub fn validate_price(entry: &RawPrice) -> Result<Price, OptionError> {
+    let required = |opt: Opt<'_, Raw>| {
+        opt.number()?
+            .ok_or_else(|| opt.spec.refuse(OptionErrorKind::Type, "undefined"))
+    };
+    let input = required(entry.input_per_mtok())?;
+    let output = required(entry.output_per_mtok())?;
+    let write_5m = entry.cache_write_5m_per_mtok().number()?.unwrap_or(input);
+    let write_1h = entry
+        .cache_write_1h_per_mtok()
+        .number()?
+        .unwrap_or(write_5m);
+    let read = entry.cache_read_per_mtok().number()?.unwrap_or(input);
+    let discount = entry.batch_discount().number()?.unwrap_or(0.0);
+    // Dollars per MTok are micro-dollars per token: 1e6 pico-dollars per token each.
+    let rate = |per_mtok: f64| (per_mtok * 1e6).round() as u64;
+    Ok(Price {
+        input: rate(input),
+        output: rate(output),
+        cache_write_5m: rate(write_5m),
+        cache_write_1h: rate(write_1h),
+        cache_read: rate(read),
+        batch_discount: (discount * 1e6).round() as u32,
+    })
+}
+
+/// The call's `maxCostUsd`, in pico-dollars, when given.
+pub fn call_max_cost(call: &RawCallOptions) -> Result<Option<u64>, OptionError> {
+    Ok(call.max_cost_usd().number()?.map(cost::pico))
 }
 
 impl Raw {

@@ -17,6 +17,11 @@ pub enum Kind {
         /// Largest value allowed.
         max: u64,
     },
+    /// A finite number in `0..=max`, fractions allowed (dollars, prices, shares).
+    Number {
+        /// Largest value allowed.
+        max: u64,
+    },
     /// `true` or `false`.
     Bool,
     /// One of these strings.
@@ -28,6 +33,10 @@ pub enum Kind {
     /// A non-empty array of plain objects whose keys are these declarations (read on the
     /// explicit path: each entry is named by its position, e.g. `fallbacks[1].model`).
     List(&'static [OptionSpec]),
+    /// A plain object whose keys are names the caller picks (models) and whose values are
+    /// plain objects of these declarations (read on the explicit path: each entry is named
+    /// by its key, e.g. `prices["gpt-4o"].inputPerMTok`).
+    Map(&'static [OptionSpec]),
     /// A JS function (read on the explicit path: serde cannot hold a function).
     Function,
     /// An object with these methods ([`Kind::Function`] declarations), read on the explicit
@@ -91,6 +100,7 @@ impl OptionSpec {
     pub fn expected(&self) -> String {
         match self.kind {
             Kind::Int { min, max } => format!("an integer in {min}..={max}"),
+            Kind::Number { max } => format!("a number in 0..={max}"),
             Kind::Bool => "a boolean".into(),
             Kind::OneOf(choices) => {
                 // By hand: `join` over a Vec costs the wasm build more than this loop.
@@ -105,6 +115,7 @@ impl OptionSpec {
             }
             Kind::Text => "a string".into(),
             Kind::Object(_) | Kind::Methods(_) => "an object".into(),
+            Kind::Map(_) => "an object of names to objects".into(),
             Kind::List(_) => "a non-empty array of objects".into(),
             Kind::Function => "a function".into(),
             Kind::AbortSignal => "an AbortSignal".into(),
@@ -149,6 +160,20 @@ impl Opt<'_, Raw> {
             Raw::Number(n) if n.fract() == 0.0 && n >= min as f64 && n <= max as f64 => {
                 Ok(Some(n as u64))
             }
+            Raw::Number(_) => Err(self.refuse(OptionErrorKind::Range)),
+            _ => Err(self.refuse(OptionErrorKind::Type)),
+        }
+    }
+
+    /// A number option (fractions allowed): the value, else `None` (such options have no
+    /// default value).
+    pub fn number(&self) -> Result<Option<f64>, OptionError> {
+        let Kind::Number { max } = self.spec.kind else {
+            unreachable!("{} is not declared as a number", self.spec.name)
+        };
+        match *self.value {
+            Raw::Missing => Ok(None),
+            Raw::Number(n) if n >= 0.0 && n <= max as f64 => Ok(Some(n)),
             Raw::Number(_) => Err(self.refuse(OptionErrorKind::Range)),
             _ => Err(self.refuse(OptionErrorKind::Type)),
         }

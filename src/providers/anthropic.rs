@@ -2,6 +2,7 @@
 
 use super::http::Json;
 use super::{count, Endpoint, Reply, Usage};
+use crate::core::cost::Tokens;
 
 /// The public API.
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
@@ -49,6 +50,28 @@ pub fn parse_reply_parts<J: Json>(json: &J) -> Result<Reply<Vec<J>>, String> {
             output_tokens: count(&usage, "output_tokens")
                 .ok_or("usage.output_tokens is not a count")?,
         },
+    })
+}
+
+/// The billed tokens of a Message's `usage`: `input_tokens` (not cached), the cache writes
+/// (`cache_creation_input_tokens`, split by `cache_creation.ephemeral_1h_input_tokens` when
+/// the reply says, else all 5-minute), the cache reads (`cache_read_input_tokens`).
+pub fn billed<J: Json>(usage: &J) -> Option<Tokens> {
+    let n = |key| count(usage, key).unwrap_or(0);
+    let split = usage.field("cache_creation");
+    let part = |key| split.as_ref().and_then(|s| count(s, key)).unwrap_or(0);
+    let (five, hour) = (
+        part("ephemeral_5m_input_tokens"),
+        part("ephemeral_1h_input_tokens"),
+    );
+    let writes = count(usage, "cache_creation_input_tokens").unwrap_or(five + hour);
+    let hour = hour.min(writes);
+    Some(Tokens {
+        input: count(usage, "input_tokens")?,
+        output: count(usage, "output_tokens")?,
+        cache_write_5m: writes - hour,
+        cache_write_1h: hour,
+        cache_read: n("cache_read_input_tokens"),
     })
 }
 
@@ -103,6 +126,31 @@ mod tests {
             "usage":{"input_tokens":1,"output_tokens":1}}"#;
         let parts = parse_reply_parts(&parsed(body).unwrap()).unwrap().text;
         assert_eq!(parts.len(), 1, "{parts:?}");
+    }
+
+    #[test]
+    fn billed_tokens_count_cache_writes_and_reads_once() {
+        let usage = |body: &str| billed(&parsed(body).unwrap());
+        let plain = usage(r#"{"input_tokens":12,"output_tokens":5}"#).unwrap();
+        assert_eq!((plain.input, plain.output, plain.cache_read), (12, 5, 0));
+        let cached = usage(
+            r#"{"input_tokens":3,"output_tokens":9,"cache_creation_input_tokens":3000,
+                "cache_read_input_tokens":2000,
+                "cache_creation":{"ephemeral_5m_input_tokens":1000,"ephemeral_1h_input_tokens":2000}}"#,
+        )
+        .unwrap();
+        let want = Tokens {
+            input: 3,
+            output: 9,
+            cache_write_5m: 1000,
+            cache_write_1h: 2000,
+            cache_read: 2000,
+        };
+        assert_eq!(cached, want);
+        let unsplit =
+            usage(r#"{"input_tokens":1,"output_tokens":1,"cache_creation_input_tokens":70}"#);
+        assert_eq!(unsplit.unwrap().cache_write_5m, 70);
+        assert_eq!(usage(r#"{"output_tokens":1}"#), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod http;
 pub mod openai;
 pub mod ratelimit;
 
+use crate::core::cost::{Pico, Prices, Served, Tokens};
 use crate::core::limits::Cost;
 use crate::options::{OptionError, OptionErrorKind};
 use crate::text::quote;
@@ -282,6 +283,24 @@ fn text_chars<J: Json>(content: &J) -> usize {
 }
 
 /// Reads a token count that must be a non-negative integer.
+/// The billed tokens of a reply's `usage`, in either API's shape (OpenAI's has
+/// `prompt_tokens`).
+pub fn billed_tokens<J: Json>(usage: &J) -> Option<Tokens> {
+    if usage.field("prompt_tokens").is_some() {
+        openai::billed(usage)
+    } else {
+        anthropic::billed(usage)
+    }
+}
+
+/// What a reply (a Message or a chat completion: its `model` and `usage`) cost realtime, when
+/// `prices` has its model.
+pub fn reply_cost<J: Json>(prices: &Prices, reply: &J) -> Option<Pico> {
+    let price = prices.find(&reply.field("model")?.text()?)?;
+    let tokens = billed_tokens(&reply.field("usage")?)?;
+    Some(price.cost(&tokens, Served::Realtime))
+}
+
 fn count<J: Json>(json: &J, key: &str) -> Option<u64> {
     json.field(key)
         .and_then(|v| v.number())

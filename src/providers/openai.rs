@@ -2,6 +2,7 @@
 
 use super::http::Json;
 use super::{count, Endpoint, Reply, Usage};
+use crate::core::cost::Tokens;
 
 /// The public API.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com";
@@ -48,10 +49,37 @@ pub fn parse_reply_parts<J: Json>(json: &J) -> Result<Reply<Vec<J>>, String> {
     })
 }
 
+/// The billed tokens of a completion's `usage`: `prompt_tokens` includes
+/// `prompt_tokens_details.cached_tokens` (the cache reads); OpenAI bills no cache writes.
+pub fn billed<J: Json>(usage: &J) -> Option<Tokens> {
+    let prompt = count(usage, "prompt_tokens")?;
+    let details = usage.field("prompt_tokens_details");
+    let cached = details
+        .and_then(|d| count(&d, "cached_tokens"))
+        .unwrap_or(0);
+    let cached = cached.min(prompt);
+    Some(Tokens {
+        input: prompt - cached,
+        output: count(usage, "completion_tokens")?,
+        cache_read: cached,
+        ..Tokens::default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::providers::test_json::parsed;
+
+    #[test]
+    fn billed_tokens_take_the_cached_ones_out_of_the_prompt() {
+        let body = r#"{"prompt_tokens":2006,"completion_tokens":300,
+            "prompt_tokens_details":{"cached_tokens":1920}}"#;
+        let t = billed(&parsed(body).unwrap()).unwrap();
+        assert_eq!((t.input, t.cache_read, t.output), (86, 1920, 300));
+        let plain = billed(&parsed(r#"{"prompt_tokens":9,"completion_tokens":2}"#).unwrap());
+        assert_eq!(plain.map(|t| (t.input, t.cache_read)), Some((9, 0)));
+    }
 
     #[test]
     fn replies() {

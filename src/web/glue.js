@@ -48,14 +48,16 @@ export function abortTask(ctx) {
   if (ctx[CONTROLLER] !== undefined) ctx[CONTROLLER].abort();
 }
 
-// `servedBy`: run() with fallbacks (routeRequest below), else undefined and left out.
-export function makeResult(index, ok, payload, attempts, elapsedMs, usage, servedBy) {
+// `servedBy`: run() with fallbacks (routeRequest below), else undefined and left out; `usd`:
+// what the item cost, when its model has a price (the ledger is src/core/cost/).
+export function makeResult(index, ok, payload, attempts, elapsedMs, usage, servedBy, usd) {
   const r = !ok
     ? { index, ok: false, error: payload, attempts, elapsedMs }
     : usage === undefined
       ? { index, ok: true, value: payload, attempts, elapsedMs }
       : { index, ok: true, value: payload, attempts, elapsedMs, usage };
   if (servedBy !== undefined) r.servedBy = servedBy;
+  if (usd !== undefined) r.usd = usd;
   return r;
 }
 
@@ -80,10 +82,13 @@ export function routeRequest(served, index, item, alternative, provider, model, 
   return body;
 }
 
-// Totals of a batch's results (any iterable of results).
+// Totals of a batch's results (any iterable of results). Dollars are added as whole
+// pico-dollars (the ledger's unit), so the total is exact where each result's `usd` is.
 export function summarize(results) {
   const s = { total: 0, ok: 0, failed: 0, attempts: 0, retries: 0, byKind: {},
     usage: { inputTokens: 0, outputTokens: 0 } };
+  const pico = { usd: 0, realtime: 0, byModel: undefined };
+  let unpriced = 0;
   for (const r of results) {
     s.total++;
     s.attempts += r.attempts;
@@ -107,6 +112,22 @@ export function summarize(results) {
       m.inputTokens += usage.inputTokens;
       m.outputTokens += usage.outputTokens;
     }
+    // `usdIfRealtime`: what a provider-batch result would have cost realtime (the Worker's
+    // stored batches say it); a realtime result's is its `usd`.
+    if (typeof r?.usd === 'number') {
+      const p = Math.round(r.usd * 1e12);
+      pico.usd += p;
+      pico.realtime += typeof r.usdIfRealtime === 'number' ? Math.round(r.usdIfRealtime * 1e12) : p;
+      if (typeof model === 'string') {
+        pico.byModel ??= {};
+        pico.byModel[model] = (pico.byModel[model] ?? 0) + p;
+      }
+    } else if (r.ok) unpriced++;
+  }
+  s.cost = { usd: pico.usd / 1e12, usdIfRealtime: pico.realtime / 1e12, unpriced };
+  if (pico.byModel) {
+    s.cost.byModel = {};
+    for (const [m, p] of Object.entries(pico.byModel)) s.cost.byModel[m] = p / 1e12;
   }
   return s;
 }

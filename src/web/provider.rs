@@ -6,8 +6,9 @@ use wasm_bindgen::prelude::*;
 use web_sys::{AbortSignal, Headers, RequestInit};
 
 use super::fetch::{send, BodyRules};
-use super::{describe, parse_json, set, JsJson};
+use super::{describe, get, parse_json, set, JsJson};
 use crate::core::clock::Clock;
+use crate::core::cost::{Pico, Prices};
 use crate::core::limits::Feedback;
 use crate::error::{ErrorKind, Failure};
 use crate::providers::http::error_in_success;
@@ -40,6 +41,16 @@ impl Metered {
     /// What the value tells the pacer: usage and rate-limit headers, or nothing.
     pub fn feedback(&self) -> Feedback {
         self.feedback.as_deref().copied().unwrap_or_default()
+    }
+
+    /// What the value cost realtime, when its model has a price: a provider value's `reply`,
+    /// or a `map()` value that is the SDK's own reply (a Message, a ChatCompletion).
+    pub fn cost(&self, prices: &Prices) -> Option<Pico> {
+        let reply = match self.feedback {
+            Some(_) => get(&self.value, "reply")?,
+            None => self.value.clone(),
+        };
+        crate::providers::reply_cost(prices, &JsJson(reply))
     }
 }
 

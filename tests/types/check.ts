@@ -104,7 +104,7 @@ async function main(): Promise<void> {
       const s: string = r.value;
       void s;
     } else {
-      const kind: "timeout" | "http" | "network" | "aborted" | "deadline" | "invalid" | "task" | "budget" | "process" | "deferred" = r.error.kind;
+      const kind: "timeout" | "http" | "network" | "aborted" | "deadline" | "invalid" | "task" | "budget" | "process" | "deferred" | "cost_cap" = r.error.kind;
       const message: string = r.error.message;
       const retryable: boolean = r.error.retryable;
       const status: number | undefined = r.error.status;

@@ -16,7 +16,7 @@ use crate::core::permit_source::Outcome;
 use crate::core::report::{Event, Observer};
 use crate::core::retry::{Action, AttemptState};
 use crate::core::stop::deferred;
-use crate::error::Failure;
+use crate::error::{ErrorKind, Failure};
 
 impl<V, C, F, Fut, P, O> Batch<'_, V, C, F, P, O>
 where
@@ -72,6 +72,15 @@ where
             Ok(_) => (None, None),
             Err(f) => (Some(f.kind()), f.status),
         };
+        // What the attempt cost, against the cap: a success's reply says; a timed-out attempt
+        // may have been billed for what it generated, so it costs its estimate; other failures
+        // (error replies, no reply) cost nothing.
+        let cost = match &outcome {
+            Ok(value) => self.pacing.spend(value),
+            Err(_) if kind == Some(ErrorKind::Timeout) => self.items[index].held,
+            Err(_) => 0,
+        };
+        self.settle_cost(index, cost);
         self.observer.event(&Event::End {
             index,
             attempt,

@@ -18,6 +18,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use super::budget::AttemptBudget;
 use super::cancel::CancelToken;
 use super::clock::{Clock, Sleep};
+use super::cost::{CostCap, Pico};
 use super::limits::Cost;
 use super::pacer::{Admission, Pacer, Ticket};
 use super::pacing::Pacing;
@@ -67,6 +68,8 @@ struct ItemState {
     /// The alternative its next (or current) attempt goes to: 0, the first choice, unless
     /// the retry rule moved it.
     route: usize,
+    /// What its attempt in flight (or waiting for a permit) may cost, held against the cap.
+    held: Pico,
 }
 
 type AttemptFuture<V> = Pin<Box<dyn Future<Output = (usize, Result<V, Failure>)>>>;
@@ -111,6 +114,8 @@ pub(super) struct Batch<'a, V, C: ?Sized + Clock, F, P: ?Sized, O: ?Sized> {
     permits: PermitWaits<'a>,
     timeouts: AttemptTimeouts,
     budget: AttemptBudget,
+    /// `maxCostUsd`: what the batch spent, and what its attempts in flight hold.
+    cap: CostCap,
     done: usize,
     ok: usize,
     retries: u64,
@@ -193,6 +198,7 @@ where
                     sheds: 0,
                     permit: None,
                     route: 0,
+                    held: 0,
                 })
                 .collect(),
             results: (0..total).map(|_| None).collect(),
@@ -202,6 +208,7 @@ where
             permits: PermitWaits::new(permits),
             timeouts: AttemptTimeouts::default(),
             budget: AttemptBudget::new(config.max_attempts),
+            cap: CostCap::new(config.max_cost),
             done: 0,
             ok: 0,
             retries: 0,
@@ -294,6 +301,19 @@ where
                 self.wait_for_slot(cx);
                 return progressed;
             }
+            // The cost cap first: a refused attempt takes no pacer reservation. While attempts
+            // are in flight the item waits for them (they may cost less than they hold; each
+            // wakes this batch when it ends); with none, nothing will change: the batch closes.
+            let estimate = self.pacing.max_spend(index, &cost, route);
+            if !self.cap.admits(estimate) {
+                self.gate = None;
+                if self.cap.open() == 0 {
+                    self.cap.close(estimate);
+                    self.close_waiting();
+                    return true;
+                }
+                return progressed;
+            }
             let admission = pacer.borrow_mut().admit(&cost, now);
             match admission {
                 // Waiting for the probe (maybe another call's); with nothing in flight there
@@ -308,6 +328,8 @@ where
                     self.items[index].ticket = paced.start(&cost, now);
                     self.items[index].in_flight_at_start = paced.in_flight();
                     drop(paced);
+                    self.cap.hold(estimate);
+                    self.items[index].held = estimate;
                     // The wait for a permit holds the slot, but no timeout runs and no
                     // attempt counts.
                     match self.permits.ask(index, &cost) {
@@ -400,6 +422,7 @@ where
                 self.start_attempt(index);
             }
             Permit::Never(why) => {
+                self.settle_cost(index, 0);
                 let state = &self.items[index];
                 give_back(self.pacers[state.route], state, self.clock.now());
                 self.finalize(index, Err(refused_by_limiter(&why)));
@@ -409,6 +432,13 @@ where
                 self.close_waiting();
             }
         }
+    }
+
+    /// Item `index`'s attempt (or its wait for a permit) ended having cost `cost`: what it held
+    /// against the cap is let go.
+    fn settle_cost(&mut self, index: usize, cost: Pico) {
+        let held = std::mem::take(&mut self.items[index].held);
+        self.cap.settle(held, cost);
     }
 
     fn limit(&self) -> usize {

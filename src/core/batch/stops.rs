@@ -1,5 +1,6 @@
 //! How a batch ends items early, without another attempt: once nothing more may start (the
-//! attempt budget is spent, or the permit source deferred the batch), and when the cancel
+//! attempt budget is spent, the cost cap would be passed, or the permit source deferred the
+//! batch), and when the cancel
 //! token or the deadline stops everything. Each gives back the slots and reservations its
 //! items held.
 
@@ -33,7 +34,8 @@ where
     P: Pacing<V> + ?Sized,
     O: Observer<V> + ?Sized,
 {
-    /// The budget is spent, or the permit source deferred the batch: no item that is queued,
+    /// The budget is spent, the cost cap closed the batch, or the permit source deferred it:
+    /// no item that is queued,
     /// waiting out a backoff or waiting for a permit can start again, so each ends now rather
     /// than after its wait. Attempts in flight run on.
     pub(super) fn close_waiting(&mut self) {
@@ -48,9 +50,15 @@ where
                 Phase::Queued | Phase::Waiting => {}
                 _ => continue,
             }
+            let waited_for_permit = state.phase == Phase::Permit;
             let last = state.last_failure.take();
+            if waited_for_permit {
+                self.settle_cost(index, 0);
+            }
             let error = match (self.permits.deferral(now), last) {
                 (Some((left, why)), last) => deferred(left, why, last),
+                (None, Some(last)) if self.cap.is_closed() => self.cap.refused(last),
+                (None, None) if self.cap.is_closed() => self.cap.unstarted(),
                 (None, Some(last)) => self.budget.refused(last),
                 (None, None) => self.budget.unstarted(),
             };

@@ -56,9 +56,11 @@ impl FailureClass {
             ErrorKind::Deadline => FailureClass::Deadline,
             ErrorKind::Invalid => FailureClass::Invalid,
             ErrorKind::Budget => FailureClass::Budget,
-            // `process` is the post-processing stage's (core/post.rs), `deferred` the batch's
-            // (a permit source's): never an attempt's.
-            ErrorKind::Task | ErrorKind::Process | ErrorKind::Deferred => FailureClass::Other,
+            // `process` is the post-processing stage's (core/post.rs), `deferred` and
+            // `cost_cap` the batch's (a permit source's, `maxCostUsd`): never an attempt's.
+            ErrorKind::Task | ErrorKind::Process | ErrorKind::Deferred | ErrorKind::CostCap => {
+                FailureClass::Other
+            }
             ErrorKind::Http => match failure.status {
                 _ if failure.spend_cap => FailureClass::SpendCap,
                 Some(429) => FailureClass::RateLimited,
