@@ -2,11 +2,14 @@
 // workerd with the simulator's Message Batches API (its processing delay shortened): every
 // custom_id once with `route: "provider_batch"` and a follower on `?after=` seeing each line
 // once; a window too short for the provider (the rest canceled there, finished realtime);
-// errored items retried realtime one by one; bad values refused.
+// errored items retried realtime one by one; bad values refused. And a provider that
+// misbehaves (fixtures/provider-faults.js): a repeated results line, a failed cancel, a create
+// made but answered 503, results that cannot be read, a redirect.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startWorker } from './harness.mjs';
 import { ROOMY_TOKEN, api, exactlyOnce, requests, results, simSession, submit, waitEnded } from './batches-client.mjs';
+import { LOCATION_SECRETS, startRedirectPair } from '../../tests/support/redirect-pair.mjs';
 
 const FAST_SIM = { seed: 11, minuteMs: 60_000, latency: { baseMs: 5, perOutputTokenMs: 0, jitterMs: 5 } };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -157,5 +160,108 @@ describe('worker: the provider Batch API and the token\'s hour', { timeout: 60_0
     } finally {
       await worker.dispose();
     }
+  });
+});
+
+describe('worker: a provider Batch API that misbehaves', { timeout: 60_000, concurrency: true }, () => {
+  let worker;
+  let base;
+  let pair;
+  before(async () => {
+    pair = await startRedirectPair();
+    pair.setStatus(307);
+    worker = await startWorker({ ...ROOMY_TOKEN, EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_PROVIDER_POLL_MS: '200' },
+      { script: 'worker/test/fixtures/provider-faults.js', workQueues: 2 });
+    base = worker.url;
+  });
+  after(async () => {
+    await worker?.dispose();
+    await pair?.close();
+  });
+
+  /** A batch whose provider batch meets `fault` (provider.version, see the fixture); `{ sim, reqs, batch }`. */
+  async function faulted(fault, reqs, completionWindow, batches = { delayMs: 200, spreadMs: 300 }) {
+    const sim = await simSession(base, { ...FAST_SIM, batches });
+    const batch = await submit(base, { provider: { name: 'anthropic', baseUrl: sim.baseUrl, version: fault }, options: { completionWindow }, requests: reqs });
+    return { sim, batch };
+  }
+
+  test('a results file repeating a custom_id (twice, then canceled) commits each item once and hands none back', async () => {
+    const reqs = requests(40, 'd');
+    const { batch } = await faulted('fault-repeat', reqs, '1h');
+    const ended = await waitEnded(base, batch.id, { timeoutMs: 20_000, everyMs: 100 });
+    assert.equal(ended.request_counts.succeeded, 40);
+    assert.equal(ended.edgebatch.providerBatches[0].status, 'read');
+    const lines = await results(base, batch.id);
+    exactlyOnce(lines, reqs.map((r) => r.custom_id));
+    assert.ok(lines.every((l) => l.edgebatch.route === 'provider_batch'), 'none ran realtime too');
+    assert.deepEqual(lines.map((l) => l.edgebatch.seq), [...Array(40).keys()].map((i) => i + 1), 'each item recorded once: no seq skipped');
+    assert.ok(lines.every((l) => l.edgebatch.attempts === 1), 'one attempt each');
+  });
+
+  test('a cancel answered 503 is sent again: the provider batch is canceled there', async () => {
+    const reqs = requests(30, 'x');
+    const { batch } = await faulted('fault-cancel503', reqs, '1h', { delayMs: 3000, spreadMs: 1000 });
+    for (let i = 0; i < 50; i++) {
+      if ((await api(base, 'GET', `/v1/batches/${batch.id}`)).json.edgebatch.providerBatches[0]?.id) break;
+      await sleep(100);
+    }
+    assert.equal((await api(base, 'POST', `/v1/batches/${batch.id}/cancel`)).status, 200);
+    const ended = await waitEnded(base, batch.id, { timeoutMs: 20_000, everyMs: 200 });
+    assert.deepEqual(ended.request_counts, { processing: 0, succeeded: 0, errored: 0, canceled: 30, expired: 0 });
+    assert.equal(ended.edgebatch.providerBatches[0].counts.canceled, 30, 'canceled at the provider (the third cancel went through)');
+  });
+
+  test('a create made there but answered 503 is not sent again: its requests run realtime, the chunk is lost', async () => {
+    const reqs = requests(20, 'l');
+    const { sim, batch } = await faulted('fault-create503', reqs, '1h');
+    const ended = await waitEnded(base, batch.id, { timeoutMs: 20_000, everyMs: 100 });
+    assert.equal(ended.request_counts.succeeded, 20);
+    assert.deepEqual(ended.edgebatch.providerBatches.map((p) => [p.id, p.status]), [[null, 'lost']]);
+    const lines = await results(base, batch.id);
+    exactlyOnce(lines, reqs.map((r) => r.custom_id));
+    assert.ok(lines.every((l) => l.edgebatch.route === 'realtime'));
+    const made = await fetch(`${sim.baseUrl}/v1/messages/batches`, { headers: { 'x-api-key': 'k', 'anthropic-version': '2023-06-01' } });
+    assert.equal((await made.json()).data.length, 1, 'one create reached the provider');
+  });
+
+  for (const fault of ['fault-create429', 'fault-createdrop']) {
+    test(`a create that surely made nothing (${fault}) is made again later: one provider batch serves all`, async () => {
+      const reqs = requests(20, fault.slice(-4));
+      const { sim, batch } = await faulted(fault, reqs, '1h');
+      const ended = await waitEnded(base, batch.id, { timeoutMs: 20_000, everyMs: 100 });
+      assert.equal(ended.request_counts.succeeded, 20);
+      assert.deepEqual(ended.edgebatch.providerBatches.map((p) => p.status), ['read']);
+      const lines = await results(base, batch.id);
+      exactlyOnce(lines, reqs.map((r) => r.custom_id));
+      assert.ok(lines.every((l) => l.edgebatch.route === 'provider_batch'));
+      const made = await fetch(`${sim.baseUrl}/v1/messages/batches`, { headers: { 'x-api-key': 'k', 'anthropic-version': '2023-06-01' } });
+      assert.equal((await made.json()).data.length, 1);
+    });
+  }
+
+  test('an ended provider batch whose results cannot be read is given up at 90% of the window: its requests run realtime', async () => {
+    const reqs = requests(20, 'u');
+    const started = Date.now();
+    const { batch } = await faulted('fault-results503', reqs, '5s');
+    const ended = await waitEnded(base, batch.id, { timeoutMs: 20_000, everyMs: 100 });
+    const tookMs = Date.now() - started;
+    assert.equal(ended.request_counts.succeeded, 20);
+    assert.equal(ended.edgebatch.providerBatches[0].status, 'abandoned');
+    exactlyOnce(await results(base, batch.id), reqs.map((r) => r.custom_id));
+    assert.ok(tookMs < 8_000, `ended after ${tookMs} ms`);
+  });
+
+  test('a provider call answered 307 is not followed: the target sees nothing, the log names only its host', async () => {
+    const port = new URL(pair.gatewayUrl).port;
+    const reqs = requests(10, 'z');
+    const { batch } = await faulted(`fault-redirect-${port}`, reqs, '5s');
+    const ended = await waitEnded(base, batch.id, { timeoutMs: 20_000, everyMs: 100 });
+    assert.equal(ended.request_counts.succeeded, 10);
+    assert.equal(ended.edgebatch.providerBatches[0].status, 'abandoned', 'never retrieved, given up');
+    assert.deepEqual(pair.seen, [], 'the redirect target got no request');
+    const logs = worker.logs();
+    assert.ok(logs.includes(`redirect not followed: HTTP 307 to host ${pair.targetHost} `), logs.slice(-2000));
+    for (const secret of LOCATION_SECRETS) assert.ok(!logs.includes(secret), `${secret} in the logs`);
   });
 });

@@ -146,7 +146,10 @@ export function handBack(sql, b, indexes, now) {
   if (b.cancel_at !== null) {
     for (const idx of indexes) finishWhere(sql, `idx = ? AND state IN ('queued', 'leased')`, 'canceled', idx);
   } else {
-    for (const idx of indexes) sql.exec(`UPDATE items SET state = 'queued', sent_at = ?, not_before = 0 WHERE idx = ?`, NEVER_SENT, idx);
+    // Leased ones only: an item already final stays so (exactly once).
+    for (const idx of indexes) {
+      sql.exec(`UPDATE items SET state = 'queued', sent_at = ?, not_before = 0 WHERE idx = ? AND state = 'leased'`, NEVER_SENT, idx);
+    }
     rewind(sql, Math.min(...indexes));
   }
   endIfDone(sql, now);
@@ -176,7 +179,9 @@ export function noteStatus(sql, n, status, counts, now) {
  * Commits results lines of provider batch `n` as a consumer would (the same line shape, the
  * next seqs), with `route: "provider_batch"`: succeeded and non-retryable errors are final;
  * retryable errors, expired and canceled lines go to the realtime path. A line of an item
- * that no longer holds this batch's lease is refused.
+ * that no longer holds this batch's lease is refused, and so is a second line of an item in
+ * the same call (its first decided it: a file repeating a custom_id must not both commit the
+ * item and hand it back).
  * @param {SqlStorage} sql @param {import('./ledger-sql.js').BatchRow} b @param {number} n
  * @param {ResultLine[]} lines @param {number} elapsedMs @param {(s: string) => string} redact @param {number} now
  * @returns {{ accepted: number, handedBack: number, refused: number }}
@@ -184,6 +189,8 @@ export function noteStatus(sql, n, status, counts, now) {
 export function commitLines(sql, b, n, lines, elapsedMs, redact, now) {
   const finals = [];
   const back = [];
+  /** @type {Set<number>} */
+  const seen = new Set();
   for (const l of lines) {
     const type = l?.result?.type;
     const row = typeof l?.custom_id === 'string'
@@ -192,6 +199,8 @@ export function commitLines(sql, b, n, lines, elapsedMs, redact, now) {
       : undefined;
     if (!row) continue;
     const idx = Number(row.idx);
+    if (seen.has(idx)) continue;
+    seen.add(idx);
     const edgebatch = { attempts: Number(row.attempts) + 1, elapsedMs, route: 'provider_batch' };
     if (type === 'succeeded') {
       const u = l.result?.message?.usage;

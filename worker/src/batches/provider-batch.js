@@ -36,6 +36,15 @@ const RESULT_CHUNK = 100;
 const BODY_PAGE = 200;
 /** The longest one provider call may take (a create uploads up to 256 MB). */
 const CALL_MS = 300_000;
+/** A results file is read as long as it takes, but not when nothing comes for this long. */
+const RESULTS_IDLE_MS = 60_000;
+/**
+ * No new create once one alarm has spent this long creating (a create may still take CALL_MS):
+ * an alarm has 15 minutes, and the results reads come after.
+ */
+const CREATE_BUDGET_MS = 60_000;
+/** Answers to a create that say it was not taken and may be asked again. */
+const RETRY_LATER = [408, 409, 429, 529];
 const DEFAULT_VERSION = '2023-06-01';
 
 /** @typedef {import('./ledger-sql.js').BatchRow} BatchRow */
@@ -60,12 +69,38 @@ export function parseWindow(v) {
 }
 
 class ProviderError extends Error {
-  /** @param {string} message @param {boolean} retryable */
-  constructor(message, retryable) {
+  /**
+   * @param {string} message @param {number} status the HTTP status (0: no answer)
+   * @param {boolean} retryable false when the same call would meet the same refusal
+   */
+  constructor(message, status, retryable) {
     super(message);
+    this.status = status;
     this.retryable = retryable;
   }
 }
+
+/**
+ * What a failed create means for its items. `retry` (they wait for the next create) only when
+ * the provider surely made nothing: it said so (RETRY_LATER), or the body never reached its
+ * end, so no complete request left this object. `refused`: another 4xx, or a redirect. Else
+ * `lost` (they run realtime): a 5xx, a timeout or a connection broken after the whole body
+ * went may have made the batch there, and a second create would run and bill them twice.
+ * @param {unknown} err @param {boolean} wholeBodyRead
+ * @returns {'retry' | 'refused' | 'lost'}
+ */
+export function createOutcome(err, wholeBodyRead) {
+  if (err instanceof ProviderError && RETRY_LATER.includes(err.status)) return 'retry';
+  if (err instanceof ProviderError && !err.retryable) return 'refused';
+  return wholeBodyRead ? 'lost' : 'retry';
+}
+
+/**
+ * A cancel that failed because the batch is over there already: nothing left to cancel.
+ * @param {unknown} err
+ */
+const alreadyEnded = (err) => err instanceof ProviderError && err.status >= 400 && err.status < 500
+  && /already ended|has ended|already (been )?cancell?ed/i.test(err.message);
 
 /** Follows one ledger's provider batches; one run at a time per object. */
 export class ProviderFollower {
@@ -111,12 +146,21 @@ export class ProviderFollower {
     for (const r of this.#rows().filter((x) => x.status === 'submitting')) this.tx(() => unsubmit(this.sql, b, r.n, 'lost', now));
     if (stopping) this.tx(() => handBackWaiting(this.sql, /** @type {BatchRow} */ (batchRow(this.sql)), now));
     else if (now >= this.createAfter) {
-      for (let i = 0; i < SUBMITS_PER_ALARM; i++) {
+      for (let i = 0; i < SUBMITS_PER_ALARM && Date.now() < now + CREATE_BUDGET_MS; i++) {
         const lease = await this.#charge(b, t.leaseMs);
         if (!lease) break;
-        const chunk = this.tx(() => leaseChunk(this.sql, now, now + t.leaseMs));
-        const made = chunk !== null && await this.#submit(api, chunk, b.config.expiresAt, t.providerPollMs, redact);
-        await lease.release(chunk ? 1 : 0);
+        /** @type {{ n: number, items: number, bytes: number } | null} */
+        let chunk = null;
+        let made = false;
+        try {
+          // Each create may take minutes: a chunk's lease and submitted_at start with it.
+          const at = Date.now();
+          chunk = this.tx(() => leaseChunk(this.sql, at, at + t.leaseMs));
+          made = chunk !== null && await this.#submit(api, chunk, b.config.expiresAt, t.providerPollMs, redact);
+        } finally {
+          // Also when the chunk could not be leased: the hour's lease must not be left held.
+          await lease.release(chunk ? 1 : 0);
+        }
         if (!made) break;
       }
     }
@@ -132,7 +176,8 @@ export class ProviderFollower {
 
   /**
    * One provider batch: canceled there when the batch stops, retrieved every pollMs, read
-   * once ended, given up past `giveUp`.
+   * once ended (a read that fails is tried again a pollMs later), given up past `giveUp`,
+   * whether or not it has ended: an ended batch whose results cannot be read counts too.
    * @param {ReturnType<typeof anthropicApi>} api @param {ProviderRow} r @param {boolean} stopping
    * @param {number} giveUp @param {number} pollMs @param {(s: string) => string} redact
    */
@@ -141,8 +186,13 @@ export class ProviderFollower {
     const row = /** @type {BatchRow} */ (batchRow(this.sql));
     const over = row.ended_at !== null || Date.now() >= row.config.expiresAt;
     if ((stopping || row.cancel_at !== null || over) && !r.cancel_sent && r.status !== 'ended') {
-      await api.cancel(id).catch((err) => console.error(`edgebatch ledger: canceling provider batch ${id} failed: ${redact(String(err.message))}`));
-      this.tx(() => this.sql.exec(`UPDATE provider_batches SET cancel_sent = 1, polled_at = 0 WHERE n = ?`, r.n));
+      // Marked sent only once it was: a cancel that failed is sent again at the next alarm.
+      const sent = await api.cancel(id).then(() => true, (err) => {
+        if (alreadyEnded(err)) return true;
+        console.error(`edgebatch ledger: canceling provider batch ${id} failed (tried again later): ${redact(String(err?.message ?? err))}`);
+        return false;
+      });
+      if (sent) this.tx(() => this.sql.exec(`UPDATE provider_batches SET cancel_sent = 1, polled_at = 0 WHERE n = ?`, r.n));
     }
     if (over) {
       // The ledger expired (or ended) its items itself.
@@ -150,14 +200,21 @@ export class ProviderFollower {
       return;
     }
     const fresh = this.sql.exec(`SELECT polled_at FROM provider_batches WHERE n = ?`, r.n).one();
-    if (r.status !== 'ended' && Date.now() - Number(fresh.polled_at) < pollMs) {
+    if (Date.now() - Number(fresh.polled_at) < pollMs) {
       if (Date.now() >= giveUp) this.#giveUp(r);
       return;
     }
-    const pb = r.status === 'ended' ? { processing_status: 'ended', request_counts: JSON.parse(r.counts ?? 'null') } : await api.retrieve(id);
-    this.tx(() => noteStatus(this.sql, r.n, String(pb.processing_status), pb.request_counts, Date.now()));
-    if (pb.processing_status === 'ended') await this.#read(api, r, redact);
-    else if (Date.now() >= giveUp) this.#giveUp(r);
+    try {
+      const pb = r.status === 'ended' ? { processing_status: 'ended', request_counts: JSON.parse(r.counts ?? 'null') } : await api.retrieve(id);
+      this.tx(() => noteStatus(this.sql, r.n, String(pb.processing_status), pb.request_counts, Date.now()));
+      if (pb.processing_status === 'ended') await this.#read(api, r, redact);
+      else if (Date.now() >= giveUp) this.#giveUp(r);
+    } catch (err) {
+      // A retrieve or a read that failed: tried again a pollMs later, until the give-up time.
+      this.tx(() => this.sql.exec(`UPDATE provider_batches SET polled_at = ? WHERE n = ?`, Date.now(), r.n));
+      if (Date.now() >= giveUp) this.#giveUp(r);
+      throw err;
+    }
   }
 
   /**
@@ -200,22 +257,26 @@ export class ProviderFollower {
    * @param {number} leaseUntil @param {number} pollMs @param {(s: string) => string} redact
    */
   async #submit(api, chunk, leaseUntil, pollMs, redact) {
+    const body = this.#body(chunk);
     try {
-      const made = await api.create(this.#body(chunk), chunk.bytes);
+      const made = await api.create(body.stream, chunk.bytes);
+      if (typeof made?.id !== 'string') throw new Error('the create answer names no batch id');
       this.tx(() => submitted(this.sql, chunk.n, made, Date.now(), leaseUntil));
       return true;
     } catch (err) {
-      const retryable = !(err instanceof ProviderError) || err.retryable;
-      this.tx(() => unsubmit(this.sql, /** @type {BatchRow} */ (batchRow(this.sql)), chunk.n, retryable ? 'retry' : 'refused', Date.now()));
-      if (retryable) this.createAfter = Date.now() + pollMs;
-      console.error(`edgebatch ledger: creating a provider batch of ${chunk.items} requests failed (${retryable ? 'tried again later' : 'they run realtime'}): ` +
+      const how = createOutcome(err, body.whole());
+      this.tx(() => unsubmit(this.sql, /** @type {BatchRow} */ (batchRow(this.sql)), chunk.n, how, Date.now()));
+      if (how === 'retry') this.createAfter = Date.now() + pollMs;
+      const then = { retry: 'tried again later', refused: 'they run realtime', lost: 'it may have been made there: they run realtime, not sent again' }[how];
+      console.error(`edgebatch ledger: creating a provider batch of ${chunk.items} requests failed (${then}): ` +
         `${redact(String(/** @type {any} */ (err)?.message ?? err))}`);
       return false;
     }
   }
 
   /**
-   * The create body of `chunk`, read from SQLite a page at a time as the upload pulls it.
+   * The create body of `chunk`, read from SQLite a page at a time as the upload pulls it;
+   * `whole()`: whether its last bytes were read (before that, no complete request went).
    * @param {{ n: number }} chunk
    */
   #body(chunk) {
@@ -223,7 +284,7 @@ export class ProviderFollower {
     let after = -1;
     let first = true;
     let done = false;
-    return new ReadableStream({
+    const stream = new ReadableStream({
       pull: (controller) => {
         if (done) return controller.close();
         const page = bodyPage(this.sql, chunk.n, after, BODY_PAGE);
@@ -239,7 +300,8 @@ export class ProviderFollower {
         }
         controller.enqueue(enc.encode(text));
       },
-    });
+    }, { highWaterMark: 0 }); // read when the upload asks, not ahead: whole() then says what could have gone
+    return { stream, whole: () => done };
   }
 
   /**
@@ -285,8 +347,11 @@ function apiKeyOf(env, p) {
 function anthropicApi(p, apiKey, redact) {
   const base = `${String(p.baseUrl ?? UPSTREAMS.anthropic.baseUrl).replace(/\/+$/, '')}/v1/messages/batches`;
   const headers = { 'x-api-key': apiKey, 'anthropic-version': p.version ?? DEFAULT_VERSION };
-  /** @param {string} method @param {string} path @param {{ body?: ReadableStream, bytes?: number }} [send] */
-  const call = async (method, path, send) => {
+  /**
+   * @param {string} method @param {string} path @param {{ body?: ReadableStream, bytes?: number }} [send]
+   * @param {AbortSignal} [signal]
+   */
+  const call = async (method, path, send, signal = AbortSignal.timeout(CALL_MS)) => {
     let body = send?.body;
     if (body && send?.bytes !== undefined && typeof (/** @type {any} */ (globalThis).FixedLengthStream) === 'function') {
       // A known length: the upload goes with content-length, not chunked.
@@ -298,12 +363,26 @@ function anthropicApi(p, apiKey, redact) {
       method,
       headers: { ...headers, ...(body && { 'content-type': 'application/json' }) },
       ...(body && { body, duplex: 'half' }),
-      signal: AbortSignal.timeout(CALL_MS),
+      signal,
+      // Never followed: the key would go along to wherever Location points.
+      redirect: 'manual',
     });
     if (res.ok) return res;
+    if (res.status >= 300 && res.status < 400) {
+      res.body?.cancel().catch(() => {});
+      // Only the host: the Location's path and query may carry a token.
+      let host;
+      try {
+        host = new URL(res.headers.get('location') ?? '', base).host;
+      } catch {
+        host = '(an unreadable Location)';
+      }
+      throw new ProviderError(`${method} ${path || '/'}: redirect not followed: HTTP ${res.status} to host ${host} ` +
+        '(provider calls are sent with redirect: "manual")', res.status, false);
+    }
     const text = await res.text().catch(() => '');
-    const retryable = [408, 409, 429, 500, 502, 503, 504, 529].includes(res.status);
-    throw new ProviderError(`${method} ${path || '/'}: ${res.status} ${redact(text.slice(0, 500))}`, retryable);
+    const retryable = res.status >= 500 || RETRY_LATER.includes(res.status);
+    throw new ProviderError(`${method} ${path || '/'}: ${res.status} ${redact(text.slice(0, 500))}`, res.status, retryable);
   };
   return {
     /** @param {ReadableStream} body @param {number} bytes @returns {Promise<any>} */
@@ -312,20 +391,43 @@ function anthropicApi(p, apiKey, redact) {
     retrieve: async (id) => (await call('GET', `/${encodeURIComponent(id)}`)).json(),
     /** @param {string} id */
     cancel: async (id) => (await call('POST', `/${encodeURIComponent(id)}/cancel`)).json(),
-    /** The results file's lines as they arrive. @param {string} id @returns {AsyncGenerator<string>} */
+    /**
+     * The results file's lines as they arrive. No total time (a large file takes what it
+     * takes): RESULTS_IDLE_MS without a byte ends the read as a failure.
+     * @param {string} id @returns {AsyncGenerator<string>}
+     */
     async *results(id) {
-      const res = await call('GET', `/${encodeURIComponent(id)}/results`);
-      if (!res.body) return;
-      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-      let rest = '';
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        const parts = (rest + value).split('\n');
-        rest = /** @type {string} */ (parts.pop());
-        yield* parts;
+      const path = `/${encodeURIComponent(id)}/results`;
+      const stop = new AbortController();
+      /** @template T @param {Promise<T>} p @returns {Promise<T>} */
+      const idle = (p) => {
+        /** @type {ReturnType<typeof setTimeout> | undefined} */
+        let timer;
+        const quiet = new Promise((_, reject) => {
+          timer = setTimeout(() => {
+            const err = new ProviderError(`GET ${path}: nothing came for ${RESULTS_IDLE_MS / 1000} s`, 0, true);
+            stop.abort(err);
+            reject(err);
+          }, RESULTS_IDLE_MS);
+        });
+        return /** @type {Promise<T>} */ (Promise.race([p, quiet]).finally(() => clearTimeout(timer)));
+      };
+      try {
+        const res = await idle(call('GET', path, undefined, stop.signal));
+        if (!res.body) return;
+        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+        let rest = '';
+        for (;;) {
+          const { done, value } = await idle(reader.read());
+          if (done) break;
+          const parts = (rest + value).split('\n');
+          rest = /** @type {string} */ (parts.pop());
+          yield* parts;
+        }
+        if (rest !== '') yield rest;
+      } finally {
+        stop.abort(); // a read left early (a commit failed) lets go of its connection
       }
-      if (rest !== '') yield rest;
     },
   };
 }
