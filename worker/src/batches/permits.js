@@ -4,11 +4,18 @@
 // (not polled), and the outcomes of earlier attempts ride along on the next acquire. Once the
 // limiter defers, no attempt starts again in this invocation (no RPC either): attempts in
 // flight finish, the rest goes back to the ledger for later.
+//
+// An acquire can outlive the run that asked (a realtime client that leaves while its call waits,
+// a consumer whose stream stopped): the executor gives a grant that comes after its ask was
+// dropped back as abandoned (askPermit, src/web/glue.js). `flush()` waits for those acquires, so
+// that give-back is sent within the invocation instead of the permit being held for its lease.
 
 /** A release nobody's next acquire took along within this long is sent on its own. */
 const RELEASE_LINGER_MS = 25;
 /** After a failed limiter call: give everything back for this long (the executor's rule too). */
 const UNREACHABLE_DEFER_MS = 1_000;
+/** How much longer than its maxWaitMs flush() waits for an acquire in flight (the RPC's trip). */
+const ACQUIRE_GRACE_MS = 5_000;
 
 /**
  * @typedef {import('./limiter.js').Cost} Cost
@@ -37,6 +44,8 @@ export function remotePermits(limiter, owner, maxWaitMs, priority = 'batch') {
   let linger = null;
   /** @type {Promise<unknown>[]} */
   const sending = [];
+  /** @type {Set<Promise<void>>} acquires in flight, each settled by its answer or its bound */
+  const asking = new Set();
   /** @type {PermitCounts} */
   const counts = { acquires: 0, releaseCalls: 0 };
 
@@ -66,8 +75,11 @@ export function remotePermits(limiter, owner, maxWaitMs, priority = 'batch') {
       const releases = pending;
       pending = [];
       counts.acquires++;
+      const wait = Math.max(0, Math.floor(maxWaitMs()));
+      const call = limiter.acquire(owner, cost, { releases, maxWaitMs: wait, priority });
+      asking.add(tracked(call, wait + ACQUIRE_GRACE_MS, asking));
       try {
-        const g = await limiter.acquire(owner, cost, { releases, maxWaitMs: Math.max(0, Math.floor(maxWaitMs())), priority });
+        const g = await call;
         if ('defer' in g) deferred = laterOf(deferred, g.defer);
         return g;
       } catch {
@@ -82,12 +94,40 @@ export function remotePermits(limiter, owner, maxWaitMs, priority = 'batch') {
       pending.push([id, outcome]);
       linger ??= setTimeout(sendPending, RELEASE_LINGER_MS);
     },
-    /** Sends what is left (at the end of the invocation). */
+    /**
+     * Sends what is left (at the end of the invocation), once the acquires still in flight are
+     * answered (or past their wait): a grant nobody takes any more is released with the rest.
+     */
     async flush() {
+      while (asking.size > 0) {
+        await Promise.all(asking);
+        // The executor's give-back of a late grant is a few promise steps behind its answer.
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      }
       sendPending();
       await Promise.all(sending);
     },
   };
+}
+
+/**
+ * A promise that settles (never rejects) when `call` does or after `boundMs`, whichever is first,
+ * and leaves `set` then.
+ * @param {Promise<unknown>} call @param {number} boundMs @param {Set<Promise<void>>} set
+ * @returns {Promise<void>}
+ */
+function tracked(call, boundMs, set) {
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let timer;
+  const bound = new Promise((resolve) => {
+    timer = setTimeout(resolve, boundMs);
+  });
+  /** @type {Promise<void>} */
+  const done = Promise.race([call.then(() => {}, () => {}), bound]).then(() => {
+    clearTimeout(timer);
+    set.delete(done);
+  });
+  return done;
 }
 
 /** @param {Deferral | null} a @param {Deferral} b @returns {Deferral} */

@@ -32,10 +32,12 @@ const REASK_MS = 1_000;
  * @param {ReturnType<typeof import('./index.js').realtimeSettings>} settings
  * @param {{ env: any, caller: { name: string }, redact: (s: string) => string }} c
  * @param {import('./index.js').Wire} wire
- * @returns {Promise<{ ok: true, reply: Reply | Response, permits: Permits, attempts: number }
- *   | { ok: false, answer: Response, permits: Permits, attempts: number }>}
+ * @param {{ attempts: number }} tally counts each attempt as it starts (an upstream request made),
+ *   so the caller charges them however the call ends, a throw included
+ * @returns {Promise<{ ok: true, reply: Reply | Response, permits: Permits }
+ *   | { ok: false, answer: Response, permits: Permits }>}
  */
-export async function callUpstream(request, body, streaming, provider, maxAttempts, settings, c, wire) {
+export async function callUpstream(request, body, streaming, provider, maxAttempts, settings, c, wire, tally) {
   const start = Date.now();
   const waitEnd = start + settings.waitMs;
   const deadline = start + settings.deadlineMs;
@@ -50,6 +52,7 @@ export async function callUpstream(request, body, streaming, provider, maxAttemp
       () => Math.max(0, Math.min(waitEnd, deadline) - Date.now())));
     /** @type {(item: unknown, ctx: { signal: AbortSignal }) => Promise<any>} */
     const task = async (_item, { signal }) => {
+      tally.attempts++;
       const res = await fetch(endpoint.url, { method: 'POST', headers: endpoint.headers, body: payload, signal, redirect: 'manual' });
       const seen = rateHeaders(res.headers, wire.ratePrefix);
       if (res.status >= 200 && res.status < 300) {
@@ -84,11 +87,15 @@ export async function callUpstream(request, body, streaming, provider, maxAttemp
     let r;
     try {
       [r] = await bp.map([body], task, { permits: permits.source, signal: request.signal });
+    } catch (err) {
+      // What was granted goes back before the error is answered (no waitUntil carries it).
+      await permits.flush();
+      throw err;
     } finally {
       bp.free();
     }
     attempts += r.attempts;
-    if (r.ok) return { ok: true, reply: r.value, permits, attempts };
+    if (r.ok) return { ok: true, reply: r.value, permits };
     const e = r.error;
     const waitOver = Math.min(waitEnd, deadline);
     if (e.kind === 'deferred' && attempts < maxAttempts && Date.now() < waitOver) {
@@ -100,7 +107,7 @@ export async function callUpstream(request, body, streaming, provider, maxAttemp
       await new Promise((resolve) => setTimeout(resolve, Math.max(1, at - Date.now())));
       continue;
     }
-    return { ok: false, answer: failed(e, lastFailure, c.redact, settings, wire), permits, attempts };
+    return { ok: false, answer: failed(e, lastFailure, c.redact, settings, wire), permits };
   }
 }
 

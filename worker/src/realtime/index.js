@@ -41,7 +41,8 @@ import { passThrough } from './stream.js';
  * The realtime settings, from vars (a malformed one is a 500 naming it), one set for every route:
  * - waitMs: how long a call may wait for the limiter in all (EDGEBATCH_REALTIME_WAIT_MS);
  * - deadlineMs: a call's whole time, waits, attempts and retries (EDGEBATCH_REALTIME_DEADLINE_MS);
- * - timeoutMs: one attempt, up to the reply's headers for a stream (EDGEBATCH_REALTIME_TIMEOUT_MS);
+ * - timeoutMs: one attempt, up to the reply's headers for a stream, then the longest a stream
+ *   may go without a chunk (EDGEBATCH_REALTIME_TIMEOUT_MS);
  * - maxRetries: retries after the first attempt (EDGEBATCH_REALTIME_MAX_RETRIES).
  * @param {Record<string, any>} env
  */
@@ -68,14 +69,16 @@ export async function realtimeCall(request, c, wire) {
 
   const limits = tokenLimits(env, c.caller.name);
   const lease = await acquireOrThrow(limits, { batches: 0, items: 1, subrequests: settings.maxRetries + 1 });
+  // `attempts` is counted by callUpstream as each one starts: charged however the call ends.
   const used = { attempts: 0, requests: 0, inputTokens: 0, outputTokens: 0 };
   const done = () => limits.release(lease.lease, { subrequests: used.attempts, requests: used.requests, inputTokens: used.inputTokens, outputTokens: used.outputTokens })
     .catch((/** @type {any} */ err) => console.error(`edgebatch worker: releasing a realtime lease failed: ${redact(String(err?.message ?? err))}`));
   let handedOff = false;
   try {
-    const call = await callUpstream(request, body, streaming, provider, lease.subrequests, settings, c, wire);
-    used.attempts = call.attempts;
+    const call = await callUpstream(request, body, streaming, provider, lease.subrequests, settings, c, wire, used);
     if (!call.ok) {
+      // In waitUntil, so it outlives the answer: a client that left while the call waited for
+      // the limiter leaves an acquire in flight, whose late grant flush() waits for and gives back.
       ctx.waitUntil(call.permits.flush());
       return call.answer;
     }
@@ -83,11 +86,11 @@ export async function realtimeCall(request, c, wire) {
     if (reply instanceof Response) {
       handedOff = true;
       // Settled when the stream ends (or the client goes): the permit, then the hour's usage.
-      return passThrough(reply, redact, wire, (usage) => {
+      return passThrough(reply, redact, wire, settings.timeoutMs, (usage, failure) => {
         used.requests = 1;
         used.inputTokens = usage.inputTokens;
         used.outputTokens = usage.outputTokens;
-        ctx.waitUntil(permits.finish(usage).then(done));
+        ctx.waitUntil(permits.finish(usage, failure).then(done));
       });
     }
     ctx.waitUntil(permits.flush());

@@ -47,11 +47,14 @@ export function observed(inner) {
       if (!signal.aborted) seen = s;
     },
     /**
-     * Releases a held stream's permit with its usage, then sends what is left.
+     * Releases a held stream's permit with its usage, or as a failure of `failure`'s kind (a
+     * stream the upstream stopped sending: `timeout`), then sends what is left.
      * @param {{ inputTokens: number, outputTokens: number }} [usage]
+     * @param {'timeout'} [failure]
      */
-    finish(usage) {
-      if (held) inner.release(held.id, usage ? { ...held.outcome, usage } : held.outcome);
+    finish(usage, failure) {
+      if (held && failure) inner.release(held.id, { ok: false, kind: failure, ...(held.outcome.headers && { headers: held.outcome.headers }) });
+      else if (held) inner.release(held.id, usage ? { ...held.outcome, usage } : held.outcome);
       held = null;
       return inner.flush();
     },
