@@ -6,11 +6,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import http from 'node:http';
 import OpenAI, { toFile } from 'openai';
 import { FAKE_OPENAI_KEY, TOKEN, startWorker } from './harness.mjs';
 import { ROOMY_TOKEN } from './batches-client.mjs';
+import { checkInput } from '../src/openai/jsonl.js';
 
 const OTHER_TOKEN = 'other-openai-caller-7c1e44';
+const FILLER_TOKEN = 'filler-openai-caller-2b9d05';
 /** The Worker's own simulator, quick and without faults: the SDK's behaviour is what is tested here. */
 const SIM = { seed: 7, minuteMs: 60_000, requestsPerMinute: 100_000, latency: { baseMs: 5, perOutputTokenMs: 0, jitterMs: 5 }, faults: {} };
 const MODEL = 'gpt-4o-mini';
@@ -34,7 +37,7 @@ describe('worker: the OpenAI SDK against {worker}/openai/v1', { timeout: 90_000 
       EDGEBATCH_SIM: 'on',
       EDGEBATCH_SIM_CONFIG: JSON.stringify(SIM),
       EDGEBATCH_BATCH_ALARM_MS: '300',
-      EDGEBATCH_TOKENS: `other:${createHash('sha256').update(OTHER_TOKEN).digest('hex')}`,
+      EDGEBATCH_TOKENS: [['other', OTHER_TOKEN], ['filler', FILLER_TOKEN]].map(([name, t]) => `${name}:${createHash('sha256').update(t).digest('hex')}`).join(','),
     });
     baseURL = new URL('/openai/v1', worker.url).href;
     client = new OpenAI({ baseURL, apiKey: TOKEN, maxRetries: 0 });
@@ -270,5 +273,147 @@ describe('worker: the OpenAI SDK against {worker}/openai/v1', { timeout: 90_000 
     // No secret of the Worker in the logs.
     assert.ok(!worker.logs().includes(FAKE_OPENAI_KEY));
     assert.ok(!worker.logs().includes(TOKEN));
+  });
+  /** POST /files with a body made here: `chunked` sends it as a stream (no Content-Length). */
+  const rawUpload = async (body, { boundary = 'b0und4ry', type = `multipart/form-data; boundary=${boundary}`, chunked = false } = {}) => {
+    const res = await fetch(`${baseURL}/files`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': type },
+      body: chunked ? ReadableStream.from([body]) : body,
+      ...(chunked && { duplex: 'half' }),
+    });
+    return { status: res.status, json: await res.json() };
+  };
+  /** A form of [name, value, filename?] parts, as bytes. */
+  const form = (boundary, parts, { preamble = '', close = true } = {}) => Buffer.concat([
+    Buffer.from(preamble),
+    ...parts.flatMap(([name, value, filename]) => [
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${name}"${filename ?? ''}\r\n\r\n`), Buffer.from(value), Buffer.from('\r\n')]),
+    Buffer.from(close ? `--${boundary}--\r\n` : ''),
+  ]);
+
+  test('files.create reads the upload as bytes: any UTF-8 kept byte for byte, a form in any order, chunked, faults named', async () => {
+    // Characters beyond Latin-1 (a string of them is two bytes a character in V8), CRLF lines.
+    const text = `${line('résumé-東京', { ...ask(0), messages: [{ role: 'user', content: 'Naïve café — 東京 🚀' }] })}\r\n${line('two', ask(1))}\n`;
+    const sdk = await client.files.create({ file: await toFile(Buffer.from(text), 'ünï.jsonl'), purpose: 'batch' });
+    assert.equal(sdk.bytes, Buffer.byteLength(text));
+    assert.equal(Buffer.from(await (await client.files.content(sdk.id)).arrayBuffer()).toString(), text, 'the same bytes back');
+
+    // purpose after the file, a preamble, a quoted boundary, filename* (RFC 5987), no Content-Length.
+    const boundary = 'a quoted: boundary';
+    const body = form(boundary, [['file', text, `; filename="fallback.jsonl"; filename*=UTF-8''%E6%9D%B1%E4%BA%AC.jsonl`], ['purpose', 'batch']],
+      { preamble: 'ignored preamble\r\n' });
+    const chunked = await rawUpload(body, { type: `multipart/form-data; boundary="${boundary}"; charset=utf-8`, chunked: true });
+    assert.equal(chunked.status, 200, JSON.stringify(chunked.json));
+    assert.equal(chunked.json.filename, '東京.jsonl');
+    assert.equal(chunked.json.bytes, Buffer.byteLength(text));
+    assert.equal(await (await client.files.content(chunked.json.id)).text(), text);
+
+    const refused = async (res, pattern, param = 'file') => {
+      const { status, json } = await res;
+      assert.equal(status, 400, JSON.stringify(json));
+      assert.match(json.error.message, pattern);
+      assert.equal(json.error.param, param);
+    };
+    const bad = Buffer.concat([Buffer.from(`${line('a', ask(0))}\n{"custom_id": "`), Buffer.from([0xff, 0xfe]), Buffer.from('"}\n')]);
+    await refused(rawUpload(form('b0und4ry', [['purpose', 'batch'], ['file', bad, '; filename="x.jsonl"']])), /^line 2 is not valid UTF-8$/);
+    await refused(rawUpload(form('b0und4ry', [['purpose', 'batch'], ['file', text, '; filename="x.jsonl"']], { close: false })),
+      /^the body is not valid multipart\/form-data: no closing boundary$/);
+    await refused(rawUpload(form('b0und4ry', [['purpose', 'batch'], ['file', text]])), /^file is missing: send it as a file field/);
+    await refused(rawUpload(form('b0und4ry', [['file', text, '; filename="x.jsonl"']])), /^purpose must be "batch"/, 'purpose');
+    await refused(rawUpload(form('b0und4ry', [['purpose', 'batch']]), { type: 'multipart/form-data; charset=utf-8' }), /no valid multipart boundary/);
+
+    // Past EDGEBATCH_FILE_MAX_BYTES (32 MiB): a 413 naming it, by Content-Length and, chunked, by
+    // count. On a connection of its own: the rest of the body is dropped, the connection closed.
+    const big = form('b0und4ry', [['purpose', 'batch'], ['file', Buffer.alloc(32 * 1024 * 1024, 0x20), '; filename="big.jsonl"']]);
+    for (const chunked of [false, true]) {
+      const { status, json } = await new Promise((resolve, reject) => {
+        const req = http.request(`${baseURL}/files`, {
+          method: 'POST',
+          agent: false,
+          headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'multipart/form-data; boundary=b0und4ry',
+            ...(chunked ? { 'transfer-encoding': 'chunked' } : { 'content-length': big.length }) },
+        }, (res) => {
+          let text = '';
+          res.on('data', (d) => (text += d)).on('end', () => resolve({ status: res.statusCode, json: JSON.parse(text) }));
+        });
+        req.on('error', reject);
+        req.end(big);
+      });
+      assert.equal(status, 413, JSON.stringify(json));
+      assert.equal(json.error.message, `the upload is larger than ${32 * 1024 * 1024} bytes (EDGEBATCH_FILE_MAX_BYTES)`);
+    }
+  });
+
+  test('checkInput keeps no more custom_ids than a batch may hold', () => {
+    const bytes = Buffer.from(['a', 'b', 'c'].map((id) => line(id, ask(0))).join('\n'));
+    assert.equal(checkInput(bytes, 3), 3);
+    assert.throws(() => checkInput(bytes, 2), /^Error: line 3: the file has more than 2 requests, the most a batch holds here \(EDGEBATCH_BATCH_MAX_REQUESTS\)$/);
+    // A byte order mark opens line 1 only (as the file is read at create).
+    assert.equal(checkInput(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), bytes]), 3), 3);
+    assert.throws(() => checkInput(Buffer.from(`${line('a', ask(0))}\n\uFEFF${line('b', ask(0))}`), 3), /line 2 is not valid JSON/);
+  });
+
+  test('an ended batch is finalizing until a retrieve writes its files (after its answer); a list never writes them', async () => {
+    const input = await client.files.create({ file: await jsonl([line('f1', ask(1)), line('f2', ask(2))]), purpose: 'batch' });
+    const { id } = await client.batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    const listed = async () => (await client.batches.list({ limit: 100 })).data.find((b) => b.id === id);
+    let seen = await listed();
+    for (const until = Date.now() + 20_000; seen.status !== 'finalizing';) {
+      assert.equal(seen.status, 'in_progress');
+      assert.ok(Date.now() < until, `batch ${id} is still ${seen.status}`);
+      await new Promise((r) => setTimeout(r, 200));
+      seen = await listed();
+    }
+    assert.deepEqual(seen.request_counts, { total: 2, completed: 2, failed: 0 });
+    assert.equal(seen.output_file_id, null);
+    assert.equal(seen.completed_at, null);
+    assert.ok(seen.finalizing_at >= seen.created_at);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await listed()).status, 'finalizing', 'lists do not write the files');
+    const outputs = [];
+    for await (const f of client.files.list({ purpose: 'batch_output' })) outputs.push(f.filename);
+    assert.ok(!outputs.includes(`${id}_output.jsonl`), 'no output file yet');
+
+    const first = await client.batches.retrieve(id);
+    assert.equal(first.status, 'finalizing', 'the files are written after the answer');
+    const done = await poll(id, (b) => b.status === 'completed', 10_000);
+    assert.ok(done.completed_at >= done.finalizing_at);
+    assert.deepEqual((await linesOf(done.output_file_id)).map((l) => l.custom_id).sort(), ['f1', 'f2']);
+    assert.equal(done.error_file_id, null);
+    const again = await listed();
+    assert.equal(again.status, 'completed');
+    assert.equal(again.output_file_id, done.output_file_id);
+  });
+
+  test('files.list with a purpose reads at most max(limit, 1000) files a request: has_more, and last_id goes on from there', async () => {
+    // A token of its own, its prefix filled straight in the Worker's R2 bucket: 1,000 input
+    // files newer than one output file.
+    const bucket = await worker.mf.getR2Bucket('FILES');
+    const prefix = 'openai/filler/files/';
+    const idAt = (ms, tail) => `file-${(0xffffffffffff - ms).toString(16).padStart(12, '0')}${tail.padStart(20, '0')}`;
+    const old = Date.parse('2020-01-01T00:00:00Z');
+    const output = idAt(old, 'out');
+    await bucket.put(`${prefix}${output}`, 'x', { customMetadata: { filename: 'old_output.jsonl', purpose: 'batch_output', created_at: String(old) } });
+    const fillers = Array.from({ length: 1000 }, (_, i) => idAt(old + 1000 + i, String(i)));
+    await Promise.all(fillers.map((f) => bucket.put(`${prefix}${f}`, 'x', { customMetadata: { filename: 'in.jsonl', purpose: 'batch', created_at: String(old) } })));
+    const filler = new OpenAI({ baseURL, apiKey: FILLER_TOKEN, maxRetries: 0 });
+    const page = await filler.get('/files', { query: { purpose: 'batch_output', limit: 5 } });
+    assert.deepEqual(page.data, []);
+    assert.equal(page.has_more, true);
+    assert.equal(page.last_id, fillers[0], 'the oldest filler, the 1,000th file read');
+    const next = await filler.get('/files', { query: { purpose: 'batch_output', limit: 5, after: page.last_id } });
+    assert.deepEqual(next.data.map((f) => f.id), [output]);
+    assert.equal(next.has_more, false);
+    assert.equal(next.last_id, output);
+    // A page as large as the filter needs: read through in one request.
+    const whole = await filler.get('/files', { query: { purpose: 'batch_output', limit: 1001 } });
+    assert.deepEqual(whole.data.map((f) => f.id), [output]);
+    assert.equal(whole.has_more, false);
+    // Unfiltered, a page holds what it read.
+    const plain = await filler.get('/files', { query: { limit: 3 } });
+    assert.deepEqual(plain.data.map((f) => f.id), fillers.slice(-3).reverse());
+    assert.equal(plain.last_id, fillers.at(-3));
+    assert.equal(plain.has_more, true);
   });
 });

@@ -7,22 +7,27 @@
 //   POST /batches/:id/cancel   the batch, cancelling (or ended)
 // The batch id is the engine's own (`batch_<64 hex>`, the same batch on /v1/batches); what the
 // engine does not keep (input file, endpoint, metadata, the result files) is in R2 (store.js).
-// A batch that has ended gets its output and error files the first time it is read (output.js):
-// until then it is `finalizing`, after that `completed`, `cancelled` or `expired`.
+// A batch that has ended gets its output and error files when it is next read by id (GET or
+// cancel, output.js), after the answer (waitUntil): until they are written it is `finalizing`
+// (`cancelling` if it was cancelled), then `completed`, `cancelled` or `expired`. A list never
+// writes them (a page of 100 ended batches would be 100 finalizings in one request).
 import { allow, HttpError, jsonResponse, readCappedText } from '../http.js';
 import { handleBatches, viewsOf } from '../batches/index.js';
 import { invalid } from './errors.js';
 import { noSuchFile } from './files.js';
 import { ENDPOINTS, fileLine, toRequests } from './jsonl.js';
 import { finalize } from './output.js';
-import { FILE_ID, bucketOf, fileKey, inverted, orderPrefix, readMeta, seconds, writeMeta } from './store.js';
+import { FILE_ID, bucketOf, claimFinalizing, fileKey, inverted, orderPrefix, readMeta, readTaggedMeta, seconds, writeMeta } from './store.js';
 
 const LIST_MAX = 100;
+/** How long a request's claim on writing a batch's files holds: longer than waitUntil's 30 s. */
+const CLAIM_MS = 60_000;
 const CREATE_FIELDS = ['input_file_id', 'endpoint', 'completion_window', 'metadata'];
 
 /**
- * @typedef {{ request: Request, url: URL, env: any, config: ReturnType<typeof import('../config.js').readConfig>,
- *   caller: { name: string }, redact: (s: string) => string, header: object }} Ctx header: the provider (upstream.js)
+ * @typedef {{ request: Request, url: URL, env: any, ctx?: ExecutionContext, config: ReturnType<typeof import('../config.js').readConfig>,
+ *   caller: { name: string }, redact: (s: string) => string, header: object }} Ctx header: the provider (upstream.js);
+ *   ctx: the invocation's (its waitUntil), absent where there is none
  * @typedef {import('./store.js').BatchMeta} BatchMeta
  * @typedef {import('./store.js').Bucket} Bucket
  */
@@ -41,8 +46,8 @@ export async function handleOpenAIBatches(c, parts) {
   const [id, action, ...extra] = parts;
   if (extra.length > 0 || (action !== undefined && action !== 'cancel')) throw noSuchBatch(id);
   allow(c.request, action === 'cancel' ? ['POST'] : ['GET']);
-  const meta = await readMeta(bucket, c.caller.name, id);
-  if (!meta) throw noSuchBatch(id);
+  const tagged = await readTaggedMeta(bucket, c.caller.name, id);
+  if (!tagged) throw noSuchBatch(id);
   let view;
   try {
     const res = await handleBatches(c.request, c.url, action === 'cancel' ? [id, 'cancel'] : [id], c.env, c.config, c.caller.name, c.redact);
@@ -51,7 +56,28 @@ export async function handleOpenAIBatches(c, parts) {
     if (err instanceof HttpError && err.status === 404) throw noSuchBatch(id);
     throw err;
   }
-  return jsonResponse(200, await batchObject(c, bucket, meta, view));
+  let meta = tagged.meta;
+  if (view.processing_status === 'ended' && meta.finalized_at === undefined) meta = await startFinalizing(c, bucket, tagged, Date.parse(view.ended_at));
+  return jsonResponse(200, batchObject(meta, view));
+}
+
+/**
+ * Has the ended batch's files written, unless a request took that on within CLAIM_MS: after the
+ * answer (waitUntil) where the route has an invocation, else now.
+ * @param {Ctx} c @param {Bucket} bucket @param {{ meta: BatchMeta, etag: string }} tagged
+ * @param {number} endedMs
+ * @returns {Promise<BatchMeta>} the meta to answer with (finalized when written now)
+ */
+async function startFinalizing(c, bucket, { meta, etag }, endedMs) {
+  if (meta.finalizing_since !== undefined && Date.now() - meta.finalizing_since < CLAIM_MS) return meta;
+  const claimed = await claimFinalizing(bucket, c.caller.name, meta, etag);
+  if (!claimed) return meta;
+  if (!c.ctx) return finalize(c, bucket, claimed, endedMs);
+  c.ctx.waitUntil(finalize(c, bucket, claimed, endedMs).catch((err) => {
+    // The claim lapses after CLAIM_MS: a later read tries again.
+    console.error(`edgebatch worker: /openai batch ${meta.id}: its files were not written: ${c.redact(String(err?.message ?? err))}`);
+  }));
+  return claimed;
 }
 
 /** @param {Ctx} c @param {Bucket} bucket */
@@ -99,7 +125,7 @@ async function create(c, bucket) {
   const meta = { id: view.id, input_file_id: fileId, endpoint, completion_window: window, metadata, created_at: createdAt, order: `${inverted(createdAt)}-${view.id}` };
   await writeMeta(bucket, c.caller.name, meta);
   await bucket.put(`${orderPrefix(c.caller.name)}${meta.order}`, '');
-  return jsonResponse(200, await batchObject(c, bucket, meta, view));
+  return jsonResponse(200, batchObject(meta, view));
 }
 
 /**
@@ -133,23 +159,23 @@ async function list(c, bucket) {
     const view = byId.get(ids[i]);
     const meta = metas[i];
     // A batch deleted on /v1/batches is gone here too.
-    if (view && meta) data.push(await batchObject(c, bucket, meta, view));
+    if (view && meta) data.push(batchObject(meta, view));
   }
   return jsonResponse(200, { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.truncated });
 }
 
 /**
- * The engine's view and the batch's meta as OpenAI's batch object; an ended batch gets its
- * files first (output.js).
- * @param {Ctx} c @param {Bucket} bucket @param {BatchMeta} meta @param {any} view
+ * The engine's view and the batch's meta as OpenAI's batch object: an ended batch whose files
+ * are not written yet is `finalizing` (`cancelling` when cancelled).
+ * @param {BatchMeta} meta @param {any} view
  */
-async function batchObject(c, bucket, meta, view) {
+function batchObject(meta, view) {
   const ended = view.processing_status === 'ended';
   const endedMs = ended ? Date.parse(view.ended_at) : null;
-  if (ended && meta.finalized_at === undefined) meta = await finalize(c, bucket, meta, /** @type {number} */ (endedMs));
+  const written = meta.finalized_at !== undefined;
   const n = view.request_counts;
   const cancelAt = view.cancel_initiated_at ? Date.parse(view.cancel_initiated_at) : null;
-  const status = !ended ? (cancelAt !== null ? 'cancelling' : 'in_progress')
+  const status = !ended || !written ? (cancelAt !== null ? 'cancelling' : ended ? 'finalizing' : 'in_progress')
     : cancelAt !== null ? 'cancelled'
       : n.expired > 0 ? 'expired' : 'completed';
   return {

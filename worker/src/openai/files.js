@@ -3,19 +3,34 @@
 //   POST   /files               multipart { file, purpose: "batch" } -> the file object (the JSONL
 //                               checked first: jsonl.js names the faulty line)
 //   GET    /files               ?limit=1..10000 (10000), ?after=<file id>, ?purpose; newest first
+//                               (at most max(limit, 1000) files read: a filtered page may come
+//                               short with has_more, last_id the last file read)
 //   GET    /files/:id           the file object
 //   GET    /files/:id/content   its bytes
 //   DELETE /files/:id           { id, object: "file", deleted: true }
 // A batch's output and error files (purpose "batch_output") are files like these (output.js).
-// Uploads are read whole (the isolate holds a file and its form once): at most
-// EDGEBATCH_FILE_MAX_BYTES (32 MiB), a 413 naming it past that.
+// An upload is read whole, as bytes, and held once (multipart.js): at most
+// EDGEBATCH_FILE_MAX_BYTES (32 MiB, also the most it may be set to), a 413 naming it past that.
+// Its peak in the isolate is about the upload (twice it, for a moment, without a
+// Content-Length), one line decoded at a time and the custom_ids seen (at most
+// EDGEBATCH_BATCH_MAX_REQUESTS: 100,000 ids of 10 characters are ~7 MB; in Node the whole
+// check of a 32 MiB file of 100,000 lines added ~23 MB, uncollected garbage included): ~60 MB
+// of the Worker's 128 MB at 32 MiB, ~95 MB when chunked.
+import { batchLimits } from '../batches/routes.js';
 import { intVar } from '../config.js';
-import { allow, HttpError, jsonResponse, readCappedText } from '../http.js';
+import { allow, HttpError, jsonResponse } from '../http.js';
 import { invalid } from './errors.js';
 import { checkInput } from './jsonl.js';
+import { parseMultipart, readUpload } from './multipart.js';
 import { bucketOf, FILE_ID, fileKey, newFileId, prefixOf, seconds } from './store.js';
 
 const LIST_MAX = 10_000;
+/** A filtered list reads at most max(limit, SCAN_MIN) files: 1 to 10 R2 list calls, as unfiltered. */
+const SCAN_MIN = 1000;
+/** The largest upload, and the default. */
+const FILE_MAX = 32 * 1024 * 1024;
+/** What one write of an upload into R2 holds. */
+const PUT_SLICE = 1024 * 1024;
 
 /**
  * @typedef {{ request: Request, url: URL, env: any, config: ReturnType<typeof import('../config.js').readConfig>,
@@ -61,31 +76,32 @@ export function fileObject(id, obj) {
 
 /** @param {Ctx} c @param {import('./store.js').Bucket} bucket */
 async function upload(c, bucket) {
-  const max = intVar(c.env, 'EDGEBATCH_FILE_MAX_BYTES', 32 * 1024 * 1024, 1024, 100 * 1024 * 1024);
+  const max = intVar(c.env, 'EDGEBATCH_FILE_MAX_BYTES', FILE_MAX, 1024, FILE_MAX);
   const type = c.request.headers.get('content-type') ?? '';
   if (!/^multipart\/form-data\s*;/i.test(type)) throw invalid('send the file as multipart/form-data with the fields file and purpose', 'file');
-  const text = await readCappedText(c.request, max, c.config.bodyTimeoutMs, { between: true }).catch((err) => {
-    if (err instanceof HttpError && err.status === 413) err.message = `the upload is larger than ${max} bytes (EDGEBATCH_FILE_MAX_BYTES)`;
-    throw err;
-  });
-  let form;
-  try {
-    form = await new Response(text, { headers: { 'content-type': type } }).formData();
-  } catch {
-    throw invalid('the body is not valid multipart/form-data', 'file');
-  }
-  const purpose = form.get('purpose');
+  const body = await readUpload(c.request, max, c.config.bodyTimeoutMs,
+    (limit) => new HttpError(413, 'request_too_large', `the upload is larger than ${limit} bytes (EDGEBATCH_FILE_MAX_BYTES)`));
+  const parts = parseMultipart(body, type);
+  const purposePart = parts.find((p) => p.name === 'purpose');
+  const purpose = purposePart && purposePart.filename === null ? new TextDecoder().decode(purposePart.bytes.subarray(0, 64)) : null;
   if (purpose !== 'batch') throw invalid(`purpose must be "batch" here (the Batch API's input), got ${JSON.stringify(String(purpose).slice(0, 40))}`, 'purpose');
-  const file = form.get('file');
-  if (file === null || typeof file === 'string') throw invalid('file is missing: send it as a file field of the form', 'file');
-  const content = await file.text();
-  checkInput(content);
+  const file = parts.find((p) => p.name === 'file');
+  if (!file || file.filename === null) throw invalid('file is missing: send it as a file field of the form', 'file');
+  const content = file.bytes;
+  checkInput(content, batchLimits(c.env).maxRequests);
   const now = Date.now();
   const id = newFileId(now);
-  const filename = String(file.name ?? 'upload.jsonl').slice(0, 255);
-  const meta = { filename, purpose: 'batch', created_at: String(now) };
-  const put = await bucket.put(fileKey(c.caller.name, id), content, { httpMetadata: { contentType: 'application/jsonl' }, customMetadata: meta });
-  return jsonResponse(200, fileObject(id, { size: put?.size ?? new TextEncoder().encode(content).byteLength, customMetadata: meta }));
+  const meta = { filename: (file.filename || 'upload.jsonl').slice(0, 255), purpose: 'batch', created_at: String(now) };
+  // Streamed from the view in slices: R2 is given no copy of the whole file.
+  const FixedLengthStream = /** @type {any} */ (globalThis).FixedLengthStream;
+  const stream = new FixedLengthStream(content.byteLength);
+  const put = bucket.put(fileKey(c.caller.name, id), stream.readable, { httpMetadata: { contentType: 'application/jsonl' }, customMetadata: meta });
+  put.catch(() => {}); // awaited below; a failure also fails the writes
+  const writer = stream.writable.getWriter();
+  for (let at = 0; at < content.byteLength; at += PUT_SLICE) await writer.write(content.subarray(at, at + PUT_SLICE));
+  await writer.close();
+  await put;
+  return jsonResponse(200, fileObject(id, { size: content.byteLength, customMetadata: meta }));
 }
 
 /** @param {Ctx} c @param {import('./store.js').Bucket} bucket */
@@ -106,18 +122,28 @@ async function list(c, bucket) {
   const data = [];
   let startAfter = after === null ? undefined : `${prefix}${after}`;
   let more = true;
-  // A purpose filter can leave a page short: R2 is read on until it is full or at its end.
-  while (data.length < limit && more) {
-    const page = await bucket.list({ prefix, limit: Math.min(1000, limit - data.length), include: ['customMetadata'], ...(startAfter && { startAfter }) });
+  // A purpose filter can leave a page short: R2 is read on until it is full, at its end, or
+  // `scan` files have been read (a token's thousands of files are not all read for one
+  // request: has_more then, last_id the last file read, the `after` that goes on from there).
+  const scan = Math.max(limit, SCAN_MIN);
+  for (let scanned = 0; data.length < limit && more && scanned < scan;) {
+    const want = purpose === null ? limit - data.length : 1000;
+    const page = await bucket.list({ prefix, limit: Math.min(1000, want, scan - scanned), include: ['customMetadata'], ...(startAfter && { startAfter }) });
+    more = page.truncated && page.objects.length > 0;
     for (const o of page.objects) {
+      if (data.length === limit) {
+        more = true; // the page is full before R2's is read through
+        break;
+      }
+      scanned++;
+      startAfter = o.key;
       const f = fileObject(o.key.slice(prefix.length), o);
       if (purpose === null || f.purpose === purpose) data.push(f);
     }
-    more = page.truncated && page.objects.length > 0;
-    startAfter = page.objects.at(-1)?.key;
   }
   const ids = data.map((f) => /** @type {{ id: string }} */ (f).id);
-  return jsonResponse(200, { object: 'list', data, first_id: ids[0] ?? null, last_id: ids.at(-1) ?? null, has_more: more });
+  const lastRead = more && startAfter !== undefined ? startAfter.slice(prefix.length) : null;
+  return jsonResponse(200, { object: 'list', data, first_id: ids[0] ?? null, last_id: lastRead ?? ids.at(-1) ?? null, has_more: more });
 }
 
 /** @param {string} id */

@@ -40,7 +40,7 @@ export async function handleOpenAI(request, url, env, ctx, config) {
     if (resource === 'files') return await handleFiles({ request, url, env, config, caller }, parts);
     // A create without the Worker's key is a 500 once its input is known to be valid (the engine).
     const { header } = upstreamOf(config, url.origin);
-    return await handleOpenAIBatches({ request, url, env, config, caller, redact, header }, parts);
+    return await handleOpenAIBatches({ request, url, env, ctx, config, caller, redact, header }, parts);
   } catch (err) {
     await discardBody(request);
     return toOpenAIResponse(err, redact);

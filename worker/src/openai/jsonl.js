@@ -1,8 +1,9 @@
 // @ts-check
 // The batch input file: JSONL, one request a line, `{ custom_id, method: "POST", url, body }`.
 //   checkInput   at upload (purpose "batch"): every line is checked, the first fault named by
-//                its line (not JSON, a missing or unknown field, another method, an endpoint
-//                this Worker does not run, a custom_id seen before)
+//                its line (not UTF-8, not JSON, a missing or unknown field, another method, an
+//                endpoint this Worker does not run, a custom_id seen before, one request more
+//                than a batch may hold)
 //   toRequests   at batch create: the stored file, streamed, as the engine's NDJSON: a header
 //                line with the fixed provider, then `{ custom_id, params }` for each line (a
 //                blank line stays blank, so the engine's line n is the file's line n - 1)
@@ -15,16 +16,30 @@ export const ENDPOINTS = ['/v1/chat/completions'];
 const FIELDS = ['custom_id', 'method', 'url', 'body'];
 
 /**
- * @param {string} text the whole file
+ * @param {Uint8Array} bytes the whole file (lines are decoded one at a time: the file is held
+ *   once, as bytes)
+ * @param {number} maxRequests the most a batch may hold (EDGEBATCH_BATCH_MAX_REQUESTS): also
+ *   bounds the custom_ids kept to find a repeated one
  * @returns {number} its requests
  */
-export function checkInput(text) {
+export function checkInput(bytes, maxRequests) {
   /** @type {Map<string, number>} */
   const seen = new Map();
+  const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   let line = 0;
-  for (const raw of text.split('\n')) {
+  for (let start = 0; start <= bytes.length;) {
+    let end = bytes.indexOf(0x0a, start);
+    if (end < 0) end = bytes.length;
     line++;
-    const t = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    let t;
+    try {
+      t = decoder.decode(bytes.subarray(start, end > start && bytes[end - 1] === 0x0d ? end - 1 : end));
+    } catch {
+      throw invalid(`line ${line} is not valid UTF-8`, 'file');
+    }
+    start = end + 1;
+    // As linesOf reads it at create: a byte order mark opening the file is not part of line 1.
+    if (line === 1 && t.startsWith('\uFEFF')) t = t.slice(1);
     if (t.trim() === '') continue;
     const v = parseLine(t, line);
     for (const key of Object.keys(v)) {
@@ -34,6 +49,9 @@ export function checkInput(text) {
     if (typeof v.custom_id !== 'string' || v.custom_id === '') throw invalid(`line ${line}: custom_id must be a non-empty string`, 'file');
     const first = seen.get(v.custom_id);
     if (first !== undefined) throw invalid(`line ${line}: custom_id ${JSON.stringify(v.custom_id.slice(0, 64))} is repeated (first on line ${first}): each must be unique`, 'file');
+    if (seen.size === maxRequests) {
+      throw invalid(`line ${line}: the file has more than ${maxRequests} requests, the most a batch holds here (EDGEBATCH_BATCH_MAX_REQUESTS)`, 'file');
+    }
     seen.set(v.custom_id, line);
     if (v.method !== 'POST') throw invalid(`line ${line}: method must be "POST"`, 'file');
     if (!ENDPOINTS.includes(v.url)) {

@@ -8,8 +8,9 @@
 // Written into R2 rather than computed at each `content`: a file then has a size, is listed
 // and can be deleted like any other. The results are read twice, never held: once to count
 // each file's bytes, once to stream them into R2 (a put of a stream must know its length).
-// The files' ids are fixed by the batch, so two requests finalizing at once write the same
-// bytes under the same keys; a file with no line is not made (its id stays null).
+// Written after the answer of the by-id read that claims it (batches.js); the files' ids are
+// fixed by the batch, so should two requests write them (a claim that lapsed) they write the
+// same bytes under the same keys; a file with no line is not made (its id stays null).
 import { handleBatches } from '../batches/index.js';
 import { typeOfStatus } from './errors.js';
 import { fileKey, resultFileId, writeMeta } from './store.js';
@@ -72,7 +73,8 @@ export async function finalize(c, bucket, meta, endedMs) {
     await f.writer.close();
     await f.put;
   }
-  const done = { ...meta, output_file_id: files.o?.id ?? null, error_file_id: files.e?.id ?? null, finalized_at: Date.now() };
+  const { finalizing_since: _, ...rest } = meta;
+  const done = { ...rest, output_file_id: files.o?.id ?? null, error_file_id: files.e?.id ?? null, finalized_at: Date.now() };
   await writeMeta(bucket, c.caller.name, done);
   return done;
 }

@@ -20,8 +20,10 @@ import { HttpError } from '../http.js';
  * }} Bucket
  * @typedef {{ id: string, input_file_id: string, endpoint: string, completion_window: string,
  *   metadata: Record<string, string> | null, created_at: number, order: string,
- *   output_file_id?: string | null, error_file_id?: string | null, finalized_at?: number }} BatchMeta
- *   created_at and finalized_at in ms
+ *   output_file_id?: string | null, error_file_id?: string | null, finalized_at?: number,
+ *   finalizing_since?: number }} BatchMeta
+ *   created_at, finalized_at (its files written) and finalizing_since (a request took on writing
+ *   them) in ms
  */
 
 const MAX_TIME = 0xffffffffffff;
@@ -65,9 +67,30 @@ export const orderPrefix = (owner) => `${prefixOf(owner)}batch-order/`;
  * @returns {Promise<BatchMeta | null>}
  */
 export async function readMeta(bucket, owner, id) {
+  return (await readTaggedMeta(bucket, owner, id))?.meta ?? null;
+}
+
+/**
+ * readMeta with the object's etag (for claimFinalizing).
+ * @param {Bucket} bucket @param {string} owner @param {string} id
+ * @returns {Promise<{ meta: BatchMeta, etag: string } | null>}
+ */
+export async function readTaggedMeta(bucket, owner, id) {
   if (!BATCH_ID.test(id)) return null;
   const obj = await bucket.get(batchKey(owner, id));
-  return obj ? JSON.parse(await obj.text()) : null;
+  return obj ? { meta: JSON.parse(await obj.text()), etag: obj.etag } : null;
+}
+
+/**
+ * Takes on writing an ended batch's files: records `finalizing_since` if the meta is still the
+ * one read (its etag), so of the requests that find the files missing at once one writes them.
+ * @param {Bucket} bucket @param {string} owner @param {BatchMeta} meta @param {string} etag
+ * @returns {Promise<BatchMeta | null>} the claimed meta, or null when another request changed it first
+ */
+export async function claimFinalizing(bucket, owner, meta, etag) {
+  const claimed = { ...meta, finalizing_since: Date.now() };
+  const put = await bucket.put(batchKey(owner, meta.id), JSON.stringify(claimed), { httpMetadata: { contentType: 'application/json' }, onlyIf: { etagMatches: etag } });
+  return put ? claimed : null;
 }
 
 /** @param {Bucket} bucket @param {string} owner @param {BatchMeta} meta */
