@@ -39,7 +39,9 @@ import { passThrough } from './stream.js';
 
 /**
  * The realtime settings, from vars (a malformed one is a 500 naming it), one set for every route:
- * - waitMs: how long a call may wait for the limiter in all (EDGEBATCH_REALTIME_WAIT_MS);
+ * - waitMs: how long a call may wait for the limiter in all (EDGEBATCH_REALTIME_WAIT_MS; at
+ *   most 25 s: a client that leaves mid-wait has its late grant handed back by a flush in
+ *   waitUntil, which lives about 30 s after the answer);
  * - deadlineMs: a call's whole time, waits, attempts and retries (EDGEBATCH_REALTIME_DEADLINE_MS);
  * - timeoutMs: one attempt, up to the reply's headers for a stream, then the longest a stream
  *   may go without a chunk (EDGEBATCH_REALTIME_TIMEOUT_MS);
@@ -48,7 +50,7 @@ import { passThrough } from './stream.js';
  */
 export function realtimeSettings(env) {
   return {
-    waitMs: intVar(env, 'EDGEBATCH_REALTIME_WAIT_MS', 60_000, 0, 600_000),
+    waitMs: intVar(env, 'EDGEBATCH_REALTIME_WAIT_MS', 20_000, 0, 25_000),
     deadlineMs: intVar(env, 'EDGEBATCH_REALTIME_DEADLINE_MS', 300_000, 1_000, 900_000),
     timeoutMs: intVar(env, 'EDGEBATCH_REALTIME_TIMEOUT_MS', 120_000, 1_000, 600_000),
     maxRetries: intVar(env, 'EDGEBATCH_REALTIME_MAX_RETRIES', 4, 0, 10),
