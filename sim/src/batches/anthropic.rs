@@ -178,19 +178,7 @@ impl Simulator {
                 items[i].custom_id
             )));
         }
-        let batch = Batch {
-            id,
-            api: Api::Anthropic,
-            created_ms: now,
-            expires_ms: now + settings.window_ms,
-            step_ms: (settings.delay_ms / 4.0).max(1.0),
-            cancel_ms: None,
-            items,
-            deleted: false,
-            input_file_id: String::new(),
-            errors: None,
-            files: None,
-        };
+        let batch = Batch::new(id, Api::Anthropic, now, &settings, items);
         let body = self.message_batch(&batch, now);
         self.batches.batches.push(batch);
         Ok(Answer::ok(body))

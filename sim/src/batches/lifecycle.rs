@@ -126,6 +126,24 @@ impl Item {
 }
 
 impl Batch {
+    /// A batch of `api` made at `now`: its window and its steps (a quarter of the processing
+    /// delay: cancelling, OpenAI's validating and finalizing) from `s`; no file, no errors.
+    pub fn new(id: String, api: Api, now: f64, s: &super::Settings, items: Vec<Item>) -> Self {
+        Batch {
+            id,
+            api,
+            created_ms: now,
+            expires_ms: now + s.window_ms,
+            step_ms: (s.delay_ms / 4.0).max(1.0),
+            cancel_ms: None,
+            items,
+            deleted: false,
+            input_file_id: String::new(),
+            errors: None,
+            files: None,
+        }
+    }
+
     /// When the last item is processed (creation, for none).
     pub fn last_done_ms(&self) -> f64 {
         self.items

@@ -441,17 +441,9 @@ impl Simulator {
             Err(e) => (Vec::new(), Some(e)),
         };
         self.batches.batches.push(Batch {
-            id,
-            api: Api::OpenAi,
-            created_ms: now,
-            expires_ms: now + s.window_ms,
-            step_ms: (s.delay_ms / 4.0).max(1.0),
-            cancel_ms: None,
-            items,
-            deleted: false,
             input_file_id: v.swap_remove(0),
             errors,
-            files: None,
+            ..Batch::new(id, Api::OpenAi, now, &s, items)
         });
         Ok(Answer::ok(
             self.batch_object(self.batches.batches.len() - 1, now),
