@@ -14,7 +14,8 @@
 #   make bench   overhead, pacing and memory benchmarks, /v1/batches throughput and cost,
 #                CPU post-processing inline vs offloaded (postProcess), the Python SDK's
 #                realtime calls in 1/3/8 processes direct to the simulator vs through the
-#                Worker's /anthropic (items/s, errors, added latency), wasm sizes
+#                Worker's /anthropic (items/s, errors, added latency), prompt caching's
+#                dollars and wall time with and without cacheAware, wasm sizes
 #   make mutants mutation testing (cargo-mutants, pinned, into .tools/) of all of src/core
 #                (src/core/adaptive/ too), src/providers and src/options/:
 #                caught / missed / timeout / unviable per file. Slow, not
@@ -114,7 +115,9 @@ bench: build
 	@node bench/batches.mjs
 	@node bench/post-cpu.mjs
 	@node bench/fallbacks.mjs
+	@node bench/cache.mjs
 	@node bench/sdk-realtime.mjs
+	@node bench/routing.mjs
 
 # Every mutant of the pure Rust against the full native `cargo test`, one at a time
 # (--jobs 1); exclusions of equivalent mutants and their reasons are in .cargo/mutants.toml.

@@ -102,9 +102,15 @@ export async function startSimServer(options = {}) {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
+  // Idle keep-alive sockets are closed after 65 s, not Node's 5 s: a busy client (thousands of
+  // requests at once, its event loop late) reuses a socket the server is closing at that very
+  // moment, and the request fails with a connection reset (~2% of 10,000 in bench/cache.mjs).
+  server.keepAliveTimeout = 65_000;
   await new Promise((ok, fail) => {
     server.once('error', fail);
-    server.listen(port, host, ok);
+    // The kernel's accept queue as long as it allows (net.core.somaxconn caps it), not Node's
+    // 511: 10,000 connections opened at once overflow 511, and the dropped ones time out.
+    server.listen({ port, host, backlog: 65_535 }, ok);
   });
   origin = `http://${host}:${server.address().port}`;
   let closing;

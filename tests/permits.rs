@@ -1,6 +1,8 @@
 //! The executor with an asynchronous permit source (`Executor::permits`), on a virtual clock:
 //! the wait holds the slot but no timeout, a refusal fails one item, a deferral lets attempts
 //! in flight finish and ends the rest `deferred`, and every granted permit is released once.
+//! With fallbacks, each ask names its alternative, and a deferral of one moves the item to the
+//! next; only when every alternative deferred is the batch deferred.
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::cell::{Cell, RefCell};
@@ -31,16 +33,17 @@ enum Answer {
     Defer(u64),
 }
 
-type Script = Box<dyn Fn(usize, usize) -> (u64, Answer)>;
+type Script = Box<dyn Fn(usize, usize, usize) -> (u64, Answer)>;
 
-/// A permit source on the virtual clock: `script(index, nth ask)` says when and what it
-/// answers. It logs asks, grants and releases, and counts slots held (asks waiting plus
+/// A permit source on the virtual clock: `script(index, alternative, nth ask)` says when and
+/// what it answers. It logs asks, grants and releases, and counts slots held (asks waiting plus
 /// attempts running, which the task adds).
 struct Source {
     clock: VirtualClock,
     script: Script,
     asks: Cell<usize>,
-    asked: RefCell<Vec<(usize, Duration, Cost)>>,
+    /// `(index, alternative, when, cost)` of every ask.
+    asked: RefCell<Vec<(usize, usize, Duration, Cost)>>,
     granted: RefCell<Vec<u64>>,
     released: RefCell<Vec<(u64, Seen)>>,
     held: Rc<Cell<usize>>,
@@ -48,7 +51,10 @@ struct Source {
 }
 
 impl Source {
-    fn new(clock: &VirtualClock, script: impl Fn(usize, usize) -> (u64, Answer) + 'static) -> Self {
+    fn new(
+        clock: &VirtualClock,
+        script: impl Fn(usize, usize, usize) -> (u64, Answer) + 'static,
+    ) -> Self {
         Source {
             clock: clock.clone(),
             script: Box::new(script),
@@ -101,14 +107,19 @@ fn seen(outcome: Outcome<'_>) -> Seen {
 }
 
 impl Permits for Source {
-    fn acquire(&self, index: usize, cost: &Cost) -> Pin<Box<dyn Future<Output = Permit> + '_>> {
+    fn acquire(
+        &self,
+        index: usize,
+        alternative: usize,
+        cost: &Cost,
+    ) -> Pin<Box<dyn Future<Output = Permit> + '_>> {
         let nth = self.asks.get();
         self.asks.set(nth + 1);
         self.asked
             .borrow_mut()
-            .push((index, self.clock.now(), *cost));
+            .push((index, alternative, self.clock.now(), *cost));
         self.hold(1);
-        let (after, answer) = (self.script)(index, nth);
+        let (after, answer) = (self.script)(index, alternative, nth);
         let sleep = self.clock.sleep(MS(after));
         // Dropped before its answer: nothing was granted, the slot count goes back.
         let guard = Guard(self);
@@ -236,7 +247,7 @@ fn kind(r: &ItemResult<usize>) -> Result<usize, ErrorKind> {
 #[test]
 fn the_wait_for_a_permit_holds_no_timeout_and_counts_no_attempt() {
     let clock = VirtualClock::new();
-    let source = Source::new(&clock, |_, _| (5000, Answer::Grant));
+    let source = Source::new(&clock, |_, _, _| (5000, Answer::Grant));
     let work = task(&clock, &source, |_, _| (1000, Some(Ok(()))));
     let r = run_with(
         &clock,
@@ -264,7 +275,7 @@ fn the_wait_for_a_permit_holds_no_timeout_and_counts_no_attempt() {
 #[test]
 fn a_refusal_fails_that_item_only_and_takes_no_attempt() {
     let clock = VirtualClock::new();
-    let source = Source::new(&clock, |i, _| {
+    let source = Source::new(&clock, |i, _, _| {
         (10, if i == 1 { Answer::Never } else { Answer::Grant })
     });
     let work = task(&clock, &source, |_, _| (100, Some(Ok(()))));
@@ -295,7 +306,7 @@ fn a_refusal_fails_that_item_only_and_takes_no_attempt() {
         .asked
         .borrow()
         .iter()
-        .map(|(i, _, c)| (*i, c.input_tokens))
+        .map(|(i, _, _, c)| (*i, c.input_tokens))
         .collect();
     assert_eq!(costs, [(0, 0), (1, 1), (2, 2)]);
     assert_eq!(source.releases(), ["success", "success"]);
@@ -307,7 +318,7 @@ fn a_deferral_lets_attempts_in_flight_finish_and_ends_the_rest_deferred() {
     // waits out its backoff; 2 fails at 300 ms. Item 3 is asked at 0 and deferred for 10 s at
     // 100 ms; item 4, asked at 50 ms, would be granted at 250 ms; item 5 is never asked.
     let clock = VirtualClock::new();
-    let source = Source::new(&clock, |i, _| match i {
+    let source = Source::new(&clock, |i, _, _| match i {
         0..=2 => (0, Answer::Grant),
         3 => (100, Answer::Defer(10_000)),
         _ => (200, Answer::Grant),
@@ -387,7 +398,7 @@ fn timeouts_and_cancellation_release_each_permit_once() {
     // comes only after 10 s: the cancel at 5 s drops its ask, and the attempt of item 0 in
     // flight then is abandoned.
     let clock = VirtualClock::new();
-    let source = Source::new(&clock, |i, _| {
+    let source = Source::new(&clock, |i, _, _| {
         (if i == 0 { 0 } else { 10_000 }, Answer::Grant)
     });
     let work = task(&clock, &source, |_, _| (0, None));
@@ -426,7 +437,7 @@ fn timeouts_and_cancellation_release_each_permit_once() {
 #[test]
 fn the_concurrency_bounds_permit_waits_and_attempts_together() {
     let clock = VirtualClock::new();
-    let source = Source::new(&clock, |i, _| (100 * (i as u64 % 3 + 1), Answer::Grant));
+    let source = Source::new(&clock, |i, _, _| (100 * (i as u64 % 3 + 1), Answer::Grant));
     let work = task(&clock, &source, |i, _| {
         (50 * (i as u64 % 4 + 1), Some(Ok(())))
     });
@@ -463,7 +474,7 @@ fn an_instant_source_changes_nothing_and_hears_every_attempt() {
     let mut outs = Vec::new();
     for with_source in [false, true] {
         let clock = VirtualClock::new();
-        let source = Source::new(&clock, |_, _| (0, Answer::Grant));
+        let source = Source::new(&clock, |_, _, _| (0, Answer::Grant));
         let work = task(&clock, &source, script);
         let mut rec = Recorder::default();
         let used = with_source.then_some(&source);
@@ -492,4 +503,111 @@ fn an_instant_source_changes_nothing_and_hears_every_attempt() {
         outs[0] == outs[1],
         "a source that grants at once changes nothing"
     );
+}
+
+/// `n` items through `source` with one fallback (each alternative unpaced, concurrency 2),
+/// attempts of 100 ms that succeed; returns the results and the alternative of every attempt.
+fn run_with_fallback(
+    clock: &VirtualClock,
+    source: &Source,
+    n: usize,
+    rec: &mut Recorder,
+) -> (Vec<ItemResult<usize>>, Vec<usize>) {
+    let (first, second) = (Pacer::unpaced(2), Pacer::unpaced(2));
+    let others = [&second];
+    let config = config(2);
+    let sent = RefCell::new(Vec::new());
+    let work = |index, _, alternative| {
+        sent.borrow_mut().push(alternative);
+        let sleep = clock.sleep(MS(100));
+        Box::pin(async move {
+            sleep.await;
+            Ok(index)
+        }) as Boxed
+    };
+    let executor = Executor::new(&config, clock, &first)
+        .fallbacks(&others, None)
+        .permits(source);
+    let r = clock.block_on(executor.run_routed(n, work, &pacing(), rec));
+    assert_eq!(first.borrow().in_flight() + second.borrow().in_flight(), 0);
+    (r, sent.into_inner())
+}
+
+#[test]
+fn a_deferral_of_one_alternative_moves_its_items_to_the_next_at_once() {
+    // The first choice's source defers for 30 s (after 10 ms); the second's grants at once.
+    let clock = VirtualClock::new();
+    let source = Source::new(&clock, |_, alternative, _| match alternative {
+        0 => (10, Answer::Defer(30_000)),
+        _ => (0, Answer::Grant),
+    });
+    let mut rec = Recorder::default();
+    let (r, sent) = run_with_fallback(&clock, &source, 6, &mut rec);
+    assert!(
+        r.iter().all(|r| r.outcome.is_ok() && r.attempts == 1),
+        "{r:?}"
+    );
+    assert_eq!(sent, [1; 6], "every attempt went to the second choice");
+    // The two asked first met the deferral; every other ask went to the second choice only:
+    // the deferred source is not asked again in the batch.
+    let asks: Vec<(usize, usize)> = source.asked.borrow().iter().map(|a| (a.0, a.1)).collect();
+    assert_eq!(
+        asks,
+        [
+            (0, 0),
+            (1, 0),
+            (0, 1),
+            (1, 1),
+            (2, 1),
+            (3, 1),
+            (4, 1),
+            (5, 1)
+        ]
+    );
+    // At once: the first attempts started when the deferral came (10 ms), not 30 s later.
+    assert_eq!(clock.now(), MS(10 + 3 * 100));
+    // Each move is a fallback, told and counted like one.
+    let moves = rec
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Fallback {
+                    from: 0,
+                    to: 1,
+                    attempt: 0,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!((moves, rec.progress.last().unwrap().fallbacks), (6, 6));
+    assert_eq!(source.releases(), ["success"; 6]);
+}
+
+#[test]
+fn the_batch_is_deferred_only_when_every_alternative_deferred() {
+    // The first choice defers for 30 s, the second for 5 s: nothing starts, and every item
+    // ends deferred until the earliest of the two.
+    let clock = VirtualClock::new();
+    let source = Source::new(&clock, |_, alternative, _| {
+        (
+            10,
+            Answer::Defer(if alternative == 0 { 30_000 } else { 5_000 }),
+        )
+    });
+    let mut rec = Recorder::default();
+    let (r, sent) = run_with_fallback(&clock, &source, 6, &mut rec);
+    assert!(sent.is_empty(), "no attempt started");
+    for r in &r {
+        let e = r.outcome.as_ref().unwrap_err();
+        assert_eq!(
+            (e.kind, e.retry_after_ms, r.attempts),
+            (ErrorKind::Deferred, Some(5_000), 0)
+        );
+    }
+    let asks: Vec<(usize, usize)> = source.asked.borrow().iter().map(|a| (a.0, a.1)).collect();
+    assert_eq!(asks, [(0, 0), (1, 0), (0, 1), (1, 1)]);
+    assert_eq!(clock.now(), MS(20));
 }

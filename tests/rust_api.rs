@@ -9,7 +9,10 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use edgebatch::options::OptionErrorKind;
-use edgebatch::wasm::{AttemptContext, BatchProcessor, CancelToken, ItemResult, Jitter};
+use edgebatch::wasm::{
+    Alternative, AttemptContext, BatchProcessor, CancelToken, Event, ItemResult, Jitter, ServedBy,
+    Upstream,
+};
 use edgebatch::web::clock::JsClock;
 use edgebatch::{Clock, ErrorKind, Failure};
 use futures::StreamExt;
@@ -329,4 +332,188 @@ async fn run_sends_provider_requests_and_reads_the_replies() {
     let failed = none[0].outcome.as_ref().unwrap_err();
     assert_eq!(failed.kind(), ErrorKind::Invalid);
     assert!(failed.error.message.contains(".anthropic(key)"), "{failed}");
+}
+
+#[wasm_bindgen_test]
+async fn run_starts_one_request_of_a_cached_prefix_before_the_rest() {
+    // The test server reports no cache usage (the simulator's runs do: tests/js/cache.test.mjs);
+    // what shows here is the order. Four requests share a `cache_control` system prompt and
+    // each takes 150 ms: cache-aware, one goes first and the other three once its reply began
+    // (at most 3 in flight); with `cache_aware(false)` all four at once.
+    let system = json!([{ "type": "text", "text": unique("a shared system prompt"), "cache_control": { "type": "ephemeral" } }]);
+    let requests: Vec<_> = (0..4)
+        .map(|i| json!({ "model": "slow:150", "max_tokens": 50, "system": system, "messages": [{ "role": "user", "content": format!("ticket {i}") }] }))
+        .collect();
+    let mut most = Vec::new();
+    for aware in [true, false] {
+        let claude = BatchProcessor::builder()
+            .anthropic("sk-ant-test-key")
+            .base_url(server())
+            .concurrency(4)
+            .cache_aware(aware)
+            .build()
+            .unwrap();
+        let guard = AbortController::new().unwrap();
+        get_json("/reset", &guard.signal()).await.expect("reset");
+        let results = claude.run(requests.clone()).await;
+        assert!(
+            results.iter().all(|r| r.outcome.is_ok()),
+            "{:?}",
+            kinds(&results)
+        );
+        let stats = get_json("/stats", &guard.signal()).await.expect("stats");
+        most.push(stats["maxInFlight"].as_f64().unwrap());
+    }
+    assert_eq!(most, [3.0, 4.0]);
+}
+
+#[wasm_bindgen_test]
+async fn run_falls_back_when_the_first_model_is_overloaded() {
+    // The test server answers the model "status:529" with 529 overloaded_error, always.
+    let (moves, fallbacks) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+    let (m, f) = (moves.clone(), fallbacks.clone());
+    let second = Upstream::anthropic("sk-ant-second-key").base_url(server());
+    let processor = BatchProcessor::builder()
+        .anthropic("sk-ant-first-key")
+        .base_url(server())
+        .max_retries(2)
+        .fallback(
+            Alternative::upstream(second)
+                .with_model("claude-haiku-4-5")
+                .max_tokens(20),
+        )
+        .on_event(move |e| {
+            if let Event::Fallback { from: 0, to: 1, .. } = e {
+                m.set(m.get() + 1);
+            }
+        })
+        .on_progress(move |p| f.set(p.fallbacks))
+        .build()
+        .unwrap();
+    let model = |i: usize| {
+        if i % 2 == 0 {
+            "status:529"
+        } else {
+            "claude-test"
+        }
+    };
+    let requests = (0..6).map(|i| json!({ "model": model(i), "max_tokens": 50, "messages": [{ "role": "user", "content": format!("doc {i}") }] }));
+    let results = processor.run(requests).await;
+    for (i, r) in results.iter().enumerate() {
+        let reply = r.outcome.as_ref().expect("every item succeeds");
+        assert_eq!(reply.text, format!("echo: doc {i}"));
+        let served = r.served_by.clone().unwrap();
+        if i % 2 == 0 {
+            // Moved at once on the 529: one failed attempt, then the second alternative.
+            assert_eq!(
+                served,
+                ServedBy {
+                    provider: "anthropic",
+                    model: Some("claude-haiku-4-5".into()),
+                    alternative: 1
+                }
+            );
+            assert_eq!(r.attempts, 2);
+            assert!(
+                reply.usd.is_some_and(|usd| usd > 0.0),
+                "a priced model: {:?}",
+                reply.usd
+            );
+        } else {
+            assert_eq!(
+                served,
+                ServedBy {
+                    provider: "anthropic",
+                    model: Some("claude-test".into()),
+                    alternative: 0
+                }
+            );
+            assert_eq!((r.attempts, reply.usd), (1, None));
+        }
+    }
+    assert_eq!((moves.get(), fallbacks.get()), (3, 3));
+
+    // Without fallbacks the same overload fails its items, and results name no alternative.
+    let plain = BatchProcessor::builder()
+        .anthropic("k")
+        .base_url(server())
+        .max_retries(0)
+        .build()
+        .unwrap();
+    let results = plain.run([json!({ "model": "status:529", "max_tokens": 5, "messages": [{ "role": "user", "content": "x" }] })]).await;
+    let failed = results[0].outcome.as_ref().unwrap_err();
+    assert_eq!(
+        (failed.error.status, &results[0].served_by),
+        (Some(529), &None)
+    );
+}
+
+#[wasm_bindgen_test]
+async fn bad_fallbacks_fail_at_build_naming_the_entry_and_the_cost_cap_holds() {
+    let claude = || BatchProcessor::builder().anthropic("sk-ant-first");
+    let secret = "sk-ant-never-shown-123";
+    let cases = [
+        (
+            claude().fallbacks([]),
+            "fallbacks must name at least one alternative, got none",
+        ),
+        (
+            BatchProcessor::builder().fallback(Alternative::model("m")),
+            "fallbacks needs a provider",
+        ),
+        (
+            claude()
+                .fallback(Alternative::model("m"))
+                .fallback(Alternative::upstream(Upstream::openai(secret))),
+            "fallbacks[1].provider.name must be \"anthropic\", the first choice's API",
+        ),
+        (
+            claude().fallback(Alternative::model("m").max_tokens(0)),
+            "fallbacks[0].overrides.max_tokens must be an integer in 1..=10000000, got 0",
+        ),
+        (
+            claude().fallback(Alternative::model("")),
+            "fallbacks[0].model must be",
+        ),
+        (
+            claude().fallback(Alternative::upstream(
+                Upstream::anthropic(secret).base_url("ftp://x"),
+            )),
+            "fallbacks[0].provider.baseUrl",
+        ),
+        (
+            claude().fallback_after(MS(100)),
+            "fallbackAfterMs applies only with fallbacks",
+        ),
+        (claude().max_cost_usd(-1.0), "maxCostUsd must be"),
+    ];
+    for (builder, message) in cases {
+        let err = builder.build().unwrap_err();
+        assert!(
+            err.message.starts_with(message),
+            "{err} (expected {message})"
+        );
+        assert!(!err.message.contains(secret));
+    }
+
+    // A cap of a millionth of a dollar: a priced request cannot start (cost_cap, nothing
+    // sent); an unpriced one cannot be bounded (invalid).
+    let capped = claude()
+        .base_url(server())
+        .max_cost_usd(0.000001)
+        .build()
+        .unwrap();
+    let ask = |model: &str| json!({ "model": model, "max_tokens": 1000, "messages": [{ "role": "user", "content": "hi" }] });
+    let results = capped.run([ask("claude-haiku-4-5")]).await;
+    assert_eq!(kinds(&results), [(Some(ErrorKind::CostCap), 0)]);
+    let results = capped.run([ask("claude-test")]).await;
+    let failed = results[0].outcome.as_ref().unwrap_err();
+    assert_eq!(
+        (failed.kind(), results[0].attempts),
+        (ErrorKind::Invalid, 0)
+    );
+    assert!(
+        failed.error.message.starts_with("maxCostUsd needs a price"),
+        "{failed}"
+    );
 }

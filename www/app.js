@@ -52,7 +52,15 @@ function syncForm() {
   if (!sim && $('mode-compare').checked) $('mode-single').checked = true;
 }
 
+/** The first choice's model, and with Fallback on the second (`fallbacks`). */
+function models() {
+  const first = $('model').value.trim() || 'claude-haiku-4-5';
+  const second = $('fallback').checked ? ($('fallback-model').value.trim() || 'claude-sonnet-4-5') : null;
+  return { first, second };
+}
+
 function edgebatchOptions() {
+  const { second } = models();
   const rateLimit = Object.fromEntries(
     [['requestsPerMinute', 'rpm'], ['inputTokensPerMinute', 'itpm'], ['outputTokensPerMinute', 'otpm']]
       .map(([key, id]) => [key, num(id)])
@@ -64,6 +72,7 @@ function edgebatchOptions() {
     timeoutMs: num('timeout'),
     adaptive: $('adaptive').checked,
     ...(Object.keys(rateLimit).length && { rateLimit }),
+    ...(second !== null && { fallbacks: [{ model: second }] }),
   };
 }
 
@@ -74,6 +83,17 @@ function capacityConfig() {
   return { capacity, queue: num('sim-queue') ?? 0, shedMs: num('sim-shed-ms') ?? 5 };
 }
 
+/**
+ * With Fallback on, the first model is overloaded (80% 529s) from now for the window given.
+ * `untilMs` is in the simulator's clock: on the Worker (workerd) that is Unix time, so this
+ * assumes the page and the simulator agree on the time of day (they do on one machine).
+ */
+function byModel() {
+  const { first, second } = models();
+  if (second === null) return {};
+  return { byModel: { [first]: { overloaded: 0.8, untilMs: Date.now() + (num('sim-overload-ms') ?? 0) } } };
+}
+
 function simConfig() {
   return {
     config: {
@@ -82,7 +102,7 @@ function simConfig() {
       requestsPerMinute: num('sim-rpm'),
       maxTokens: num('max-tokens'),
       latency: { baseMs: num('sim-latency') ?? 0, perOutputTokenMs: 2, jitterMs: 100 },
-      faults: { rate429: num('sim-429') ?? 0, rate529: num('sim-529') ?? 0, rate500: num('sim-500') ?? 0, hang: num('sim-hang') ?? 0 },
+      faults: { rate429: num('sim-429') ?? 0, rate529: num('sim-529') ?? 0, rate500: num('sim-500') ?? 0, hang: num('sim-hang') ?? 0, ...byModel() },
       ...capacityConfig(),
     },
     hangMs: num('sim-hang-ms'),
@@ -156,7 +176,8 @@ function verdict(record) {
     return record.running ? `${given} ${c.inFlight} requests still open…` : `${given} Of its ${record.total} requests: ${c.ok} ok, ${c.failed} failed, ${c.cancelled} cancelled; none was retried.`;
   }
   if (record.running) return '';
-  return `Every document has exactly one result: ${c.ok} ok, ${c.failed} failed, ${c.cancelled} cancelled, after ${c.retries} retries.`;
+  const moved = c.fallbacks > 0 ? ` and ${c.fallbacks} fallbacks to the second model` : '';
+  return `Every document has exactly one result: ${c.ok} ok, ${c.failed} failed, ${c.cancelled} cancelled, after ${c.retries} retries${moved}.`;
 }
 
 function frame() {
@@ -174,7 +195,8 @@ function showResultsOf(name) {
 
 function summary(record) {
   const c = record.counts;
-  return `${record.name}: ${c.ok} of ${record.total} ok, ${c.failed} failed, ${c.cancelled} cancelled, ${c.retries} retries, ${c.r429} × 429, ${secs(record.now())}`;
+  const moved = c.fallbacks > 0 ? `, ${c.fallbacks} fallbacks` : '';
+  return `${record.name}: ${c.ok} of ${record.total} ok, ${c.failed} failed, ${c.cancelled} cancelled, ${c.retries} retries${moved}, ${c.r429} × 429, ${secs(record.now())}`;
 }
 
 async function run(event) {
@@ -184,7 +206,7 @@ async function run(event) {
     setStatus('error', 'Add at least one document (one per line), or press “Sample 100”.');
     return;
   }
-  const model = $('model').value.trim() || 'claude-haiku-4-5';
+  const model = models().first;
   const bodies = docs.map((d) => ({
     model,
     max_tokens: num('max-tokens'),
@@ -238,6 +260,8 @@ async function run(event) {
       });
     }
     if (!signal.aborted) {
+      // The overload window starts when edgebatch does: after a naive run, a fresh simulator.
+      if (naive && $('fallback').checked) options.provider.baseUrl = await simSession($('sim-url').value.trim() || location.origin);
       table.show(eb);
       setStatus('running', naive ? 'Now edgebatch on the same documents…' : 'Running…');
       // A module object: the raw build has no worker pool, so the stage runs inline.

@@ -11,6 +11,13 @@ function statusOf(r) {
   return { cls: 'failed', text: e.status ? `${e.kind} ${e.status}` : e.kind };
 }
 
+/** Who answered: with `fallbacks`, the model of the alternative that served the item. */
+function servedBy(r) {
+  const s = r?.servedBy;
+  if (!s) return '';
+  return s.alternative > 0 ? `${s.model ?? s.provider} (fallback ${s.alternative})` : (s.model ?? s.provider);
+}
+
 function cell(row, text, title, tag = 'td') {
   const td = document.createElement(tag);
   td.textContent = text;
@@ -56,6 +63,7 @@ export class ResultsTable {
     cell(row, text);
     cell(row, r ? String(r.attempts) : '');
     cell(row, r ? `${Math.round(r.elapsedMs)} ms` : '');
+    cell(row, servedBy(r));
     const full = r === null ? '' : r.ok ? (r.value?.text ?? '') : r.error.message;
     cell(row, full.length > TEXT_CHARS ? `${full.slice(0, TEXT_CHARS)}…` : full, full.length > TEXT_CHARS ? full : '');
     return row;

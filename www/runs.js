@@ -31,7 +31,7 @@ export class RunRecord {
     this.results = new Array(total).fill(null);
     /** Indexes in the order their results arrived. */
     this.order = [];
-    this.counts = { done: 0, ok: 0, failed: 0, cancelled: 0, inFlight: 0, retries: 0, r429: 0, limit: null, limitReason: null };
+    this.counts = { done: 0, ok: 0, failed: 0, cancelled: 0, inFlight: 0, retries: 0, fallbacks: 0, r429: 0, limit: null, limitReason: null };
     /** performance.now() at begin(); null until then (drawn empty). */
     this.startedAt = null;
     this.endedAt = null;
@@ -145,12 +145,14 @@ export async function runEdgebatch({ BatchProcessor, options, bodies, record, si
     onEvent(e) {
       if (e.type === 'start') record.attemptStart(e.index, e.attempt, e.atMs);
       else if (e.type === 'end') record.attemptEnd(e.index, e.attempt, e.atMs, outcomeClass(e.outcome, e.status), e.status);
-      else if (e.type === 'backoff') record.backoff(e.index, e.atMs, e.delayMs);
+      else if (e.type === 'backoff' || (e.type === 'fallback' && e.delayMs > 0)) record.backoff(e.index, e.atMs, e.delayMs);
       else if (e.type === 'processStart') record.processStart(e.index, e.atMs);
       else if (e.type === 'processEnd') record.processEnd(e.index, e.atMs, e.outcome);
     },
     onProgress(p) {
       record.setLimit(p.limit, p.limitReason);
+      // Items moved to another alternative of `fallbacks` (a `fallback` event each).
+      record.counts.fallbacks = p.fallbacks;
     },
   });
   record.begin();

@@ -43,6 +43,7 @@
 pub mod api;
 pub mod batches;
 pub mod bucket;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod json;
@@ -159,6 +160,10 @@ pub struct Stats {
     pub input_tokens: u64,
     /// Output tokens of admitted requests.
     pub output_tokens: u64,
+    /// Input tokens written to the prompt cache (part of `input_tokens`).
+    pub cache_write_tokens: u64,
+    /// Input tokens read from the prompt cache (part of `input_tokens`).
+    pub cache_read_tokens: u64,
     /// Sum over finished requests of finish time minus handle time.
     pub busy_ms: f64,
     /// Requests shed because the server was full (see [`Capacity`]).
@@ -181,6 +186,10 @@ pub struct Simulator {
     stats: Stats,
     /// The Batch APIs' batches and files (`batches/`).
     batches: batches::Store,
+    /// Anthropic's prompt cache (`cache.rs`).
+    cache: cache::Cache,
+    /// What the request being decided does to the cache, once its headers' time is known.
+    cache_plan: Option<cache::Plan>,
 }
 
 /// Milliseconds (any `f64`) as whole microseconds; negative and NaN read as 0.
@@ -200,6 +209,8 @@ impl Simulator {
             served: false,
             stats: Stats::default(),
             batches: batches::Store::default(),
+            cache: cache::Cache::default(),
+            cache_plan: None,
         }
     }
 
@@ -214,6 +225,15 @@ impl Simulator {
         // Shedding is fast by design: no jitter on it.
         if d.action != Action::Hang && self.stats.shed == shed_before {
             d.delay_ms += jitter_ms;
+        }
+        // The cache entries it writes are readable once its headers go out; a request that
+        // never answers (hang, disconnect) writes none.
+        if let Some(plan) = self.cache_plan.take() {
+            if d.status != 0 {
+                let now_us = micros(now_ms);
+                self.cache
+                    .commit(&plan, now_us, micros(now_ms + d.delay_ms));
+            }
         }
         let s = &mut self.stats;
         s.requests += 1;
@@ -376,7 +396,13 @@ impl Simulator {
         let natural = reply::natural_tokens(hash, self.config.max_tokens);
         let output = prompt.max_tokens.map_or(natural, |m| m.min(natural));
         let input = prompt.input_tokens();
-        if let Err(refusal) = self.limits.admit(now_us, [1, input, output]) {
+        // Anthropic's cache: what this request reads and writes (none without cache_control).
+        let plan = (api == Api::Anthropic && !prompt.cache.is_empty())
+            .then(|| self.cache.plan(&prompt.model, &prompt.cache, now_us));
+        let usage = plan.as_ref().map(|p| p.usage);
+        // Cache reads do not count against the input-token limit.
+        let read = usage.map_or(0, |u| u.read);
+        if let Err(refusal) = self.limits.admit(now_us, [1, input - read, output]) {
             let (err, retry) = refusal.error();
             let mut d = self.error(id, api, err, now_us);
             d.headers.extend(retry);
@@ -384,6 +410,11 @@ impl Simulator {
         }
         self.stats.input_tokens += input;
         self.stats.output_tokens += output;
+        if let Some(u) = usage {
+            self.stats.cache_write_tokens += u.written();
+            self.stats.cache_read_tokens += u.read;
+        }
+        self.cache_plan = plan;
         let text = reply::summary(&prompt, hash, output);
         let reply_id = match api {
             Api::Anthropic => format!("msg_sim_{}", self.tag(id)),
@@ -394,7 +425,8 @@ impl Simulator {
             model: &prompt.model,
             text: &text,
             truncated: output < natural,
-            input_tokens: input,
+            input_tokens: input - usage.map_or(0, |u| u.written() + u.read),
+            cache: usage,
             output_tokens: output,
             created: (self.config.epoch_ms + now_us / 1000) / 1000,
         };

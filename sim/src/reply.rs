@@ -2,6 +2,7 @@
 //! pseudo-summary text (error bodies are in `error.rs`).
 
 use crate::api::Api;
+use crate::cache;
 use crate::request::Prompt;
 use crate::text::quote;
 
@@ -91,8 +92,11 @@ pub struct Success<'a> {
     pub text: &'a str,
     /// Whether `max_tokens` cut the reply short.
     pub truncated: bool,
-    /// Input tokens.
+    /// Input tokens (those not read from or written to the cache).
     pub input_tokens: u64,
+    /// The prompt cache's part, for a request with `cache_control` (Anthropic; its usage
+    /// fields are left out without one, so such replies stay as they were).
+    pub cache: Option<cache::Usage>,
     /// Output tokens.
     pub output_tokens: u64,
     /// Unix seconds (OpenAI's `created`).
@@ -110,14 +114,20 @@ impl Success<'_> {
         }
     }
 
+    /// The cache's usage fields (with their trailing comma), or nothing.
+    pub fn cache_usage(&self) -> String {
+        self.cache.map(|c| c.json()).unwrap_or_default()
+    }
+
     /// The JSON body in `api`'s shape.
     pub fn body(&self, api: Api) -> String {
         let (id, model, text) = (quote(self.id), quote(self.model), quote(self.text));
         let (input, output) = (self.input_tokens, self.output_tokens);
         match api {
             Api::Anthropic => format!(
-                r#"{{"id":{id},"type":"message","role":"assistant","model":{model},"content":[{{"type":"text","text":{text}}}],"stop_reason":"{}","stop_sequence":null,"usage":{{"input_tokens":{input},"output_tokens":{output}}}}}"#,
+                r#"{{"id":{id},"type":"message","role":"assistant","model":{model},"content":[{{"type":"text","text":{text}}}],"stop_reason":"{}","stop_sequence":null,"usage":{{"input_tokens":{input},{}"output_tokens":{output}}}}}"#,
                 self.stop_reason(api),
+                self.cache_usage(),
             ),
             Api::OpenAi => format!(
                 r#"{{"id":{id},"object":"chat.completion","created":{},"model":{model},"choices":[{{"index":0,"message":{{"role":"assistant","content":{text},"refusal":null}},"logprobs":null,"finish_reason":"{}"}}],"usage":{{"prompt_tokens":{input},"completion_tokens":{output},"total_tokens":{}}}}}"#,

@@ -3,6 +3,7 @@
 //! OpenAI's `param` and `code`). Bodies arrive already parsed, through the [`Json`] view.
 
 use crate::api::Api;
+use crate::cache::{self, Breakpoint};
 use crate::error::{ApiError, ErrorKind};
 use crate::json::Json;
 
@@ -23,6 +24,10 @@ pub struct Prompt {
     pub stream: bool,
     /// OpenAI's `stream_options.include_usage`: a usage chunk before `data: [DONE]`.
     pub include_usage: bool,
+    /// Anthropic's `cache_control` blocks, in order (`cache.rs`).
+    pub cache: Vec<Breakpoint>,
+    /// Tools' names and descriptions: part of every cached prefix's key.
+    tools: String,
 }
 
 impl Prompt {
@@ -37,6 +42,49 @@ impl Prompt {
         }
         self.text.push_str(text);
         self.chars += text.chars().count() as u64;
+    }
+
+    /// A `cache_control` block ends here: the prefix so far (model, tools, text) is a
+    /// cache entry's key.
+    fn mark(&mut self, long: Option<bool>) {
+        if let Some(long) = long {
+            let key = cache::key(&[&self.model, &self.tools, &self.text]);
+            let tokens = self.chars.div_ceil(4);
+            self.cache.push(Breakpoint { key, tokens, long });
+        }
+    }
+}
+
+/// The most `cache_control` blocks a request may have.
+const MAX_BREAKPOINTS: usize = 4;
+
+/// A block's `cache_control`: `None` without one, `Some(true)` for `ttl: "1h"`.
+fn cache_control<J: Json>(block: &J, at: &str) -> Result<Option<bool>, ApiError> {
+    let Some(cc) = block.field("cache_control") else {
+        return Ok(None);
+    };
+    let api = Api::Anthropic;
+    let at = if at.is_empty() {
+        String::new()
+    } else {
+        format!("{at}.")
+    };
+    if cc.field("type").and_then(|t| t.text()).as_deref() != Some("ephemeral") {
+        return Err(bad(
+            api,
+            &format!("{at}cache_control.type"),
+            Problem::Not("'ephemeral'"),
+        ));
+    }
+    match cc.field("ttl").map(|t| t.text()) {
+        None => Ok(Some(false)),
+        Some(Some(t)) if t == "5m" => Ok(Some(false)),
+        Some(Some(t)) if t == "1h" => Ok(Some(true)),
+        Some(_) => Err(bad(
+            api,
+            &format!("{at}cache_control.ttl"),
+            Problem::Not("'5m' or '1h'"),
+        )),
     }
 }
 
@@ -85,11 +133,14 @@ fn token_count<J: Json>(v: &J) -> Option<u64> {
         .map(|n| n as u64)
 }
 
+/// One content block: its text, if it has any, and its `cache_control` (Anthropic only).
+type Piece = (Option<String>, Option<bool>);
+
 /// Text of a content value: a string, or a non-empty list of blocks whose `text` blocks count
 /// (images, documents and tool blocks are accepted and carry none).
-fn content_text<J: Json>(api: Api, content: &J, path: &str) -> Result<Vec<String>, ApiError> {
+fn content_text<J: Json>(api: Api, content: &J, path: &str) -> Result<Vec<Piece>, ApiError> {
     if let Some(s) = content.text() {
-        return Ok(vec![s]);
+        return Ok(vec![(Some(s), None)]);
     }
     let blocks = content.items();
     if blocks.is_empty() {
@@ -99,14 +150,19 @@ fn content_text<J: Json>(api: Api, content: &J, path: &str) -> Result<Vec<String
     let mut out = Vec::new();
     for (j, block) in blocks.iter().enumerate() {
         let at = index(api, path, j);
-        match block.field("type").and_then(|t| t.text()).as_deref() {
+        let text = match block.field("type").and_then(|t| t.text()).as_deref() {
             None => return Err(bad(api, &format!("{at}.type"), Problem::Missing)),
             Some("text") => match block.field("text").and_then(|t| t.text()) {
-                Some(t) => out.push(t),
+                Some(t) => Some(t),
                 None => return Err(bad(api, &format!("{at}.text"), Problem::Missing)),
             },
-            Some(_) => {}
-        }
+            Some(_) => None,
+        };
+        let cached = match api {
+            Api::Anthropic => cache_control(block, &at)?,
+            Api::OpenAi => None,
+        };
+        out.push((text, cached));
     }
     Ok(out)
 }
@@ -170,9 +226,28 @@ pub fn parse<J: Json>(api: Api, body: Option<&J>) -> Result<Prompt, ApiError> {
         include_usage,
         ..Prompt::default()
     };
+    if api == Api::Anthropic {
+        for (i, tool) in body
+            .field("tools")
+            .map(|t| t.items())
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            for key in ["name", "description"] {
+                prompt.tools.extend(tool.field(key).and_then(|v| v.text()));
+                prompt.tools.push('\0');
+            }
+            let long = cache_control(tool, &format!("tools.{i}"))?;
+            prompt.mark(long);
+        }
+    }
     if let Some(system) = body.field("system").filter(|_| api == Api::Anthropic) {
-        for t in content_text(api, &system, "system")? {
-            prompt.add(&t);
+        for (t, long) in content_text(api, &system, "system")? {
+            if let Some(t) = t {
+                prompt.add(&t);
+            }
+            prompt.mark(long);
         }
     }
     for (i, m) in messages.iter().enumerate() {
@@ -190,11 +265,28 @@ pub fn parse<J: Json>(api: Api, body: Option<&J>) -> Result<Prompt, ApiError> {
             None if api == Api::OpenAi => Vec::new(),
             None => return Err(bad(api, &path, Problem::Missing)),
         };
-        for t in &texts {
-            prompt.add(t);
+        let mut words = Vec::new();
+        for (t, long) in texts {
+            if let Some(t) = t {
+                prompt.add(&t);
+                words.push(t);
+            }
+            prompt.mark(long);
         }
         if role == "user" {
-            prompt.last_user = texts.join(" ");
+            prompt.last_user = words.join(" ");
+        }
+    }
+    if api == Api::Anthropic {
+        // Automatic caching: a top-level `cache_control` marks the end of the last message.
+        let long = cache_control(body, "")?;
+        prompt.mark(long);
+        if prompt.cache.len() > MAX_BREAKPOINTS {
+            let message = format!(
+                "A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. Found {}.",
+                prompt.cache.len()
+            );
+            return Err(ApiError::new(ErrorKind::Invalid, message));
         }
     }
     Ok(prompt)

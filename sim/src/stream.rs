@@ -67,8 +67,9 @@ pub fn events(api: Api, reply: &Success, include_usage: bool, broken: bool) -> (
     let whole = match api {
         Api::Anthropic => {
             let start = format!(
-                r#"{{"type":"message_start","message":{{"id":{id},"type":"message","role":"assistant","model":{model},"content":[],"stop_reason":null,"stop_sequence":null,"usage":{{"input_tokens":{},"output_tokens":1}}}}}}"#,
-                reply.input_tokens
+                r#"{{"type":"message_start","message":{{"id":{id},"type":"message","role":"assistant","model":{model},"content":[],"stop_reason":null,"stop_sequence":null,"usage":{{"input_tokens":{},{}"output_tokens":1}}}}}}"#,
+                reply.input_tokens,
+                reply.cache_usage()
             );
             event(&mut out, Some("message_start"), &start);
             let block = r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#;

@@ -6,7 +6,7 @@ use web_sys::AbortSignal;
 
 use serde::de::IgnoredAny;
 
-use super::js_serde;
+use super::js_fields;
 
 use std::rc::Rc;
 
@@ -59,16 +59,16 @@ pub(super) fn raw(v: &JsValue) -> Raw {
     }
 }
 
-/// Reads an options object into its serde struct: first the keys (each must be declared;
-/// nested groups must be objects with declared keys), then serde ([`js_serde`]). serde reads
-/// only a struct's declared fields and never sees other keys, so `deny_unknown_fields` cannot
-/// fire there: the allow-list is this check, read from the same declarations.
-pub(super) fn read<T: serde::de::DeserializeOwned>(
+/// Reads an options object into its declared struct: first the keys (each must be declared;
+/// nested groups must be objects with declared keys), then the values ([`js_fields`]), which
+/// reads only a struct's declared fields: the allow-list is this check, read from the same
+/// declarations.
+pub(super) fn read<T: options::Fields>(
     obj: &JsValue,
     lookup: &dyn Fn(&str) -> Option<&'static OptionSpec>,
 ) -> Result<T, JsValue> {
     check(obj, lookup)?;
-    Ok(js_serde::from_js(obj))
+    Ok(js_fields::from_js(obj))
 }
 
 /// [`read`]'s key check alone, for a caller that reads two structs from one object.
@@ -245,20 +245,23 @@ pub(super) fn fallbacks_option(
     })?;
     let mut out = Vec::new();
     for (i, value) in Array::from(&list).iter().enumerate() {
-        let alternative = fallback(&value, first).map_err(|e| {
-            // Declared messages say `fallbacks[]…`, a provider's `provider.…`: name the entry.
-            let rest = e.message.strip_prefix("fallbacks[]").unwrap_or(&e.message);
-            let dot = if rest.starts_with("provider.") {
-                "."
-            } else {
-                ""
-            };
-            let message = format!("fallbacks[{i}]{dot}{rest}");
-            js_error(OptionError { message, ..e })
-        })?;
+        let alternative = fallback(&value, first).map_err(|e| js_error(entry_error(i, e)))?;
         out.push(alternative);
     }
     Ok(out)
+}
+
+/// An error of entry `i` of `fallbacks`, named: declared messages say `fallbacks[]…`, a
+/// provider's `provider.…` (shared with the Rust API, `crate::wasm`).
+pub(crate) fn entry_error(i: usize, e: OptionError) -> OptionError {
+    let rest = e.message.strip_prefix("fallbacks[]").unwrap_or(&e.message);
+    let dot = if rest.starts_with("provider.") {
+        "."
+    } else {
+        ""
+    };
+    let message = format!("fallbacks[{i}]{dot}{rest}");
+    OptionError { message, ..e }
 }
 
 /// `prices: { "<model>": { inputPerMTok, outputPerMTok, ... } }` over the built-in table: each
@@ -277,7 +280,7 @@ pub(super) fn prices_option(options: &JsValue, spec: &OptionSpec) -> Result<Pric
         let entry = option(&table, &model).unwrap_or(JsValue::UNDEFINED);
         check_group(&entry, &name, "an object", PRICE)?;
         let price =
-            options::validate_price(&js_serde::from_js::<RawPrice>(&entry)).map_err(|e| {
+            options::validate_price(&js_fields::from_js::<RawPrice>(&entry)).map_err(|e| {
                 let rest = e.message.strip_prefix("prices[]").unwrap_or(&e.message);
                 js_error(OptionError {
                     message: format!("{name}{rest}"),
@@ -291,10 +294,20 @@ pub(super) fn prices_option(options: &JsValue, spec: &OptionSpec) -> Result<Pric
 
 /// One entry of `fallbacks` (a plain object with declared keys: `check_keys`).
 fn fallback(value: &JsValue, first: &Provider) -> Result<Alternative, OptionError> {
-    let entry: RawFallback = js_serde::from_js(value);
+    let entry: RawFallback = js_fields::from_js(value);
     let provider = option(value, "provider")
         .map(|p| provider_from(&p))
         .transpose()?;
+    alternative(first, provider, &entry)
+}
+
+/// One alternative of `first` from an entry's read parts: its provider (of the first choice's
+/// API) and its validated model and overrides (shared with the Rust API, `crate::wasm`).
+pub(crate) fn alternative(
+    first: &Provider,
+    provider: Option<Provider>,
+    entry: &RawFallback,
+) -> Result<Alternative, OptionError> {
     if let Some(p) = provider.as_ref().filter(|p| p.kind != first.kind) {
         return Err(OptionError {
             kind: OptionErrorKind::Range,
@@ -306,7 +319,7 @@ fn fallback(value: &JsValue, first: &Provider) -> Result<Alternative, OptionErro
             ),
         });
     }
-    let (model, fields) = options::validate_fallback(&entry, provider.is_some())?;
+    let (model, fields) = options::validate_fallback(entry, provider.is_some())?;
     let overrides = Object::new();
     for (spec, n) in OVERRIDES.iter().zip(fields) {
         if let Some(n) = n {

@@ -52,7 +52,7 @@ impl Limiter {
         check(&options, &lookup)?;
         // The shared part is read as BatchProcessor's options; the limiter's own two are read
         // by hand (a second struct read would cost the Worker's wasm more than these lines).
-        let shared: RawOptions = super::js_serde::from_js(&options);
+        let shared: RawOptions = super::js_fields::from_js(&options);
         let mut own = RawLimiterOptions::default();
         if let Some(v) = option(&options, own.lease_ms().spec.key) {
             own.lease_ms = raw(&v);

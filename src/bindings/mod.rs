@@ -3,14 +3,18 @@
 //! clock.
 
 mod convert;
+mod js_fields;
 mod js_options;
-mod js_serde;
 #[cfg(feature = "limiter")]
 mod limiter;
 mod post;
+#[cfg(feature = "limiter")]
+mod price;
 mod stream;
 
 use convert::{event_object, progress_object, results_array};
+#[cfg(feature = "rust-api")]
+pub(crate) use js_options::{alternative, entry_error};
 use js_options::{
     fallbacks_option, function_option, is_plain_object, js_error, prices_option, provider_option,
     read, signal_option, type_error,
@@ -29,6 +33,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use web_sys::AbortSignal;
 
+use crate::core::cache_groups::CacheGroups;
 use crate::core::cancel::CancelToken;
 use crate::core::cost::{Pico, Prices};
 use crate::core::executor::{Config, Event, Executor, ItemResult, Observer, Pacing, Progress};
@@ -36,7 +41,7 @@ use crate::core::limits::{Cost, Feedback};
 use crate::core::pacer::{Pacer, PacingConfig};
 use crate::core::post::{BatchScope, PostStage};
 use crate::options::{
-    call_max_cost, OptionSpec, RawCallOptions, RawOptions, CALL_OPTIONS, OPTIONS,
+    call_max_cost, OptionSpec, Options, RawCallOptions, RawOptions, CALL_OPTIONS, OPTIONS,
 };
 use crate::providers::{Provider, ProviderKind};
 use crate::redact::Secrets;
@@ -111,20 +116,10 @@ impl BatchProcessor {
                 js_sys::RangeError::new("fallbackAfterMs applies only with fallbacks").into(),
             );
         }
-        // Each alternative is its own upstream: its own pacer, learning from its own replies
-        // (`rateLimit` is the first choice's budget).
-        let pacing = PacingConfig {
-            requests_per_minute: None,
-            input_tokens_per_minute: None,
-            output_tokens_per_minute: None,
-            ..validated.pacing.clone()
-        };
-        let mut fallback_pacers = Vec::new();
         for alternative in &fallbacks {
             secrets = secrets.with(&alternative.provider.secrets());
-            let pacer = Pacer::new(&pacing, validated.config.concurrency, JsClock.now());
-            fallback_pacers.push(Rc::new(RefCell::new(pacer)));
         }
+        let fallback_pacers = alternative_pacers(&validated, fallbacks.len());
         Ok(BatchProcessor {
             prices: Rc::new(prices_option(options, raw.prices().spec)?),
             fallbacks: fallbacks.into(),
@@ -258,13 +253,8 @@ impl BatchProcessor {
                 (true, None) => preflight::check_spec(&item),
             }
             .map_err(|m| secrets.scrub(&m))?;
-            // A cap cannot bound what it cannot price: a request of an unpriced model fails.
             if let (true, true, Some(_)) = (capped, sends, provider.as_deref()) {
-                let model = get(&item, "model").and_then(|m| m.as_string());
-                if model.as_deref().and_then(|m| prices.find(m)).is_none() {
-                    let shown = model.as_deref().map_or("(none)".into(), crate::text::quote);
-                    return Err(format!("maxCostUsd needs a price for the model {shown}: add it to the processor's prices"));
-                }
+                priced(&prices, &item)?;
             }
             let estimate = provider
                 .as_deref()
@@ -291,6 +281,27 @@ impl BatchProcessor {
             },
         })
     }
+}
+
+/// A pacer per alternative of `fallbacks`: each is its own upstream, learning from its own
+/// replies (`rateLimit` is the first choice's budget). Shared with the Rust API.
+pub(crate) fn alternative_pacers(validated: &Options, count: usize) -> Vec<Rc<RefCell<Pacer>>> {
+    let pacing = PacingConfig {
+        requests_per_minute: None,
+        input_tokens_per_minute: None,
+        output_tokens_per_minute: None,
+        ..validated.pacing.clone()
+    };
+    let now = JsClock.now();
+    (0..count)
+        .map(|_| {
+            Rc::new(RefCell::new(Pacer::new(
+                &pacing,
+                validated.config.concurrency,
+                now,
+            )))
+        })
+        .collect()
 }
 
 /// The fallbacks of a task that sends through them.
@@ -387,10 +398,28 @@ impl Call {
             _ => Vec::new(),
         };
         executor = executor.fallbacks(&others, self.fallback_after);
+        // `cacheAware`: requests to Anthropic, grouped by their prompt-cache prefix.
+        let anthropic = match &task {
+            Task::Run(Some(p), _) => Some(p.clone()),
+            Task::Routed(routed) => Some(routed.first.clone()),
+            _ => None,
+        }
+        .filter(|p| p.kind == ProviderKind::Anthropic);
+        let grouped = anthropic.is_some();
+        let key_items = items.clone();
+        let groups = CacheGroups::new(move |i| {
+            anthropic
+                .as_deref()?
+                .cache_key(&JsJson(key_items.get(i).ok()?))
+        });
+        executor = executor.cache_groups(&groups);
         let calls: Pin<Box<dyn Future<Output = Vec<ItemResult<Metered>>> + '_>> =
             Box::pin(executor.run_routed(
                 total,
-                |i, a, route| task.start_on(i, a, route, &items, &self.secrets),
+                |i, a, route| {
+                    let began = grouped.then(|| groups.began(i));
+                    task.start_primed(i, a, route, &items, &self.secrets, began)
+                },
                 &pacing,
                 observer,
             ));
@@ -409,13 +438,27 @@ impl Call {
     }
 }
 
+/// A cap cannot bound what it cannot price: with `maxCostUsd`, a request of an unpriced model
+/// fails before its first attempt (shared with the Rust API).
+pub(crate) fn priced(prices: &Prices, item: &JsValue) -> Result<(), String> {
+    let model = get(item, "model").and_then(|m| m.as_string());
+    if model.as_deref().and_then(|m| prices.find(m)).is_none() {
+        let shown = model.as_deref().map_or("(none)".into(), crate::text::quote);
+        return Err(format!(
+            "maxCostUsd needs a price for the model {shown}: add it to the processor's prices"
+        ));
+    }
+    Ok(())
+}
+
 /// What the executor asks of a call's items: their expected cost (for the pacer), what a
 /// value reports, and dollars (the ledger: `maxCostUsd`, from the processor's `prices`).
-struct CallPacing<'a> {
-    cost: &'a dyn Fn(usize) -> Result<Cost, String>,
-    prices: &'a Prices,
+/// Shared with the Rust API's `run`.
+pub(crate) struct CallPacing<'a> {
+    pub(crate) cost: &'a dyn Fn(usize) -> Result<Cost, String>,
+    pub(crate) prices: &'a Prices,
     /// With a provider: the items (requests whose `model` has a price) and the fallbacks.
-    models: Option<(&'a Items, &'a [Alternative])>,
+    pub(crate) models: Option<(&'a Items, &'a [Alternative])>,
 }
 
 impl Pacing<Metered> for CallPacing<'_> {

@@ -38,6 +38,8 @@ export interface BatchOptions {
   rateLimit?: { requestsPerMinute?: number; inputTokensPerMinute?: number; outputTokensPerMinute?: number };
   /** Lower the concurrency only when failures follow our own load (a knee in the failure rate by in-flight attempts); 429s never move it (default true). */
   adaptive?: boolean;
+  /** run()/stream() with an Anthropic provider: requests sharing a prompt-cache prefix (up to their last `cache_control`) start one first, the rest once its reply began, so they read the cache instead of all writing it (default true). See docs/API.md, "Prompt caching". */
+  cacheAware?: boolean;
   /** Stop sending after at least `failures` outage failures in a row with no success for 2 s, for `cooldownMs` (doubling per failed probe, up to 30 s), then probe (default 5, 500; failures 0 turns it off). */
   breaker?: { failures?: number; cooldownMs?: number };
   /**
@@ -188,6 +190,11 @@ export interface PermitCost {
   outputTokens: number;
 }
 
+/** Where the attempt `Permits.acquire` is asked for goes: 0 the first choice, k `fallbacks[k - 1]`. */
+export interface PermitAsk {
+  alternative: number;
+}
+
 /** `Permits.acquire`'s answer: send now, never, or not before `untilMs` (ms since the epoch). */
 export type PermitAnswer =
   | { id: unknown }
@@ -206,13 +213,15 @@ export type PermitOutcome =
  * `{ id }`: the attempt starts, and `release(id, outcome)` follows exactly once (a timeout is
  * a failure of kind `timeout`; an attempt stopped by cancel or the deadline is
  * `{ abandoned: true }`; `headers` carry `retry-after-ms` and the provider's rate-limit headers
- * as read). `{ never }`: the item fails (`invalid`, not retryable). `{ defer }`: nothing more
- * starts; attempts in flight finish, and every other item ends with kind `deferred`
- * (retryable, `retryAfterMs` = what is left until `untilMs`). A throw or rejection of
- * `acquire` defers for 1 s; one of `release` is ignored.
+ * as read). `{ never }`: the item fails (`invalid`, not retryable). `{ defer }`: with
+ * `fallbacks`, the item moves to the next alternative not deferred (a `fallback` event) and
+ * this alternative is not asked again in the call; once every alternative deferred (at once
+ * without fallbacks) nothing more starts; attempts in flight finish, and every other item
+ * ends with kind `deferred` (retryable, `retryAfterMs` = what is left until the earliest
+ * `untilMs`). A throw or rejection of `acquire` defers for 1 s; one of `release` is ignored.
  */
 export interface Permits {
-  acquire(index: number, cost: PermitCost): PermitAnswer | Promise<PermitAnswer>;
+  acquire(index: number, cost: PermitCost, ask: PermitAsk): PermitAnswer | Promise<PermitAnswer>;
   release(id: unknown, outcome: PermitOutcome): unknown;
 }
 

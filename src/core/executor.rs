@@ -9,6 +9,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::batch::{Batch, Setup};
+use super::cache_groups::CacheGroups;
 use super::cancel::CancelToken;
 use super::clock::Clock;
 use super::pacer::Pacer;
@@ -48,6 +49,7 @@ pub struct Executor<'a, C: Clock + ?Sized> {
     fallback_after: Option<Duration>,
     cancel: Option<&'a CancelToken>,
     permits: Option<&'a dyn Permits>,
+    groups: Option<&'a CacheGroups<'a>>,
     rng: Option<&'a mut dyn Rng>,
     seed: u64,
 }
@@ -71,6 +73,7 @@ impl<'a, C: Clock + ?Sized> Executor<'a, C> {
             fallback_after: None,
             cancel: None,
             permits: None,
+            groups: None,
             rng: None,
             seed: 0,
         }
@@ -84,11 +87,21 @@ impl<'a, C: Clock + ?Sized> Executor<'a, C> {
     }
 
     /// Asks `permits` before every attempt, once the slot and the pacer admit it, and tells it
-    /// how each granted attempt ended (see [`Permits`]). The wait holds the slot but runs no
-    /// attempt timeout; a refusal fails the item; a deferral stops the batch from starting
-    /// anything more: attempts in flight finish, every other item ends `deferred`.
+    /// how each granted attempt ended (see [`Permits`]; each ask names its alternative). The
+    /// wait holds the slot but runs no attempt timeout; a refusal fails the item; a deferral
+    /// moves the item to the next alternative whose source has not deferred, and once every
+    /// one has (at once without fallbacks) stops the batch from starting anything more:
+    /// attempts in flight finish, every other item ends `deferred`.
     pub fn permits(mut self, permits: &'a dyn Permits) -> Self {
         self.permits = Some(permits);
+        self
+    }
+
+    /// Prompt-cache-aware starts (`cache_groups.rs`): items with the same key wait, taking
+    /// no slot, until one of them (the primer) has its response begun; other items start as
+    /// usual.
+    pub fn cache_groups(mut self, groups: &'a CacheGroups<'a>) -> Self {
+        self.groups = Some(groups);
         self
     }
 
@@ -172,6 +185,7 @@ impl<'a, C: Clock + ?Sized> Executor<'a, C> {
             pacing,
             cancel: self.cancel,
             permits: self.permits,
+            groups: self.groups,
             rng,
             observer,
         };

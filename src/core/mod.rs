@@ -5,6 +5,7 @@ pub mod adaptive;
 pub mod backoff;
 mod batch;
 pub mod budget;
+pub mod cache_groups;
 pub mod cancel;
 pub mod clock;
 pub mod cost;

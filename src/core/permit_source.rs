@@ -20,9 +20,12 @@ pub enum Permit {
     Granted(u64),
     /// This item can never be sent (larger than any budget): it fails, not retryable.
     Never(String),
-    /// Nothing more should start for `wait` (the limiter's reservation is too far out, or it
-    /// could not be asked): the batch stops starting attempts, lets those in flight finish,
-    /// and every other item ends `deferred`, retryable after what is left of `wait`.
+    /// Nothing more should start on this alternative for `wait` (the limiter's reservation
+    /// is too far out, or it could not be asked). With fallbacks, the item moves to the next
+    /// alternative whose source has not deferred, and this one is not asked again in the
+    /// batch; once every alternative deferred (at once, without fallbacks) the batch stops
+    /// starting attempts, lets those in flight finish, and every other item ends `deferred`,
+    /// retryable after what is left of the earliest `wait`.
     Defer {
         /// From the answer on.
         wait: Duration,
@@ -39,8 +42,15 @@ pub enum Permit {
 /// then give back whatever that ask would have been granted, since the executor never learns
 /// its id.
 pub trait Permits {
-    /// Asks for a permit for the next attempt of item `index`, expected to cost `cost`.
-    fn acquire(&self, index: usize, cost: &Cost) -> Pin<Box<dyn Future<Output = Permit> + '_>>;
+    /// Asks for a permit for the next attempt of item `index`, expected to cost `cost`, on
+    /// `alternative` (0: the first choice, k: the k-th of the fallbacks), so that a source
+    /// shared per upstream can ask that upstream's limiter.
+    fn acquire(
+        &self,
+        index: usize,
+        alternative: usize,
+        cost: &Cost,
+    ) -> Pin<Box<dyn Future<Output = Permit> + '_>>;
 
     /// How the attempt of permit `id` ended: success with its usage and rate-limit headers,
     /// a failure as the executor classified it (a timeout included), or abandoned when the

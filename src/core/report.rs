@@ -26,6 +26,9 @@ pub struct Config {
     /// Dollars the whole batch may spend, in pico-dollars (`None`: unlimited; see
     /// [`crate::core::cost::CostCap`]).
     pub max_cost: Option<u64>,
+    /// `cacheAware`: items of one prompt-cache group wait for their primer's response to
+    /// begin (when the caller gives groups: `Executor::cache_groups`).
+    pub cache_aware: bool,
 }
 
 // `Default for Config` is in `crate::options`: the defaults are the declared options'.

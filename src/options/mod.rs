@@ -29,7 +29,7 @@ use crate::text::{format_number, quote};
 mod spec;
 
 use spec::declare_options;
-pub use spec::{DefaultValue, Kind, Opt, OptionSpec};
+pub use spec::{DefaultValue, Field, Fields, Kind, Opt, OptionSpec, Source};
 
 /// An option's value as it came from JS, reduced to what validation needs.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -163,6 +163,8 @@ declare_options! {
         max_cost_usd: Raw = "maxCostUsd", Kind::Number { max: MAX_COST_USD }, Absent("unlimited");
         /// Prices per model, over the built-in table (explicit path: the keys are model names).
         prices: IgnoredAny = "prices", Kind::Map(PRICE), Absent("the built-in table");
+        /// Anthropic requests sharing a prompt-cache prefix: one goes first, the rest once its reply began.
+        cache_aware: Raw = "cacheAware", Kind::Bool, DefaultBool(true);
     }
 }
 
@@ -277,7 +279,7 @@ declare_options! {
 }
 
 declare_options! {
-    /// `permits: { acquire(index, cost), release(id, outcome) }`: read on the explicit path.
+    /// `permits: { acquire(index, cost, { alternative }), release(id, outcome) }`: read on the explicit path.
     pub struct RawPermits, table PERMITS, prefix "permits." {
         /// `(index, { requests, inputTokens, outputTokens })` → a promise of `{ id }`,
         /// `{ never }` or `{ defer: { untilMs, reason } }`.
@@ -421,6 +423,7 @@ impl RawOptions {
                 max_retry_after,
                 max_attempts,
                 max_cost,
+                cache_aware: self.cache_aware().boolean()?.unwrap_or_default(),
             },
             seed,
             pacing,
@@ -502,9 +505,10 @@ impl Raw {
     }
 }
 
-/// Any value is read; the option's declaration judges it. The JS reader (`bindings::js_serde`)
-/// sends `undefined` as `none` and `null` as `unit` (so `null` is a wrong type, not "use the
-/// default"), and a value of another JS type as its `typeof` name in bytes.
+/// Any value is read; the option's declaration judges it. For serde readers (JSON in the tests;
+/// the JS edge reads through [`Fields`], by the same rules): `none` is not given, `unit`
+/// (`null`) is a wrong type, not "use the default", and bytes are a value of another JS type
+/// by its `typeof` name.
 impl<'de> serde::Deserialize<'de> for Raw {
     // One copy for every field, not one inlined into each struct's reader.
     #[inline(never)]

@@ -137,6 +137,52 @@ impl OptionSpec {
     }
 }
 
+/// A value that a group's fields are read from (the JS edge's options object): serde's
+/// derive is not used there, since its generated readers cost the npm wasm about 2 KB gzip
+/// more than [`Fields::read`] over the declarations.
+pub trait Source: Sized {
+    /// The value of `key` when given: a value that is `undefined` (or not an object of
+    /// fields at all) gives none, and the field keeps its default.
+    fn field(&self, key: &str) -> Option<Self>;
+    /// The value, reduced to what validation needs.
+    fn raw(&self) -> Raw;
+    /// Whether the value is `null` (a group given as `null` is not given).
+    fn is_null(&self) -> bool;
+}
+
+/// A declared group (a `declare_options!` struct), read field by field from a [`Source`]
+/// in declaration order.
+pub trait Fields: Default {
+    /// The group; fields not given keep their defaults.
+    fn read<S: Source>(object: &S) -> Self;
+}
+
+/// A field's type, read from its given value.
+pub trait Field: Default {
+    /// The field from its value.
+    fn read<S: Source>(value: &S) -> Self;
+}
+
+impl Field for Raw {
+    fn read<S: Source>(value: &S) -> Raw {
+        value.raw()
+    }
+}
+
+/// An option read on the explicit path: not even its type is looked at here.
+impl Field for serde::de::IgnoredAny {
+    fn read<S: Source>(_: &S) -> Self {
+        serde::de::IgnoredAny
+    }
+}
+
+/// A nested group: `null` is not given (its check refused it before anyway).
+impl<T: Fields> Field for Option<T> {
+    fn read<S: Source>(value: &S) -> Self {
+        (!value.is_null()).then(|| T::read(value))
+    }
+}
+
 /// An option's value beside its declaration: what the generated accessors return.
 #[derive(Clone, Copy, Debug)]
 pub struct Opt<'a, T> {
@@ -216,7 +262,7 @@ impl Opt<'_, Raw> {
 }
 
 /// Declares a group of options once: a serde struct (camelCase keys, unknown keys refused, a
-/// missing key is its default), the `&[OptionSpec]` table of the group and, per option, an
+/// missing key is its default) that also reads itself from a [`Source`] ([`Fields`]), the `&[OptionSpec]` table of the group and, per option, an
 /// accessor of the same name returning an [`Opt`] (its value and declaration).
 ///
 /// ```text
@@ -260,6 +306,18 @@ macro_rules! declare_options {
                 ),
             )*
         ];
+
+        impl $crate::options::Fields for $name {
+            fn read<S: $crate::options::Source>(object: &S) -> Self {
+                let mut out = Self::default();
+                $(
+                    if let Some(value) = object.field($key) {
+                        out.$field = $crate::options::Field::read(&value);
+                    }
+                )*
+                out
+            }
+        }
 
         const _: () = {
             /// Each field's position in the table (an enum counts them for the macro).

@@ -276,8 +276,8 @@ fn accessors_pair_each_value_with_its_own_declaration() {
     assert_eq!(OptionSpec::find(OPTIONS, "nope"), None);
 }
 
-/// What the JS reader (`bindings::js_serde`, wasm only) hands serde for a value of no JSON
-/// type: its `typeof` name in bytes; or (here, as no reader does) borrowed bytes.
+/// What a serde reader of JS values hands serde for a value of no JSON type: its `typeof`
+/// name in bytes; or (here, as no reader does) borrowed bytes.
 enum Unusual {
     TypeName(&'static str),
     Bytes(&'static [u8]),
@@ -307,4 +307,50 @@ fn a_js_value_of_no_json_type_is_read_by_its_type_name() {
     );
     let err = Raw::deserialize(Unusual::Bytes(b"x")).unwrap_err();
     assert!(err.to_string().ends_with("expected any value"), "{err}");
+}
+
+/// A JSON value as the JS edge's [`Source`] sees an options object (`null` is given, a
+/// missing key is not).
+struct JsonSource(serde_json::Value);
+
+impl Source for JsonSource {
+    fn field(&self, key: &str) -> Option<Self> {
+        self.0.get(key).cloned().map(JsonSource)
+    }
+    fn raw(&self) -> Raw {
+        use serde_json::Value;
+        match &self.0 {
+            Value::Null => Raw::Other("null".into()),
+            Value::Bool(b) => Raw::Bool(*b),
+            Value::Number(n) => Raw::Number(n.as_f64().unwrap()),
+            Value::String(s) => Raw::Text(s.clone()),
+            Value::Array(_) | Value::Object(_) => Raw::Other("object".into()),
+        }
+    }
+    fn is_null(&self) -> bool {
+        self.0.is_null()
+    }
+}
+
+/// The wasm build reads options through [`Fields`], not serde: both give the same structs.
+#[test]
+fn fields_read_what_serde_reads() {
+    let given = json!({
+        "concurrency": 3, "maxRetries": "2", "timeoutMs": null, "adaptive": false,
+        "seed": [1], "deadlineMs": {"a": 1}, "signal": 5, "maxCostUsd": 0.5,
+        "backoff": {"baseMs": 10, "jitter": "none"}, "rateLimit": null,
+        "breaker": {}, "prices": {"m": {"inputPerMTok": 1}},
+    });
+    let by_serde: RawOptions = serde_json::from_value(given.clone()).unwrap();
+    let by_fields = <RawOptions as Fields>::read(&JsonSource(given));
+    assert_eq!(format!("{by_fields:?}"), format!("{by_serde:?}"));
+    assert_eq!(by_fields.concurrency, Raw::Number(3.0));
+    assert_eq!(by_fields.timeout_ms, Raw::Other("null".into()));
+    assert_eq!(by_fields.deadline_ms, Raw::Other("object".into()));
+    assert!(by_fields.rate_limit.is_none() && by_fields.breaker.is_some());
+    assert_eq!(by_fields.backoff.unwrap().jitter, Raw::Text("none".into()));
+    let entry = json!({"model": "m", "overrides": {"max_tokens": 5}});
+    let by_serde: RawFallback = serde_json::from_value(entry.clone()).unwrap();
+    let by_fields = <RawFallback as Fields>::read(&JsonSource(entry));
+    assert_eq!(format!("{by_fields:?}"), format!("{by_serde:?}"));
 }

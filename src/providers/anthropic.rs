@@ -24,6 +24,72 @@ pub fn endpoint(base_url: &str, api_key: Option<String>, version: &str) -> Endpo
     }
 }
 
+/// The prompt-cache group of a Messages request: a hash (FNV-1a) of its model and of its
+/// content up to and including its last `cache_control` block, in the API's order (tools,
+/// system, messages; a top-level `cache_control` marks the end of the last message). `None`
+/// without one. Of each block it reads the kind and text (a tool's name and description), so
+/// two requests that differ only in other fields of a block before the mark (an image, a
+/// tool's schema) share a key: they are scheduled as one group, and the API caches them
+/// apart (a second write, never a wrong reply).
+pub fn cache_key<J: Json>(body: &J) -> Option<u64> {
+    let mut p = Prefix {
+        hash: 0xcbf2_9ce4_8422_2325,
+        key: None,
+    };
+    p.add(body, "model");
+    p.blocks(body.field("tools"));
+    p.blocks(body.field("system"));
+    for message in body
+        .field("messages")
+        .map(|m| m.items())
+        .unwrap_or_default()
+    {
+        p.add(&message, "role");
+        p.blocks(message.field("content"));
+    }
+    // Automatic caching marks the end, after any block's mark.
+    match body.field("cache_control") {
+        Some(_) => Some(p.hash),
+        None => p.key,
+    }
+}
+
+/// [`cache_key`]'s running hash, and its value at the last mark so far.
+struct Prefix {
+    hash: u64,
+    key: Option<u64>,
+}
+
+impl Prefix {
+    /// `v[name]`'s text (nothing when absent), then a 0 byte.
+    fn add<J: Json>(&mut self, v: &J, name: &str) {
+        self.text(v.field(name).and_then(|t| t.text()).unwrap_or_default());
+    }
+
+    fn text(&mut self, text: String) {
+        for b in text.bytes().chain([0]) {
+            self.hash = (self.hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    /// A string, or a list of blocks: each one's `type` and `text` (a tool's `name` and
+    /// `description`), and its `cache_control` mark.
+    fn blocks<J: Json>(&mut self, list: Option<J>) {
+        let Some(list) = list else { return };
+        if let Some(text) = list.text() {
+            return self.text(text);
+        }
+        for block in list.items() {
+            for name in ["type", "name", "text", "description"] {
+                self.add(&block, name);
+            }
+            if block.field("cache_control").is_some() {
+                self.key = Some(self.hash);
+            }
+        }
+    }
+}
+
 /// Reads a Message: its text blocks joined, `stop_reason`, `usage`.
 pub fn parse_reply<J: Json>(json: &J) -> Result<Reply, String> {
     parse_reply_parts(json).map(Reply::joined)
@@ -79,6 +145,43 @@ pub fn billed<J: Json>(usage: &J) -> Option<Tokens> {
 mod tests {
     use super::*;
     use crate::providers::test_json::parsed;
+
+    #[test]
+    fn cache_keys_cover_the_prefix_up_to_the_last_mark() {
+        let key = |system: &str, question: &str, model: &str| {
+            let body = format!(
+                r#"{{"model":"{model}","system":[{{"type":"text","text":"{system}","cache_control":{{"type":"ephemeral"}}}}],
+                "messages":[{{"role":"user","content":"{question}"}}]}}"#
+            );
+            cache_key(&parsed(&body).unwrap())
+        };
+        let shared = key("rules", "a?", "m");
+        assert!(shared.is_some());
+        assert_eq!(
+            shared,
+            key("rules", "b?", "m"),
+            "what follows the mark is not part of it"
+        );
+        assert_ne!(shared, key("other rules", "a?", "m"));
+        assert_ne!(shared, key("rules", "a?", "n"), "one cache per model");
+        let in_messages = |system: &str| {
+            let body = format!(
+                r#"{{"model":"m","system":"{system}","messages":[{{"role":"user",
+                "content":[{{"type":"text","text":"doc","cache_control":{{"type":"ephemeral"}}}}]}}]}}"#
+            );
+            cache_key(&parsed(&body).unwrap())
+        };
+        assert_ne!(
+            in_messages("a"),
+            in_messages("b"),
+            "a string system is part of the prefix"
+        );
+        let unmarked =
+            r#"{"model":"m","system":"rules","messages":[{"role":"user","content":"a"}]}"#;
+        assert_eq!(cache_key(&parsed(unmarked).unwrap()), None);
+        let auto = r#"{"model":"m","cache_control":{"type":"ephemeral"},"messages":[{"role":"user","content":"a"}]}"#;
+        assert!(cache_key(&parsed(auto).unwrap()).is_some());
+    }
 
     #[test]
     fn replies() {

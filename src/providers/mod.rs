@@ -238,6 +238,14 @@ impl Provider {
         }
     }
 
+    /// The prompt-cache group of a request body ([`anthropic::cache_key`]); `None` for the
+    /// other APIs (OpenAI caches on its own, with no mark to schedule by).
+    pub fn cache_key<J: Json>(&self, body: &J) -> Option<u64> {
+        (self.kind == ProviderKind::Anthropic)
+            .then(|| anthropic::cache_key(body))
+            .flatten()
+    }
+
     /// Reads a 2xx reply body.
     pub fn parse_reply<J: Json>(&self, json: &J) -> Result<Reply, String> {
         self.parse_reply_parts(json).map(Reply::joined)

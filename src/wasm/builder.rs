@@ -9,11 +9,14 @@ use std::time::Duration;
 
 use web_sys::AbortSignal;
 
+use super::fallback::{self, Alternative};
 use super::BatchProcessor;
 use crate::core::backoff::Jitter;
 use crate::core::cancel::CancelToken;
 use crate::core::executor::{Event, Progress};
-use crate::options::{OptionError, Raw, RawBackoff, RawBreaker, RawOptions, RawRateLimit};
+use crate::options::{
+    OptionError, OptionErrorKind, Raw, RawBackoff, RawBreaker, RawOptions, RawRateLimit,
+};
 use crate::providers::Provider;
 
 /// A progress callback: called with new counts after every change.
@@ -50,19 +53,36 @@ pub(super) type OnEvent = Rc<dyn Fn(&Event)>;
 pub struct Builder {
     raw: RawOptions,
     provider: Option<ProviderSettings>,
+    fallbacks: Option<Vec<Alternative>>,
     pub(super) signals: Vec<AbortSignal>,
     pub(super) cancels: Vec<CancelToken>,
     pub(super) on_progress: Option<OnProgress>,
     pub(super) on_event: Option<OnEvent>,
 }
 
+/// A provider as the builder and an [`Upstream`](super::Upstream) collect it; checked by
+/// [`Provider::new`] at build.
 #[derive(Clone, Default)]
-struct ProviderSettings {
-    name: &'static str,
-    api_key: Option<String>,
-    base_url: Option<String>,
-    version: Option<String>,
-    browser: bool,
+pub(super) struct ProviderSettings {
+    pub(super) name: &'static str,
+    pub(super) api_key: Option<String>,
+    pub(super) base_url: Option<String>,
+    pub(super) version: Option<String>,
+    pub(super) browser: bool,
+}
+
+impl ProviderSettings {
+    /// The provider, checked (`""`, a base URL set with no API chosen, fails as an unknown
+    /// `provider.name`).
+    pub(super) fn provider(&self) -> Result<Provider, OptionError> {
+        let made = Provider::new(
+            self.name,
+            self.api_key.clone(),
+            self.base_url.clone(),
+            self.version.clone(),
+        );
+        made?.allow_browser(self.browser)
+    }
 }
 
 impl fmt::Debug for Builder {
@@ -71,6 +91,7 @@ impl fmt::Debug for Builder {
         f.debug_struct("Builder")
             .field("options", &self.raw)
             .field("provider", &self.provider.as_ref().map(|p| p.name))
+            .field("fallbacks", &self.fallbacks)
             .finish_non_exhaustive()
     }
 }
@@ -182,11 +203,31 @@ impl Builder {
         self
     }
 
+    /// Prompt-cache-aware starts for `run` (`cacheAware`, on by default): Anthropic requests
+    /// that share a cacheable prefix (up to their last `cache_control` block) start one first,
+    /// the rest once its reply has begun, so they read the cache entry it wrote instead of
+    /// each writing it again. Other items start as usual meanwhile.
+    pub fn cache_aware(mut self, on: bool) -> Self {
+        self.raw.cache_aware = Raw::Bool(on);
+        self
+    }
+
     /// The circuit breaker (`breaker.failures`, 0 turns it off; `breaker.cooldownMs`).
     pub fn breaker(mut self, failures: u32, cooldown: Duration) -> Self {
         let group = self.raw.breaker.get_or_insert_with(RawBreaker::default);
         group.failures = number(failures.into());
         group.cooldown_ms = millis(cooldown);
+        self
+    }
+
+    /// Dollars one call of `run` may spend (`maxCostUsd`, 0..=1000000000): before each
+    /// attempt the most it can cost (its estimate at the price of the model it sends, over
+    /// what was spent and what attempts in flight may still spend) must fit, else the item
+    /// fails as `cost_cap` and the call ends with nothing lost. A request of a model with no
+    /// built-in price fails as `invalid` (a cap cannot bound what it cannot price). See
+    /// [`Reply::usd`](super::Reply::usd).
+    pub fn max_cost_usd(mut self, usd: f64) -> Self {
+        self.raw.max_cost_usd = Raw::Number(usd);
         self
     }
 
@@ -243,6 +284,51 @@ impl Builder {
         self.provider.get_or_insert_with(ProviderSettings::default)
     }
 
+    /// Adds an alternative to `fallbacks`, tried after the first choice and the alternatives
+    /// added before it: `run` moves an item to it at once when its own upstream is overloaded
+    /// (529, 503, `overloaded_error`), when a 429's wait would pass the deadline or
+    /// [`fallback_after`](Self::fallback_after), or when its breaker is open; never on a
+    /// request or auth error or a spend cap. New items always start at the first choice. One
+    /// attempt budget and one deadline cover all alternatives; each alternative has its own
+    /// pacer. Needs [`anthropic`](Self::anthropic) or [`openai`](Self::openai); results say
+    /// who answered ([`ItemResult::served_by`](super::ItemResult::served_by)).
+    ///
+    /// ```no_run
+    /// use edgebatch::wasm::{Alternative, BatchProcessor, Upstream};
+    ///
+    /// let processor = BatchProcessor::builder()
+    ///     .anthropic("sk-ant-...")
+    ///     // The same upstream, another model (with a smaller output cap).
+    ///     .fallback(Alternative::model("claude-haiku-4-5").max_tokens(512))
+    ///     // The item's own model, on another account behind a gateway.
+    ///     .fallback(Alternative::upstream(
+    ///         Upstream::anthropic("sk-ant-other-...").base_url("https://gateway.example/anthropic"),
+    ///     ))
+    ///     .build()?;
+    /// # Ok::<(), edgebatch::options::OptionError>(())
+    /// ```
+    pub fn fallback(mut self, alternative: Alternative) -> Self {
+        self.fallbacks
+            .get_or_insert_with(Vec::new)
+            .push(alternative);
+        self
+    }
+
+    /// Sets the whole `fallbacks` list (in place of any added before); an empty list is an
+    /// error at [`build`](Self::build).
+    pub fn fallbacks(mut self, alternatives: impl IntoIterator<Item = Alternative>) -> Self {
+        self.fallbacks = Some(alternatives.into_iter().collect());
+        self
+    }
+
+    /// A rate-limit wait longer than this moves an item to its next alternative
+    /// (`fallbackAfterMs`); without it only a wait past the deadline does. Needs
+    /// [`fallback`](Self::fallback).
+    pub fn fallback_after(mut self, wait: Duration) -> Self {
+        self.raw.fallback_after_ms = millis(wait);
+        self
+    }
+
     /// Cancels every call of the processor when `signal` aborts (`signal`): attempts in
     /// flight abort, every unfinished item fails as `aborted`.
     pub fn signal(mut self, signal: AbortSignal) -> Self {
@@ -272,19 +358,18 @@ impl Builder {
     /// Checks every option (the first bad one is the error) and builds the processor.
     pub fn build(self) -> Result<BatchProcessor, OptionError> {
         let options = self.raw.validate()?;
-        let provider = match &self.provider {
-            None => None,
-            Some(p) => {
-                // `""` (a base URL set with no API chosen) fails as an unknown provider.name.
-                let made = Provider::new(
-                    p.name,
-                    p.api_key.clone(),
-                    p.base_url.clone(),
-                    p.version.clone(),
-                );
-                Some(made?.allow_browser(p.browser)?)
-            }
-        };
-        Ok(BatchProcessor::from_parts(options, provider, self))
+        let provider = self
+            .provider
+            .as_ref()
+            .map(ProviderSettings::provider)
+            .transpose()?;
+        let routes = fallback::routes(self.fallbacks.as_deref(), provider.as_ref())?;
+        if routes.is_empty() && options.fallback_after.is_some() {
+            return Err(OptionError {
+                kind: OptionErrorKind::Range,
+                message: "fallbackAfterMs applies only with fallbacks".into(),
+            });
+        }
+        Ok(BatchProcessor::from_parts(options, provider, routes, self))
     }
 }

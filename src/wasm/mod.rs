@@ -35,7 +35,11 @@
 //! - [`BatchProcessor::map`]: your async function per item, results in input order;
 //!   [`BatchProcessor::stream`]: the same in completion order, as a `futures::Stream`.
 //! - [`BatchProcessor::run`] / [`BatchProcessor::run_stream`]: Anthropic or OpenAI request
-//!   bodies (any `Serialize`), sent with `fetch`, replies read into [`Reply`].
+//!   bodies (any `Serialize`), sent with `fetch`, replies read into [`Reply`] (with its
+//!   [`usd`](Reply::usd); [`Builder::max_cost_usd`] caps a call's spend).
+//! - Fallbacks for `run`: [`Builder::fallback`] with an [`Alternative`] (another model, another
+//!   [`Upstream`] of the same API, or both); each result's [`served_by`](ItemResult::served_by)
+//!   says who answered.
 //! - A task's error tells the retry rule what happened through [`TaskError`]: return a
 //!   [`Failure`] (`Failure::http(503, ..)`), a thrown `JsValue`, or a string.
 //! - Cancellation: an `AbortSignal` ([`Builder::signal`]), a [`CancelToken`]
@@ -45,11 +49,13 @@
 //! first poll. Options are the JS options, checked by the same validation.
 
 mod builder;
+mod fallback;
 mod outcome;
 mod reply;
 mod stream;
 
 pub use builder::Builder;
+pub use fallback::{Alternative, ServedBy, Upstream};
 pub use outcome::{AttemptContext, Failed, ItemResult, TaskError};
 pub use reply::Reply;
 pub use stream::BatchStream;
@@ -65,7 +71,9 @@ use std::rc::Rc;
 
 use futures::StreamExt;
 
-use crate::bindings::SignalLink;
+use crate::bindings::{alternative_pacers, SignalLink};
+use crate::core::cache_groups::CacheGroups;
+use crate::core::cost::Prices;
 use crate::core::executor::{self, Config, Executor, Pacing};
 use crate::core::pacer::Pacer;
 use crate::error::Failure;
@@ -73,6 +81,7 @@ use crate::options::Options;
 use crate::providers::Provider;
 use crate::redact::Secrets;
 use crate::web::abort::AbortGuard;
+use crate::web::attempt;
 use crate::web::clock::JsClock;
 use crate::Clock;
 use builder::{OnEvent, OnProgress};
@@ -89,9 +98,15 @@ pub struct BatchProcessor {
     seed: Option<u64>,
     pacer: Rc<RefCell<Pacer>>,
     provider: Option<Rc<Provider>>,
-    /// The provider's key: scrubbed from everything a call reports.
+    /// The provider's and the alternatives' keys: scrubbed from everything a call reports.
     secrets: Rc<Secrets>,
     max_response_bytes: u64,
+    /// `fallbacks` (for `run`), each with its own pacer, and `fallbackAfterMs`.
+    fallbacks: Rc<[attempt::Alternative]>,
+    fallback_pacers: Vec<Rc<RefCell<Pacer>>>,
+    fallback_after: Option<std::time::Duration>,
+    /// The built-in price table: replies' `usd`, and `maxCostUsd`.
+    prices: Rc<Prices>,
     signals: Vec<web_sys::AbortSignal>,
     cancels: Vec<CancelToken>,
     on_progress: Option<OnProgress>,
@@ -103,6 +118,7 @@ impl fmt::Debug for BatchProcessor {
         f.debug_struct("BatchProcessor")
             .field("config", &self.config)
             .field("provider", &self.provider)
+            .field("fallbacks", &self.fallbacks.len())
             .finish_non_exhaustive()
     }
 }
@@ -110,7 +126,7 @@ impl fmt::Debug for BatchProcessor {
 /// Every option at its default (see [`Builder`]).
 impl Default for BatchProcessor {
     fn default() -> Self {
-        BatchProcessor::from_parts(Options::default(), None, Builder::default())
+        BatchProcessor::from_parts(Options::default(), None, Vec::new(), Builder::default())
     }
 }
 
@@ -125,10 +141,22 @@ impl BatchProcessor {
         Builder::default()
     }
 
-    fn from_parts(options: Options, provider: Option<Provider>, b: Builder) -> Self {
+    fn from_parts(
+        options: Options,
+        provider: Option<Provider>,
+        fallbacks: Vec<attempt::Alternative>,
+        b: Builder,
+    ) -> Self {
         let pacer = Pacer::new(&options.pacing, options.config.concurrency, JsClock.now());
-        let secrets = provider.as_ref().map(Provider::secrets).unwrap_or_default();
+        let mut secrets = provider.as_ref().map(Provider::secrets).unwrap_or_default();
+        for alternative in &fallbacks {
+            secrets = secrets.with(&alternative.provider.secrets());
+        }
         BatchProcessor {
+            fallback_pacers: alternative_pacers(&options, fallbacks.len()),
+            fallbacks: fallbacks.into(),
+            fallback_after: options.fallback_after,
+            prices: Rc::default(),
             config: options.config,
             seed: options.seed,
             pacer: Rc::new(RefCell::new(pacer)),
@@ -210,7 +238,8 @@ impl BatchProcessor {
         // by index, for its item's result, so T needs no Clone.
         let slots = Rc::new(Slots::<T, E>::new(total));
         let (own, secrets) = (slots.clone(), self.secrets.clone());
-        let attempt = move |index: usize, attempt: u32| {
+        // A task is the caller's own: it never goes to an alternative (route 0).
+        let attempt = move |index: usize, attempt: u32, _route: usize| {
             let guard = AbortGuard::new();
             let ctx = AttemptContext {
                 index,
@@ -253,24 +282,29 @@ impl BatchProcessor {
             },
             attempts: r.attempts,
             elapsed: r.elapsed,
+            served_by: None,
         };
-        self.start(total, attempt, (), convert)
+        self.start(total, attempt, (), false, None, convert)
     }
 
     /// One call: the executor of this processor's config, pacer, seed and cancellation over
-    /// `total` items, feeding a stream.
+    /// `total` items, feeding a stream; `routed`: `task(index, attempt, route)` sends to the
+    /// alternative the retry rule names (`run` with fallbacks), each paced by its own pacer;
+    /// `groups`: prompt-cache-aware starts (`run` to Anthropic).
     fn start<V, T, E, F, Fut, P, C>(
         &self,
         total: usize,
         task: F,
         pacing: P,
+        routed: bool,
+        groups: Option<Rc<CacheGroups<'static>>>,
         convert: C,
     ) -> BatchStream<T, E>
     where
         V: 'static,
         T: 'static,
         E: 'static,
-        F: Fn(usize, u32) -> Fut + 'static,
+        F: Fn(usize, u32, usize) -> Fut + 'static,
         Fut: Future<Output = Result<V, Failure>> + 'static,
         P: Pacing<V> + 'static,
         C: FnMut(&executor::ItemResult<V>) -> ItemResult<T, E> + 'static,
@@ -292,12 +326,22 @@ impl BatchProcessor {
         let seed = self
             .seed
             .unwrap_or_else(|| (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64);
+        let others = if routed {
+            self.fallback_pacers.clone()
+        } else {
+            Vec::new()
+        };
+        let after = self.fallback_after;
         let run = async move {
-            Executor::new(&config, &JsClock, &pacer)
+            let others: Vec<&RefCell<Pacer>> = others.iter().map(|p| &**p).collect();
+            let mut executor = Executor::new(&config, &JsClock, &pacer)
                 .cancel_on(&token)
                 .seed(seed)
-                .run(total, task, &pacing, &mut sink)
-                .await;
+                .fallbacks(&others, after);
+            if let Some(groups) = &groups {
+                executor = executor.cache_groups(groups);
+            }
+            executor.run_routed(total, task, &pacing, &mut sink).await;
         };
         BatchStream::new(
             Box::pin(run),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use wasm_bindgen::JsValue;
 use web_sys::AbortSignal;
 
+use super::ServedBy;
 use crate::error::{ErrorKind, Failure, ItemError};
 use crate::web::task::failure_from_js;
 
@@ -116,6 +117,10 @@ pub struct ItemResult<T, E = Infallible> {
     pub attempts: u32,
     /// From the item's first start to its outcome.
     pub elapsed: Duration,
+    /// With fallbacks ([`Builder::fallback`](super::Builder::fallback)), the alternative the
+    /// item's last attempt went to: for a success, who answered. `None` without fallbacks,
+    /// for `map`/`stream`, and for an item that made no attempt.
+    pub served_by: Option<ServedBy>,
 }
 
 impl<T, E> ItemResult<T, E> {

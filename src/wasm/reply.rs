@@ -1,7 +1,8 @@
 //! `run`: request bodies of the processor's provider, turned into JS objects with
-//! serde-wasm-bindgen and sent by the JS `run()`'s own attempt (`web::attempt::Task::Run`:
-//! the same preflight, fetch, abort guard, reply reading and secret scrubbing); each reply
-//! read into a typed [`Reply`].
+//! serde-wasm-bindgen and sent by the JS `run()`'s own attempt (`web::attempt::Task::Run`,
+//! or `Task::Routed` with fallbacks: the same preflight, fetch, abort guard, reply reading,
+//! routing and secret scrubbing), paced and priced as the JS `run()` is (`CallPacing`); each
+//! reply read into a typed [`Reply`].
 
 use std::rc::Rc;
 
@@ -12,10 +13,14 @@ use wasm_bindgen::JsValue;
 
 use super::outcome::{Failed, ItemResult};
 use super::stream::BatchStream;
-use super::BatchProcessor;
-use crate::core::executor;
-use crate::core::limits::{RateLimits, Usage};
-use crate::web::attempt::Task;
+use super::{BatchProcessor, ServedBy};
+use crate::bindings::{priced, CallPacing};
+use crate::core::cache_groups::CacheGroups;
+use crate::core::cost::{usd, Pico, Prices};
+use crate::core::executor::{self, Pacing};
+use crate::core::limits::{Cost, Feedback, RateLimits, Usage};
+use crate::providers::ProviderKind;
+use crate::web::attempt::{self, Routed, Task};
 use crate::web::items::Items;
 use crate::web::provider::Metered;
 use crate::web::{get, preflight, JsJson};
@@ -32,11 +37,15 @@ pub struct Reply {
     pub usage: Usage,
     /// The reply's rate-limit headers, when it had any.
     pub rate_limits: Option<RateLimits>,
+    /// What the reply cost in US dollars at the built-in prices of the model it names
+    /// (cache writes and reads included), as the JS results' `usd`; `None` when that model
+    /// has no price.
+    pub usd: Option<f64>,
     body: JsValue,
 }
 
 impl Reply {
-    fn new(metered: &Metered) -> Reply {
+    fn new(metered: &Metered, prices: &Prices) -> Reply {
         let feedback = metered.feedback();
         let text = |key| get(&metered.value, key).and_then(|v| v.as_string());
         Reply {
@@ -44,6 +53,7 @@ impl Reply {
             stop_reason: text("stopReason"),
             usage: feedback.usage.unwrap_or_default(),
             rate_limits: feedback.limits,
+            usd: metered.cost(prices).map(usd),
             body: get(&metered.value, "reply").unwrap_or(JsValue::UNDEFINED),
         }
     }
@@ -127,6 +137,7 @@ impl BatchProcessor {
         let total = items.len();
         let (provider, secrets) = (self.provider.clone(), self.secrets.clone());
         let (cost_items, cost_secrets) = (items.clone(), secrets.clone());
+        let (capped, prices) = (self.config.max_cost.is_some(), self.prices.clone());
         // Read and checked before the item's first attempt, as the JS run() does.
         let cost = move |index: usize| {
             if let Some(problem) = &problems[index] {
@@ -135,15 +146,56 @@ impl BatchProcessor {
             let provider = provider.as_deref().ok_or(NO_PROVIDER)?;
             let item = cost_items.get(index)?;
             preflight::check_request(provider, &item).map_err(|m| cost_secrets.scrub(&m))?;
+            if capped {
+                priced(&prices, &item)?;
+            }
             Ok(provider.estimate_cost(&JsJson(item)))
         };
-        let task = Task::Run(self.provider.clone(), self.max_response_bytes);
-        let attempt =
-            move |index: usize, attempt: u32| task.start(index, attempt, &items, &secrets);
-        let convert = |r: &executor::ItemResult<Metered>| ItemResult {
+        // Through the fallbacks when there are any, as the JS run() sends.
+        let routed = match &self.provider {
+            Some(first) if !self.fallbacks.is_empty() => Some(Rc::new(Routed::new(
+                first.clone(),
+                self.fallbacks.clone(),
+                self.max_response_bytes,
+            ))),
+            _ => None,
+        };
+        let task = match &routed {
+            Some(routed) => Task::Routed(routed.clone()),
+            None => Task::Run(self.provider.clone(), self.max_response_bytes),
+        };
+        let pacing = RunPacing {
+            cost,
+            prices: self.prices.clone(),
+            items: items.clone(),
+            fallbacks: self.fallbacks.clone(),
+        };
+        // `cacheAware`: requests to Anthropic, grouped by their prompt-cache prefix, as the JS
+        // run() groups them (the executor skips the groups when the option is off).
+        let anthropic = self
+            .provider
+            .clone()
+            .filter(|p| p.kind == ProviderKind::Anthropic);
+        let key_items = items.clone();
+        let groups = anthropic.map(|provider| {
+            Rc::new(CacheGroups::new(move |i| {
+                provider.cache_key(&JsJson(key_items.get(i).ok()?))
+            }))
+        });
+        let told = groups.clone();
+        let attempt = move |index: usize, attempt: u32, route: usize| match &told {
+            Some(groups) => {
+                let began = Some(groups.began(index));
+                task.start_primed(index, attempt, route, &items, &secrets, began)
+            }
+            None => task.start_on(index, attempt, route, &items, &secrets),
+        };
+        let prices = self.prices.clone();
+        let served = routed.clone();
+        let convert = move |r: &executor::ItemResult<Metered>| ItemResult {
             index: r.index,
             outcome: match &r.outcome {
-                Ok(metered) => Ok(Reply::new(metered)),
+                Ok(metered) => Ok(Reply::new(metered, &prices)),
                 Err(error) => Err(Failed {
                     error: error.clone(),
                     source: None,
@@ -151,7 +203,46 @@ impl BatchProcessor {
             },
             attempts: r.attempts,
             elapsed: r.elapsed,
+            served_by: served.as_ref().and_then(|s| ServedBy::of(s, r.index)),
         };
-        self.start(total, attempt, (cost, Metered::feedback), convert)
+        self.start(total, attempt, pacing, routed.is_some(), groups, convert)
+    }
+}
+
+/// The JS `run()`'s pacing (`CallPacing`: the estimate for the pacer, the reply's feedback,
+/// dollars for `maxCostUsd` at the price of the model each attempt sends), owning what it
+/// reads for as long as the call runs.
+struct RunPacing<C> {
+    cost: C,
+    prices: Rc<Prices>,
+    items: Rc<Items>,
+    fallbacks: Rc<[attempt::Alternative]>,
+}
+
+impl<C: Fn(usize) -> Result<Cost, String>> RunPacing<C> {
+    fn call(&self) -> CallPacing<'_> {
+        CallPacing {
+            cost: &self.cost,
+            prices: &self.prices,
+            models: Some((&self.items, &self.fallbacks)),
+        }
+    }
+}
+
+impl<C: Fn(usize) -> Result<Cost, String>> Pacing<Metered> for RunPacing<C> {
+    fn cost(&self, index: usize) -> Result<Cost, String> {
+        (self.cost)(index)
+    }
+
+    fn feedback(&self, value: &Metered) -> Feedback {
+        value.feedback()
+    }
+
+    fn max_spend(&self, index: usize, cost: &Cost, route: usize) -> Pico {
+        self.call().max_spend(index, cost, route)
+    }
+
+    fn spend(&self, value: &Metered) -> Pico {
+        self.call().spend(value)
     }
 }

@@ -17,6 +17,7 @@ use super::get;
 use super::items::Items;
 use super::provider::{call_provider, Metered};
 use super::task::{start_task, TaskAttempt};
+use crate::core::cache_groups::Began;
 use crate::error::{ErrorKind, Failure};
 use crate::providers::Provider;
 use crate::redact::Secrets;
@@ -108,23 +109,12 @@ impl Routed {
 }
 
 impl Task {
-    /// Starts attempt `attempt` of item `index` now. The item was read once before (its
-    /// cost); one that throws only now fails this attempt as `invalid`. Whatever the attempt
-    /// reports is scrubbed of `secrets` (and of a fetch spec's own credentials).
-    // The Rust API's (`crate::wasm`); the JS bindings name the alternative (`start_on`).
+    /// Starts attempt `attempt` of item `index` now, on alternative `route` (0: the first
+    /// choice; only [`Task::Routed`] has others). The item was read once before (its cost);
+    /// one that throws only now fails this attempt as `invalid`. Whatever the attempt reports
+    /// is scrubbed of `secrets` (and of a fetch spec's own credentials).
+    // The Rust API's; the JS bindings tell the cache groups (`start_primed`).
     #[cfg_attr(not(feature = "rust-api"), allow(dead_code))]
-    pub(crate) fn start(
-        &self,
-        index: usize,
-        attempt: u32,
-        items: &Items,
-        secrets: &Rc<Secrets>,
-    ) -> Attempt {
-        self.start_on(index, attempt, 0, items, secrets)
-    }
-
-    /// [`Task::start`] on alternative `route` (0: the first choice; only [`Task::Routed`]
-    /// has others).
     pub(crate) fn start_on(
         &self,
         index: usize,
@@ -133,16 +123,40 @@ impl Task {
         items: &Items,
         secrets: &Rc<Secrets>,
     ) -> Attempt {
+        self.start_primed(index, attempt, route, items, secrets, None)
+    }
+
+    /// [`Task::start_on`], a request telling `began` when its reply's headers are in (its
+    /// prompt-cache group, `cacheAware`).
+    pub(crate) fn start_primed(
+        &self,
+        index: usize,
+        attempt: u32,
+        route: usize,
+        items: &Items,
+        secrets: &Rc<Secrets>,
+        began: Option<Began>,
+    ) -> Attempt {
         let work = match (self, items.get(index)) {
             (_, Err(message)) => Work::Unreadable(Some(message)),
             (Task::Map(f), Ok(item)) => Work::Map(start_task(f, item, index, attempt)),
-            (Task::Run(provider, max_bytes), Ok(item)) => {
-                Work::Run(request(provider.clone(), item, secrets.clone(), *max_bytes))
-            }
+            (Task::Run(provider, max_bytes), Ok(item)) => Work::Run(request(
+                provider.clone(),
+                item,
+                secrets.clone(),
+                *max_bytes,
+                began,
+            )),
             (Task::Routed(routed), Ok(item)) => {
                 let (provider, body) = routed.request(index, route, &item);
                 let max_bytes = routed.max_bytes;
-                Work::Run(request(Some(provider), body, secrets.clone(), max_bytes))
+                Work::Run(request(
+                    Some(provider),
+                    body,
+                    secrets.clone(),
+                    max_bytes,
+                    began,
+                ))
             }
         };
         Attempt {
@@ -159,6 +173,7 @@ fn request(
     item: JsValue,
     secrets: Rc<Secrets>,
     max_bytes: u64,
+    began: Option<Began>,
 ) -> Request {
     let guard = AbortGuard::new();
     Box::pin(async move {
@@ -168,6 +183,7 @@ fn request(
                 let rules = BodyRules {
                     max_bytes,
                     secrets: &secrets,
+                    began: began.as_ref(),
                 };
                 call_provider(p, &item, &signal, &rules).await
             }
@@ -176,6 +192,7 @@ fn request(
                 let rules = BodyRules {
                     max_bytes,
                     secrets: &secrets,
+                    began: None,
                 };
                 fetch_spec_with(&item, &signal, &rules)
                     .await

@@ -27,8 +27,14 @@ impl Clock for JsClock {
     }
 
     fn sleep(&self, duration: Duration) -> Sleep {
-        // Round up: a timer must never fire before the duration has passed.
-        let ms = duration.as_micros().div_ceil(1000).min(i32::MAX as u128) as u32;
+        // Round up: a timer must never fire before the duration has passed. Whole microseconds
+        // to ms in u64 (`as_micros()` is a u128, and dividing one links ~1 KB of 128-bit
+        // division into the wasm).
+        let ms = duration
+            .as_secs()
+            .saturating_mul(1000)
+            .saturating_add(duration.subsec_micros().div_ceil(1000) as u64)
+            .min(i32::MAX as u64) as u32;
         Box::pin(TimeoutFuture::new(ms))
     }
 }

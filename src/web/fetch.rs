@@ -8,6 +8,7 @@ use web_sys::{AbortSignal, Headers, RequestInit, Response};
 
 use super::task::failure_from_js;
 use super::{describe, get, has, parse_json, set};
+use crate::core::cache_groups::Began;
 use crate::core::limits::RateLimits;
 use crate::error::{ErrorKind, Failure};
 use crate::providers::http::{failure_from_reply, redirect_failure};
@@ -135,6 +136,8 @@ pub struct BodyRules<'a> {
     pub max_bytes: u64,
     /// Replaced wherever they appear whole in a body.
     pub secrets: &'a Secrets,
+    /// Told when a 2xx reply's headers are in (a prompt-cache group's primer, `cacheAware`).
+    pub began: Option<&'a Began>,
 }
 
 /// An error reply is read for its message only: this much of it is plenty.
@@ -163,6 +166,9 @@ pub async fn send(
         .map_err(|e| fetch_rejection(&e))?
         .unchecked_into();
     let (status, ok) = (response.status(), response.ok());
+    if let Some(began) = rules.began.filter(|_| ok) {
+        began.now();
+    }
     let cap = if ok {
         rules.max_bytes
     } else {
@@ -225,6 +231,7 @@ impl Default for BodyRules<'_> {
         BodyRules {
             max_bytes: crate::options::DEFAULT_MAX_RESPONSE_BYTES,
             secrets: &NONE,
+            began: None,
         }
     }
 }

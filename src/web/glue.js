@@ -324,14 +324,14 @@ function shown(v) {
   return `a value of type ${v === null ? "null" : typeof v}`;
 }
 
-// permits.acquire(index, cost), its answer reported through settle(id, true, answer) as the
+// permits.acquire(index, cost, { alternative }), its answer reported through settle(id, true, answer) as the
 // granted id's place in src.ids, the message of a `never`, or { deferMs, reason }: a throw,
 // a rejection or an answer of another shape defers for a second. Returns the context
 // abortTask gets when the ask is dropped before its answer reached the batch: a permit
 // granted anyway is given back.
-export function askPermit(src, index, inputTokens, outputTokens, id, settle) {
+export function askPermit(src, index, alternative, inputTokens, outputTokens, id, settle) {
   const answer = new Promise((resolve) =>
-    resolve(src.permits.acquire(index, { requests: 1, inputTokens, outputTokens }))
+    resolve(src.permits.acquire(index, { requests: 1, inputTokens, outputTokens }, { alternative }))
   ).then((a) => permitAnswer(src, a), (e) => ({ deferMs: 1000, reason: `permits.acquire failed: ${thrownMessage(e)}` }));
   answer.then((a) => settle(id, true, a));
   const giveBack = (a) => typeof a !== "number" || sendRelease(src, a, { abandoned: true });

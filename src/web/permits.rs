@@ -1,5 +1,6 @@
 //! A JS permit source (`permits: { acquire, release }`, a call option of map/run/stream) as the
-//! core's [`Permits`]: its promises become the executor's asks, its ids stay in JS (the core
+//! core's [`Permits`]: its promises become the executor's asks (`acquire(index, cost,
+//! { alternative })`: a source of before fallbacks reads the first two), its ids stay in JS (the core
 //! sees their place in a list), and outcomes go back in the shape the Worker's
 //! `Limiter.release` reads. A source that throws or rejects never breaks the batch: a failed
 //! acquire defers it for a second, a failed release is dropped. The JS half is in glue.js.
@@ -34,6 +35,7 @@ extern "C" {
     fn ask_permit(
         source: &JsValue,
         index: u32,
+        alternative: u32,
         input_tokens: f64,
         output_tokens: f64,
         id: f64,
@@ -81,11 +83,17 @@ impl JsPermits {
 }
 
 impl Permits for JsPermits {
-    fn acquire(&self, index: usize, cost: &Cost) -> Pin<Box<dyn Future<Output = Permit> + '_>> {
+    fn acquire(
+        &self,
+        index: usize,
+        alternative: usize,
+        cost: &Cost,
+    ) -> Pin<Box<dyn Future<Output = Permit> + '_>> {
         // Dropped before its answer, the ask gives a late grant back (askPermit, glue.js).
         let ask = settled_by(|id, settle| {
             let (input, output) = (cost.input_tokens as f64, cost.output_tokens as f64);
-            ask_permit(&self.source, index as u32, input, output, id, settle)
+            let (index, alternative) = (index as u32, alternative as u32);
+            ask_permit(&self.source, index, alternative, input, output, id, settle)
         });
         Box::pin(JsAsk(ask))
     }

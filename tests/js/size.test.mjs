@@ -10,7 +10,7 @@ import { gzipSync } from 'node:zlib';
 // simulator split; then issue 15's redirect rule added 1.6 KB and issue 13's guarded item
 // reads, secret scrubbing, body caps and preflight checks 4.3 KB: 65.3 KB; issue 12's options
 // declared once as serde structs +2.8 KB: 68,450 bytes by this test's zlib (68,054 by
-// `gzip -9`; through serde-wasm-bindgen it was 88.1 KB, see src/bindings/js_serde.rs);
+// `gzip -9`; through serde-wasm-bindgen it was 88.1 KB, see src/bindings/js_fields.rs);
 // 68,532 once merged with issue 12's executor refactor; issue 14's post-processing stage
 // (core/post.rs: its own bound, deadline, cancel, progress and events; the pool itself is
 // JS; its failures scrubbed of the key) +4.5 KB: 73,005; issue 10's load-aware concurrency
@@ -23,23 +23,34 @@ import { gzipSync } from 'node:zlib';
 // 73,430; issue 26's fallbacks (options, a pacer per alternative, routing in the executor,
 // servedBy, the fallback event) +5.2 KB, spread thinly (reading the option is 1.5 KB of it):
 // 78,589; issue 24's dollar ledger (the price table, the ledger, `prices` validated per model,
-// results' `usd`, `maxCostUsd` in the executor, a `cost_cap` kind) +5.1 KB: 83,685), and the
-// simulator's own wasm
+// results' `usd`, `maxCostUsd` in the executor, a `cost_cap` kind) +5.1 KB: 83,685; issue
+// 25's size work, on that same code -4.5 KB: 79,214 (wasm-opt inlines only small functions
+// with one caller, `--one-caller-inline-max-function-size=25`, -2.7 KB; no producers and
+// target_features sections -0.2 KB; options read field by field, without serde's derived
+// readers, -1.5 KB; the JS clock's sleep without a 128-bit division -0.2 KB; see
+// scripts/build.sh); issue 24's prompt-cache-aware starts (core/cache_groups.rs, the prefix
+// key, the first-byte signal) +2.3 KB and issue 26's permits asked per alternative +0.4 KB:
+// 81,695), and the simulator's own wasm
 // (issue 10's capacity model +0.5 KB: 32,566).
 const BUDGETS = [
-  ['pkg/edgebatch_bg.wasm', 83_796],
+  ['pkg/edgebatch_bg.wasm', 81_750],
   // The simulator never ships in the npm package (the Worker loads it in dev mode only):
   // 32,583 at issue 25's tidying; issue 23's server-sent events +3.1 KB; issue 24's Batch
   // APIs of both providers (Message Batches, OpenAI files and batches, their lifecycles and
-  // limits) +16.4 KB: 52,032 by `gzip -9`.
-  ['sim/pkg/edgebatch_sim_bg.wasm', 53_000],
+  // limits) +16.4 KB: 52,032 by `gzip -9`; 50,773 (zlib) with issue 25's wasm-opt flags
+  // (52,039 before), 53,041 with issue 24's prompt-cache simulation, 53,846 with
+  // the Message Batches' items reading the cache (+0.8 KB; a hand-written heap sort: the
+  // slice sorts were +1.8 KB).
+  ['sim/pkg/edgebatch_sim_bg.wasm', 53_955],
   // The Worker's: the library plus the `Limiter` of /v1/batches (~6 KB); 75,086 bytes (zlib)
   // at issue 12's options structs (72.3 KB by `gzip -9` before), 75,318 merged with the
   // executor refactor, 79,512 with issue 14's stage, 81,113 with issue 10's controller, 81,380
   // with the pacer's list of requests in flight, 81,526 with sheds requeued without a retry,
   // 83,049 with issue 22's `permits`, 79,849 with talc (issue 25), 85,541 with issue 26's
-  // fallbacks, 90,648 with issue 24's dollar ledger.
-  ['worker/pkg/edgebatch_bg.wasm', 90_757],
+  // fallbacks, 90,648 with issue 24's dollar ledger, 85,612 with issue 25's size work (flags,
+  // options without serde, the clock), 88,926 with issue 24's cache-aware starts and
+  // `replyCost` / `costBound` (the Worker prices lines and holds with the one price table).
+  ['worker/pkg/edgebatch_bg.wasm', 89_000],
 ];
 
 for (const [path, budget] of BUDGETS) {

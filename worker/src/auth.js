@@ -3,6 +3,7 @@
 // (authenticate), which upstream key a batch sends (upstreamKey), and the redactor that every
 // response line and log line goes through.
 
+import { upstreamSecrets } from './config.js';
 import { badRequest, HttpError } from './http.js';
 
 /** A token's name: what its limits and usage are kept under, and what errors say. */
@@ -146,13 +147,15 @@ export function upstreamKey({ provider, keyVar, clientKey, toSim }, config) {
 }
 
 /**
- * Every secret the Worker knows, plus the caller's token (the configured ones are hashes).
+ * Every secret the Worker knows, plus the caller's token (the configured ones are hashes): the
+ * keys of the operator's own upstreams (EDGEBATCH_UPSTREAMS) too, so that every route's
+ * redactor scrubs a fallback's key.
  * @param {Env} env
  * @param {string} [presentedToken]
  * @returns {unknown[]}
  */
 export function secretsOf(env, presentedToken) {
-  return [env.EDGEBATCH_TOKEN, env.ANTHROPIC_API_KEY, env.OPENAI_API_KEY, presentedToken];
+  return [env.EDGEBATCH_TOKEN, env.ANTHROPIC_API_KEY, env.OPENAI_API_KEY, presentedToken, ...upstreamSecrets(env)];
 }
 
 /** A run of this many characters of a secret is redacted wherever it shows up. */

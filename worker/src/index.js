@@ -10,9 +10,9 @@
 import mod from '../pkg/edgebatch_bg.wasm';
 import * as edgebatch from '../pkg/edgebatch.js';
 import { streamBatch } from '../../js/batch-stream.mjs';
-import { readConfig } from './config.js';
+import { readConfig, upstreamSecrets } from './config.js';
 import { authenticate, redactor, secretsOf } from './auth.js';
-import { acquireOrThrow, tokenLimits } from './token-limits.js';
+import { acquireOrThrow, billed, requestBound, tokenLimits } from './token-limits.js';
 import { allow, badRequest, discardBody, errorResponse, HttpError, jsonResponse, readCappedText } from './http.js';
 import { handleSimRoute, installSimFetch } from './sim.js';
 import { consume, handleBatches } from './batches/index.js';
@@ -33,7 +33,7 @@ export { BatchLedger, BatchDirectory, UpstreamLimiter } from './batches/index.js
 export default {
   async fetch(request, env, ctx) {
     // The caller's own token joins the redactor's secrets once known (configured ones are hashes).
-    const scope = { redact: redactor(secretsOf(env)) };
+    const scope = { redact: redactor(allSecrets(env)) };
     try {
       return await route(request, env, ctx, scope);
     } catch (err) {
@@ -44,7 +44,7 @@ export default {
 
   // The work queues of /v1/batches (and their dead-letter queue).
   async queue(batch, env) {
-    await consume(batch, env, secretsOf(env));
+    await consume(batch, env, allSecrets(env));
   },
 };
 
@@ -60,20 +60,23 @@ async function route(request, env, ctx, scope) {
   if (path === '/v1/batch') {
     allow(request, ['POST']);
     const caller = await authenticate(request, env);
-    scope.redact = redactor(secretsOf(env, caller.token));
+    scope.redact = redactor(allSecrets(env, caller.token));
     const text = await readCappedText(request, config.maxBodyBytes, config.bodyTimeoutMs);
     const batch = parseBatchRequest(text, config, url.origin);
     // One concurrent-batch slot, the items, and up to the budget of subrequests of this
     // token's hour; what the batch did not use goes back when it ends.
     const limits = tokenLimits(env, caller.name);
-    const lease = await acquireOrThrow(limits, { items: batch.items.length, subrequests: config.subrequestBudget });
+    // With EDGEBATCH_USD_PER_HOUR, the most each item can cost is held until the batch ends.
+    const bounds = batch.items.map((item, i) => requestBound(config.limits, item, { at: `items[${i}]` }) ?? 0);
+    const lease = await acquireOrThrow(limits, { items: batch.items.length, subrequests: config.subrequestBudget,
+      usdPico: bounds.reduce((a, b) => a + b, 0) });
     const done = (usage) => ctx.waitUntil(limits.release(lease.lease, usage).catch((err) => {
       console.error(`edgebatch worker: releasing a batch lease failed: ${scope.redact(String(err?.message ?? err))}`);
     }));
     try {
-      return batchResponse(batch, request, { ...config, subrequestBudget: lease.subrequests }, scope.redact, done);
+      return batchResponse(batch, request, { ...config, subrequestBudget: lease.subrequests, bounds }, scope.redact, done);
     } catch (err) {
-      done({ subrequests: 0 });
+      done({ subrequests: 0, usdPico: 0 });
       throw err;
     }
   }
@@ -84,7 +87,7 @@ async function route(request, env, ctx, scope) {
   }
   if (path === '/v1/batches' || path.startsWith('/v1/batches/')) {
     const caller = await authenticate(request, env);
-    scope.redact = redactor(secretsOf(env, caller.token));
+    scope.redact = redactor(allSecrets(env, caller.token));
     const parts = path.slice('/v1/batches'.length).split('/').filter(Boolean);
     return handleBatches(request, url, parts, env, config, caller.name, scope.redact);
   }
@@ -101,7 +104,7 @@ async function route(request, env, ctx, scope) {
  * Streams the batch; `done(usage)` is called once when it ends however it ends (summary,
  * failure, client gone) with what it used: `{ subrequests, requests, inputTokens, outputTokens }`.
  */
-function batchResponse({ items, provider, options }, request, config, redact, done) {
+function batchResponse({ items, provider, options, upstreams }, request, config, redact, done) {
   // A client that goes away aborts the batch: request.signal (compatibility flag
   // enable_request_signal) and, belt and braces, the response stream's cancel.
   const abort = new AbortController();
@@ -122,11 +125,14 @@ function batchResponse({ items, provider, options }, request, config, redact, do
     if (err instanceof TypeError || err instanceof RangeError) throw badRequest(`options: ${err.message}`);
     throw err;
   }
-  const used = { subrequests: 0, requests: 0, inputTokens: 0, outputTokens: 0 };
+  const used = { subrequests: 0, requests: 0, inputTokens: 0, outputTokens: 0, usdPico: 0 };
   let ended = false;
+  // Items with no line when the batch ends early (the client left) may have been billed: their holds stay.
+  const unseen = new Set(config.bounds.keys());
   const end = () => {
     if (ended) return;
     ended = true;
+    for (const i of unseen) used.usdPico += config.bounds[i];
     done(used);
   };
   const count = (r) => {
@@ -134,6 +140,8 @@ function batchResponse({ items, provider, options }, request, config, redact, do
     used.requests += r.attempts ?? 0;
     used.inputTokens += r.usage?.inputTokens ?? 0;
     used.outputTokens += r.usage?.outputTokens ?? 0;
+    used.usdPico += billed(r, config.bounds[r.index] ?? 0);
+    unseen.delete(r.index);
   };
   const enc = new TextEncoder();
   const line = (value) => enc.encode(`${redact(JSON.stringify(value))}\n`);
@@ -148,7 +156,7 @@ function batchResponse({ items, provider, options }, request, config, redact, do
           end();
         } else {
           count(next.value);
-          controller.enqueue(line(next.value));
+          controller.enqueue(line(named(next.value, upstreams)));
         }
       } catch (err) {
         // The status line is long gone: the error is the stream's last line.
@@ -168,6 +176,20 @@ function batchResponse({ items, provider, options }, request, config, redact, do
     status: 200,
     headers: { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store' },
   });
+}
+
+/**
+ * With options.fallbacks, a result's servedBy also names the upstream that answered (two of one
+ * API are told apart by it, not only by `alternative`).
+ */
+function named(r, upstreams) {
+  const k = r.servedBy?.alternative;
+  return k === undefined || upstreams?.[k] === undefined ? r : { ...r, servedBy: { ...r.servedBy, upstream: upstreams[k] } };
+}
+
+/** Every secret to redact: auth.js's, and the keys of the operator's own upstreams (config.js). */
+function allSecrets(env, token) {
+  return [...secretsOf(env, token), ...upstreamSecrets(env)];
 }
 
 function notFound(path) {

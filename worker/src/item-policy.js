@@ -12,7 +12,7 @@ const CLIENT_TOOL_TYPES = new Set(['custom', 'function']);
 /** Content blocks billed by their text (Anthropic's and OpenAI's); tool_result is looked into. */
 const TEXT_BLOCKS = new Set(['text', 'tool_use', 'tool_result', 'thinking', 'redacted_thinking', 'refusal']);
 /** Output caps by provider: the field that caps a reply's length, and the ones accepted. */
-const OUTPUT_FIELDS = {
+export const OUTPUT_FIELDS = {
   anthropic: ['max_tokens'],
   openai: ['max_completion_tokens', 'max_tokens'],
 };
@@ -22,7 +22,8 @@ const OUTPUT_FIELDS = {
  * @param {number} i its index, for the messages
  * @param {string} provider `anthropic` or `openai`
  * @param {{ models: string[], maxOutputTokens: number, maxItemBytes: number, serverTools: boolean,
- *   media: boolean }} rules
+ *   media: boolean, repeats?: Map<string, number> }} rules `repeats`: models of fallbacks on this
+ *   upstream (validate.js repeatedModels)
  */
 /** Text, or blocks of text only (looking into tool results): no images, documents, audio, files. */
 function checkContent(content, at) {
@@ -46,6 +47,13 @@ export function checkItem(item, i, provider, rules) {
   const model = Object.hasOwn(item, 'model') ? item.model : undefined;
   if (!rules.models.includes('*') && !rules.models.includes(model)) {
     throw badRequest(`${at}.model must be one of ${rules.models.join(', ')} (EDGEBATCH_MODELS)`);
+  }
+  // options.fallbacks (validate.js repeatedModels): an alternative on this upstream with this
+  // model would send the item to where it already failed, a cycle.
+  const repeat = typeof model === 'string' ? rules.repeats?.get(model) : undefined;
+  if (repeat !== undefined) {
+    throw badRequest(`${at}.model ${JSON.stringify(model)} is options.fallbacks[${repeat}]'s model on the same upstream: ` +
+      'that alternative would repeat this item\'s first choice');
   }
   const fields = OUTPUT_FIELDS[provider] ?? ['max_tokens'];
   const given = fields.filter((f) => Object.hasOwn(item, f));

@@ -18,7 +18,7 @@ describe('worker: /v1/batches through the provider Batch API', { timeout: 60_000
   let worker;
   let base;
   before(async () => {
-    worker = await startWorker({ ...ROOMY_TOKEN, EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_PROVIDER_POLL_MS: '200' });
+    worker = await startWorker({ ...ROOMY_TOKEN, EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_PROVIDER_POLL_MS: '200', EDGEBATCH_PROVIDER_TURNAROUND_MS: '0' });
     base = worker.url;
   });
   after(async () => {
@@ -130,7 +130,37 @@ describe('worker: /v1/batches through the provider Batch API', { timeout: 60_000
       await bad(anthropic, v, /options\.completionWindow must be a duration like "30m", "4h" or "24h"/);
     }
     await bad(anthropic, '25h', /options\.completionWindow 25h is longer than a batch lives \(86400000 ms, EDGEBATCH_BATCH_TTL_MS\)/);
-    await bad({ name: 'openai', baseUrl: sim.baseUrl }, '4h', /options\.completionWindow is supported for anthropic batches/);
+  });
+
+  test('an OpenAI batch with completionWindow: the input file uploaded, every custom_id once, seq 1..N, priced at the batch discount', async () => {
+    const sim = await simSession(base, { ...FAST_SIM, batches: { delayMs: 300, spreadMs: 800 } });
+    const reqs = Array.from({ length: 60 }, (_, i) => ({ custom_id: `o${i}`,
+      params: { model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: `Summarize document ${i}.` }] } }));
+    const batch = await submit(base, { provider: { name: 'openai', baseUrl: sim.baseUrl }, options: { completionWindow: '1h' }, requests: reqs });
+    const ended = await waitEnded(base, batch.id, { timeoutMs: 30_000, everyMs: 100 });
+    assert.equal(ended.request_counts.succeeded, 60);
+    const [pb] = ended.edgebatch.providerBatches;
+    assert.equal(ended.edgebatch.providerBatches.length, 1);
+    assert.equal(pb.status, 'read');
+    assert.match(pb.id, /^batch_/);
+    assert.deepEqual(pb.counts, { total: 60, completed: 60, failed: 0 });
+    const lines = await results(base, batch.id);
+    exactlyOnce(lines, reqs.map((r) => r.custom_id));
+    assert.deepEqual(lines.map((l) => l.edgebatch.seq), [...Array(60).keys()].map((i) => i + 1));
+    assert.ok(lines.every((l) => l.edgebatch.route === 'provider_batch' && l.result.message.object === 'chat.completion'));
+    // gpt-4o-mini: $0.15 / $0.60 per MTok realtime, half through the Batch API.
+    for (const l of lines) {
+      const { inputTokens, outputTokens } = l.edgebatch.usage;
+      const realtime = inputTokens * 150_000 + outputTokens * 600_000; // pico-dollars
+      assert.equal(Math.round(l.edgebatch.usdIfRealtime * 1e12), realtime);
+      assert.equal(Math.round(l.edgebatch.usd * 1e12), Math.round(realtime / 2));
+    }
+    const sum = (k) => lines.reduce((s, l) => s + Math.round(l.edgebatch[k] * 1e12), 0) / 1e12;
+    assert.deepEqual(ended.edgebatch.cost, { usd: sum('usd'), usdIfRealtime: sum('usdIfRealtime') });
+    assert.ok(ended.edgebatch.cost.usd > 0);
+    // The input, output and error files are deleted there once read.
+    const files = await (await fetch(`${sim.baseUrl}/v1/files`, { headers: { authorization: 'Bearer k' } })).json();
+    assert.deepEqual(files.data, []);
   });
 });
 
@@ -138,7 +168,7 @@ describe('worker: the provider Batch API and the token\'s hour', { timeout: 60_0
   test('what goes to the provider is charged to the token\'s hour: a chunk as big as the hour allows, the rest waits for it', async () => {
     // 30 items an hour: a 50-request batch fits its 24 h life, not one hour.
     const worker = await startWorker({ EDGEBATCH_ITEMS_PER_HOUR: '30', EDGEBATCH_SUBREQUESTS_PER_HOUR: '1000', EDGEBATCH_SIM: 'on',
-      EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_PROVIDER_POLL_MS: '200' });
+      EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_PROVIDER_POLL_MS: '200', EDGEBATCH_PROVIDER_TURNAROUND_MS: '0' });
     try {
       const sim = await simSession(worker.url, { ...FAST_SIM, batches: { delayMs: 200, spreadMs: 200 } });
       const reqs = requests(50, 'h');
@@ -163,6 +193,29 @@ describe('worker: the provider Batch API and the token\'s hour', { timeout: 60_0
   });
 });
 
+describe('worker: a window too short for the provider\'s turnaround runs realtime', { timeout: 60_000 }, () => {
+  test('the default turnaround (1 h): "30m" runs realtime from the start, "4h" goes to the provider', async () => {
+    const worker = await startWorker({ ...ROOMY_TOKEN, EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_PROVIDER_POLL_MS: '200' });
+    try {
+      const sim = await simSession(worker.url, { ...FAST_SIM, batches: { delayMs: 200, spreadMs: 200 } });
+      const routes = {};
+      for (const window of ['30m', '4h']) {
+        const reqs = requests(8, `t${window}`);
+        const batch = await submit(worker.url, { provider: { name: 'anthropic', baseUrl: sim.baseUrl }, options: { completionWindow: window }, requests: reqs });
+        const ended = await waitEnded(worker.url, batch.id, { timeoutMs: 30_000, everyMs: 100 });
+        assert.equal(ended.request_counts.succeeded, 8);
+        assert.equal(ended.edgebatch.completionWindow, window);
+        const lines = await results(worker.url, batch.id);
+        exactlyOnce(lines, reqs.map((r) => r.custom_id));
+        routes[window] = { view: ended.edgebatch.route ?? 'provider', lines: [...new Set(lines.map((l) => l.edgebatch.route))] };
+      }
+      assert.deepEqual(routes, { '30m': { view: 'realtime', lines: ['realtime'] }, '4h': { view: 'provider', lines: ['provider_batch'] } });
+    } finally {
+      await worker.dispose();
+    }
+  });
+});
+
 describe('worker: a provider Batch API that misbehaves', { timeout: 60_000, concurrency: true }, () => {
   let worker;
   let base;
@@ -170,7 +223,7 @@ describe('worker: a provider Batch API that misbehaves', { timeout: 60_000, conc
   before(async () => {
     pair = await startRedirectPair();
     pair.setStatus(307);
-    worker = await startWorker({ ...ROOMY_TOKEN, EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_PROVIDER_POLL_MS: '200' },
+    worker = await startWorker({ ...ROOMY_TOKEN, EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_PROVIDER_POLL_MS: '200', EDGEBATCH_PROVIDER_TURNAROUND_MS: '0' },
       { script: 'worker/test/fixtures/provider-faults.js', workQueues: 2 });
     base = worker.url;
   });

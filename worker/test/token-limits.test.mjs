@@ -1,10 +1,13 @@
 // The TokenLimits Durable Object called directly over RPC (as /v1/batches' code calls it), on
 // real workerd with SQLite storage: leases that expire and renew, grants and refunds of
 // subrequests, usage records, refusals naming the limit, bad arguments; and the stored batches'
-// form, acquirePart: the part of a claim that fits the hour, each item charged once.
+// form, acquirePart: the part of a claim that fits the hour, each item charged once; and the
+// dollars per hour (EDGEBATCH_USD_PER_HOUR): holds, /v1/batch's 429, a stored batch waiting.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { startWorker } from './harness.mjs';
+import { TOKEN, messages, ndjson, postBatch, startWorker } from './harness.mjs';
+import { ROOMY_TOKEN, api, requests, results, simSession, submit } from './batches-client.mjs';
 
 let worker;
 let ns;
@@ -131,5 +134,95 @@ describe('acquirePart: the part of a claim that fits the hour, each item charged
     await assert.rejects(call('hugo', 'acquirePart', { items: 2, uncharged: 3 }), /RangeError: uncharged \(3\) must be at most items \(2\)/);
     await assert.rejects(call('hugo', 'acquirePart', { items: 2, subrequests: 1 }), /RangeError: subrequests \(1\) must be at least items/);
     await assert.rejects(call('hugo', 'acquirePart', { items: 1.5 }), /TypeError: items must be a non-negative integer/);
+  });
+});
+
+describe('EDGEBATCH_USD_PER_HOUR: a token\'s dollars per sliding hour, held before work starts', { timeout: 60_000 }, () => {
+  const CAP = 1e9; // $0.001, in pico-dollars
+  /** claude-haiku-4-5's bound: a token per JSON byte at its 1-hour cache write ($2/MTok), max_tokens at $5/MTok. */
+  const bound = (body) => Buffer.byteLength(JSON.stringify(body)) * 2e6 + body.max_tokens * 5e6;
+  const sha = (t) => createHash('sha256').update(t).digest('hex');
+  const JAY = 'jay-token-5a1f0c9e7d3b2846';
+  let worker;
+  before(async () => {
+    worker = await startWorker({ EDGEBATCH_USD_PER_HOUR: '0.001', EDGEBATCH_SIM: 'on', EDGEBATCH_MODELS: 'claude-haiku-4-5,sim-unpriced',
+      EDGEBATCH_TOKENS: `jay:${sha(JAY)}`, EDGEBATCH_BATCH_ALARM_MS: '200', ...ROOMY_TOKEN });
+  });
+  after(() => worker?.dispose());
+  const usd = async (token) => (await api(worker.url, 'GET', '/v1/usage', { token })).json.usd;
+
+  test('holds: refused while another grant holds the dollars, freed when its cost replaces the hold', async () => {
+    const limits = (await worker.mf.getDurableObjectNamespace('TOKEN_LIMITS')).get((await worker.mf.getDurableObjectNamespace('TOKEN_LIMITS')).idFromName('kim'));
+    const a = await plain(limits.acquire({ items: 1, usdPico: 600e6 }));
+    const b = await plain(limits.acquire({ items: 1, usdPico: 500e6 }));
+    assert.deepEqual([b.ok, b.limit, b.retryAfterMs], [false, 'usd_per_hour', 5000], 'a still holds: asked again soon');
+    assert.match(b.message, /\$0\.0006 of \$0\.001 per hour are spent or held; this can cost up to \$0\.0005 \(EDGEBATCH_USD_PER_HOUR\)/);
+    const never = await plain(limits.acquire({ items: 1, usdPico: 2e9 }));
+    assert.deepEqual([never.ok, never.retryAfterMs], [false, null]);
+    await limits.release(a.lease, { usdPico: 100e6 });
+    // 900e6 left: three holds of 300e6 of the four asked fit.
+    const part = await plain(limits.acquirePart({ items: 4, usdPico: [300e6, 300e6, 300e6, 300e6] }));
+    assert.deepEqual([part.ok, part.items, part.restAfterMs], [true, 3, 5000], JSON.stringify(part));
+    await limits.release(part.lease, {}); // no cost reported: the hold counts as spent
+    assert.deepEqual(await plain(limits.usage()).then((u) => u.usd), { perHour: 0.001, lastHour: 0.001, total: 0.001 });
+    const full = await plain(limits.acquirePart({ items: 1, usdPico: [1] }));
+    assert.deepEqual([full.ok, full.limit], [false, 'usd_per_hour']);
+    assert.ok(full.retryAfterMs > 3_500_000, 'nothing holds: it waits for the hour');
+  });
+
+  test('/v1/batch: an unpriced model is a 400; batches run while spent + their bound fits, then 429 usd_per_hour', async () => {
+    const post = (items) => postBatch(worker.url, { provider: { name: 'anthropic', baseUrl: `${worker.url.origin}/sim` }, items }, { token: JAY });
+    const unpriced = await post([{ ...messages(1)[0], model: 'sim-unpriced' }]);
+    assert.equal(unpriced.status, 400, unpriced.text);
+    assert.match(JSON.parse(unpriced.text).error.message, /items\[0\]: model "sim-unpriced" has no price .*EDGEBATCH_USD_PER_HOUR/);
+    const items = messages(2);
+    const held = items.reduce((s, it) => s + bound(it), 0);
+    let spent = 0;
+    for (let round = 0; ; round++) {
+      const r = await post(items);
+      if (spent + held > CAP) {
+        assert.equal(r.status, 429, r.text);
+        assert.equal(JSON.parse(r.text).error.limit, 'usd_per_hour');
+        assert.ok(Number(r.headers.get('retry-after')) > 3000, 'no hold is open: when the hour frees it');
+        break;
+      }
+      assert.equal(r.status, 200, r.text);
+      const lines = ndjson(r.text).filter((l) => 'index' in l);
+      spent += lines.reduce((s, l) => s + Math.round(l.usd * 1e12), 0);
+      assert.ok(round < 10 && spent > 0);
+      // The hold of the bound was replaced by the lines' price, exactly.
+      assert.deepEqual(await usd(JAY), { perHour: 0.001, lastHour: spent / 1e12, total: spent / 1e12 });
+    }
+    const tooBig = await post(messages(4));
+    assert.equal(tooBig.status, 400, 'a batch whose bound alone passes the hour never fits');
+  });
+
+  test('stored batch: what fits the hour runs, the rest waits with token_budget', async () => {
+    const sim = await simSession(worker.url, { seed: 3, latency: { baseMs: 5, perOutputTokenMs: 0, jitterMs: 5 } });
+    // A bound of about $0.0004 each (two fit the hour's $0.001), a price of about half that.
+    const reqs = requests(12, 'd').map((r) => ({ ...r, params: { ...r.params, max_tokens: 40 } }));
+    const batch = await submit(worker.url, { provider: { name: 'anthropic', baseUrl: sim.baseUrl }, requests: reqs });
+    let view;
+    let lines;
+    for (let i = 0; ; i++) {
+      view = (await api(worker.url, 'GET', `/v1/batches/${batch.id}`)).json;
+      lines = await results(worker.url, batch.id);
+      const spent = lines.reduce((s, l) => s + Math.round((l.edgebatch.usd ?? 0) * 1e12), 0);
+      // Settled: waiting, every hold replaced by its price, and no request's bound fits what is left.
+      const left = Math.min(...reqs.filter((r) => !lines.some((l) => l.custom_id === r.custom_id)).map((r) => bound(r.params)));
+      if (view.edgebatch.waiting?.reason === 'token_budget' && Math.round((await usd(TOKEN)).lastHour * 1e12) === spent && spent + left > CAP) break;
+      assert.ok(i < 200, `never waited on the dollars: ${JSON.stringify(view)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const spent = lines.reduce((s, l) => s + Math.round(l.edgebatch.usd * 1e12), 0);
+    const done = new Set(lines.map((l) => l.custom_id));
+    const left = reqs.filter((r) => !done.has(r.custom_id));
+    assert.ok(left.length > 0, `${lines.length} ran`);
+    assert.ok(lines.every((l) => l.result.type === 'succeeded'));
+    assert.ok(spent <= CAP, `spent ${spent}`);
+    assert.ok(lines.reduce((b, l) => b + bound(reqs.find((r) => r.custom_id === l.custom_id).params), 0) > CAP,
+      `more ran than their holds alone would let in (${lines.length}): each hold was replaced by its price`);
+    assert.equal(view.request_counts.processing, left.length);
+    await api(worker.url, 'POST', `/v1/batches/${batch.id}/cancel`);
   });
 });

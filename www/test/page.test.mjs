@@ -83,7 +83,8 @@ function rows(page) {
     cls: tr.className,
     status: tr.children[1].textContent,
     attempts: Number(tr.children[2].textContent || 0),
-    text: tr.children[4].textContent,
+    servedBy: tr.children[4].textContent,
+    text: tr.children[5].textContent,
   })));
 }
 
@@ -258,6 +259,32 @@ describe('the demo page on the Worker (workerd) in headless Chromium', { timeout
       const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
       const lines = readFileSync(await download.path(), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
       assert.ok(lines.every((r) => r.ok && Array.isArray(r.value.entities) && typeof r.value.text === 'string'));
+    });
+  });
+
+  test('Fallback on: the overloaded first model hands items to the second, counted and shown; axe finds nothing', async () => {
+    await withDemo({}, async (page) => {
+      await fill(page, {
+        'sim-rpm': 100000, 'sim-latency': 100, 'sim-429': 0, 'sim-529': 0, 'sim-500': 0, 'sim-hang': 0,
+        'sim-overload-ms': 60000, 'fallback-model': 'claude-sonnet-4-5',
+      });
+      await page.check('#fallback');
+      await page.click('#run');
+      const end = await finished(page);
+      assert.equal(end.state, 'done', end.text);
+      const table = await rows(page);
+      assert.deepEqual(table.filter((r) => r.cls !== 'ok'), [], 'no document failed');
+      const moved = table.filter((r) => r.servedBy === 'claude-sonnet-4-5 (fallback 1)');
+      const stayed = table.filter((r) => r.servedBy === 'claude-haiku-4-5');
+      assert.equal(moved.length + stayed.length, 50, JSON.stringify(table.map((r) => r.servedBy)));
+      // 80% 529s on the first model: most move, at once (one failed attempt at most: an item
+      // queued while the first model's breaker is open starts on the second).
+      assert.ok(moved.length >= 20 && moved.every((r) => r.attempts <= 2), JSON.stringify(moved));
+      const p = await panel(page, 'edgebatch');
+      assert.equal(Number(p.counts.fallbacks), moved.length);
+      assert.match(end.text, new RegExp(`, ${moved.length} fallbacks,`));
+      assert.deepEqual(await axe(page), [], 'axe after a run with Fallback on');
+      await page.screenshot({ path: `${ARTIFACTS}demo-fallback.png`, fullPage: true });
     });
   });
 

@@ -20,6 +20,8 @@ pub struct Reply {
     pub input_tokens: u64,
     /// Output tokens.
     pub output_tokens: u64,
+    /// The prompt cache's part (`cache_control` requests; see `anthropic.rs`).
+    pub cache: Option<crate::cache::Usage>,
 }
 
 /// How an item ends when it is processed.

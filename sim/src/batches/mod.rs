@@ -303,6 +303,7 @@ pub fn reply_for(prompt: &Prompt, max_tokens: u64) -> lifecycle::Reply {
         truncated: output < natural,
         input_tokens: prompt.input_tokens(),
         output_tokens: output,
+        cache: None,
     }
 }
 
@@ -314,8 +315,9 @@ impl lifecycle::Reply {
             model: &self.model,
             text: &self.text,
             truncated: self.truncated,
-            input_tokens: self.input_tokens,
+            input_tokens: self.input_tokens - self.cache.map_or(0, |c| c.written() + c.read),
             output_tokens: self.output_tokens,
+            cache: self.cache,
             created,
         }
         .body(api)

@@ -650,3 +650,67 @@ fn settings_are_validated() {
     };
     assert_eq!(Settings::from_options(&get).unwrap().error_rate, 0.25);
 }
+
+#[test]
+fn anthropic_batch_items_read_the_prompt_cache_once_written() {
+    let mut s = sim(1000.0, 1000.0, 86_400_000.0, 0.0);
+    s.config.latency.base_ms = 100.0;
+    // 1,250 tokens of cached system prompt: over sim-1's 1,024-token minimum.
+    let system = json!([{ "type": "text", "text": "x".repeat(5000), "cache_control": { "type": "ephemeral" } }]);
+    let params = |i: usize| {
+        json!({ "model": "sim-1", "max_tokens": 20, "system": system,
+            "messages": [{ "role": "user", "content": format!("ticket {i}") }] })
+    };
+    let batch = |s: &mut Simulator, now: f64| {
+        let requests: Vec<Value> = (0..20)
+            .map(|i| json!({ "custom_id": format!("r{i}"), "params": params(i) }))
+            .collect();
+        let (st, b) = call(
+            s,
+            "POST",
+            "/v1/messages/batches",
+            Some(json!({ "requests": requests })),
+            &[],
+            now,
+        );
+        assert_eq!(st, 200, "{b}");
+        let path = format!("/v1/messages/batches/{}/results", b["id"].as_str().unwrap());
+        let (st, results) = call(s, "GET", &path, None, &[], now + 3000.0);
+        assert_eq!(st, 200, "{results}");
+        let usage: Vec<Value> = lines(&results)
+            .iter()
+            .map(|l| l["result"]["message"]["usage"].clone())
+            .collect();
+        let n = |key: &str| {
+            usage
+                .iter()
+                .filter(|u| u[key].as_u64() == Some(1250))
+                .count()
+        };
+        for u in &usage {
+            // The cached part is not counted again as plain input.
+            assert!(u["input_tokens"].as_u64().unwrap() <= 3, "{u}");
+        }
+        (
+            n("cache_creation_input_tokens"),
+            n("cache_read_input_tokens"),
+        )
+    };
+    // A cold batch: the items that arrive before the first writer's reply began write too,
+    // the later ones read.
+    let (writes, reads) = batch(&mut s, 0.0);
+    assert!(
+        writes >= 1 && reads >= 1 && writes + reads == 20,
+        "{writes} writes, {reads} reads"
+    );
+    // Warmed: a realtime call wrote the entry (its reply began 100 ms after it arrived), and
+    // its lifetime is refreshed by each read: every item of a batch made after reads it.
+    let mut s = sim(1000.0, 1000.0, 86_400_000.0, 0.0);
+    s.config.latency.base_ms = 100.0;
+    let (st, primer) = call(&mut s, "POST", "/v1/messages", Some(params(99)), &[], 0.0);
+    assert_eq!(
+        (st, &primer["usage"]["cache_creation_input_tokens"]),
+        (200, &json!(1250))
+    );
+    assert_eq!(batch(&mut s, 200.0), (0, 20));
+}

@@ -91,6 +91,10 @@ export interface SimStats {
   aborted: number;
   inputTokens: number;
   outputTokens: number;
+  /** Input tokens written to the prompt cache (`cache_creation_input_tokens`). */
+  cacheWriteTokens: number;
+  /** Input tokens read from the prompt cache (`cache_read_input_tokens`). */
+  cacheReadTokens: number;
   /** Requests shed because the server was at capacity + queue. */
   shed: number;
   /** The most served at once (shed requests and random faults excluded). */
@@ -340,6 +344,8 @@ impl Simulator {
             ("aborted", s.aborted),
             ("inputTokens", s.input_tokens),
             ("outputTokens", s.output_tokens),
+            ("cacheWriteTokens", s.cache_write_tokens),
+            ("cacheReadTokens", s.cache_read_tokens),
             ("shed", s.shed),
             ("maxServed", s.max_served),
         ];

@@ -1,5 +1,6 @@
 //! The simulator on virtual time: shapes, validation, buckets, headers, faults, determinism.
 
+mod cache;
 mod capacity;
 mod faults;
 mod limits;

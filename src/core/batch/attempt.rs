@@ -68,6 +68,10 @@ where
         let Phase::Running { attempt, started } = self.items[index].phase else {
             unreachable!("only running items finish attempts")
         };
+        // A cache group's primer: a success began its response; a failure hands over.
+        if let Some(groups) = self.groups.as_mut() {
+            groups.ended(index, outcome.is_ok(), &mut self.ready);
+        }
         let (kind, status) = match &outcome {
             Ok(_) => (None, None),
             Err(f) => (Some(f.kind()), f.status),

@@ -16,6 +16,7 @@ use std::time::Duration;
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::budget::AttemptBudget;
+use super::cache_groups::{CacheGroups, Grouping};
 use super::cancel::CancelToken;
 use super::clock::{Clock, Sleep};
 use super::cost::{CostCap, Pico};
@@ -27,7 +28,7 @@ use super::permit_wait::PermitWaits;
 use super::queue::ReadyQueue;
 use super::report::Event;
 use super::report::{Config, ItemResult, Observer, Progress};
-use super::retry::{Fallbacks, RetryPolicy};
+use super::retry::{Fallbacks, RetryPolicy, Standing};
 use super::rng::Rng;
 use super::stop::{held_past_deadline, refused_by_limiter};
 use super::timeouts::AttemptTimeouts;
@@ -86,6 +87,7 @@ pub(super) struct Setup<'a, C: ?Sized, P: ?Sized, O: ?Sized> {
     pub pacing: &'a P,
     pub cancel: Option<&'a CancelToken>,
     pub permits: Option<&'a dyn Permits>,
+    pub groups: Option<&'a CacheGroups<'a>>,
     pub rng: &'a mut dyn Rng,
     pub observer: &'a mut O,
 }
@@ -112,6 +114,8 @@ pub(super) struct Batch<'a, V, C: ?Sized + Clock, F, P: ?Sized, O: ?Sized> {
     running: FuturesUnordered<AttemptFuture<V>>,
     waiting: FuturesUnordered<WaitFuture<'a>>,
     permits: PermitWaits<'a>,
+    /// Items held back until their cache group's primer began (`Executor::cache_groups`).
+    groups: Option<Grouping<'a>>,
     timeouts: AttemptTimeouts,
     budget: AttemptBudget,
     /// `maxCostUsd`: what the batch spent, and what its attempts in flight hold.
@@ -157,6 +161,7 @@ where
             pacing,
             cancel,
             permits,
+            groups,
             rng,
             observer,
         } = setup;
@@ -205,7 +210,10 @@ where
             ready: ReadyQueue::new(total),
             running: FuturesUnordered::new(),
             waiting: FuturesUnordered::new(),
-            permits: PermitWaits::new(permits),
+            permits: PermitWaits::new(permits, 1 + others.len()),
+            groups: groups
+                .filter(|_| config.cache_aware)
+                .map(|g| Grouping::new(g, total)),
             timeouts: AttemptTimeouts::default(),
             budget: AttemptBudget::new(config.max_attempts),
             cap: CostCap::new(config.max_cost),
@@ -259,6 +267,9 @@ where
                 }
                 progressed = true;
             }
+            if let Some(groups) = self.groups.as_mut() {
+                progressed |= groups.arrivals(&mut self.ready);
+            }
             progressed |= self.dispatch(cx);
             if !progressed {
                 return Poll::Pending;
@@ -276,6 +287,14 @@ where
                 self.gate = None;
                 return progressed;
             };
+            // Held for its cache group's primer (it takes no slot, the next item may go), or
+            // released by a group just before a stop ended it.
+            let held = |g: &mut Grouping| !g.admit(index);
+            if self.items[index].phase == Phase::Done || self.groups.as_mut().is_some_and(held) {
+                self.ready.pop();
+                progressed = true;
+                continue;
+            }
             // The slots are the processor's: another call's attempts count too, on every
             // alternative.
             if self.in_flight() >= self.config.concurrency {
@@ -332,7 +351,7 @@ where
                     self.items[index].held = estimate;
                     // The wait for a permit holds the slot, but no timeout runs and no
                     // attempt counts.
-                    match self.permits.ask(index, &cost) {
+                    match self.permits.ask(index, route, &cost) {
                         Some(ask) => {
                             self.items[index].phase = Phase::Permit;
                             self.waiting.push(Box::pin(ask));
@@ -372,13 +391,16 @@ where
         if self.pacers.len() < 2 {
             return from;
         }
-        let pacers = &self.pacers;
+        let (pacers, permits) = (&self.pacers, &self.permits);
         let to = self
             .policy
             .fallbacks
-            .pick(from, now, self.deadline_at, |k| {
-                pacers[k].borrow_mut().standing(cost, now)
+            .pick(from, now, self.deadline_at, |k| match permits.refused(k) {
+                true => Standing::Down,
+                false => pacers[k].borrow_mut().standing(cost, now),
             });
+        // One whose permit source deferred is not asked again, even when none takes it soon.
+        let to = permits.open(to).unwrap_or(to);
         if to != from {
             self.moved(index, from, to, Duration::ZERO);
         }
@@ -427,9 +449,18 @@ where
                 give_back(self.pacers[state.route], state, self.clock.now());
                 self.finalize(index, Err(refused_by_limiter(&why)));
             }
+            // Once every alternative's source has deferred, nothing more starts; until then
+            // the item is queued again and `route` sends it to one that has not, at once (a
+            // fallback like any other).
             Permit::Defer { wait, reason } => {
-                self.permits.defer(self.clock.now() + wait, reason);
-                self.close_waiting();
+                let (now, from) = (self.clock.now(), self.items[index].route);
+                if !self.permits.defer(from, now + wait, reason) {
+                    return self.close_waiting();
+                }
+                self.settle_cost(index, 0);
+                give_back(self.pacers[from], &self.items[index], now);
+                self.items[index].phase = Phase::Queued;
+                self.ready.push_retry(index);
             }
         }
     }
@@ -452,6 +483,9 @@ where
     }
 
     fn finalize(&mut self, index: usize, outcome: Result<V, ItemError>) {
+        if let Some(groups) = self.groups.as_mut() {
+            groups.ended(index, false, &mut self.ready);
+        }
         let now = self.clock.now();
         let state = &mut self.items[index];
         state.phase = Phase::Done;
@@ -478,7 +512,7 @@ where
             ok: self.ok,
             failed: self.done - self.ok,
             in_flight: self.running.len(),
-            queued: self.ready.len(),
+            queued: self.ready.len() + self.groups.as_ref().map_or(0, Grouping::held),
             waiting: self.waiting.len(),
             retries: self.retries,
             fallbacks: self.moves,

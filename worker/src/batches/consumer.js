@@ -8,10 +8,10 @@
 // Delivery is at least once: a duplicate message claims nothing; a consumer that dies leaves
 // leases the ledger's alarm takes back.
 import * as edgebatch from '../../pkg/edgebatch.js';
-import { batchTimings, UPSTREAMS } from '../config.js';
+import { batchTimings, readConfig, upstreamsOf } from '../config.js';
 import { ownerActive, redactor } from '../auth.js';
-import { tokenLimits } from '../token-limits.js';
-import { remotePermits } from './permits.js';
+import { billed, requestBound, tokenLimits } from '../token-limits.js';
+import { remotePermits, routedPermits } from './permits.js';
 import { enqueueItems } from './queues.js';
 
 /** Results committed per ledger call (fewer Durable Object requests than one per item). */
@@ -27,14 +27,18 @@ const GIVE_BACK = new Set(['aborted', 'deadline', 'budget', 'deferred']);
  * @typedef {import('../config.js').BatchTimings} Timings
  * @typedef {{ wallEnd: number, subrequests: number }} Budget what is left of the delivery's
  * @typedef {{ index: number, token: number, params: string, attempts: number, charged?: boolean }} Claimed
- * @typedef {{ id: string, provider: { name: 'anthropic' | 'openai', baseUrl: string, version?: string, sim?: boolean },
- *   options: Record<string, any>, limiterKey: string, owner: string }} BatchInfo
+ * @typedef {{ name: 'anthropic' | 'openai', baseUrl: string, version?: string, sim?: boolean, upstream?: string }} StoredProvider
+ *   `upstream`: the Worker's upstream (config.js), when not the API's built-in one
+ * @typedef {{ id: string, provider: StoredProvider, options: Record<string, any>, limiterKey: string, owner: string }} BatchInfo
  * @typedef {{ index: number, token: number, attempts: number, charged: boolean }} GivenBack
- * @typedef {{ batch: BatchInfo, ledger: any, items: Claimed[], apiKey: string, spend: { lease: string, subrequests: number },
- *   owner: any, maxAttempts: number }} Job
+ * @typedef {{ batch: BatchInfo, ledger: any, items: Claimed[], apiKey: string, fallbackKeys: string[],
+ *   spend: { lease: string, subrequests: number }, owner: any, maxAttempts: number, cost?: { hold: string, leftUsd: number },
+ *   holds: Map<number, number> }} Job
+ *   `cost`: what is left of the batch's maxCostUsd, this run's alone (ledger.js CostGrant);
+ *   `holds`: by index, what the token's dollars per hour hold for the items still running
  * @typedef {{ givenBack: GivenBack[], untilMs: number, reason: 'limiter' | 'upstream_429',
- *   used: { attempts: number, requests: number, inputTokens: number, outputTokens: number },
- *   permits: ReturnType<typeof remotePermits> | null }} Run
+ *   used: { attempts: number, requests: number, inputTokens: number, outputTokens: number, usdPico: number },
+ *   permits: ReturnType<typeof routedPermits> | null, upstreams: string[] }} Run `upstreams`: by alternative
  */
 
 /**
@@ -108,17 +112,29 @@ async function settleMessages(messages, redact, t, fn) {
  */
 async function work(env, t, batchId, indexes, redact, budget) {
   const ledger = ledgerOf(env, batchId);
-  const { batch, items } = await ledger.claim(indexes, t.leaseMs);
+  const { batch, items, cost } = await ledger.claim(indexes, t.leaseMs);
   if (!batch || items.length === 0) return;
+  if (cost && 'busyUntil' in cost) {
+    // Another run holds what is left of the batch's maxCostUsd: these wait until it settled.
+    const back = items.map((/** @type {Claimed} */ it) => ({ index: it.index, token: it.token, attempts: 0, charged: Boolean(it.charged) }));
+    await giveBack(env, ledger, batchId, back, Date.now() + t.deferMs, 'cost_hold');
+    return;
+  }
   const deadline = Math.min(Date.now() + t.leaseMs - leaseMargin(t.leaseMs), budget.wallEnd);
   const job = await reserve(env, t, ledger, batch, items, budget);
-  if (!job) return;
+  if (!job) {
+    if (cost) await ledger.releaseCost(cost.hold);
+    return;
+  }
+  if (cost) job.cost = cost;
   /** @type {Run} */
-  const run = { givenBack: [], untilMs: 0, reason: 'limiter', used: { attempts: 0, requests: 0, inputTokens: 0, outputTokens: 0 }, permits: null };
+  const run = { givenBack: [], untilMs: 0, reason: 'limiter', used: { attempts: 0, requests: 0, inputTokens: 0, outputTokens: 0, usdPico: 0 },
+    permits: null, upstreams: [] };
   try {
     await runItems(env, t, job, run, redact, deadline);
   } finally {
     await settle(env, job, run);
+    if (job.cost) await ledger.releaseCost(job.cost.hold);
     const limiterCalls = run.permits ? run.permits.counts.acquires + run.permits.counts.releaseCalls : 0;
     budget.subrequests -= run.used.attempts + limiterCalls + overheadOf(job.items.length);
   }
@@ -135,18 +151,28 @@ async function work(env, t, batchId, indexes, redact, budget) {
  */
 async function reserve(env, t, ledger, batch, claimed, budget) {
   const entries = (/** @type {Claimed[]} */ list) => list.map((it) => ({ index: it.index, token: it.token, attempts: 0, charged: Boolean(it.charged) }));
-  const apiKey = batch.provider.sim ? 'sim-key' : env[UPSTREAMS[/** @type {'anthropic'} */ (batch.provider.name)]?.keyVar];
-  if (!apiKey) {
-    const error = { kind: 'configuration', message: `no API key for ${batch.provider.name} on the Worker`, retryable: false };
+  // The first choice's key, then each fallback's (options.fallbacks, as routes.js stored them).
+  const keys = [batch.provider, ...(batch.options.fallbacks ?? []).map((/** @type {any} */ f) => f.provider)].map((p) => keyOf(env, p));
+  const [apiKey, ...fallbackKeys] = /** @type {string[]} */ (keys); // none missing past the check below
+  const missing = keys.findIndex((k) => !k);
+  if (missing !== -1) {
+    const p = missing === 0 ? batch.provider : batch.options.fallbacks[missing - 1].provider;
+    const error = { kind: 'configuration', message: `no API key for ${p.upstream ?? p.name} on the Worker`, retryable: false };
     await ledger.commit(claimed.map((it) => ({ index: it.index, token: it.token, result: { type: 'errored', error }, attempts: 0, elapsedMs: 0 })));
     return null;
   }
   if (!(await ownerStillActive(env, t, ledger, batch, entries(claimed)))) return null;
   // Already charged first: they run before anything new is charged.
-  const items = [...claimed].sort((a, b) => Number(Boolean(b.charged)) - Number(Boolean(a.charged)));
+  let items = [...claimed].sort((a, b) => Number(Boolean(b.charged)) - Number(Boolean(a.charged)));
+  // With EDGEBATCH_USD_PER_HOUR, each item's hold (token-limits.js requestBound); one that can
+  // never fit the token's hour (an unpriced model, or more than the hour's dollars) ends here.
+  const bounds = await dollarBounds(env, ledger, items);
+  items = items.filter((it) => bounds.has(it.index));
+  if (items.length === 0) return null;
   const owner = tokenLimits(env, batch.owner);
   const spend = await owner.acquirePart({ items: items.length, uncharged: items.filter((it) => !it.charged).length,
-    subrequests: Math.max(items.length, attemptBudget(budget, items.length)), leaseMs: t.leaseMs });
+    subrequests: Math.max(items.length, attemptBudget(budget, items.length)), leaseMs: t.leaseMs,
+    usdPico: readConfig(env).limits.usdPerHour === null ? [] : items.map((it) => /** @type {number} */ (bounds.get(it.index))) });
   if (!spend.ok) {
     await giveBack(env, ledger, batch.id, entries(items), Date.now() + spend.retryAfterMs, 'token_budget');
     return null;
@@ -155,7 +181,39 @@ async function reserve(env, t, ledger, batch, claimed, budget) {
     await giveBack(env, ledger, batch.id, entries(items.slice(spend.items)), Date.now() + Math.max(t.deferMs, spend.restAfterMs), 'token_budget');
   }
   const granted = items.slice(0, spend.items);
-  return { batch, ledger, items: granted, apiKey, spend, owner, maxAttempts: Math.max(1, Math.min(spend.subrequests, attemptBudget(budget, granted.length))) };
+  const holds = new Map(granted.map((it) => [it.index, /** @type {number} */ (bounds.get(it.index))]));
+  return { batch, ledger, items: granted, apiKey, fallbackKeys, spend, owner, holds,
+    maxAttempts: Math.max(1, Math.min(spend.subrequests, attemptBudget(budget, granted.length))) };
+}
+
+/**
+ * The claimed items' dollar holds by index (0 each without EDGEBATCH_USD_PER_HOUR). An item
+ * that can never fit the token's dollars per hour is committed `errored` (kind `cost_cap`,
+ * naming why) and left out: waiting would never run it.
+ * @param {any} env @param {any} ledger @param {Claimed[]} items
+ * @returns {Promise<Map<number, number>>}
+ */
+async function dollarBounds(env, ledger, items) {
+  const { limits } = readConfig(env);
+  if (limits.usdPerHour === null) return new Map(items.map((it) => [it.index, 0]));
+  /** @type {Map<number, number>} */
+  const bounds = new Map();
+  const never = [];
+  for (const it of items) {
+    let message;
+    try {
+      const b = requestBound(limits, JSON.parse(it.params), { json: it.params }) ?? 0;
+      if (b <= Math.round(limits.usdPerHour * 1e12)) bounds.set(it.index, b);
+      else message = `the request can cost up to $${Number((b / 1e12).toFixed(6))}, more than its token may spend in an hour ($${limits.usdPerHour}, EDGEBATCH_USD_PER_HOUR)`;
+    } catch (err) {
+      message = String(/** @type {any} */ (err)?.message ?? err);
+    }
+    if (message !== undefined) {
+      never.push({ index: it.index, token: it.token, result: { type: 'errored', error: { kind: 'cost_cap', message, retryable: false } }, attempts: 0, elapsedMs: 0 });
+    }
+  }
+  if (never.length > 0) await ledger.commit(never);
+  return bounds;
 }
 
 /**
@@ -185,15 +243,27 @@ async function ownerStillActive(env, t, ledger, batch, entries) {
  */
 async function runItems(env, t, job, run, redact, deadline) {
   const { batch, items, ledger } = job;
-  const limiter = env.LIMITER.get(env.LIMITER.idFromName(batch.limiterKey));
+  const { fallbacks = [], ...options } = batch.options;
   // A wait for a permit holds a local slot but no attempt timeout: up to deferMs, and never
-  // past this invocation's deadline; a longer one gives the items back for later.
-  const permits = remotePermits(limiter, batch.id, () => Math.min(t.deferMs, deadline - Date.now()));
+  // past this invocation's deadline; a longer one gives the items back for later. Each
+  // alternative (options.fallbacks) asks its own limiter.
+  const maxWait = () => Math.min(t.deferMs, deadline - Date.now());
+  const sources = [batch.limiterKey, ...fallbacks.map((/** @type {any} */ f) => f.limiterKey)]
+    .map((name) => remotePermits(env.LIMITER.get(env.LIMITER.idFromName(name)), batch.id, maxWait));
+  const permits = routedPermits(sources);
   run.permits = permits;
+  run.upstreams = [batch.provider, ...fallbacks.map((/** @type {any} */ f) => f.provider)].map((p) => p.upstream ?? p.name);
   const bp = new edgebatch.BatchProcessor({
-    ...batch.options,
+    ...options,
     provider: providerOf(batch.provider, job.apiKey),
-    // The shared limiter paces and breaks for every consumer; locally: retries and timeouts.
+    ...(fallbacks.length > 0 && {
+      fallbacks: fallbacks.map((/** @type {any} */ f, /** @type {number} */ k) => ({
+        provider: providerOf(f.provider, job.fallbackKeys[k]),
+        ...(f.model !== undefined && { model: f.model }),
+        ...(f.overrides && { overrides: f.overrides }),
+      })),
+    }),
+    // The shared limiters pace and break for every consumer; locally: retries and timeouts.
     adaptive: false,
     breaker: { failures: 0 },
     deadlineMs: Math.max(1, deadline - Date.now()),
@@ -202,12 +272,14 @@ async function runItems(env, t, job, run, redact, deadline) {
   /** @type {object[]} */
   const pending = [];
   try {
-    for await (const r of bp.stream(items.map((it) => JSON.parse(it.params)), { permits })) {
-      const entry = outcomeOf(r, items[r.index], run, redact);
+    // With maxCostUsd, the library's cap over what is left of it: no attempt starts that could pass it.
+    const call = { permits, ...(job.cost && { maxCostUsd: job.cost.leftUsd }) };
+    for await (const r of bp.stream(items.map((it) => JSON.parse(it.params)), call)) {
+      const entry = outcomeOf(r, items[r.index], job, run, redact);
       if (entry) pending.push(entry);
-      if (pending.length >= COMMIT_EVERY) await ledger.commit(pending.splice(0));
+      if (pending.length >= COMMIT_EVERY) await ledger.commit(pending.splice(0), job.cost?.hold);
     }
-    if (pending.length > 0) await ledger.commit(pending.splice(0));
+    if (pending.length > 0) await ledger.commit(pending.splice(0), job.cost?.hold);
   } finally {
     bp.free();
   }
@@ -215,18 +287,21 @@ async function runItems(env, t, job, run, redact, deadline) {
 
 /**
  * What one item's result means: a ledger commit, or (returning null) a give-back in `run`.
- * @param {any} r an ItemResult of a provider request @param {Claimed} it @param {Run} run
+ * @param {any} r an ItemResult of a provider request @param {Claimed} it @param {Job} job @param {Run} run
  * @param {(s: string) => string} redact
  */
-function outcomeOf(r, it, run, redact) {
+function outcomeOf(r, it, job, run, redact) {
   run.used.attempts += r.attempts;
+  run.used.usdPico += billed(r, job.holds.get(it.index) ?? 0);
+  job.holds.delete(it.index);
   if (r.ok) {
     const usage = r.value.usage;
     run.used.requests += 1;
     run.used.inputTokens += usage?.inputTokens ?? 0;
     run.used.outputTokens += usage?.outputTokens ?? 0;
-    return { index: it.index, token: it.token, result: { type: 'succeeded', message: r.value.reply }, attempts: r.attempts,
-      elapsedMs: r.elapsedMs, ...(usage && { usage: { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens } }) };
+    return { index: it.index, token: it.token, result: { type: 'succeeded', message: r.value.reply, ...servedBy(r, run) }, attempts: r.attempts,
+      elapsedMs: r.elapsedMs, ...(usage && { usage: { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens } }),
+      ...(typeof r.usd === 'number' && { usd: r.usd }) };
   }
   if (GIVE_BACK.has(r.error.kind)) {
     run.givenBack.push({ index: it.index, token: it.token, attempts: r.attempts, charged: true });
@@ -238,7 +313,9 @@ function outcomeOf(r, it, run, redact) {
     return null;
   }
   const error = JSON.parse(redact(JSON.stringify(errorOf(r.error))));
-  return { index: it.index, token: it.token, result: { type: 'errored', error }, attempts: r.attempts, elapsedMs: r.elapsedMs };
+  // Never started: the batch's maxCostUsd ends it canceled, with the cap's reason (ledger.js).
+  if (r.error.kind === 'cost_cap') return { index: it.index, token: it.token, result: { type: 'canceled', error }, attempts: r.attempts, elapsedMs: 0 };
+  return { index: it.index, token: it.token, result: { type: 'errored', error, ...servedBy(r, run) }, attempts: r.attempts, elapsedMs: r.elapsedMs };
 }
 
 /**
@@ -249,19 +326,26 @@ function outcomeOf(r, it, run, redact) {
 async function settle(env, job, run) {
   await run.permits?.flush();
   const { used } = run;
-  await job.owner.release(job.spend.lease, { subrequests: used.attempts, requests: used.requests, inputTokens: used.inputTokens, outputTokens: used.outputTokens })
-    .catch(() => {});
+  // Items with no result (the run broke off) may have been billed: their holds stay.
+  let usdPico = used.usdPico;
+  for (const hold of job.holds.values()) usdPico += hold;
+  await job.owner.release(job.spend.lease, { subrequests: used.attempts, requests: used.requests, inputTokens: used.inputTokens,
+    outputTokens: used.outputTokens, usdPico }).catch(() => {});
   if (run.givenBack.length === 0) return;
   const limiterUntil = run.permits?.deferred?.untilMs ?? 0;
   const [untilMs, reason] = limiterUntil >= run.untilMs ? [limiterUntil, /** @type {const} */ ('limiter')] : [run.untilMs, run.reason];
-  await giveBack(env, job.ledger, job.batch.id, run.givenBack, Math.max(untilMs, Date.now()), reason);
+  // Items given back for this invocation's own limits (its deadline, its subrequests) do not
+  // wait for anything: the batch shows no waiting reason for them.
+  const now = Date.now();
+  await giveBack(env, job.ledger, job.batch.id, run.givenBack, Math.max(untilMs, now), untilMs > now ? reason : undefined);
 }
 
 /**
  * Items back to the ledger, and a delayed message for them: rather than msg.retry(), since
  * retries count toward the dead-letter queue, and waiting for a budget is not a failed delivery.
  * @param {any} env @param {any} ledger @param {string} batchId @param {GivenBack[]} entries
- * @param {number} notBefore @param {'token_budget' | 'limiter' | 'upstream_429'} reason
+ * @param {number} notBefore @param {'token_budget' | 'limiter' | 'upstream_429' | 'cost_hold' | undefined} reason
+ *   what they wait for (undefined: nothing)
  */
 async function giveBack(env, ledger, batchId, entries, notBefore, reason) {
   await ledger.unclaim(entries, notBefore, reason);
@@ -281,6 +365,29 @@ function attemptBudget(budget, items) {
 /** Subrequests of a group besides its attempts: claim, budget, commits, give-back, releases. @param {number} items */
 function overheadOf(items) {
   return 8 + Math.ceil(items / COMMIT_EVERY);
+}
+
+/**
+ * The Worker's key for a stored provider (the first choice or a fallback): its upstream's
+ * secret (config.js upstreamsOf), a placeholder for the simulator; undefined when the Worker
+ * has none (or the upstream is no longer configured).
+ * @param {any} env @param {StoredProvider} p
+ * @returns {string | undefined}
+ */
+function keyOf(env, p) {
+  if (p.sim) return 'sim-key';
+  const upstreams = upstreamsOf(env);
+  const name = p.upstream ?? p.name;
+  return Object.hasOwn(upstreams, name) ? env[upstreams[name].keyVar] || undefined : undefined;
+}
+
+/**
+ * With fallbacks: `servedBy: { provider, model, alternative, upstream }` (which upstream answered).
+ * @param {any} r @param {Run} run
+ */
+function servedBy(r, run) {
+  if (!r.servedBy) return {};
+  return { servedBy: { ...r.servedBy, upstream: run.upstreams[r.servedBy.alternative] } };
 }
 
 /** The processor's provider: the batch's upstream with the Worker's key. @param {BatchInfo['provider']} p @param {string} apiKey */

@@ -4,7 +4,10 @@
 // written back after another call changed it (a Durable Object's input gate opens only at an
 // await).
 //
-//   batch  one row: the settings as created (`config`, never changed) and what changes
+//   batch  one row: the settings as created (`config`, never changed) and what changes, with
+//          the dollars of the result lines kept as running sums (usd_pico, realtime_pico) and
+//          `maxCostUsd`'s state (the one consumer holding the rest of the budget, the cap once
+//          reached)
 //   counts items per state, kept by triggers on `items`: a commit or a GET costs the same at
 //          any size of batch
 //   items  one row per request: state, lease token, when a claim may take it (not_before),
@@ -27,6 +30,7 @@
  * @property {number} expiresAt
  * @property {string} [completionWindow] as asked ("4h"): the batch may go to the provider's Batch API
  * @property {number} [completionWindowMs] the same in ms, from createdAt
+ * @property {number} [maxCostUsd] the most the batch may spend (consumer.js: no request starts that could pass it)
  */
 /**
  * @typedef {object} BatchRow the `batch` row, config parsed
@@ -52,11 +56,19 @@
  * @property {number} bucket_at
  * @property {number} bucket_n claims in the bucket that began at bucket_at
  * @property {number} last_bucket_n claims in the bucket before
+ * @property {number} usd_pico the result lines' dollars, in pico-dollars (exact sums)
+ * @property {number} realtime_pico what they would have cost realtime
+ * @property {string | null} cost_hold the consumer run holding what is left of maxCostUsd
+ * @property {number} cost_hold_until when that hold lapses (a crashed consumer's)
+ * @property {string | null} cost_capped the error message once maxCostUsd stopped the batch
  */
 
 /** @type {ItemState[]} */
 export const STATES = ['queued', 'leased', 'succeeded', 'errored', 'canceled', 'expired'];
-export const WAIT_REASONS = ['token_budget', 'limiter', 'upstream_429'];
+export const WAIT_REASONS = ['token_budget', 'limiter', 'upstream_429', 'cost_hold'];
+/** Columns added to `batch` after its first layout: (name, declaration). */
+const BATCH_COLUMNS = [['usd_pico', 'INTEGER NOT NULL DEFAULT 0'], ['realtime_pico', 'INTEGER NOT NULL DEFAULT 0'],
+  ['cost_hold', 'TEXT'], ['cost_hold_until', 'INTEGER NOT NULL DEFAULT 0'], ['cost_capped', 'TEXT']];
 
 /** @param {SqlStorage} sql */
 export function createSchema(sql) {
@@ -85,6 +97,9 @@ export function createSchema(sql) {
       items INTEGER NOT NULL, bytes INTEGER NOT NULL, lines_read INTEGER NOT NULL DEFAULT 0);
     CREATE TABLE IF NOT EXISTS provider_items (idx INTEGER PRIMARY KEY, batch INTEGER NOT NULL, token INTEGER NOT NULL);`);
   migrateMeta(sql);
+  // A batch object made before the cost columns gets them once, empty.
+  const has = new Set(sql.exec(`SELECT name FROM pragma_table_info('batch')`).toArray().map((r) => String(r.name)));
+  for (const [name, decl] of BATCH_COLUMNS) if (!has.has(name)) sql.exec(`ALTER TABLE batch ADD COLUMN ${name} ${decl}`);
   sql.exec(`
     CREATE INDEX IF NOT EXISTS items_sent ON items (state, sent_at);
     CREATE INDEX IF NOT EXISTS items_seq ON items (seq) WHERE seq IS NOT NULL;
@@ -143,34 +158,49 @@ export function readCounts(sql) {
   return counts;
 }
 
+/** Pico-dollars of an amount in dollars (exact for what a line carries: pico / 1e12). @param {number} usd */
+export const pico = (usd) => Math.round(usd * 1e12);
+
 /**
- * Gives items their final state and result line, numbered from `seq` on; returns the last
- * seq used (the caller stores it in the same transaction).
+ * Gives items their final state and result line, numbered from `seq` on, and adds the lines'
+ * dollars (`edgebatch.usd`; `usdIfRealtime`, else the same) to the batch's sums; returns the
+ * last seq used (the caller stores it in the same transaction).
  * @param {SqlStorage} sql
- * @param {{ idx: number, custom_id: string, state: ItemState, result: object, edgebatch: object }[]} finals
+ * @param {{ idx: number, custom_id: string, state: ItemState, result: object, edgebatch: { attempts: number, usd?: number, usdIfRealtime?: number } }[]} finals
  * @param {number} seq
  */
 export function record(sql, finals, seq) {
+  let usd = 0;
+  let realtime = 0;
   for (const f of finals) {
     seq += 1;
     const line = JSON.stringify({ custom_id: f.custom_id, result: f.result, edgebatch: { ...f.edgebatch, seq } });
     sql.exec(`UPDATE items SET state = ?, result = ?, seq = ?, token = token + 1 WHERE idx = ?`, f.state, line, seq, f.idx);
+    if (typeof f.edgebatch.usd === 'number') {
+      usd += pico(f.edgebatch.usd);
+      realtime += pico(f.edgebatch.usdIfRealtime ?? f.edgebatch.usd);
+    }
   }
-  sql.exec(`UPDATE batch SET seq = ? WHERE one = 1`, seq);
+  sql.exec(`UPDATE batch SET seq = ?, usd_pico = usd_pico + ?, realtime_pico = realtime_pico + ? WHERE one = 1`, seq, usd, realtime);
   return seq;
 }
 
 /**
- * Every item matching `where` ends as `type` (canceled / expired) with no attempt.
+ * Every item matching `where` ends as `type` (canceled / expired) with no attempt; canceled by
+ * the batch's maxCostUsd (`cost_capped`), its line says so (`error.kind: "cost_cap"`).
  * @param {SqlStorage} sql @param {string} where @param {'canceled' | 'expired'} type @param {unknown[]} args
  */
 export function finishWhere(sql, where, type, ...args) {
   const rows = sql.exec(`SELECT idx, custom_id, attempts FROM items WHERE ${where} ORDER BY idx`, ...args).toArray();
   if (rows.length === 0) return;
-  const seq = Number(sql.exec(`SELECT seq FROM batch WHERE one = 1`).one().seq);
-  record(sql, rows.map((r) => ({ idx: Number(r.idx), custom_id: String(r.custom_id), state: type, result: { type },
-    edgebatch: { attempts: Number(r.attempts), elapsedMs: 0 } })), seq);
+  const b = sql.exec(`SELECT seq, cost_capped, cancel_at FROM batch WHERE one = 1`).one();
+  const capped = type === 'canceled' && b.cancel_at === null && b.cost_capped !== null ? capError(String(b.cost_capped)) : null;
+  record(sql, rows.map((r) => ({ idx: Number(r.idx), custom_id: String(r.custom_id), state: type, result: capped ? { type, error: capped } : { type },
+    edgebatch: { attempts: Number(r.attempts), elapsedMs: 0 } })), Number(b.seq));
 }
+
+/** The error of a request that maxCostUsd kept from starting. @param {string} message */
+export const capError = (message) => ({ kind: 'cost_cap', message, retryable: false });
 
 /** Ends the batch once no item is queued or leased. @param {SqlStorage} sql @param {number} now */
 export function endIfDone(sql, now) {

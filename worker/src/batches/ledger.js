@@ -14,7 +14,7 @@
 import { DurableObject } from 'cloudflare:workers';
 import { batchTimings } from '../config.js';
 import { enqueueItems } from './queues.js';
-import { batchRow, createSchema, endIfDone, finishWhere, insertBatch, readCounts, record, WAIT_REASONS } from './ledger-sql.js';
+import { batchRow, capError, createSchema, endIfDone, finishWhere, insertBatch, pico, readCounts, record, WAIT_REASONS } from './ledger-sql.js';
 import { pickResends, unsend } from './redelivery.js';
 import { countClaims, NEVER_SENT, refill, unwindow } from './window.js';
 import { holdForProvider, providerView } from './provider-batch-sql.js';
@@ -31,11 +31,22 @@ const utf8 = new TextEncoder();
  * @typedef {object} CommitEntry
  * @property {number} index
  * @property {number} token
- * @property {{ type: 'succeeded', message: unknown } | { type: 'errored', error: unknown }} result as the results line shows it
+ * @property {{ type: 'succeeded', message: unknown } | { type: 'errored' | 'canceled', error: unknown }} result as the results line shows it
+ *   (canceled: only a request the library's maxCostUsd kept from starting)
  * @property {number} attempts
  * @property {number} elapsedMs
  * @property {object} [usage]
+ * @property {number} [usd] what it cost (the library's `usd`), when its model has a price
  */
+/**
+ * @typedef {{ hold: string, leftUsd: number } | { busyUntil: number }} CostGrant what a claim of a
+ * batch with maxCostUsd gets: what is left of it, held by this claim alone until it is
+ * released (so the library's cap rule decides over the whole rest, and its cost_cap is final),
+ * or that another claim holds it now
+ */
+
+/** Dollars as the cap's messages show them. @param {number} p pico-dollars */
+const dollars = (p) => (p / 1e12).toFixed(12).replace(/\.?0+$/, '');
 
 export class BatchLedger extends DurableObject {
   /** @param {DurableObjectState} ctx @param {any} env */
@@ -83,7 +94,12 @@ export class BatchLedger extends DurableObject {
         ...(rowWaits && { waiting: { reason: b.waiting_reason, until: iso(b.waiting_until) } }),
         // Served by the provider's Batch API as the window allows (provider-batch.js).
         ...(pv && { completionWindow: b.config.completionWindow, providerBatches: pv.providerBatches }),
+        // A window too short for the provider's turnaround (routes.js): realtime from the start.
+        ...(!pv && b.config.completionWindow && { completionWindow: b.config.completionWindow, route: 'realtime' }),
         ...(!rowWaits && pv?.waiting && { waiting: { reason: pv.waiting.reason, until: iso(pv.waiting.until) } }),
+        // The result lines' dollars, summed as they are committed (never a scan).
+        cost: { usd: b.usd_pico / 1e12, usdIfRealtime: b.realtime_pico / 1e12,
+          ...(b.config.maxCostUsd !== undefined && { maxCostUsd: b.config.maxCostUsd }) },
       },
     };
   }
@@ -244,15 +260,18 @@ export class BatchLedger extends DurableObject {
 
   /**
    * Leases the given items that are queued and due (or whose lease ran out) for `leaseMs`.
-   * The batch is null once it is past expires_at, ended, canceling or deleted.
+   * The batch is null once it is past expires_at, ended, canceling, stopped by its maxCostUsd
+   * or deleted. A batch with maxCostUsd also answers `cost` (CostGrant) when items were claimed.
    * @param {number[]} indexes @param {number} leaseMs
-   * @returns {Promise<{ batch: { id: string, provider: object, options: object, limiter: object, limiterKey: string, owner: string } | null, items: ClaimedItem[] }>}
+   * @returns {Promise<{ batch: { id: string, provider: object, options: object, limiter: object, limiterKey: string, owner: string } | null,
+   *   items: ClaimedItem[], cost?: CostGrant }>}
    */
   async claim(indexes, leaseMs) {
     const now = Date.now();
     const claimed = this.#tx(() => {
       const b = batchRow(this.sql);
-      if (!b || b.started_at === null || b.ended_at !== null || b.cancel_at !== null || b.deleted || now >= b.config.expiresAt) {
+      if (!b || b.started_at === null || b.ended_at !== null || b.cancel_at !== null || b.cost_capped !== null || b.deleted ||
+        now >= b.config.expiresAt) {
         return { batch: null, items: [], sent: { indexes: [], from: 0, to: 0, skipped: 0 } };
       }
       /** @type {ClaimedItem[]} */
@@ -275,39 +294,75 @@ export class BatchLedger extends DurableObject {
         this.sql.exec(`UPDATE batch SET last_claim_at = ?, mark = ?${waitOver ? ', waiting_reason = NULL, waiting_until = NULL' : ''} WHERE one = 1`, now, mark);
         countClaims(this.sql, b, now, items.length, first);
       }
+      /** @type {CostGrant | undefined} */
+      let cost;
+      if (b.config.maxCostUsd !== undefined && items.length > 0) {
+        if (b.cost_hold !== null && b.cost_hold_until > now) cost = { busyUntil: b.cost_hold_until };
+        else {
+          const hold = crypto.randomUUID();
+          this.sql.exec(`UPDATE batch SET cost_hold = ?, cost_hold_until = ? WHERE one = 1`, hold, now + leaseMs);
+          cost = { hold, leftUsd: Math.max(0, pico(b.config.maxCostUsd) - b.usd_pico) / 1e12 };
+        }
+      }
       const { id, provider, options, limiter, limiterKey, owner } = b.config;
-      return { batch: { id, provider, options, limiter, limiterKey, owner }, items, sent: refill(this.sql, now) };
+      return { batch: { id, provider, options, limiter, limiterKey, owner }, items, cost, sent: refill(this.sql, now) };
     });
     if (claimed.batch) await this.#send(claimed.batch.id, claimed.sent, now);
-    return { batch: claimed.batch, items: claimed.items };
+    return { batch: claimed.batch, items: claimed.items, ...(claimed.cost && { cost: claimed.cost }) };
+  }
+
+  /** A claim's hold on what is left of maxCostUsd ends (its run settled). @param {string} hold */
+  async releaseCost(hold) {
+    this.#tx(() => this.sql.exec(`UPDATE batch SET cost_hold = NULL, cost_hold_until = 0 WHERE one = 1 AND cost_hold = ?`, String(hold)));
   }
 
   /**
-   * Commits results; one whose token is not the item's current lease is refused.
-   * @param {CommitEntry[]} results
+   * Commits results; one whose token is not the item's current lease is refused. A request
+   * the library's cap kept from starting (`{ type: "canceled", error: { kind: "cost_cap" } }`)
+   * counts only from the claim holding the rest of maxCostUsd (`hold`): its cap was the whole
+   * rest, so nothing can start any more. The batch stops there: it and every queued request
+   * end canceled with the cap's error, naming it.
+   * @param {CommitEntry[]} results @param {string} [hold] the claim's CostGrant hold
    * @returns {Promise<{ accepted: number, refused: number }>}
    */
-  async commit(results) {
+  async commit(results, hold) {
     const now = Date.now();
     return this.#tx(() => {
       const b = batchRow(this.sql);
       if (!b || b.deleted) return { accepted: 0, refused: results.length };
       const finals = [];
+      const capped = [];
       for (const r of results) {
         const type = r?.result?.type;
-        if (type !== 'succeeded' && type !== 'errored') continue;
+        const cap = type === 'canceled' && /** @type {any} */ (r.result).error?.kind === 'cost_cap';
+        if (type !== 'succeeded' && type !== 'errored' && !(cap && hold !== undefined && hold === b.cost_hold)) continue;
         const row = this.sql.exec(
           `UPDATE items SET attempts = attempts + ?, state = ? WHERE idx = ? AND token = ? AND state = 'leased'
            RETURNING idx, custom_id, attempts`, r.attempts, type, r.index, r.token).toArray()[0];
         if (!row) continue;
-        const edgebatch = { attempts: Number(row.attempts), elapsedMs: r.elapsedMs, ...(r.usage && { usage: r.usage }), route: 'realtime' };
+        if (cap) {
+          capped.push({ idx: Number(row.idx), custom_id: String(row.custom_id), state: /** @type {const} */ ('canceled'),
+            edgebatch: { attempts: Number(row.attempts), elapsedMs: 0 } });
+          continue;
+        }
+        const cost = typeof r.usd === 'number' ? { usd: r.usd } : {};
+        const edgebatch = { attempts: Number(row.attempts), elapsedMs: r.elapsedMs, ...(r.usage && { usage: r.usage }), route: 'realtime', ...cost };
         finals.push({ idx: Number(row.idx), custom_id: String(row.custom_id), state: type, result: r.result, edgebatch });
       }
-      if (finals.length > 0) {
-        record(this.sql, finals, b.seq);
-        endIfDone(this.sql, now);
+      let seq = b.seq;
+      if (finals.length > 0) seq = record(this.sql, finals, seq);
+      if (capped.length > 0) {
+        const spent = Number(this.sql.exec(`SELECT usd_pico FROM batch WHERE one = 1`).one().usd_pico);
+        const max = pico(/** @type {number} */ (b.config.maxCostUsd));
+        const message = `cost cap reached: this batch's maxCostUsd is $${dollars(max)}, $${dollars(spent)} is spent ` +
+          `and the next request could cost more than the $${dollars(Math.max(0, max - spent))} left`;
+        this.sql.exec(`UPDATE batch SET cost_capped = ? WHERE one = 1 AND cost_capped IS NULL`, message);
+        const error = capError(String(this.sql.exec(`SELECT cost_capped FROM batch WHERE one = 1`).one().cost_capped));
+        record(this.sql, capped.map((c) => ({ ...c, result: { type: 'canceled', error } })), seq);
+        finishWhere(this.sql, `state = 'queued'`, 'canceled');
       }
-      return { accepted: finals.length, refused: results.length - finals.length };
+      if (finals.length + capped.length > 0) endIfDone(this.sql, now);
+      return { accepted: finals.length + capped.length, refused: results.length - finals.length - capped.length };
     });
   }
 
@@ -318,7 +373,7 @@ export class BatchLedger extends DurableObject {
    * until `until` has passed or a claim from then on clears it.
    * @param {{ index: number, token: number, attempts: number, charged?: boolean }[]} entries
    * @param {number} notBefore epoch ms
-   * @param {'token_budget' | 'limiter' | 'upstream_429'} [reason]
+   * @param {'token_budget' | 'limiter' | 'upstream_429' | 'cost_hold'} [reason]
    * @returns {Promise<number>} how many were given back
    */
   async unclaim(entries, notBefore, reason) {
@@ -336,7 +391,7 @@ export class BatchLedger extends DurableObject {
            WHERE idx = ? AND token = ? AND state = 'leased' RETURNING idx`,
           notBefore, notBefore, e.attempts ?? 0, e.charged ? 1 : 0, e.index, e.token).toArray().length;
       }
-      if (b.cancel_at !== null) finishWhere(this.sql, `state = 'queued'`, 'canceled');
+      if (b.cancel_at !== null || b.cost_capped !== null) finishWhere(this.sql, `state = 'queued'`, 'canceled');
       else if (n > 0 && reason !== undefined) {
         // The longest wait still ahead is the one to show (a short one must not hide it).
         this.sql.exec(`UPDATE batch SET waiting_reason = ?, waiting_until = ?
@@ -385,7 +440,7 @@ export class BatchLedger extends DurableObject {
       if (!b || b.started_at === null || b.deleted || b.ended_at !== null) return null;
       let resend = /** @type {number[]} */ ([]);
       if (now >= b.config.expiresAt) finishWhere(this.sql, `state IN ('queued', 'leased')`, 'expired');
-      else if (b.cancel_at !== null) finishWhere(this.sql, `state = 'leased' AND lease_until <= ?`, 'canceled', now);
+      else if (b.cancel_at !== null || b.cost_capped !== null) finishWhere(this.sql, `state IN ('queued', 'leased') AND lease_until <= ?`, 'canceled', now);
       else resend = pickResends(this.sql, b, now, t.redeliverMs);
       endIfDone(this.sql, now);
       return { id: b.config.id, resend, sent: refill(this.sql, now) };

@@ -134,3 +134,50 @@ function tracked(call, boundMs, set) {
 function laterOf(a, b) {
   return a && a.untilMs >= b.untilMs ? a : b;
 }
+
+/**
+ * One permit source per alternative of a batch with fallbacks (its first choice, then each of
+ * options.fallbacks), as the one `permits` the executor asks: each attempt asks the limiter of
+ * the alternative the executor names (acquire's third argument, `{ alternative }`), and its
+ * release goes back to the limiter that granted it, so a fallback is paced like any other
+ * call, never sent around a limiter. A limiter that defers (its breaker open, its wait too
+ * long) sends the items that asked it to the next alternative: the executor stops starting
+ * attempts only once every alternative's limiter has deferred. Without fallbacks it is
+ * `sources[0]` under another name.
+ * @param {ReturnType<typeof remotePermits>[]} sources by alternative
+ */
+export function routedPermits(sources) {
+  return {
+    get counts() {
+      return {
+        acquires: sources.reduce((n, s) => n + s.counts.acquires, 0),
+        releaseCalls: sources.reduce((n, s) => n + s.counts.releaseCalls, 0),
+      };
+    },
+    /**
+     * Once every alternative's limiter deferred (what deferred the executor's items), the
+     * earliest of them; before that, none: the items went on elsewhere.
+     */
+    get deferred() {
+      const all = sources.map((s) => s.deferred);
+      if (all.some((d) => d === null)) return null;
+      return /** @type {Deferral[]} */ (all).reduce((a, b) => (a.untilMs <= b.untilMs ? a : b));
+    },
+    /**
+     * @param {number} index @param {Cost} cost @param {{ alternative?: number }} [ask]
+     * @returns {Promise<Grant | { id: [number, string] }>}
+     */
+    async acquire(index, cost, ask) {
+      const k = ask?.alternative ?? 0;
+      const g = await sources[k].acquire(index, cost);
+      return 'id' in g ? { id: [k, g.id] } : g;
+    },
+    /** @param {[number, string]} id the alternative and its limiter's id @param {object} outcome */
+    release([k, id], outcome) {
+      sources[k].release(id, outcome);
+    },
+    async flush() {
+      await Promise.all(sources.map((s) => s.flush()));
+    },
+  };
+}

@@ -15,17 +15,6 @@ import { NEVER_SENT, rewind } from './window.js';
 
 /** Queued items that wait for a provider batch: later than any time, but not NEVER_SENT. */
 export const AWAIT_PROVIDER = NEVER_SENT - 1;
-/** Anthropic's Message Batches limits: requests, and bytes of the create body. */
-export const MAX_REQUESTS = 100_000;
-export const MAX_BYTES = 256 * 1024 * 1024;
-export const BODY_OPEN = '{"requests":[';
-export const BODY_CLOSE = ']}';
-/** Error types of an `errored` line worth a realtime try: the provider's trouble, not the request's. */
-const RETRYABLE = new Set(['api_error', 'overloaded_error', 'rate_limit_error', 'timeout_error']);
-/** The HTTP status a realtime call would have met with each error type. */
-const STATUS = /** @type {Record<string, number>} */ ({ invalid_request_error: 400, authentication_error: 401, billing_error: 402,
-  permission_error: 403, not_found_error: 404, request_too_large: 413, rate_limit_error: 429, api_error: 500, timeout_error: 504,
-  overloaded_error: 529 });
 /** Provider batch states that are over for the ledger: read to the end, given up, refused or lost at submission. */
 export const CLOSED = ['read', 'abandoned', 'refused', 'lost'];
 const utf8 = new TextEncoder();
@@ -33,7 +22,18 @@ const utf8 = new TextEncoder();
 /**
  * @typedef {{ n: number, id: string | null, status: string, counts: string | null, submitted_at: number, polled_at: number,
  *   cancel_sent: number, items: number, bytes: number, lines_read: number }} ProviderRow
- * @typedef {{ custom_id?: unknown, result?: { type?: unknown, message?: any, error?: any } }} ResultLine a results line, parsed
+ * @typedef {object} ResultLine a results line as an adapter read it (provider-anthropic.js, provider-openai.js)
+ * @property {string} custom_id
+ * @property {'succeeded' | 'errored' | 'unfinished'} type unfinished: expired or canceled there, never run
+ * @property {unknown} [message] the reply (succeeded)
+ * @property {{ inputTokens: number, outputTokens: number }} [usage]
+ * @property {{ status?: number, type: string, message: string }} [error] (errored)
+ * @property {boolean} [retryable] (errored) the provider's trouble, worth a realtime try
+ * @property {number} [usd] what it cost there (the batch discount), when its model has a price
+ * @property {number} [usdIfRealtime] what it would have cost realtime
+ * @typedef {{ maxRequests: number, maxBytes: number, open: string, sep: string, close: string,
+ *   prefix: (customId: string) => string }} Frame how an adapter's create body is framed:
+ *   open, then the request lines (prefix + params + '}') joined by sep, then close
  */
 
 /** At start: every item waits for a provider batch instead of the work queue. @param {SqlStorage} sql */
@@ -56,7 +56,7 @@ export function waitingToSubmit(sql, max) {
 /**
  * Marks the next `k` waiting items (charged ones first) as charged to the token's hour: the
  * only ones the next leaseChunk takes, and never charged again (a hand-back to realtime or a
- * chunk cut short by MAX_BYTES keeps the mark). @param {SqlStorage} sql @param {number} k
+ * chunk cut short by its byte limit keeps the mark). @param {SqlStorage} sql @param {number} k
  */
 export function markCharged(sql, k) {
   sql.exec(`UPDATE items SET charged = 1 WHERE idx IN (SELECT idx FROM items WHERE state = 'queued' AND sent_at = ?
@@ -64,19 +64,19 @@ export function markCharged(sql, k) {
 }
 
 /**
- * Leases the next provider batch's items (the charged ones, in index order, within
- * MAX_REQUESTS and MAX_BYTES of body) until `leaseUntil`, and numbers it: null when none wait.
- * @param {SqlStorage} sql @param {number} now @param {number} leaseUntil
+ * Leases the next provider batch's items (the charged ones, in index order, within the
+ * frame's requests and bytes of body) until `leaseUntil`, and numbers it: null when none wait.
+ * @param {SqlStorage} sql @param {number} now @param {number} leaseUntil @param {Frame} frame
  * @returns {{ n: number, items: number, bytes: number } | null}
  */
-export function leaseChunk(sql, now, leaseUntil) {
+export function leaseChunk(sql, now, leaseUntil, frame) {
   const n = Number(sql.exec(`SELECT coalesce(max(n), 0) + 1 AS n FROM provider_batches`).one().n);
-  let bytes = BODY_OPEN.length + BODY_CLOSE.length;
+  let bytes = utf8.encode(frame.open + frame.close).byteLength;
   let items = 0;
   for (const r of sql.exec(`SELECT idx, custom_id, length(CAST(params AS BLOB)) AS size FROM items
     WHERE state = 'queued' AND sent_at = ? AND charged = 1 ORDER BY idx`, AWAIT_PROVIDER)) {
-    const line = utf8.encode(linePrefix(String(r.custom_id))).byteLength + Number(r.size) + 1 + (items > 0 ? 1 : 0);
-    if (items === MAX_REQUESTS || bytes + line > MAX_BYTES) break;
+    const line = utf8.encode(frame.prefix(String(r.custom_id))).byteLength + Number(r.size) + 1 + (items > 0 ? frame.sep.length : 0);
+    if (items === frame.maxRequests || bytes + line > frame.maxBytes) break;
     const leased = sql.exec(`UPDATE items SET state = 'leased', token = token + 1, lease_until = ? WHERE idx = ? RETURNING token`,
       leaseUntil, r.idx).one();
     sql.exec(`INSERT OR REPLACE INTO provider_items (idx, batch, token) VALUES (?, ?, ?)`, r.idx, n, leased.token);
@@ -88,27 +88,24 @@ export function leaseChunk(sql, now, leaseUntil) {
   return { n, items, bytes };
 }
 
-/** A request line of the create body up to its params. @param {string} customId */
-export const linePrefix = (customId) => `{"custom_id":${JSON.stringify(customId)},"params":`;
-
 /**
  * The create body's request lines of provider batch `n` after index `after`, a page at a time.
- * @param {SqlStorage} sql @param {number} n @param {number} after @param {number} limit
+ * @param {SqlStorage} sql @param {number} n @param {number} after @param {number} limit @param {Frame['prefix']} prefix
  */
-export function bodyPage(sql, n, after, limit) {
+export function bodyPage(sql, n, after, limit, prefix) {
   return sql.exec(`SELECT p.idx, i.custom_id, i.params FROM provider_items p JOIN items i ON i.idx = p.idx
     WHERE p.batch = ? AND p.idx > ? ORDER BY p.idx LIMIT ?`, n, after, limit).toArray()
-    .map((r) => ({ idx: Number(r.idx), line: `${linePrefix(String(r.custom_id))}${r.params}}` }));
+    .map((r) => ({ idx: Number(r.idx), line: `${prefix(String(r.custom_id))}${r.params}}` }));
 }
 
 /**
  * The provider took batch `n`: its id, and its items leased until `leaseUntil` (the batch's
  * expiry: the provider's time, not a consumer's). @param {SqlStorage} sql @param {number} n
- * @param {{ id: string, processing_status?: string, request_counts?: object }} made @param {number} now @param {number} leaseUntil
+ * @param {{ id: string, status: string, counts: unknown }} made @param {number} now @param {number} leaseUntil
  */
 export function submitted(sql, n, made, now, leaseUntil) {
   sql.exec(`UPDATE provider_batches SET id = ?, status = ?, counts = ?, polled_at = ? WHERE n = ?`,
-    made.id, String(made.processing_status ?? 'in_progress'), JSON.stringify(made.request_counts ?? null), now, n);
+    made.id, made.status, JSON.stringify(made.counts ?? null), now, n);
   sql.exec(`UPDATE items SET lease_until = ? WHERE state = 'leased' AND idx IN (SELECT p.idx FROM provider_items p WHERE p.batch = ? AND p.token = items.token)`,
     leaseUntil, n);
 }
@@ -177,11 +174,11 @@ export function noteStatus(sql, n, status, counts, now) {
 
 /**
  * Commits results lines of provider batch `n` as a consumer would (the same line shape, the
- * next seqs), with `route: "provider_batch"`: succeeded and non-retryable errors are final;
- * retryable errors, expired and canceled lines go to the realtime path. A line of an item
- * that no longer holds this batch's lease is refused, and so is a second line of an item in
- * the same call (its first decided it: a file repeating a custom_id must not both commit the
- * item and hand it back).
+ * next seqs), with `route: "provider_batch"` and the line's dollars: succeeded and
+ * non-retryable errors are final; retryable errors and unfinished lines go to the realtime
+ * path. A line of an item that no longer holds this batch's lease is refused, and so is a
+ * second line of an item in the same call (its first decided it: a file repeating a custom_id
+ * must not both commit the item and hand it back).
  * @param {SqlStorage} sql @param {import('./ledger-sql.js').BatchRow} b @param {number} n
  * @param {ResultLine[]} lines @param {number} elapsedMs @param {(s: string) => string} redact @param {number} now
  * @returns {{ accepted: number, handedBack: number, refused: number }}
@@ -192,32 +189,25 @@ export function commitLines(sql, b, n, lines, elapsedMs, redact, now) {
   /** @type {Set<number>} */
   const seen = new Set();
   for (const l of lines) {
-    const type = l?.result?.type;
-    const row = typeof l?.custom_id === 'string'
-      ? sql.exec(`SELECT i.idx, i.custom_id, i.attempts FROM items i JOIN provider_items p ON p.idx = i.idx
-          WHERE i.custom_id = ? AND p.batch = ? AND i.token = p.token AND i.state = 'leased'`, l.custom_id, n).toArray()[0]
-      : undefined;
+    const row = sql.exec(`SELECT i.idx, i.custom_id, i.attempts FROM items i JOIN provider_items p ON p.idx = i.idx
+      WHERE i.custom_id = ? AND p.batch = ? AND i.token = p.token AND i.state = 'leased'`, l.custom_id, n).toArray()[0];
     if (!row) continue;
     const idx = Number(row.idx);
     if (seen.has(idx)) continue;
     seen.add(idx);
     const edgebatch = { attempts: Number(row.attempts) + 1, elapsedMs, route: 'provider_batch' };
-    if (type === 'succeeded') {
-      const u = l.result?.message?.usage;
-      const usage = u && { inputTokens: Number(u.input_tokens ?? 0), outputTokens: Number(u.output_tokens ?? 0) };
+    if (l.type === 'succeeded') {
+      const cost = typeof l.usd === 'number' ? { usd: l.usd, usdIfRealtime: l.usdIfRealtime } : {};
       finals.push({ idx, custom_id: String(row.custom_id), state: /** @type {const} */ ('succeeded'),
-        result: { type: 'succeeded', message: l.result?.message }, edgebatch: { ...edgebatch, ...(usage && { usage }) } });
-    } else if (type === 'errored') {
-      // Anthropic's error response ({ type: "error", error: { type, message } }), or its inner part.
-      const e = l.result?.error?.error ?? l.result?.error ?? {};
-      const errType = typeof e.type === 'string' ? e.type : 'api_error';
+        result: { type: 'succeeded', message: l.message }, edgebatch: { ...edgebatch, ...(l.usage && { usage: l.usage }), ...cost } });
+    } else if (l.type === 'errored') {
       sql.exec(`UPDATE items SET attempts = attempts + 1 WHERE idx = ?`, idx);
-      if (RETRYABLE.has(errType)) {
+      if (l.retryable) {
         back.push(idx);
         continue;
       }
-      const error = { kind: 'http', ...(STATUS[errType] && { status: STATUS[errType] }), type: errType,
-        message: redact(String(e.message ?? 'the provider batch reported an error')), retryable: false };
+      const e = l.error ?? { type: 'api_error', message: 'the provider batch reported an error' };
+      const error = { kind: 'http', ...(e.status && { status: e.status }), type: e.type, message: redact(e.message), retryable: false };
       finals.push({ idx, custom_id: String(row.custom_id), state: /** @type {const} */ ('errored'), result: { type: 'errored', error }, edgebatch });
     } else {
       back.push(idx); // expired, canceled: never run there

@@ -1,11 +1,13 @@
 // @ts-check
-// Batches served by the provider's Batch API (`options.completionWindow`, Anthropic's Message
-// Batches), followed from the ledger's alarm: an upstream kind, not a second engine. The
-// ledger stays the truth (provider-batch-sql.js); this file makes the calls and decides when.
+// Batches served by the provider's Batch API (`options.completionWindow`: Anthropic's Message
+// Batches, OpenAI's Batch API), followed from the ledger's alarm: an upstream kind, not a
+// second engine. The ledger stays the truth (provider-batch-sql.js); this file decides when,
+// and an adapter per provider makes the calls (provider-anthropic.js, provider-openai.js: the
+// body's framing and limits, create, retrieve, cancel, results read into one line shape).
 //
 // Each alarm (at most every providerPollMs per provider batch):
-// - before the cutoff: the items still waiting are submitted, MAX_REQUESTS / MAX_BYTES at a
-//   time (the body streamed from SQLite, never held whole);
+// - before the cutoff: the items still waiting are submitted, the provider's requests / bytes
+//   limits at a time (the body streamed from SQLite, never held whole);
 // - each provider batch is retrieved; once `ended`, its results JSONL is read line by line and
 //   committed RESULT_CHUNK lines a transaction, so `?after=` followers see them as they come;
 // - the cutoff is the start of the window's last HANDBACK_SHARE (20%): from then on, nothing
@@ -15,16 +17,25 @@
 //   only size the caller gave (20% of 24 h is 4.8 h; of 30 m, 6 minutes). A provider batch that
 //   has not ended by the start of the last GIVE_UP_SHARE (10%) is left: its items go realtime
 //   at once (a late line of it is refused by the lease token).
+// Each succeeded line is priced by the library's table (the wasm's replyCost): `usd` at the
+// batch discount, `usdIfRealtime` beside it.
 // The token's hour pays for what goes to the provider as it does for realtime items: a chunk is
 // only as big as acquirePart grants (an item charged once, however it is served in the end; a
 // create is one subrequest); what does not fit waits for the hour (`waiting: token_budget`).
+// With EDGEBATCH_USD_PER_HOUR its dollars too: a chunk is held at its requests' bound at the
+// batch price (token-limits.js sizeBound) and, once made (or perhaps made), keeps that hold as
+// its charge: its real cost comes hours later, past the hour it was charged to.
 // Keys stay here: the Worker's own upstream key, as the consumer uses it; errors are redacted.
-import { batchTimings, UPSTREAMS } from '../config.js';
+import * as edgebatch from '../../pkg/edgebatch.js';
+import { batchTimings, readConfig, UPSTREAMS } from '../config.js';
 import { redactor, secretsOf } from '../auth.js';
-import { tokenLimits } from '../token-limits.js';
+import { sizeBound, tokenLimits } from '../token-limits.js';
 import { batchRow } from './ledger-sql.js';
-import { BODY_CLOSE, BODY_OPEN, CLOSED, MAX_REQUESTS, bodyPage, commitLines, handBack, handBackWaiting, held, leaseChunk, markCharged,
+import { AWAIT_PROVIDER, CLOSED, bodyPage, commitLines, handBack, handBackWaiting, held, leaseChunk, markCharged,
   noteStatus, submitted, unsubmit, waitingToSubmit } from './provider-batch-sql.js';
+import { ProviderError, RETRY_LATER } from './provider-call.js';
+import { anthropicApi } from './provider-anthropic.js';
+import { openaiApi } from './provider-openai.js';
 
 export const HANDBACK_SHARE = 0.2;
 export const GIVE_UP_SHARE = 0.1;
@@ -34,21 +45,17 @@ const SUBMITS_PER_ALARM = 4;
 const RESULT_CHUNK = 100;
 /** Create-body lines read from SQLite at a time. */
 const BODY_PAGE = 200;
-/** The longest one provider call may take (a create uploads up to 256 MB). */
-const CALL_MS = 300_000;
-/** A results file is read as long as it takes, but not when nothing comes for this long. */
-const RESULTS_IDLE_MS = 60_000;
 /**
- * No new create once one alarm has spent this long creating (a create may still take CALL_MS):
+ * No new create once one alarm has spent this long creating (a create may still take minutes):
  * an alarm has 15 minutes, and the results reads come after.
  */
 const CREATE_BUDGET_MS = 60_000;
-/** Answers to a create that say it was not taken and may be asked again. */
-const RETRY_LATER = [408, 409, 429, 529];
-const DEFAULT_VERSION = '2023-06-01';
+/** The providers with a Batch API adapter. */
+export const BATCH_PROVIDERS = ['anthropic', 'openai'];
 
 /** @typedef {import('./ledger-sql.js').BatchRow} BatchRow */
 /** @typedef {import('./provider-batch-sql.js').ProviderRow} ProviderRow */
+/** @typedef {ReturnType<typeof anthropicApi>} Api what both adapters offer */
 
 /**
  * When a batch with `completionWindow` stops sending to the provider, and when it stops
@@ -68,18 +75,6 @@ export function parseWindow(v) {
   return m ? Number(m[1]) * { s: 1_000, m: 60_000, h: 3_600_000 }[/** @type {'s' | 'm' | 'h'} */ (m[2])] : null;
 }
 
-class ProviderError extends Error {
-  /**
-   * @param {string} message @param {number} status the HTTP status (0: no answer)
-   * @param {boolean} retryable false when the same call would meet the same refusal
-   */
-  constructor(message, status, retryable) {
-    super(message);
-    this.status = status;
-    this.retryable = retryable;
-  }
-}
-
 /**
  * What a failed create means for its items. `retry` (they wait for the next create) only when
  * the provider surely made nothing: it said so (RETRY_LATER), or the body never reached its
@@ -92,15 +87,29 @@ class ProviderError extends Error {
 export function createOutcome(err, wholeBodyRead) {
   if (err instanceof ProviderError && RETRY_LATER.includes(err.status)) return 'retry';
   if (err instanceof ProviderError && !err.retryable) return 'refused';
+  // An adapter's step before anything that could make a batch (OpenAI's file upload).
+  if (/** @type {any} */ (err)?.beforeCreate === true) return 'retry';
   return wholeBodyRead ? 'lost' : 'retry';
 }
 
 /**
- * A cancel that failed because the batch is over there already: nothing left to cancel.
- * @param {unknown} err
+ * The adapter of the batch's provider.
+ * @param {import('./ledger-sql.js').BatchConfig['provider']} p @param {string} apiKey @param {(s: string) => string} redact
+ * @returns {Api}
  */
-const alreadyEnded = (err) => err instanceof ProviderError && err.status >= 400 && err.status < 500
-  && /already ended|has ended|already (been )?cancell?ed/i.test(err.message);
+function adapterOf(p, apiKey, redact) {
+  return p.name === 'openai' ? openaiApi(p, apiKey, redact) : anthropicApi(p, apiKey, redact);
+}
+
+/**
+ * A line's dollars at the library's prices: `usd` at the batch discount, `usdIfRealtime`.
+ * @param {import('./provider-batch-sql.js').ResultLine} line
+ */
+function priced(line) {
+  // The Worker's build only (cargo feature `limiter`), as `Limiter`: not in the package's types.
+  const pico = line.type === 'succeeded' ? /** @type {any} */ (edgebatch).replyCost(line.message) : undefined;
+  return pico ? { ...line, usd: pico[1] / 1e12, usdIfRealtime: pico[0] / 1e12 } : line;
+}
 
 /** Follows one ledger's provider batches; one run at a time per object. */
 export class ProviderFollower {
@@ -140,28 +149,31 @@ export class ProviderFollower {
     const t = batchTimings(this.env);
     const { cutoff, giveUp } = windowTimes(b.config);
     const stopping = b.ended_at !== null || b.cancel_at !== null || now >= b.config.expiresAt || now >= cutoff;
-    const api = anthropicApi(b.config.provider, apiKeyOf(this.env, b.config.provider), redact);
+    const api = adapterOf(b.config.provider, apiKeyOf(this.env, b.config.provider), redact);
     // A create that was under way when the object last stopped: its outcome is unknown, its
     // items go realtime (were it made after all, its lines are refused by the lease token).
     for (const r of this.#rows().filter((x) => x.status === 'submitting')) this.tx(() => unsubmit(this.sql, b, r.n, 'lost', now));
     if (stopping) this.tx(() => handBackWaiting(this.sql, /** @type {BatchRow} */ (batchRow(this.sql)), now));
     else if (now >= this.createAfter) {
       for (let i = 0; i < SUBMITS_PER_ALARM && Date.now() < now + CREATE_BUDGET_MS; i++) {
-        const lease = await this.#charge(b, t.leaseMs);
+        const lease = await this.#charge(b, t.leaseMs, api.frame.maxRequests);
         if (!lease) break;
         /** @type {{ n: number, items: number, bytes: number } | null} */
         let chunk = null;
-        let made = false;
+        /** @type {'made' | 'retry' | 'refused' | 'lost'} until it is known, as if it may have been made */
+        let outcome = 'lost';
         try {
           // Each create may take minutes: a chunk's lease and submitted_at start with it.
           const at = Date.now();
-          chunk = this.tx(() => leaseChunk(this.sql, at, at + t.leaseMs));
-          made = chunk !== null && await this.#submit(api, chunk, b.config.expiresAt, t.providerPollMs, redact);
+          chunk = this.tx(() => leaseChunk(this.sql, at, at + t.leaseMs, api.frame));
+          if (chunk) outcome = await this.#submit(api, chunk, b.config.expiresAt, t.providerPollMs, redact);
         } finally {
-          // Also when the chunk could not be leased: the hour's lease must not be left held.
-          await lease.release(chunk ? 1 : 0);
+          // Also when the chunk could not be leased: the hour's lease must not be left held. Its
+          // dollars: the chunk's bound when it was (or may have been) made, else nothing.
+          const usdPico = chunk && (outcome === 'made' || outcome === 'lost') ? this.#bounds(`p.batch = ${chunk.n}`).reduce((a, x) => a + x, 0) : 0;
+          await lease.release(chunk ? 1 : 0, usdPico);
         }
-        if (!made) break;
+        if (outcome !== 'made') break;
       }
     }
     for (const r of this.#rows()) {
@@ -178,7 +190,7 @@ export class ProviderFollower {
    * One provider batch: canceled there when the batch stops, retrieved every pollMs, read
    * once ended (a read that fails is tried again a pollMs later), given up past `giveUp`,
    * whether or not it has ended: an ended batch whose results cannot be read counts too.
-   * @param {ReturnType<typeof anthropicApi>} api @param {ProviderRow} r @param {boolean} stopping
+   * @param {Api} api @param {ProviderRow} r @param {boolean} stopping
    * @param {number} giveUp @param {number} pollMs @param {(s: string) => string} redact
    */
   async #followOne(api, r, stopping, giveUp, pollMs, redact) {
@@ -188,7 +200,7 @@ export class ProviderFollower {
     if ((stopping || row.cancel_at !== null || over) && !r.cancel_sent && r.status !== 'ended') {
       // Marked sent only once it was: a cancel that failed is sent again at the next alarm.
       const sent = await api.cancel(id).then(() => true, (err) => {
-        if (alreadyEnded(err)) return true;
+        if (api.alreadyEnded(err)) return true;
         console.error(`edgebatch ledger: canceling provider batch ${id} failed (tried again later): ${redact(String(err?.message ?? err))}`);
         return false;
       });
@@ -205,9 +217,9 @@ export class ProviderFollower {
       return;
     }
     try {
-      const pb = r.status === 'ended' ? { processing_status: 'ended', request_counts: JSON.parse(r.counts ?? 'null') } : await api.retrieve(id);
-      this.tx(() => noteStatus(this.sql, r.n, String(pb.processing_status), pb.request_counts, Date.now()));
-      if (pb.processing_status === 'ended') await this.#read(api, r, redact);
+      const pb = r.status === 'ended' ? { status: 'ended', counts: JSON.parse(r.counts ?? 'null') } : await api.retrieve(id);
+      this.tx(() => noteStatus(this.sql, r.n, pb.status, pb.counts, Date.now()));
+      if (pb.status === 'ended') await this.#read(api, r, redact);
       else if (Date.now() >= giveUp) this.#giveUp(r);
     } catch (err) {
       // A retrieve or a read that failed: tried again a pollMs later, until the give-up time.
@@ -220,22 +232,49 @@ export class ProviderFollower {
   /**
    * Charges the token's hour for the next chunk's items (those not charged yet) and one
    * create; null when nothing waits or nothing fits now (then the batch waits for the hour).
-   * @param {BatchRow} b @param {number} leaseMs
-   * @returns {Promise<{ release: (subrequests: number) => Promise<unknown> } | null>}
+   * @param {BatchRow} b @param {number} leaseMs @param {number} maxRequests the provider's per batch
+   * @returns {Promise<{ release: (subrequests: number, usdPico: number) => Promise<unknown> } | null>}
    */
-  async #charge(b, leaseMs) {
-    const want = waitingToSubmit(this.sql, MAX_REQUESTS);
+  async #charge(b, leaseMs, maxRequests) {
+    const want = waitingToSubmit(this.sql, maxRequests);
     if (want.items === 0) return null;
     const owner = tokenLimits(this.env, b.config.owner);
+    // With a dollar limit, each waiting item's hold, in the order markCharged takes them.
+    const usdPico = readConfig(this.env).limits.usdPerHour === null ? []
+      : this.#bounds(`i.state = 'queued' AND i.sent_at = ${AWAIT_PROVIDER}`, `ORDER BY i.charged DESC, i.idx LIMIT ${want.items}`);
     // acquirePart asks one subrequest per item; all but the create's one go back at release.
-    const spend = await owner.acquirePart({ items: want.items, uncharged: want.uncharged, subrequests: want.items, leaseMs });
+    const spend = await owner.acquirePart({ items: want.items, uncharged: want.uncharged, subrequests: want.items, usdPico, leaseMs });
     if (!spend.ok) {
       this.createAfter = Date.now() + spend.retryAfterMs;
       this.tx(() => this.sql.exec(`UPDATE batch SET waiting_reason = 'token_budget', waiting_until = ? WHERE one = 1`, this.createAfter));
       return null;
     }
     this.tx(() => markCharged(this.sql, spend.items));
-    return { release: (subrequests) => owner.release(spend.lease, { subrequests }).catch(() => {}) };
+    return { release: (subrequests, usd) => owner.release(spend.lease, { subrequests, usdPico: usd }).catch(() => {}) };
+  }
+
+  /**
+   * Each matching item's dollar bound at the batch price (token-limits.js sizeBound), read in
+   * SQL (no request parsed here); 0s without EDGEBATCH_USD_PER_HOUR. A model without a price
+   * counts as more than the hour (it never goes; realtime ends it, naming the model).
+   * @param {string} where over items `i` (and `p`, provider_items) @param {string} [tail]
+   * @returns {number[]}
+   */
+  #bounds(where, tail = '') {
+    const { limits } = readConfig(this.env);
+    if (limits.usdPerHour === null) return [];
+    const rows = this.sql.exec(`SELECT json_extract(i.params, '$.model') AS model, length(CAST(i.params AS BLOB)) AS bytes,
+      coalesce(json_extract(i.params, '$.max_tokens'), json_extract(i.params, '$.max_completion_tokens')) AS output,
+      coalesce(json_array_length(i.params, '$.tools'), 0) AS tools
+      FROM items i LEFT JOIN provider_items p ON p.idx = i.idx WHERE ${where} ${tail}`).toArray();
+    const never = Math.round(limits.usdPerHour * 1e12) + 1;
+    return rows.map((r) => {
+      try {
+        return sizeBound({ model: r.model, bytes: Number(r.bytes), tools: Number(r.tools) > 0, output: r.output }, 'provider_batch', 'a request');
+      } catch {
+        return never;
+      }
+    });
   }
 
   /** @returns {ProviderRow[]} */
@@ -252,17 +291,17 @@ export class ProviderFollower {
   }
 
   /**
-   * Creates provider batch `chunk` there; true when it was made.
-   * @param {ReturnType<typeof anthropicApi>} api @param {{ n: number, items: number, bytes: number }} chunk
+   * Creates provider batch `chunk` there: `made`, or why not (createOutcome).
+   * @param {Api} api @param {{ n: number, items: number, bytes: number }} chunk
    * @param {number} leaseUntil @param {number} pollMs @param {(s: string) => string} redact
+   * @returns {Promise<'made' | 'retry' | 'refused' | 'lost'>}
    */
   async #submit(api, chunk, leaseUntil, pollMs, redact) {
-    const body = this.#body(chunk);
+    const body = this.#body(chunk, api.frame);
     try {
       const made = await api.create(body.stream, chunk.bytes);
-      if (typeof made?.id !== 'string') throw new Error('the create answer names no batch id');
       this.tx(() => submitted(this.sql, chunk.n, made, Date.now(), leaseUntil));
-      return true;
+      return 'made';
     } catch (err) {
       const how = createOutcome(err, body.whole());
       this.tx(() => unsubmit(this.sql, /** @type {BatchRow} */ (batchRow(this.sql)), chunk.n, how, Date.now()));
@@ -270,16 +309,16 @@ export class ProviderFollower {
       const then = { retry: 'tried again later', refused: 'they run realtime', lost: 'it may have been made there: they run realtime, not sent again' }[how];
       console.error(`edgebatch ledger: creating a provider batch of ${chunk.items} requests failed (${then}): ` +
         `${redact(String(/** @type {any} */ (err)?.message ?? err))}`);
-      return false;
+      return how;
     }
   }
 
   /**
    * The create body of `chunk`, read from SQLite a page at a time as the upload pulls it;
    * `whole()`: whether its last bytes were read (before that, no complete request went).
-   * @param {{ n: number }} chunk
+   * @param {{ n: number }} chunk @param {import('./provider-batch-sql.js').Frame} frame
    */
-  #body(chunk) {
+  #body(chunk, frame) {
     const enc = new TextEncoder();
     let after = -1;
     let first = true;
@@ -287,15 +326,15 @@ export class ProviderFollower {
     const stream = new ReadableStream({
       pull: (controller) => {
         if (done) return controller.close();
-        const page = bodyPage(this.sql, chunk.n, after, BODY_PAGE);
-        let text = first ? BODY_OPEN : '';
+        const page = bodyPage(this.sql, chunk.n, after, BODY_PAGE, frame.prefix);
+        let text = first ? frame.open : '';
         if (page.length > 0) {
-          text += (first ? '' : ',') + page.map((p) => p.line).join(',');
+          text += (first ? '' : frame.sep) + page.map((p) => p.line).join(frame.sep);
           after = page[page.length - 1].idx;
           first = false;
         }
         if (page.length < BODY_PAGE) {
-          text += BODY_CLOSE;
+          text += frame.close;
           done = true;
         }
         controller.enqueue(enc.encode(text));
@@ -306,7 +345,7 @@ export class ProviderFollower {
 
   /**
    * Reads an ended provider batch's results and commits them as they come.
-   * @param {ReturnType<typeof anthropicApi>} api @param {ProviderRow} r @param {(s: string) => string} redact
+   * @param {Api} api @param {ProviderRow} r @param {(s: string) => string} redact
    */
   async #read(api, r, redact) {
     /** @type {import('./provider-batch-sql.js').ResultLine[]} */
@@ -316,13 +355,8 @@ export class ProviderFollower {
       lines = [];
       this.tx(() => commitLines(this.sql, /** @type {BatchRow} */ (batchRow(this.sql)), r.n, chunk, Date.now() - r.submitted_at, redact, Date.now()));
     };
-    for await (const text of api.results(/** @type {string} */ (r.id))) {
-      if (text.trim() === '') continue;
-      try {
-        lines.push(JSON.parse(text));
-      } catch {
-        continue; // a line that is not JSON names no item: its item goes realtime below
-      }
+    for await (const line of api.results(/** @type {string} */ (r.id))) {
+      lines.push(priced(line));
       if (lines.length >= RESULT_CHUNK) flush();
     }
     flush();
@@ -337,97 +371,5 @@ export class ProviderFollower {
  * @param {any} env @param {import('./ledger-sql.js').BatchConfig['provider']} p
  */
 function apiKeyOf(env, p) {
-  return p.sim ? 'sim-key' : String(env[UPSTREAMS[/** @type {'anthropic'} */ (p.name)]?.keyVar] ?? '');
-}
-
-/**
- * Anthropic's Message Batches API at the batch's base URL.
- * @param {import('./ledger-sql.js').BatchConfig['provider']} p @param {string} apiKey @param {(s: string) => string} redact
- */
-function anthropicApi(p, apiKey, redact) {
-  const base = `${String(p.baseUrl ?? UPSTREAMS.anthropic.baseUrl).replace(/\/+$/, '')}/v1/messages/batches`;
-  const headers = { 'x-api-key': apiKey, 'anthropic-version': p.version ?? DEFAULT_VERSION };
-  /**
-   * @param {string} method @param {string} path @param {{ body?: ReadableStream, bytes?: number }} [send]
-   * @param {AbortSignal} [signal]
-   */
-  const call = async (method, path, send, signal = AbortSignal.timeout(CALL_MS)) => {
-    let body = send?.body;
-    if (body && send?.bytes !== undefined && typeof (/** @type {any} */ (globalThis).FixedLengthStream) === 'function') {
-      // A known length: the upload goes with content-length, not chunked.
-      const fixed = new (/** @type {any} */ (globalThis).FixedLengthStream)(send.bytes);
-      body.pipeTo(fixed.writable).catch(() => {});
-      body = fixed.readable;
-    }
-    const res = await fetch(`${base}${path}`, {
-      method,
-      headers: { ...headers, ...(body && { 'content-type': 'application/json' }) },
-      ...(body && { body, duplex: 'half' }),
-      signal,
-      // Never followed: the key would go along to wherever Location points.
-      redirect: 'manual',
-    });
-    if (res.ok) return res;
-    if (res.status >= 300 && res.status < 400) {
-      res.body?.cancel().catch(() => {});
-      // Only the host: the Location's path and query may carry a token.
-      let host;
-      try {
-        host = new URL(res.headers.get('location') ?? '', base).host;
-      } catch {
-        host = '(an unreadable Location)';
-      }
-      throw new ProviderError(`${method} ${path || '/'}: redirect not followed: HTTP ${res.status} to host ${host} ` +
-        '(provider calls are sent with redirect: "manual")', res.status, false);
-    }
-    const text = await res.text().catch(() => '');
-    const retryable = res.status >= 500 || RETRY_LATER.includes(res.status);
-    throw new ProviderError(`${method} ${path || '/'}: ${res.status} ${redact(text.slice(0, 500))}`, res.status, retryable);
-  };
-  return {
-    /** @param {ReadableStream} body @param {number} bytes @returns {Promise<any>} */
-    create: async (body, bytes) => (await call('POST', '', { body, bytes })).json(),
-    /** @param {string} id @returns {Promise<any>} */
-    retrieve: async (id) => (await call('GET', `/${encodeURIComponent(id)}`)).json(),
-    /** @param {string} id */
-    cancel: async (id) => (await call('POST', `/${encodeURIComponent(id)}/cancel`)).json(),
-    /**
-     * The results file's lines as they arrive. No total time (a large file takes what it
-     * takes): RESULTS_IDLE_MS without a byte ends the read as a failure.
-     * @param {string} id @returns {AsyncGenerator<string>}
-     */
-    async *results(id) {
-      const path = `/${encodeURIComponent(id)}/results`;
-      const stop = new AbortController();
-      /** @template T @param {Promise<T>} p @returns {Promise<T>} */
-      const idle = (p) => {
-        /** @type {ReturnType<typeof setTimeout> | undefined} */
-        let timer;
-        const quiet = new Promise((_, reject) => {
-          timer = setTimeout(() => {
-            const err = new ProviderError(`GET ${path}: nothing came for ${RESULTS_IDLE_MS / 1000} s`, 0, true);
-            stop.abort(err);
-            reject(err);
-          }, RESULTS_IDLE_MS);
-        });
-        return /** @type {Promise<T>} */ (Promise.race([p, quiet]).finally(() => clearTimeout(timer)));
-      };
-      try {
-        const res = await idle(call('GET', path, undefined, stop.signal));
-        if (!res.body) return;
-        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-        let rest = '';
-        for (;;) {
-          const { done, value } = await idle(reader.read());
-          if (done) break;
-          const parts = (rest + value).split('\n');
-          rest = /** @type {string} */ (parts.pop());
-          yield* parts;
-        }
-        if (rest !== '') yield rest;
-      } finally {
-        stop.abort(); // a read left early (a commit failed) lets go of its connection
-      }
-    },
-  };
+  return p.sim ? 'sim-key' : String(env[UPSTREAMS[/** @type {'anthropic' | 'openai'} */ (p.name)]?.keyVar] ?? '');
 }

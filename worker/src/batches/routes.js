@@ -11,16 +11,18 @@
 // A batch of another token is a 404, exactly like one that does not exist.
 import { batchTimings, intVar } from '../config.js';
 import { allow, badRequest, HttpError, jsonResponse } from '../http.js';
-import { int, parseOptions, parseProvider } from '../validate.js';
+import { int, parseFallbacks, parseOptions, parseProvider, repeatedModels, splitFallbacks } from '../validate.js';
 import { readBatch } from './intake.js';
 import { ttlBudget } from '../token-limits.js';
 import { ledgerOf } from './consumer.js';
 import { fingerprinted, idempotencyKey, replay } from './idempotency.js';
 import { DEFAULT_LIMITER_CONCURRENCY, describeSettings, limiterName } from './limiter.js';
 import { remotePermits } from './permits.js';
-import { parseWindow } from './provider-batch.js';
+import { BATCH_PROVIDERS, HANDBACK_SHARE, parseWindow } from './provider-batch.js';
 
-const BATCH_OPTIONS = new Set(['limiterKey', 'rateLimit', 'limiterConcurrency', 'completionWindow']);
+const BATCH_OPTIONS = new Set(['limiterKey', 'rateLimit', 'limiterConcurrency', 'completionWindow', 'maxCostUsd', 'cacheAware', 'cacheTtl']);
+/** The largest options.maxCostUsd (the library's own bound on maxCostUsd). */
+const MAX_COST_USD = 1e9;
 const RATE_FIELDS = ['requestsPerMinute', 'inputTokensPerMinute', 'outputTokensPerMinute'];
 const RESULTS_PAGE = 500;
 
@@ -114,20 +116,24 @@ async function create(request, url, env, config, owner, directory, fixed) {
   /** @type {any} */
   let ledger = null;
   let meta = /** @type {BatchConfig | null} */ (null);
+  /** @type {string | undefined} options.cacheTtl, set on the rows as they are stored */
+  let cacheTtl;
   /** @param {Header} header */
   const begin = async (header) => {
     // Its id is set just below, before the ledger sees it.
-    meta = /** @type {BatchConfig} */ (await batchMeta(header, env, config, url.origin, owner, limits));
+    const made = await batchMeta(header, env, config, url.origin, owner, limits);
+    meta = /** @type {BatchConfig} */ (made.meta);
+    cacheTtl = made.cacheTtl;
     const doId = env.BATCHES.newUniqueId();
     meta.id = `batch_${doId.toString()}`;
     ledger = env.BATCHES.get(doId);
     await ledger.init(meta);
-    return { provider: meta.provider.name, rules: config.items };
+    return { provider: meta.provider.name, rules: { ...config.items, repeats: made.repeats } };
   };
   try {
     // The token must be able to send the batch before it expires (a 400 naming the limits).
     const intake = { ...limits, bodyTimeoutMs: config.bodyTimeoutMs, budget: ttlBudget(config.limits, limits.ttlMs) };
-    await readBatch(body.request, intake, begin, (rows) => ledger.append(rows), fixed);
+    await readBatch(body.request, intake, begin, (rows) => ledger.append(cacheTtl ? rows.map((r) => withCacheTtl(r, /** @type {string} */ (cacheTtl))) : rows), fixed);
   } catch (err) {
     await ledger?.discard().catch(() => {});
     if (key !== undefined) await directory.release(key).catch(() => {});
@@ -147,17 +153,21 @@ async function create(request, url, env, config, owner, directory, fixed) {
  * Validates `{ provider?, options? }` into what the ledger keeps (never an API key).
  * @param {Header} header @param {any} env @param {Config} config @param {string} origin @param {string} owner
  * @param {BatchLimits} limits
- * @returns {Promise<Omit<BatchConfig, 'id'>>}
+ * @returns {Promise<{ meta: Omit<BatchConfig, 'id'>, repeats: Map<string, number> | undefined, cacheTtl: '1h' | undefined }>}
+ *   `repeats`: models an item may not ask for (validate.js repeatedModels); `cacheTtl`: set on
+ *   the requests' cache_control blocks as they are stored (cacheTtlOf)
  */
 async function batchMeta(header, env, config, origin, owner, limits) {
   const rawProvider = header.provider;
   if (rawProvider && typeof rawProvider === 'object' && Object.hasOwn(rawProvider, 'apiKey')) {
     throw badRequest('provider.apiKey is not accepted by /v1/batches: a stored batch never holds a key (the Worker uses its own secret)');
   }
-  const { provider, upstream, missingKey } = parseProvider(rawProvider, config, origin);
+  const { provider, upstream, name, missingKey } = parseProvider(rawProvider, config, origin);
   const raw = /** @type {Record<string, unknown>} */ (header.options ?? {});
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw badRequest('options must be an object');
-  const common = Object.fromEntries(Object.entries(raw).filter(([k]) => !BATCH_OPTIONS.has(k)));
+  const { fallbacks, rest } = splitFallbacks(raw);
+  const alternatives = parseFallbacks(fallbacks.list, { provider, name }, config, origin, { clientKeys: false });
+  const common = Object.fromEntries(Object.entries(/** @type {Record<string, unknown>} */ (rest)).filter(([k]) => !BATCH_OPTIONS.has(k)));
   const options = parseOptions(common, config);
   delete options.deadlineMs; // a batch ends at expires_at; each invocation has its own deadline
   /** @type {LimiterAsk} */
@@ -180,40 +190,146 @@ async function batchMeta(header, env, config, origin, owner, limits) {
     throw badRequest('options.rateLimit and options.limiterConcurrency need options.limiterKey: they set a limiter of your own ' +
       '(the account\'s shared limiter takes its limits from the upstream\'s headers)');
   }
-  const window = completionWindowOf(raw.completionWindow, provider.name, limits.ttlMs);
+  // The provider's Batch API is called with the built-in upstream's key (provider-batch.js).
+  const window = completionWindowOf(raw.completionWindow, name === 'anthropic' || upstream === 'sim' ? provider.name : name, limits.ttlMs,
+    batchTimings(env).providerTurnaroundMs);
+  const cap = maxCostOf(raw.maxCostUsd, window);
+  if (raw.cacheAware !== undefined && typeof raw.cacheAware !== 'boolean') {
+    throw badRequest(`options.cacheAware must be true or false, got ${JSON.stringify(raw.cacheAware)?.slice(0, 40)}`);
+  }
+  if (raw.cacheAware !== undefined) options.cacheAware = raw.cacheAware;
+  const cacheTtl = cacheTtlOf(raw.cacheTtl, provider.name);
   // Request errors first; the Worker's missing key (a 500) only for a valid request.
   if (missingKey) throw missingKey;
+  const missing = alternatives?.find((a) => a.missingKey);
+  if (missing) throw missing.missingKey;
   const settings = await configureLimiter(env, { provider: provider.name, concurrency: DEFAULT_LIMITER_CONCURRENCY, ...limiter },
     await limiterName(provider, provider.apiKey, raw.limiterKey, owner), raw.limiterKey);
+  if (alternatives) {
+    options.fallbacks = await alternativeLimiters(env, alternatives, settings.name, owner);
+    if (fallbacks.after !== undefined) options.fallbackAfterMs = fallbacks.after;
+  }
   const createdAt = Date.now();
-  return {
+  const meta = {
     owner,
-    provider: { name: provider.name, baseUrl: provider.baseUrl, ...(provider.version && { version: provider.version }), sim: upstream === 'sim' },
+    provider: { name: provider.name, baseUrl: provider.baseUrl, ...(provider.version && { version: provider.version }), sim: upstream === 'sim',
+      ...(name !== provider.name && { upstream: name }) },
     options,
     limiter: settings.settings,
     limiterKey: settings.name,
     createdAt,
     expiresAt: createdAt + limits.ttlMs,
     ...window,
+    ...cap,
   };
+  return { meta, repeats: repeatedModels(alternatives), cacheTtl };
+}
+
+/**
+ * `options.cacheTtl`: the prompt cache's lifetime for the batch's `cache_control` blocks that
+ * name none (Anthropic). "1h" keeps an entry for items served far apart (a window refilled
+ * later, items given back, a provider batch after a realtime primer), where the 5-minute
+ * default ("5m") would be written again; its writes cost 2x the input price instead of 1.25x
+ * (the replies say `cache_creation.ephemeral_1h_input_tokens`, and the ledger prices them so).
+ * @param {unknown} v @param {string} provider the API the batch speaks
+ * @returns {'1h' | undefined} what to set on the requests (nothing for "5m")
+ */
+function cacheTtlOf(v, provider) {
+  if (v === undefined) return undefined;
+  if (v !== '5m' && v !== '1h') throw badRequest(`options.cacheTtl must be "5m" or "1h", got ${JSON.stringify(v)?.slice(0, 40)}`);
+  if (provider !== 'anthropic') {
+    throw badRequest(`options.cacheTtl applies to anthropic batches (prompt caching with cache_control); this batch's provider is ${provider}`);
+  }
+  return v === '1h' ? v : undefined;
+}
+
+/**
+ * A stored row with `ttl` on each `cache_control` block of its request that names none: tools,
+ * system blocks, message content blocks, and the top-level (automatic) one. A block's own ttl
+ * is kept.
+ * @param {import('./intake.js').Row} row @param {string} ttl
+ * @returns {import('./intake.js').Row}
+ */
+function withCacheTtl(row, ttl) {
+  const params = JSON.parse(row.params);
+  /** @param {any} block */
+  const mark = (block) => {
+    const cc = block?.cache_control;
+    if (cc && typeof cc === 'object' && !Array.isArray(cc) && cc.ttl === undefined) cc.ttl = ttl;
+  };
+  /** @param {unknown} list */
+  const each = (list) => Array.isArray(list) && list.forEach(mark);
+  each(params.tools);
+  each(params.system);
+  if (Array.isArray(params.messages)) params.messages.forEach((/** @type {any} */ m) => each(m?.content));
+  mark(params);
+  return { ...row, params: JSON.stringify(params) };
+}
+
+/**
+ * `options.maxCostUsd`: the most the batch may spend, in dollars (the consumers pass what is
+ * left of it to the library's cap; consumer.js). Not with a completionWindow that goes to the
+ * provider: what goes to a provider batch is not estimated before it is submitted.
+ * @param {unknown} v @param {{ completionWindowMs?: number }} window
+ * @returns {{ maxCostUsd?: number }}
+ */
+function maxCostOf(v, window) {
+  if (v === undefined) return {};
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > MAX_COST_USD) {
+    throw badRequest(`options.maxCostUsd must be a number of dollars above 0 and at most ${MAX_COST_USD}, got ${JSON.stringify(v)?.slice(0, 40)}`);
+  }
+  if (window.completionWindowMs !== undefined) {
+    throw badRequest('options.maxCostUsd cannot be combined with options.completionWindow yet: requests sent to a provider batch are not estimated before they go');
+  }
+  return { maxCostUsd: v };
+}
+
+/**
+ * What a stored batch keeps of its fallbacks (never a key: the consumer reads the upstream's
+ * secret), each with the limiter that paces it: an alternative on another upstream is paced by
+ * that upstream's account limiter, which every batch on it shares; one on the first choice's
+ * upstream (another model) by a limiter of its own for that model (`<first's>/model/<model>`),
+ * so that one model's overload, which opens its limiter's breaker, does not hold the other back.
+ * @param {any} env @param {import('../validate.js').Alternative[]} alternatives
+ * @param {string} firstLimiter the first choice's limiter name @param {string} owner
+ */
+async function alternativeLimiters(env, alternatives, firstLimiter, owner) {
+  const out = [];
+  for (const a of alternatives) {
+    const p = a.provider;
+    const name = a.sameUpstream ? `${firstLimiter}/model/${a.model}` : await limiterName(p, p.apiKey, undefined, owner);
+    await configureLimiter(env, { provider: p.name, concurrency: DEFAULT_LIMITER_CONCURRENCY }, name, undefined);
+    out.push({
+      provider: { name: p.name, baseUrl: p.baseUrl, ...(p.version && { version: p.version }), sim: a.sim, upstream: a.name },
+      ...(a.model !== undefined && { model: a.model }),
+      ...(a.overrides && { overrides: a.overrides }),
+      limiterKey: name,
+    });
+  }
+  return out;
 }
 
 /**
  * `options.completionWindow`: by when the batch must be done, so it may go to the provider's
- * Batch API (provider-batch.js); absent, it runs realtime. It must fit the batch's TTL.
- * @param {unknown} v @param {string} provider @param {number} ttlMs
+ * Batch API (provider-batch.js); absent, it runs realtime. It must fit the batch's TTL. A
+ * window too short for the provider's expected turnaround (its part before the hand-back
+ * cutoff) runs realtime too: kept as asked, without `completionWindowMs`.
+ * @param {unknown} v @param {string} provider @param {number} ttlMs @param {number} turnaroundMs
  * @returns {{ completionWindow?: string, completionWindowMs?: number }}
  */
-function completionWindowOf(v, provider, ttlMs) {
+function completionWindowOf(v, provider, ttlMs, turnaroundMs) {
   if (v === undefined) return {};
   const ms = parseWindow(v);
   if (ms === null) {
     throw badRequest(`options.completionWindow must be a duration like "30m", "4h" or "24h" (a whole number of s, m or h), got ${JSON.stringify(v)?.slice(0, 40)}`);
   }
-  if (provider !== 'anthropic') throw badRequest(`options.completionWindow is supported for anthropic batches (this batch's provider is ${provider})`);
+  if (!BATCH_PROVIDERS.includes(provider)) {
+    throw badRequest(`options.completionWindow is supported for ${BATCH_PROVIDERS.join(' and ')} batches (this batch's provider is ${provider})`);
+  }
   if (ms > ttlMs) {
     throw badRequest(`options.completionWindow ${v} is longer than a batch lives (${ttlMs} ms, EDGEBATCH_BATCH_TTL_MS): its requests would expire first`);
   }
+  if (ms * (1 - HANDBACK_SHARE) < turnaroundMs) return { completionWindow: String(v) };
   return { completionWindow: String(v), completionWindowMs: ms };
 }
 

@@ -35,7 +35,7 @@ const REASK_MS = 1_000;
  * @param {{ attempts: number }} tally counts each attempt as it starts (an upstream request made),
  *   so the caller charges them however the call ends, a throw included
  * @returns {Promise<{ ok: true, reply: Reply | Response, permits: Permits }
- *   | { ok: false, answer: Response, permits: Permits }>}
+ *   | { ok: false, answer: Response, permits: Permits, kind: string }>} kind: the last error's
  */
 export async function callUpstream(request, body, streaming, provider, maxAttempts, settings, c, wire, tally) {
   const start = Date.now();
@@ -107,7 +107,7 @@ export async function callUpstream(request, body, streaming, provider, maxAttemp
       await new Promise((resolve) => setTimeout(resolve, Math.max(1, at - Date.now())));
       continue;
     }
-    return { ok: false, answer: failed(e, lastFailure, c.redact, settings, wire), permits };
+    return { ok: false, answer: failed(e, lastFailure, c.redact, settings, wire), permits, kind: e.kind };
   }
 }
 

@@ -11,7 +11,7 @@
 // Both routes run this one path; a `Wire` says what differs between the providers, so a rule
 // of the call (the retry loop, the failure answer, the hour's accounting) exists once.
 import { intVar } from '../config.js';
-import { acquireOrThrow, tokenLimits } from '../token-limits.js';
+import { acquireOrThrow, replyPico, requestBound, tokenLimits } from '../token-limits.js';
 import { readJsonBody } from './body.js';
 import { callUpstream } from './call.js';
 import { kept } from './answer.js';
@@ -70,15 +70,21 @@ export async function realtimeCall(request, c, wire) {
   const streaming = body.stream === true;
 
   const limits = tokenLimits(env, c.caller.name);
-  const lease = await acquireOrThrow(limits, { batches: 0, items: 1, subrequests: settings.maxRetries + 1 });
-  // `attempts` is counted by callUpstream as each one starts: charged however the call ends.
-  const used = { attempts: 0, requests: 0, inputTokens: 0, outputTokens: 0 };
-  const done = () => limits.release(lease.lease, { subrequests: used.attempts, requests: used.requests, inputTokens: used.inputTokens, outputTokens: used.outputTokens })
+  // With EDGEBATCH_USD_PER_HOUR the most the call can cost is held, then replaced by its price.
+  const bound = requestBound(config.limits, body) ?? 0;
+  const lease = await acquireOrThrow(limits, { batches: 0, items: 1, subrequests: settings.maxRetries + 1, usdPico: bound });
+  // `attempts` is counted by callUpstream as each one starts: charged however the call ends
+  // (and the dollars at the hold, unless the price of its reply or a refusal says less).
+  const used = { attempts: 0, requests: 0, inputTokens: 0, outputTokens: 0, usdPico: bound };
+  const done = () => limits.release(lease.lease, { subrequests: used.attempts, requests: used.requests, inputTokens: used.inputTokens,
+    outputTokens: used.outputTokens, usdPico: used.attempts === 0 ? 0 : used.usdPico })
     .catch((/** @type {any} */ err) => console.error(`edgebatch worker: releasing a realtime lease failed: ${redact(String(err?.message ?? err))}`));
   let handedOff = false;
   try {
     const call = await callUpstream(request, body, streaming, provider, lease.subrequests, settings, c, wire, used);
     if (!call.ok) {
+      // The upstream's own error answer (or the limiter's refusal) is not billed.
+      if (call.kind === 'http' || call.kind === 'deferred') used.usdPico = 0;
       // In waitUntil, so it outlives the answer: a client that left while the call waited for
       // the limiter leaves an acquire in flight, whose late grant flush() waits for and gives back.
       ctx.waitUntil(call.permits.flush());
@@ -92,6 +98,8 @@ export async function realtimeCall(request, c, wire) {
         used.requests = 1;
         used.inputTokens = usage.inputTokens;
         used.outputTokens = usage.outputTokens;
+        // Its events do not report every cache token: with a dollar limit it keeps its hold.
+        if (bound === 0) used.usdPico = replyPico({ model: body.model, usage: { input_tokens: usage.inputTokens, output_tokens: usage.outputTokens } }, 0);
         ctx.waitUntil(permits.finish(usage, failure).then(done));
       });
     }
@@ -99,8 +107,18 @@ export async function realtimeCall(request, c, wire) {
     used.requests = 1;
     used.inputTokens = reply.usage?.inputTokens ?? 0;
     used.outputTokens = reply.usage?.outputTokens ?? 0;
+    used.usdPico = replyPico(parsed(reply.text), bound);
     return new Response(redact(reply.text), { status: reply.status, headers: kept(reply.headers, wire) });
   } finally {
     if (!handedOff) ctx.waitUntil(done());
+  }
+}
+
+/** @param {string} text @returns {unknown} */
+function parsed(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
   }
 }

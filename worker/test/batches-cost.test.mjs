@@ -1,0 +1,122 @@
+// Dollars in stored batches, on real workerd with the simulator: every realtime result line
+// carries its `usd` at the library's prices, the batch view's `cost` is the exact sum of its
+// lines, and `options.maxCostUsd` stops starting requests before the cap would be passed (the
+// library's rule: what is spent plus the next request's estimate, input at 4 characters a token
+// and output at max_tokens), the rest ending canceled with kind cost_cap; bad values are 400s.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startWorker } from './harness.mjs';
+import { ROOMY_TOKEN, api, exactlyOnce, results, simSession, submit, waitEnded } from './batches-client.mjs';
+
+const FAST_SIM = { seed: 5, minuteMs: 60_000, latency: { baseMs: 5, perOutputTokenMs: 0, jitterMs: 5 } };
+/** claude-haiku-4-5, pico-dollars a token: $1 in, $5 out per MTok. */
+const HAIKU = { input: 1_000_000, output: 5_000_000 };
+/** Requests whose prompts have the same length, so each costs the same and has the same estimate. */
+const requests = (n, prefix) => Array.from({ length: n }, (_, i) => ({ custom_id: `${prefix}${i}`,
+  params: { model: 'claude-haiku-4-5', max_tokens: 16, messages: [{ role: 'user', content: `Summarize document ${100 + i}.` }] } }));
+/** The library's estimate of one of them: ceil(22 characters / 4) in, max_tokens out. */
+const ESTIMATE = Math.ceil('Summarize document 100.'.length / 4) * HAIKU.input + 16 * HAIKU.output;
+const pico = (usd) => Math.round(usd * 1e12);
+
+describe('worker: dollars in /v1/batches', { timeout: 60_000 }, () => {
+  let worker;
+  let base;
+  /** What one of the requests above costs at the simulator, pico-dollars (from the first test). */
+  let each;
+  before(async () => {
+    worker = await startWorker({ ...ROOMY_TOKEN, EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_PROVIDER_POLL_MS: '200', EDGEBATCH_PROVIDER_TURNAROUND_MS: '0' });
+    base = worker.url;
+  });
+  after(async () => {
+    await worker?.dispose();
+  });
+
+  test('every result line carries its usd; the view\'s cost is the exact sum of its lines', async () => {
+    const sim = await simSession(base, FAST_SIM);
+    const reqs = requests(30, 'u');
+    const batch = await submit(base, { provider: { name: 'anthropic', baseUrl: sim.baseUrl }, requests: reqs });
+    const ended = await waitEnded(base, batch.id, { timeoutMs: 20_000, everyMs: 100 });
+    assert.equal(ended.request_counts.succeeded, 30);
+    const lines = await results(base, batch.id);
+    exactlyOnce(lines, reqs.map((r) => r.custom_id));
+    for (const l of lines) {
+      const { inputTokens, outputTokens } = l.edgebatch.usage;
+      assert.equal(pico(l.edgebatch.usd), inputTokens * HAIKU.input + outputTokens * HAIKU.output, JSON.stringify(l.edgebatch));
+      assert.equal(l.edgebatch.route, 'realtime');
+    }
+    const sum = lines.reduce((s, l) => s + pico(l.edgebatch.usd), 0);
+    assert.deepEqual(ended.edgebatch.cost, { usd: sum / 1e12, usdIfRealtime: sum / 1e12 });
+    const costs = new Set(lines.map((l) => pico(l.edgebatch.usd)));
+    assert.equal(costs.size, 1, 'requests of one length cost the same');
+    [each] = costs;
+  });
+
+  test('maxCostUsd: requests start while spent + the next estimate fits; the rest end canceled with kind cost_cap', async () => {
+    assert.ok(each, 'the first test measured a request\'s cost');
+    const sim = await simSession(base, FAST_SIM);
+    // Room for the estimate after 9.5 requests' worth: requests 1..10 start (spent 9 each + the
+    // estimate fits), the 11th does not (spent 10 each + the estimate passes the cap). One at a
+    // time, so that the count is exact whatever the estimate is next to the real cost.
+    const maxCostUsd = (ESTIMATE + 9.5 * each) / 1e12;
+    const k = Math.floor((pico(maxCostUsd) - ESTIMATE) / each) + 1;
+    assert.equal(k, 10);
+    const reqs = requests(40, 'c');
+    const batch = await submit(base, { provider: { name: 'anthropic', baseUrl: sim.baseUrl }, options: { maxCostUsd, concurrency: 1 }, requests: reqs });
+    const ended = await waitEnded(base, batch.id, { timeoutMs: 20_000, everyMs: 100 });
+    assert.deepEqual(ended.request_counts, { processing: 0, succeeded: k, errored: 0, canceled: 40 - k, expired: 0 });
+    assert.equal(pico(ended.edgebatch.cost.usd), k * each);
+    assert.ok(pico(ended.edgebatch.cost.usd) + ESTIMATE > pico(maxCostUsd), 'stopped only when the next could pass the cap');
+    console.log(`# maxCostUsd $${maxCostUsd}: a request costs ${each / 1e12}, estimated ${ESTIMATE / 1e12}: ${k} ran, ${40 - k} cost_cap`);
+    assert.equal(ended.edgebatch.cost.maxCostUsd, maxCostUsd);
+    const lines = await results(base, batch.id);
+    exactlyOnce(lines, reqs.map((r) => r.custom_id));
+    const capped = lines.filter((l) => l.result.type === 'canceled');
+    assert.equal(capped.length, 40 - k);
+    for (const l of capped) {
+      assert.equal(l.result.error.kind, 'cost_cap');
+      assert.equal(l.result.error.retryable, false);
+      assert.match(l.result.error.message, /^cost cap reached: this batch's maxCostUsd is \$0\.\d+, \$0\.\d+ is spent/);
+    }
+    const dollars = (p) => (p / 1e12).toFixed(12).replace(/\.?0+$/, '');
+    assert.equal(capped[0].result.error.message, `cost cap reached: this batch's maxCostUsd is $${dollars(pico(maxCostUsd))}, ` +
+      `$${dollars(k * each)} is spent and the next request could cost more than the $${dollars(pico(maxCostUsd) - k * each)} left`);
+  });
+
+  test('an OpenAI provider batch with errors: its errored lines run realtime at the full price, the rest at half; the sums are the lines\'', async () => {
+    const sim = await simSession(base, { ...FAST_SIM, batches: { delayMs: 200, spreadMs: 400, errorRate: 0.3 } });
+    const reqs = Array.from({ length: 40 }, (_, i) => ({ custom_id: `e${i}`,
+      params: { model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: `Summarize document ${100 + i}.` }] } }));
+    const batch = await submit(base, { provider: { name: 'openai', baseUrl: sim.baseUrl }, options: { completionWindow: '1h' }, requests: reqs });
+    const ended = await waitEnded(base, batch.id, { timeoutMs: 20_000, everyMs: 100 });
+    assert.equal(ended.request_counts.succeeded, 40);
+    const failed = ended.edgebatch.providerBatches[0].counts.failed;
+    const lines = await results(base, batch.id);
+    exactlyOnce(lines, reqs.map((r) => r.custom_id));
+    const realtime = lines.filter((l) => l.edgebatch.route === 'realtime');
+    console.log(`# OpenAI errorRate 0.3: ${failed} failed in the provider batch (error file), ${realtime.length} retried realtime`);
+    assert.ok(failed > 0);
+    assert.equal(realtime.length, failed, 'exactly the failed lines ran realtime');
+    for (const l of lines) {
+      const { inputTokens, outputTokens } = l.edgebatch.usage;
+      const full = inputTokens * 150_000 + outputTokens * 600_000; // gpt-4o-mini: $0.15 / $0.60 per MTok
+      assert.equal(pico(l.edgebatch.usd), l.edgebatch.route === 'realtime' ? full : Math.round(full / 2));
+    }
+    const sum = (f) => lines.reduce((s, l) => s + f(l), 0) / 1e12;
+    assert.deepEqual(ended.edgebatch.cost, { usd: sum((l) => pico(l.edgebatch.usd)),
+      usdIfRealtime: sum((l) => pico(l.edgebatch.usdIfRealtime ?? l.edgebatch.usd)) });
+    assert.ok(ended.edgebatch.cost.usd < ended.edgebatch.cost.usdIfRealtime);
+  });
+
+  test('bad maxCostUsd values are 400s naming it', async () => {
+    const sim = await simSession(base, FAST_SIM);
+    const provider = { name: 'anthropic', baseUrl: sim.baseUrl };
+    for (const v of [0, -1, '1', null, 1e10, true]) {
+      const r = await api(base, 'POST', '/v1/batches', { body: { provider, options: { maxCostUsd: v }, requests: requests(2, 'b') } });
+      assert.equal(r.status, 400, r.text);
+      assert.match(r.json.error.message, /options\.maxCostUsd must be a number of dollars above 0/);
+    }
+    const r = await api(base, 'POST', '/v1/batches', { body: { provider, options: { maxCostUsd: 1, completionWindow: '1h' }, requests: requests(2, 'b') } });
+    assert.equal(r.status, 400, r.text);
+    assert.match(r.json.error.message, /options\.maxCostUsd cannot be combined with options\.completionWindow/);
+  });
+});
