@@ -85,18 +85,22 @@ pub struct Failure {
 impl Failure {
     /// A failure of the given kind with a message.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Failure {
-            kind: Some(kind),
-            message: message.into(),
-            ..Failure::default()
-        }
+        Failure::of(kind, None, message.into())
     }
 
     /// A non-2xx reply.
     pub fn http(status: u16, message: impl Into<String>) -> Self {
+        Failure::of(ErrorKind::Http, Some(status), message.into())
+    }
+
+    /// [`Failure::new`] and [`Failure::http`]'s body, compiled once rather than once per
+    /// message type (the struct is large: each copy writes every field).
+    fn of(kind: ErrorKind, status: Option<u16>, message: String) -> Self {
         Failure {
-            status: Some(status),
-            ..Failure::new(ErrorKind::Http, message)
+            kind: Some(kind),
+            status,
+            message,
+            ..Failure::default()
         }
     }
 

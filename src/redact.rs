@@ -41,7 +41,7 @@ impl Secrets {
             }
         };
         add(value);
-        if let Some((_scheme, credentials)) = value.split_once(' ') {
+        if let Some((_scheme, credentials)) = crate::text::split_once(value, b' ') {
             add(credentials.trim());
         }
     }

@@ -102,40 +102,48 @@ impl BatchProcessor {
     /// The data options through serde; signal, functions and the provider (whose key must
     /// never be shown) on the explicit path, from the same declarations.
     fn from_parts(raw: RawOptions, options: &JsValue) -> Result<BatchProcessor, JsValue> {
+        // Every option that can fail is read first, in this order (the first bad one is the
+        // error); what cannot fail is built after them, so that no early return has a pacer
+        // or the secrets to drop (each such return was its own copy of the drops).
         let validated = raw.validate().map_err(js_error)?;
-        let pacer = Pacer::new(
-            &validated.pacing,
-            validated.config.concurrency,
-            JsClock.now(),
-        );
         let provider = provider_option(options, raw.provider().spec)?;
-        let mut secrets = provider.as_ref().map(Provider::secrets).unwrap_or_default();
         let fallbacks = fallbacks_option(options, raw.fallbacks().spec, provider.as_ref())?;
         if fallbacks.is_empty() && validated.fallback_after.is_some() {
             return Err(
                 js_sys::RangeError::new("fallbackAfterMs applies only with fallbacks").into(),
             );
         }
+        let prices = prices_option(options, raw.prices().spec)?;
+        let signal = signal_option(options, raw.signal().spec)?;
+        let on_progress = function_option(options, raw.on_progress().spec)?;
+        let on_event = function_option(options, raw.on_event().spec)?;
+        let cost = function_option(options, raw.cost().spec)?;
+        let mut secrets = provider.as_ref().map(Provider::secrets).unwrap_or_default();
         for alternative in &fallbacks {
             secrets = secrets.with(&alternative.provider.secrets());
         }
+        let pacer = Pacer::new(
+            &validated.pacing,
+            validated.config.concurrency,
+            JsClock.now(),
+        );
         let fallback_pacers = alternative_pacers(&validated, fallbacks.len());
         Ok(BatchProcessor {
-            prices: Rc::new(prices_option(options, raw.prices().spec)?),
+            prices: Rc::new(prices),
             fallbacks: fallbacks.into(),
             fallback_pacers,
             fallback_after: validated.fallback_after,
             config: validated.config,
             seed: validated.seed,
-            signal: signal_option(options, raw.signal().spec)?,
-            on_progress: function_option(options, raw.on_progress().spec)?,
-            on_event: function_option(options, raw.on_event().spec)?,
+            signal,
+            on_progress,
+            on_event,
             provider: provider
                 .filter(|p| p.kind != ProviderKind::Http)
                 .map(Rc::new),
             secrets: Rc::new(secrets),
             max_response_bytes: validated.max_response_bytes,
-            cost: function_option(options, raw.cost().spec)?,
+            cost,
             pacer: Rc::new(RefCell::new(pacer)),
         })
     }

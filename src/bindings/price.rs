@@ -1,7 +1,8 @@
 //! `replyCost` (the Worker's build only, cargo feature `limiter`): what a provider reply cost
 //! at the built-in prices, realtime and through the provider's Batch API. The Worker's stored
 //! batches price the lines a provider batch returns with it, so the price table stays one
-//! table (`core::cost::prices`), never a copy in JS.
+//! table (`core::cost::prices`), never a copy in JS. `cacheKey` is the library's prompt-cache
+//! group of a request, for the stored batches' cache warming.
 
 use wasm_bindgen::prelude::*;
 
@@ -48,4 +49,14 @@ pub fn cost_bound(model: &str, input_tokens: f64, output_tokens: f64) -> Option<
         dearest.cost(&tokens, Served::Realtime) as f64,
         dearest.cost(&tokens, Served::ProviderBatch) as f64,
     ])
+}
+
+/// `cacheKey(request)`: the prompt-cache group of an Anthropic Messages request body, as the
+/// library's `cacheAware` groups it (`providers::anthropic::cache_key`: a hash of the request
+/// up to its last `cache_control` mark), as 16 hex digits (a u64 does not fit a JS number);
+/// `undefined` when it marks no cacheable prefix. The Worker warms a provider batch's groups
+/// with it (`worker/src/batches/provider-batch.js`).
+#[wasm_bindgen(js_name = cacheKey, skip_typescript)]
+pub fn cache_key(request: JsValue) -> Option<String> {
+    crate::providers::anthropic::cache_key(&JsJson(request)).map(|k| format!("{k:016x}"))
 }

@@ -142,23 +142,37 @@ pub fn redirect_failure(status: Option<u16>, location: Option<&str>) -> Failure 
 /// `None` for a relative one. Byte scans, not `str` patterns: those bring a string searcher
 /// (kilobytes of wasm) along.
 fn location_host(location: &str) -> Option<String> {
-    let b = location.trim().as_bytes();
+    let location = location.trim();
+    let b = location.as_bytes();
     let slashes = b.windows(2).position(|w| w == b"//")?;
     let scheme = &b[..slashes];
     if !(scheme.is_empty() || scheme.last() == Some(&b':') && !scheme.contains(&b'/')) {
         return None;
     }
-    let rest = &b[slashes + 2..];
-    let end = rest
+    let authority = slashes + 2;
+    let end = b[authority..]
         .iter()
         .position(|c| matches!(c, b'/' | b'?' | b'#' | b'\\'))
-        .unwrap_or(rest.len());
-    let authority = &rest[..end];
-    let host = match authority.iter().rposition(|&c| c == b'@') {
-        Some(at) => &authority[at + 1..],
-        None => authority,
-    };
-    let host = String::from_utf8_lossy(&host[..host.len().min(100)]).to_ascii_lowercase();
+        .map_or(b.len(), |n| authority + n);
+    let start = b[authority..end]
+        .iter()
+        .rposition(|&c| c == b'@')
+        .map_or(authority, |at| authority + at + 1);
+    // At most 100 bytes; a character cut there shows as U+FFFD (as `from_utf8_lossy` showed
+    // it, which brought 1 KB of wasm along). `get`, never `[..]`: a str's slicing panic
+    // brings the Debug formatting of strings along (4 KB).
+    let cut = end.min(start + 100);
+    let mut whole = cut;
+    while !location.is_char_boundary(whole) {
+        whole -= 1;
+    }
+    let mut host = location
+        .get(start..whole)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if whole < cut {
+        host.push('\u{fffd}');
+    }
     Some(if host.is_empty() {
         "(none)".to_owned()
     } else {
@@ -310,6 +324,16 @@ mod tests {
         assert!(redirect_failure(Some(301), Some("//cdn.example/x"))
             .message
             .contains("to host cdn.example"));
+        // At most 100 bytes of the host; a character cut there shows as U+FFFD.
+        let long = format!("https://{}\u{e9}.example/x", "A".repeat(99));
+        let cut = redirect_failure(Some(302), Some(&long));
+        let shown = format!("to host {}\u{fffd} (requests", "a".repeat(99));
+        assert!(cut.message.contains(&shown), "{}", cut.message);
+        assert!(
+            redirect_failure(Some(302), Some("https://B\u{fc}cher.example/"))
+                .message
+                .contains("to host b\u{fc}cher.example (requests")
+        );
         let opaque = redirect_failure(None, None);
         assert_eq!(opaque.status, None);
         assert!(

@@ -45,7 +45,12 @@ pub fn get(obj: &JsValue, key: &str) -> Option<JsValue> {
 
 /// `obj[key] = value` on an object we created (cannot fail).
 pub fn set(obj: &JsValue, key: &str, value: impl Into<JsValue>) {
-    let _ = js_sys::Reflect::set(obj, &JsValue::from_str(key), &value.into());
+    set_value(obj, key, value.into());
+}
+
+/// [`set`]'s body, compiled once rather than once per value type.
+fn set_value(obj: &JsValue, key: &str, value: JsValue) {
+    let _ = js_sys::Reflect::set(obj, &JsValue::from_str(key), &value);
 }
 
 /// Parsed JSON from the host's `JSON.parse`, seen through the pure [`Json`] view.

@@ -25,6 +25,8 @@ const WORKER_CAPS = {
   backoff: { baseMs: 60_000, maxMs: 600_000 },
   maxRetryAfterMs: 600_000,
   seed: null,
+  // Prompt-cache-aware starts (Anthropic): a boolean, checked below with a message of its own.
+  cacheAware: null,
 };
 export const WORKER_OPTIONS = Object.keys(WORKER_CAPS);
 
@@ -277,6 +279,9 @@ export function parseOptions(raw, config) {
     if (!Object.hasOwn(WORKER_CAPS, key)) {
       throw badRequest(`options has unknown field ${JSON.stringify(key)} (allowed: ${WORKER_OPTIONS.join(', ')})`);
     }
+  }
+  if (raw.cacheAware !== undefined && typeof raw.cacheAware !== 'boolean') {
+    throw badRequest(`options.cacheAware must be true or false, got ${show(raw.cacheAware)}`);
   }
   capped('options.concurrency', raw.concurrency, config.maxConcurrency,
     ` (Workers allow ${config.maxConcurrency} simultaneous connections per invocation here)`);

@@ -115,8 +115,51 @@ describe('worker: dollars in /v1/batches', { timeout: 60_000 }, () => {
       assert.equal(r.status, 400, r.text);
       assert.match(r.json.error.message, /options\.maxCostUsd must be a number of dollars above 0/);
     }
-    const r = await api(base, 'POST', '/v1/batches', { body: { provider, options: { maxCostUsd: 1, completionWindow: '1h' }, requests: requests(2, 'b') } });
-    assert.equal(r.status, 400, r.text);
-    assert.match(r.json.error.message, /options\.maxCostUsd cannot be combined with options\.completionWindow/);
+  });
+
+  test('maxCostUsd with a provider batch: a chunk takes the requests whose bounds fit, lines replace the holds, the rest end cost_cap', async () => {
+    const sim = await simSession(base, { ...FAST_SIM, batches: { delayMs: 100, spreadMs: 100 } });
+    const reqs = requests(24, 'p');
+    // One request's bound at the batch price (token-limits.js sizeBound): a token per byte of its
+    // JSON at haiku's dearest input rate ($2 / MTok, a 1-hour cache write), max_tokens out, half.
+    const bound = Math.round((Buffer.byteLength(JSON.stringify(reqs[0].params)) * 2_000_000 + 16 * HAIKU.output) / 2);
+    const capPico = Math.floor(5.5 * bound);
+    const maxCostUsd = capPico / 1e12;
+    const batch = await submit(base, { provider: { name: 'anthropic', baseUrl: sim.baseUrl }, options: { maxCostUsd, completionWindow: '1h' }, requests: reqs });
+    const ended = await waitEnded(base, batch.id, { timeoutMs: 20_000, everyMs: 100 });
+    const lines = await results(base, batch.id);
+    exactlyOnce(lines, reqs.map((r) => r.custom_id));
+    const served = lines.filter((l) => l.result.type === 'succeeded');
+    assert.ok(served.every((l) => l.edgebatch.route === 'provider_batch'), 'none ran realtime');
+    const costs = new Set(served.map((l) => pico(l.edgebatch.usd)));
+    assert.equal(costs.size, 1, 'requests of one length cost the same');
+    const [each] = costs;
+    // The rule, run by hand: a chunk of what fits the cap less what is spent (nothing is held
+    // between chunks: the next waits for the lines), until not one more bound fits.
+    const chunks = [];
+    for (let spent = 0, n = 0; ;) {
+      const k = Math.min(reqs.length - n, Math.floor((capPico - spent) / bound));
+      if (k === 0) break;
+      chunks.push(k);
+      n += k;
+      spent += k * each;
+    }
+    const n = chunks.reduce((a, k) => a + k, 0);
+    console.log(`# maxCostUsd ${maxCostUsd} = 5.5 bounds (${bound / 1e12} each), a line costs ${each / 1e12}: chunks ${chunks.join(', ')}, ${reqs.length - n} cost_cap`);
+    assert.equal(chunks[0], 5);
+    assert.ok(chunks.length > 1, 'later chunks use what the bounds over-estimated');
+    assert.ok(n < reqs.length, 'the cap stops the batch');
+    assert.deepEqual(ended.edgebatch.providerBatches.map((p) => p.items), chunks);
+    assert.deepEqual(served.map((l) => l.custom_id).sort(), reqs.slice(0, n).map((r) => r.custom_id).sort(), 'the first n went');
+    assert.deepEqual(ended.request_counts, { processing: 0, succeeded: n, errored: 0, canceled: reqs.length - n, expired: 0 });
+    const spent = n * each;
+    assert.equal(pico(ended.edgebatch.cost.usd), spent);
+    assert.ok(spent <= capPico && capPico - spent < bound, 'within the cap, and not one more bound fits');
+    assert.equal(ended.edgebatch.cost.heldUsd, undefined, 'nothing held once over');
+    const dollars = (p) => (p / 1e12).toFixed(12).replace(/\.?0+$/, '');
+    for (const l of lines.filter((x) => x.result.type === 'canceled')) {
+      assert.deepEqual(l.result.error, { kind: 'cost_cap', retryable: false, message: `cost cap reached: this batch's maxCostUsd is $${dollars(capPico)}, ` +
+        `$${dollars(spent)} is spent and the next request could cost more than the $${dollars(capPico - spent)} left` });
+    }
   });
 });

@@ -318,3 +318,64 @@ describe('worker: a provider Batch API that misbehaves', { timeout: 60_000, conc
     for (const secret of LOCATION_SECRETS) assert.ok(!logs.includes(secret), `${secret} in the logs`);
   });
 });
+
+describe('worker: a batch routed to OpenAI\'s Batch API, canceled or out of time', { timeout: 60_000, concurrency: true }, () => {
+  let worker;
+  let base;
+  before(async () => {
+    worker = await startWorker({ ...ROOMY_TOKEN, EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_PROVIDER_POLL_MS: '200', EDGEBATCH_PROVIDER_TURNAROUND_MS: '0' });
+    base = worker.url;
+  });
+  after(async () => {
+    await worker?.dispose();
+  });
+
+  const openaiRequests = (n, prefix) => Array.from({ length: n }, (_, i) => ({ custom_id: `${prefix}${i}`,
+    params: { model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: `Summarize document ${i}.` }] } }));
+  /** The simulator's own view of OpenAI batch `id`. */
+  const simBatch = async (sim, id) => (await fetch(`${sim.baseUrl}/v1/batches/${id}`, { headers: { authorization: 'Bearer k' } })).json();
+
+  test('canceling the batch cancels its OpenAI batch there; every item gets one canceled line', async () => {
+    const sim = await simSession(base, { ...FAST_SIM, batches: { delayMs: 3000, spreadMs: 1000 } });
+    const reqs = openaiRequests(30, 'oc');
+    const batch = await submit(base, { provider: { name: 'openai', baseUrl: sim.baseUrl }, options: { completionWindow: '1h' }, requests: reqs });
+    let id;
+    for (let i = 0; i < 50 && !id; i++) {
+      id = (await api(base, 'GET', `/v1/batches/${batch.id}`)).json.edgebatch.providerBatches[0]?.id;
+      if (!id) await sleep(100);
+    }
+    assert.match(String(id), /^batch_/);
+    assert.equal((await api(base, 'POST', `/v1/batches/${batch.id}/cancel`)).status, 200);
+    const ended = await waitEnded(base, batch.id, { timeoutMs: 10_000, everyMs: 100 });
+    assert.deepEqual(ended.request_counts, { processing: 0, succeeded: 0, errored: 0, canceled: 30, expired: 0 });
+    const there = await simBatch(sim, id);
+    assert.ok(['cancelling', 'cancelled'].includes(there.status), `the OpenAI batch is ${there.status}`);
+    assert.ok(there.cancelling_at, 'a cancel reached it');
+    const lines = await results(base, batch.id);
+    exactlyOnce(lines, reqs.map((r) => r.custom_id));
+    assert.ok(lines.every((l) => l.result.type === 'canceled' && l.edgebatch.route === undefined), 'none was served');
+  });
+
+  test('the window\'s end moves what the OpenAI batch has not finished to realtime', async () => {
+    // 5 s: the cutoff is at 4 s; the provider finishes its items over 0.5-20.5 s.
+    const sim = await simSession(base, { ...FAST_SIM, batches: { delayMs: 500, spreadMs: 20_000 } });
+    const reqs = openaiRequests(40, 'ow');
+    const started = Date.now();
+    const batch = await submit(base, { provider: { name: 'openai', baseUrl: sim.baseUrl }, options: { completionWindow: '5s' }, requests: reqs });
+    const ended = await waitEnded(base, batch.id, { timeoutMs: 15_000, everyMs: 100 });
+    const tookMs = Date.now() - started;
+    assert.equal(ended.request_counts.succeeded, 40);
+    const lines = await results(base, batch.id);
+    exactlyOnce(lines, reqs.map((r) => r.custom_id));
+    const byRoute = { provider_batch: 0, realtime: 0 };
+    for (const l of lines) byRoute[l.edgebatch.route]++;
+    const [pb] = ended.edgebatch.providerBatches;
+    const there = await simBatch(sim, pb.id);
+    console.log(`# OpenAI, window 5s, provider spread 20 s: ${byRoute.provider_batch} from the provider batch (${there.status} there), ${byRoute.realtime} realtime, ended in ${tookMs} ms`);
+    assert.ok(byRoute.provider_batch > 0 && byRoute.realtime > 0, JSON.stringify(byRoute));
+    assert.equal(there.status, 'cancelled', 'canceled there at the cutoff');
+    assert.equal(there.request_counts.completed, byRoute.provider_batch, 'what it finished is what it served');
+    assert.ok(['read', 'abandoned'].includes(pb.status), pb.status);
+    assert.ok(tookMs < 7_500, `ended after ${tookMs} ms: past the 5 s window`);
+  });
+});

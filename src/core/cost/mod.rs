@@ -16,6 +16,7 @@ pub use cap::CostCap;
 pub use prices::BUILT_IN;
 
 use super::limits::Cost;
+use crate::text::rsplit_once;
 
 /// An amount in pico-dollars (1e-12 USD).
 pub type Pico = u64;
@@ -141,12 +142,12 @@ impl Prices {
 /// The model's name without a trailing date: `-YYYYMMDD` (Anthropic) or `-YYYY-MM-DD` (OpenAI).
 fn undated(model: &str) -> Option<&str> {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    let (head, tail) = model.rsplit_once('-')?;
+    let (head, tail) = rsplit_once(model, b'-')?;
     if tail.len() == 8 && digits(tail) {
         return Some(head);
     }
-    let (head, month) = head.rsplit_once('-')?;
-    let (head, year) = head.rsplit_once('-')?;
+    let (head, month) = rsplit_once(head, b'-')?;
+    let (head, year) = rsplit_once(head, b'-')?;
     let dated = [(year, 4), (month, 2), (tail, 2)]
         .iter()
         .all(|&(part, len)| part.len() == len && digits(part));

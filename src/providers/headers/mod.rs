@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use crate::text::split_once;
+
 /// Milliseconds (finite, non-negative, checked by the caller) as a `Duration`.
 fn from_ms(ms: f64) -> Duration {
     Duration::from_nanos((ms * 1e6) as u64)
@@ -14,7 +16,7 @@ fn from_ms(ms: f64) -> Duration {
 /// sign, exponent or `NaN`. Header values are this simple, and the wasm build stays free of a
 /// full float parser.
 pub fn parse_decimal(value: &str) -> Option<f64> {
-    let (int, frac) = value.split_once('.').unwrap_or((value, ""));
+    let (int, frac) = split_once(value, b'.').unwrap_or((value, ""));
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     if int.len() + frac.len() == 0 || int.len() > 15 || !digits(int) || !digits(frac) {
         return None;
@@ -103,18 +105,15 @@ pub fn parse_http_date(value: &str) -> Option<f64> {
     if year < 100 {
         year += if year < 70 { 2000 } else { 1900 };
     }
-    let hms: Vec<u32> = time
-        .split(':')
-        .map(|p| p.parse().ok())
-        .collect::<Option<_>>()?;
-    let [h, mi, s] = hms.as_slice() else {
-        return None;
-    };
-    if !(1..=31).contains(&day) || *h > 23 || *mi > 59 || *s > 60 {
+    // `h:mi:s`; a fourth part leaves a `:` in `s`, which then is no number.
+    let (h, rest) = split_once(time, b':')?;
+    let (mi, s) = split_once(rest, b':')?;
+    let [h, mi, s]: [u32; 3] = [h.parse().ok()?, mi.parse().ok()?, s.parse().ok()?];
+    if !(1..=31).contains(&day) || h > 23 || mi > 59 || s > 60 {
         return None;
     }
     let days = days_from_civil(year, month, day);
-    Some(((days * 86_400 + i64::from(*h * 3600 + *mi * 60 + *s)) * 1000) as f64)
+    Some(((days * 86_400 + i64::from(h * 3600 + mi * 60 + s)) * 1000) as f64)
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -137,12 +136,9 @@ fn digits(s: &str, n: usize) -> Option<u32> {
 pub fn parse_rfc3339(value: &str) -> Option<f64> {
     let v = value.trim();
     let (date, rest) = v.split_at_checked(10)?;
-    let mut d = date.split('-');
-    let (year, month, day) = (
-        digits(d.next()?, 4)?,
-        digits(d.next()?, 2)?,
-        digits(d.next()?, 2)?,
-    );
+    let (year, md) = split_once(date, b'-')?;
+    let (month, day) = split_once(md, b'-')?;
+    let (year, month, day) = (digits(year, 4)?, digits(month, 2)?, digits(day, 2)?);
     let rest = rest.strip_prefix(['T', 't', ' '])?;
     let (clock, offset_min) = if let Some(c) = rest.strip_suffix(['Z', 'z']) {
         (c, 0i64)
@@ -150,24 +146,16 @@ pub fn parse_rfc3339(value: &str) -> Option<f64> {
         let at = rest.rfind(['+', '-'])?;
         let (c, off) = rest.split_at_checked(at)?;
         let (sign, hm) = off.split_at_checked(1)?;
-        let (h, m) = hm.split_once(':')?;
+        let (h, m) = split_once(hm, b':')?;
         let minutes = i64::from(digits(h, 2)? * 60 + digits(m, 2)?);
         (c, if sign == "-" { -minutes } else { minutes })
     };
-    let (hms, fraction) = clock.split_once('.').unwrap_or((clock, ""));
-    let mut t = hms.split(':');
-    let (h, mi, s) = (
-        digits(t.next()?, 2)?,
-        digits(t.next()?, 2)?,
-        digits(t.next()?, 2)?,
-    );
-    if t.next().is_some()
-        || !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || h > 23
-        || mi > 59
-        || s > 60
-    {
+    let (hms, fraction) = split_once(clock, b'.').unwrap_or((clock, ""));
+    // A fourth part leaves a `:` in `s`, which then is not two digits.
+    let (h, rest) = split_once(hms, b':')?;
+    let (mi, s) = split_once(rest, b':')?;
+    let (h, mi, s) = (digits(h, 2)?, digits(mi, 2)?, digits(s, 2)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || mi > 59 || s > 60 {
         return None;
     }
     let frac_ms = if fraction.is_empty() {

@@ -6,13 +6,14 @@
 //
 //   batch  one row: the settings as created (`config`, never changed) and what changes, with
 //          the dollars of the result lines kept as running sums (usd_pico, realtime_pico) and
-//          `maxCostUsd`'s state (the one consumer holding the rest of the budget, the cap once
-//          reached)
+//          `maxCostUsd`'s state (the one consumer holding the rest of the budget, what the
+//          requests at a provider batch hold of it, the cap once reached)
 //   counts items per state, kept by triggers on `items`: a commit or a GET costs the same at
 //          any size of batch
 //   items  one row per request: state, lease token, when a claim may take it (not_before),
 //          when its latest message became deliverable (sent_at: NEVER_SENT = not yet sent,
-//          window.js; -1 = a send that failed), whether the token budget was charged for it, its result line
+//          window.js; -1 = a send that failed), whether the token budget was charged for it, its result line,
+//          and while it is at a provider batch, its bound held against maxCostUsd (cost_hold)
 //   provider_batches, provider_items  the batches submitted to a provider's Batch API
 //          (`completionWindow`: provider-batch.js) and which items each holds, with the
 //          item's lease token at submission (its result counts only with that token)
@@ -61,6 +62,7 @@
  * @property {string | null} cost_hold the consumer run holding what is left of maxCostUsd
  * @property {number} cost_hold_until when that hold lapses (a crashed consumer's)
  * @property {string | null} cost_capped the error message once maxCostUsd stopped the batch
+ * @property {number} held_pico what the requests at provider batches hold of maxCostUsd (their bounds)
  */
 
 /** @type {ItemState[]} */
@@ -68,7 +70,9 @@ export const STATES = ['queued', 'leased', 'succeeded', 'errored', 'canceled', '
 export const WAIT_REASONS = ['token_budget', 'limiter', 'upstream_429', 'cost_hold'];
 /** Columns added to `batch` after its first layout: (name, declaration). */
 const BATCH_COLUMNS = [['usd_pico', 'INTEGER NOT NULL DEFAULT 0'], ['realtime_pico', 'INTEGER NOT NULL DEFAULT 0'],
-  ['cost_hold', 'TEXT'], ['cost_hold_until', 'INTEGER NOT NULL DEFAULT 0'], ['cost_capped', 'TEXT']];
+  ['cost_hold', 'TEXT'], ['cost_hold_until', 'INTEGER NOT NULL DEFAULT 0'], ['cost_capped', 'TEXT'], ['held_pico', 'INTEGER NOT NULL DEFAULT 0']];
+/** Columns added to `items` after its first layout. */
+const ITEM_COLUMNS = [['cost_hold', 'INTEGER NOT NULL DEFAULT 0']];
 
 /** @param {SqlStorage} sql */
 export function createSchema(sql) {
@@ -90,7 +94,7 @@ export function createSchema(sql) {
       lease_until INTEGER NOT NULL DEFAULT 0, not_before INTEGER NOT NULL DEFAULT 0,
       sent_at INTEGER NOT NULL DEFAULT 0, charged INTEGER NOT NULL DEFAULT 0,
       attempts INTEGER NOT NULL DEFAULT 0, claims INTEGER NOT NULL DEFAULT 0,
-      seq INTEGER, result TEXT);
+      seq INTEGER, result TEXT, cost_hold INTEGER NOT NULL DEFAULT 0);
     CREATE TABLE IF NOT EXISTS provider_batches (
       n INTEGER PRIMARY KEY, id TEXT, status TEXT NOT NULL, counts TEXT,
       submitted_at INTEGER NOT NULL, polled_at INTEGER NOT NULL DEFAULT 0, cancel_sent INTEGER NOT NULL DEFAULT 0,
@@ -100,6 +104,8 @@ export function createSchema(sql) {
   // A batch object made before the cost columns gets them once, empty.
   const has = new Set(sql.exec(`SELECT name FROM pragma_table_info('batch')`).toArray().map((r) => String(r.name)));
   for (const [name, decl] of BATCH_COLUMNS) if (!has.has(name)) sql.exec(`ALTER TABLE batch ADD COLUMN ${name} ${decl}`);
+  const hasItem = new Set(sql.exec(`SELECT name FROM pragma_table_info('items')`).toArray().map((r) => String(r.name)));
+  for (const [name, decl] of ITEM_COLUMNS) if (!hasItem.has(name)) sql.exec(`ALTER TABLE items ADD COLUMN ${name} ${decl}`);
   sql.exec(`
     CREATE INDEX IF NOT EXISTS items_sent ON items (state, sent_at);
     CREATE INDEX IF NOT EXISTS items_seq ON items (seq) WHERE seq IS NOT NULL;
@@ -110,6 +116,12 @@ export function createSchema(sql) {
     CREATE TRIGGER IF NOT EXISTS items_moved AFTER UPDATE OF state ON items WHEN old.state <> new.state BEGIN
       UPDATE counts SET n = n - 1 WHERE state = old.state;
       UPDATE counts SET n = n + 1 WHERE state = new.state;
+    END;
+    -- A request's hold on maxCostUsd ends as it leaves its provider batch: final (its line's usd
+    -- is in the sums in the same transaction), handed back, or sent again later.
+    CREATE TRIGGER IF NOT EXISTS items_unheld AFTER UPDATE OF state ON items WHEN old.cost_hold > 0 AND new.state <> 'leased' BEGIN
+      UPDATE batch SET held_pico = held_pico - old.cost_hold WHERE one = 1;
+      UPDATE items SET cost_hold = 0 WHERE idx = new.idx;
     END;`);
 }
 
@@ -201,6 +213,47 @@ export function finishWhere(sql, where, type, ...args) {
 
 /** The error of a request that maxCostUsd kept from starting. @param {string} message */
 export const capError = (message) => ({ kind: 'cost_cap', message, retryable: false });
+
+/** Dollars as the cap's messages show them. @param {number} p pico-dollars */
+export const dollars = (p) => (p / 1e12).toFixed(12).replace(/\.?0+$/, '');
+
+/**
+ * What is left of the batch's maxCostUsd for new work, in pico-dollars: the cap minus the
+ * lines' dollars and what the requests at provider batches hold (their bounds, until their
+ * lines replace them); null without a cap. @param {BatchRow} b
+ */
+export function costLeft(b) {
+  return b.config.maxCostUsd === undefined ? null : Math.max(0, pico(b.config.maxCostUsd) - b.usd_pico - b.held_pico);
+}
+
+/**
+ * Requests going to a provider batch hold their bounds against maxCostUsd (items_unheld lets
+ * each go). @param {SqlStorage} sql @param {{ idx: number, pico: number }[]} holds
+ */
+export function holdCost(sql, holds) {
+  let sum = 0;
+  for (const h of holds) {
+    sql.exec(`UPDATE items SET cost_hold = ? WHERE idx = ?`, h.pico, h.idx);
+    sum += h.pico;
+  }
+  sql.exec(`UPDATE batch SET held_pico = held_pico + ? WHERE one = 1`, sum);
+}
+
+/**
+ * The batch stops at its maxCostUsd: the cap's message (naming it, what is spent and what is
+ * left; kept from the first stop), every queued request canceled with it. Returns the message.
+ * @param {SqlStorage} sql @param {number} now
+ */
+export function stopAtCap(sql, now) {
+  const b = /** @type {BatchRow} */ (batchRow(sql));
+  const max = pico(/** @type {number} */ (b.config.maxCostUsd));
+  const message = `cost cap reached: this batch's maxCostUsd is $${dollars(max)}, $${dollars(b.usd_pico)} is spent ` +
+    `and the next request could cost more than the $${dollars(Math.max(0, max - b.usd_pico))} left`;
+  sql.exec(`UPDATE batch SET cost_capped = ? WHERE one = 1 AND cost_capped IS NULL`, message);
+  finishWhere(sql, `state = 'queued'`, 'canceled');
+  endIfDone(sql, now);
+  return String(sql.exec(`SELECT cost_capped FROM batch WHERE one = 1`).one().cost_capped);
+}
 
 /** Ends the batch once no item is queued or leased. @param {SqlStorage} sql @param {number} now */
 export function endIfDone(sql, now) {

@@ -14,7 +14,7 @@
 import { DurableObject } from 'cloudflare:workers';
 import { batchTimings } from '../config.js';
 import { enqueueItems } from './queues.js';
-import { batchRow, capError, createSchema, endIfDone, finishWhere, insertBatch, pico, readCounts, record, WAIT_REASONS } from './ledger-sql.js';
+import { batchRow, capError, costLeft, createSchema, endIfDone, finishWhere, insertBatch, readCounts, record, stopAtCap, WAIT_REASONS } from './ledger-sql.js';
 import { pickResends, unsend } from './redelivery.js';
 import { countClaims, NEVER_SENT, refill, unwindow } from './window.js';
 import { holdForProvider, providerView } from './provider-batch-sql.js';
@@ -45,8 +45,6 @@ const utf8 = new TextEncoder();
  * or that another claim holds it now
  */
 
-/** Dollars as the cap's messages show them. @param {number} p pico-dollars */
-const dollars = (p) => (p / 1e12).toFixed(12).replace(/\.?0+$/, '');
 
 export class BatchLedger extends DurableObject {
   /** @param {DurableObjectState} ctx @param {any} env */
@@ -99,7 +97,9 @@ export class BatchLedger extends DurableObject {
         ...(!rowWaits && pv?.waiting && { waiting: { reason: pv.waiting.reason, until: iso(pv.waiting.until) } }),
         // The result lines' dollars, summed as they are committed (never a scan).
         cost: { usd: b.usd_pico / 1e12, usdIfRealtime: b.realtime_pico / 1e12,
-          ...(b.config.maxCostUsd !== undefined && { maxCostUsd: b.config.maxCostUsd }) },
+          ...(b.config.maxCostUsd !== undefined && { maxCostUsd: b.config.maxCostUsd }),
+          // What the requests at provider batches hold of it until their lines come (their bounds).
+          ...(b.held_pico > 0 && { heldUsd: b.held_pico / 1e12 }) },
       },
     };
   }
@@ -301,7 +301,8 @@ export class BatchLedger extends DurableObject {
         else {
           const hold = crypto.randomUUID();
           this.sql.exec(`UPDATE batch SET cost_hold = ?, cost_hold_until = ? WHERE one = 1`, hold, now + leaseMs);
-          cost = { hold, leftUsd: Math.max(0, pico(b.config.maxCostUsd) - b.usd_pico) / 1e12 };
+          // Less what requests at provider batches hold (ledger-sql.js costLeft).
+          cost = { hold, leftUsd: /** @type {number} */ (costLeft(b)) / 1e12 };
         }
       }
       const { id, provider, options, limiter, limiterKey, owner } = b.config;
@@ -352,14 +353,9 @@ export class BatchLedger extends DurableObject {
       let seq = b.seq;
       if (finals.length > 0) seq = record(this.sql, finals, seq);
       if (capped.length > 0) {
-        const spent = Number(this.sql.exec(`SELECT usd_pico FROM batch WHERE one = 1`).one().usd_pico);
-        const max = pico(/** @type {number} */ (b.config.maxCostUsd));
-        const message = `cost cap reached: this batch's maxCostUsd is $${dollars(max)}, $${dollars(spent)} is spent ` +
-          `and the next request could cost more than the $${dollars(Math.max(0, max - spent))} left`;
-        this.sql.exec(`UPDATE batch SET cost_capped = ? WHERE one = 1 AND cost_capped IS NULL`, message);
-        const error = capError(String(this.sql.exec(`SELECT cost_capped FROM batch WHERE one = 1`).one().cost_capped));
-        record(this.sql, capped.map((c) => ({ ...c, result: { type: 'canceled', error } })), seq);
-        finishWhere(this.sql, `state = 'queued'`, 'canceled');
+        // The queued ones end first (stopAtCap), then these, still leased, with the same error.
+        const error = capError(stopAtCap(this.sql, now));
+        record(this.sql, capped.map((c) => ({ ...c, result: { type: 'canceled', error } })), Number(batchRow(this.sql)?.seq));
       }
       if (finals.length + capped.length > 0) endIfDone(this.sql, now);
       return { accepted: finals.length + capped.length, refused: results.length - finals.length - capped.length };

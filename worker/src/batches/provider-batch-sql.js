@@ -10,11 +10,19 @@
 // -> final (succeeded, or a non-retryable error), or handed back to the realtime path: queued
 // with sent_at = NEVER_SENT, the window rewound to it (window.js), and from there on it is
 // an item like any other.
+//
+// Cache warming (Anthropic, provider-batch.js warmsCache): before the first submission, the
+// waiting items are grouped by their prompt-cache prefix key (table cache_keys); of a group
+// big enough, the first item is its primer, handed to the realtime path as above, and the
+// rest wait with sent_at = AWAIT_PRIMER (no chunk takes them) until the primer's line is
+// final or it is late (table cache_primers: running -> warm | cold); then AWAIT_PROVIDER.
 import { endIfDone, finishWhere, record } from './ledger-sql.js';
 import { NEVER_SENT, rewind } from './window.js';
 
 /** Queued items that wait for a provider batch: later than any time, but not NEVER_SENT. */
 export const AWAIT_PROVIDER = NEVER_SENT - 1;
+/** Queued items that wait for their prefix group's primer before a provider batch (cache warming). */
+export const AWAIT_PRIMER = NEVER_SENT - 2;
 /** Provider batch states that are over for the ledger: read to the end, given up, refused or lost at submission. */
 export const CLOSED = ['read', 'abandoned', 'refused', 'lost'];
 const utf8 = new TextEncoder();
@@ -157,11 +165,11 @@ export function handBack(sql, b, indexes, now) {
  * is near, or the batch stops). @param {SqlStorage} sql @param {import('./ledger-sql.js').BatchRow} b @param {number} now
  */
 export function handBackWaiting(sql, b, now) {
-  const first = sql.exec(`SELECT min(idx) AS first FROM items WHERE state = 'queued' AND sent_at = ?`, AWAIT_PROVIDER).one().first;
+  const first = sql.exec(`SELECT min(idx) AS first FROM items WHERE state = 'queued' AND sent_at IN (?, ?)`, AWAIT_PROVIDER, AWAIT_PRIMER).one().first;
   if (first === null) return;
-  if (b.cancel_at !== null) finishWhere(sql, `state = 'queued' AND sent_at = ?`, 'canceled', AWAIT_PROVIDER);
+  if (b.cancel_at !== null) finishWhere(sql, `state = 'queued' AND sent_at IN (?, ?)`, 'canceled', AWAIT_PROVIDER, AWAIT_PRIMER);
   else {
-    sql.exec(`UPDATE items SET sent_at = ? WHERE state = 'queued' AND sent_at = ?`, NEVER_SENT, AWAIT_PROVIDER);
+    sql.exec(`UPDATE items SET sent_at = ? WHERE state = 'queued' AND sent_at IN (?, ?)`, NEVER_SENT, AWAIT_PROVIDER, AWAIT_PRIMER);
     rewind(sql, Number(first));
   }
   endIfDone(sql, now);
@@ -233,6 +241,84 @@ export function providerView(sql, b, waitUntil) {
   const rows = /** @type {ProviderRow[]} */ (sql.exec(`SELECT * FROM provider_batches ORDER BY n`).toArray());
   const providerBatches = rows.map((r) => ({ id: r.id, status: r.status, items: r.items, counts: r.counts ? JSON.parse(r.counts) : null }));
   const open = rows.some((r) => !CLOSED.includes(r.status))
-    || sql.exec(`SELECT 1 FROM items WHERE state = 'queued' AND sent_at = ? LIMIT 1`, AWAIT_PROVIDER).toArray().length > 0;
+    || sql.exec(`SELECT 1 FROM items WHERE state = 'queued' AND sent_at IN (?, ?) LIMIT 1`, AWAIT_PROVIDER, AWAIT_PRIMER).toArray().length > 0;
   return { providerBatches, waiting: open && b.ended_at === null ? { reason: 'provider_batch', until: waitUntil } : null };
+}
+
+/**
+ * Cache warming's tables (created on first use: only Anthropic batches with a
+ * completionWindow have them): each grouped item's prefix key, each group's primer and its
+ * state, and whether the batch's items were grouped. @param {SqlStorage} sql
+ */
+export function warmingSchema(sql) {
+  sql.exec(`CREATE TABLE IF NOT EXISTS cache_keys (idx INTEGER PRIMARY KEY, key TEXT NOT NULL)`);
+  sql.exec(`CREATE INDEX IF NOT EXISTS cache_keys_key ON cache_keys (key)`);
+  sql.exec(`CREATE TABLE IF NOT EXISTS cache_primers (key TEXT PRIMARY KEY, idx INTEGER NOT NULL, items INTEGER NOT NULL,
+    state TEXT NOT NULL, started_at INTEGER NOT NULL)`);
+  sql.exec(`CREATE TABLE IF NOT EXISTS cache_warming (one INTEGER PRIMARY KEY CHECK (one = 1), primers INTEGER NOT NULL)`);
+}
+
+/** Whether the batch's items were grouped (once, before its first submission). @param {SqlStorage} sql */
+export function grouped(sql) {
+  return sql.exec(`SELECT 1 FROM cache_warming`).toArray().length > 0;
+}
+
+/**
+ * The next waiting items after index `after` whose request may mark a cacheable prefix (the
+ * key itself is the library's to compute), a page at a time.
+ * @param {SqlStorage} sql @param {number} after @param {number} limit
+ * @returns {{ idx: number, params: string }[]}
+ */
+export function keyPage(sql, after, limit) {
+  return sql.exec(`SELECT idx, params FROM items WHERE state = 'queued' AND sent_at = ? AND idx > ? AND instr(params, '"cache_control"') > 0
+    ORDER BY idx LIMIT ?`, AWAIT_PROVIDER, after, limit).toArray().map((r) => ({ idx: Number(r.idx), params: String(r.params) }));
+}
+
+/** @param {SqlStorage} sql @param {{ idx: number, key: string }[]} keys */
+export function noteKeys(sql, keys) {
+  for (const k of keys) sql.exec(`INSERT OR REPLACE INTO cache_keys (idx, key) VALUES (?, ?)`, k.idx, k.key);
+}
+
+/**
+ * Once the keys are noted: each group of at least `minItems` gets its first item as primer,
+ * handed to the realtime path (the window rewound to it); the rest of the group waits for
+ * it. Smaller groups, and items without a key, wait for the provider as before. Marks the
+ * batch grouped; returns how many primers went.
+ * @param {SqlStorage} sql @param {number} minItems @param {number} now
+ */
+export function startPrimers(sql, minItems, now) {
+  sql.exec(`INSERT INTO cache_primers (key, idx, items, state, started_at)
+    SELECT key, min(idx), count(*), 'running', ? FROM cache_keys GROUP BY key HAVING count(*) >= ?`, now, minItems);
+  sql.exec(`DELETE FROM cache_keys WHERE key NOT IN (SELECT key FROM cache_primers)`);
+  sql.exec(`UPDATE items SET sent_at = ? WHERE state = 'queued' AND sent_at = ? AND idx IN
+    (SELECT k.idx FROM cache_keys k JOIN cache_primers p ON p.key = k.key WHERE k.idx <> p.idx)`, AWAIT_PRIMER, AWAIT_PROVIDER);
+  const primers = sql.exec(`UPDATE items SET sent_at = ? WHERE state = 'queued' AND sent_at = ? AND idx IN (SELECT idx FROM cache_primers)
+    RETURNING idx`, NEVER_SENT, AWAIT_PROVIDER).toArray().map((r) => Number(r.idx));
+  if (primers.length > 0) rewind(sql, Math.min(...primers));
+  sql.exec(`INSERT OR REPLACE INTO cache_warming (one, primers) VALUES (1, ?)`, primers.length);
+  return primers.length;
+}
+
+/**
+ * Groups whose primer is over go to the provider: `warm` once its line succeeded (its reply
+ * wrote the entry, or read one), `cold` when it ended otherwise or has run for `waitMs`
+ * without a line (its group is not held back longer than that).
+ * @param {SqlStorage} sql @param {number} now @param {number} waitMs
+ * @returns {number} the groups released
+ */
+export function releaseGroups(sql, now, waitMs) {
+  const running = sql.exec(`SELECT p.key, p.started_at, i.state FROM cache_primers p JOIN items i ON i.idx = p.idx
+    WHERE p.state = 'running'`).toArray();
+  let released = 0;
+  for (const r of running) {
+    const state = r.state === 'succeeded' ? 'warm'
+      : r.state !== 'queued' && r.state !== 'leased' ? 'cold'
+        : now - Number(r.started_at) >= waitMs ? 'cold' : null;
+    if (state === null) continue;
+    sql.exec(`UPDATE items SET sent_at = ? WHERE state = 'queued' AND sent_at = ? AND idx IN (SELECT idx FROM cache_keys WHERE key = ?)`,
+      AWAIT_PROVIDER, AWAIT_PRIMER, r.key);
+    sql.exec(`UPDATE cache_primers SET state = ? WHERE key = ?`, state, r.key);
+    released++;
+  }
+  return released;
 }

@@ -25,17 +25,31 @@
 // With EDGEBATCH_USD_PER_HOUR its dollars too: a chunk is held at its requests' bound at the
 // batch price (token-limits.js sizeBound) and, once made (or perhaps made), keeps that hold as
 // its charge: its real cost comes hours later, past the hour it was charged to.
+// Cache warming (Anthropic; warmsCache): a provider batch runs its requests in parallel, so
+// those sharing a cached prefix all write the entry (1.25x the input price, 2x for 1 h) and
+// few read it (0.1x). So before the first submission the waiting requests are grouped by the
+// library's prefix key (the wasm's cacheKey, as `cacheAware` groups them); of each group of
+// WARM_MIN_GROUP or more, the first request runs realtime (the work queue, the consumer, the
+// limiter: an item like any other, its line `route: "realtime"`), and the rest are submitted
+// once its line is final: they read the entry it wrote while it lives (its lifetime, 5 m or
+// 1 h, renewed by each read). A primer late by primerWaitMs, or not succeeded, lets its group
+// go cold (provider-batch-sql.js releaseGroups).
+// With the batch's maxCostUsd, a chunk takes only the waiting requests whose bounds (the same
+// sizeBound, at the batch price) fit what is left of it; each holds its bound in the ledger
+// (ledger-sql.js holdCost) until its line, whose usd replaces it, comes (#admit, #lease).
 // Keys stay here: the Worker's own upstream key, as the consumer uses it; errors are redacted.
 import * as edgebatch from '../../pkg/edgebatch.js';
 import { batchTimings, readConfig, UPSTREAMS } from '../config.js';
 import { redactor, secretsOf } from '../auth.js';
 import { sizeBound, tokenLimits } from '../token-limits.js';
-import { batchRow } from './ledger-sql.js';
+import { batchRow, costLeft, holdCost, stopAtCap } from './ledger-sql.js';
+import { NEVER_SENT, rewind } from './window.js';
 import { AWAIT_PROVIDER, CLOSED, bodyPage, commitLines, handBack, handBackWaiting, held, leaseChunk, markCharged,
   noteStatus, submitted, unsubmit, waitingToSubmit } from './provider-batch-sql.js';
 import { ProviderError, RETRY_LATER } from './provider-call.js';
 import { anthropicApi } from './provider-anthropic.js';
 import { openaiApi } from './provider-openai.js';
+import { grouped, keyPage, noteKeys, releaseGroups, startPrimers, warmingSchema } from './provider-batch-sql.js';
 
 export const HANDBACK_SHARE = 0.2;
 export const GIVE_UP_SHARE = 0.1;
@@ -52,6 +66,30 @@ const BODY_PAGE = 200;
 const CREATE_BUDGET_MS = 60_000;
 /** The providers with a Batch API adapter. */
 export const BATCH_PROVIDERS = ['anthropic', 'openai'];
+/**
+ * The smallest prefix group that gets a primer. With P the prefix's input price and s the
+ * rest of one request's, warming costs 0.625P + 0.5s more than a cold provider batch that
+ * writes the entry once (the primer at the realtime price, not half; 1 h: P + 0.5s), and
+ * saves 0.575P (1 h: 0.95P) for each more write the cold batch makes: it pays from 3 cold
+ * writes. A provider runs a batch's requests in parallel, so a cold group writes about once
+ * per request that starts before the first write began: most groups of 4 or more do.
+ */
+export const WARM_MIN_GROUP = 4;
+/** A group waits for its primer at most this long (and at most PRIMER_WAIT_SHARE of the window). */
+const PRIMER_WAIT_MS = 600_000;
+const PRIMER_WAIT_SHARE = 0.1;
+/** Requests read at a time to key their prefixes. */
+const KEY_PAGE = 500;
+
+/**
+ * Whether a batch's prefix groups are warmed before they go to the provider: Anthropic's API
+ * (its cache_control marks; OpenAI caches on its own with no write price) and `cacheAware` not
+ * false. Whatever `cacheTtl`: see WARM_MIN_GROUP and worker/README.md for when it pays.
+ * @param {import('./ledger-sql.js').BatchConfig} c
+ */
+export function warmsCache(c) {
+  return c.provider.name === 'anthropic' && c.options.cacheAware !== false;
+}
 
 /** @typedef {import('./ledger-sql.js').BatchRow} BatchRow */
 /** @typedef {import('./provider-batch-sql.js').ProviderRow} ProviderRow */
@@ -153,10 +191,11 @@ export class ProviderFollower {
     // A create that was under way when the object last stopped: its outcome is unknown, its
     // items go realtime (were it made after all, its lines are refused by the lease token).
     for (const r of this.#rows().filter((x) => x.status === 'submitting')) this.tx(() => unsubmit(this.sql, b, r.n, 'lost', now));
+    if (!stopping && warmsCache(b.config)) this.#warm(b.config, now);
     if (stopping) this.tx(() => handBackWaiting(this.sql, /** @type {BatchRow} */ (batchRow(this.sql)), now));
     else if (now >= this.createAfter) {
       for (let i = 0; i < SUBMITS_PER_ALARM && Date.now() < now + CREATE_BUDGET_MS; i++) {
-        const lease = await this.#charge(b, t.leaseMs, api.frame.maxRequests);
+        const lease = await this.#charge(b, t.leaseMs, this.tx(() => this.#admit(api.frame.maxRequests)));
         if (!lease) break;
         /** @type {{ n: number, items: number, bytes: number } | null} */
         let chunk = null;
@@ -165,7 +204,7 @@ export class ProviderFollower {
         try {
           // Each create may take minutes: a chunk's lease and submitted_at start with it.
           const at = Date.now();
-          chunk = this.tx(() => leaseChunk(this.sql, at, at + t.leaseMs, api.frame));
+          chunk = this.tx(() => this.#lease(at, at + t.leaseMs, api.frame));
           if (chunk) outcome = await this.#submit(api, chunk, b.config.expiresAt, t.providerPollMs, redact);
         } finally {
           // Also when the chunk could not be leased: the hour's lease must not be left held. Its
@@ -254,32 +293,116 @@ export class ProviderFollower {
   }
 
   /**
-   * Each matching item's dollar bound at the batch price (token-limits.js sizeBound), read in
-   * SQL (no request parsed here); 0s without EDGEBATCH_USD_PER_HOUR. A model without a price
-   * counts as more than the hour (it never goes; realtime ends it, naming the model).
+   * Each matching item's dollar bound for the token's hour (#priced); none without
+   * EDGEBATCH_USD_PER_HOUR. A model without a price counts as more than the hour (it never
+   * goes; realtime ends it, naming the model).
    * @param {string} where over items `i` (and `p`, provider_items) @param {string} [tail]
    * @returns {number[]}
    */
   #bounds(where, tail = '') {
     const { limits } = readConfig(this.env);
     if (limits.usdPerHour === null) return [];
-    const rows = this.sql.exec(`SELECT json_extract(i.params, '$.model') AS model, length(CAST(i.params AS BLOB)) AS bytes,
+    const never = Math.round(limits.usdPerHour * 1e12) + 1;
+    return this.#priced(where, tail).map((r) => r.pico ?? never);
+  }
+
+  /**
+   * Each matching item's dollar bound at the batch price (token-limits.js sizeBound), read in
+   * SQL (no request parsed here); `pico` null when its model has no price.
+   * @param {string} where over items `i` (and `p`, provider_items) @param {string} [tail]
+   * @returns {{ idx: number, pico: number | null }[]}
+   */
+  #priced(where, tail = '') {
+    const rows = this.sql.exec(`SELECT i.idx, json_extract(i.params, '$.model') AS model, length(CAST(i.params AS BLOB)) AS bytes,
       coalesce(json_extract(i.params, '$.max_tokens'), json_extract(i.params, '$.max_completion_tokens')) AS output,
       coalesce(json_array_length(i.params, '$.tools'), 0) AS tools
       FROM items i LEFT JOIN provider_items p ON p.idx = i.idx WHERE ${where} ${tail}`).toArray();
-    const never = Math.round(limits.usdPerHour * 1e12) + 1;
     return rows.map((r) => {
       try {
-        return sizeBound({ model: r.model, bytes: Number(r.bytes), tools: Number(r.tools) > 0, output: r.output }, 'provider_batch', 'a request');
+        return { idx: Number(r.idx), pico: sizeBound({ model: r.model, bytes: Number(r.bytes), tools: Number(r.tools) > 0, output: r.output }, 'provider_batch', 'a request') };
       } catch {
-        return never;
+        return { idx: Number(r.idx), pico: null };
       }
     });
+  }
+
+  /**
+   * maxCostUsd at submission (without a cap: `max`): how many of the next `max` waiting
+   * requests, in the order the token's hour takes them, fit what is left of the cap at their
+   * bounds at the batch price (spent + held + these <= cap; a prefix, as the realtime cap asks
+   * of the next request). When none fits: while requests at provider batches hold part of the
+   * cap (their lines usually cost less) or a consumer run holds the rest, they wait; else the
+   * batch stops at its cap, every waiting request canceled with kind cost_cap. A request whose
+   * model has no price cannot be bounded: it goes realtime, where the library's cap ends it
+   * (kind invalid, naming the model). Inside a transaction. @param {number} max
+   */
+  #admit(max) {
+    const b = /** @type {BatchRow} */ (batchRow(this.sql));
+    const left = costLeft(b);
+    if (left === null) return max;
+    if (b.cost_capped !== null || (b.cost_hold !== null && b.cost_hold_until > Date.now())) return 0;
+    const rows = this.#priced(`i.state = 'queued' AND i.sent_at = ${AWAIT_PROVIDER}`, `ORDER BY i.charged DESC, i.idx LIMIT ${max}`);
+    const unpriced = rows.filter((r) => r.pico === null).map((r) => r.idx);
+    for (const idx of unpriced) this.sql.exec(`UPDATE items SET sent_at = ? WHERE idx = ?`, NEVER_SENT, idx);
+    if (unpriced.length > 0) rewind(this.sql, Math.min(...unpriced));
+    let fit = 0;
+    let sum = 0;
+    for (const r of rows) {
+      if (r.pico === null) continue;
+      if (sum + r.pico > left) break;
+      sum += r.pico;
+      fit++;
+    }
+    if (fit === 0 && unpriced.length < rows.length && b.held_pico === 0) stopAtCap(this.sql, Date.now());
+    return fit;
+  }
+
+  /**
+   * Leases the next chunk (provider-batch-sql.js leaseChunk), as many requests as #admit lets
+   * go, each holding its bound against maxCostUsd until its line replaces it. Inside a transaction.
+   * @param {number} now @param {number} leaseUntil @param {import('./provider-batch-sql.js').Frame} frame
+   */
+  #lease(now, leaseUntil, frame) {
+    const max = this.#admit(frame.maxRequests);
+    if (max === 0) return null;
+    const chunk = leaseChunk(this.sql, now, leaseUntil, { ...frame, maxRequests: max });
+    if (chunk && batchRow(this.sql)?.config.maxCostUsd !== undefined) {
+      holdCost(this.sql, this.#priced(`p.batch = ${chunk.n}`).map((r) => ({ idx: r.idx, pico: r.pico ?? 0 })));
+    }
+    return chunk;
   }
 
   /** @returns {ProviderRow[]} */
   #rows() {
     return /** @type {ProviderRow[]} */ (this.sql.exec(`SELECT * FROM provider_batches ORDER BY n`).toArray());
+  }
+
+  /**
+   * Cache warming's turn (before any submission): the waiting requests grouped by prefix once
+   * (their keys noted a page at a time), primers handed to the realtime path; each turn, the
+   * groups whose primer is over released to the provider.
+   * @param {import('./ledger-sql.js').BatchConfig} c @param {number} now
+   */
+  #warm(c, now) {
+    warmingSchema(this.sql);
+    if (!grouped(this.sql)) {
+      for (let after = -1; ;) {
+        const page = keyPage(this.sql, after, KEY_PAGE);
+        /** @type {{ idx: number, key: string }[]} */
+        const keys = [];
+        for (const r of page) {
+          // The Worker's build only (cargo feature `limiter`), as replyCost. Stored params are JSON.
+          const key = /** @type {any} */ (edgebatch).cacheKey(JSON.parse(r.params));
+          if (typeof key === 'string') keys.push({ idx: r.idx, key });
+        }
+        this.tx(() => noteKeys(this.sql, keys));
+        if (page.length < KEY_PAGE) break;
+        after = page[page.length - 1].idx;
+      }
+      this.tx(() => startPrimers(this.sql, WARM_MIN_GROUP, now));
+    }
+    const waitMs = Math.min(PRIMER_WAIT_MS, Number(c.completionWindowMs) * PRIMER_WAIT_SHARE);
+    this.tx(() => releaseGroups(this.sql, now, waitMs));
   }
 
   /** @param {ProviderRow} r */

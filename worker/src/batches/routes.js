@@ -193,7 +193,7 @@ async function batchMeta(header, env, config, origin, owner, limits) {
   // The provider's Batch API is called with the built-in upstream's key (provider-batch.js).
   const window = completionWindowOf(raw.completionWindow, name === 'anthropic' || upstream === 'sim' ? provider.name : name, limits.ttlMs,
     batchTimings(env).providerTurnaroundMs);
-  const cap = maxCostOf(raw.maxCostUsd, window);
+  const cap = maxCostOf(raw.maxCostUsd);
   if (raw.cacheAware !== undefined && typeof raw.cacheAware !== 'boolean') {
     throw badRequest(`options.cacheAware must be true or false, got ${JSON.stringify(raw.cacheAware)?.slice(0, 40)}`);
   }
@@ -268,18 +268,15 @@ function withCacheTtl(row, ttl) {
 
 /**
  * `options.maxCostUsd`: the most the batch may spend, in dollars (the consumers pass what is
- * left of it to the library's cap; consumer.js). Not with a completionWindow that goes to the
- * provider: what goes to a provider batch is not estimated before it is submitted.
- * @param {unknown} v @param {{ completionWindowMs?: number }} window
+ * left of it to the library's cap, consumer.js; a provider batch takes the requests whose
+ * bounds fit it, provider-batch.js #admit).
+ * @param {unknown} v
  * @returns {{ maxCostUsd?: number }}
  */
-function maxCostOf(v, window) {
+function maxCostOf(v) {
   if (v === undefined) return {};
   if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > MAX_COST_USD) {
     throw badRequest(`options.maxCostUsd must be a number of dollars above 0 and at most ${MAX_COST_USD}, got ${JSON.stringify(v)?.slice(0, 40)}`);
-  }
-  if (window.completionWindowMs !== undefined) {
-    throw badRequest('options.maxCostUsd cannot be combined with options.completionWindow yet: requests sent to a provider batch are not estimated before they go');
   }
   return { maxCostUsd: v };
 }
