@@ -185,7 +185,9 @@ export function readConfig(env) {
  * - providerTurnaroundMs: how long the provider's Batch API is expected to take (Anthropic:
  *   "most batches finish in less than 1 hour"). A window whose share before the hand-back
  *   cutoff is shorter runs realtime from the start: the provider would hold its items until
- *   the cutoff and the rest would then run realtime anyway, later than realtime alone.
+ *   the cutoff and the rest would then run realtime anyway, later than realtime alone;
+ * - providerBatchMaxRequests, providerBatchMaxBytes: the largest provider batch to make, within
+ *   the provider's own limits (batches/provider-batch.js chunkFrame).
  * @param {Record<string, any>} env
  */
 export function batchTimings(env) {
@@ -200,6 +202,8 @@ export function batchTimings(env) {
     dlqName: String(env.EDGEBATCH_DLQ_NAME || 'edgebatch-dlq'),
     providerPollMs: intVar(env, 'EDGEBATCH_PROVIDER_POLL_MS', 30_000, 100, 3_600_000),
     providerTurnaroundMs: intVar(env, 'EDGEBATCH_PROVIDER_TURNAROUND_MS', 3_600_000, 0, 86_400_000),
+    providerBatchMaxRequests: intVar(env, 'EDGEBATCH_PROVIDER_BATCH_MAX_REQUESTS', 100_000, 1, 100_000),
+    providerBatchMaxBytes: intVar(env, 'EDGEBATCH_PROVIDER_BATCH_MAX_BYTES', 256 * 1024 * 1024, 1024, 256 * 1024 * 1024),
   };
 }
 

@@ -10,7 +10,7 @@
 import mod from '../pkg/edgebatch_bg.wasm';
 import * as edgebatch from '../pkg/edgebatch.js';
 import { streamBatch } from '../../js/batch-stream.mjs';
-import { readConfig, upstreamSecrets } from './config.js';
+import { readConfig } from './config.js';
 import { authenticate, redactor, secretsOf } from './auth.js';
 import { acquireOrThrow, billed, requestBound, tokenLimits } from './token-limits.js';
 import { allow, badRequest, discardBody, errorResponse, HttpError, jsonResponse, readCappedText } from './http.js';
@@ -33,7 +33,7 @@ export { BatchLedger, BatchDirectory, UpstreamLimiter } from './batches/index.js
 export default {
   async fetch(request, env, ctx) {
     // The caller's own token joins the redactor's secrets once known (configured ones are hashes).
-    const scope = { redact: redactor(allSecrets(env)) };
+    const scope = { redact: redactor(secretsOf(env)) };
     try {
       return await route(request, env, ctx, scope);
     } catch (err) {
@@ -44,7 +44,7 @@ export default {
 
   // The work queues of /v1/batches (and their dead-letter queue).
   async queue(batch, env) {
-    await consume(batch, env, allSecrets(env));
+    await consume(batch, env, secretsOf(env));
   },
 };
 
@@ -60,7 +60,7 @@ async function route(request, env, ctx, scope) {
   if (path === '/v1/batch') {
     allow(request, ['POST']);
     const caller = await authenticate(request, env);
-    scope.redact = redactor(allSecrets(env, caller.token));
+    scope.redact = redactor(secretsOf(env, caller.token));
     const text = await readCappedText(request, config.maxBodyBytes, config.bodyTimeoutMs);
     const batch = parseBatchRequest(text, config, url.origin);
     // One concurrent-batch slot, the items, and up to the budget of subrequests of this
@@ -87,7 +87,7 @@ async function route(request, env, ctx, scope) {
   }
   if (path === '/v1/batches' || path.startsWith('/v1/batches/')) {
     const caller = await authenticate(request, env);
-    scope.redact = redactor(allSecrets(env, caller.token));
+    scope.redact = redactor(secretsOf(env, caller.token));
     const parts = path.slice('/v1/batches'.length).split('/').filter(Boolean);
     return handleBatches(request, url, parts, env, config, caller.name, scope.redact);
   }
@@ -185,11 +185,6 @@ function batchResponse({ items, provider, options, upstreams }, request, config,
 function named(r, upstreams) {
   const k = r.servedBy?.alternative;
   return k === undefined || upstreams?.[k] === undefined ? r : { ...r, servedBy: { ...r.servedBy, upstream: upstreams[k] } };
-}
-
-/** Every secret to redact: auth.js's, and the keys of the operator's own upstreams (config.js). */
-function allSecrets(env, token) {
-  return [...secretsOf(env, token), ...upstreamSecrets(env)];
 }
 
 function notFound(path) {

@@ -17,6 +17,8 @@ const requests = (n, prefix) => Array.from({ length: n }, (_, i) => ({ custom_id
 /** The library's estimate of one of them: ceil(22 characters / 4) in, max_tokens out. */
 const ESTIMATE = Math.ceil('Summarize document 100.'.length / 4) * HAIKU.input + 16 * HAIKU.output;
 const pico = (usd) => Math.round(usd * 1e12);
+/** A model the Worker allows that the price table does not know. */
+const UNPRICED = 'acme-unpriced-1';
 
 describe('worker: dollars in /v1/batches', { timeout: 60_000 }, () => {
   let worker;
@@ -24,7 +26,9 @@ describe('worker: dollars in /v1/batches', { timeout: 60_000 }, () => {
   /** What one of the requests above costs at the simulator, pico-dollars (from the first test). */
   let each;
   before(async () => {
-    worker = await startWorker({ ...ROOMY_TOKEN, EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_PROVIDER_POLL_MS: '200', EDGEBATCH_PROVIDER_TURNAROUND_MS: '0' });
+    // UNPRICED is allowed here (EDGEBATCH_MODELS) but has no price in the library's table.
+    worker = await startWorker({ ...ROOMY_TOKEN, EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_PROVIDER_POLL_MS: '200', EDGEBATCH_PROVIDER_TURNAROUND_MS: '0',
+      EDGEBATCH_MODELS: `claude-haiku-4-5,gpt-4o-mini,${UNPRICED}` });
     base = worker.url;
   });
   after(async () => {
@@ -115,6 +119,28 @@ describe('worker: dollars in /v1/batches', { timeout: 60_000 }, () => {
       assert.equal(r.status, 400, r.text);
       assert.match(r.json.error.message, /options\.maxCostUsd must be a number of dollars above 0/);
     }
+  });
+
+  test('under maxCostUsd, a request of an unpriced model is a 400 at create naming it and its model; without a cap it is taken', async () => {
+    const sim = await simSession(base, FAST_SIM);
+    const provider = { name: 'anthropic', baseUrl: sim.baseUrl };
+    const reqs = requests(4, 'p');
+    reqs[2].params.model = UNPRICED;
+    const message = `options.maxCostUsd needs a price for the model "${UNPRICED}", and the price table has none (a batch with a dollar cap runs priced models only)`;
+    for (const options of [{ maxCostUsd: 1 }, { maxCostUsd: 1, completionWindow: '1h' }]) {
+      const r = await api(base, 'POST', '/v1/batches', { body: { provider, options, requests: reqs } });
+      assert.equal(r.status, 400, r.text);
+      assert.equal(r.json.error.message, `requests[2].params.model: ${message}`);
+    }
+    // NDJSON: the header line first, so the request is line 4.
+    const ndjson = [{ provider, options: { maxCostUsd: 1 } }, ...reqs].map((l) => JSON.stringify(l)).join('\n');
+    const r = await api(base, 'POST', '/v1/batches', { raw: ndjson, type: 'application/x-ndjson' });
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.json.error.message, `line 4.params.model: ${message}`);
+    // The priced ones alone under the cap, and all of them without one, are taken.
+    const priced = await submit(base, { provider, options: { maxCostUsd: 1 }, requests: reqs.filter((q) => q.params.model !== UNPRICED) });
+    const uncapped = await submit(base, { provider, requests: reqs });
+    for (const b of [priced, uncapped]) assert.equal((await api(base, 'POST', `/v1/batches/${b.id}/cancel`)).status, 200);
   });
 
   test('maxCostUsd with a provider batch: a chunk takes the requests whose bounds fit, lines replace the holds, the rest end cost_cap', async () => {

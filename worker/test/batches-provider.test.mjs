@@ -13,6 +13,49 @@ import { LOCATION_SECRETS, startRedirectPair } from '../../tests/support/redirec
 
 const FAST_SIM = { seed: 11, minuteMs: 60_000, latency: { baseMs: 5, perOutputTokenMs: 0, jitterMs: 5 } };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** ms of an ISO time. */
+const ms = (iso) => Date.parse(iso);
+
+/**
+ * A window too short for the provider at `base` (alarm and poll every 200 ms): `reqs` with
+ * `window` against a provider spreading them over `spread`. What the provider finished is
+ * its lines, the rest ran realtime, each once; the provider batch was canceled there, and the
+ * Worker sent that cancel at the cutoff: at or after 80% of the window from the batch's
+ * creation, before its end (both on the Worker's clock, the view's times); the batch ended
+ * in time (a generous bound: realtime runs the rest in well under a second).
+ */
+async function windowEnd(base, provider, reqs, window, spread) {
+  const w = { s: 1_000, m: 60_000 }[window.slice(-1)] * Number(window.slice(0, -1));
+  const sim = await simSession(base, { ...FAST_SIM, batches: spread });
+  const started = Date.now();
+  const batch = await submit(base, { provider: { name: provider, baseUrl: sim.baseUrl }, options: { completionWindow: window }, requests: reqs });
+  const ended = await waitEnded(base, batch.id, { timeoutMs: w + 10_000, everyMs: 100 });
+  const tookMs = Date.now() - started;
+  assert.equal(ended.request_counts.succeeded, reqs.length);
+  const lines = await results(base, batch.id);
+  exactlyOnce(lines, reqs.map((r) => r.custom_id));
+  const byRoute = { provider_batch: 0, realtime: 0 };
+  for (const l of lines) byRoute[l.edgebatch.route]++;
+  const [pb] = ended.edgebatch.providerBatches;
+  const simPath = provider === 'openai' ? `/v1/batches/${pb.id}` : `/v1/messages/batches/${pb.id}`;
+  const there = await (await fetch(`${sim.baseUrl}${simPath}`, { headers: { authorization: 'Bearer k', 'x-api-key': 'k', 'anthropic-version': '2023-06-01' } })).json();
+  const canceledAt = ms(pb.cancel_initiated_at) - ms(ended.created_at);
+  console.log(`# ${provider}, window ${window}, provider spread ${(spread.delayMs + spread.spreadMs) / 1000} s: ${byRoute.provider_batch} from the provider batch ` +
+    `(${there.status ?? there.processing_status} there), ${byRoute.realtime} realtime; cancel sent at ${canceledAt} ms (${(canceledAt / w).toFixed(3)} of the window), ended in ${tookMs} ms`);
+  assert.ok(byRoute.provider_batch > 0 && byRoute.realtime > 0, JSON.stringify(byRoute));
+  if (provider === 'openai') {
+    assert.equal(there.status, 'cancelled', 'canceled there at the cutoff');
+    assert.equal(there.request_counts.completed, byRoute.provider_batch, 'what it finished is what it served');
+  } else {
+    assert.equal(there.processing_status, 'ended');
+    assert.ok(there.cancel_initiated_at, 'canceled there at the cutoff');
+    assert.equal(there.request_counts.succeeded, byRoute.provider_batch, 'what it finished is what it served');
+  }
+  assert.ok(['read', 'abandoned'].includes(pb.status), pb.status);
+  assert.ok(canceledAt >= 0.8 * w, `the cancel went at ${canceledAt} ms, before the cutoff at ${0.8 * w} ms`);
+  assert.ok(canceledAt < w, `the cancel went at ${canceledAt} ms, after the window's end`);
+  assert.ok(tookMs < w + 3_000, `ended after ${tookMs} ms: past the ${w} ms window`);
+}
 
 describe('worker: /v1/batches through the provider Batch API', { timeout: 60_000, concurrency: true }, () => {
   let worker;
@@ -64,24 +107,9 @@ describe('worker: /v1/batches through the provider Batch API', { timeout: 60_000
     exactlyOnce(await followed, reqs.map((r) => r.custom_id));
   });
 
-  test('a window too short for the provider: what it has not finished at the cutoff is canceled there and runs realtime', async () => {
+  test('a window too short for the provider (Anthropic): what it has not finished at the cutoff is canceled there and runs realtime', async () => {
     // 10 s: the cutoff is at 8 s; the provider finishes its items over 1-41 s.
-    const sim = await simSession(base, { ...FAST_SIM, batches: { delayMs: 1000, spreadMs: 40_000 } });
-    const reqs = requests(60, 'w');
-    const started = Date.now();
-    const batch = await submit(base, { provider: { name: 'anthropic', baseUrl: sim.baseUrl }, options: { completionWindow: '10s' }, requests: reqs });
-    const ended = await waitEnded(base, batch.id, { timeoutMs: 30_000, everyMs: 200 });
-    const tookMs = Date.now() - started;
-    assert.equal(ended.request_counts.succeeded, 60);
-    const lines = await results(base, batch.id);
-    exactlyOnce(lines, reqs.map((r) => r.custom_id));
-    const byRoute = { provider_batch: 0, realtime: 0 };
-    for (const l of lines) byRoute[l.edgebatch.route]++;
-    console.log(`# window 10s, provider spread 41 s: ${byRoute.provider_batch} lines from the provider batch, ${byRoute.realtime} realtime, ended in ${tookMs} ms`);
-    assert.ok(byRoute.provider_batch > 0 && byRoute.realtime > 0, JSON.stringify(byRoute));
-    assert.ok(tookMs < 12_000, `ended after ${tookMs} ms: past the 10 s window`);
-    const pb = ended.edgebatch.providerBatches[0];
-    assert.ok(['read', 'abandoned'].includes(pb.status), pb.status);
+    await windowEnd(base, 'anthropic', requests(60, 'w'), '10s', { delayMs: 1000, spreadMs: 40_000 });
   });
 
   test('errored items of the provider batch are retried realtime one by one; the rest stay provider results', async () => {
@@ -193,6 +221,106 @@ describe('worker: the provider Batch API and the token\'s hour', { timeout: 60_0
   });
 });
 
+describe('worker: provider batches chunked at their limits', { timeout: 60_000, concurrency: true }, () => {
+  // The providers' limits (100,000 requests / 256 MB, 50,000 / 200 MB) lowered on both sides,
+  // the Worker's by its operator settings and the simulator's by its session: the same code
+  // splits a batch, and the simulator refuses a provider batch one request or one byte over.
+  const MAX_REQUESTS = 10;
+  const MAX_BYTES = 16_384;
+  const limits = { maxRequests: MAX_REQUESTS, maxBytes: MAX_BYTES };
+  let worker;
+  let base;
+  before(async () => {
+    worker = await startWorker({ ...ROOMY_TOKEN, EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_PROVIDER_POLL_MS: '200',
+      EDGEBATCH_PROVIDER_TURNAROUND_MS: '0', EDGEBATCH_PROVIDER_BATCH_MAX_REQUESTS: String(MAX_REQUESTS),
+      EDGEBATCH_PROVIDER_BATCH_MAX_BYTES: String(MAX_BYTES) });
+    base = worker.url;
+  });
+  after(async () => {
+    await worker?.dispose();
+  });
+
+  const anthropicHeaders = { 'x-api-key': 'k', 'anthropic-version': '2023-06-01', 'content-type': 'application/json' };
+  /** A create body's request line, as the Worker frames it (provider-anthropic.js ANTHROPIC_FRAME). */
+  const line = (r) => `{"custom_id":${JSON.stringify(r.custom_id)},"params":${JSON.stringify(r.params)}}`;
+  /** A request whose create-body line is exactly `bytes` long (ASCII: one byte a character). */
+  const sized = (custom_id, bytes) => {
+    const r = (pad) => ({ custom_id, params: { model: 'claude-haiku-4-5', max_tokens: 16, messages: [{ role: 'user', content: `Summarize ${'x'.repeat(pad)}` }] } });
+    return r(bytes - line(r(0)).length);
+  };
+
+  /** Runs `reqs` to the end: every line once and from the provider; the provider batches' sizes. */
+  async function chunked(provider, reqs, batches = {}) {
+    const sim = await simSession(base, { ...FAST_SIM, batches: { delayMs: 200, spreadMs: 300, ...limits, ...batches } });
+    const batch = await submit(base, { provider: { name: provider, baseUrl: sim.baseUrl }, options: { completionWindow: '1h' }, requests: reqs });
+    const ended = await waitEnded(base, batch.id, { timeoutMs: 20_000, everyMs: 100 });
+    assert.equal(ended.request_counts.succeeded, reqs.length);
+    const lines = await results(base, batch.id);
+    exactlyOnce(lines, reqs.map((r) => r.custom_id));
+    assert.ok(lines.every((l) => l.edgebatch.route === 'provider_batch'), 'none refused there and run realtime');
+    assert.deepEqual(lines.map((l) => l.edgebatch.seq).sort((a, b) => a - b), [...Array(reqs.length).keys()].map((i) => i + 1));
+    assert.ok(ended.edgebatch.providerBatches.every((p) => p.status === 'read'), JSON.stringify(ended.edgebatch.providerBatches));
+    return { sim, sizes: ended.edgebatch.providerBatches.map((p) => p.items) };
+  }
+
+  test('a batch over the requests limit goes as several provider batches, each within it; the simulator refuses one over', async () => {
+    const reqs = requests(25, 'n');
+    const { sim, sizes } = await chunked('anthropic', reqs);
+    assert.deepEqual(sizes, [10, 10, 5]);
+    const there = await (await fetch(`${sim.baseUrl}/v1/messages/batches`, { headers: anthropicHeaders })).json();
+    assert.deepEqual(there.data.map((b) => b.request_counts.succeeded).sort((a, b) => b - a), [10, 10, 5], 'as the provider saw them');
+    const over = await fetch(`${sim.baseUrl}/v1/messages/batches`, { method: 'POST', headers: anthropicHeaders, body: JSON.stringify({ requests: requests(11) }) });
+    assert.equal(over.status, 400);
+    assert.equal((await over.json()).error.message, 'requests: List should have at most 10 items after validation, not 11');
+  });
+
+  test('a batch over the bytes limit: a provider batch of exactly the limit goes whole, one a byte over is cut', async () => {
+    // The create body is {"requests":[ + lines joined by , + ]}: 15 bytes and one a line after the first.
+    const frame = (n) => '{"requests":['.length + ']}'.length + (n - 1);
+    const L = 5455;
+    // b0-b2: exactly MAX_BYTES; b3-b5: one byte more (b5 waits for the next); b5-b7: exactly; b8.
+    const lengths = [L, L, MAX_BYTES - frame(3) - 2 * L, L, L + 1, L + 2, L, L, L];
+    assert.equal(frame(3) + lengths[0] + lengths[1] + lengths[2], MAX_BYTES);
+    assert.equal(frame(3) + lengths[3] + lengths[4] + lengths[5], MAX_BYTES + 1);
+    assert.equal(frame(3) + lengths[5] + lengths[6] + lengths[7], MAX_BYTES);
+    const reqs = lengths.map((n, i) => sized(`b${i}`, n));
+    assert.deepEqual(reqs.map((r) => line(r).length), lengths);
+    const { sim, sizes } = await chunked('anthropic', reqs);
+    assert.deepEqual(sizes, [3, 2, 3, 1]);
+    // The simulator counts the body's bytes: one over the limit is Anthropic's 413.
+    const body = `{"requests":[${reqs.slice(3, 6).map(line).join(',')}]}`;
+    assert.equal(body.length, MAX_BYTES + 1);
+    const over = await fetch(`${sim.baseUrl}/v1/messages/batches`, { method: 'POST', headers: anthropicHeaders, body });
+    assert.equal(over.status, 413);
+    assert.equal((await over.json()).error.type, 'request_too_large');
+  });
+
+  test('a request too big for any provider batch runs realtime; the requests after it still go to the provider', async () => {
+    // h1's params are under the item cap (EDGEBATCH_MAX_ITEM_BYTES, 16 KiB); its line in a body is over 16 KiB.
+    const reqs = [sized('h0', 200), sized('h1', 16_370), sized('h2', 200), sized('h3', 200)];
+    assert.ok(line(reqs[1]).length + '{"requests":[]}'.length > MAX_BYTES);
+    const sim = await simSession(base, { ...FAST_SIM, batches: { delayMs: 200, spreadMs: 300, ...limits } });
+    const batch = await submit(base, { provider: { name: 'anthropic', baseUrl: sim.baseUrl }, options: { completionWindow: '1h' }, requests: reqs });
+    const ended = await waitEnded(base, batch.id, { timeoutMs: 20_000, everyMs: 100 });
+    assert.equal(ended.request_counts.succeeded, 4);
+    const lines = await results(base, batch.id);
+    exactlyOnce(lines, reqs.map((r) => r.custom_id));
+    assert.deepEqual(Object.fromEntries(lines.map((l) => [l.custom_id, l.edgebatch.route])),
+      { h0: 'provider_batch', h1: 'realtime', h2: 'provider_batch', h3: 'provider_batch' });
+    assert.deepEqual(ended.edgebatch.providerBatches.map((p) => [p.items, p.status]), [[3, 'read']]);
+  });
+
+  test('OpenAI: input files within 10 requests and 16 KiB each, every custom_id once', async () => {
+    // 3 KB requests: a file holds 5 (its multipart envelope counts too); 12 small ones: 10 a file.
+    const big = Array.from({ length: 12 }, (_, i) => sized(`ob${i}`, 3000)).map((r) => ({ ...r, params: { ...r.params, model: 'gpt-4o-mini' } }));
+    const { sizes } = await chunked('openai', big);
+    assert.deepEqual(sizes, [5, 5, 2]);
+    const small = Array.from({ length: 12 }, (_, i) => ({ custom_id: `os${i}`,
+      params: { model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: `Summarize document ${i}.` }] } }));
+    assert.deepEqual((await chunked('openai', small)).sizes, [10, 2]);
+  });
+});
+
 describe('worker: a window too short for the provider\'s turnaround runs realtime', { timeout: 60_000 }, () => {
   test('the default turnaround (1 h): "30m" runs realtime from the start, "4h" goes to the provider', async () => {
     const worker = await startWorker({ ...ROOMY_TOKEN, EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_PROVIDER_POLL_MS: '200' });
@@ -301,7 +429,16 @@ describe('worker: a provider Batch API that misbehaves', { timeout: 60_000, conc
     const tookMs = Date.now() - started;
     assert.equal(ended.request_counts.succeeded, 20);
     assert.equal(ended.edgebatch.providerBatches[0].status, 'abandoned');
-    exactlyOnce(await results(base, batch.id), reqs.map((r) => r.custom_id));
+    const lines = await results(base, batch.id);
+    exactlyOnce(lines, reqs.map((r) => r.custom_id));
+    assert.ok(lines.every((l) => l.edgebatch.route === 'realtime'));
+    // The provider batch ended at once there: nothing to cancel. Its requests could only run
+    // once it was given up, so the batch (the Worker's clock) ended no sooner than 90% of the
+    // window: not at the first failed read, nor at the 80% cutoff.
+    assert.equal(ended.edgebatch.providerBatches[0].cancel_initiated_at, undefined);
+    const endedAt = ms(ended.ended_at) - ms(ended.created_at);
+    console.log(`# results unreadable, window 5s: given up, ended ${endedAt} ms after creation (${(endedAt / 5000).toFixed(3)} of the window)`);
+    assert.ok(endedAt >= 4_500, `ended ${endedAt} ms after creation: given up before 90% of the window`);
     assert.ok(tookMs < 8_000, `ended after ${tookMs} ms`);
   });
 
@@ -358,24 +495,6 @@ describe('worker: a batch routed to OpenAI\'s Batch API, canceled or out of time
 
   test('the window\'s end moves what the OpenAI batch has not finished to realtime', async () => {
     // 5 s: the cutoff is at 4 s; the provider finishes its items over 0.5-20.5 s.
-    const sim = await simSession(base, { ...FAST_SIM, batches: { delayMs: 500, spreadMs: 20_000 } });
-    const reqs = openaiRequests(40, 'ow');
-    const started = Date.now();
-    const batch = await submit(base, { provider: { name: 'openai', baseUrl: sim.baseUrl }, options: { completionWindow: '5s' }, requests: reqs });
-    const ended = await waitEnded(base, batch.id, { timeoutMs: 15_000, everyMs: 100 });
-    const tookMs = Date.now() - started;
-    assert.equal(ended.request_counts.succeeded, 40);
-    const lines = await results(base, batch.id);
-    exactlyOnce(lines, reqs.map((r) => r.custom_id));
-    const byRoute = { provider_batch: 0, realtime: 0 };
-    for (const l of lines) byRoute[l.edgebatch.route]++;
-    const [pb] = ended.edgebatch.providerBatches;
-    const there = await simBatch(sim, pb.id);
-    console.log(`# OpenAI, window 5s, provider spread 20 s: ${byRoute.provider_batch} from the provider batch (${there.status} there), ${byRoute.realtime} realtime, ended in ${tookMs} ms`);
-    assert.ok(byRoute.provider_batch > 0 && byRoute.realtime > 0, JSON.stringify(byRoute));
-    assert.equal(there.status, 'cancelled', 'canceled there at the cutoff');
-    assert.equal(there.request_counts.completed, byRoute.provider_batch, 'what it finished is what it served');
-    assert.ok(['read', 'abandoned'].includes(pb.status), pb.status);
-    assert.ok(tookMs < 7_500, `ended after ${tookMs} ms: past the 5 s window`);
+    await windowEnd(base, 'openai', openaiRequests(40, 'ow'), '5s', { delayMs: 500, spreadMs: 20_000 });
   });
 });

@@ -1,7 +1,7 @@
 //! Anthropic's Message Batches: `POST /v1/messages/batches` `{ requests: [{ custom_id,
 //! params }] }`, retrieve, list (`before_id`/`after_id`/`limit`), cancel, delete, and the
 //! results as JSONL once the batch has ended. Limits as the API's: at most 100,000 requests
-//! and 256 MB a batch; `custom_id` matching `^[a-zA-Z0-9_-]{1,64}$`, unique in its batch.
+//! and 256 MB a batch (lower with `batches.maxRequests` / `.maxBytes`); `custom_id` matching `^[a-zA-Z0-9_-]{1,64}$`, unique in its batch.
 //! Params are checked like `/v1/messages` bodies, as the API does, after creation: a bad
 //! one's item ends `errored` with the error a realtime call would have got. Items with
 //! `cache_control` use the realtime calls' prompt cache (`batch_cache`).
@@ -118,7 +118,8 @@ impl Simulator {
             .find(|(k, _)| k == "content-length")
             .and_then(|(_, v)| v.trim().parse::<u64>().ok())
             .unwrap_or(0);
-        if bytes > MAX_BYTES {
+        let settings = self.config.batches;
+        if bytes > settings.bytes_limit(MAX_BYTES) {
             let body = r#"{"type":"error","error":{"type":"request_too_large","message":"Request exceeds the maximum allowed number of bytes."}}"#;
             return Ok(Answer {
                 status: 413,
@@ -134,11 +135,12 @@ impl Simulator {
             .ok_or_else(|| invalid("requests: Field required".into()))?
             .items();
         let n = requests.len();
-        if n == 0 || n > MAX_REQUESTS {
+        let most = settings.requests_limit(MAX_REQUESTS);
+        if n == 0 || n > most {
             let bound = if n == 0 {
-                "least 1 item"
+                "least 1 item".into()
             } else {
-                "most 100000 items"
+                format!("most {most} items")
             };
             return Err(invalid(format!(
                 "requests: List should have at {bound} after validation, not {n}"
@@ -146,7 +148,6 @@ impl Simulator {
         }
         let tag = self.batch_tag(1);
         let id = format!("msgbatch_sim_{tag}");
-        let settings = self.config.batches;
         let mut items: Vec<Item> = Vec::with_capacity(n);
         // Items with `cache_control` blocks: their breakpoints (`cache.rs`).
         let mut marked = Vec::new();

@@ -26,7 +26,8 @@ use crate::{Decision, Request, Simulator};
 
 pub use lifecycle::{Batch, Item, Outcome, State};
 
-/// `batches: { delayMs, spreadMs, errorRate, windowMs }` of the sim's options.
+/// `batches: { delayMs, spreadMs, errorRate, windowMs, maxRequests, maxBytes }` of the sim's
+/// options.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Settings {
     /// Before any item of a batch finishes.
@@ -37,6 +38,12 @@ pub struct Settings {
     pub error_rate: f64,
     /// The completion window ("24h"): a batch not done by then ends expired.
     pub window_ms: f64,
+    /// Requests a batch may hold, below the API's own limit (100,000 Anthropic, 50,000
+    /// OpenAI): a client's chunking at a limit is tested with a few requests, not 100,000.
+    pub max_requests: f64,
+    /// Bytes a batch may hold (Anthropic: the create body; OpenAI: the input file), below the
+    /// API's own limit (256 MB, 200 MB), for the same reason.
+    pub max_bytes: f64,
 }
 
 impl Default for Settings {
@@ -46,40 +53,83 @@ impl Default for Settings {
             spread_ms: 4000.0,
             error_rate: 0.0,
             window_ms: 86_400_000.0,
+            max_requests: anthropic::MAX_REQUESTS as f64,
+            max_bytes: anthropic::MAX_BYTES as f64,
         }
     }
 }
 
 /// Keys of `batches`.
-pub const KEYS: &[&str] = &["delayMs", "spreadMs", "errorRate", "windowMs"];
+pub const KEYS: &[&str] = &[
+    "delayMs",
+    "spreadMs",
+    "errorRate",
+    "windowMs",
+    "maxRequests",
+    "maxBytes",
+];
 
 impl Settings {
     /// Validates `batches.*` read by `get` (dotted names, as `Config::from_options` reads).
     pub fn from_options(get: &impl Fn(&str) -> Raw) -> Result<Settings, OptionError> {
         let d = Settings::default();
-        let mut v = [d.delay_ms, d.spread_ms, d.error_rate, d.window_ms];
-        let max = [86_400_000.0, 86_400_000.0, 1.0, 9_007_199_254_740_991.0];
+        let mut v = [
+            d.delay_ms,
+            d.spread_ms,
+            d.error_rate,
+            d.window_ms,
+            d.max_requests,
+            d.max_bytes,
+        ];
+        let max = [
+            86_400_000.0,
+            86_400_000.0,
+            1.0,
+            9_007_199_254_740_991.0,
+            d.max_requests,
+            d.max_bytes,
+        ];
         for ((slot, key), max) in v.iter_mut().zip(KEYS).zip(max) {
             let name = format!("batches.{key}");
+            // The window and the limits are at least 1; the limits whole numbers.
+            let from_one = matches!(*key, "windowMs" | "maxRequests" | "maxBytes");
+            let whole = matches!(*key, "maxRequests" | "maxBytes");
             match get(&name) {
                 Raw::Missing => {}
-                Raw::Number(n) if (0.0..=max).contains(&n) && (key != &"windowMs" || n >= 1.0) => {
+                Raw::Number(n)
+                    if (0.0..=max).contains(&n)
+                        && (!from_one || n >= 1.0)
+                        && (!whole || n.fract() == 0.0) =>
+                {
                     *slot = n
                 }
                 raw => {
-                    let lo = if key == &"windowMs" { "1" } else { "0" };
-                    let want = format!("a number in {lo}..={}", crate::text::format_number(max));
+                    let lo = if from_one { "1" } else { "0" };
+                    let kind = if whole { "an integer" } else { "a number" };
+                    let want = format!("{kind} in {lo}..={}", crate::text::format_number(max));
                     return Err(OptionError::expected(&name, &want, &raw));
                 }
             }
         }
-        let [delay_ms, spread_ms, error_rate, window_ms] = v;
+        let [delay_ms, spread_ms, error_rate, window_ms, max_requests, max_bytes] = v;
         Ok(Settings {
             delay_ms,
             spread_ms,
             error_rate,
             window_ms,
+            max_requests,
+            max_bytes,
         })
+    }
+
+    /// The requests limit in force for `api_max` (the API's own).
+    pub fn requests_limit(&self, api_max: usize) -> usize {
+        (self.max_requests as usize).min(api_max)
+    }
+
+    /// The bytes limit in force for `api_max` (the API's own).
+    pub fn bytes_limit(&self, api_max: u64) -> u64 {
+        (self.max_bytes as u64).min(api_max)
     }
 }
 

@@ -3,7 +3,8 @@
 //! it (validating → in_progress → finalizing → completed, or failed / expired /
 //! cancelling → cancelled), and read its output and error files in OpenAI's line format
 //! `{ id, custom_id, response: { status_code, request_id, body }, error }`. Limits as the
-//! API's: 50,000 requests and 200 MB an input file. As the API does, a wrong input file
+//! API's: 50,000 requests and 200 MB an input file (lower with `batches.maxRequests` /
+//! `.maxBytes`). As the API does, a wrong input file
 //! fails the batch during validation with `errors.data` naming each bad line.
 //!
 //! The upload's body reaches the sim as the host read the multipart form (the sim has no
@@ -122,12 +123,27 @@ fn batch_error(code: &str, message: &str, param: Option<&str>, line: Option<usiz
     )
 }
 
-/// The batch's items from its input file's lines, or the validation errors that fail it.
-pub fn validate(lines: &[Line]) -> Result<Vec<(&str, &Outcome)>, String> {
-    if lines.len() > MAX_REQUESTS {
+/// `n` with a comma between thousands, as OpenAI writes its limits (50,000).
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The batch's items from its input file's lines (at most `most` of them), or the validation
+/// errors that fail it.
+pub fn validate(lines: &[Line], most: usize) -> Result<Vec<(&str, &Outcome)>, String> {
+    if lines.len() > most {
         let m = format!(
-            "The input file has {} requests; a batch may have at most 50,000.",
-            lines.len()
+            "The input file has {} requests; a batch may have at most {}.",
+            lines.len(),
+            thousands(most as u64)
         );
         return Err(batch_error("batch_too_large", &m, None, None));
     }
@@ -279,12 +295,18 @@ impl Simulator {
         let purpose = text("purpose").ok_or_else(|| missing("purpose"))?;
         let content = text("content").ok_or_else(|| missing("file"))?;
         let bytes = body.field("bytes").and_then(|b| b.number()).unwrap_or(0.0) as u64;
-        if purpose == "batch" && bytes > MAX_BYTES {
+        let most = self.config.batches.bytes_limit(MAX_BYTES);
+        if purpose == "batch" && bytes > most {
+            let most = if most == MAX_BYTES {
+                "200 MB".into()
+            } else {
+                format!("{most} bytes")
+            };
             return Err(ApiError {
                 param: Some("file".into()),
                 ..invalid(format!(
                     "File is too large: {bytes} bytes; a file for purpose 'batch' may be at \
-                     most 200 MB."
+                     most {most}."
                 ))
             });
         }
@@ -428,7 +450,7 @@ impl Simulator {
                 Some("file_id"),
                 None,
             )),
-            Some(f) => validate(&f.lines),
+            Some(f) => validate(&f.lines, s.requests_limit(MAX_REQUESTS)),
         };
         let (items, errors) = match checked {
             Ok(items) => {

@@ -19,6 +19,7 @@ fn sim(delay_ms: f64, spread_ms: f64, window_ms: f64, error_rate: f64) -> Simula
             spread_ms,
             error_rate,
             window_ms,
+            ..Settings::default()
         },
         ..Config::default()
     })
@@ -713,4 +714,99 @@ fn anthropic_batch_items_read_the_prompt_cache_once_written() {
         (200, &json!(1250))
     );
     assert_eq!(batch(&mut s, 200.0), (0, 20));
+}
+
+#[test]
+fn limits_lowered_by_settings_keep_the_apis_errors() {
+    let mut s = sim(100.0, 100.0, 86_400_000.0, 0.0);
+    s.config.batches.max_requests = 2.0;
+    s.config.batches.max_bytes = 1000.0;
+    let req = |i: usize| json!({ "custom_id": format!("r{i}"), "params": message("x") });
+    // Anthropic: the requests, then the body's bytes (its content-length).
+    let (st, _) = call(
+        &mut s,
+        "POST",
+        "/v1/messages/batches",
+        Some(json!({ "requests": [req(0), req(1)] })),
+        &[("content-length", "1000")],
+        0.0,
+    );
+    assert_eq!(st, 200);
+    let (st, e) = call(
+        &mut s,
+        "POST",
+        "/v1/messages/batches",
+        Some(json!({ "requests": [req(0), req(1), req(2)] })),
+        &[],
+        0.0,
+    );
+    assert_eq!(st, 400);
+    assert_eq!(
+        e["error"]["message"],
+        "requests: List should have at most 2 items after validation, not 3"
+    );
+    let (st, e) = call(
+        &mut s,
+        "POST",
+        "/v1/messages/batches",
+        Some(json!({ "requests": [req(0)] })),
+        &[("content-length", "1001")],
+        0.0,
+    );
+    assert_eq!(st, 413);
+    assert_eq!(e["error"]["type"], "request_too_large");
+    // OpenAI: the input file's bytes at upload, its lines at the batch's validation.
+    let body = |bytes: usize| json!({ "purpose": "batch", "filename": "in.jsonl", "bytes": bytes, "content": "", "lines": [] });
+    let (st, _) = call(&mut s, "POST", "/v1/files", Some(body(1000)), &[], 0.0);
+    assert_eq!(st, 200);
+    let (st, e) = call(&mut s, "POST", "/v1/files", Some(body(1001)), &[], 0.0);
+    assert_eq!(st, 400);
+    assert_eq!(
+        e["error"]["message"],
+        "File is too large: 1001 bytes; a file for purpose 'batch' may be at most 1000 bytes."
+    );
+    let lines = [
+        chat_line("a", "x"),
+        chat_line("b", "y"),
+        chat_line("c", "z"),
+    ];
+    let file = upload(&mut s, &lines, 0.0);
+    let b = create(&mut s, &file, 0.0);
+    let path = format!("/v1/batches/{}", b["id"].as_str().unwrap());
+    let (_, b) = call(&mut s, "GET", &path, None, &[], 100.0);
+    assert_eq!(b["status"], "failed");
+    assert_eq!(b["errors"]["data"][0]["code"], "batch_too_large");
+    assert_eq!(
+        b["errors"]["data"][0]["message"],
+        "The input file has 3 requests; a batch may have at most 2."
+    );
+    // Over the APIs' own limits, or not whole: refused.
+    for (key, n) in [
+        ("batches.maxRequests", 100_001.0),
+        ("batches.maxBytes", 0.0),
+        ("batches.maxRequests", 1.5),
+    ] {
+        let get = |k: &str| {
+            if k == key {
+                Raw::Number(n)
+            } else {
+                Raw::Missing
+            }
+        };
+        assert!(Settings::from_options(&get).is_err(), "{key} {n}");
+    }
+    let get = |k: &str| match k {
+        "batches.maxRequests" => Raw::Number(20.0),
+        _ => Raw::Missing,
+    };
+    let set = Settings::from_options(&get).unwrap();
+    assert_eq!(
+        (set.requests_limit(50_000), set.bytes_limit(200 << 20)),
+        (20, 200 << 20)
+    );
+    let d = Settings::default();
+    assert_eq!(
+        (d.requests_limit(50_000), d.requests_limit(100_000)),
+        (50_000, 100_000)
+    );
 }

@@ -45,8 +45,8 @@ export interface SimulatorOptions {
   queue?: number;
   /** The rest are shed with 529 (OpenAI: 503) after this many ms (default 5; needs capacity). */
   shedMs?: number;
-  /** The Batch APIs: items finish delayMs + U(0, spreadMs) after creation (defaults 1000, 4000); errorRate of them fail (0); a batch not done windowMs after creation expires (86400000). */
-  batches?: { delayMs?: number; spreadMs?: number; errorRate?: number; windowMs?: number };
+  /** The Batch APIs: items finish delayMs + U(0, spreadMs) after creation (defaults 1000, 4000); errorRate of them fail (0); a batch not done windowMs after creation expires (86400000); maxRequests and maxBytes lower the APIs' limits (Anthropic 100,000 requests / 256 MB a batch, OpenAI 50,000 / 200 MB an input file). */
+  batches?: { delayMs?: number; spreadMs?: number; errorRate?: number; windowMs?: number; maxRequests?: number; maxBytes?: number };
 }
 
 /** How a host answers a request. */

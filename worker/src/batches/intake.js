@@ -6,7 +6,9 @@
 // `{ provider?, options? }`), streamed in and appended in chunks, never held whole: a line is
 // size-checked as its bytes arrive, and a body that stalls longer than EDGEBATCH_BODY_TIMEOUT_MS
 // between chunks is a 408. Every refusal is a 400 naming the request and field, or a 413 naming
-// the limit.
+// the limit. With `options.maxCostUsd`, a request whose model has no price is one of them
+// (needsPrice).
+import * as edgebatch from '../../pkg/edgebatch.js';
 import { badRequest, HttpError, readBefore, readCappedText } from '../http.js';
 import { checkItem } from '../item-policy.js';
 import { parseJsonObject } from '../validate.js';
@@ -71,6 +73,7 @@ export async function readBatch(request, limits, begin, append, fixed) {
             if (!HEADER_FIELDS.has(key)) throw badRequest(`line ${line}: unknown field ${JSON.stringify(key)} (a first line without custom_id may hold provider, options)`);
           }
           sink.policy = await begin(value);
+          sink.capped = capped(value);
           continue;
         }
         sink.policy = await begin({});
@@ -84,7 +87,9 @@ export async function readBatch(request, limits, begin, append, fixed) {
     const n = body.requests.length;
     if (n > limits.maxRequests) throw tooManyRequests(limits);
     if (limits.budget && n > limits.budget.max) throw limits.budget.refuse(n, true);
-    sink.policy = await begin(fixed ? fixed.header : { provider: body.provider, options: body.options });
+    const header = fixed ? fixed.header : { provider: body.provider, options: body.options };
+    sink.policy = await begin(header);
+    sink.capped = capped(header);
     for (let i = 0; i < n; i++) {
       await sink.add(body.requests[i], `requests[${i}]`, JSON.stringify(body.requests[i] ?? null).length);
     }
@@ -92,6 +97,31 @@ export async function readBatch(request, limits, begin, append, fixed) {
   await sink.flush();
   if (sink.count === 0) throw badRequest('the batch has no requests');
   return sink.count;
+}
+
+/**
+ * Whether a header (validated by `begin`) sets options.maxCostUsd.
+ * @param {{ options?: unknown }} header
+ */
+function capped(header) {
+  const o = header.options;
+  return o !== null && typeof o === 'object' && /** @type {Record<string, unknown>} */ (o).maxCostUsd !== undefined;
+}
+
+/**
+ * A cap cannot bound what it cannot price: under options.maxCostUsd a request whose model has
+ * no price in the library's table (the Worker's wasm costBound) is a 400 at create, as the
+ * library's `run()` with maxCostUsd fails such a request before its first attempt (instead of
+ * its ending in a consumer, or past a provider batch, hours later).
+ * @param {unknown} model @param {string} where
+ */
+function needsPrice(model, where) {
+  // The Worker's build only (cargo feature `limiter`), as provider-batch.js replyCost.
+  const bound = typeof model === 'string' ? /** @type {any} */ (edgebatch).costBound(model, 0, 0) : undefined;
+  if (bound) return;
+  const shown = typeof model === 'string' ? JSON.stringify(model.slice(0, 100)) : '(none)';
+  throw badRequest(`${where}.params.model: options.maxCostUsd needs a price for the model ${shown}, and the price table has none ` +
+    '(a batch with a dollar cap runs priced models only)');
 }
 
 class RowSink {
@@ -110,6 +140,8 @@ class RowSink {
     this.ids = new Set();
     /** @type {Policy} */
     this.policy = { provider: '', rules: {} };
+    /** The header set options.maxCostUsd: every request's model needs a price. */
+    this.capped = false;
   }
 
   /**
@@ -139,6 +171,7 @@ class RowSink {
       if (err instanceof HttpError) err.message = err.message.replace(/^items\[\d+\]/, `${where}.params`);
       throw err;
     }
+    if (this.capped) needsPrice(/** @type {Record<string, unknown>} */ (p).model, where);
     const params = JSON.stringify(p);
     if (params.length > this.limits.maxRequestBytes) {
       throw new HttpError(413, 'request_too_large', `${where}.params is larger than ${this.limits.maxRequestBytes} bytes (EDGEBATCH_BATCH_MAX_REQUEST_BYTES)`);

@@ -29,7 +29,8 @@ const utf8 = new TextEncoder();
 
 /**
  * @typedef {{ n: number, id: string | null, status: string, counts: string | null, submitted_at: number, polled_at: number,
- *   cancel_sent: number, items: number, bytes: number, lines_read: number }} ProviderRow
+ *   cancel_sent: number, items: number, bytes: number, lines_read: number }} ProviderRow cancel_sent: 0, or
+ *   when the cancel was sent there (ms)
  * @typedef {object} ResultLine a results line as an adapter read it (provider-anthropic.js, provider-openai.js)
  * @property {string} custom_id
  * @property {'succeeded' | 'errored' | 'unfinished'} type unfinished: expired or canceled there, never run
@@ -74,16 +75,26 @@ export function markCharged(sql, k) {
 /**
  * Leases the next provider batch's items (the charged ones, in index order, within the
  * frame's requests and bytes of body) until `leaseUntil`, and numbers it: null when none wait.
+ * A request too big for any provider batch (the operator's EDGEBATCH_PROVIDER_BATCH_MAX_BYTES
+ * below it) goes to the realtime path instead of holding back every request after it.
  * @param {SqlStorage} sql @param {number} now @param {number} leaseUntil @param {Frame} frame
  * @returns {{ n: number, items: number, bytes: number } | null}
  */
 export function leaseChunk(sql, now, leaseUntil, frame) {
   const n = Number(sql.exec(`SELECT coalesce(max(n), 0) + 1 AS n FROM provider_batches`).one().n);
-  let bytes = utf8.encode(frame.open + frame.close).byteLength;
+  const empty = utf8.encode(frame.open + frame.close).byteLength;
+  let bytes = empty;
   let items = 0;
+  /** @type {number[]} */
+  const oversize = [];
   for (const r of sql.exec(`SELECT idx, custom_id, length(CAST(params AS BLOB)) AS size FROM items
     WHERE state = 'queued' AND sent_at = ? AND charged = 1 ORDER BY idx`, AWAIT_PROVIDER)) {
-    const line = utf8.encode(frame.prefix(String(r.custom_id))).byteLength + Number(r.size) + 1 + (items > 0 ? frame.sep.length : 0);
+    const alone = utf8.encode(frame.prefix(String(r.custom_id))).byteLength + Number(r.size) + 1;
+    if (empty + alone > frame.maxBytes) {
+      oversize.push(Number(r.idx));
+      continue;
+    }
+    const line = alone + (items > 0 ? frame.sep.length : 0);
     if (items === frame.maxRequests || bytes + line > frame.maxBytes) break;
     const leased = sql.exec(`UPDATE items SET state = 'leased', token = token + 1, lease_until = ? WHERE idx = ? RETURNING token`,
       leaseUntil, r.idx).one();
@@ -91,6 +102,8 @@ export function leaseChunk(sql, now, leaseUntil, frame) {
     bytes += line;
     items++;
   }
+  for (const idx of oversize) sql.exec(`UPDATE items SET sent_at = ? WHERE idx = ?`, NEVER_SENT, idx);
+  if (oversize.length > 0) rewind(sql, Math.min(...oversize));
   if (items === 0) return null;
   sql.exec(`INSERT INTO provider_batches (n, status, submitted_at, items, bytes) VALUES (?, 'submitting', ?, ?, ?)`, n, now, items, bytes);
   return { n, items, bytes };
@@ -239,7 +252,9 @@ export function commitLines(sql, b, n, lines, elapsedMs, redact, now) {
  */
 export function providerView(sql, b, waitUntil) {
   const rows = /** @type {ProviderRow[]} */ (sql.exec(`SELECT * FROM provider_batches ORDER BY n`).toArray());
-  const providerBatches = rows.map((r) => ({ id: r.id, status: r.status, items: r.items, counts: r.counts ? JSON.parse(r.counts) : null }));
+  // cancel_sent: when the cancel went there (ms; 1 in objects from before it was a time).
+  const providerBatches = rows.map((r) => ({ id: r.id, status: r.status, items: r.items, counts: r.counts ? JSON.parse(r.counts) : null,
+    ...(r.cancel_sent > 1 && { cancel_initiated_at: new Date(r.cancel_sent).toISOString() }) }));
   const open = rows.some((r) => !CLOSED.includes(r.status))
     || sql.exec(`SELECT 1 FROM items WHERE state = 'queued' AND sent_at IN (?, ?) LIMIT 1`, AWAIT_PROVIDER, AWAIT_PRIMER).toArray().length > 0;
   return { providerBatches, waiting: open && b.ended_at === null ? { reason: 'provider_batch', until: waitUntil } : null };

@@ -7,7 +7,8 @@
 //
 // Each alarm (at most every providerPollMs per provider batch):
 // - before the cutoff: the items still waiting are submitted, the provider's requests / bytes
-//   limits at a time (the body streamed from SQLite, never held whole);
+//   limits at a time, or the operator's lower ones (chunkFrame; the body streamed from SQLite,
+//   never held whole);
 // - each provider batch is retrieved; once `ended`, its results JSONL is read line by line and
 //   committed RESULT_CHUNK lines a transaction, so `?after=` followers see them as they come;
 // - the cutoff is the start of the window's last HANDBACK_SHARE (20%): from then on, nothing
@@ -131,12 +132,29 @@ export function createOutcome(err, wholeBodyRead) {
 }
 
 /**
- * The adapter of the batch's provider.
+ * The largest provider batch this Worker makes: the provider's limits (the adapter's frame:
+ * Anthropic 100,000 requests / 256 MB of body, OpenAI 50,000 / 200 MB), or the operator's
+ * lower ones, EDGEBATCH_PROVIDER_BATCH_MAX_REQUESTS and EDGEBATCH_PROVIDER_BATCH_MAX_BYTES.
+ * Smaller provider batches cost the same and end sooner (a provider batch's results are read
+ * once all of it has ended), and each create uploads less in its alarm; a key whose tier caps
+ * the requests queued at the provider wants them smaller too (config.js batchTimings).
+ * @param {any} env @param {import('./provider-batch-sql.js').Frame} frame
+ * @returns {import('./provider-batch-sql.js').Frame}
+ */
+export function chunkFrame(env, frame) {
+  const t = batchTimings(env);
+  return { ...frame, maxRequests: Math.min(frame.maxRequests, t.providerBatchMaxRequests), maxBytes: Math.min(frame.maxBytes, t.providerBatchMaxBytes) };
+}
+
+/**
+ * The adapter of the batch's provider, its frame within the operator's limits (chunkFrame).
  * @param {import('./ledger-sql.js').BatchConfig['provider']} p @param {string} apiKey @param {(s: string) => string} redact
+ * @param {any} env
  * @returns {Api}
  */
-function adapterOf(p, apiKey, redact) {
-  return p.name === 'openai' ? openaiApi(p, apiKey, redact) : anthropicApi(p, apiKey, redact);
+function adapterOf(p, apiKey, redact, env) {
+  const api = p.name === 'openai' ? openaiApi(p, apiKey, redact) : anthropicApi(p, apiKey, redact);
+  return { ...api, frame: chunkFrame(env, api.frame) };
 }
 
 /**
@@ -187,7 +205,7 @@ export class ProviderFollower {
     const t = batchTimings(this.env);
     const { cutoff, giveUp } = windowTimes(b.config);
     const stopping = b.ended_at !== null || b.cancel_at !== null || now >= b.config.expiresAt || now >= cutoff;
-    const api = adapterOf(b.config.provider, apiKeyOf(this.env, b.config.provider), redact);
+    const api = adapterOf(b.config.provider, apiKeyOf(this.env, b.config.provider), redact, this.env);
     // A create that was under way when the object last stopped: its outcome is unknown, its
     // items go realtime (were it made after all, its lines are refused by the lease token).
     for (const r of this.#rows().filter((x) => x.status === 'submitting')) this.tx(() => unsubmit(this.sql, b, r.n, 'lost', now));
@@ -237,13 +255,15 @@ export class ProviderFollower {
     const row = /** @type {BatchRow} */ (batchRow(this.sql));
     const over = row.ended_at !== null || Date.now() >= row.config.expiresAt;
     if ((stopping || row.cancel_at !== null || over) && !r.cancel_sent && r.status !== 'ended') {
-      // Marked sent only once it was: a cancel that failed is sent again at the next alarm.
+      // Marked sent (at when it went, for the view) only once it was: a cancel that failed is
+      // sent again at the next alarm.
+      const at = Date.now();
       const sent = await api.cancel(id).then(() => true, (err) => {
         if (api.alreadyEnded(err)) return true;
         console.error(`edgebatch ledger: canceling provider batch ${id} failed (tried again later): ${redact(String(err?.message ?? err))}`);
         return false;
       });
-      if (sent) this.tx(() => this.sql.exec(`UPDATE provider_batches SET cancel_sent = 1, polled_at = 0 WHERE n = ?`, r.n));
+      if (sent) this.tx(() => this.sql.exec(`UPDATE provider_batches SET cancel_sent = ?, polled_at = 0 WHERE n = ?`, at, r.n));
     }
     if (over) {
       // The ledger expired (or ended) its items itself.
