@@ -2,7 +2,8 @@
 #   make setup   toolchain, wasm-bindgen-cli (= Cargo.lock), npm devDependencies, chromium
 #   make build   pkg/ (the npm package: the library wasm, an entry per host), sim/pkg/ (the
 #                simulator's own wasm) and worker/pkg/ (the library with the `limiter` feature,
-#                for the Worker); wasm-bindgen --target web + wasm-opt -Oz
+#                for the Worker); wasm-bindgen --target web, wasm-opt (-Os; -Oz for the simulator),
+#                then the wasm's import and export names minified and the JS glue rewritten to match
 #   make test    fmt, clippy (native + wasm), native tests, wasm tests in Node and
 #                headless Chromium, JS tests, TypeScript declaration check, the packed npm
 #                package in consumer projects (Node, a Worker, tsc, Vite/esbuild), the Worker on

@@ -51,7 +51,7 @@ use crate::web::items::Items;
 use crate::web::permits::JsPermits;
 use crate::web::preflight;
 use crate::web::provider::Metered;
-use crate::web::{describe, get, JsJson};
+use crate::web::{get, got, JsJson};
 use crate::Clock;
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -224,9 +224,9 @@ impl BatchProcessor {
         let mut config = self.config.clone();
         if !call_options.is_undefined() && !call_options.is_null() {
             if !call_options.is_object() {
-                return Err(type_error(format!(
-                    "call options must be an object, got {}",
-                    describe(&call_options)
+                return Err(type_error(got(
+                    "call options must be an object",
+                    &call_options,
                 )));
             }
             let call: RawCallOptions = read(&call_options, &|k| OptionSpec::find(CALL_OPTIONS, k))?;
@@ -313,6 +313,13 @@ pub(crate) fn alternative_pacers(validated: &Options, count: usize) -> Vec<Rc<Re
 }
 
 /// The fallbacks of a task that sends through them.
+/// The promise of a boxed future: every promise the bindings return (`map`/`run`, a stream's
+/// `next`) goes through this one `future_to_promise` (each instantiation of it is its own
+/// state machine in the wasm).
+pub(crate) fn promise(future: Pin<Box<dyn Future<Output = Result<JsValue, JsValue>>>>) -> Promise {
+    future_to_promise(future)
+}
+
 fn routed(task: &Task) -> Option<Rc<Routed>> {
     match task {
         Task::Routed(routed) => Some(routed.clone()),
@@ -323,7 +330,7 @@ fn routed(task: &Task) -> Option<Rc<Routed>> {
 fn task_fn(task: JsValue) -> Result<Rc<Function>, JsValue> {
     task.dyn_into::<Function>()
         .map(Rc::new)
-        .map_err(|v| type_error(format!("the task must be a function, got {}", describe(&v))))
+        .map_err(|v| type_error(got("the task must be a function", &v)))
 }
 
 /// One call of map/run/stream: its items, cancel token and the links to the AbortSignals.
@@ -347,15 +354,14 @@ struct Call {
 }
 
 impl Call {
-    /// `map` and `run`: the results array once every item is done. One promise for both
-    /// (each `future_to_promise` instantiation is its own state machine in the wasm).
+    /// `map` and `run`: the results array once every item is done. One promise for both.
     fn settle(self, task: Task) -> Promise {
         let routed = routed(&task);
-        future_to_promise(async move {
+        promise(Box::pin(async move {
             let prices = self.prices.clone();
             let results = self.execute(task, &mut ()).await;
             Ok(results_array(&results, routed.as_deref(), &prices))
-        })
+        }))
     }
 
     /// Not generic: map, run and stream, with or without a stream's sink, share one
@@ -426,7 +432,7 @@ impl Call {
                 total,
                 |i, a, route| {
                     let began = grouped.then(|| groups.began(i));
-                    task.start_primed(i, a, route, &items, &self.secrets, began)
+                    task.start(i, a, route, &items, &self.secrets, began)
                 },
                 &pacing,
                 observer,
@@ -579,9 +585,9 @@ extern "C" {
 #[wasm_bindgen(skip_typescript)]
 pub fn summarize(results: JsValue) -> Result<JsValue, JsValue> {
     if js_sys::try_iter(&results).ok().flatten().is_none() {
-        return Err(type_error(format!(
-            "summarize() takes the results array, got {}",
-            describe(&results)
+        return Err(type_error(got(
+            "summarize() takes the results array",
+            &results,
         )));
     }
     Ok(summarize_results(&results))

@@ -8,9 +8,9 @@ use std::task::{Poll, Waker};
 
 use js_sys::{Object, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
 
 use super::convert::result_object;
+use super::promise;
 use crate::core::cancel::CancelToken;
 use crate::core::cost::Prices;
 use crate::core::executor::{ItemResult, Observer};
@@ -89,7 +89,7 @@ impl ResultStream {
     /// The next result in completion order, or `{ done: true }` after the last.
     pub fn next(&self) -> Promise {
         let sink = self.sink.clone();
-        future_to_promise(async move {
+        promise(Box::pin(async move {
             poll_fn(|cx| {
                 let mut st = sink.borrow_mut();
                 if let Some(v) = st.queue.pop_front() {
@@ -102,7 +102,7 @@ impl ResultStream {
                 Poll::Pending
             })
             .await
-        })
+        }))
     }
 
     /// Leaving a `for await` loop early: the rest of the batch is cancelled.

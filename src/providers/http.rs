@@ -90,7 +90,9 @@ fn failure_from_body<J: Json>(status: u16, status_text: &str, body: Option<&J>) 
     let parsed = body.map(parse_error_body).unwrap_or_default();
     let message = parsed
         .message
-        .unwrap_or_else(|| format!("HTTP {status} {status_text}").trim_end().to_owned());
+        // `trim`, which is `trim_end` here (the text starts with "HTTP"): one trimmer in the
+        // wasm, not two.
+        .unwrap_or_else(|| format!("HTTP {status} {status_text}").trim().to_owned());
     Failure {
         error_type: parsed.error_type,
         spend_cap: parsed.spend_cap,

@@ -11,7 +11,7 @@ pub mod ratelimit;
 use crate::core::cost::{Pico, Prices, Served, Tokens};
 use crate::core::limits::Cost;
 use crate::options::{OptionError, OptionErrorKind};
-use crate::text::quote;
+use crate::text::{quote, split, trim_end};
 use http::Json;
 use ratelimit::RateLimits;
 
@@ -131,7 +131,7 @@ impl Provider {
         let host = ["https://", "http://"]
             .iter()
             .find_map(|scheme| base_url.strip_prefix(scheme))
-            .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or(""));
+            .map(|rest| split(rest, b"/?#").next().unwrap_or(""));
         let valid_host = host.is_some_and(|h| {
             !h.is_empty() && !h.starts_with(':') && !h.bytes().any(|b| b <= b' ' || b == b'\\')
         });
@@ -153,7 +153,7 @@ impl Provider {
         Ok(Provider {
             kind,
             api_key,
-            base_url: base_url.trim_end_matches('/').to_owned(),
+            base_url: trim_end(&base_url, b'/').to_owned(),
             version: version.unwrap_or_else(|| anthropic::DEFAULT_VERSION.to_owned()),
             browser: false,
         })

@@ -6,11 +6,12 @@
 use std::time::Duration;
 
 use super::headers::{parse_duration, parse_rfc3339};
+use crate::text::parse_u64;
 
 pub use crate::core::limits::{Limit, RateLimits};
 
 fn integer(value: Option<String>) -> Option<u64> {
-    value?.trim().parse().ok()
+    parse_u64(value?.trim())
 }
 
 /// Reads Anthropic's headers; resets become durations from `now_unix_ms`.

@@ -183,12 +183,9 @@ impl BatchProcessor {
             }))
         });
         let told = groups.clone();
-        let attempt = move |index: usize, attempt: u32, route: usize| match &told {
-            Some(groups) => {
-                let began = Some(groups.began(index));
-                task.start_primed(index, attempt, route, &items, &secrets, began)
-            }
-            None => task.start_on(index, attempt, route, &items, &secrets),
+        let attempt = move |index: usize, attempt: u32, route: usize| {
+            let began = told.as_ref().map(|groups| groups.began(index));
+            task.start(index, attempt, route, &items, &secrets, began)
         };
         let prices = self.prices.clone();
         let served = routed.clone();

@@ -12,12 +12,14 @@ use js_sys::Function;
 use wasm_bindgen::prelude::*;
 
 use super::abort::AbortGuard;
-use super::fetch::{fetch_spec_with, BodyRules};
+use super::clock::JsClock;
+use super::fetch::{request_init, send, spec_value, BodyRules};
 use super::get;
 use super::items::Items;
-use super::provider::{call_provider, Metered};
+use super::provider::{provider_limits, provider_request, provider_value, Metered};
 use super::task::{start_task, TaskAttempt};
 use crate::core::cache_groups::Began;
+use crate::core::clock::Clock;
 use crate::error::{ErrorKind, Failure};
 use crate::providers::Provider;
 use crate::redact::Secrets;
@@ -112,23 +114,10 @@ impl Task {
     /// Starts attempt `attempt` of item `index` now, on alternative `route` (0: the first
     /// choice; only [`Task::Routed`] has others). The item was read once before (its cost);
     /// one that throws only now fails this attempt as `invalid`. Whatever the attempt reports
-    /// is scrubbed of `secrets` (and of a fetch spec's own credentials).
-    // The Rust API's; the JS bindings tell the cache groups (`start_primed`).
-    #[cfg_attr(not(feature = "rust-api"), allow(dead_code))]
-    pub(crate) fn start_on(
-        &self,
-        index: usize,
-        attempt: u32,
-        route: usize,
-        items: &Items,
-        secrets: &Rc<Secrets>,
-    ) -> Attempt {
-        self.start_primed(index, attempt, route, items, secrets, None)
-    }
-
-    /// [`Task::start_on`], a request telling `began` when its reply's headers are in (its
-    /// prompt-cache group, `cacheAware`).
-    pub(crate) fn start_primed(
+    /// is scrubbed of `secrets` (and of a fetch spec's own credentials). A provider's request
+    /// tells `began`, when given, that its reply's headers are in (its prompt-cache group,
+    /// `cacheAware`).
+    pub(crate) fn start(
         &self,
         index: usize,
         attempt: u32,
@@ -178,30 +167,44 @@ fn request(
     let guard = AbortGuard::new();
     Box::pin(async move {
         let signal = guard.signal();
-        let out = match provider.as_deref() {
-            Some(p) => {
-                let rules = BodyRules {
-                    max_bytes,
-                    secrets: &secrets,
-                    began: began.as_ref(),
-                };
-                call_provider(p, &item, &signal, &rules).await
-            }
+        let provider = provider.as_deref();
+        // A fetch spec's own credentials are scrubbed too; only a provider's request is a
+        // prompt-cache primer.
+        let with_spec;
+        let secrets: &Secrets = match provider {
+            Some(_) => &secrets,
             None => {
-                let secrets = secrets.with(&spec_secrets(&item));
-                let rules = BodyRules {
-                    max_bytes,
-                    secrets: &secrets,
-                    began: None,
-                };
-                fetch_spec_with(&item, &signal, &rules)
-                    .await
-                    .map(|value| {
-                        scrub_headers(&value, &secrets);
-                        Metered::plain(value)
-                    })
-                    .map_err(|f| scrub(f, &secrets))
+                with_spec = secrets.with(&spec_secrets(&item));
+                &with_spec
             }
+        };
+        let rules = BodyRules {
+            max_bytes,
+            secrets,
+            began: began.as_ref().filter(|_| provider.is_some()),
+        };
+        // One `send` for both kinds (its future is large: once in the wasm, not twice).
+        let sent = match provider {
+            Some(p) => provider_request(p, &item, &signal),
+            None => request_init(&item, &signal),
+        };
+        let now_ms = JsClock.unix_ms();
+        let read_limits = |h: &dyn Fn(&str) -> Option<String>| {
+            provider.and_then(|p| provider_limits(p, h, now_ms))
+        };
+        let out = match sent {
+            Ok((url, init)) => send(&url, &init, &read_limits, &rules).await,
+            Err(failure) => Err(failure),
+        };
+        let out = match provider {
+            Some(p) => out.and_then(|reply| provider_value(p, &reply, now_ms)),
+            None => out
+                .map(|reply| {
+                    let value = spec_value(&reply);
+                    scrub_headers(&value, secrets);
+                    Metered::plain(value)
+                })
+                .map_err(|f| scrub(f, secrets)),
         };
         guard.disarm();
         out

@@ -7,7 +7,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Headers, RequestInit, Response};
 
 use super::task::failure_from_js;
-use super::{describe, get, has, parse_json, set};
+use super::{describe, get, got, has, parse_json, set};
 use crate::core::cache_groups::Began;
 use crate::core::limits::RateLimits;
 use crate::error::{ErrorKind, Failure};
@@ -30,9 +30,9 @@ pub fn request_init(
     signal: &AbortSignal,
 ) -> Result<(String, RequestInit), Failure> {
     if !spec.is_object() {
-        return Err(invalid(format!(
-            "a fetch spec must be an object with a url, got {}",
-            describe(spec)
+        return Err(invalid(got(
+            "a fetch spec must be an object with a url",
+            spec,
         )));
     }
     let url = get(spec, "url")
@@ -43,12 +43,9 @@ pub fn request_init(
     init.set_signal(Some(signal));
     set(&init, "redirect", redirect_mode(spec)?);
     if let Some(method) = get(spec, "method") {
-        let method = method.as_string().ok_or_else(|| {
-            invalid(format!(
-                "fetch spec `method` must be a string, got {}",
-                describe(&method)
-            ))
-        })?;
+        let method = method
+            .as_string()
+            .ok_or_else(|| invalid(got("fetch spec `method` must be a string", &method)))?;
         init.set_method(&method);
     }
     let headers = match get(spec, "headers") {
@@ -65,12 +62,7 @@ pub fn request_init(
         if body.is_string() || !is_plain_data(&body) {
             init.set_body(&body);
         } else {
-            let json = JSON::stringify(&body).map_err(|e| {
-                invalid(format!(
-                    "fetch spec `body` cannot be sent as JSON: {}",
-                    describe(&e)
-                ))
-            })?;
+            let json = JSON::stringify(&body).map_err(|e| not_json("fetch spec `body`", &e))?;
             if !headers.has("content-type").unwrap_or(false) {
                 let _ = headers.set("content-type", "application/json");
             }
@@ -79,6 +71,15 @@ pub fn request_init(
     }
     init.set_headers(&headers);
     Ok((url, init))
+}
+
+/// `{what} cannot be sent as JSON: {why}` (an `invalid` failure), for a body `JSON.stringify`
+/// threw on: one message for specs' bodies and providers' requests.
+pub(super) fn not_json(what: &str, thrown: &JsValue) -> Failure {
+    invalid(format!(
+        "{what} cannot be sent as JSON: {}",
+        describe(thrown)
+    ))
 }
 
 /// The spec's `redirect` ("follow", "manual" or "error"); default "manual": a redirect is not
@@ -90,9 +91,9 @@ fn redirect_mode(spec: &JsValue) -> Result<String, Failure> {
             .as_string()
             .filter(|m| ["follow", "manual", "error"].contains(&m.as_str()))
             .ok_or_else(|| {
-                invalid(format!(
-                    "fetch spec `redirect` must be \"follow\", \"manual\" or \"error\", got {}",
-                    describe(&v)
+                invalid(got(
+                    "fetch spec `redirect` must be \"follow\", \"manual\" or \"error\"",
+                    &v,
                 ))
             }),
     }
@@ -248,7 +249,12 @@ pub async fn fetch_spec_with(
     rules: &BodyRules<'_>,
 ) -> Result<JsValue, Failure> {
     let (url, init) = request_init(spec, signal)?;
-    let reply = send(&url, &init, &|_| None, rules).await?;
+    Ok(spec_value(&send(&url, &init, &|_| None, rules).await?))
+}
+
+/// A fetch spec's value, `{ status, headers, body }`, of its reply (the body parsed when the
+/// reply is JSON).
+pub fn spec_value(reply: &ReadResponse) -> JsValue {
     let is_json = reply
         .header("content-type")
         .is_some_and(|ct| has(&ct.to_ascii_lowercase(), "json"));
@@ -260,7 +266,7 @@ pub async fn fetch_spec_with(
     set(&value, "status", reply.status);
     set(&value, "headers", headers_object(&reply.headers));
     set(&value, "body", body);
-    Ok(value.into())
+    value.into()
 }
 
 /// A rejected `fetch`: a malformed URL is the item's fault, anything else is the network's.

@@ -25,6 +25,12 @@ extern "C" {
     fn js_string(value: &JsValue) -> Result<String, JsValue>;
 }
 
+/// `{what}, got {value}`, the value as [`describe`] prints it: one `format!` for the many
+/// messages of this shape, not one at each (smaller wasm).
+pub fn got(what: &str, value: &JsValue) -> String {
+    format!("{what}, got {}", describe(value))
+}
+
 /// `String(value)` as JS would print it, with a fallback when even that throws.
 pub fn describe(value: &JsValue) -> String {
     value

@@ -4,7 +4,7 @@
 
 use wasm_bindgen::prelude::*;
 
-use super::{describe, JsJson};
+use super::{got, JsJson};
 use crate::providers::Provider;
 
 #[wasm_bindgen(module = "/src/web/glue.js")]
@@ -27,10 +27,7 @@ pub fn check_spec(spec: &JsValue) -> Result<(), String> {
 /// A provider request body: an object with the fields the provider needs.
 pub fn check_request(provider: &Provider, body: &JsValue) -> Result<(), String> {
     if !body.is_object() || js_sys::Array::is_array(body) {
-        return Err(format!(
-            "a request body must be an object, got {}",
-            describe(body)
-        ));
+        return Err(got("a request body must be an object", body));
     }
     provider.check_request(&JsJson(body.clone()))
 }

@@ -5,8 +5,8 @@ use js_sys::{Object, JSON};
 use wasm_bindgen::prelude::*;
 use web_sys::{AbortSignal, Headers, RequestInit};
 
-use super::fetch::{send, BodyRules};
-use super::{describe, get, parse_json, set, JsJson};
+use super::fetch::{not_json, send, BodyRules, ReadResponse};
+use super::{get, got, parse_json, set, JsJson};
 use crate::core::clock::Clock;
 use crate::core::cost::{Pico, Prices};
 use crate::core::limits::Feedback;
@@ -61,24 +61,39 @@ pub async fn call_provider(
     signal: &AbortSignal,
     rules: &BodyRules<'_>,
 ) -> Result<Metered, Failure> {
+    let (url, init) = provider_request(provider, body, signal)?;
+    let now_ms = JsClock.unix_ms();
+    let read_limits = |h: &dyn Fn(&str) -> Option<String>| provider_limits(provider, h, now_ms);
+    let reply = send(&url, &init, &read_limits, rules).await?;
+    provider_value(provider, &reply, now_ms)
+}
+
+/// The rate limits a reply's headers tell, if any (for the failure of a non-2xx reply).
+pub fn provider_limits(
+    provider: &Provider,
+    header: &dyn Fn(&str) -> Option<String>,
+    now_ms: f64,
+) -> Option<RateLimits> {
+    Some(provider.rate_limits(header, now_ms)).filter(|l| !l.is_empty())
+}
+
+/// The URL and request of one request body to `provider`: a body that is not an object, or
+/// that the provider's API refuses, is an `invalid` failure of that item only.
+pub fn provider_request(
+    provider: &Provider,
+    body: &JsValue,
+    signal: &AbortSignal,
+) -> Result<(String, RequestInit), Failure> {
     let endpoint = provider
         .endpoint()
         .ok_or_else(|| invalid("this provider takes fetch specs"))?;
     if !body.is_object() || js_sys::Array::is_array(body) {
-        return Err(invalid(format!(
-            "a request body must be an object, got {}",
-            describe(body)
-        )));
+        return Err(invalid(got("a request body must be an object", body)));
     }
     provider
         .check_request(&JsJson(body.clone()))
         .map_err(invalid)?;
-    let json = JSON::stringify(body).map_err(|e| {
-        invalid(format!(
-            "the request body cannot be sent as JSON: {}",
-            describe(&e)
-        ))
-    })?;
+    let json = JSON::stringify(body).map_err(|e| not_json("the request body", &e))?;
     let headers = Headers::new().map_err(|_| invalid("Headers is not available"))?;
     for (name, value) in &endpoint.headers {
         headers
@@ -92,12 +107,16 @@ pub async fn call_provider(
     init.set_signal(Some(signal));
     // Never follow: the key would go along to wherever the redirect points.
     set(&init, "redirect", "manual");
+    Ok((endpoint.url, init))
+}
 
-    let now_ms = JsClock.unix_ms();
-    let read_limits = |h: &dyn Fn(&str) -> Option<String>| {
-        Some(provider.rate_limits(h, now_ms)).filter(|l| !l.is_empty())
-    };
-    let reply = send(&endpoint.url, &init, &read_limits, rules).await?;
+/// The value of a 2xx `reply` from `provider` (read at `now_ms`), or its failure: a body that
+/// is not JSON, an error inside a 2xx, a reply the provider's API would not send.
+pub fn provider_value(
+    provider: &Provider,
+    reply: &ReadResponse,
+    now_ms: f64,
+) -> Result<Metered, Failure> {
     let parsed = parse_json(&reply.text).ok_or_else(|| Failure {
         // A cut-off or garbled 2xx body is a transient fault worth another attempt.
         retryable: Some(true),

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::text::split_once;
+use crate::text::{parse_i64, parse_u32, split, split_once};
 
 /// Milliseconds (finite, non-negative, checked by the caller) as a `Duration`.
 fn from_ms(ms: f64) -> Duration {
@@ -90,25 +90,22 @@ const MONTHS: [&str; 12] = [
 /// RFC 850 form `Sunday, 06-Nov-94 08:49:37 GMT` and asctime `Sun Nov  6 08:49:37 1994`)
 /// into Unix milliseconds.
 pub fn parse_http_date(value: &str) -> Option<f64> {
-    let words: Vec<&str> = value
-        .split([' ', ',', '-'])
-        .filter(|w| !w.is_empty())
-        .collect();
+    let words: Vec<&str> = split(value, b" ,-").filter(|w| !w.is_empty()).collect();
     let (day, month, year, time) = match words.as_slice() {
         [_, d, m, y, t, "GMT"] if d.bytes().all(|b| b.is_ascii_digit()) => (*d, *m, *y, *t),
         [_, m, d, t, y] => (*d, *m, *y, *t),
         _ => return None,
     };
-    let day: u32 = day.parse().ok()?;
+    let day = parse_u32(day)?;
     let month = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(month))? as u32 + 1;
-    let mut year: i64 = year.parse().ok()?;
+    let mut year = parse_i64(year)?;
     if year < 100 {
         year += if year < 70 { 2000 } else { 1900 };
     }
     // `h:mi:s`; a fourth part leaves a `:` in `s`, which then is no number.
     let (h, rest) = split_once(time, b':')?;
     let (mi, s) = split_once(rest, b':')?;
-    let [h, mi, s]: [u32; 3] = [h.parse().ok()?, mi.parse().ok()?, s.parse().ok()?];
+    let [h, mi, s] = [parse_u32(h)?, parse_u32(mi)?, parse_u32(s)?];
     if !(1..=31).contains(&day) || h > 23 || mi > 59 || s > 60 {
         return None;
     }
@@ -128,7 +125,7 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 }
 
 fn digits(s: &str, n: usize) -> Option<u32> {
-    (s.len() == n && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
+    (s.len() == n && s.bytes().all(|b| b.is_ascii_digit())).then(|| parse_u32(s))?
 }
 
 /// Parses an RFC 3339 timestamp (`2026-11-24T12:00:30Z`, fractions, `+01:00` offsets) into
@@ -139,11 +136,15 @@ pub fn parse_rfc3339(value: &str) -> Option<f64> {
     let (year, md) = split_once(date, b'-')?;
     let (month, day) = split_once(md, b'-')?;
     let (year, month, day) = (digits(year, 4)?, digits(month, 2)?, digits(day, 2)?);
-    let rest = rest.strip_prefix(['T', 't', ' '])?;
-    let (clock, offset_min) = if let Some(c) = rest.strip_suffix(['Z', 'z']) {
-        (c, 0i64)
+    // Byte tests, not `char` patterns (their searchers are wasm weight): the same answers.
+    let rest = rest
+        .get(1..)
+        .filter(|_| matches!(rest.bytes().next(), Some(b'T' | b't' | b' ')))?;
+    let zulu = matches!(rest.bytes().last(), Some(b'Z' | b'z'));
+    let (clock, offset_min) = if zulu {
+        (rest.get(..rest.len() - 1)?, 0i64)
     } else {
-        let at = rest.rfind(['+', '-'])?;
+        let at = rest.bytes().rposition(|b| b == b'+' || b == b'-')?;
         let (c, off) = rest.split_at_checked(at)?;
         let (sign, hm) = off.split_at_checked(1)?;
         let (h, m) = split_once(hm, b':')?;
@@ -176,12 +177,15 @@ pub fn parse_duration(value: &str) -> Option<Duration> {
     }
     let mut total_ms = 0.0;
     while !rest.is_empty() {
-        let number_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let number_end = rest
+            .bytes()
+            .position(|b| !(b.is_ascii_digit() || b == b'.'))?;
         let (number, tail) = rest.split_at_checked(number_end)?;
         let number = parse_decimal(number)?;
         rest = tail;
         let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .bytes()
+            .position(|b| b.is_ascii_digit() || b == b'.')
             .unwrap_or(rest.len());
         let (unit, tail) = rest.split_at_checked(unit_end)?;
         let scale = match unit {
