@@ -159,6 +159,18 @@ describe('worker: the batch ledger, call by call', { timeout: 60_000, concurrenc
     assert.equal((await L('describe', OWNER)).edgebatch.waiting?.reason, 'limiter', 'a commit of another item does not end the wait of this one');
   });
 
+  test('an item whose lease lapsed is sent again by the alarm, and not charged to the token again', async () => {
+    const L = await created(2);
+    const { items } = await L('claim', [0, 1], 100);
+    assert.ok(items.every((it) => it.charged === false));
+    await sleep(150);
+    await L('runAlarm');
+    assert.deepEqual(sentIndexes(await L('takeSent')), [0, 1], 'both lapsed, both sent again');
+    const again = await L('claim', [0, 1], 60_000);
+    assert.deepEqual(again.items.map((it) => [it.index, it.charged]), [[0, true], [1, true]]);
+    assert.equal((await L('describe', OWNER)).edgebatch.leases_lapsed, 2);
+  });
+
   test('start arms the alarm before it sends: a send that fails leaves an armed batch the alarm delivers', async () => {
     const L = await created(3, { start: false });
     await L('gateMode', 'fail');

@@ -49,7 +49,10 @@ export function pickResends(sql, b, now, redeliverMs) {
     probe = ids(sql.exec(`SELECT idx FROM items WHERE state = 'queued' AND sent_at <= ? AND not_before <= ? ORDER BY sent_at DESC, idx DESC LIMIT ?`,
       now - redeliverMs, now, ITEMS_PER_MESSAGE));
   }
-  for (const idx of lapsed) sql.exec(`UPDATE items SET state = 'queued', sent_at = ? WHERE idx = ?`, now, idx);
+  // A lease that lapsed was (almost surely) charged to the token's hour by its consumer, which
+  // reserves right after it claims: the item's next claim is not charged again. (A consumer that
+  // died between the two left one item uncharged: the hour's items are a ceiling, not a bill.)
+  for (const idx of lapsed) sql.exec(`UPDATE items SET state = 'queued', sent_at = ?, charged = 1 WHERE idx = ?`, now, idx);
   for (const idx of [...lost, ...probe]) sql.exec(`UPDATE items SET sent_at = ? WHERE idx = ?`, now, idx);
   sql.exec(`UPDATE batch SET relet = relet + ?, redelivered = redelivered + ?, lost_before = ?, pending_mark = ?, pending_at = ?,
     probe_at = ? WHERE one = 1`, lapsed.length, lost.length + probe.length, lostBefore, pending, pendingAt,
