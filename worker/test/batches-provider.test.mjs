@@ -361,9 +361,10 @@ describe('worker: a provider Batch API that misbehaves', { timeout: 60_000, conc
   });
 
   /** A batch whose provider batch meets `fault` (provider.version, see the fixture); `{ sim, reqs, batch }`. */
-  async function faulted(fault, reqs, completionWindow, batches = { delayMs: 200, spreadMs: 300 }) {
+  async function faulted(fault, reqs, completionWindow, batches = { delayMs: 200, spreadMs: 300 }, options = {}) {
     const sim = await simSession(base, { ...FAST_SIM, batches });
-    const batch = await submit(base, { provider: { name: 'anthropic', baseUrl: sim.baseUrl, version: fault }, options: { completionWindow }, requests: reqs });
+    const batch = await submit(base, { provider: { name: 'anthropic', baseUrl: sim.baseUrl, version: fault }, options: { completionWindow, ...options },
+      requests: reqs });
     return { sim, batch };
   }
 
@@ -404,6 +405,29 @@ describe('worker: a provider Batch API that misbehaves', { timeout: 60_000, conc
     assert.ok(lines.every((l) => l.edgebatch.route === 'realtime'));
     const made = await fetch(`${sim.baseUrl}/v1/messages/batches`, { headers: { 'x-api-key': 'k', 'anthropic-version': '2023-06-01' } });
     assert.equal((await made.json()).data.length, 1, 'one create reached the provider');
+  });
+
+  test('under maxCostUsd, a lost create keeps its requests\' bounds against the cap: the provider may bill them too', async () => {
+    const reqs = requests(20, 'u');
+    // The requests' bounds at the batch price, as batches-cost.test.mjs works them out (haiku:
+    // $2 / MTok its dearest input rate, $5 out), and what a realtime line costs.
+    const bound = reqs.reduce((sum, r) => sum + Math.round((Buffer.byteLength(JSON.stringify(r.params)) * 2_000_000 + 16 * 5_000_000) / 2), 0);
+    const probe = await faulted('fault-create503', reqs.slice(0, 1).map((r) => ({ ...r, custom_id: 'probe' })), '1h', undefined, { maxCostUsd: 1 });
+    const line = (await results(base, (await waitEnded(base, probe.batch.id, { timeoutMs: 20_000, everyMs: 100 })).id))[0];
+    const each = Math.round(line.edgebatch.usd * 1e12);
+    // Room for every realtime line, were the lost chunk's bounds forgotten; with them, for 5.
+    const capPico = bound + 5 * each + Math.floor(each / 2);
+    assert.ok(capPico - bound < 20 * each && capPico > 20 * each, 'the cap tells the two apart');
+    const { batch } = await faulted('fault-create503', reqs, '1h', undefined, { maxCostUsd: capPico / 1e12 });
+    const ended = await waitEnded(base, batch.id, { timeoutMs: 20_000, everyMs: 100 });
+    assert.deepEqual(ended.edgebatch.providerBatches.map((p) => [p.status, p.items]), [['lost', 20]]);
+    assert.equal(Math.round(ended.edgebatch.cost.unknownUsd * 1e12), bound, 'the lost chunk\'s bounds');
+    const lines = await results(base, batch.id);
+    exactlyOnce(lines, reqs.map((r) => r.custom_id));
+    const served = lines.filter((l) => l.result.type === 'succeeded');
+    assert.ok(served.length >= 1 && served.length <= 5, `${served.length} served realtime within what is left`);
+    assert.ok(lines.filter((l) => l.result.type === 'canceled').every((l) => l.result.error.kind === 'cost_cap'));
+    assert.ok(Math.round(ended.edgebatch.cost.usd * 1e12) + bound <= capPico, 'spent + what the provider may bill <= the cap');
   });
 
   for (const fault of ['fault-create429', 'fault-createdrop']) {

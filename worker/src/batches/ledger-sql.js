@@ -63,6 +63,8 @@
  * @property {number} cost_hold_until when that hold lapses (a crashed consumer's)
  * @property {string | null} cost_capped the error message once maxCostUsd stopped the batch
  * @property {number} held_pico what the requests at provider batches hold of maxCostUsd (their bounds)
+ * @property {number} unknown_pico what the requests of a create whose outcome is unknown may have
+ *   cost there (their bounds): kept against maxCostUsd for good, as the provider may run them
  */
 
 /** @type {ItemState[]} */
@@ -70,7 +72,8 @@ export const STATES = ['queued', 'leased', 'succeeded', 'errored', 'canceled', '
 export const WAIT_REASONS = ['token_budget', 'limiter', 'upstream_429', 'cost_hold'];
 /** Columns added to `batch` after its first layout: (name, declaration). */
 const BATCH_COLUMNS = [['usd_pico', 'INTEGER NOT NULL DEFAULT 0'], ['realtime_pico', 'INTEGER NOT NULL DEFAULT 0'],
-  ['cost_hold', 'TEXT'], ['cost_hold_until', 'INTEGER NOT NULL DEFAULT 0'], ['cost_capped', 'TEXT'], ['held_pico', 'INTEGER NOT NULL DEFAULT 0']];
+  ['cost_hold', 'TEXT'], ['cost_hold_until', 'INTEGER NOT NULL DEFAULT 0'], ['cost_capped', 'TEXT'], ['held_pico', 'INTEGER NOT NULL DEFAULT 0'],
+  ['unknown_pico', 'INTEGER NOT NULL DEFAULT 0']];
 /** Columns added to `items` after its first layout. */
 const ITEM_COLUMNS = [['cost_hold', 'INTEGER NOT NULL DEFAULT 0']];
 
@@ -219,11 +222,12 @@ export const dollars = (p) => (p / 1e12).toFixed(12).replace(/\.?0+$/, '');
 
 /**
  * What is left of the batch's maxCostUsd for new work, in pico-dollars: the cap minus the
- * lines' dollars and what the requests at provider batches hold (their bounds, until their
- * lines replace them); null without a cap. @param {BatchRow} b
+ * lines' dollars, what the requests at provider batches hold (their bounds, until their
+ * lines replace them) and what a lost create's requests may have cost there; null without a
+ * cap. @param {BatchRow} b
  */
 export function costLeft(b) {
-  return b.config.maxCostUsd === undefined ? null : Math.max(0, pico(b.config.maxCostUsd) - b.usd_pico - b.held_pico);
+  return b.config.maxCostUsd === undefined ? null : Math.max(0, pico(b.config.maxCostUsd) - b.usd_pico - b.held_pico - b.unknown_pico);
 }
 
 /**

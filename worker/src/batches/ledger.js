@@ -99,7 +99,9 @@ export class BatchLedger extends DurableObject {
         cost: { usd: b.usd_pico / 1e12, usdIfRealtime: b.realtime_pico / 1e12,
           ...(b.config.maxCostUsd !== undefined && { maxCostUsd: b.config.maxCostUsd }),
           // What the requests at provider batches hold of it until their lines come (their bounds).
-          ...(b.held_pico > 0 && { heldUsd: b.held_pico / 1e12 }) },
+          ...(b.held_pico > 0 && { heldUsd: b.held_pico / 1e12 }),
+          // What a provider batch whose create's outcome is unknown may have cost (its bounds).
+          ...(b.unknown_pico > 0 && { unknownUsd: b.unknown_pico / 1e12 }) },
       },
     };
   }

@@ -133,8 +133,9 @@ export function submitted(sql, n, made, now, leaseUntil) {
 
 /**
  * A create that failed: its items wait for the next provider batch (`retry`); or that the
- * provider refused, or whose outcome is unknown (`lost`: the object stopped during it): they
- * go to the realtime path now. @param {SqlStorage} sql @param {import('./ledger-sql.js').BatchRow} b
+ * provider refused, or whose outcome is unknown (`lost`: the object stopped during it, or an
+ * answer that does not say): they go to the realtime path now, and a lost one's dollar holds
+ * count against maxCostUsd for good. @param {SqlStorage} sql @param {import('./ledger-sql.js').BatchRow} b
  * @param {number} n @param {'retry' | 'refused' | 'lost'} how @param {number} now
  */
 export function unsubmit(sql, b, n, how, now) {
@@ -143,7 +144,14 @@ export function unsubmit(sql, b, n, how, now) {
     sql.exec(`DELETE FROM provider_items WHERE batch = ?`, n);
     sql.exec(`DELETE FROM provider_batches WHERE n = ?`, n);
   } else {
-    handBack(sql, b, held(sql, n), now);
+    const indexes = held(sql, n);
+    if (how === 'lost' && indexes.length > 0) {
+      // The provider may have made it and may run (and bill) its requests: their holds stay
+      // against maxCostUsd for good (the realtime lines are paid on top).
+      sql.exec(`UPDATE batch SET unknown_pico = unknown_pico + (SELECT coalesce(sum(i.cost_hold), 0) FROM provider_items p
+        JOIN items i ON i.idx = p.idx WHERE p.batch = ? AND i.state = 'leased' AND i.token = p.token) WHERE one = 1`, n);
+    }
+    handBack(sql, b, indexes, now);
     sql.exec(`UPDATE provider_batches SET status = ? WHERE n = ?`, how, n);
   }
 }
