@@ -17,6 +17,10 @@
 //! batches kept in the simulator and read at each request's time (`batches/`).
 //!
 //! ```
+//! # #[cfg(not(feature = "serde_json"))]
+//! # fn main() {}
+//! # #[cfg(feature = "serde_json")]
+//! # fn main() {
 //! use edgebatch_sim::{Action, Config, Request, Simulator};
 //!
 //! // The host's parsed JSON through the `Json` view: here serde_json (feature `serde_json`),
@@ -35,6 +39,7 @@
 //! let again = sim.handle(&req, 1000.0);
 //! assert_eq!(again.status, 429);
 //! assert!(again.headers.contains(&("retry-after-ms".to_owned(), "59000".to_owned())));
+//! # }
 //! ```
 
 #![forbid(unsafe_code)]
