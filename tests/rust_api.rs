@@ -340,7 +340,14 @@ async fn run_starts_one_request_of_a_cached_prefix_before_the_rest() {
     // what shows here is the order. Four requests share a `cache_control` system prompt and
     // each takes 150 ms: cache-aware, one goes first and the other three once its reply began
     // (at most 3 in flight); with `cache_aware(false)` all four at once.
-    let system = json!([{ "type": "text", "text": unique("a shared system prompt"), "cache_control": { "type": "ephemeral" } }]);
+    // Long enough to be cached (a prefix shorter than 1,024 bytes is never grouped).
+    let text = format!(
+        "{} {}",
+        unique("a shared system prompt"),
+        "rule ".repeat(300)
+    );
+    let system =
+        json!([{ "type": "text", "text": text, "cache_control": { "type": "ephemeral" } }]);
     let requests: Vec<_> = (0..4)
         .map(|i| json!({ "model": "slow:150", "max_tokens": 50, "system": system, "messages": [{ "role": "user", "content": format!("ticket {i}") }] }))
         .collect();

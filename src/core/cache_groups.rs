@@ -80,7 +80,7 @@ impl<'a> Grouping<'a> {
     pub(crate) fn new(source: &'a CacheGroups<'a>, total: usize) -> Self {
         Grouping {
             source,
-            keys: vec![None; total],
+            keys: (0..total).map(|_| None).collect(),
             groups: Vec::new(),
             held: 0,
         }

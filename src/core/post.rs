@@ -137,7 +137,7 @@ impl<V: Clone + 'static> PostStage<V> {
             cancel,
             downstream,
             running: FuturesUnordered::new(),
-            started: vec![None; self.total],
+            started: (0..self.total).map(|_| None).collect(),
             done: (0..self.total).map(|_| None).collect(),
             stopped: None,
             process,

@@ -31,9 +31,16 @@ pub fn endpoint(base_url: &str, api_key: Option<String>, version: &str) -> Endpo
 /// two requests that differ only in other fields of a block before the mark (an image, a
 /// tool's schema) share a key: they are scheduled as one group, and the API caches them
 /// apart (a second write, never a wrong reply).
+///
+/// Also `None` for a prefix certainly shorter than any model's minimum cacheable length
+/// ([`MIN_CACHEABLE`] tokens): the API caches nothing there, so holding the group behind a
+/// primer would only delay it. A token is at least a byte, so a prefix of text blocks with
+/// fewer bytes has fewer tokens; any other block (an image, a document, a tool with its
+/// schema) may be long, and counts as long enough.
 pub fn cache_key<J: Json>(body: &J) -> Option<u64> {
     let mut p = Prefix {
         hash: 0xcbf2_9ce4_8422_2325,
+        len: 0,
         key: None,
     };
     p.add(body, "model");
@@ -49,14 +56,20 @@ pub fn cache_key<J: Json>(body: &J) -> Option<u64> {
     }
     // Automatic caching marks the end, after any block's mark.
     match body.field("cache_control") {
-        Some(_) => Some(p.hash),
+        Some(_) => p.at_mark(),
         None => p.key,
     }
 }
 
-/// [`cache_key`]'s running hash, and its value at the last mark so far.
+/// The fewest tokens any model caches (Anthropic's prompt caching docs: 1024 for Sonnet and
+/// Opus 4 and older, 2048 and 4096 for others).
+pub const MIN_CACHEABLE: usize = 1024;
+
+/// [`cache_key`]'s running hash, the prefix's length so far (bytes of text, or
+/// [`MIN_CACHEABLE`] for a block of unknown length), and the hash at the last mark so far.
 struct Prefix {
     hash: u64,
+    len: usize,
     key: Option<u64>,
 }
 
@@ -66,7 +79,13 @@ impl Prefix {
         self.text(v.field(name).and_then(|t| t.text()).unwrap_or_default());
     }
 
+    /// The hash here, when the prefix so far may be long enough to be cached.
+    fn at_mark(&self) -> Option<u64> {
+        (self.len >= MIN_CACHEABLE).then_some(self.hash)
+    }
+
     fn text(&mut self, text: String) {
+        self.len += text.len();
         for b in text.bytes().chain([0]) {
             self.hash = (self.hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
@@ -80,11 +99,14 @@ impl Prefix {
             return self.text(text);
         }
         for block in list.items() {
+            if block.field("type").and_then(|t| t.text()).as_deref() != Some("text") {
+                self.len += MIN_CACHEABLE;
+            }
             for name in ["type", "name", "text", "description"] {
                 self.add(&block, name);
             }
             if block.field("cache_control").is_some() {
-                self.key = Some(self.hash);
+                self.key = self.at_mark();
             }
         }
     }
@@ -148,9 +170,10 @@ mod tests {
 
     #[test]
     fn cache_keys_cover_the_prefix_up_to_the_last_mark() {
+        let pad = "x".repeat(MIN_CACHEABLE);
         let key = |system: &str, question: &str, model: &str| {
             let body = format!(
-                r#"{{"model":"{model}","system":[{{"type":"text","text":"{system}","cache_control":{{"type":"ephemeral"}}}}],
+                r#"{{"model":"{model}","system":[{{"type":"text","text":"{system} {pad}","cache_control":{{"type":"ephemeral"}}}}],
                 "messages":[{{"role":"user","content":"{question}"}}]}}"#
             );
             cache_key(&parsed(&body).unwrap())
@@ -167,7 +190,7 @@ mod tests {
         let in_messages = |system: &str| {
             let body = format!(
                 r#"{{"model":"m","system":"{system}","messages":[{{"role":"user",
-                "content":[{{"type":"text","text":"doc","cache_control":{{"type":"ephemeral"}}}}]}}]}}"#
+                "content":[{{"type":"text","text":"doc {pad}","cache_control":{{"type":"ephemeral"}}}}]}}]}}"#
             );
             cache_key(&parsed(&body).unwrap())
         };
@@ -179,8 +202,56 @@ mod tests {
         let unmarked =
             r#"{"model":"m","system":"rules","messages":[{"role":"user","content":"a"}]}"#;
         assert_eq!(cache_key(&parsed(unmarked).unwrap()), None);
-        let auto = r#"{"model":"m","cache_control":{"type":"ephemeral"},"messages":[{"role":"user","content":"a"}]}"#;
-        assert!(cache_key(&parsed(auto).unwrap()).is_some());
+        let auto = format!(
+            r#"{{"model":"m","cache_control":{{"type":"ephemeral"}},"messages":[{{"role":"user","content":"a {pad}"}}]}}"#
+        );
+        assert!(cache_key(&parsed(&auto).unwrap()).is_some());
+    }
+
+    #[test]
+    fn a_prefix_too_short_to_be_cached_has_no_key() {
+        let marked = |content: &str, tools: &str| {
+            let body = format!(
+                r#"{{"model":"m",{tools}"system":[{{"type":"text","text":"You are terse.","cache_control":{{"type":"ephemeral"}}}}],
+                "messages":[{{"role":"user","content":[{content}]}}]}}"#
+            );
+            cache_key(&parsed(&body).unwrap())
+        };
+        let text = |n: usize| format!(r#"{{"type":"text","text":"{}"}}"#, "y".repeat(n));
+        assert_eq!(
+            marked(&text(1), ""),
+            None,
+            "a short system prompt: nothing to wait for"
+        );
+        let image =
+            r#"{"type":"image","source":{"type":"base64","media_type":"image/png","data":"AAAA"}}"#;
+        let tool = r#""tools":[{"name":"t","description":"d","input_schema":{"type":"object"}}],"#;
+        assert!(
+            marked(&text(1), tool).is_some(),
+            "a tool's schema may be long"
+        );
+        // Only what comes before the last mark counts: here, the short system prompt.
+        assert_eq!(
+            marked(&format!("{},{image}", text(MIN_CACHEABLE)), ""),
+            None
+        );
+        let mark = r#","cache_control":{"type":"ephemeral"}}"#;
+        let image_marked = format!("{}{mark}", image.strip_suffix('}').unwrap());
+        assert!(
+            marked(&image_marked, "").is_some(),
+            "an image before the mark may be long"
+        );
+        let long_marked = format!("{}{mark}", text(MIN_CACHEABLE).strip_suffix('}').unwrap());
+        assert!(marked(&long_marked, "").is_some());
+        let short_marked = format!(
+            "{}{mark}",
+            text(MIN_CACHEABLE - 40).strip_suffix('}').unwrap()
+        );
+        assert_eq!(
+            marked(&short_marked, ""),
+            None,
+            "fewer bytes than the minimum's tokens"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use super::headers::{parse_should_retry, server_wait};
 use crate::error::Failure;
+use crate::text::has_byte;
 
 /// The spend-cap marker in an Anthropic 429 body: waiting will not help.
 pub const SPEND_CAP_CODE: &str = "enforced_spend_limit_reached";
@@ -148,7 +149,7 @@ fn location_host(location: &str) -> Option<String> {
     let b = location.as_bytes();
     let slashes = b.windows(2).position(|w| w == b"//")?;
     let scheme = &b[..slashes];
-    if !(scheme.is_empty() || scheme.last() == Some(&b':') && !scheme.contains(&b'/')) {
+    if !(scheme.is_empty() || scheme.last() == Some(&b':') && !has_byte(scheme, b'/')) {
         return None;
     }
     let authority = slashes + 2;

@@ -1,6 +1,7 @@
 // The few steps that are cheaper done in JS than across the wasm boundary, one call each:
-// calling the task, building its context and building result objects. Imported by
-// src/web/task.rs and src/bindings.rs; wasm-bindgen copies it into pkg/snippets/.
+// calling the task, building its context, the clock's timers and building result objects.
+// Imported by src/web/task.rs, src/web/clock.rs and src/bindings.rs; wasm-bindgen copies it
+// into pkg/snippets/.
 
 const CONTROLLER = Symbol("edgebatch.controller");
 const ABORTED = Symbol("edgebatch.aborted");
@@ -42,8 +43,21 @@ export function invokeTask(fn, item, index, attempt, id, settle) {
   return ctx;
 }
 
-// The attempt is over without an answer (timeout, deadline, cancel): fire its signal.
+// A sleep of the JS clock (src/web/clock.rs): settle(id, true) once `ms` have passed, like a
+// task's answer; a sleep dropped first is cleared by abortTask.
+class Timer {
+  constructor(ms, id, settle) {
+    this.handle = setTimeout(() => settle(id, true, undefined), ms);
+  }
+}
+export function startTimer(ms, id, settle) {
+  return new Timer(ms, id, settle);
+}
+
+// The attempt is over without an answer (timeout, deadline, cancel): fire its signal (or,
+// for a sleep, clear its timer).
 export function abortTask(ctx) {
+  if (ctx instanceof Timer) return clearTimeout(ctx.handle);
   ctx[ABORTED] = true;
   if (ctx[CONTROLLER] !== undefined) ctx[CONTROLLER].abort();
 }

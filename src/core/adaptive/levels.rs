@@ -41,7 +41,7 @@ impl Levels {
     /// Levels `1..=max`; an attempt sent above `max` (a limit lowered since) counts as `max`.
     pub fn new(max: usize) -> Self {
         Levels {
-            levels: vec![Level::default(); max.max(1)],
+            levels: (0..max.max(1)).map(|_| Level::default()).collect(),
             weight: 1.0,
         }
     }

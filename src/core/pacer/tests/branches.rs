@@ -324,7 +324,7 @@ fn the_memory_of_rejected_requests_is_bounded() {
         fail(&mut p, &c, &Failure::http(429, "slow"), 0, &t, 0);
     }
     assert_eq!(p.rejected.len(), MAX_REJECTED);
-    assert_eq!(p.rejected.front(), Some(&11.0), "the oldest are forgotten");
+    assert_eq!(p.rejected.first(), Some(&11.0), "the oldest are forgotten");
 }
 
 #[test]
