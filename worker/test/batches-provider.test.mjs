@@ -12,6 +12,8 @@ import { ROOMY_TOKEN, api, exactlyOnce, requests, results, simSession, submit, w
 import { LOCATION_SECRETS, startRedirectPair } from '../../tests/support/redirect-pair.mjs';
 
 const FAST_SIM = { seed: 11, minuteMs: 60_000, latency: { baseMs: 5, perOutputTokenMs: 0, jitterMs: 5 } };
+/** The Worker's settings for these suites: the simulator, a fast alarm and poll, no turnaround rule. */
+const FAST_PROVIDER = { EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_PROVIDER_POLL_MS: '200', EDGEBATCH_PROVIDER_TURNAROUND_MS: '0' };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** ms of an ISO time. */
 const ms = (iso) => Date.parse(iso);
@@ -61,7 +63,7 @@ describe('worker: /v1/batches through the provider Batch API', { timeout: 60_000
   let worker;
   let base;
   before(async () => {
-    worker = await startWorker({ ...ROOMY_TOKEN, EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_PROVIDER_POLL_MS: '200', EDGEBATCH_PROVIDER_TURNAROUND_MS: '0' });
+    worker = await startWorker({ ...ROOMY_TOKEN, ...FAST_PROVIDER });
     base = worker.url;
   });
   after(async () => {
@@ -195,8 +197,7 @@ describe('worker: /v1/batches through the provider Batch API', { timeout: 60_000
 describe('worker: the provider Batch API and the token\'s hour', { timeout: 60_000 }, () => {
   test('what goes to the provider is charged to the token\'s hour: a chunk as big as the hour allows, the rest waits for it', async () => {
     // 30 items an hour: a 50-request batch fits its 24 h life, not one hour.
-    const worker = await startWorker({ EDGEBATCH_ITEMS_PER_HOUR: '30', EDGEBATCH_SUBREQUESTS_PER_HOUR: '1000', EDGEBATCH_SIM: 'on',
-      EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_PROVIDER_POLL_MS: '200', EDGEBATCH_PROVIDER_TURNAROUND_MS: '0' });
+    const worker = await startWorker({ EDGEBATCH_ITEMS_PER_HOUR: '30', EDGEBATCH_SUBREQUESTS_PER_HOUR: '1000', ...FAST_PROVIDER });
     try {
       const sim = await simSession(worker.url, { ...FAST_SIM, batches: { delayMs: 200, spreadMs: 200 } });
       const reqs = requests(50, 'h');
@@ -231,8 +232,7 @@ describe('worker: provider batches chunked at their limits', { timeout: 60_000, 
   let worker;
   let base;
   before(async () => {
-    worker = await startWorker({ ...ROOMY_TOKEN, EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_PROVIDER_POLL_MS: '200',
-      EDGEBATCH_PROVIDER_TURNAROUND_MS: '0', EDGEBATCH_PROVIDER_BATCH_MAX_REQUESTS: String(MAX_REQUESTS),
+    worker = await startWorker({ ...ROOMY_TOKEN, ...FAST_PROVIDER, EDGEBATCH_PROVIDER_BATCH_MAX_REQUESTS: String(MAX_REQUESTS),
       EDGEBATCH_PROVIDER_BATCH_MAX_BYTES: String(MAX_BYTES) });
     base = worker.url;
   });
@@ -351,7 +351,7 @@ describe('worker: a provider Batch API that misbehaves', { timeout: 60_000, conc
   before(async () => {
     pair = await startRedirectPair();
     pair.setStatus(307);
-    worker = await startWorker({ ...ROOMY_TOKEN, EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_PROVIDER_POLL_MS: '200', EDGEBATCH_PROVIDER_TURNAROUND_MS: '0' },
+    worker = await startWorker({ ...ROOMY_TOKEN, ...FAST_PROVIDER },
       { script: 'worker/test/fixtures/provider-faults.js', workQueues: 2 });
     base = worker.url;
   });
@@ -484,7 +484,7 @@ describe('worker: a batch routed to OpenAI\'s Batch API, canceled or out of time
   let worker;
   let base;
   before(async () => {
-    worker = await startWorker({ ...ROOMY_TOKEN, EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_PROVIDER_POLL_MS: '200', EDGEBATCH_PROVIDER_TURNAROUND_MS: '0' });
+    worker = await startWorker({ ...ROOMY_TOKEN, ...FAST_PROVIDER });
     base = worker.url;
   });
   after(async () => {

@@ -144,14 +144,11 @@ export function unsubmit(sql, b, n, how, now) {
     sql.exec(`DELETE FROM provider_items WHERE batch = ?`, n);
     sql.exec(`DELETE FROM provider_batches WHERE n = ?`, n);
   } else {
-    const indexes = held(sql, n);
-    if (how === 'lost' && indexes.length > 0) {
-      // The provider may have made it and may run (and bill) its requests: their holds stay
-      // against maxCostUsd for good (the realtime lines are paid on top).
-      sql.exec(`UPDATE batch SET unknown_pico = unknown_pico + (SELECT coalesce(sum(i.cost_hold), 0) FROM provider_items p
-        JOIN items i ON i.idx = p.idx WHERE p.batch = ? AND i.state = 'leased' AND i.token = p.token) WHERE one = 1`, n);
-    }
-    handBack(sql, b, indexes, now);
+    const heldBefore = Number(sql.exec(`SELECT held_pico FROM batch WHERE one = 1`).one().held_pico);
+    handBack(sql, b, held(sql, n), now);
+    // Lost: the provider may have made it and may run (and bill) its requests. What their holds
+    // were (items_unheld dropped them as they went back) stays against maxCostUsd for good.
+    if (how === 'lost') sql.exec(`UPDATE batch SET unknown_pico = unknown_pico + (? - held_pico) WHERE one = 1`, heldBefore);
     sql.exec(`UPDATE provider_batches SET status = ? WHERE n = ?`, how, n);
   }
 }

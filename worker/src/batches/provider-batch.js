@@ -138,23 +138,22 @@ export function createOutcome(err, wholeBodyRead) {
  * Smaller provider batches cost the same and end sooner (a provider batch's results are read
  * once all of it has ended), and each create uploads less in its alarm; a key whose tier caps
  * the requests queued at the provider wants them smaller too (config.js batchTimings).
- * @param {any} env @param {import('./provider-batch-sql.js').Frame} frame
+ * @param {import('../config.js').BatchTimings} t @param {import('./provider-batch-sql.js').Frame} frame
  * @returns {import('./provider-batch-sql.js').Frame}
  */
-export function chunkFrame(env, frame) {
-  const t = batchTimings(env);
+function chunkFrame(t, frame) {
   return { ...frame, maxRequests: Math.min(frame.maxRequests, t.providerBatchMaxRequests), maxBytes: Math.min(frame.maxBytes, t.providerBatchMaxBytes) };
 }
 
 /**
  * The adapter of the batch's provider, its frame within the operator's limits (chunkFrame).
  * @param {import('./ledger-sql.js').BatchConfig['provider']} p @param {string} apiKey @param {(s: string) => string} redact
- * @param {any} env
+ * @param {import('../config.js').BatchTimings} t
  * @returns {Api}
  */
-function adapterOf(p, apiKey, redact, env) {
+function adapterOf(p, apiKey, redact, t) {
   const api = p.name === 'openai' ? openaiApi(p, apiKey, redact) : anthropicApi(p, apiKey, redact);
-  return { ...api, frame: chunkFrame(env, api.frame) };
+  return { ...api, frame: chunkFrame(t, api.frame) };
 }
 
 /**
@@ -205,7 +204,7 @@ export class ProviderFollower {
     const t = batchTimings(this.env);
     const { cutoff, giveUp } = windowTimes(b.config);
     const stopping = b.ended_at !== null || b.cancel_at !== null || now >= b.config.expiresAt || now >= cutoff;
-    const api = adapterOf(b.config.provider, apiKeyOf(this.env, b.config.provider), redact, this.env);
+    const api = adapterOf(b.config.provider, apiKeyOf(this.env, b.config.provider), redact, t);
     // A create that was under way when the object last stopped: its outcome is unknown, its
     // items go realtime (were it made after all, its lines are refused by the lease token).
     for (const r of this.#rows().filter((x) => x.status === 'submitting')) this.tx(() => unsubmit(this.sql, b, r.n, 'lost', now));
