@@ -13,11 +13,21 @@
 //   node bench/batches.mjs            the default table (about half an hour)
 //   EDGEBATCH_BENCH_BATCHES=100000x1,100000x1r,...,100000x8r node bench/batches.mjs
 //                                     runs of your choice: <items>x<consumers 1..8>, r = rate binds
+//   EDGEBATCH_BENCH_JITTER_MS=40 ...    each request 100 ms + U(0, 40) ms (the bound at the mean)
 import { readFileSync, readdirSync } from 'node:fs';
 import { startWorker, TOKEN, messages } from '../worker/test/harness.mjs';
 import { ROOMY_TOKEN } from '../worker/test/batches-client.mjs';
 
 const LATENCY_MS = 100;
+/**
+ * EDGEBATCH_BENCH_JITTER_MS: each request's latency is LATENCY_MS + U(0, jitter) (default 0);
+ * the bound then takes the mean, LATENCY_MS + jitter / 2.
+ */
+const JITTER_MS = Number(process.env.EDGEBATCH_BENCH_JITTER_MS ?? 0);
+if (!(Number.isFinite(JITTER_MS) && JITTER_MS >= 0 && JITTER_MS <= 10_000)) {
+  throw new Error(`EDGEBATCH_BENCH_JITTER_MS: "${process.env.EDGEBATCH_BENCH_JITTER_MS}" is not a number of ms in 0..=10000`);
+}
+const MEAN_LATENCY_MS = LATENCY_MS + JITTER_MS / 2;
 /** The simulator's "minute" is 1 s here: its RPM is requests per second. */
 const SIM_MINUTE_MS = 1000;
 /** With the rate binding: the simulator allows this share of what the consumers could send. */
@@ -124,9 +134,9 @@ async function describe(base, id) {
 }
 
 async function run({ items, consumers, binding }) {
-  const concurrencyBound = (consumers * 6) / (LATENCY_MS / 1000);
+  const concurrencyBound = (consumers * 6) / (MEAN_LATENCY_MS / 1000);
   const rps = binding ? Math.round(concurrencyBound * BINDING_SHARE) : 1_000_000;
-  const sim = { minuteMs: SIM_MINUTE_MS, requestsPerMinute: rps, latency: { baseMs: LATENCY_MS, perOutputTokenMs: 0, jitterMs: 0 }, faults: {} };
+  const sim = { minuteMs: SIM_MINUTE_MS, requestsPerMinute: rps, latency: { baseMs: LATENCY_MS, perOutputTokenMs: 0, jitterMs: JITTER_MS }, faults: {} };
   const worker = await startWorker({ ...ROOMY_TOKEN, EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '1000', EDGEBATCH_SIM_CONFIG: JSON.stringify(sim) },
     { workQueues: consumers, script: 'bench/batches-worker.js' });
   const pids = workerdPids();
@@ -243,7 +253,7 @@ function table(rows) {
   for (const b of body) console.log(line(b));
 }
 
-console.log(`/v1/batches on workerd (Miniflare), simulator: ${LATENCY_MS} ms per request, no faults; maxRetries 8. ` +
+console.log(`/v1/batches on workerd (Miniflare), simulator: ${LATENCY_MS} ms${JITTER_MS > 0 ? ` + U(0, ${JITTER_MS}) ms` : ''} per request, no faults; maxRetries 8. ` +
   `A consumer = one work-queue shard; "binds": the simulator allows ${BINDING_SHARE * 100}% of consumers x 6 / latency.`);
 const rows = [];
 for (const spec of RUNS) {
