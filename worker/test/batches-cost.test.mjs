@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startWorker } from './harness.mjs';
-import { ROOMY_TOKEN, api, exactlyOnce, results, simSession, submit, waitEnded } from './batches-client.mjs';
+import { ROOMY_TOKEN, api, exactlyOnce, results, sessionStats, simSession, submit, waitEnded } from './batches-client.mjs';
 
 const FAST_SIM = { seed: 5, minuteMs: 60_000, latency: { baseMs: 5, perOutputTokenMs: 0, jitterMs: 5 } };
 /** claude-haiku-4-5, pico-dollars a token: $1 in, $5 out per MTok. */
@@ -28,7 +28,7 @@ describe('worker: dollars in /v1/batches', { timeout: 60_000 }, () => {
   before(async () => {
     // UNPRICED is allowed here (EDGEBATCH_MODELS) but has no price in the library's table.
     worker = await startWorker({ ...ROOMY_TOKEN, EDGEBATCH_SIM: 'on', EDGEBATCH_BATCH_ALARM_MS: '200', EDGEBATCH_PROVIDER_POLL_MS: '200', EDGEBATCH_PROVIDER_TURNAROUND_MS: '0',
-      EDGEBATCH_MODELS: `claude-haiku-4-5,gpt-4o-mini,${UNPRICED}` });
+      EDGEBATCH_MODELS: `claude-haiku-4-5,claude-opus-4-5,gpt-4o-mini,${UNPRICED}` });
     base = worker.url;
   });
   after(async () => {
@@ -84,6 +84,38 @@ describe('worker: dollars in /v1/batches', { timeout: 60_000 }, () => {
     const dollars = (p) => (p / 1e12).toFixed(12).replace(/\.?0+$/, '');
     assert.equal(capped[0].result.error.message, `cost cap reached: this batch's maxCostUsd is $${dollars(pico(maxCostUsd))}, ` +
       `$${dollars(k * each)} is spent and the next request could cost more than the $${dollars(pico(maxCostUsd) - k * each)} left`);
+  });
+
+  test('maxCostUsd far above the batch\'s cost: both consumers run it at once (a slice each), every request once, within the cap', async () => {
+    // 100 ms a request: the two work-queue shards' runs overlap. One run holding the whole rest
+    // at a time (as before slices) never had more than its 6 connections in flight.
+    const sim = await simSession(base, { ...FAST_SIM, latency: { baseMs: 100, perOutputTokenMs: 0, jitterMs: 0 } });
+    const reqs = requests(96, 's');
+    const maxCostUsd = 5;
+    const batch = await submit(base, { provider: { name: 'anthropic', baseUrl: sim.baseUrl }, options: { maxCostUsd }, requests: reqs });
+    const ended = await waitEnded(base, batch.id, { timeoutMs: 30_000, everyMs: 100 });
+    assert.equal(ended.request_counts.succeeded, 96, JSON.stringify(ended.request_counts));
+    exactlyOnce(await results(base, batch.id), reqs.map((r) => r.custom_id));
+    const stats = await sessionStats(sim.baseUrl);
+    console.log(`# maxCostUsd $${maxCostUsd}, 96 requests on 2 consumers: at most ${stats.maxInFlight} in flight, $${ended.edgebatch.cost.usd} spent`);
+    assert.ok(stats.maxInFlight > 6, `at most ${stats.maxInFlight} requests in flight: one consumer at a time`);
+    assert.ok(ended.edgebatch.cost.usd <= maxCostUsd);
+  });
+
+  test('a slice too small for a fallback\'s dearer model: those requests run on the whole rest, none canceled', async () => {
+    // Haiku always overloaded: every request falls back to Opus with max_tokens 1,024, whose
+    // estimate is more than a claim's slice (its requests' Haiku bounds) holds.
+    const sim = await simSession(base, { ...FAST_SIM, faults: { byModel: { 'claude-haiku-4-5': { overloaded: 1 } } } });
+    const reqs = requests(12, 'f');
+    const maxCostUsd = 10;
+    const batch = await submit(base, { provider: { name: 'anthropic', baseUrl: sim.baseUrl },
+      options: { maxCostUsd, maxRetries: 3, fallbacks: [{ model: 'claude-opus-4-5', overrides: { max_tokens: 1024 } }] }, requests: reqs });
+    const ended = await waitEnded(base, batch.id, { timeoutMs: 30_000, everyMs: 100 });
+    assert.deepEqual(ended.request_counts, { processing: 0, succeeded: 12, errored: 0, canceled: 0, expired: 0 });
+    const lines = await results(base, batch.id);
+    exactlyOnce(lines, reqs.map((r) => r.custom_id));
+    for (const l of lines) assert.equal(l.result.message.model, 'claude-opus-4-5', JSON.stringify(l.edgebatch));
+    assert.ok(ended.edgebatch.cost.usd > 0 && ended.edgebatch.cost.usd <= maxCostUsd);
   });
 
   test('an OpenAI provider batch with errors: its errored lines run realtime at the full price, the rest at half; the sums are the lines\'', async () => {

@@ -30,11 +30,11 @@ const GIVE_BACK = new Set(['aborted', 'deadline', 'budget', 'deferred']);
  * @typedef {{ name: 'anthropic' | 'openai', baseUrl: string, version?: string, sim?: boolean, upstream?: string }} StoredProvider
  *   `upstream`: the Worker's upstream (config.js), when not the API's built-in one
  * @typedef {{ id: string, provider: StoredProvider, options: Record<string, any>, limiterKey: string, owner: string }} BatchInfo
- * @typedef {{ index: number, token: number, attempts: number, charged: boolean }} GivenBack
+ * @typedef {{ index: number, token: number, attempts: number, charged: boolean, restOnly?: boolean }} GivenBack
  * @typedef {{ batch: BatchInfo, ledger: any, items: Claimed[], apiKey: string, fallbackKeys: string[],
- *   spend: { lease: string, subrequests: number }, owner: any, maxAttempts: number, cost?: { hold: string, leftUsd: number },
+ *   spend: { lease: string, subrequests: number }, owner: any, maxAttempts: number, cost?: { hold: string, leftUsd: number, slice?: true },
  *   holds: Map<number, number> }} Job
- *   `cost`: what is left of the batch's maxCostUsd, this run's alone (ledger.js CostGrant);
+ *   `cost`: this run's grant of the batch's maxCostUsd, a slice or the whole rest (ledger.js CostGrant);
  *   `holds`: by index, what the token's dollars per hour hold for the items still running
  * @typedef {{ givenBack: GivenBack[], untilMs: number, reason: 'limiter' | 'upstream_429',
  *   used: { attempts: number, requests: number, inputTokens: number, outputTokens: number, usdPico: number },
@@ -115,7 +115,7 @@ async function work(env, t, batchId, indexes, redact, budget) {
   const { batch, items, cost } = await ledger.claim(indexes, t.leaseMs);
   if (!batch || items.length === 0) return;
   if (cost && 'busyUntil' in cost) {
-    // Another run holds what is left of the batch's maxCostUsd: these wait until it settled.
+    // Other runs hold what these would need of the batch's maxCostUsd: they wait a little.
     const back = items.map((/** @type {Claimed} */ it) => ({ index: it.index, token: it.token, attempts: 0, charged: Boolean(it.charged) }));
     await giveBack(env, ledger, batchId, back, Date.now() + t.deferMs, 'cost_hold');
     return;
@@ -310,6 +310,12 @@ function outcomeOf(r, it, job, run, redact) {
       run.untilMs = until;
       run.reason = r.error.status === 429 ? 'upstream_429' : 'limiter';
     }
+    return null;
+  }
+  if (r.error.kind === 'cost_cap' && job.cost?.slice) {
+    // Never started, for want of room in this run's slice, not in the batch's cap: back to the
+    // queue, to run on the whole rest (ledger-sql.js grantCost).
+    run.givenBack.push({ index: it.index, token: it.token, attempts: r.attempts, charged: true, restOnly: true });
     return null;
   }
   const error = JSON.parse(redact(JSON.stringify(errorOf(r.error))));

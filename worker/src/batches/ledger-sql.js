@@ -6,17 +6,21 @@
 //
 //   batch  one row: the settings as created (`config`, never changed) and what changes, with
 //          the dollars of the result lines kept as running sums (usd_pico, realtime_pico) and
-//          `maxCostUsd`'s state (the one consumer holding the rest of the budget, what the
+//          `maxCostUsd`'s state (the one consumer run holding the rest of the budget, what the
 //          requests at a provider batch hold of it, the cap once reached)
+//   cost_slices  consumer runs holding a slice of maxCostUsd: their items' bounds (grantCost)
 //   counts items per state, kept by triggers on `items`: a commit or a GET costs the same at
 //          any size of batch
 //   items  one row per request: state, lease token, when a claim may take it (not_before),
 //          when its latest message became deliverable (sent_at: NEVER_SENT = not yet sent,
 //          window.js; -1 = a send that failed), whether the token budget was charged for it, its result line,
-//          and while it is at a provider batch, its bound held against maxCostUsd (cost_hold)
+//          and while it is at a provider batch, its bound held against maxCostUsd (cost_hold);
+//          rest_only: a slice of maxCostUsd was too small for it, it runs only on the whole rest
 //   provider_batches, provider_items  the batches submitted to a provider's Batch API
 //          (`completionWindow`: provider-batch.js) and which items each holds, with the
 //          item's lease token at submission (its result counts only with that token)
+
+import { sizeBound } from '../token-limits.js';
 
 /** @typedef {'queued' | 'leased' | 'succeeded' | 'errored' | 'canceled' | 'expired'} ItemState */
 /**
@@ -75,7 +79,7 @@ const BATCH_COLUMNS = [['usd_pico', 'INTEGER NOT NULL DEFAULT 0'], ['realtime_pi
   ['cost_hold', 'TEXT'], ['cost_hold_until', 'INTEGER NOT NULL DEFAULT 0'], ['cost_capped', 'TEXT'], ['held_pico', 'INTEGER NOT NULL DEFAULT 0'],
   ['unknown_pico', 'INTEGER NOT NULL DEFAULT 0']];
 /** Columns added to `items` after its first layout. */
-const ITEM_COLUMNS = [['cost_hold', 'INTEGER NOT NULL DEFAULT 0']];
+const ITEM_COLUMNS = [['cost_hold', 'INTEGER NOT NULL DEFAULT 0'], ['rest_only', 'INTEGER NOT NULL DEFAULT 0']];
 
 /** @param {SqlStorage} sql */
 export function createSchema(sql) {
@@ -102,7 +106,8 @@ export function createSchema(sql) {
       n INTEGER PRIMARY KEY, id TEXT, status TEXT NOT NULL, counts TEXT,
       submitted_at INTEGER NOT NULL, polled_at INTEGER NOT NULL DEFAULT 0, cancel_sent INTEGER NOT NULL DEFAULT 0,
       items INTEGER NOT NULL, bytes INTEGER NOT NULL, lines_read INTEGER NOT NULL DEFAULT 0);
-    CREATE TABLE IF NOT EXISTS provider_items (idx INTEGER PRIMARY KEY, batch INTEGER NOT NULL, token INTEGER NOT NULL);`);
+    CREATE TABLE IF NOT EXISTS provider_items (idx INTEGER PRIMARY KEY, batch INTEGER NOT NULL, token INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS cost_slices (hold TEXT PRIMARY KEY, pico INTEGER NOT NULL, until INTEGER NOT NULL);`);
   migrateMeta(sql);
   // A batch object made before the cost columns gets them once, empty.
   const has = new Set(sql.exec(`SELECT name FROM pragma_table_info('batch')`).toArray().map((r) => String(r.name)));
@@ -228,6 +233,76 @@ export const dollars = (p) => (p / 1e12).toFixed(12).replace(/\.?0+$/, '');
  */
 export function costLeft(b) {
   return b.config.maxCostUsd === undefined ? null : Math.max(0, pico(b.config.maxCostUsd) - b.usd_pico - b.held_pico - b.unknown_pico);
+}
+
+/**
+ * Each matching item's dollar bound (token-limits.js sizeBound: its JSON bytes as input tokens
+ * at the model's dearest input rate, its max_tokens as output), read in SQL (no request parsed
+ * in JS); `pico` null when its model has no price.
+ * @param {SqlStorage} sql @param {string} where over items `i` (and `p`, provider_items)
+ * @param {string} tail @param {'realtime' | 'provider_batch'} served
+ * @returns {{ idx: number, pico: number | null, restOnly: boolean }[]}
+ */
+export function pricedItems(sql, where, tail, served) {
+  const rows = sql.exec(`SELECT i.idx, json_extract(i.params, '$.model') AS model, length(CAST(i.params AS BLOB)) AS bytes,
+    coalesce(json_extract(i.params, '$.max_tokens'), json_extract(i.params, '$.max_completion_tokens')) AS output,
+    coalesce(json_array_length(i.params, '$.tools'), 0) AS tools, i.rest_only
+    FROM items i LEFT JOIN provider_items p ON p.idx = i.idx WHERE ${where} ${tail}`).toArray();
+  return rows.map((r) => {
+    try {
+      const pico = sizeBound({ model: r.model, bytes: Number(r.bytes), tools: Number(r.tools) > 0, output: r.output }, served, 'a request');
+      return { idx: Number(r.idx), pico, restOnly: Number(r.rest_only) === 1 };
+    } catch {
+      return { idx: Number(r.idx), pico: null, restOnly: Number(r.rest_only) === 1 };
+    }
+  });
+}
+
+/**
+ * What the consumer runs' slices of maxCostUsd hold now, in pico-dollars (a lapsed one, its
+ * consumer gone, is dropped). @param {SqlStorage} sql @param {number} now
+ */
+export function slicedPico(sql, now) {
+  sql.exec(`DELETE FROM cost_slices WHERE until <= ?`, now);
+  return Number(sql.exec(`SELECT coalesce(sum(pico), 0) AS n FROM cost_slices`).one().n);
+}
+
+/**
+ * What a claim of `indexes` (just leased) may spend of a batch's maxCostUsd; each grant is held
+ * until the run settles (releaseHold) or its lease lapses:
+ * - a slice, the claimed requests' bounds at the realtime price, while what is left (less the
+ *   other runs' slices) covers them: runs on every consumer at once, and the library's cap
+ *   never stops one of them for want of room (a bound is above the library's estimate);
+ * - else the whole rest, to this run alone, once no other run holds anything: near the cap one
+ *   run decides, so its cost_cap is final (ledger.js commit);
+ * - else `busyUntil`: the claim waits (the consumer gives its items back).
+ * A request a slice turned out too small for (a fallback's dearer model, a billed retry) is
+ * marked rest_only: its next claim asks for the whole rest.
+ * @param {SqlStorage} sql @param {BatchRow} b @param {number[]} indexes @param {number} now @param {number} leaseMs
+ * @returns {{ hold: string, leftUsd: number, slice?: true } | { busyUntil: number }}
+ */
+export function grantCost(sql, b, indexes, now, leaseMs) {
+  if (b.cost_hold !== null && b.cost_hold_until > now) return { busyUntil: b.cost_hold_until };
+  const sliced = slicedPico(sql, now);
+  const left = Math.max(0, /** @type {number} */ (costLeft(b)) - sliced);
+  const bounds = pricedItems(sql, `i.idx IN (${indexes.map((i) => Math.trunc(i)).join(',')})`, '', 'realtime');
+  const need = bounds.some((r) => r.pico === null || r.restOnly) ? null : bounds.reduce((a, r) => a + /** @type {number} */ (r.pico), 0);
+  const hold = crypto.randomUUID();
+  if (need !== null && need <= left) {
+    sql.exec(`INSERT INTO cost_slices (hold, pico, until) VALUES (?, ?, ?)`, hold, need, now + leaseMs);
+    return { hold, leftUsd: need / 1e12, slice: true };
+  }
+  if (sliced > 0) {
+    return { busyUntil: Number(sql.exec(`SELECT min(until) AS t FROM cost_slices`).one().t) };
+  }
+  sql.exec(`UPDATE batch SET cost_hold = ?, cost_hold_until = ? WHERE one = 1`, hold, now + leaseMs);
+  return { hold, leftUsd: left / 1e12 };
+}
+
+/** A run's grant of maxCostUsd ends (its run settled). @param {SqlStorage} sql @param {string} hold */
+export function releaseHold(sql, hold) {
+  sql.exec(`DELETE FROM cost_slices WHERE hold = ?`, hold);
+  sql.exec(`UPDATE batch SET cost_hold = NULL, cost_hold_until = 0 WHERE one = 1 AND cost_hold = ?`, hold);
 }
 
 /**

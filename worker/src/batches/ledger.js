@@ -14,7 +14,7 @@
 import { DurableObject } from 'cloudflare:workers';
 import { batchTimings } from '../config.js';
 import { enqueueItems } from './queues.js';
-import { batchRow, capError, costLeft, createSchema, endIfDone, finishWhere, insertBatch, readCounts, record, stopAtCap, WAIT_REASONS } from './ledger-sql.js';
+import { batchRow, capError, createSchema, endIfDone, finishWhere, grantCost, insertBatch, readCounts, record, releaseHold, stopAtCap, WAIT_REASONS } from './ledger-sql.js';
 import { pickResends, unsend } from './redelivery.js';
 import { countClaims, NEVER_SENT, refill, unwindow } from './window.js';
 import { holdForProvider, providerView } from './provider-batch-sql.js';
@@ -39,10 +39,11 @@ const utf8 = new TextEncoder();
  * @property {number} [usd] what it cost (the library's `usd`), when its model has a price
  */
 /**
- * @typedef {{ hold: string, leftUsd: number } | { busyUntil: number }} CostGrant what a claim of a
- * batch with maxCostUsd gets: what is left of it, held by this claim alone until it is
- * released (so the library's cap rule decides over the whole rest, and its cost_cap is final),
- * or that another claim holds it now
+ * @typedef {{ hold: string, leftUsd: number, slice?: true } | { busyUntil: number }} CostGrant what a
+ * claim of a batch with maxCostUsd gets (ledger-sql.js grantCost): a slice of it (its requests'
+ * bounds: a cost_cap under it is not the batch's), or the whole rest, held by this claim alone
+ * until it is released (so the library's cap rule decides over the whole rest, and its cost_cap
+ * is final), or that other claims hold what it would need now
  */
 
 
@@ -298,15 +299,7 @@ export class BatchLedger extends DurableObject {
       }
       /** @type {CostGrant | undefined} */
       let cost;
-      if (b.config.maxCostUsd !== undefined && items.length > 0) {
-        if (b.cost_hold !== null && b.cost_hold_until > now) cost = { busyUntil: b.cost_hold_until };
-        else {
-          const hold = crypto.randomUUID();
-          this.sql.exec(`UPDATE batch SET cost_hold = ?, cost_hold_until = ? WHERE one = 1`, hold, now + leaseMs);
-          // Less what requests at provider batches hold (ledger-sql.js costLeft).
-          cost = { hold, leftUsd: /** @type {number} */ (costLeft(b)) / 1e12 };
-        }
-      }
+      if (b.config.maxCostUsd !== undefined && items.length > 0) cost = grantCost(this.sql, b, items.map((it) => it.index), now, leaseMs);
       const { id, provider, options, limiter, limiterKey, owner } = b.config;
       return { batch: { id, provider, options, limiter, limiterKey, owner }, items, cost, sent: refill(this.sql, now) };
     });
@@ -314,9 +307,9 @@ export class BatchLedger extends DurableObject {
     return { batch: claimed.batch, items: claimed.items, ...(claimed.cost && { cost: claimed.cost }) };
   }
 
-  /** A claim's hold on what is left of maxCostUsd ends (its run settled). @param {string} hold */
+  /** A claim's grant of maxCostUsd ends (its run settled). @param {string} hold */
   async releaseCost(hold) {
-    this.#tx(() => this.sql.exec(`UPDATE batch SET cost_hold = NULL, cost_hold_until = 0 WHERE one = 1 AND cost_hold = ?`, String(hold)));
+    this.#tx(() => releaseHold(this.sql, String(hold)));
   }
 
   /**
@@ -367,9 +360,9 @@ export class BatchLedger extends DurableObject {
   /**
    * Gives leased items back to wait: queued again, claimable from `notBefore` (the consumer
    * sends their delayed message). `charged`: the token budget was charged for the item, never
-   * again. The batch view shows `edgebatch.waiting: { reason, until }` (the longest wait ahead)
+   * again; `restOnly`: a slice of maxCostUsd was too small for it (ledger-sql.js grantCost). The batch view shows `edgebatch.waiting: { reason, until }` (the longest wait ahead)
    * until `until` has passed or a claim from then on clears it.
-   * @param {{ index: number, token: number, attempts: number, charged?: boolean }[]} entries
+   * @param {{ index: number, token: number, attempts: number, charged?: boolean, restOnly?: boolean }[]} entries
    * @param {number} notBefore epoch ms
    * @param {'token_budget' | 'limiter' | 'upstream_429' | 'cost_hold'} [reason]
    * @returns {Promise<number>} how many were given back
@@ -385,9 +378,10 @@ export class BatchLedger extends DurableObject {
       let n = 0;
       for (const e of entries) {
         n += this.sql.exec(
-          `UPDATE items SET state = 'queued', not_before = ?, sent_at = ?, attempts = attempts + ?, charged = max(charged, ?)
+          `UPDATE items SET state = 'queued', not_before = ?, sent_at = ?, attempts = attempts + ?, charged = max(charged, ?),
+             rest_only = max(rest_only, ?)
            WHERE idx = ? AND token = ? AND state = 'leased' RETURNING idx`,
-          notBefore, notBefore, e.attempts ?? 0, e.charged ? 1 : 0, e.index, e.token).toArray().length;
+          notBefore, notBefore, e.attempts ?? 0, e.charged ? 1 : 0, e.restOnly ? 1 : 0, e.index, e.token).toArray().length;
       }
       if (b.cancel_at !== null || b.cost_capped !== null) finishWhere(this.sql, `state = 'queued'`, 'canceled');
       else if (n > 0 && reason !== undefined) {

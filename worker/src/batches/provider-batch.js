@@ -42,8 +42,8 @@
 import * as edgebatch from '../../pkg/edgebatch.js';
 import { batchTimings, readConfig, UPSTREAMS } from '../config.js';
 import { redactor, secretsOf } from '../auth.js';
-import { sizeBound, tokenLimits } from '../token-limits.js';
-import { batchRow, costLeft, holdCost, stopAtCap } from './ledger-sql.js';
+import { tokenLimits } from '../token-limits.js';
+import { batchRow, costLeft, holdCost, pricedItems, slicedPico, stopAtCap } from './ledger-sql.js';
 import { NEVER_SENT, rewind } from './window.js';
 import { AWAIT_PROVIDER, CLOSED, bodyPage, commitLines, handBack, handBackWaiting, held, leaseChunk, markCharged,
   noteStatus, submitted, unsubmit, waitingToSubmit } from './provider-batch-sql.js';
@@ -326,23 +326,11 @@ export class ProviderFollower {
   }
 
   /**
-   * Each matching item's dollar bound at the batch price (token-limits.js sizeBound), read in
-   * SQL (no request parsed here); `pico` null when its model has no price.
+   * Each matching item's dollar bound at the batch price (ledger-sql.js pricedItems).
    * @param {string} where over items `i` (and `p`, provider_items) @param {string} [tail]
-   * @returns {{ idx: number, pico: number | null }[]}
    */
   #priced(where, tail = '') {
-    const rows = this.sql.exec(`SELECT i.idx, json_extract(i.params, '$.model') AS model, length(CAST(i.params AS BLOB)) AS bytes,
-      coalesce(json_extract(i.params, '$.max_tokens'), json_extract(i.params, '$.max_completion_tokens')) AS output,
-      coalesce(json_array_length(i.params, '$.tools'), 0) AS tools
-      FROM items i LEFT JOIN provider_items p ON p.idx = i.idx WHERE ${where} ${tail}`).toArray();
-    return rows.map((r) => {
-      try {
-        return { idx: Number(r.idx), pico: sizeBound({ model: r.model, bytes: Number(r.bytes), tools: Number(r.tools) > 0, output: r.output }, 'provider_batch', 'a request') };
-      } catch {
-        return { idx: Number(r.idx), pico: null };
-      }
-    });
+    return pricedItems(this.sql, where, tail, 'provider_batch');
   }
 
   /**
@@ -350,16 +338,20 @@ export class ProviderFollower {
    * requests, in the order the token's hour takes them, fit what is left of the cap at their
    * bounds at the batch price (spent + held + these <= cap; a prefix, as the realtime cap asks
    * of the next request). When none fits: while requests at provider batches hold part of the
-   * cap (their lines usually cost less) or a consumer run holds the rest, they wait; else the
+   * cap (their lines usually cost less) or consumer runs hold the rest or slices of it, they wait; else the
    * batch stops at its cap, every waiting request canceled with kind cost_cap. A request whose
    * model has no price cannot be bounded: it goes realtime, where the library's cap ends it
    * (kind invalid, naming the model). Inside a transaction. @param {number} max
    */
   #admit(max) {
     const b = /** @type {BatchRow} */ (batchRow(this.sql));
-    const left = costLeft(b);
-    if (left === null) return max;
-    if (b.cost_capped !== null || (b.cost_hold !== null && b.cost_hold_until > Date.now())) return 0;
+    const now = Date.now();
+    const capLeft = costLeft(b);
+    if (capLeft === null) return max;
+    if (b.cost_capped !== null || (b.cost_hold !== null && b.cost_hold_until > now)) return 0;
+    // Less what consumer runs hold as slices of it (ledger-sql.js grantCost).
+    const sliced = slicedPico(this.sql, now);
+    const left = Math.max(0, capLeft - sliced);
     const rows = this.#priced(`i.state = 'queued' AND i.sent_at = ${AWAIT_PROVIDER}`, `ORDER BY i.charged DESC, i.idx LIMIT ${max}`);
     const unpriced = rows.filter((r) => r.pico === null).map((r) => r.idx);
     for (const idx of unpriced) this.sql.exec(`UPDATE items SET sent_at = ? WHERE idx = ?`, NEVER_SENT, idx);
@@ -372,7 +364,7 @@ export class ProviderFollower {
       sum += r.pico;
       fit++;
     }
-    if (fit === 0 && unpriced.length < rows.length && b.held_pico === 0) stopAtCap(this.sql, Date.now());
+    if (fit === 0 && unpriced.length < rows.length && b.held_pico === 0 && sliced === 0) stopAtCap(this.sql, now);
     return fit;
   }
 
