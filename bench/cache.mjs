@@ -5,13 +5,18 @@
 //   (a) no cache_control: what a user pays who does not use the cache;
 //   (b) naive fan-out with cache_control, every request in flight at once (`cacheAware: false`);
 //   (c) cache-aware scheduling (the default), at the same concurrency;
-//   (d) the provider's batch API (the simulator's Message Batches at the 50% discount), called
-//       with fetch as the Worker's stored batches call it;
-//   (e) the same with cache warming: one realtime primer first, then the batch.
-// Prints dollars (realtime: the library's ledger, summarize().cost.usd; batches: each line priced
-// by the same table through the Worker build's replyCost, at the batch discount), wall time,
-// cache writes and reads (in requests), the ratios to (b) and (a), and the issue's goals with
-// whether each was met. Asserts nothing.
+//   (d) through the Worker: a stored batch (POST /v1/batches on workerd, Miniflare) with
+//       `completionWindow: "24h"`, which the Worker sends to the simulator's Message Batches
+//       (the 50% discount), cold: `cacheAware: false` turns its cache warming off;
+//   (e) the same with the Worker's cache warming (the default for an Anthropic batch): the
+//       first request of the prefix group runs realtime through its work queue (the primer),
+//       the rest go to the provider once its line is final (worker/src/batches/provider-batch.js).
+// Prints dollars (realtime: the library's ledger, summarize().cost.usd; (d), (e): the batch
+// view's edgebatch.cost.usd, its lines priced by the same table, provider lines at the batch
+// discount, the primer at the realtime price), wall time (for (d), (e): from the create to
+// `processing_status: "ended"`), cache writes and reads (in requests; (d), (e): the result
+// lines' usage), the ratios to (b) and (a), and the issue's goals with whether each was met.
+// Asserts nothing.
 //
 // Twice: at N, and at a size (default 500) that one client sends faster than a reply's first
 // byte. At 10,000, one Node client spends ~1.5 ms of CPU a request, so "every request in flight
@@ -24,18 +29,19 @@
 // 20,000 in one process against a `ulimit -n` of 20,000), and the sim's CPU is off the client's
 // clock. The sim server itself closed idle keep-alive sockets after Node's 5 s (a busy client
 // reused some as they closed: 1-8% reset) and kept Node's accept queue of 511 (10,000 connects
-// at once overflowed it: 1% timed out); both fixed in js/sim-server.mjs.
+// at once overflowed it: 1% timed out); both fixed in js/sim-server.mjs. (d) and (e) use the
+// Worker's own simulator, in-process, with the same settings (a fresh Worker per run); their
+// create is NDJSON, as a JSON body is capped at 32 MB (~2,700 of these requests).
 //
-// Run: node bench/cache.mjs   (about 2 minutes; needs pkg/, worker/pkg/ and sim/pkg/ from
-// scripts/build.sh)
+// Run: node bench/cache.mjs   (a few minutes; needs pkg/, worker/pkg/ and sim/pkg/ from
+// scripts/build.sh, and worker/'s npm install)
 //   EDGEBATCH_BENCH_CACHE_N=2000 EDGEBATCH_BENCH_CACHE_SMALL=200 node bench/cache.mjs   shorter.
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { BatchProcessor, summarize } from '../pkg/node.js';
-import initWorkerWasm, { replyCost } from '../worker/pkg/edgebatch.js';
-
-await initWorkerWasm({ module_or_path: await readFile(new URL('../worker/pkg/edgebatch_bg.wasm', import.meta.url)) });
+import { SIM_ORIGIN } from '../worker/src/config.js';
+import { startWorker } from '../worker/test/harness.mjs';
+import { ROOMY_TOKEN, api, results as resultLines, waitEnded } from '../worker/test/batches-client.mjs';
 
 const N = Number(process.env.EDGEBATCH_BENCH_CACHE_N ?? 10_000);
 // The same five at a size whose fan-out outpaces a reply's first byte (see the header).
@@ -47,7 +53,6 @@ const LATENCY = { baseMs: 1000, perOutputTokenMs: 10, jitterMs: 200, chunkMs: 15
 // one takes minutes to 24 h (its wall time is printed, not compared). Spread over 8 s, the items
 // that arrive in the first second (the sim's time to a first byte) find no entry yet and write.
 const BATCHES = { delayMs: 2000, spreadMs: 8000 };
-const PICO = 1e12;
 
 // 12,000 characters: 3,000 tokens at the simulator's 4 characters a token. A tag per run: no
 // run's entry can serve another (each also gets a fresh simulator).
@@ -58,7 +63,6 @@ const request = (system, cached, i) => ({
   system: [{ type: 'text', text: system, ...(cached && { cache_control: { type: 'ephemeral' } }) }],
   messages: [{ role: 'user', content: `Ticket ${i}: my order has not arrived yet, what now?` }],
 });
-const HEADERS = { 'content-type': 'application/json', 'x-api-key': 'sk-ant-bench', 'anthropic-version': '2023-06-01' };
 
 /** A fresh simulator in a child process; `close()` ends it. */
 async function startSim() {
@@ -111,52 +115,74 @@ async function realtime(n, label, { cached, cacheAware }) {
   }
 }
 
-async function call(method, url, body) {
-  const res = await fetch(url, { method, headers: HEADERS, body: body && JSON.stringify(body) });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${url}: ${res.status} ${text.slice(0, 300)}`);
-  return text;
-}
-
-/** (d), (e): the simulator's Message Batches API, as the Worker calls it; `warm`: a primer first. */
+/**
+ * (d), (e): the Worker's stored batches on workerd (Miniflare), `completionWindow: "24h"`, so
+ * the Worker sends the requests to the simulator's Message Batches API. `warm`: the Worker's
+ * own cache warming (provider-batch.js warmsCache: an Anthropic batch warms unless
+ * `cacheAware: false`), one realtime primer per prefix group through its work queue, the rest
+ * submitted once the primer's line is final. A Worker per run: a fresh simulator (its
+ * EDGEBATCH_SIM_CONFIG; a /sim/sessions session caps latency.perOutputTokenMs at 5).
+ */
 async function providerBatch(n, label, { warm }) {
-  const sim = await startSim();
+  const worker = await startWorker({
+    ...ROOMY_TOKEN,
+    EDGEBATCH_MODELS: MODEL,
+    EDGEBATCH_SIM: 'on',
+    // Over the dev simulator's defaults (sim.js DEV_SIM): no faults, no rate limit in the way.
+    EDGEBATCH_SIM_CONFIG: JSON.stringify({ seed: 11, latency: LATENCY, batches: BATCHES, faults: {},
+      minuteMs: 60_000, requestsPerMinute: 1_000_000, inputTokensPerMinute: 1_000_000_000, outputTokensPerMinute: 1_000_000_000 }),
+    // The alarm looks at the batch (primers, releases, creates) and asks the simulator about the
+    // provider batch every 250 ms, as the direct calls polled before (defaults: 5 s and 30 s).
+    EDGEBATCH_BATCH_ALARM_MS: '250',
+    EDGEBATCH_PROVIDER_POLL_MS: '250',
+  });
   try {
     const system = systemText(label);
-    const requests = Array.from({ length: n }, (_, i) => request(system, true, i));
+    const header = { provider: { name: 'anthropic', baseUrl: SIM_ORIGIN },
+      options: { completionWindow: '24h', ...(!warm && { cacheAware: false }) } };
+    // NDJSON: a JSON body is parsed whole and capped at 32 MB (EDGEBATCH_BATCH_MAX_JSON_BYTES),
+    // ~2,700 of these 12 KB requests (10,000 are 122 MB); NDJSON streams in, up to 256 MB
+    // (EDGEBATCH_BATCH_MAX_BYTES).
+    let i = -1;
+    const enc = new TextEncoder();
+    const body = new ReadableStream({
+      pull(controller) {
+        if (i >= n) return controller.close();
+        const lines = [];
+        if (i < 0) lines.push(JSON.stringify(header));
+        for (i = Math.max(i, 0); i < n && lines.length < 500; i++) {
+          lines.push(JSON.stringify({ custom_id: `r${i}`, params: request(system, true, i) }));
+        }
+        controller.enqueue(enc.encode(`${lines.join('\n')}\n`));
+      },
+    });
     const t0 = performance.now();
-    let usd = 0;
-    let [writes, reads, ok] = [0, 0, 0];
-    const count = (usage) => {
-      writes += (usage.cache_creation_input_tokens ?? 0) / 3000;
-      reads += (usage.cache_read_input_tokens ?? 0) / 3000;
-    };
-    if (warm) {
-      // The primer: a realtime call (full price) whose reply has begun before the batch is made.
-      const primer = JSON.parse(await call('POST', `${sim.url}/v1/messages`, requests[0]));
-      usd += replyCost(primer)[0] / PICO;
-      count(primer.usage);
-    }
-    const created = JSON.parse(await call('POST', `${sim.url}/v1/messages/batches`, {
-      requests: requests.map((params, i) => ({ custom_id: `r${i}`, params })),
-    }));
-    for (;;) {
-      const b = JSON.parse(await call('GET', `${sim.url}/v1/messages/batches/${created.id}`));
-      if (b.processing_status === 'ended') break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    const results = await call('GET', `${sim.url}/v1/messages/batches/${created.id}/results`);
+    const created = await api(worker.url, 'POST', '/v1/batches', { raw: body, type: 'application/x-ndjson' });
+    if (created.status !== 201) throw new Error(`POST /v1/batches: ${created.status} ${created.text.slice(0, 300)}`);
+    const view = await waitEnded(worker.url, created.json.id, { timeoutMs: 3_600_000, everyMs: 250 });
     const wall = performance.now() - t0;
-    for (const line of results.split('\n').filter(Boolean)) {
-      const { result } = JSON.parse(line);
-      if (result.type !== 'succeeded') continue;
-      ok += 1;
-      usd += replyCost(result.message)[1] / PICO;
-      count(result.message.usage);
+    let [writes, reads, ok, attempts, primers, lineUsd] = [0, 0, 0, 0, 0, 0];
+    for (let after = 0; ;) {
+      const lines = await resultLines(worker.url, created.json.id, after);
+      if (lines.length === 0) break;
+      for (const l of lines) {
+        attempts += l.edgebatch.attempts ?? 0;
+        lineUsd += l.edgebatch.usd ?? 0;
+        if (l.edgebatch.route === 'realtime') primers += 1;
+        if (l.result.type !== 'succeeded') continue;
+        ok += 1;
+        const usage = l.result.message.usage;
+        writes += (usage.cache_creation_input_tokens ?? 0) / 3000;
+        reads += (usage.cache_read_input_tokens ?? 0) / 3000;
+      }
+      after = lines.at(-1).edgebatch.seq;
     }
-    return { label, ok, attempts: n + (warm ? 1 : 0), usd, wall, writes, reads, maxInFlight: '' };
+    const made = view.edgebatch.providerBatches ?? [];
+    console.error(`# ${label}: ${primers} realtime line(s) (primers), ${made.length} provider batch(es) of ` +
+      `${made.map((p) => p.items).join(', ')}; cost.usd ${view.edgebatch.cost.usd.toFixed(4)}, its lines' usd ${lineUsd.toFixed(4)}`);
+    return { label, ok, attempts, usd: view.edgebatch.cost.usd, wall, writes, reads, maxInFlight: '' };
   } finally {
-    await sim.close();
+    await worker.dispose();
   }
 }
 
@@ -172,7 +198,7 @@ for (const n of [N, SMALL]) {
   const e = await providerBatch(n, '(e) batch + cache warming', { warm: true });
   const rows = [a, b, c, d, e];
   console.log(`\nprompt caching: ${n} requests, a 3,000-token system prompt, ${MODEL}, simulator on loopback ` +
-    `(reply: 1 s to headers + 10 ms/token; realtime concurrency ${n}; batch: 2 s + 8 s spread)`);
+    `(reply: 1 s to headers + 10 ms/token; realtime concurrency ${n}; batch: 2 s + 8 s spread; (d), (e) through the Worker)`);
   console.log(`${pad('run', 28)}${lpad('ok', 7)}${lpad('attempts', 10)}${lpad('writes', 8)}${lpad('reads', 8)}` +
     `${lpad('dollars', 9)}${lpad('wall s', 8)}${lpad('$ ÷ (b)', 9)}${lpad('$ ÷ (a)', 9)}${lpad('wall ÷ (b)', 12)}${lpad('max in flight', 15)}`);
   for (const r of rows) {
