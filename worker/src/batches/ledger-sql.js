@@ -249,14 +249,19 @@ export function pricedItems(sql, where, tail, served) {
     coalesce(json_array_length(i.params, '$.tools'), 0) AS tools, i.rest_only
     FROM items i LEFT JOIN provider_items p ON p.idx = i.idx WHERE ${where} ${tail}`).toArray();
   return rows.map((r) => {
+    /** @type {number | null} */
+    let pico = null;
     try {
-      const pico = sizeBound({ model: r.model, bytes: Number(r.bytes), tools: Number(r.tools) > 0, output: r.output }, served, 'a request');
-      return { idx: Number(r.idx), pico, restOnly: Number(r.rest_only) === 1 };
+      pico = sizeBound({ model: r.model, bytes: Number(r.bytes), tools: Number(r.tools) > 0, output: r.output }, served, 'a request');
     } catch {
-      return { idx: Number(r.idx), pico: null, restOnly: Number(r.rest_only) === 1 };
+      // No price for its model: no bound.
     }
+    return { idx: Number(r.idx), pico, restOnly: Number(r.rest_only) === 1 };
   });
 }
+
+/** Whether one consumer run holds the whole rest of maxCostUsd now. @param {BatchRow} b @param {number} now */
+export const restHeld = (b, now) => b.cost_hold !== null && b.cost_hold_until > now;
 
 /**
  * What the consumer runs' slices of maxCostUsd hold now, in pico-dollars (a lapsed one, its
@@ -282,7 +287,7 @@ export function slicedPico(sql, now) {
  * @returns {{ hold: string, leftUsd: number, slice?: true } | { busyUntil: number }}
  */
 export function grantCost(sql, b, indexes, now, leaseMs) {
-  if (b.cost_hold !== null && b.cost_hold_until > now) return { busyUntil: b.cost_hold_until };
+  if (restHeld(b, now)) return { busyUntil: b.cost_hold_until };
   const sliced = slicedPico(sql, now);
   const left = Math.max(0, /** @type {number} */ (costLeft(b)) - sliced);
   const bounds = pricedItems(sql, `i.idx IN (${indexes.map((i) => Math.trunc(i)).join(',')})`, '', 'realtime');

@@ -360,8 +360,9 @@ export class BatchLedger extends DurableObject {
   /**
    * Gives leased items back to wait: queued again, claimable from `notBefore` (the consumer
    * sends their delayed message). `charged`: the token budget was charged for the item, never
-   * again; `restOnly`: a slice of maxCostUsd was too small for it (ledger-sql.js grantCost). The batch view shows `edgebatch.waiting: { reason, until }` (the longest wait ahead)
-   * until `until` has passed or a claim from then on clears it.
+   * again; `restOnly`: a slice of maxCostUsd was too small for it (ledger-sql.js grantCost).
+   * The batch view shows `edgebatch.waiting: { reason, until }` (the longest wait ahead) until
+   * `until` has passed or a claim from then on clears it.
    * @param {{ index: number, token: number, attempts: number, charged?: boolean, restOnly?: boolean }[]} entries
    * @param {number} notBefore epoch ms
    * @param {'token_budget' | 'limiter' | 'upstream_429' | 'cost_hold'} [reason]

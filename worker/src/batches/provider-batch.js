@@ -43,7 +43,7 @@ import * as edgebatch from '../../pkg/edgebatch.js';
 import { batchTimings, readConfig, UPSTREAMS } from '../config.js';
 import { redactor, secretsOf } from '../auth.js';
 import { tokenLimits } from '../token-limits.js';
-import { batchRow, costLeft, holdCost, pricedItems, slicedPico, stopAtCap } from './ledger-sql.js';
+import { batchRow, costLeft, holdCost, pricedItems, restHeld, slicedPico, stopAtCap } from './ledger-sql.js';
 import { NEVER_SENT, rewind } from './window.js';
 import { AWAIT_PROVIDER, CLOSED, bodyPage, commitLines, handBack, handBackWaiting, held, leaseChunk, markCharged,
   noteStatus, submitted, unsubmit, waitingToSubmit } from './provider-batch-sql.js';
@@ -348,7 +348,7 @@ export class ProviderFollower {
     const now = Date.now();
     const capLeft = costLeft(b);
     if (capLeft === null) return max;
-    if (b.cost_capped !== null || (b.cost_hold !== null && b.cost_hold_until > now)) return 0;
+    if (b.cost_capped !== null || restHeld(b, now)) return 0;
     // Less what consumer runs hold as slices of it (ledger-sql.js grantCost).
     const sliced = slicedPico(this.sql, now);
     const left = Math.max(0, capLeft - sliced);
