@@ -75,6 +75,8 @@ struct Run {
     starts: Vec<(usize, u32, u64)>,
     /// When each item's response began (its last attempt's), ms.
     began: Vec<Option<u64>>,
+    /// (index, attempt) of the attempts that started as their group's primer (given a `Began`).
+    primed: Vec<(usize, u32)>,
     writes: u64,
     reads: u64,
 }
@@ -103,9 +105,13 @@ fn run_with(aware: bool, concurrency: usize, fail_first: bool, max_attempts: Opt
     let keys = bodies.clone();
     let groups = CacheGroups::new(move |i| provider.cache_key(&J(keys[i].clone())));
     let began = Rc::new(RefCell::new(vec![None; bodies.len()]));
+    let primed = RefCell::new(Vec::new());
     let task = |i: usize, attempt: u32| {
         let (c, sim, bodies, began) = (clock.clone(), sim.clone(), bodies.clone(), began.clone());
-        let signal: Began = groups.began(i);
+        let signal: Option<Began> = groups.began(i);
+        if signal.is_some() {
+            primed.borrow_mut().push((i, attempt));
+        }
         async move {
             if fail_first && i == 0 && attempt == 1 {
                 c.sleep(Duration::from_millis(30)).await;
@@ -124,7 +130,9 @@ fn run_with(aware: bool, concurrency: usize, fail_first: bool, max_attempts: Opt
             assert_eq!(d.status, 200, "{}", d.body);
             c.sleep(Duration::from_secs_f64(d.delay_ms / 1000.0)).await;
             began.borrow_mut()[i] = Some(c.now().as_millis() as u64);
-            signal.now();
+            if let Some(signal) = signal {
+                signal.now();
+            }
             let Action::Stream { event_ms } = d.action else {
                 panic!("a stream")
             };
@@ -165,6 +173,7 @@ fn run_with(aware: bool, concurrency: usize, fail_first: bool, max_attempts: Opt
         ok,
         starts,
         began,
+        primed: primed.into_inner(),
         writes: stats.cache_write_tokens,
         reads: stats.cache_read_tokens,
     }
@@ -194,10 +203,13 @@ fn the_primer_first_the_rest_after_its_first_byte_one_write() {
     }
     // The simulator saw one write and N-1 reads of the 3,000-token prefix.
     assert_eq!((r.writes, r.reads), (3000, 3000 * (GROUPED as u64 - 1)));
+    // Only the primer's attempt was told it primes (a task streams that one).
+    assert_eq!(r.primed, [(0, 1)]);
     // Fanned out without grouping, every request of the group writes.
     let naive = run(false, 16, false);
     assert!((0..GROUPED).all(|i| first_start(&naive, i) == 0));
     assert_eq!((naive.writes, naive.reads), (3000 * GROUPED as u64, 0));
+    assert!(naive.primed.is_empty(), "no groups, no primer");
 }
 
 #[test]
@@ -222,6 +234,8 @@ fn held_items_take_no_slot_and_a_failed_primer_hands_over() {
         .expect("item 0 retried");
     assert!(retry.2 > 30);
     assert_eq!((r.writes, r.reads), (3000, 3000 * (GROUPED as u64 - 1)));
+    // Item 0's first attempt primed, then item 1's; item 0's retry, after the group opened, not.
+    assert_eq!(r.primed, [(0, 1), (1, 1)]);
 }
 
 #[test]

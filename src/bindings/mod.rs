@@ -431,7 +431,7 @@ impl Call {
             Box::pin(executor.run_routed(
                 total,
                 |i, a, route| {
-                    let began = grouped.then(|| groups.began(i));
+                    let began = grouped.then(|| groups.began(i)).flatten();
                     task.start(i, a, route, &items, &self.secrets, began)
                 },
                 &pacing,

@@ -7,7 +7,7 @@
 //! the group's next item becomes its primer. Items without a key, and open groups, start as
 //! they always did, so held items never leave a slot idle while other work is ready.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use super::queue::ReadyQueue;
@@ -16,15 +16,20 @@ use super::queue::ReadyQueue;
 /// it while the batch polls it, and the batch looks right after.
 type Arrivals = Rc<RefCell<Vec<usize>>>;
 
+/// The item the batch last let start, when it went as its group's primer: every start is
+/// admitted just before it, so [`CacheGroups::began`] reads it for the attempt starting.
+type Priming = Rc<Cell<Option<usize>>>;
+
 /// What a caller hands [`Executor::cache_groups`](super::executor::Executor::cache_groups):
 /// each item's prefix key (asked once, when the item first comes up to start), and the signal
 /// its tasks call when a response begins.
 pub struct CacheGroups<'a> {
     key: Box<dyn Fn(usize) -> Option<u64> + 'a>,
     arrivals: Arrivals,
+    priming: Priming,
 }
 
-/// Told by an attempt when its response began (2xx headers in): the group it primes opens.
+/// Told by a primer's attempt when its response began (2xx headers in): its group opens.
 #[derive(Clone)]
 pub struct Began {
     index: usize,
@@ -45,16 +50,21 @@ impl<'a> CacheGroups<'a> {
         CacheGroups {
             key: Box::new(key),
             arrivals: Rc::default(),
+            priming: Rc::default(),
         }
     }
 
-    /// The signal for item `index`'s attempts.
+    /// The signal for item `index`'s attempt starting now, when it is its group's primer
+    /// (the group not open yet): `None` for any other attempt, whose first byte opens
+    /// nothing. The rest of the group waits for that first byte, so a task may ask for the
+    /// primer's reply as a stream, whose first byte comes when the provider starts it rather
+    /// than when it is done.
     #[must_use]
-    pub fn began(&self, index: usize) -> Began {
-        Began {
+    pub fn began(&self, index: usize) -> Option<Began> {
+        (self.priming.get() == Some(index)).then(|| Began {
             index,
             arrivals: self.arrivals.clone(),
-        }
+        })
     }
 }
 
@@ -99,13 +109,19 @@ impl<'a> Grouping<'a> {
     }
 
     /// Whether item `index`, next to start, may start now: it has no group, its group is
-    /// open, or it becomes (or is) the primer. `false`: it is held until the group opens or
-    /// it is its turn to prime.
+    /// open, or it becomes (or is) the primer (noted for [`CacheGroups::began`]). `false`: it is
+    /// held until the group opens or it is its turn to prime.
     pub(crate) fn admit(&mut self, index: usize) -> bool {
+        let priming = &self.source.priming;
+        priming.set(None);
         let Some(g) = self.group(index) else {
             return true;
         };
-        if g.open || *g.primer.get_or_insert(index) == index {
+        if g.open {
+            return true;
+        }
+        if *g.primer.get_or_insert(index) == index {
+            priming.set(Some(index));
             return true;
         }
         g.held.push(index);

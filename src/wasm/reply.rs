@@ -184,7 +184,7 @@ impl BatchProcessor {
         });
         let told = groups.clone();
         let attempt = move |index: usize, attempt: u32, route: usize| {
-            let began = told.as_ref().map(|groups| groups.began(index));
+            let began = told.as_ref().and_then(|groups| groups.began(index));
             task.start(index, attempt, route, &items, &secrets, began)
         };
         let prices = self.prices.clone();

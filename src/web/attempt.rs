@@ -115,8 +115,8 @@ impl Task {
     /// choice; only [`Task::Routed`] has others). The item was read once before (its cost);
     /// one that throws only now fails this attempt as `invalid`. Whatever the attempt reports
     /// is scrubbed of `secrets` (and of a fetch spec's own credentials). A provider's request
-    /// tells `began`, when given, that its reply's headers are in (its prompt-cache group,
-    /// `cacheAware`).
+    /// tells `began`, when given (a prompt-cache group's primer, `cacheAware`), that its
+    /// reply's headers are in.
     pub(crate) fn start(
         &self,
         index: usize,
@@ -178,6 +178,10 @@ fn request(
                 &with_spec
             }
         };
+        // A prompt-cache primer's reply is asked for as a stream: its first byte, which the
+        // rest of its group waits for, then comes when the provider starts the reply rather
+        // than when it is done. Its body is put back together as the Message (`send`).
+        // (Only an Anthropic call groups, and its alternatives are of its API.)
         let rules = BodyRules {
             max_bytes,
             secrets,
@@ -185,7 +189,7 @@ fn request(
         };
         // One `send` for both kinds (its future is large: once in the wasm, not twice).
         let sent = match provider {
-            Some(p) => provider_request(p, &item, &signal),
+            Some(p) => provider_request(p, &item, rules.began.is_some(), &signal),
             None => request_init(&item, &signal),
         };
         let now_ms = JsClock.unix_ms();

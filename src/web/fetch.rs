@@ -138,6 +138,9 @@ pub struct BodyRules<'a> {
     /// Replaced wherever they appear whole in a body.
     pub secrets: &'a Secrets,
     /// Told when a 2xx reply's headers are in (a prompt-cache group's primer, `cacheAware`).
+    /// Such a request asks for a stream of Messages events the caller did not ask for: its
+    /// 2xx body is put back together as the Message (glue.js `messageFromEvents`),
+    /// `max_bytes` its cap (the events may take several times that).
     pub began: Option<&'a Began>,
 }
 
@@ -147,8 +150,13 @@ pub const ERROR_BODY_BYTES: u64 = 64 * 1024;
 #[wasm_bindgen(module = "/src/web/glue.js")]
 extern "C" {
     #[wasm_bindgen(js_name = readBody)]
-    fn read_body(response: &Response, max_bytes: f64, truncate: bool, secrets: &JsValue)
-        -> Promise;
+    fn read_body(
+        response: &Response,
+        max_bytes: f64,
+        truncate: bool,
+        secrets: &JsValue,
+        stream: bool,
+    ) -> Promise;
 }
 
 /// Sends a request with the global `fetch` and reads the whole body: an unread body would
@@ -176,7 +184,7 @@ pub async fn send(
         rules.max_bytes.min(ERROR_BODY_BYTES)
     };
     let secrets: js_sys::Array = rules.secrets.iter().map(JsValue::from_str).collect();
-    let text = JsFuture::from(read_body(&response, cap as f64, !ok, &secrets))
+    let text = JsFuture::from(read_body(&response, cap as f64, !ok, &secrets, rules.began.is_some()))
         .await
         .map_err(|e| {
             if let Some(bytes) = get(&e, "tooLarge").and_then(|b| b.as_f64()) {

@@ -181,7 +181,14 @@ export function makeError(kind, status, type, message, retryable, retryAfterMs, 
 // (which grows and never shrinks). Past `maxBytes` the read stops and the stream is cancelled
 // (freeing the connection): `truncate` keeps what was read (an error body, read only for its
 // message), else it rejects with { tooLarge: bytes }. Each of `secrets` is replaced whole.
-export async function readBody(response, maxBytes, truncate, secrets) {
+// `stream` (a 2xx, not truncated, that says it is `text/event-stream`: an upstream may ignore
+// the ask and send the Message itself): the body is a Messages stream the caller did not ask
+// for, given back as the Message (messageFromEvents); its events may take STREAM_BYTES times
+// `maxBytes`.
+export async function readBody(response, maxBytes, truncate, secrets, stream) {
+  stream &&= !truncate && /^\s*text\/event-stream/i.test(response.headers.get("content-type") ?? "");
+  const max = maxBytes;
+  if (stream) maxBytes *= STREAM_BYTES;
   let text = "";
   if (response.body !== null) {
     const reader = response.body.getReader();
@@ -204,7 +211,94 @@ export async function readBody(response, maxBytes, truncate, secrets) {
   for (const secret of secrets) {
     if (text.includes(secret)) text = text.split(secret).join("[redacted]");
   }
-  return text;
+  return stream ? messageFromEvents(text, max) : text;
+}
+
+// Each text delta of a stream wraps a few words in ~100 bytes of event.
+const STREAM_BYTES = 8;
+
+// A request body as JSON text with `"stream": true` added (the body itself is the caller's).
+// A prompt-cache primer's (src/web/provider.rs provider_request).
+export function streamedBody(body) {
+  return JSON.stringify({ ...body, stream: true });
+}
+
+// A Messages API stream (the server-sent events of `stream: true`) put back together as the
+// Message the same request without `stream` returns, as JSON text: what the reply of a
+// prompt-cache primer is (src/web/attempt.rs streams it so that its first byte, which the rest
+// of its group waits for, comes when the provider starts the reply, not when it is done). An
+// `error` event gives its `{ type: "error", error }` body, read as a 200's error is. A stream
+// cut short, garbled or with a content delta this code cannot apply gives an `api_error` body
+// naming why: an error worth another attempt, and that one goes without `stream` (its group
+// opened at the first byte). Throws { tooLarge: bytes } past `maxBytes` of JSON.
+export function messageFromEvents(text, maxBytes) {
+  try {
+    return assembled(text, maxBytes);
+  } catch (e) {
+    if (e.tooLarge !== undefined) throw e;
+    const why = e.delta !== undefined ? `has a content delta of type "${e.delta}" this version cannot put together` : `is not a whole Messages stream (${e.message})`;
+    return JSON.stringify({ type: "error", error: { type: "api_error", message: `the streamed reply (a prompt-cache primer's) ${why}` } });
+  }
+}
+
+function assembled(text, maxBytes) {
+  let message = null;
+  const partial = [];
+  for (const block of text.replace(/\r\n?/g, "\n").split("\n\n")) {
+    let data = "";
+    for (const line of block.split("\n")) {
+      if (line.startsWith("data:")) data += (data === "" ? "" : "\n") + line.slice(line.startsWith("data: ") ? 6 : 5);
+    }
+    if (data === "") continue;
+    const event = JSON.parse(data);
+    switch (event.type) {
+      case "message_start":
+        message = { ...event.message, content: [] };
+        break;
+      case "content_block_start":
+        message.content[event.index] = { ...event.content_block };
+        break;
+      case "content_block_delta":
+        applyDelta(message.content[event.index], event.delta, partial, event.index);
+        break;
+      case "content_block_stop":
+        if (partial[event.index] !== undefined) {
+          message.content[event.index].input = partial[event.index] === "" ? {} : JSON.parse(partial[event.index]);
+        }
+        break;
+      case "message_delta":
+        Object.assign(message, event.delta);
+        message.usage = { ...message.usage, ...event.usage };
+        break;
+      case "message_stop": {
+        const json = JSON.stringify(message);
+        const bytes = json.length * 3 > maxBytes ? new TextEncoder().encode(json).byteLength : json.length;
+        if (bytes > maxBytes) throw { tooLarge: bytes };
+        return json;
+      }
+      case "error":
+        return data;
+      default: // ping, and events added later that carry nothing of the Message
+    }
+  }
+  throw new Error("it ended before message_stop");
+}
+
+// One content delta onto its block: text (`text_delta`, `thinking_delta`, `signature_delta`:
+// a string field appended), a tool's input JSON in pieces (parsed at the block's stop) or a
+// citation.
+function applyDelta(block, delta, partial, index) {
+  if (delta.type === "input_json_delta") {
+    partial[index] = (partial[index] ?? "") + delta.partial_json;
+    return;
+  }
+  if (delta.type === "citations_delta") {
+    (block.citations ??= []).push(delta.citation);
+    return;
+  }
+  const fields = Object.keys(delta).filter((k) => k !== "type");
+  if (fields.length !== 1 || typeof delta[fields[0]] !== "string") throw { delta: String(delta.type) };
+  block[fields[0]] = (block[fields[0]] ?? "") + delta[fields[0]];
 }
 
 // Why fetch could never send a spec `{ url, method?, headers?, body? }` (empty string when it

@@ -61,7 +61,7 @@ pub async fn call_provider(
     signal: &AbortSignal,
     rules: &BodyRules<'_>,
 ) -> Result<Metered, Failure> {
-    let (url, init) = provider_request(provider, body, signal)?;
+    let (url, init) = provider_request(provider, body, false, signal)?;
     let now_ms = JsClock.unix_ms();
     let read_limits = |h: &dyn Fn(&str) -> Option<String>| provider_limits(provider, h, now_ms);
     let reply = send(&url, &init, &read_limits, rules).await?;
@@ -78,10 +78,12 @@ pub fn provider_limits(
 }
 
 /// The URL and request of one request body to `provider`: a body that is not an object, or
-/// that the provider's API refuses, is an `invalid` failure of that item only.
+/// that the provider's API refuses, is an `invalid` failure of that item only. `stream`: sent
+/// with `"stream": true` added (a prompt-cache primer's; the caller's own body never asks).
 pub fn provider_request(
     provider: &Provider,
     body: &JsValue,
+    stream: bool,
     signal: &AbortSignal,
 ) -> Result<(String, RequestInit), Failure> {
     let endpoint = provider
@@ -93,7 +95,12 @@ pub fn provider_request(
     provider
         .check_request(&JsJson(body.clone()))
         .map_err(invalid)?;
-    let json = JSON::stringify(body).map_err(|e| not_json("the request body", &e))?;
+    let json = if stream {
+        streamed_body(body).map(Into::into)
+    } else {
+        JSON::stringify(body)
+    }
+    .map_err(|e| not_json("the request body", &e))?;
     let headers = Headers::new().map_err(|_| invalid("Headers is not available"))?;
     for (name, value) in &endpoint.headers {
         headers
@@ -152,6 +159,12 @@ pub fn provider_value(
             limits: Some(limits).filter(|l| !l.is_empty()),
         })),
     })
+}
+
+#[wasm_bindgen(module = "/src/web/glue.js")]
+extern "C" {
+    #[wasm_bindgen(js_name = streamedBody, catch)]
+    fn streamed_body(body: &JsValue) -> Result<JsValue, JsValue>;
 }
 
 /// `{ inputTokens, outputTokens }`.
