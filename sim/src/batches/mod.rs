@@ -274,7 +274,13 @@ fn limit(api: Api, route: &Route, default: usize, max: usize) -> Result<usize, A
     };
     match raw.parse::<usize>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
-        _ => Err(invalid(match api {
+        // Anthropic's validator names the bound that was crossed (the SDKs show the message
+        // as it is, so `limit=0` must not read "less than or equal to 1000"); what does not
+        // parse as a `usize` is mostly a negative number.
+        n => Err(invalid(match api {
+            Api::Anthropic if n.is_err() || n == Ok(0) => {
+                "limit: Input should be greater than or equal to 1".into()
+            }
             Api::Anthropic => format!("limit: Input should be less than or equal to {max}"),
             Api::OpenAi => format!("Invalid 'limit': integer must be between 1 and {max}."),
         })),

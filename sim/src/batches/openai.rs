@@ -293,6 +293,16 @@ impl Simulator {
         };
         let text = |key: &str| body.field(key).and_then(|v| v.text());
         let purpose = text("purpose").ok_or_else(|| missing("purpose"))?;
+        // The SDKs' `FilePurpose` (`batch_output` is the API's own). Another is refused here,
+        // not stored as given: a typo'd one would surface only later, as a batch that cannot
+        // find its input file.
+        let known = "'assistants', 'batch', 'fine-tune', 'vision', 'user_data', and 'evals'";
+        if !matches!(
+            purpose.as_str(),
+            "assistants" | "batch" | "fine-tune" | "vision" | "user_data" | "evals"
+        ) {
+            return Err(bad_value("purpose", &purpose, known));
+        }
         let content = text("content").ok_or_else(|| missing("file"))?;
         let bytes = body.field("bytes").and_then(|b| b.number()).unwrap_or(0.0) as u64;
         let most = self.config.batches.bytes_limit(MAX_BYTES);

@@ -250,15 +250,20 @@ fn anthropic_cancel_delete_and_list() {
         (st, gone["error"]["type"].as_str()),
         (404, Some("not_found_error"))
     );
-    let (st, _) = call(
-        &mut s,
-        "GET",
-        "/v1/messages/batches?limit=0",
-        None,
-        &[],
-        900.0,
-    );
-    assert_eq!(st, 400);
+    // Each bound named as the API names it (the SDKs show the message as it is).
+    for (query, want) in [
+        ("0", "greater than or equal to 1"),
+        ("1001", "less than or equal to 1000"),
+        ("-1", "greater than or equal to 1"),
+    ] {
+        let path = format!("/v1/messages/batches?limit={query}");
+        let (st, e) = call(&mut s, "GET", &path, None, &[], 900.0);
+        let m = e["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            st == 400 && m.starts_with("limit: Input should be") && m.contains(want),
+            "{m}"
+        );
+    }
 }
 
 #[test]
@@ -618,6 +623,20 @@ fn openai_bad_input() {
         json!({ "purpose": "batch", "bytes": 200 * 1024 * 1024 + 1, "content": "", "lines": [] });
     let (st, e) = call(&mut s, "POST", "/v1/files", Some(big), &[], 0.0);
     assert_eq!((st, e["error"]["param"].as_str()), (400, Some("file")));
+    let odd = json!({ "purpose": "batches", "filename": "in.jsonl", "bytes": 3, "content": "{}\n", "lines": [{}] });
+    let (st, e) = call(&mut s, "POST", "/v1/files", Some(odd), &[], 0.0);
+    assert_eq!(
+        (
+            st,
+            e["error"]["param"].as_str(),
+            e["error"]["code"].as_str()
+        ),
+        (400, Some("purpose"), Some("invalid_value"))
+    );
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Invalid value: 'batches'. Supported values are: 'assistants', 'batch',"));
     let (st, e) = call(&mut s, "GET", "/v1/batches/batch_nope", None, &[], 0.0);
     assert_eq!(
         (st, e["error"]["message"].as_str()),
