@@ -1,11 +1,11 @@
 // The demo page: reads the form, runs the batch (edgebatch alone, or the naive fan-out and then
 // edgebatch on the same documents), and draws both as they happen. Everything runs in this
 // page; the simulator is a real HTTP server (the Worker's /sim, or any URL given).
-import init, { BatchProcessor } from './pkg/edgebatch.js';
+import init, { BatchProcessor, summarize } from './pkg/edgebatch.js';
 import { Histogram, LimitChart, Timeline } from './charts.js';
 import { downloadJsonl, ResultsTable } from './results.js';
 import { RunRecord, runEdgebatch, runNaive } from './runs.js';
-import { sampleDocuments } from './sample.js';
+import { sampleDocuments, sharedSystemPrompt } from './sample.js';
 import * as extract from './extract.js';
 
 const $ = (id) => document.getElementById(id);
@@ -15,6 +15,8 @@ const table = new ResultsTable($('rows'));
 /** The runs of the last Run: [{ record, panel }]. */
 let runs = [];
 let controller = null;
+/** Prices the naive run's replies (set once the wasm is loaded). */
+let pricer = null;
 
 function setStatus(state, text) {
   status.dataset.state = state;
@@ -23,6 +25,9 @@ function setStatus(state, text) {
 }
 
 const secs = (ms) => `${(ms / 1000).toFixed(1)} s`;
+const dollars = (usd) => `$${usd.toFixed(4)}`;
+const times = (n) => (n === 1 ? 'once' : `${n} times`);
+const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 // ---- the form ----
 
@@ -147,21 +152,56 @@ function makePanel(record, title, lede) {
   };
 }
 
-function drawPanel({ record, panel }) {
+/**
+ * What the run's results cost so far: the library's `summarize(results).cost` (the sum of each
+ * result's `usd`, in whole pico-dollars), worked out again only when results arrived.
+ */
+function costOf(run) {
+  const { record } = run;
+  if (run.cost?.results !== record.order.length) {
+    const { cost } = summarize(record.order.map((i) => record.results[i]));
+    run.cost = { results: record.order.length, usd: cost.usd, unpriced: cost.unpriced };
+  }
+  return run.cost;
+}
+
+function drawPanel(run) {
+  const { record, panel } = run;
   const c = record.counts;
   const progress = panel.node.querySelector('progress');
   progress.max = record.total;
   progress.value = c.done;
   panel.node.querySelector('.fraction').textContent = `${c.done} / ${record.total}`;
+  const cost = costOf(run);
+  const shown = {
+    time: secs(record.now()),
+    usd: cost.unpriced > 0 ? `${dollars(cost.usd)} (+${cost.unpriced} unpriced)` : dollars(cost.usd),
+    cacheWrites: String(record.cache.writes),
+    cacheReads: String(record.cache.reads),
+  };
   for (const dd of panel.node.querySelectorAll('[data-count]')) {
     const key = dd.dataset.count;
-    dd.textContent = key === 'time' ? secs(record.now()) : String(c[key]);
+    dd.textContent = shown[key] ?? String(c[key]);
   }
   panel.timeline.render(record);
   panel.limits.render(record, panel.timeline.span);
   panel.histogram.render(record);
   panel.node.classList.toggle('running', record.running);
   panel.node.querySelector('.verdict').textContent = verdict(record);
+  panel.node.querySelector('.spent').textContent = spent(run);
+}
+
+/** What the finished run cost, and what the prompt cache did, in a sentence. */
+function spent(run) {
+  const { record } = run;
+  if (record.startedAt === null || record.running || record.counts.ok === 0) return '';
+  const { usd, unpriced } = costOf(run);
+  const { ok } = record.counts;
+  const { writes, reads } = record.cache;
+  const replies = ok === 1 ? 'Its 1 reply' : `Its ${ok} replies`;
+  const each = unpriced > 0 ? `${unpriced} of them unpriced: no price for their model` : `$${(usd / ok).toFixed(6)} a reply`;
+  const cache = writes + reads > 0 ? ` The prompt cache was written ${times(writes)} and read ${times(reads)}.` : '';
+  return `${replies} cost ${dollars(usd)} (${each}).${cache}`;
 }
 
 function verdict(record) {
@@ -193,10 +233,13 @@ function showResultsOf(name) {
 
 // ---- a run ----
 
-function summary(record) {
+function summary(run) {
+  const { record } = run;
   const c = record.counts;
   const moved = c.fallbacks > 0 ? `, ${c.fallbacks} fallbacks` : '';
-  return `${record.name}: ${c.ok} of ${record.total} ok, ${c.failed} failed, ${c.cancelled} cancelled, ${c.retries} retries${moved}, ${c.r429} × 429, ${secs(record.now())}`;
+  const { writes, reads } = record.cache;
+  const cache = writes + reads > 0 ? ` (cache: ${plural(writes, 'write')}, ${plural(reads, 'read')})` : '';
+  return `${record.name}: ${c.ok} of ${record.total} ok, ${c.failed} failed, ${c.cancelled} cancelled, ${c.retries} retries${moved}, ${c.r429} × 429, ${secs(record.now())}, ${dollars(costOf(run).usd)}${cache}`;
 }
 
 async function run(event) {
@@ -207,9 +250,14 @@ async function run(event) {
     return;
   }
   const model = models().first;
+  // One system block for every request, marked as a cache breakpoint: the shared prefix.
+  const system = $('shared-system').checked
+    ? [{ type: 'text', text: sharedSystemPrompt(), cache_control: { type: 'ephemeral' } }]
+    : undefined;
   const bodies = docs.map((d) => ({
     model,
     max_tokens: num('max-tokens'),
+    ...(system && { system }),
     messages: [{ role: 'user', content: `Summarize in one sentence: ${d}` }],
   }));
   const compare = form.elements.mode.value === 'compare' && api() === 'sim';
@@ -256,7 +304,7 @@ async function run(event) {
       await runNaive({
         url: `${naiveBase}/v1/messages`,
         headers: { 'content-type': 'application/json', 'x-api-key': 'sim-demo-key', 'anthropic-version': '2023-06-01' },
-        bodies, record: naive, signal,
+        bodies, record: naive, signal, price: priceReply,
       });
     }
     if (!signal.aborted) {
@@ -274,7 +322,7 @@ async function run(event) {
       eb.finish();
     }
     const word = signal.aborted ? 'Cancelled' : 'Done';
-    setStatus(signal.aborted ? 'cancelled' : 'done', `${word}. ${runs.map(({ record }) => summary(record)).join(' · ')}. Every document has a row below.`);
+    setStatus(signal.aborted ? 'cancelled' : 'done', `${word}. ${runs.map(summary).join(' · ')}. Every document has a row below.`);
   } catch (err) {
     for (const { record } of runs) if (record.running) record.finish();
     setStatus('error', `Could not run: ${err.message}`);
@@ -284,6 +332,15 @@ async function run(event) {
     controller = null;
     frame();
   }
+}
+
+/**
+ * What a Messages reply cost at the library's prices: `map()` puts `usd` on a value that is a
+ * Message (its `model` and `usage`), from the same table edgebatch's own results are priced by.
+ */
+async function priceReply(reply) {
+  const [priced] = await pricer.map([reply], (r) => r);
+  return priced.usd;
 }
 
 // ---- start ----
@@ -303,6 +360,8 @@ async function start() {
   $('sim-url').value = await simulatorHere() ? location.origin : 'http://127.0.0.1:8787';
   $('docs').value = sampleDocuments(50);
   countDocuments();
+  const prompt = sharedSystemPrompt();
+  $('system-size').textContent = `${prompt.length.toLocaleString('en')} characters (about ${Math.ceil(prompt.length / 4).toLocaleString('en')} tokens at 4 characters a token)`;
   syncForm();
   $('docs').addEventListener('input', countDocuments);
   $('sample').addEventListener('click', () => {
@@ -328,6 +387,7 @@ async function start() {
     setStatus('error', `Could not load edgebatch's WebAssembly (pkg/): ${err.message}. Build it with \`make build\`.`);
     return;
   }
+  pricer = new BatchProcessor({ concurrency: 10000, maxRetries: 0 });
   $('run').disabled = false;
   setStatus('idle', 'Ready. Press Run.');
 }

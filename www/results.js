@@ -63,6 +63,8 @@ export class ResultsTable {
     cell(row, text);
     cell(row, r ? String(r.attempts) : '');
     cell(row, r ? `${Math.round(r.elapsedMs)} ms` : '');
+    // The result's own `usd` (edgebatch's, or the library's price of a naive reply), to the micro-dollar.
+    cell(row, r?.usd === undefined ? '' : `$${r.usd.toFixed(6)}`);
     cell(row, servedBy(r));
     const full = r === null ? '' : r.ok ? (r.value?.text ?? '') : r.error.message;
     cell(row, full.length > TEXT_CHARS ? `${full.slice(0, TEXT_CHARS)}…` : full, full.length > TEXT_CHARS ? full : '');

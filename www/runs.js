@@ -32,6 +32,8 @@ export class RunRecord {
     /** Indexes in the order their results arrived. */
     this.order = [];
     this.counts = { done: 0, ok: 0, failed: 0, cancelled: 0, inFlight: 0, retries: 0, fallbacks: 0, r429: 0, limit: null, limitReason: null };
+    /** What the prompt cache did, from the successful replies' usage: replies that wrote an entry, that read one. */
+    this.cache = { writes: 0, reads: 0 };
     /** performance.now() at begin(); null until then (drawn empty). */
     this.startedAt = null;
     this.endedAt = null;
@@ -107,9 +109,16 @@ export class RunRecord {
     this.results[r.index] = r;
     this.order.push(r.index);
     this.counts.done += 1;
-    if (r.ok) this.counts.ok += 1;
-    else if (r.error.kind === 'aborted') this.counts.cancelled += 1;
-    else this.counts.failed += 1;
+    if (r.ok) {
+      this.counts.ok += 1;
+      const usage = r.value?.reply?.usage;
+      if (usage?.cache_creation_input_tokens > 0) this.cache.writes += 1;
+      if (usage?.cache_read_input_tokens > 0) this.cache.reads += 1;
+    } else if (r.error.kind === 'aborted') {
+      this.counts.cancelled += 1;
+    } else {
+      this.counts.failed += 1;
+    }
   }
 
   /** Ends the run: attempts still open (a cancelled run) end as aborted at this moment. */
@@ -174,8 +183,10 @@ export async function runEdgebatch({ BatchProcessor, options, bodies, record, si
  * @param {object[]} args.bodies
  * @param {RunRecord} args.record
  * @param {AbortSignal} args.signal Cancel (the naive code itself has none; the page needs it)
+ * @param {(reply: object) => Promise<number | undefined>} args.price what a reply cost, in dollars
+ *   (the page's watching too: the naive code itself counts no cost)
  */
-export async function runNaive({ url, headers, bodies, record, signal }) {
+export async function runNaive({ url, headers, bodies, record, signal, price }) {
   record.begin();
   const elapsed = () => record.now();
   const call = async (body, index) => {
@@ -199,7 +210,11 @@ export async function runNaive({ url, headers, bodies, record, signal }) {
     }
     record.attemptEnd(index, 1, record.now(), 'ok', res.status);
     const text = reply.content?.map((b) => b.text ?? '').join('') ?? '';
-    record.result({ index, ok: true, value: { text }, attempts: 1, elapsedMs: elapsed() });
+    const elapsedMs = elapsed();
+    // The result in edgebatch's shape (value.reply, usage, usd), so both are counted alike.
+    const usage = { inputTokens: reply.usage?.input_tokens ?? 0, outputTokens: reply.usage?.output_tokens ?? 0 };
+    const usd = await price(reply);
+    record.result({ index, ok: true, value: { text, reply }, attempts: 1, elapsedMs, usage, ...(usd !== undefined && { usd }) });
     return text;
   };
   const calls = bodies.map(call);

@@ -39,3 +39,27 @@ export function sampleDocument(n) {
 export function sampleDocuments(count) {
   return Array.from({ length: count }, (_, i) => sampleDocument(i + 1)).join('\n');
 }
+
+/**
+ * The shared system prompt of the prompt-caching option: a house style for the summaries,
+ * the same text for every request, long enough for every model's smallest cacheable prefix
+ * (4,096 tokens for Haiku 4.5 and Opus 4.5; about 6,000 tokens at 4 characters a token, the
+ * simulator's count, so a tokenizer that finds more characters per token still reaches it).
+ */
+export function sharedSystemPrompt() {
+  const rules = [];
+  for (const subject of SUBJECTS) {
+    const name = subject.toLowerCase();
+    for (const event of EVENTS) {
+      rules.push(`If ${name} ${event}, name it first and keep its figures.`);
+    }
+    for (const detail of DETAILS) {
+      rules.push(`When a report on ${name} adds "${detail}", keep it only if the sentence has room.`);
+    }
+  }
+  return [
+    'You summarize short reports for a regional newsletter. Follow this house style exactly.',
+    'Write one sentence, in the past tense, with no preamble and no quotation marks.',
+    ...rules.map((r, i) => `Rule ${i + 1}. ${r}`),
+  ].join('\n');
+}

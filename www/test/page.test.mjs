@@ -83,8 +83,9 @@ function rows(page) {
     cls: tr.className,
     status: tr.children[1].textContent,
     attempts: Number(tr.children[2].textContent || 0),
-    servedBy: tr.children[4].textContent,
-    text: tr.children[5].textContent,
+    cost: tr.children[4].textContent,
+    servedBy: tr.children[5].textContent,
+    text: tr.children[6].textContent,
   })));
 }
 
@@ -104,6 +105,7 @@ function panel(page, run) {
       byOutcome,
       bins: p.querySelectorAll('svg.histogram rect.bin').length,
       verdict: p.querySelector('.verdict').textContent,
+      spent: p.querySelector('.spent').textContent,
     };
   });
 }
@@ -319,6 +321,45 @@ describe('the demo page on the Worker (workerd) in headless Chromium', { timeout
       assert.ok((await rows(page)).every((r) => r.cls === 'ok'));
 
       await page.screenshot({ path: `${ARTIFACTS}demo-compare.png`, fullPage: true });
+    });
+  });
+
+  test('Shared system prompt on, naive vs edgebatch: naive writes the cache entry many times, edgebatch once and reads it; edgebatch costs less; axe finds nothing', async () => {
+    await withDemo({}, async (page) => {
+      await page.check('#mode-compare');
+      await page.check('#shared-system');
+      await fill(page, { 'max-tokens': 20, 'sim-rpm': 100000, 'sim-latency': 50, 'sim-429': 0, 'sim-529': 0, 'sim-500': 0, 'sim-hang': 0 });
+      await page.click('#run');
+      const end = await finished(page);
+      assert.equal(end.state, 'done', end.text);
+      const naive = await panel(page, 'naive');
+      const eb = await panel(page, 'edgebatch');
+      assert.equal(naive.counts.ok, '50', naive.verdict);
+      assert.equal(eb.counts.ok, '50');
+      const usd = (p) => Number(/^\$(\d+\.\d{4})$/.exec(p.counts.usd)?.[1]);
+      const [naiveWrites, ebWrites] = [naive, eb].map((p) => Number(p.counts.cacheWrites));
+      const [naiveReads, ebReads] = [naive, eb].map((p) => Number(p.counts.cacheReads));
+      const figures = `naive: cache writes ${naiveWrites}, reads ${naiveReads}, ${naive.counts.usd}; edgebatch: cache writes ${ebWrites}, reads ${ebReads}, ${eb.counts.usd}`;
+      assert.equal(ebWrites, 1, figures);
+      assert.equal(ebReads, 49, figures);
+      assert.ok(naiveWrites > 1, figures);
+      assert.equal(naiveWrites + naiveReads, 50, figures);
+      assert.ok(usd(eb) > 0 && usd(eb) < usd(naive), figures);
+      assert.match(eb.spent, /^Its 50 replies cost \$\d+\.\d{4} \(\$\d+\.\d{6} a reply\)\. The prompt cache was written once and read 49 times\.$/);
+      assert.match(naive.spent, new RegExp(`The prompt cache was written ${naiveWrites} times and read ${naiveReads} times\\.$`));
+      assert.match(end.text, /edgebatch: 50 of 50 ok, .*\$\d+\.\d{4} \(cache: 1 write, 49 reads\)/);
+
+      // Each row's dollars, and they add up to the panel's (summarize's) figure.
+      for (const run of ['naive', 'edgebatch']) {
+        await page.selectOption('#results-of', run);
+        const table = await rows(page);
+        assert.ok(table.every((r) => /^\$\d+\.\d{6}$/.test(r.cost)), JSON.stringify(table.map((r) => r.cost)));
+        const total = sum(table.map((r) => Number(r.cost.slice(1))));
+        assert.ok(Math.abs(total - usd(run === 'naive' ? naive : eb)) < 0.0001, `${run}: rows add up to ${total}`);
+      }
+      console.log(`prompt caching, 50 documents: ${figures}`);
+      assert.deepEqual(await axe(page), [], 'axe after a compare run with the shared system prompt');
+      await page.screenshot({ path: `${ARTIFACTS}demo-cache.png`, fullPage: true });
     });
   });
 
