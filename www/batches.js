@@ -1,7 +1,9 @@
 // The batches page: the token's stored batches on this Worker (/v1/batches, same origin), polled
 // while one is in progress and the page is visible; cancel, results download, a small create.
 // Rows are updated in place, never rebuilt: a button that has the keyboard focus keeps it.
-import { clockTime, createBody, describeRate, describeStatus, describeWaiting, RateMeter, shortId, totals } from './batches-format.js';
+// The words (status, waiting, dollars, route) come from batches-format.js; this file is the DOM.
+import { clockTime, createBody, describeCost, describeRate, describeRoute, describeStatus, describeWaiting, fieldOf, FieldError, RateMeter, shortId,
+  totals, usd } from './batches-format.js';
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'edgebatch.token';
@@ -82,6 +84,14 @@ function button(text, label, onClick) {
   return b;
 }
 
+/** A line of its own in a cell. */
+function line(parent, className) {
+  const el = document.createElement('span');
+  el.className = className;
+  parent.append(el);
+  return el;
+}
+
 /** A row for batch `id`, empty until `fill`. */
 function makeRow(id) {
   const row = document.createElement('tr');
@@ -95,7 +105,7 @@ function makeRow(id) {
   created.className = 'created';
   head.append(name, created);
   const cells = { head, created };
-  for (const key of ['status', 'progress', 'succeeded', 'errored', 'canceled', 'expired', 'processing', 'rate', 'waiting', 'actions']) {
+  for (const key of ['status', 'progress', 'cost', 'route', 'succeeded', 'errored', 'canceled', 'expired', 'processing', 'rate', 'waiting', 'actions']) {
     cells[key] = cell(row);
     cells[key].dataset.col = key;
   }
@@ -103,11 +113,16 @@ function makeRow(id) {
   const fraction = document.createElement('span');
   fraction.className = 'fraction';
   cells.progress.append(bar, fraction);
+  const cost = { spent: line(cells.cost, 'spent'), cap: line(cells.cost, 'cap'), unknown: line(cells.cost, 'unknown') };
+  const how = line(cells.route, 'how');
+  const pbs = document.createElement('ul');
+  pbs.className = 'provider-batches';
+  cells.route.append(pbs);
   const download = button('Download', `Download results of ${shortId(id)}`, () => downloadResults(id));
   const cancel = button('Cancel', `Cancel ${shortId(id)}`, () => cancelBatch(id));
   cancel.className = 'danger';
   cells.actions.append(cancel, download);
-  return { row, cells, bar, fraction, cancel, download, meter: new RateMeter(), status: null, waiting: '' };
+  return { row, cells, bar, fraction, cost, how, pbs, cancel, download, meter: new RateMeter(), status: null, waiting: '' };
 }
 
 /** Brings `entry`'s row up to date with `batch`, touching only what changed. */
@@ -131,6 +146,17 @@ function fill(entry, batch, now) {
   set(cells.rate, running ? describeRate(entry.meter.rate()) : '—');
   const waiting = running ? describeWaiting(batch.edgebatch?.waiting) : '';
   set(cells.waiting, waiting);
+  const cost = describeCost(batch);
+  set(entry.cost.spent, cost ? cost.spent : '—');
+  set(entry.cost.cap, cost?.cap ?? '');
+  set(entry.cost.unknown, cost?.unknown ?? '');
+  const route = describeRoute(batch.edgebatch);
+  set(entry.how, route.how);
+  if (entry.pbs.children.length !== route.batches.length) {
+    entry.pbs.replaceChildren(...route.batches.map(() => document.createElement('li')));
+  }
+  route.batches.forEach((text, i) => set(entry.pbs.children[i], text));
+  entry.pbs.hidden = route.batches.length === 0;
   const cancelable = batch.processing_status === 'in_progress';
   if (entry.cancel.hidden === cancelable) {
     // Hiding the focused Cancel would drop the focus to the page: hand it to Download.
@@ -143,7 +169,8 @@ function fill(entry, batch, now) {
   if (entry.status === null) {
     // first look: nothing to announce
   } else if (entry.status !== batch.processing_status) {
-    news.push(`${shortId(batch.id)} ${describeStatus(batch)}: ${c.succeeded} succeeded, ${c.errored} errored, ${c.canceled} canceled, ${c.expired} expired.`);
+    news.push(`${shortId(batch.id)} ${describeStatus(batch)}: ${c.succeeded} succeeded, ${c.errored} errored, ${c.canceled} canceled, ${c.expired} expired.` +
+      (cost && batch.processing_status === 'ended' ? ` Cost ${cost.spent}.` : ''));
   } else if (waiting && !entry.waiting) {
     news.push(`${shortId(batch.id)} is ${waiting}.`);
   }
@@ -276,25 +303,41 @@ async function createBatch() {
     $('token').focus();
     return;
   }
+  for (const el of Object.values(FIELDS)) el.removeAttribute('aria-invalid');
   let made;
   try {
-    made = createBody($('create-body').value);
+    made = createBody($('create-body').value, { completionWindow: FIELDS.completionWindow.value, maxCostUsd: FIELDS.maxCostUsd.value });
     if (new Blob([made.body]).size > MAX_CREATE_BYTES) {
       throw new Error('over 1 MiB: this page sends small batches; send larger ones with the CLI or POST /v1/batches (NDJSON)');
     }
   } catch (err) {
     setStatus('error', `Not sent: ${err.message}`);
+    if (err instanceof FieldError) markInvalid(err.field);
     return;
   }
   setStatus('idle', `Sending a batch of ${made.count} request${made.count === 1 ? '' : 's'}…`);
   try {
     const batch = await (await api('POST', '/v1/batches', { body: made.body, type: made.type })).json();
-    setStatus('idle', `Created ${shortId(batch.id)} with ${made.count} request${made.count === 1 ? '' : 's'}.`);
+    const how = [made.options.completionWindow && `a ${made.options.completionWindow} window`,
+      made.options.maxCostUsd !== undefined && `a cap of ${usd(made.options.maxCostUsd)}`].filter(Boolean);
+    setStatus('idle', `Created ${shortId(batch.id)} with ${made.count} request${made.count === 1 ? '' : 's'}${how.length ? `, ${how.join(' and ')}` : ''}.`);
     newerPages.length = 0;
     await showPage(null, { count: false });
   } catch (err) {
     failed('Creating the batch', err);
+    // The Worker's 400 names the option: the form field that set it is marked too.
+    const field = err instanceof ApiError && err.status === 400 ? fieldOf(err.message) : null;
+    if (field && made.options[field] !== undefined) markInvalid(field);
   }
+}
+
+/** The create form's option fields, by the option each one sets. */
+const FIELDS = { completionWindow: $('completion-window'), maxCostUsd: $('max-cost') };
+
+/** Marks a form field refused (the status says why) and puts the keyboard there. */
+function markInvalid(field) {
+  FIELDS[field].setAttribute('aria-invalid', 'true');
+  FIELDS[field].focus();
 }
 
 function sample() {
@@ -344,6 +387,7 @@ $('newer').addEventListener('click', () => {
 });
 
 $('create-submit').addEventListener('click', createBatch);
+for (const el of Object.values(FIELDS)) el.addEventListener('input', () => el.removeAttribute('aria-invalid'));
 $('sample').addEventListener('click', sample);
 
 document.addEventListener('visibilitychange', () => {
