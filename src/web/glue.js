@@ -208,10 +208,12 @@ export async function readBody(response, maxBytes, truncate, secrets, stream) {
     }
     text += decoder.decode();
   }
+  // After a stream is put together: a secret echoed back may come split across two deltas.
+  if (stream) text = messageFromEvents(text, max);
   for (const secret of secrets) {
     if (text.includes(secret)) text = text.split(secret).join("[redacted]");
   }
-  return stream ? messageFromEvents(text, max) : text;
+  return text;
 }
 
 // Each text delta of a stream wraps a few words in ~100 bytes of event.

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { BatchProcessor } from './load.mjs';
-import { messageFromEvents } from '../../src/web/glue.js';
+import { messageFromEvents, readBody } from '../../src/web/glue.js';
 import { startSimServer } from '../../js/sim-server.mjs';
 import { startServer } from '../support/server.mjs';
 
@@ -80,6 +80,20 @@ describe('messageFromEvents', () => {
       ['content_block_delta', { index: 0, delta: { type: 'odd_delta', parts: [1] } }]]);
     apiError(messageFromEvents(odd, MB), /content delta of type "odd_delta"/);
   });
+});
+
+test('readBody: a key echoed back split across two deltas is scrubbed; a JSON reply to a stream ask is read as it is', async () => {
+  const key = 'sk-ant-api03-SECRET';
+  const text = sse([['message_start', start], ['content_block_start', { index: 0, content_block: { type: 'text', text: '' } }],
+    ['content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'your key is sk-ant-' } }],
+    ['content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'api03-SECRET, and again sk-ant-api03-SECRET' } }],
+    ['content_block_stop', { index: 0 }], ...end]);
+  const events = new Response(text, { headers: { 'content-type': 'text/event-stream; charset=utf-8' } });
+  const message = JSON.parse(await readBody(events, MB, false, [key], true));
+  assert.equal(message.content[0].text, 'your key is [redacted], and again [redacted]');
+  const json = JSON.stringify({ type: 'message', content: [{ type: 'text', text: `echo ${key}` }] });
+  const plain = new Response(json, { headers: { 'content-type': 'application/json' } });
+  assert.equal(await readBody(plain, MB, false, [key], true), json.replace(key, '[redacted]'));
 });
 
 describe('a primer streamed on the simulator', { timeout: 30_000 }, () => {
