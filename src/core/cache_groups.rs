@@ -121,7 +121,10 @@ impl<'a> Grouping<'a> {
             return true;
         }
         if *g.primer.get_or_insert(index) == index {
-            priming.set(Some(index));
+            // A call of one item has nobody to release: its request goes as it is.
+            if self.keys.len() > 1 {
+                priming.set(Some(index));
+            }
             return true;
         }
         g.held.push(index);

@@ -122,6 +122,12 @@ describe('a primer streamed on the simulator', { timeout: 30_000 }, () => {
       assert.equal(primer.value.usage.outputTokens, primer.value.reply.usage.output_tokens);
       assert.ok(primer.value.usage.outputTokens > 1, 'output tokens from message_delta, not message_start');
       assert.ok(primer.usd > rest[0].usd, 'the write is priced');
+      // A call of one request has nobody waiting on it: sent as it is.
+      const one = new BatchProcessor({ provider: { name: 'anthropic', apiKey: 'sk-ant-test', baseUrl: sim.url } });
+      const [alone] = await one.run([request(9)]);
+      one.free();
+      assert.ok(alone.ok);
+      assert.equal(sim.sim.stats().streams, 1);
     } finally {
       await sim.close();
     }
