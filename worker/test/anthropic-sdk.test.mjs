@@ -12,7 +12,9 @@ import { ROOMY_TOKEN } from './batches-client.mjs';
 
 const OTHER_TOKEN = 'other-sdk-caller-3b9d21';
 /** The Worker's own simulator, quick and without faults: the SDK's behaviour is what is tested here. */
-const SIM = { seed: 5, minuteMs: 60_000, requestsPerMinute: 100_000, latency: { baseMs: 5, perOutputTokenMs: 0, jitterMs: 5 }, faults: {} };
+const SIM = { seed: 5, minuteMs: 60_000, requestsPerMinute: 100_000, latency: { baseMs: 5, perOutputTokenMs: 0, jitterMs: 5 }, faults: {},
+  // Its Message Batches (a batch routed there by completionWindow) end within a second.
+  batches: { delayMs: 200, spreadMs: 300 } };
 const MODEL = 'claude-haiku-4-5';
 const ask = (i) => ({ model: MODEL, max_tokens: 16, messages: [{ role: 'user', content: `Summarize document ${i}.` }] });
 
@@ -30,6 +32,7 @@ describe('worker: the Anthropic SDK against {worker}/anthropic', { timeout: 90_0
       EDGEBATCH_SIM: 'on',
       EDGEBATCH_SIM_CONFIG: JSON.stringify(SIM),
       EDGEBATCH_BATCH_ALARM_MS: '300',
+      EDGEBATCH_PROVIDER_POLL_MS: '300',
       EDGEBATCH_TOKENS: `other:${createHash('sha256').update(OTHER_TOKEN).digest('hex')}`,
     });
     baseURL = new URL('/anthropic', worker.url).href;
@@ -91,6 +94,37 @@ describe('worker: the Anthropic SDK against {worker}/anthropic', { timeout: 90_0
     // The permit was held while the stream ran and given back when it ended.
     await new Promise((r) => setTimeout(r, 100));
     assert.equal((await limiterStats()).inFlight, 0);
+  });
+
+  test('Message Batches with an edgebatch-options header: completionWindow sends them to the provider\'s Batch API at half the price; a bad header is a 400 naming it', async () => {
+    const requests = [0, 1, 2].map((i) => ({ custom_id: `w${i}`, params: ask(i) }));
+    const options = { headers: { 'edgebatch-options': JSON.stringify({ completionWindow: '24h' }) } };
+    const created = await client.messages.batches.create({ requests }, options);
+    let batch = created;
+    for (const until = Date.now() + 30_000; batch.processing_status !== 'ended';) {
+      assert.ok(Date.now() < until, `not ended: ${JSON.stringify(batch.request_counts)}`);
+      await new Promise((r) => setTimeout(r, 200));
+      batch = await client.messages.batches.retrieve(created.id);
+    }
+    assert.equal(batch.request_counts.succeeded, 3);
+    const lines = [];
+    for await (const line of await client.messages.batches.results(created.id)) lines.push(line);
+    assert.deepEqual(lines.map((l) => [l.custom_id, l.result.type]).sort(), [['w0', 'succeeded'], ['w1', 'succeeded'], ['w2', 'succeeded']]);
+    // The engine's view of the same batch: its provider batch, and the discount.
+    const res = await fetch(new URL(`/v1/batches/${created.id.replace('msgbatch_', 'batch_')}`, worker.url), { headers: { authorization: `Bearer ${TOKEN}` } });
+    const view = await res.json();
+    assert.equal(view.edgebatch.completionWindow, '24h');
+    assert.deepEqual(view.edgebatch.providerBatches.map((p) => p.items), [3]);
+    assert.ok(view.edgebatch.cost.usd > 0);
+    assert.ok(Math.abs(view.edgebatch.cost.usd * 2 - view.edgebatch.cost.usdIfRealtime) < 1e-9, JSON.stringify(view.edgebatch.cost));
+
+    for (const bad of ['24h', '{"completionWindow":"3 days"}']) {
+      await assert.rejects(client.messages.batches.create({ requests }, { headers: { 'edgebatch-options': bad } }), (err) => {
+        assert.ok(err instanceof Anthropic.BadRequestError, `${err?.constructor?.name}: ${err?.message}`);
+        assert.match(err.message, bad === '24h' ? /the edgebatch-options header must be a JSON object/ : /completionWindow/);
+        return true;
+      });
+    }
   });
 
   test('Message Batches: create, poll, results: every custom_id once, typed', async () => {

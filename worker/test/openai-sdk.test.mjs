@@ -15,7 +15,9 @@ import { checkInput } from '../src/openai/jsonl.js';
 const OTHER_TOKEN = 'other-openai-caller-7c1e44';
 const FILLER_TOKEN = 'filler-openai-caller-2b9d05';
 /** The Worker's own simulator, quick and without faults: the SDK's behaviour is what is tested here. */
-const SIM = { seed: 7, minuteMs: 60_000, requestsPerMinute: 100_000, latency: { baseMs: 5, perOutputTokenMs: 0, jitterMs: 5 }, faults: {} };
+const SIM = { seed: 7, minuteMs: 60_000, requestsPerMinute: 100_000, latency: { baseMs: 5, perOutputTokenMs: 0, jitterMs: 5 }, faults: {},
+  // Its Batch API (a batch routed there by completionWindow) ends within a second.
+  batches: { delayMs: 200, spreadMs: 300 } };
 const MODEL = 'gpt-4o-mini';
 const ask = (i) => ({ model: MODEL, max_completion_tokens: 16, messages: [{ role: 'user', content: `Summarize document ${i}.` }] });
 /** One batch input line. */
@@ -37,6 +39,7 @@ describe('worker: the OpenAI SDK against {worker}/openai/v1', { timeout: 90_000 
       EDGEBATCH_SIM: 'on',
       EDGEBATCH_SIM_CONFIG: JSON.stringify(SIM),
       EDGEBATCH_BATCH_ALARM_MS: '300',
+      EDGEBATCH_PROVIDER_POLL_MS: '300',
       EDGEBATCH_TOKENS: [['other', OTHER_TOKEN], ['filler', FILLER_TOKEN]].map(([name, t]) => `${name}:${createHash('sha256').update(t).digest('hex')}`).join(','),
     });
     baseURL = new URL('/openai/v1', worker.url).href;
@@ -62,6 +65,26 @@ describe('worker: the OpenAI SDK against {worker}/openai/v1', { timeout: 90_000 
     return batch;
   };
   const linesOf = async (fileId) => (await (await client.files.content(fileId)).text()).split('\n').filter(Boolean).map((l) => JSON.parse(l));
+
+  test('batches.create with an edgebatch-options header: completionWindow sends it to the provider\'s Batch API at half the price; a bad header is a 400 naming it', async () => {
+    const input = await client.files.create({ file: await jsonl([0, 1, 2].map((i) => line(`w${i}`, ask(i)))), purpose: 'batch' });
+    const args = { input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: '24h' };
+    const created = await client.batches.create(args, { headers: { 'edgebatch-options': JSON.stringify({ completionWindow: '24h' }) } });
+    const batch = await poll(created.id, (b) => b.status === 'completed');
+    assert.deepEqual(batch.request_counts, { total: 3, completed: 3, failed: 0 });
+    assert.deepEqual((await linesOf(batch.output_file_id)).map((l) => [l.custom_id, l.response.status_code]).sort(), [['w0', 200], ['w1', 200], ['w2', 200]]);
+    // The engine's view of the same batch: its provider batch, and the discount.
+    const view = await (await fetch(new URL(`/v1/batches/${created.id}`, worker.url), { headers: { authorization: `Bearer ${TOKEN}` } })).json();
+    assert.equal(view.edgebatch.completionWindow, '24h');
+    assert.deepEqual(view.edgebatch.providerBatches.map((p) => p.items), [3]);
+    assert.ok(Math.abs(view.edgebatch.cost.usd * 2 - view.edgebatch.cost.usdIfRealtime) < 1e-9, JSON.stringify(view.edgebatch.cost));
+
+    await assert.rejects(client.batches.create(args, { headers: { 'edgebatch-options': '[1]' } }), (err) => {
+      assert.ok(err instanceof OpenAI.BadRequestError, `${err?.constructor?.name}: ${err?.message}`);
+      assert.match(err.message, /the edgebatch-options header must be a JSON object/);
+      return true;
+    });
+  });
 
   test('chat.completions.create: a realtime call through the account limiter; the upstream\'s own errors come back as they are', async () => {
     const before = (await limiterStats().catch(() => ({ granted: 0 }))).granted;

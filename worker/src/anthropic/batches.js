@@ -10,7 +10,7 @@
 // Ids: the engine's `batch_<64 hex>` is `msgbatch_<the same hex>` here, so every id maps both
 // ways without a table. A batch of another token is a 404, as on /v1/batches.
 import { allow, badRequest, HttpError, jsonResponse } from '../http.js';
-import { directoryOf, handleBatches, viewsOf } from '../batches/index.js';
+import { directoryOf, handleBatches, headerOptions, viewsOf } from '../batches/index.js';
 import { anthropicType } from './errors.js';
 
 const NATIVE = /^batch_([0-9a-f]{64})$/;
@@ -74,7 +74,9 @@ function engine(c, parts, url = c.url) {
 
 /** @param {Ctx} c */
 async function create(c) {
-  const fixed = { header: { provider: c.header }, fields: new Set(['requests']), shape: '{ requests }' };
+  // /v1/batches' options (completionWindow, maxCostUsd, ...) ride in a header: the body is Anthropic's.
+  const options = headerOptions(c.request);
+  const fixed = { header: { provider: c.header, ...(options && { options }) }, fields: new Set(['requests']), shape: '{ requests }' };
   let res;
   try {
     res = await handleBatches(c.request, c.url, [], c.env, c.config, c.caller.name, c.redact, fixed);

@@ -149,6 +149,32 @@ async function create(request, url, env, config, owner, directory, fixed) {
   return jsonResponse(201, await ledger.start());
 }
 
+/** The header a provider-format route's create takes `options` from (its body is the API's own). */
+export const OPTIONS_HEADER = 'edgebatch-options';
+
+/**
+ * A provider-format create's `options` (../anthropic/, ../openai/): the JSON object in its
+ * `edgebatch-options` header, validated later as /v1/batches' `options` are, or undefined
+ * without one. The official SDKs send it unchanged (a client's `defaultHeaders`, or a call's
+ * `headers` option), e.g. `{"completionWindow":"24h","maxCostUsd":20}`.
+ * @param {Request} request
+ * @returns {Record<string, unknown> | undefined}
+ */
+export function headerOptions(request) {
+  const raw = request.headers.get(OPTIONS_HEADER);
+  if (raw === null) return undefined;
+  let v;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    v = undefined;
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+    throw badRequest(`the ${OPTIONS_HEADER} header must be a JSON object of /v1/batches options, like {"completionWindow":"24h"}; got ${JSON.stringify(raw.slice(0, 60))}`);
+  }
+  return v;
+}
+
 /**
  * Validates `{ provider?, options? }` into what the ledger keeps (never an API key).
  * @param {Header} header @param {any} env @param {Config} config @param {string} origin @param {string} owner

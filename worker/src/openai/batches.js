@@ -12,7 +12,7 @@
 // (`cancelling` if it was cancelled), then `completed`, `cancelled` or `expired`. A list never
 // writes them (a page of 100 ended batches would be 100 finalizings in one request).
 import { allow, HttpError, jsonResponse, readCappedText } from '../http.js';
-import { handleBatches, viewsOf } from '../batches/index.js';
+import { handleBatches, headerOptions, viewsOf } from '../batches/index.js';
 import { invalid } from './errors.js';
 import { noSuchFile } from './files.js';
 import { ENDPOINTS, fileLine, toRequests } from './jsonl.js';
@@ -82,6 +82,8 @@ async function startFinalizing(c, bucket, { meta, etag }, endedMs) {
 
 /** @param {Ctx} c @param {Bucket} bucket */
 async function create(c, bucket) {
+  // /v1/batches' options (completionWindow, maxCostUsd, ...) ride in a header: the body is OpenAI's.
+  const options = headerOptions(c.request);
   const body = await readJsonBody(c);
   for (const key of Object.keys(body)) {
     if (!CREATE_FIELDS.includes(key)) throw invalid(`unknown parameter ${JSON.stringify(key)} (expected ${CREATE_FIELDS.join(', ')})`, key);
@@ -102,7 +104,7 @@ async function create(c, bucket) {
 
   // The file, streamed, as the engine's NDJSON with the fixed provider header; an SDK retry
   // (its Idempotency-Key) finds the batch its first try made.
-  const requests = toRequests(file.body, c.header, endpoint);
+  const requests = toRequests(file.body, { provider: c.header, ...(options && { options }) }, endpoint);
   const key = c.request.headers.get('idempotency-key');
   const headers = { 'content-type': 'application/x-ndjson', ...(key !== null && { 'idempotency-key': key }) };
   const engineUrl = new URL('/v1/batches', c.url);

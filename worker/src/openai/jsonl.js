@@ -5,7 +5,7 @@
 //                endpoint this Worker does not run, a custom_id seen before, one request more
 //                than a batch may hold)
 //   toRequests   at batch create: the stored file, streamed, as the engine's NDJSON: a header
-//                line with the fixed provider, then `{ custom_id, params }` for each line (a
+//                line with the fixed provider (and the create's options), then `{ custom_id, params }` for each line (a
 //                blank line stays blank, so the engine's line n is the file's line n - 1)
 // What the engine checks itself (the item rules, custom_id's characters, the sizes) it names by
 // its line, which `fileLine` turns back into the file's.
@@ -66,12 +66,13 @@ export function checkInput(bytes, maxRequests) {
 /**
  * The engine's NDJSON for a stored input file.
  * @param {ReadableStream<Uint8Array>} file
- * @param {object} provider the fixed provider header (upstream.js)
+ * @param {{ provider: object, options?: object }} header its first line: the fixed provider
+ *   (upstream.js), and the options of the create's edgebatch-options header
  * @param {string} endpoint the batch's endpoint: every line must name it
  * @returns {{ body: ReadableStream<Uint8Array>, fault: () => unknown }} `fault`: what stopped the
  *   stream, if anything (the engine, reading it as a request body, may see another error)
  */
-export function toRequests(file, provider, endpoint) {
+export function toRequests(file, header, endpoint) {
   const encoder = new TextEncoder();
   const lines = linesOf(file);
   let began = false;
@@ -94,7 +95,7 @@ export function toRequests(file, provider, endpoint) {
   async function step(controller) {
     if (!began) {
       began = true;
-      controller.enqueue(encoder.encode(`${JSON.stringify({ provider })}\n`));
+      controller.enqueue(encoder.encode(`${JSON.stringify(header)}\n`));
       return;
     }
     const next = await lines.next();
