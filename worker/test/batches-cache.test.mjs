@@ -100,6 +100,8 @@ describe('worker: prompt caching in /v1/batches', { timeout: 60_000 }, () => {
     const realtime = warm.lines.filter((l) => l.edgebatch.route === 'realtime');
     assert.deepEqual(realtime.map((l) => l.custom_id), ['t0'], 'the group\'s first item is its primer, served realtime');
     assert.equal(realtime[0].result.message.usage.cache_creation_input_tokens, TOKENS);
+    // Warmed for a provider batch, the entry lives an hour (the requests named no lifetime).
+    assert.deepEqual(realtime[0].result.message.usage.cache_creation, { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: TOKENS });
     const batched = warm.lines.filter((l) => l.edgebatch.route === 'provider_batch');
     assert.equal(batched.length, 19);
     assert.deepEqual(count(batched), { writes: 0, reads: 19 });
@@ -110,6 +112,8 @@ describe('worker: prompt caching in /v1/batches', { timeout: 60_000 }, () => {
     const cold = await windowBatch(sim, { cacheAware: false });
     assert.ok(cold.lines.every((l) => l.edgebatch.route === 'provider_batch'));
     const c = count(cold.lines);
+    const written = cold.lines.filter((l) => l.result.message.usage.cache_creation_input_tokens > 0);
+    assert.ok(written.every((l) => l.result.message.usage.cache_creation.ephemeral_5m_input_tokens === TOKENS), 'cold: the default 5 minutes');
     console.log(`# 20 items to the provider batch: warmed 1 write (realtime) + 19 reads; cold ${c.writes} writes, ${c.reads} reads; ` +
       `usd warmed ${usd(warm.lines)}, cold ${usd(cold.lines)}`);
     assert.ok(c.writes >= 5, `${c.writes} writes`);
