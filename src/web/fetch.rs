@@ -14,9 +14,11 @@ use crate::error::{ErrorKind, Failure};
 use crate::providers::http::{failure_from_reply, redirect_failure};
 use crate::redact::Secrets;
 
-#[wasm_bindgen]
+#[wasm_bindgen(module = "/src/web/glue.js")]
 extern "C" {
-    #[wasm_bindgen(catch, js_name = fetch)]
+    /// The global `fetch` (glue.js `fetchOnce`: a prompt-cache primer's stream refused is
+    /// asked again as its caller wrote it).
+    #[wasm_bindgen(catch, js_name = fetchOnce)]
     fn global_fetch(url: &str, init: &RequestInit) -> Result<Promise, JsValue>;
 }
 

@@ -219,10 +219,22 @@ export async function readBody(response, maxBytes, truncate, secrets, stream) {
 // Each text delta of a stream wraps a few words in ~100 bytes of event.
 const STREAM_BYTES = 8;
 
-// A request body as JSON text with `"stream": true` added (the body itself is the caller's).
-// A prompt-cache primer's (src/web/provider.rs provider_request).
-export function streamedBody(body) {
-  return JSON.stringify({ ...body, stream: true });
+// A prompt-cache primer's request (src/web/provider.rs provider_request): its body with
+// `"stream": true` added (the body itself is the caller's), the body as the caller wrote it
+// kept beside it for an upstream that refuses the stream (fetchOnce).
+export function streamed(init, body) {
+  init.plain = init.body;
+  init.body = JSON.stringify({ ...body, stream: true });
+}
+
+// The global fetch (looked up at each call). A primer's request (`init.plain`, above) refused
+// with a 4xx that is no reason to wait (an upstream that takes no `stream`) goes once more as
+// its caller wrote it: at worst the same refusal, one request later.
+export async function fetchOnce(url, init) {
+  const res = await fetch(url, init);
+  if (init.plain === undefined || res.status < 400 || res.status > 499 || res.status === 408 || res.status === 429) return res;
+  res.body?.cancel().catch(() => {});
+  return fetch(url, { ...init, body: init.plain, plain: undefined });
 }
 
 // A Messages API stream (the server-sent events of `stream: true`) put back together as the

@@ -95,12 +95,7 @@ pub fn provider_request(
     provider
         .check_request(&JsJson(body.clone()))
         .map_err(invalid)?;
-    let json = if stream {
-        streamed_body(body).map(Into::into)
-    } else {
-        JSON::stringify(body)
-    }
-    .map_err(|e| not_json("the request body", &e))?;
+    let json = JSON::stringify(body).map_err(|e| not_json("the request body", &e))?;
     let headers = Headers::new().map_err(|_| invalid("Headers is not available"))?;
     for (name, value) in &endpoint.headers {
         headers
@@ -111,6 +106,9 @@ pub fn provider_request(
     init.set_method("POST");
     init.set_headers(&headers);
     init.set_body(&json);
+    if stream {
+        streamed(&init, body).map_err(|e| not_json("the request body", &e))?;
+    }
     init.set_signal(Some(signal));
     // Never follow: the key would go along to wherever the redirect points.
     set(&init, "redirect", "manual");
@@ -163,8 +161,8 @@ pub fn provider_value(
 
 #[wasm_bindgen(module = "/src/web/glue.js")]
 extern "C" {
-    #[wasm_bindgen(js_name = streamedBody, catch)]
-    fn streamed_body(body: &JsValue) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(catch)]
+    fn streamed(init: &RequestInit, body: &JsValue) -> Result<(), JsValue>;
 }
 
 /// `{ inputTokens, outputTokens }`.

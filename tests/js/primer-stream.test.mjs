@@ -9,6 +9,7 @@ import { BatchProcessor } from './load.mjs';
 import { messageFromEvents, readBody } from '../../src/web/glue.js';
 import { startSimServer } from '../../js/sim-server.mjs';
 import { startServer } from '../support/server.mjs';
+import http from 'node:http';
 
 const sse = (events) => events.map(([type, data]) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`).join('');
 const start = {
@@ -146,6 +147,35 @@ describe('a primer streamed on the simulator', { timeout: 30_000 }, () => {
       assert.deepEqual(log.map((l) => l.body?.stream === true), [true, false, false], 'the primer, first, asked for a stream');
     } finally {
       await srv.close();
+    }
+  });
+
+  test('an upstream that refuses `stream` (a 400): the primer is asked again as written, in the same attempt', async () => {
+    const seen = [];
+    const server = http.createServer((req, res) => {
+      let raw = '';
+      req.on('data', (c) => { raw += c; });
+      req.on('end', () => {
+        const body = JSON.parse(raw);
+        seen.push(body.stream === true);
+        const [status, reply] = body.stream
+          ? [400, { type: 'error', error: { type: 'invalid_request_error', message: 'stream: Extra inputs are not permitted' } }]
+          : [200, { id: 'msg_x', type: 'message', role: 'assistant', model: body.model, content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn',
+            stop_sequence: null, usage: { input_tokens: 3000, output_tokens: 1 } }];
+        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(reply));
+      });
+    });
+    await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+    try {
+      const bp = new BatchProcessor({ concurrency: 8, maxRetries: 0, provider: { name: 'anthropic', apiKey: 'sk-ant-test', baseUrl: `http://127.0.0.1:${server.address().port}` } });
+      const results = await bp.run([0, 1, 2].map(request));
+      bp.free();
+      assert.ok(results.every((r) => r.ok), JSON.stringify(results.map((r) => r.error)));
+      assert.deepEqual(results.map((r) => r.attempts), [1, 1, 1]);
+      assert.deepEqual(seen, [true, false, false, false], 'the stream refused, then the primer and the rest as written');
+    } finally {
+      server.closeAllConnections();
+      await new Promise((ok) => server.close(ok));
     }
   });
 

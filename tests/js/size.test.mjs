@@ -50,7 +50,7 @@ import { gzipSync } from 'node:zlib';
 // -0.17 KB and `--gufa` -0.06 KB; two `VecDeque`s as `Vec`s -0.11 KB); issue 24's prompt-cache
 // key left out for a prefix too short to be cached +0.09 KB: 74,791); issue 24's primer sent
 // as a stream (the batch notes which start primes, `CacheGroups::began` gives only it a signal,
-// its request asks for `stream`; the events are put together in JS, glue.js) +0.15 KB: 74,975,
+// its request asks for `stream`; the events are put together in JS, glue.js) +0.15 KB: 74,968,
 // at issue 25's cap of 75,000 (the next feature pays for itself); and the simulator's own wasm
 // (issue 10's capacity model +0.5 KB: 32,566).
 const BUDGETS = [
@@ -76,7 +76,7 @@ const BUDGETS = [
   // `replyCost` / `costBound` (the Worker prices lines and holds with the one price table),
   // 83,590 with issue 25's third pass (minified names -2.7 KB, -Os -0.2 KB, the library's cuts),
   // 81,586 with its fourth (the library's cuts, the closure shims emptied, wasm-opt's flags),
-  // 81,729 with issue 24's primer sent as a stream.
+  // 81,720 with issue 24's primer sent as a stream.
   ['worker/pkg/edgebatch_bg.wasm', 81_750],
 ];
 
