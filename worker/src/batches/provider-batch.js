@@ -86,7 +86,8 @@ const KEY_PAGE = 500;
  * Whether a batch's prefix groups are warmed before they go to the provider: Anthropic's API
  * (its cache_control marks; OpenAI caches on its own with no write price) and `cacheAware` not
  * false. Whatever `cacheTtl`: see WARM_MIN_GROUP and worker/README.md for when it pays.
- * @param {import('./ledger-sql.js').BatchConfig} c
+ * @param {{ provider: { name: string }, options: { cacheAware?: boolean } }} c a BatchConfig, or
+ *   the parts of one at create (routes.js: the 1-hour default of a warmed batch)
  */
 export function warmsCache(c) {
   return c.provider.name === 'anthropic' && c.options.cacheAware !== false;

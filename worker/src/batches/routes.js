@@ -18,7 +18,7 @@ import { ledgerOf } from './consumer.js';
 import { fingerprinted, idempotencyKey, replay } from './idempotency.js';
 import { DEFAULT_LIMITER_CONCURRENCY, describeSettings, limiterName } from './limiter.js';
 import { remotePermits } from './permits.js';
-import { BATCH_PROVIDERS, HANDBACK_SHARE, parseWindow } from './provider-batch.js';
+import { BATCH_PROVIDERS, HANDBACK_SHARE, parseWindow, warmsCache } from './provider-batch.js';
 
 const BATCH_OPTIONS = new Set(['limiterKey', 'rateLimit', 'limiterConcurrency', 'completionWindow', 'maxCostUsd', 'cacheAware', 'cacheTtl']);
 /** The largest options.maxCostUsd (the library's own bound on maxCostUsd). */
@@ -227,7 +227,7 @@ async function batchMeta(header, env, config, origin, owner, limits) {
   // A warmed provider batch's requests run minutes to hours after its primer wrote the shared
   // prefix (Anthropic advises the 1-hour cache for batches): unless the batch names a lifetime,
   // its cache_control blocks without one get "1h" (one write at 2x instead of 1.25x, per group).
-  const warmed = window.completionWindowMs !== undefined && provider.name === 'anthropic' && options.cacheAware !== false;
+  const warmed = window.completionWindowMs !== undefined && warmsCache({ provider, options });
   const cacheTtl = raw.cacheTtl === undefined && warmed ? '1h' : cacheTtlOf(raw.cacheTtl, provider.name);
   // Request errors first; the Worker's missing key (a 500) only for a valid request.
   if (missingKey) throw missingKey;
